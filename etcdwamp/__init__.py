@@ -1,0 +1,36 @@
+"""etcdwamp: an async etcd3 client for Twisted, persistent maps, and a WAMP component."""
+
+from .wire import (
+    CompCreated,
+    CompLease,
+    CompModified,
+    CompValue,
+    CompVersion,
+    KeySet,
+    KeyValue,
+    OpDel,
+    OpGet,
+    OpSet,
+    SortOrder,
+    SortTarget,
+    Transaction,
+)
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "CompCreated",
+    "CompLease",
+    "CompModified",
+    "CompValue",
+    "CompVersion",
+    "KeySet",
+    "KeyValue",
+    "OpDel",
+    "OpGet",
+    "OpSet",
+    "SortOrder",
+    "SortTarget",
+    "Transaction",
+    "__version__",
+]

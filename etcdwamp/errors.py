@@ -1,0 +1,206 @@
+"""The one exception tree of etcdwamp.
+
+Everything the library raises on purpose derives from :class:`EtcdError`.
+Bad input is both an :class:`EtcdError` and a built-in ``ValueError`` (via
+:class:`InvalidRequest`) so callers may catch either; wrong *types* (``str``
+where ``bytes`` is required) raise the plain built-in ``TypeError``, as Python
+code is expected to.
+
+A transaction whose compares fail is **not** an exception: it is a normal
+:class:`~etcdwamp.wire.TxnResult` with ``succeeded == False``, because the
+failure branch is part of what the caller asked etcd to do.
+
+::
+
+    EtcdError
+     +-- InvalidRequest (also ValueError)      bad input, caught before or by etcd
+     +-- TransportError                        the request did not get a clean answer
+     |    +-- ConnectFailed                    never reached any server: safe to retry
+     |    +-- OutcomeUnknown                   may have been applied
+     |         +-- RequestTimeout
+     |         +-- ConnectionLost
+     +-- ProtocolError                         the gateway sent something unparseable
+     +-- ServerError                           etcd answered with a gRPC status
+          +-- InvalidArgument (also InvalidRequest)
+          |    +-- RequestTooLarge, TooManyOps, DuplicateKey, EmptyKey
+          +-- OutOfRange
+          |    +-- RevisionCompacted, FutureRevision
+          +-- NotFound
+          |    +-- LeaseNotFound
+          +-- PermissionDenied, Unauthenticated, Unavailable, DeadlineExceeded,
+              FailedPrecondition, ResourceExhausted, Unimplemented, Internal, ...
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "ConnectFailed",
+    "ConnectionLost",
+    "DeadlineExceeded",
+    "DuplicateKey",
+    "EmptyKey",
+    "EtcdError",
+    "FailedPrecondition",
+    "FutureRevision",
+    "Internal",
+    "InvalidArgument",
+    "InvalidRequest",
+    "LeaseNotFound",
+    "NotFound",
+    "OutOfRange",
+    "OutcomeUnknown",
+    "PermissionDenied",
+    "ProtocolError",
+    "RequestTimeout",
+    "RequestTooLarge",
+    "ResourceExhausted",
+    "RevisionCompacted",
+    "ServerError",
+    "TooManyOps",
+    "TransportError",
+    "Unauthenticated",
+    "Unavailable",
+    "Unimplemented",
+]
+
+
+class EtcdError(Exception):
+    """Base class of every error etcdwamp raises on purpose."""
+
+
+class InvalidRequest(EtcdError, ValueError):
+    """The request is invalid (detected by etcdwamp before sending, or by etcd)."""
+
+
+class TransportError(EtcdError):
+    """The HTTP exchange with the gateway failed before a complete answer arrived."""
+
+    def __init__(self, message: str, *, endpoint: str | None = None) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+
+
+class ConnectFailed(TransportError):
+    """No connection could be made: the request provably never reached a server.
+
+    Raised only after every configured endpoint was tried.
+    """
+
+
+class OutcomeUnknown(TransportError):
+    """The request was sent but no answer arrived: a write may or may not have been applied."""
+
+
+class RequestTimeout(OutcomeUnknown):
+    """No complete answer arrived within the client's ``timeout``."""
+
+
+class ConnectionLost(OutcomeUnknown):
+    """The connection broke after the request was sent."""
+
+
+class ProtocolError(EtcdError):
+    """The gateway answered with something that is not a valid etcd response."""
+
+
+class ServerError(EtcdError):
+    """etcd answered a request with an error status.
+
+    :ivar code: the gRPC status code (``3`` = INVALID_ARGUMENT, ...)
+    :ivar message: etcd's message, e.g. ``"etcdserver: request is too large"``
+    :ivar http_status: the HTTP status of the gateway answer, ``None`` when the
+        error was detected by etcdwamp before sending
+    """
+
+    grpc_code: ClassVar[int] = 2  # UNKNOWN
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        http_status: int | None = None,
+        details: tuple[Any, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = self.grpc_code if code is None else code
+        self.http_status = http_status
+        self.details = details
+
+    def __str__(self) -> str:
+        return f"{self.message} (gRPC code {self.code})"
+
+
+class InvalidArgument(ServerError, InvalidRequest):
+    grpc_code = 3
+
+
+class RequestTooLarge(InvalidArgument):
+    """The request exceeds etcd's request size limit (``--max-request-bytes``, 1.5 MiB)."""
+
+
+class TooManyOps(InvalidArgument):
+    """A transaction has more operations than etcd allows (``--max-txn-ops``, 128)."""
+
+
+class DuplicateKey(InvalidArgument):
+    """A transaction writes the same key twice in one branch."""
+
+
+class EmptyKey(InvalidArgument):
+    """A request names the empty key, which etcd does not allow."""
+
+
+class DeadlineExceeded(ServerError):
+    grpc_code = 4
+
+
+class NotFound(ServerError):
+    grpc_code = 5
+
+
+class LeaseNotFound(NotFound):
+    """The lease named by the request does not exist (expired or revoked)."""
+
+
+class PermissionDenied(ServerError):
+    grpc_code = 7
+
+
+class ResourceExhausted(ServerError):
+    grpc_code = 8
+
+
+class FailedPrecondition(ServerError):
+    grpc_code = 9
+
+
+class OutOfRange(ServerError):
+    grpc_code = 11
+
+
+class RevisionCompacted(OutOfRange):
+    """The requested revision has been compacted away."""
+
+
+class FutureRevision(OutOfRange):
+    """The requested revision is newer than the store's current revision."""
+
+
+class Unimplemented(ServerError):
+    grpc_code = 12
+
+
+class Internal(ServerError):
+    grpc_code = 13
+
+
+class Unavailable(ServerError):
+    grpc_code = 14
+
+
+class Unauthenticated(ServerError):
+    grpc_code = 16

@@ -1,0 +1,82 @@
+"""Turn a gateway error answer (HTTP status + body) into a typed exception.
+
+Two body shapes exist:
+
+- etcd 3.4 (grpc-gateway v1): ``{"error": "...", "code": 3, "message": "..."}``
+- etcd 3.5+ (grpc-gateway v2, ``google.rpc.Status``):
+  ``{"code": 3, "message": "...", "details": []}``
+
+Anything else (an HTML 404, an empty body from a proxy) still becomes a
+:class:`~etcdwamp.errors.ServerError` with a code derived from the HTTP status.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .. import errors as e
+
+__all__ = ["error_from_response"]
+
+_BY_CODE: dict[int, type[e.ServerError]] = {
+    cls.grpc_code: cls
+    for cls in (
+        e.InvalidArgument, e.DeadlineExceeded, e.NotFound, e.PermissionDenied,
+        e.ResourceExhausted, e.FailedPrecondition, e.OutOfRange, e.Unimplemented,
+        e.Internal, e.Unavailable, e.Unauthenticated,
+    )
+}
+
+# etcd's error messages are its stable API (rpctypes); match them without the
+# "etcdserver: " / "mvcc: " prefix so either spelling works.
+_BY_MESSAGE: tuple[tuple[str, type[e.ServerError]], ...] = (
+    ("required revision has been compacted", e.RevisionCompacted),
+    ("required revision is a future revision", e.FutureRevision),
+    ("too many operations in txn request", e.TooManyOps),
+    ("duplicate key given in txn request", e.DuplicateKey),
+    ("request is too large", e.RequestTooLarge),
+    ("received message larger than max", e.RequestTooLarge),
+    ("key is not provided", e.EmptyKey),
+    ("requested lease not found", e.LeaseNotFound),
+)
+
+# What a gRPC code becomes when the gateway only gave us an HTTP status.
+_CODE_BY_HTTP = {
+    400: 3, 401: 16, 403: 7, 404: 5, 408: 4, 409: 10, 412: 9, 429: 8,
+    500: 13, 501: 12, 503: 14, 504: 4,
+}
+
+
+def error_from_response(http_status: int, body: bytes) -> e.ServerError:
+    """The exception for a non-200 gateway answer (returned, not raised)."""
+    code: int | None = None
+    message = ""
+    details: tuple[Any, ...] = ()
+    try:
+        parsed = json.loads(body) if body else None
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict):
+        raw_code = parsed.get("code")
+        if isinstance(raw_code, int) and not isinstance(raw_code, bool):
+            code = raw_code
+        for name in ("message", "error"):
+            value = parsed.get(name)
+            if isinstance(value, str) and value:
+                message = value
+                break
+        raw_details = parsed.get("details")
+        if isinstance(raw_details, list):
+            details = tuple(raw_details)
+    if not message:
+        text = body[:200].decode("utf-8", "replace").strip()
+        message = f"HTTP {http_status}" + (f": {text}" if text else "")
+    if code is None:
+        code = _CODE_BY_HTTP.get(http_status, 2)
+    cls = _BY_CODE.get(code, e.ServerError)
+    for needle, specific in _BY_MESSAGE:
+        if needle in message:
+            cls = specific
+            break
+    return cls(message, code=code, http_status=http_status, details=details)

@@ -1,0 +1,317 @@
+"""Frozen dataclasses for gateway responses, and the parsers that build them.
+
+Each parser takes the decoded JSON object of a 200 answer. The gateway omits
+every field that holds its default (0, false, empty), so a missing field is
+never an error here; a field of the wrong type is a :class:`ProtocolError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ProtocolError
+from .encoding import get_bool, get_bytes, get_int
+
+__all__ = [
+    "CompactResult",
+    "DeleteResult",
+    "Header",
+    "KeyValue",
+    "LeaseGrantResult",
+    "LeaseInfo",
+    "LeaseRevokeResult",
+    "PutResult",
+    "RangeResult",
+    "StatusResult",
+    "TxnResult",
+    "parse_compact",
+    "parse_delete",
+    "parse_header",
+    "parse_key_value",
+    "parse_put",
+    "parse_range",
+    "parse_status",
+    "parse_txn",
+]
+
+JSON = Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    cluster_id: int
+    member_id: int
+    revision: int
+    raft_term: int
+
+
+@dataclass(frozen=True, slots=True)
+class KeyValue:
+    key: bytes
+    value: bytes
+    create_revision: int
+    mod_revision: int
+    version: int
+    lease: int
+
+
+@dataclass(frozen=True, slots=True)
+class RangeResult:
+    header: Header
+    kvs: tuple[KeyValue, ...]
+    more: bool
+    count: int
+
+    @property
+    def revision(self) -> int:
+        """The store revision the range was served at."""
+        return self.header.revision
+
+    @property
+    def first(self) -> KeyValue | None:
+        return self.kvs[0] if self.kvs else None
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    header: Header
+    prev_kv: KeyValue | None
+
+    @property
+    def revision(self) -> int:
+        """The revision this put created."""
+        return self.header.revision
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteResult:
+    header: Header
+    deleted: int
+    prev_kvs: tuple[KeyValue, ...]
+
+    @property
+    def revision(self) -> int:
+        return self.header.revision
+
+
+@dataclass(frozen=True, slots=True)
+class TxnResult:
+    """``succeeded`` tells which branch ran; ``responses`` has one result per op of it."""
+
+    header: Header
+    succeeded: bool
+    responses: tuple[OpResult, ...]
+
+    @property
+    def revision(self) -> int:
+        return self.header.revision
+
+
+OpResult = RangeResult | PutResult | DeleteResult | TxnResult
+
+
+@dataclass(frozen=True, slots=True)
+class CompactResult:
+    header: Header
+
+
+@dataclass(frozen=True, slots=True)
+class StatusResult:
+    header: Header
+    version: str
+    db_size: int
+    leader: int
+    raft_index: int
+    raft_term: int
+    raft_applied_index: int
+    db_size_in_use: int
+    is_learner: bool
+    errors: tuple[str, ...]
+
+    @property
+    def revision(self) -> int:
+        return self.header.revision
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseGrantResult:
+    header: Header
+    id: int
+    ttl: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRevokeResult:
+    header: Header
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseInfo:
+    """TimeToLive answer: ``ttl`` is -1 once the lease has expired or was revoked."""
+
+    header: Header
+    id: int
+    ttl: int
+    granted_ttl: int
+    keys: tuple[bytes, ...]
+
+
+def _obj(value: Any, what: str) -> JSON:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ProtocolError(f"{what} should be a JSON object, got {value!r}")
+    return value
+
+
+def _list(value: Any, what: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ProtocolError(f"{what} should be a JSON array, got {value!r}")
+    return value
+
+
+def parse_header(obj: JSON) -> Header:
+    h = _obj(obj.get("header"), "header")
+    return Header(
+        cluster_id=get_int(h, "cluster_id"),
+        member_id=get_int(h, "member_id"),
+        revision=get_int(h, "revision"),
+        raft_term=get_int(h, "raft_term"),
+    )
+
+
+def parse_key_value(obj: JSON) -> KeyValue:
+    obj = _obj(obj, "kv")
+    return KeyValue(
+        key=get_bytes(obj, "key"),
+        value=get_bytes(obj, "value"),
+        create_revision=get_int(obj, "create_revision"),
+        mod_revision=get_int(obj, "mod_revision"),
+        version=get_int(obj, "version"),
+        lease=get_int(obj, "lease"),
+    )
+
+
+def _kvs(obj: JSON, name: str) -> tuple[KeyValue, ...]:
+    return tuple(parse_key_value(kv) for kv in _list(obj.get(name), name))
+
+
+def parse_range(obj: JSON) -> RangeResult:
+    return RangeResult(
+        header=parse_header(obj),
+        kvs=_kvs(obj, "kvs"),
+        more=get_bool(obj, "more"),
+        count=get_int(obj, "count"),
+    )
+
+
+def parse_put(obj: JSON) -> PutResult:
+    prev = obj.get("prev_kv")
+    return PutResult(
+        header=parse_header(obj),
+        prev_kv=None if prev is None else parse_key_value(prev),
+    )
+
+
+def parse_delete(obj: JSON) -> DeleteResult:
+    return DeleteResult(
+        header=parse_header(obj),
+        deleted=get_int(obj, "deleted"),
+        prev_kvs=_kvs(obj, "prev_kvs"),
+    )
+
+
+def _parse_op_response(obj: JSON, outer: Header) -> OpResult:
+    obj = _obj(obj, "response op")
+    # Inner responses of a txn carry no header of their own on the gateway in
+    # some versions; the txn's header is the one that applies to all of them.
+    for name, parse in (
+        ("response_range", parse_range),
+        ("response_put", parse_put),
+        ("response_delete_range", parse_delete),
+    ):
+        if name in obj:
+            inner = dict(_obj(obj[name], name))
+            inner.setdefault("header", _header_json(outer))
+            return parse(inner)
+    if "response_txn" in obj:
+        inner = dict(_obj(obj["response_txn"], "response_txn"))
+        inner.setdefault("header", _header_json(outer))
+        return parse_txn(inner)
+    raise ProtocolError(f"unknown txn response op: {sorted(obj)}")
+
+
+def _header_json(h: Header) -> dict[str, str]:
+    return {
+        "cluster_id": str(h.cluster_id),
+        "member_id": str(h.member_id),
+        "revision": str(h.revision),
+        "raft_term": str(h.raft_term),
+    }
+
+
+def parse_txn(obj: JSON) -> TxnResult:
+    header = parse_header(obj)
+    return TxnResult(
+        header=header,
+        succeeded=get_bool(obj, "succeeded"),
+        responses=tuple(
+            _parse_op_response(r, header) for r in _list(obj.get("responses"), "responses")
+        ),
+    )
+
+
+def parse_compact(obj: JSON) -> CompactResult:
+    return CompactResult(header=parse_header(obj))
+
+
+def _str(obj: JSON, name: str) -> str:
+    raw = obj.get(name)
+    if raw is None:
+        return ""
+    if not isinstance(raw, str):
+        raise ProtocolError(f"field {name!r} should be a string, got {raw!r}")
+    return raw
+
+
+def parse_status(obj: JSON) -> StatusResult:
+    errors = _list(obj.get("errors"), "errors")
+    return StatusResult(
+        header=parse_header(obj),
+        version=_str(obj, "version"),
+        db_size=get_int(obj, "dbSize") or get_int(obj, "db_size"),
+        leader=get_int(obj, "leader"),
+        raft_index=get_int(obj, "raftIndex") or get_int(obj, "raft_index"),
+        raft_term=get_int(obj, "raftTerm") or get_int(obj, "raft_term"),
+        raft_applied_index=(get_int(obj, "raftAppliedIndex")
+                            or get_int(obj, "raft_applied_index")),
+        db_size_in_use=get_int(obj, "dbSizeInUse") or get_int(obj, "db_size_in_use"),
+        is_learner=get_bool(obj, "isLearner") or get_bool(obj, "is_learner"),
+        errors=tuple(str(e) for e in errors),
+    )
+
+
+def parse_lease_grant(obj: JSON) -> LeaseGrantResult:
+    if obj.get("error"):
+        raise ProtocolError(f"lease grant failed: {obj['error']}")
+    return LeaseGrantResult(header=parse_header(obj), id=get_int(obj, "ID"),
+                            ttl=get_int(obj, "TTL"))
+
+
+def parse_lease_revoke(obj: JSON) -> LeaseRevokeResult:
+    return LeaseRevokeResult(header=parse_header(obj))
+
+
+def parse_lease_info(obj: JSON) -> LeaseInfo:
+    keys = tuple(get_bytes({"k": k}, "k") for k in _list(obj.get("keys"), "keys"))
+    return LeaseInfo(
+        header=parse_header(obj),
+        id=get_int(obj, "ID"),
+        ttl=get_int(obj, "TTL"),
+        granted_ttl=get_int(obj, "grantedTTL"),
+        keys=keys,
+    )
