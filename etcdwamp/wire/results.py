@@ -227,8 +227,8 @@ def parse_delete(obj: JSON) -> DeleteResult:
 
 def _parse_op_response(obj: JSON, outer: Header) -> OpResult:
     obj = _obj(obj, "response op")
-    # Inner responses of a txn carry no header of their own on the gateway in
-    # some versions; the txn's header is the one that applies to all of them.
+    # Inner responses of a txn carry at most a partial header (revision only);
+    # the txn's header is the one that applies to all of them.
     for name, parse in (
         ("response_range", parse_range),
         ("response_put", parse_put),
@@ -236,11 +236,11 @@ def _parse_op_response(obj: JSON, outer: Header) -> OpResult:
     ):
         if name in obj:
             inner = dict(_obj(obj[name], name))
-            inner.setdefault("header", _header_json(outer))
+            inner["header"] = _header_json(outer)
             return parse(inner)
     if "response_txn" in obj:
         inner = dict(_obj(obj["response_txn"], "response_txn"))
-        inner.setdefault("header", _header_json(outer))
+        inner["header"] = _header_json(outer)
         return parse_txn(inner)
     raise ProtocolError(f"unknown txn response op: {sorted(obj)}")
 

@@ -1,0 +1,436 @@
+"""Floor 2: the Twisted etcd3 client over the JSON gateway.
+
+The transport is injected: by default a treq ``HTTPClient`` over an ``Agent``
+with its own persistent :class:`~twisted.web.client.HTTPConnectionPool`; tests
+pass ``http_client=treq.testing.StubTreq(resource)``. All request building and
+answer parsing happens in :mod:`etcdwamp.wire`.
+
+Failover and the outcome of writes
+----------------------------------
+With several endpoints, a request goes to the endpoint that answered last; if
+no connection can be made to it, the next one is tried, for every kind of
+request, since such a request provably never reached etcd. When a request
+*was* sent but no answer came (timeout, connection lost after sending, an
+``Unavailable`` answer), only idempotent requests (ranges, status, read-only
+transactions) are retried on the next endpoint. A write in that situation
+raises :class:`~etcdwamp.errors.OutcomeUnknown`: it may or may not have been
+applied, and the caller decides (read back, or guard the retry with a
+transaction compare on the mod revision).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from typing import Any, ParamSpec, Protocol, TypeVar, cast
+
+import treq
+from twisted.internet import defer
+from twisted.internet import error as ierror
+from twisted.internet.defer import Deferred
+from twisted.web import _newclient
+from twisted.web.client import Agent, HTTPConnectionPool, ResponseFailed
+
+from . import errors
+from .wire import (
+    DEFAULT_MAX_REQUEST_BYTES,
+    DEFAULT_MAX_TXN_OPS,
+    CompactResult,
+    DeleteResult,
+    KeySet,
+    KeyValue,
+    LeaseGrantResult,
+    LeaseInfo,
+    LeaseRevokeResult,
+    PutResult,
+    RangeResult,
+    Request,
+    SortOrder,
+    SortTarget,
+    StatusResult,
+    Transaction,
+    TxnResult,
+    as_keyset,
+    check_size,
+    compact_request,
+    delete_request,
+    error_from_response,
+    lease_grant_request,
+    lease_revoke_request,
+    lease_ttl_request,
+    put_request,
+    range_request,
+    status_request,
+    txn_request,
+)
+
+__all__ = ["Client", "HTTPClientLike"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+#: gateway prefixes tried in order: etcd 3.4+, 3.3, 3.2
+API_PREFIXES = ("/v3", "/v3beta", "/v3alpha")
+
+_JSON_HEADERS = {b"Content-Type": [b"application/json"]}
+
+# Failures that prove the request never left this process.
+_NOT_SENT = (
+    ierror.ConnectError,  # includes ConnectionRefusedError, TCP/DNS failures
+    ierror.DNSLookupError,
+    ierror.TimeoutError,  # the Agent's connect timeout
+    ierror.ConnectingCancelledError,
+    _newclient.RequestNotSent,
+)
+
+
+class HTTPClientLike(Protocol):
+    """The part of ``treq.client.HTTPClient`` the client uses."""
+
+    def post(self, url: str, data: bytes, headers: Any) -> Deferred[Any]: ...
+
+
+def _deferred(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Deferred[R]]:
+    """Expose a coroutine method as a Deferred-returning one, so callers can
+    ``await`` it from coroutines and ``yield`` it from ``inlineCallbacks``."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> Deferred[R]:
+        return Deferred.fromCoroutine(fn(*args, **kwargs))
+
+    return wrapper
+
+
+class Client:
+    """An etcd3 client.
+
+    :param reactor: the Twisted reactor (also the clock for timeouts unless ``clock``)
+    :param url: the endpoint, e.g. ``"http://127.0.0.1:2379"``; or use ``endpoints``
+    :param endpoints: several member URLs of one cluster, tried in order on failure
+    :param timeout: seconds for one request and its whole answer (per endpoint)
+    :param connect_timeout: seconds to establish a TCP connection
+    :param pool_size: persistent connections kept per endpoint (bounds concurrency)
+    :param http_client: a treq-style client to use instead of the built-in one
+    :param clock: an ``IReactorTime`` for timeouts (tests pass ``task.Clock``)
+    :param api_prefix: skip detection and use this gateway prefix (e.g. ``"/v3"``)
+    :param max_request_bytes: refuse larger requests before sending (etcd's
+        ``--max-request-bytes``)
+    :param max_txn_ops: refuse larger transactions before sending (etcd's ``--max-txn-ops``)
+    """
+
+    def __init__(
+        self,
+        reactor: Any,
+        url: str | None = None,
+        *,
+        endpoints: Sequence[str] | None = None,
+        timeout: float = 10.0,
+        connect_timeout: float = 5.0,
+        pool_size: int = 64,
+        http_client: HTTPClientLike | None = None,
+        clock: Any = None,
+        api_prefix: str | None = None,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        max_txn_ops: int = DEFAULT_MAX_TXN_OPS,
+    ) -> None:
+        if url is not None and endpoints is not None:
+            raise ValueError("give url or endpoints, not both")
+        urls = [url] if url is not None else list(endpoints or ())
+        if not urls:
+            raise ValueError("no etcd endpoint given (url=... or endpoints=[...])")
+        for u in urls:
+            if not isinstance(u, str):
+                raise TypeError(f"endpoint URLs must be str, not {type(u).__name__}")
+            if not u.startswith(("http://", "https://")):
+                raise ValueError(f"endpoint URL must start with http:// or https://: {u!r}")
+        if timeout <= 0 or connect_timeout <= 0:
+            raise ValueError("timeouts must be positive")
+        if pool_size < 1:
+            raise ValueError("pool_size must be at least 1")
+        if api_prefix is not None and not api_prefix.startswith("/"):
+            raise ValueError(f"api_prefix must start with '/': {api_prefix!r}")
+        self.endpoints: tuple[str, ...] = tuple(u.rstrip("/") for u in urls)
+        self.timeout = timeout
+        self.max_request_bytes = max_request_bytes
+        self.max_txn_ops = max_txn_ops
+        self._reactor = reactor
+        self._clock = clock if clock is not None else reactor
+        self._api_prefix = api_prefix
+        self._prefixes: dict[str, str] = {}
+        self._preferred = 0
+        self._pool: HTTPConnectionPool | None = None
+        if http_client is None:
+            self._pool = HTTPConnectionPool(reactor, persistent=True)  # type: ignore[no-untyped-call]
+            self._pool.maxPersistentPerHost = pool_size
+            agent = Agent(  # type: ignore[no-untyped-call]
+                reactor, connectTimeout=connect_timeout, pool=self._pool
+            )
+            http_client = cast(HTTPClientLike, treq.client.HTTPClient(agent))  # type: ignore[arg-type]
+        self._http: HTTPClientLike = http_client
+
+    # -- transport ----------------------------------------------------------
+
+    @property
+    def endpoint(self) -> str:
+        """The endpoint requests currently go to first."""
+        return self.endpoints[self._preferred]
+
+    def _order(self) -> list[int]:
+        n = len(self.endpoints)
+        return [(self._preferred + i) % n for i in range(n)]
+
+    async def _exchange(self, url: str, body: bytes) -> tuple[int, bytes]:
+        response = await self._http.post(url, data=body, headers=_JSON_HEADERS)
+        content: bytes = await treq.content(response)
+        return int(response.code), content
+
+    async def _post(self, endpoint: str, url: str, body: bytes) -> tuple[int, bytes]:
+        """One HTTP exchange, mapped onto the exception tree."""
+        d = Deferred.fromCoroutine(self._exchange(url, body))
+        d.addTimeout(self.timeout, self._clock)
+        try:
+            return await d
+        except defer.TimeoutError as exc:
+            raise errors.RequestTimeout(
+                f"no answer from {endpoint} within {self.timeout}s", endpoint=endpoint
+            ) from exc
+        except _NOT_SENT as exc:
+            raise errors.ConnectFailed(
+                f"cannot connect to {endpoint}: {exc}", endpoint=endpoint
+            ) from exc
+        except ResponseFailed as exc:
+            reasons = getattr(exc, "reasons", [])
+            if reasons and all(r.check(*_NOT_SENT) for r in reasons):
+                raise errors.ConnectFailed(
+                    f"cannot connect to {endpoint}: {exc}", endpoint=endpoint
+                ) from exc
+            raise errors.ConnectionLost(
+                f"connection to {endpoint} lost before a complete answer: {exc}",
+                endpoint=endpoint,
+            ) from exc
+        except (_newclient.ResponseNeverReceived, ierror.ConnectionLost,
+                ierror.ConnectionDone) as exc:
+            raise errors.ConnectionLost(
+                f"connection to {endpoint} lost before a complete answer: {exc}",
+                endpoint=endpoint,
+            ) from exc
+
+    async def _prefix(self, endpoint: str) -> str:
+        """The gateway prefix of ``endpoint`` (detected once, then cached)."""
+        if self._api_prefix is not None:
+            return self._api_prefix
+        known = self._prefixes.get(endpoint)
+        if known is not None:
+            return known
+        probe = b"{}"
+        last: errors.ServerError | None = None
+        for prefix in API_PREFIXES:
+            status, content = await self._post(
+                endpoint, endpoint + prefix + "/maintenance/status", probe
+            )
+            if status == 200:
+                self._prefixes[endpoint] = prefix
+                return prefix
+            last = error_from_response(status, content)
+            if status not in (404, 501):
+                raise last
+        raise errors.Unimplemented(
+            f"{endpoint} serves none of the etcd v3 gateway prefixes "
+            f"{', '.join(API_PREFIXES)} (last answer: {last})"
+        )
+
+    async def _call(self, request: Request[T]) -> T:
+        check_size(request.size, self.max_request_bytes)
+        body = json.dumps(request.body, separators=(",", ":")).encode("ascii")
+        failures: list[errors.EtcdError] = []
+        for index in self._order():
+            endpoint = self.endpoints[index]
+            try:
+                prefix = await self._prefix(endpoint)
+                status, content = await self._post(endpoint, endpoint + prefix + request.path,
+                                                   body)
+            except errors.ConnectFailed as exc:
+                failures.append(exc)
+                continue
+            except errors.OutcomeUnknown as exc:
+                if request.idempotent and len(self.endpoints) > 1:
+                    failures.append(exc)
+                    continue
+                raise
+            if status != 200:
+                err = error_from_response(status, content)
+                if isinstance(err, errors.Unavailable) and request.idempotent:
+                    failures.append(err)
+                    continue
+                self._preferred = index
+                raise err
+            self._preferred = index
+            try:
+                decoded = json.loads(content)
+            except ValueError as exc:
+                raise errors.ProtocolError(
+                    f"{endpoint} answered 200 with a body that is not JSON: {content[:200]!r}"
+                ) from exc
+            if not isinstance(decoded, dict):
+                raise errors.ProtocolError(f"{endpoint} answered 200 with {decoded!r}")
+            return request.parse(decoded)
+        if all(isinstance(f, errors.ConnectFailed) for f in failures):
+            raise errors.ConnectFailed(
+                "no etcd endpoint reachable: " + "; ".join(str(f) for f in failures)
+            ) from (failures[-1] if failures else None)
+        # Some endpoint took the request without a clean answer: re-raise the
+        # most telling failure (not a ConnectFailed, which would claim "not sent").
+        raise next(f for f in reversed(failures) if not isinstance(f, errors.ConnectFailed))
+
+    @_deferred
+    async def call(self, request: Request[T]) -> T:
+        """Send a prebuilt :class:`~etcdwamp.wire.Request` (for APIs without a method)."""
+        return await self._call(request)
+
+    def close(self) -> Deferred[None]:
+        """Close pooled connections (the client may be used again afterwards)."""
+        if self._pool is None:
+            return defer.succeed(None)
+        d: Deferred[None] = self._pool.closeCachedConnections()  # type: ignore[no-untyped-call]
+        return d
+
+    # -- KV -------------------------------------------------------------------
+
+    @_deferred
+    async def status(self) -> StatusResult:
+        """The status of the member answering (version, db size, leader, revision)."""
+        return await self._call(status_request())
+
+    @_deferred
+    async def get(
+        self,
+        key: bytes | KeySet,
+        *,
+        limit: int = 0,
+        revision: int = 0,
+        sort_order: SortOrder | str = SortOrder.NONE,
+        sort_target: SortTarget | str = SortTarget.KEY,
+        serializable: bool = False,
+        keys_only: bool = False,
+        count_only: bool = False,
+        min_mod_revision: int = 0,
+        max_mod_revision: int = 0,
+        min_create_revision: int = 0,
+        max_create_revision: int = 0,
+    ) -> RangeResult:
+        """Read one key or a :class:`KeySet`. ``0`` means "not set" for every int option.
+
+        :raises RevisionCompacted: ``revision`` was compacted
+        :raises FutureRevision: ``revision`` is newer than the store
+        """
+        return await self._call(range_request(
+            key, limit=limit, revision=revision, sort_order=sort_order,
+            sort_target=sort_target, serializable=serializable, keys_only=keys_only,
+            count_only=count_only, min_mod_revision=min_mod_revision,
+            max_mod_revision=max_mod_revision, min_create_revision=min_create_revision,
+            max_create_revision=max_create_revision,
+        ))
+
+    @_deferred
+    async def put(
+        self,
+        key: bytes,
+        value: bytes,
+        *,
+        lease: int = 0,
+        prev_kv: bool = False,
+        ignore_value: bool = False,
+        ignore_lease: bool = False,
+    ) -> PutResult:
+        """Write ``value`` at ``key``; ``result.revision`` is the new store revision.
+
+        :raises TypeError: key or value is not bytes
+        :raises RequestTooLarge: key + value exceed ``max_request_bytes``
+        :raises LeaseNotFound: ``lease`` does not exist
+        """
+        return await self._call(put_request(
+            key, value, lease=lease, prev_kv=prev_kv, ignore_value=ignore_value,
+            ignore_lease=ignore_lease,
+        ))
+
+    set = put  # txaioetcd's name
+
+    @_deferred
+    async def delete(self, key: bytes | KeySet, *, prev_kv: bool = False) -> DeleteResult:
+        """Delete one key or a :class:`KeySet`; ``result.deleted`` counts the keys removed."""
+        return await self._call(delete_request(key, prev_kv=prev_kv))
+
+    @_deferred
+    async def compact(self, revision: int, *, physical: bool = False) -> CompactResult:
+        """Discard history before ``revision`` (``physical``: wait until it is purged)."""
+        return await self._call(compact_request(revision, physical=physical))
+
+    @_deferred
+    async def txn(self, transaction: Transaction) -> TxnResult:
+        """Run a transaction. A failed compare is a result (``succeeded=False``),
+        not an exception.
+
+        :raises TooManyOps: more ops than ``max_txn_ops``
+        :raises DuplicateKey: one branch writes a key twice
+        """
+        return await self._call(txn_request(transaction, max_ops=self.max_txn_ops))
+
+    submit = txn  # txaioetcd's name
+
+    async def range_iter(
+        self,
+        key: bytes | KeySet,
+        *,
+        page_size: int = 1000,
+        revision: int = 0,
+        keys_only: bool = False,
+        serializable: bool = False,
+    ) -> AsyncIterator[KeyValue]:
+        """Iterate a range in key order, ``page_size`` keys per request.
+
+        Every page is read at one revision (``revision``, or the revision of the
+        first page), so the iteration is a consistent snapshot however long it
+        takes, and memory stays bounded by the page size. If that revision is
+        compacted meanwhile, :class:`RevisionCompacted` is raised.
+        """
+        if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
+            raise ValueError(f"page_size must be a positive int, got {page_size!r}")
+        keyset = as_keyset(key)
+        start, end = keyset.resolve()
+        if end is None:
+            single = await self.get(keyset, revision=revision, keys_only=keys_only,
+                                    serializable=serializable)
+            for kv in single.kvs:
+                yield kv
+            return
+        while True:
+            page = await self.get(KeySet(start, range_end=end), limit=page_size,
+                                  revision=revision, keys_only=keys_only,
+                                  serializable=serializable)
+            if not revision:
+                revision = page.header.revision
+            for kv in page.kvs:
+                yield kv
+            if not page.more or not page.kvs:
+                return
+            # The next page starts right after the last key seen.
+            start = page.kvs[-1].key + b"\x00"
+
+    # -- leases (low level; see Lease for keep-alive) -------------------------
+
+    @_deferred
+    async def lease_grant(self, ttl: int, *, lease_id: int = 0) -> LeaseGrantResult:
+        """Grant a lease of ``ttl`` seconds (etcd picks the id unless ``lease_id``)."""
+        return await self._call(lease_grant_request(ttl, lease_id))
+
+    @_deferred
+    async def lease_revoke(self, lease_id: int) -> LeaseRevokeResult:
+        """Revoke a lease, deleting every key attached to it."""
+        return await self._call(lease_revoke_request(lease_id))
+
+    @_deferred
+    async def lease_time_to_live(self, lease_id: int, *, keys: bool = False) -> LeaseInfo:
+        """Remaining TTL of a lease (``-1`` once gone) and optionally its keys."""
+        return await self._call(lease_ttl_request(lease_id, keys=keys))
