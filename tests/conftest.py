@@ -1,0 +1,70 @@
+"""Shared fixtures: real etcd servers on free loopback ports, and clients.
+
+A test that needs etcd fails loudly when the server binary is missing and
+``CI`` is set; only locally is it skipped (with the reason).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import pytest_twisted
+
+from etcdwamp.client import Client
+from etcdwamp.testing import EtcdCluster, etcd_binary
+
+
+def _require_etcd() -> None:
+    try:
+        etcd_binary()
+    except FileNotFoundError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"integration tests need etcd in CI: {exc}")
+        pytest.skip(f"local run without etcd: {exc}")
+
+
+@pytest.fixture(scope="session")
+def etcd() -> Iterator[EtcdCluster]:
+    """One single-member etcd for the whole session (tests use distinct key prefixes)."""
+    _require_etcd()
+    cluster = EtcdCluster(1)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def etcd_cluster3() -> Iterator[EtcdCluster]:
+    """A fresh 3-member loopback cluster (members may be killed by the test)."""
+    _require_etcd()
+    cluster = EtcdCluster(3)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+_counter = itertools.count()
+
+
+@pytest.fixture
+def prefix(request: pytest.FixtureRequest) -> bytes:
+    """A key prefix no other test uses, so tests share one etcd safely."""
+    return f"t{next(_counter)}/{request.node.name}/".encode()
+
+
+@pytest_twisted.async_yield_fixture
+async def client(etcd: EtcdCluster) -> AsyncIterator[Client]:
+    from twisted.internet import reactor
+
+    c = Client(reactor, url=etcd.url, timeout=10.0)
+    try:
+        yield c
+    finally:
+        await c.close()
