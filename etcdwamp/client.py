@@ -189,33 +189,46 @@ class Client:
     async def _post(self, endpoint: str, url: str, body: bytes) -> tuple[int, bytes]:
         """One HTTP exchange, mapped onto the exception tree."""
         d = Deferred.fromCoroutine(self._exchange(url, body))
-        d.addTimeout(self.timeout, self._clock)
+        timed_out = False
+
+        def expire() -> None:
+            nonlocal timed_out
+            timed_out = True
+            d.cancel()
+
+        timer = self._clock.callLater(self.timeout, expire)
         try:
             return await d
-        except defer.TimeoutError as exc:
-            raise errors.RequestTimeout(
-                f"no answer from {endpoint} within {self.timeout}s", endpoint=endpoint
-            ) from exc
         except _NOT_SENT as exc:
+            # Also when our timeout cancelled the connection attempt: not sent.
             raise errors.ConnectFailed(
                 f"cannot connect to {endpoint}: {exc}", endpoint=endpoint
             ) from exc
-        except ResponseFailed as exc:
+        except Exception as exc:
+            if timed_out:
+                raise errors.RequestTimeout(
+                    f"no answer from {endpoint} within {self.timeout}s", endpoint=endpoint
+                ) from exc
+            raise self._transport_error(endpoint, exc) from exc
+        finally:
+            if timer.active():
+                timer.cancel()
+
+    @staticmethod
+    def _transport_error(endpoint: str, exc: Exception) -> Exception:
+        """Map a failure of an exchange that was not cut short by our timeout."""
+        if isinstance(exc, ResponseFailed):
             reasons = getattr(exc, "reasons", [])
             if reasons and all(r.check(*_NOT_SENT) for r in reasons):
-                raise errors.ConnectFailed(
-                    f"cannot connect to {endpoint}: {exc}", endpoint=endpoint
-                ) from exc
-            raise errors.ConnectionLost(
+                return errors.ConnectFailed(f"cannot connect to {endpoint}: {exc}",
+                                            endpoint=endpoint)
+        if isinstance(exc, (ResponseFailed, _newclient.ResponseNeverReceived,
+                            ierror.ConnectionLost, ierror.ConnectionDone)):
+            return errors.ConnectionLost(
                 f"connection to {endpoint} lost before a complete answer: {exc}",
                 endpoint=endpoint,
-            ) from exc
-        except (_newclient.ResponseNeverReceived, ierror.ConnectionLost,
-                ierror.ConnectionDone) as exc:
-            raise errors.ConnectionLost(
-                f"connection to {endpoint} lost before a complete answer: {exc}",
-                endpoint=endpoint,
-            ) from exc
+            )
+        return exc
 
     async def _prefix(self, endpoint: str) -> str:
         """The gateway prefix of ``endpoint`` (detected once, then cached)."""
@@ -241,6 +254,19 @@ class Client:
             f"{', '.join(API_PREFIXES)} (last answer: {last})"
         )
 
+    async def _send(self, endpoint: str, path: str, body: bytes, *,
+                    idempotent: bool) -> tuple[int, bytes]:
+        """POST to one endpoint. An idempotent request whose connection was lost
+        is sent once more: the usual cause is a pooled keep-alive connection the
+        server closed just as we reused it."""
+        prefix = await self._prefix(endpoint)
+        try:
+            return await self._post(endpoint, endpoint + prefix + path, body)
+        except errors.ConnectionLost:
+            if not idempotent:
+                raise
+        return await self._post(endpoint, endpoint + prefix + path, body)
+
     async def _call(self, request: Request[T]) -> T:
         check_size(request.size, self.max_request_bytes)
         body = json.dumps(request.body, separators=(",", ":")).encode("ascii")
@@ -248,17 +274,16 @@ class Client:
         for index in self._order():
             endpoint = self.endpoints[index]
             try:
-                prefix = await self._prefix(endpoint)
-                status, content = await self._post(endpoint, endpoint + prefix + request.path,
-                                                   body)
+                status, content = await self._send(endpoint, request.path, body,
+                                                   idempotent=request.idempotent)
             except errors.ConnectFailed as exc:
                 failures.append(exc)
                 continue
             except errors.OutcomeUnknown as exc:
-                if request.idempotent and len(self.endpoints) > 1:
-                    failures.append(exc)
-                    continue
-                raise
+                if not request.idempotent:
+                    raise
+                failures.append(exc)
+                continue
             if status != 200:
                 err = error_from_response(status, content)
                 if isinstance(err, errors.Unavailable) and request.idempotent:
@@ -281,7 +306,7 @@ class Client:
                 "no etcd endpoint reachable: " + "; ".join(str(f) for f in failures)
             ) from (failures[-1] if failures else None)
         # Some endpoint took the request without a clean answer: re-raise the
-        # most telling failure (not a ConnectFailed, which would claim "not sent").
+        # latest such failure (not a ConnectFailed, which would claim "not sent").
         raise next(f for f in reversed(failures) if not isinstance(f, errors.ConnectFailed))
 
     @_deferred

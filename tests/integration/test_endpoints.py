@@ -1,0 +1,119 @@
+"""Several endpoints: failover when a member is down, and the outcome-unknown rule."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import pytest_twisted
+from twisted.internet import protocol, reactor
+from twisted.internet.interfaces import IListeningPort
+from twisted.internet.task import deferLater
+
+from etcdwamp import KeySet
+from etcdwamp import errors as e
+from etcdwamp.client import Client
+from etcdwamp.testing import EtcdCluster, free_port
+
+ensure = pytest_twisted.ensureDeferred
+
+
+class _Silent(protocol.Protocol):
+    """Accepts a connection and never answers: a hung server."""
+
+
+@pytest.fixture
+def silent_url() -> Iterator[str]:
+    factory = protocol.Factory.forProtocol(_Silent)
+    port: IListeningPort = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    yield f"http://127.0.0.1:{port.getHost().port}"
+    port.stopListening()
+
+
+@ensure
+async def test_three_members_one_killed_client_keeps_working(
+        etcd_cluster3: EtcdCluster) -> None:
+    """Reads and writes keep working when the member in use is killed (SIGKILL)."""
+    client = Client(reactor, endpoints=etcd_cluster3.urls, timeout=5.0, connect_timeout=2.0)
+    try:
+        await client.put(b"cluster/before", b"1")
+        first = client.endpoint
+        victim = next(m for m in etcd_cluster3.members if m.url == first)
+        victim.kill()
+        # kill() blocked the reactor; a running client sees the member's idle
+        # pooled connections close at once. Give it that moment.
+        await deferLater(reactor, 0.2)
+        for i in range(20):
+            await client.put(b"cluster/after/%d" % i, b"v")
+        assert client.endpoint != first
+        got = await client.get(KeySet(b"cluster/", prefix=True), count_only=True)
+        assert got.count == 21
+        assert (await client.get(b"cluster/before")).kvs[0].value == b"1"
+
+        # The killed member comes back and catches up; the client may use it again.
+        victim.start()
+        etcd_cluster3.wait_healthy([victim])
+        only_victim = Client(reactor, url=victim.url, timeout=5.0)
+        try:
+            caught_up = await only_victim.get(KeySet(b"cluster/", prefix=True),
+                                              count_only=True)
+            assert caught_up.count == 21
+        finally:
+            await only_victim.close()
+    finally:
+        await client.close()
+
+
+@ensure
+async def test_all_endpoints_down_is_connect_failed() -> None:
+    client = Client(reactor, endpoints=[f"http://127.0.0.1:{free_port()}",
+                                        f"http://127.0.0.1:{free_port()}"])
+    try:
+        with pytest.raises(e.ConnectFailed, match="no etcd endpoint reachable"):
+            await client.put(b"k", b"v")
+    finally:
+        await client.close()
+
+
+@ensure
+async def test_dead_first_endpoint_falls_over_for_writes(etcd: EtcdCluster,
+                                                         prefix: bytes) -> None:
+    """A refused connection proves the write never reached etcd: the next one is tried."""
+    client = Client(reactor, endpoints=[f"http://127.0.0.1:{free_port()}", etcd.url])
+    try:
+        await client.put(prefix + b"k", b"v")
+        assert client.endpoint == etcd.url
+        assert (await client.get(prefix + b"k")).kvs[0].value == b"v"
+    finally:
+        await client.close()
+
+
+@ensure
+async def test_hung_endpoint_write_is_outcome_unknown(silent_url: str, etcd: EtcdCluster,
+                                                      prefix: bytes) -> None:
+    """A write sent to a server that never answers is not retried elsewhere: its
+    outcome is unknown, and the caller is told so."""
+    client = Client(reactor, endpoints=[silent_url, etcd.url], timeout=0.5,
+                    api_prefix="/v3")
+    try:
+        with pytest.raises(e.RequestTimeout) as info:
+            await client.put(prefix + b"k", b"v")
+        assert isinstance(info.value, e.OutcomeUnknown)
+        assert info.value.endpoint == silent_url
+        assert (await Client(reactor, url=etcd.url).get(prefix + b"k")).count == 0
+    finally:
+        await client.close()
+
+
+@ensure
+async def test_hung_endpoint_read_falls_over(silent_url: str, etcd: EtcdCluster,
+                                             prefix: bytes) -> None:
+    """An idempotent read that timed out is retried on the next endpoint."""
+    client = Client(reactor, endpoints=[silent_url, etcd.url], timeout=0.5,
+                    api_prefix="/v3")
+    try:
+        got = await client.get(prefix + b"k")
+        assert got.count == 0
+        assert client.endpoint == etcd.url
+    finally:
+        await client.close()
