@@ -1,5 +1,6 @@
 """etcdwamp: an async etcd3 client for Twisted, persistent maps, and a WAMP component."""
 
+from .client import Client
 from .wire import (
     CompCreated,
     CompLease,
@@ -19,6 +20,7 @@ from .wire import (
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "Client",
     "CompCreated",
     "CompLease",
     "CompModified",
