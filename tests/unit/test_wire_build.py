@@ -1,0 +1,155 @@
+"""Wire layer, request side: key sets, request bodies, validation, txn limits."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from etcdwamp import errors as e
+from etcdwamp.wire import (
+    CompLease,
+    CompValue,
+    CompVersion,
+    KeySet,
+    OpDel,
+    OpGet,
+    OpSet,
+    Transaction,
+    check_size,
+    prefix_range_end,
+    put_request,
+    range_request,
+    txn_request,
+)
+
+
+@pytest.mark.parametrize(
+    ("prefix", "end"),
+    [
+        (b"a", b"b"),
+        (b"p/", b"p0"),
+        (b"a\xff", b"b"),
+        (b"a\xfe\xff\xff", b"a\xff"),
+        (b"\xff", b"\x00"),
+        (b"\xff\xff", b"\x00"),
+        (b"", b"\x00"),
+    ],
+)
+def test_prefix_range_end(prefix: bytes, end: bytes) -> None:
+    assert prefix_range_end(prefix) == end
+
+
+@given(st.binary(min_size=1, max_size=8), st.binary(max_size=8))
+def test_prefix_keyset_contains_exactly_the_keys_with_that_prefix(prefix: bytes,
+                                                                  key: bytes) -> None:
+    """For any prefix and key: in the resolved range iff the key starts with the prefix."""
+    ks = KeySet(prefix, prefix=True)
+    if key:
+        assert ks.contains(key) == key.startswith(prefix)
+
+
+def test_keyset_forms() -> None:
+    assert KeySet(b"k").resolve() == (b"k", None)
+    assert KeySet(b"a", range_end=b"b").resolve() == (b"a", b"b")
+    assert KeySet(b"", prefix=True).resolve() == (b"\x00", b"\x00")
+    assert KeySet.all().resolve() == (b"\x00", b"\x00")
+    assert KeySet(b"k").is_single and not KeySet(b"k", prefix=True).is_single
+
+
+def test_keyset_refuses_bad_input() -> None:
+    with pytest.raises(TypeError, match="str"):
+        KeySet("k")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="empty key"):
+        KeySet(b"")
+    with pytest.raises(ValueError, match="not both"):
+        KeySet(b"a", range_end=b"b", prefix=True)
+
+
+def test_range_request_defaults_send_only_the_key() -> None:
+    req = range_request(b"k")
+    assert req.path == "/kv/range" and req.idempotent
+    assert req.body == {"key": "aw=="}
+
+
+def test_int64_options_travel_as_strings() -> None:
+    req = range_request(b"k", revision=2**62, limit=3)
+    assert req.body["revision"] == str(2**62) and req.body["limit"] == "3"
+
+
+def test_put_request_is_not_idempotent_and_sized() -> None:
+    req = put_request(b"key", b"x" * 100)
+    assert not req.idempotent
+    assert req.size >= 103
+
+
+def test_bools_and_enums_are_checked() -> None:
+    with pytest.raises(TypeError):
+        range_request(b"k", count_only=1)
+    with pytest.raises(ValueError, match="sort_order"):
+        range_request(b"k", sort_order="up")
+    with pytest.raises(TypeError):
+        range_request(b"k", revision="5")
+    with pytest.raises(TypeError):
+        range_request(b"k", revision=True)
+
+
+def test_check_size() -> None:
+    check_size(100, 100)
+    with pytest.raises(e.RequestTooLarge, match="101 bytes"):
+        check_size(101, 100)
+
+
+def test_compare_operators_and_targets() -> None:
+    body = CompValue(b"k", "!=", b"v").to_json()
+    assert body == {"result": "NOT_EQUAL", "target": "VALUE", "key": "aw==", "value": "dg=="}
+    assert CompVersion(b"k", ">", 0).to_json()["version"] == "0"
+    assert CompLease(b"k", "<", 7).to_json()["target"] == "LEASE"
+    with pytest.raises(ValueError, match="operator"):
+        CompVersion(b"k", "=>", 1)
+    with pytest.raises(TypeError):
+        CompValue(b"k", "==", "v")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        CompVersion(b"k", "==", b"1")  # type: ignore[arg-type]
+
+
+def test_txn_op_limit_counts_the_widest_part_and_nested_budget() -> None:
+    txn_request(Transaction(success=[OpGet(b"k")] * 128))
+    with pytest.raises(e.TooManyOps, match="128"):
+        txn_request(Transaction(success=[OpGet(b"k")] * 129))
+    with pytest.raises(e.TooManyOps):
+        txn_request(Transaction(compare=[CompVersion(b"k", "==", 0)] * 129))
+    # A nested txn gets what the parent leaves: 100 + 29 > 128.
+    inner = Transaction(success=[OpGet(b"k")] * 29)
+    with pytest.raises(e.TooManyOps):
+        txn_request(Transaction(success=[*[OpGet(b"k")] * 99, inner]))
+    txn_request(Transaction(success=[*[OpGet(b"k")] * 99, Transaction(success=[OpGet(b"k")])]))
+    with pytest.raises(e.TooManyOps, match="10"):
+        txn_request(Transaction(success=[OpGet(b"k")] * 11), max_ops=10)
+
+
+def test_txn_duplicate_keys() -> None:
+    with pytest.raises(e.DuplicateKey):
+        txn_request(Transaction(success=[OpSet(b"k", b"1"), OpSet(b"k", b"2")]))
+    with pytest.raises(e.DuplicateKey):
+        txn_request(Transaction(success=[OpSet(b"p/k", b"1"), OpDel(KeySet(b"p/", prefix=True))]))
+    with pytest.raises(e.DuplicateKey):
+        txn_request(Transaction(success=[OpSet(b"k", b"1"),
+                                         Transaction(success=[OpSet(b"k", b"2")])]))
+    # Reads of a written key, and the same key in both branches, are fine.
+    txn_request(Transaction(success=[OpSet(b"k", b"1"), OpGet(b"k")],
+                            failure=[OpSet(b"k", b"2")]))
+
+
+def test_txn_idempotency_follows_its_ops() -> None:
+    assert txn_request(Transaction(success=[OpGet(b"k")])).idempotent
+    assert not txn_request(Transaction(failure=[OpDel(b"k")])).idempotent
+
+
+def test_txn_refuses_foreign_objects() -> None:
+    with pytest.raises(TypeError):
+        Transaction(success=[("k", "v")])  # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        Transaction(compare=[OpGet(b"k")])  # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        txn_request([OpGet(b"k")])  # type: ignore[arg-type]
