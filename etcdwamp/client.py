@@ -33,6 +33,7 @@ from twisted.web import _newclient
 from twisted.web.client import Agent, HTTPConnectionPool, ResponseFailed
 
 from . import errors
+from .watch import Watch, WatchBatch
 from .wire import (
     DEFAULT_MAX_REQUEST_BYTES,
     DEFAULT_MAX_TXN_OPS,
@@ -64,6 +65,7 @@ from .wire import (
     status_request,
     txn_request,
 )
+from .wire.watch import WatchFilter
 
 __all__ = ["Client", "HTTPClientLike"]
 
@@ -89,7 +91,7 @@ _NOT_SENT = (
 class HTTPClientLike(Protocol):
     """The part of ``treq.client.HTTPClient`` the client uses."""
 
-    def post(self, url: str, data: bytes, headers: Any) -> Deferred[Any]: ...
+    def post(self, url: str, data: bytes, headers: Any, **kwargs: Any) -> Deferred[Any]: ...
 
 
 def _deferred(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Deferred[R]]:
@@ -186,9 +188,21 @@ class Client:
         content: bytes = await treq.content(response)
         return int(response.code), content
 
+    async def _open_stream(self, url: str, body: bytes) -> Any:
+        return await self._http.post(url, data=body, headers=_JSON_HEADERS, unbuffered=True)
+
     async def _post(self, endpoint: str, url: str, body: bytes) -> tuple[int, bytes]:
-        """One HTTP exchange, mapped onto the exception tree."""
-        d = Deferred.fromCoroutine(self._exchange(url, body))
+        """One HTTP exchange: status and whole body."""
+        return await self._timed(endpoint, self._exchange(url, body))
+
+    async def _post_stream(self, endpoint: str, url: str, body: bytes) -> Any:
+        """Open a streaming exchange: the response once its headers arrived
+        (the timeout covers only that); the caller reads the body."""
+        return await self._timed(endpoint, self._open_stream(url, body))
+
+    async def _timed(self, endpoint: str, work: Coroutine[Any, Any, T]) -> T:
+        """Run one exchange under ``timeout``, mapping failures onto the exception tree."""
+        d = Deferred.fromCoroutine(work)
         timed_out = False
 
         def expire() -> None:
@@ -459,3 +473,50 @@ class Client:
     async def lease_time_to_live(self, lease_id: int, *, keys: bool = False) -> LeaseInfo:
         """Remaining TTL of a lease (``-1`` once gone) and optionally its keys."""
         return await self._call(lease_ttl_request(lease_id, keys=keys))
+
+    # -- watches -------------------------------------------------------------
+
+    def watch(
+        self,
+        keys: bytes | KeySet | Sequence[bytes | KeySet],
+        callback: Callable[[WatchBatch], object] | None = None,
+        *,
+        start_revision: int = 0,
+        prev_kv: bool = False,
+        filters: Sequence[WatchFilter | str] = (),
+        progress_notify: bool = True,
+    ) -> Watch:
+        """Watch one or several keys/key sets; see :mod:`etcdwamp.watch`.
+
+        Returns a :class:`Watch` at once; ``await`` it (or its ``created``) to
+        know etcd confirmed the watch. Batches go to ``callback`` if given,
+        else to ``async for batch in watch``. ``start_revision`` 0 means "from
+        now"; an old one replays history from there.
+        """
+        if isinstance(keys, (bytes, bytearray, memoryview, KeySet)):
+            keysets: list[bytes | KeySet] = [keys if isinstance(keys, KeySet) else bytes(keys)]
+        elif isinstance(keys, str):
+            raise TypeError("keys must be bytes or KeySet, not str")
+        else:
+            keysets = list(keys)
+        return Watch(self, keysets, callback, start_revision=start_revision, prev_kv=prev_kv,
+                     filters=filters, progress_notify=progress_notify)
+
+    @_deferred
+    async def get_and_watch(
+        self,
+        keys: bytes | KeySet,
+        callback: Callable[[WatchBatch], object] | None = None,
+        *,
+        prev_kv: bool = False,
+    ) -> tuple[RangeResult, Watch]:
+        """A snapshot at revision R and a watch from R + 1: no gap, no duplicate.
+
+        This is also the recovery recipe after :class:`~etcdwamp.errors.WatchCompacted`.
+        The returned watch is already created.
+        """
+        snapshot = await self.get(keys)
+        watch = self.watch(keys, callback, start_revision=snapshot.header.revision + 1,
+                           prev_kv=prev_kv)
+        await watch.created
+        return snapshot, watch

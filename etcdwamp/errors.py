@@ -20,6 +20,7 @@ failure branch is part of what the caller asked etcd to do.
      |         +-- RequestTimeout
      |         +-- ConnectionLost
      +-- ProtocolError                         the gateway sent something unparseable
+     +-- WatchCompacted, WatchCanceled         a watch that cannot go on
      +-- ServerError                           etcd answered with a gRPC status
           +-- InvalidArgument (also InvalidRequest)
           |    +-- RequestTooLarge, TooManyOps, DuplicateKey, EmptyKey
@@ -63,6 +64,8 @@ __all__ = [
     "Unauthenticated",
     "Unavailable",
     "Unimplemented",
+    "WatchCanceled",
+    "WatchCompacted",
 ]
 
 
@@ -99,6 +102,25 @@ class RequestTimeout(OutcomeUnknown):
 
 class ConnectionLost(OutcomeUnknown):
     """The connection broke after the request was sent."""
+
+
+class WatchCompacted(EtcdError):
+    """A watch cannot resume: the revisions it missed were compacted.
+
+    Re-read the range and watch again from that read's revision + 1
+    (``Client.get_and_watch`` does both).
+    """
+
+    def __init__(self, compact_revision: int, keyset: object = None) -> None:
+        super().__init__(
+            f"watch cannot resume: history before revision {compact_revision} is compacted"
+        )
+        self.compact_revision = compact_revision
+        self.keyset = keyset
+
+
+class WatchCanceled(EtcdError):
+    """etcd canceled a watch for a reason other than compaction (e.g. permissions)."""
 
 
 class ProtocolError(EtcdError):

@@ -1,0 +1,414 @@
+"""Watches that never lose or repeat an event.
+
+A :class:`Watch` holds one HTTP stream to the gateway's ``/v3/watch`` carrying
+one create request per key set. It remembers, per key set, the revision to
+resume from: the revision after the last delivered event, or after the last
+progress notification, or after the revision the watch was created at. When
+the stream breaks (etcd restarted, member down, network error) it reconnects
+with exponential backoff, to the next endpoint if the client has several, and
+re-creates every watch at its resume revision: no event is lost, none is
+repeated, and the order is kept.
+
+Twisted's HTTP client sends the whole request body before it reads the
+answer, so a stream cannot take new create/cancel requests once open; adding
+or removing a key set therefore reconnects the stream with the new list, each
+key set resuming exactly where it was.
+
+If a resume revision has been compacted meanwhile, the gap cannot be filled:
+the watch ends with :class:`~etcdwamp.errors.WatchCompacted`. Recover by
+reading the range again and watching from that read's revision + 1, which is
+what :meth:`etcdwamp.client.Client.get_and_watch` does.
+
+Callback exceptions are logged (with the batch they failed on) and the watch
+goes on: a buggy callback must not silently stop the delivery of later events.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from . import errors
+from .wire import KeySet, as_keyset, error_from_response
+from .wire.watch import WatchDecoder, WatchEvent, WatchFilter, WatchResponse, watch_create_body
+
+if TYPE_CHECKING:
+    from .client import Client
+
+__all__ = ["Watch", "WatchBatch"]
+
+log = Logger()
+
+
+@dataclass(frozen=True, slots=True)
+class WatchBatch:
+    """The events of one etcd watch response, delivered together.
+
+    ``revision`` is the store revision of the response header; every event's
+    own revision is ``event.revision`` (a batch may span several revisions
+    when catching up from an old ``start_revision``; a revision is never split).
+    """
+
+    keyset: KeySet
+    revision: int
+    events: tuple[WatchEvent, ...]
+
+
+Callback = Callable[[WatchBatch], object]
+
+
+@dataclass
+class _Target:
+    keyset: KeySet
+    next_revision: int  # 0: "from now" (not yet created)
+    created: bool = False
+
+
+class _StreamProtocol(Protocol):
+    """Feeds body bytes to the decoder and reports the end of the stream."""
+
+    def __init__(self, on_frames: Callable[[list[WatchResponse | errors.EtcdError]], None]):
+        self.decoder = WatchDecoder()
+        self.on_frames = on_frames
+        self.ended: Deferred[None] = Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.on_frames(self.decoder.feed(data))
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        tail = self.decoder.close()
+        if tail:
+            self.on_frames(tail)
+        if not self.ended.called:
+            self.ended.callback(None)
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.stopProducing()
+
+
+class Watch:
+    """A running watch; see :meth:`etcdwamp.client.Client.watch`.
+
+    - ``created``: fires once etcd confirmed every key set (not when the stream ends);
+      ``await watch`` does the same and returns the watch
+    - ``finished``: fires with ``None`` after :meth:`cancel`, or fails with
+      :class:`~etcdwamp.errors.WatchCompacted` or another fatal error
+    - ``async for batch in watch``: the batches, for users without a callback
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        keysets: Sequence[bytes | KeySet],
+        callback: Callback | None,
+        *,
+        start_revision: int = 0,
+        prev_kv: bool = False,
+        filters: Iterable[WatchFilter | str] = (),
+        progress_notify: bool = True,
+        min_backoff: float = 0.05,
+        max_backoff: float = 5.0,
+    ) -> None:
+        if not keysets:
+            raise ValueError("watch needs at least one key or KeySet")
+        self._client = client
+        self._callback = callback
+        self._targets = [_Target(as_keyset(k), start_revision) for k in keysets]
+        self._prev_kv = prev_kv
+        self._filters = tuple(filters)
+        self._progress_notify = progress_notify
+        # Validate options now, not in the background.
+        watch_create_body(self._targets[0].keyset, start_revision=start_revision,
+                          prev_kv=prev_kv, filters=self._filters,
+                          progress_notify=progress_notify)
+        self._min_backoff = min_backoff
+        self._max_backoff = max_backoff
+        self._created = _Signal()
+        self._finished = _Signal()
+        self.reconnects = 0
+        self._stream: _StreamProtocol | None = None
+        self._stopping = False
+        self._restart = False
+        self._fatal: BaseException | None = None
+        self._queue: deque[WatchBatch] = deque()
+        self._waiter: Deferred[None] | None = None
+        self._run_d = Deferred.fromCoroutine(self._run())
+        self._run_d.addErrback(self._crashed)
+
+    # -- public ----------------------------------------------------------------
+
+    @property
+    def created(self) -> Deferred[None]:
+        """A new Deferred that fires once etcd confirmed every key set."""
+        return self._created.wait()
+
+    @property
+    def finished(self) -> Deferred[None]:
+        """A new Deferred that fires when the watch ends (``None`` after cancel())."""
+        return self._finished.wait()
+
+    @property
+    def keysets(self) -> tuple[KeySet, ...]:
+        return tuple(t.keyset for t in self._targets)
+
+    def resume_revision(self, keyset: bytes | KeySet) -> int:
+        """The revision this watch would resume ``keyset`` from (0 = not created yet)."""
+        ks = as_keyset(keyset)
+        for t in self._targets:
+            if t.keyset == ks:
+                return t.next_revision
+        raise KeyError(ks)
+
+    def add(self, keyset: bytes | KeySet, *, start_revision: int = 0) -> None:
+        """Watch one more key set on this stream (the stream reconnects, resuming the others)."""
+        ks = as_keyset(keyset)
+        if any(t.keyset == ks for t in self._targets):
+            raise ValueError(f"{ks!r} is already watched")
+        self._targets.append(_Target(ks, start_revision))
+        self._reconnect_now()
+
+    def remove(self, keyset: bytes | KeySet) -> None:
+        """Stop watching one key set; the watch goes on for the others."""
+        ks = as_keyset(keyset)
+        remaining = [t for t in self._targets if t.keyset != ks]
+        if len(remaining) == len(self._targets):
+            raise KeyError(ks)
+        if not remaining:
+            self.cancel()
+            return
+        self._targets = remaining
+        self._reconnect_now()
+
+    def cancel(self) -> Deferred[None]:
+        """Stop the watch; returns ``finished``."""
+        if not self._stopping:
+            self._stopping = True
+            if self._stream is not None:
+                self._stream.abort()
+            self._wake()
+        return self.finished
+
+    def __await__(self) -> Generator[Any, Any, Watch]:
+        async def created() -> Watch:
+            await self.created
+            return self
+        return created().__await__()
+
+    def __aiter__(self) -> AsyncIterator[WatchBatch]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[WatchBatch]:
+        while True:
+            while self._queue:
+                yield self._queue.popleft()
+            if self._stopping:
+                if self._fatal is not None:
+                    raise self._fatal
+                return
+            self._waiter = Deferred()
+            await self._waiter
+
+    # -- internals -------------------------------------------------------------
+
+    def _wake(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            waiter.callback(None)
+
+    def _reconnect_now(self) -> None:
+        self._restart = True
+        if self._stream is not None:
+            self._stream.abort()
+
+    def _finish(self, failure: BaseException | None) -> None:
+        self._stopping = True
+        self._fatal = failure
+        if failure is not None:
+            self._created.fire(failure)
+        self._finished.fire(failure)
+        self._wake()
+
+    def _crashed(self, failure: Failure) -> None:
+        log.failure("watch loop crashed", failure)
+        self._finish(failure.value)
+
+    def _body(self) -> bytes:
+        parts = []
+        for wid, t in enumerate(self._targets):
+            body = watch_create_body(t.keyset, start_revision=t.next_revision,
+                                     prev_kv=self._prev_kv, filters=self._filters,
+                                     progress_notify=self._progress_notify, watch_id=wid)
+            parts.append(json.dumps(body, separators=(",", ":")).encode())
+        return b"".join(parts)
+
+    async def _run(self) -> None:
+        clock = self._client._clock
+        backoff = self._min_backoff
+        attempt = 0
+        while not self._stopping:
+            endpoints = self._client._order()
+            endpoint = self._client.endpoints[endpoints[attempt % len(endpoints)]]
+            self._restart = False
+            try:
+                healthy = await self._stream_once(endpoint)
+            except errors.EtcdError as exc:
+                if not _retryable(exc):
+                    self._finish(exc)
+                    return
+                log.info("watch stream to {endpoint} failed: {exc}", endpoint=endpoint, exc=exc)
+                healthy = False
+            if self._stopping:
+                break
+            if self._restart:
+                continue  # add()/remove(): reconnect at once, same endpoint
+            self.reconnects += 1
+            if healthy:
+                backoff = self._min_backoff
+            else:
+                attempt += 1
+            await _sleep(clock, backoff)
+            backoff = min(backoff * 2, self._max_backoff)
+        self._finish(self._fatal)
+
+    async def _stream_once(self, endpoint: str) -> bool:
+        """Run one HTTP stream until it ends; True if every watch got created."""
+        client = self._client
+        prefix = await client._prefix(endpoint)
+        targets = list(self._targets)
+        url = endpoint + prefix + "/watch"
+        response = await client._post_stream(endpoint, url, self._body())
+        if response.code != 200:
+            content = await _read_all(response)
+            raise error_from_response(int(response.code), content)
+        failure: list[errors.EtcdError] = []
+
+        def on_frames(frames: list[WatchResponse | errors.EtcdError]) -> None:
+            for frame in frames:
+                if failure:
+                    return
+                if isinstance(frame, errors.EtcdError):
+                    failure.append(frame)
+                    stream.abort()
+                    return
+                problem = self._handle(frame, targets)
+                if problem is not None:
+                    failure.append(problem)
+                    stream.abort()
+                    return
+
+        stream = _StreamProtocol(on_frames)
+        self._stream = stream
+        try:
+            response.deliverBody(stream)
+            await stream.ended
+        finally:
+            self._stream = None
+        if failure:
+            raise failure[0]
+        return all(t.created for t in targets)
+
+    def _handle(self, resp: WatchResponse, targets: list[_Target]) -> errors.EtcdError | None:
+        if not 0 <= resp.watch_id < len(targets):
+            return errors.ProtocolError(f"watch response for unknown watch id {resp.watch_id}")
+        target = targets[resp.watch_id]
+        if resp.canceled:
+            if resp.compact_revision:
+                return errors.WatchCompacted(resp.compact_revision, target.keyset)
+            return errors.WatchCanceled(resp.cancel_reason or "watch canceled by etcd")
+        if resp.compact_revision:
+            return errors.WatchCompacted(resp.compact_revision, target.keyset)
+        if resp.created:
+            target.created = True
+            if not target.next_revision:
+                target.next_revision = resp.header.revision + 1
+            if all(t.created for t in targets):
+                self._created.fire(None)
+            return None
+        if not resp.events:
+            # Progress notification: everything up to this revision was sent.
+            target.next_revision = max(target.next_revision, resp.header.revision + 1)
+            return None
+        # A reconnect resumes at next_revision, so older events cannot come
+        # back; the filter is the guarantee against repeats all the same.
+        events = tuple(ev for ev in resp.events if ev.revision >= target.next_revision)
+        if not events:
+            return None
+        target.next_revision = events[-1].revision + 1
+        self._deliver(WatchBatch(target.keyset, resp.header.revision, events))
+        return None
+
+    def _deliver(self, batch: WatchBatch) -> None:
+        if self._callback is None:
+            self._queue.append(batch)
+            self._wake()
+            return
+        try:
+            result = self._callback(batch)
+        except Exception:
+            log.failure("watch callback raised on a batch at revision {revision}; "
+                        "the watch goes on", revision=batch.revision)
+            return
+        if isinstance(result, Deferred):
+            result.addErrback(lambda f: log.failure("watch callback failed", f))
+
+
+def _retryable(exc: errors.EtcdError) -> bool:
+    if isinstance(exc, (errors.TransportError, errors.Unavailable, errors.ProtocolError)):
+        return True
+    # etcd answers a stream to a member that lost its leader with Unavailable;
+    # anything else (compaction, permission, bad request) will not heal by retrying.
+    return isinstance(exc, errors.ServerError) and exc.code in (4, 13, 14)
+
+
+async def _read_all(response: Any) -> bytes:
+    import treq
+
+    content: bytes = await treq.content(response)
+    return content
+
+
+class _Signal:
+    """A one-time outcome many parties may wait for, each with its own Deferred
+    (so one waiter's callbacks never change what another receives)."""
+
+    def __init__(self) -> None:
+        self._fired = False
+        self._error: BaseException | None = None
+        self._waiters: list[Deferred[None]] = []
+
+    def fire(self, error: BaseException | None) -> None:
+        if self._fired:
+            return
+        self._fired, self._error = True, error
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            self._settle(d)
+
+    def _settle(self, d: Deferred[None]) -> None:
+        if self._error is None:
+            d.callback(None)
+        else:
+            d.errback(Failure(self._error))  # type: ignore[no-untyped-call]
+
+    def wait(self) -> Deferred[None]:
+        d: Deferred[None] = Deferred()
+        if self._fired:
+            self._settle(d)
+        else:
+            self._waiters.append(d)
+        return d
+
+
+async def _sleep(clock: Any, seconds: float) -> None:
+    d: Deferred[None] = Deferred()
+    clock.callLater(seconds, d.callback, None)
+    await d
