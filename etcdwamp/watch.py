@@ -189,13 +189,16 @@ class Watch:
         self._reconnect_now()
 
     def cancel(self) -> Deferred[None]:
-        """Stop the watch; returns ``finished``."""
+        """Stop the watch; the Deferred fires once it stopped (an error that ended
+        the watch before is reported by ``finished``, not here)."""
         if not self._stopping:
             self._stopping = True
             if self._stream is not None:
                 self._stream.abort()
             self._wake()
-        return self.finished
+        done = self.finished
+        done.addErrback(lambda _: None)
+        return done
 
     def __await__(self) -> Generator[Any, Any, Watch]:
         async def created() -> Watch:
