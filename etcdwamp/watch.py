@@ -7,7 +7,9 @@ progress notification, or after the revision the watch was created at. When
 the stream breaks (etcd restarted, member down, network error) it reconnects
 with exponential backoff, to the next endpoint if the client has several, and
 re-creates every watch at its resume revision: no event is lost, none is
-repeated, and the order is kept.
+repeated, and the order is kept (per key set: etcd orders the events of one
+watch, not those of different watches on one stream; watch one key set that
+covers both when a total order matters).
 
 Twisted's HTTP client sends the whole request body before it reads the
 answer, so a stream cannot take new create/cancel requests once open; adding
@@ -168,13 +170,28 @@ class Watch:
                 return t.next_revision
         raise KeyError(ks)
 
-    def add(self, keyset: bytes | KeySet, *, start_revision: int = 0) -> None:
-        """Watch one more key set on this stream (the stream reconnects, resuming the others)."""
+    def add(self, keyset: bytes | KeySet, *, start_revision: int = 0) -> Deferred[None]:
+        """Watch one more key set on this stream (the stream reconnects, resuming
+        the others). Fires once etcd confirmed it.
+
+        ``start_revision`` 0 means "changes after this call": the current store
+        revision is read first, so nothing written meanwhile is missed.
+        """
         ks = as_keyset(keyset)
         if any(t.keyset == ks for t in self._targets):
             raise ValueError(f"{ks!r} is already watched")
+        return Deferred.fromCoroutine(self._add(ks, start_revision))
+
+    async def _add(self, ks: KeySet, start_revision: int) -> None:
+        if not start_revision:
+            current = await self._client.get(ks, count_only=True)
+            start_revision = current.header.revision + 1
+        if any(t.keyset == ks for t in self._targets):
+            raise ValueError(f"{ks!r} is already watched")
         self._targets.append(_Target(ks, start_revision))
+        self._created = _Signal()  # `created` now waits for the new key set too
         self._reconnect_now()
+        await self.created
 
     def remove(self, keyset: bytes | KeySet) -> None:
         """Stop watching one key set; the watch goes on for the others."""
