@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
@@ -33,6 +34,8 @@ from twisted.web import _newclient
 from twisted.web.client import Agent, HTTPConnectionPool, ResponseFailed
 
 from . import errors
+from .lease import Lease
+from .lock import Election, Lock
 from .watch import Watch, WatchBatch
 from .wire import (
     DEFAULT_MAX_REQUEST_BYTES,
@@ -191,17 +194,21 @@ class Client:
     async def _open_stream(self, url: str, body: bytes) -> Any:
         return await self._http.post(url, data=body, headers=_JSON_HEADERS, unbuffered=True)
 
-    async def _post(self, endpoint: str, url: str, body: bytes) -> tuple[int, bytes]:
+    async def _post(self, endpoint: str, url: str, body: bytes,
+                    timeout: float | None = None) -> tuple[int, bytes]:
         """One HTTP exchange: status and whole body."""
-        return await self._timed(endpoint, self._exchange(url, body))
+        return await self._timed(endpoint, self._exchange(url, body), timeout)
 
     async def _post_stream(self, endpoint: str, url: str, body: bytes) -> Any:
         """Open a streaming exchange: the response once its headers arrived
         (the timeout covers only that); the caller reads the body."""
-        return await self._timed(endpoint, self._open_stream(url, body))
+        return await self._timed(endpoint, self._open_stream(url, body), None)
 
-    async def _timed(self, endpoint: str, work: Coroutine[Any, Any, T]) -> T:
-        """Run one exchange under ``timeout``, mapping failures onto the exception tree."""
+    async def _timed(self, endpoint: str, work: Coroutine[Any, Any, T],
+                     timeout: float | None) -> T:
+        """Run one exchange under ``timeout`` (None: the client's; inf: none),
+        mapping failures onto the exception tree."""
+        limit = self.timeout if timeout is None else timeout
         d = Deferred.fromCoroutine(work)
         timed_out = False
 
@@ -210,7 +217,7 @@ class Client:
             timed_out = True
             d.cancel()
 
-        timer = self._clock.callLater(self.timeout, expire)
+        timer = None if math.isinf(limit) else self._clock.callLater(limit, expire)
         try:
             return await d
         except _NOT_SENT as exc:
@@ -221,11 +228,11 @@ class Client:
         except Exception as exc:
             if timed_out:
                 raise errors.RequestTimeout(
-                    f"no answer from {endpoint} within {self.timeout}s", endpoint=endpoint
+                    f"no answer from {endpoint} within {limit}s", endpoint=endpoint
                 ) from exc
             raise self._transport_error(endpoint, exc) from exc
         finally:
-            if timer.active():
+            if timer is not None and timer.active():
                 timer.cancel()
 
     @staticmethod
@@ -269,17 +276,17 @@ class Client:
         )
 
     async def _send(self, endpoint: str, path: str, body: bytes, *,
-                    idempotent: bool) -> tuple[int, bytes]:
+                    idempotent: bool, timeout: float | None = None) -> tuple[int, bytes]:
         """POST to one endpoint. An idempotent request whose connection was lost
         is sent once more: the usual cause is a pooled keep-alive connection the
         server closed just as we reused it."""
         prefix = await self._prefix(endpoint)
         try:
-            return await self._post(endpoint, endpoint + prefix + path, body)
+            return await self._post(endpoint, endpoint + prefix + path, body, timeout)
         except errors.ConnectionLost:
             if not idempotent:
                 raise
-        return await self._post(endpoint, endpoint + prefix + path, body)
+        return await self._post(endpoint, endpoint + prefix + path, body, timeout)
 
     async def _call(self, request: Request[T]) -> T:
         check_size(request.size, self.max_request_bytes)
@@ -289,7 +296,8 @@ class Client:
             endpoint = self.endpoints[index]
             try:
                 status, content = await self._send(endpoint, request.path, body,
-                                                   idempotent=request.idempotent)
+                                                   idempotent=request.idempotent,
+                                                   timeout=request.timeout)
             except errors.ConnectFailed as exc:
                 failures.append(exc)
                 continue
@@ -465,6 +473,17 @@ class Client:
         return await self._call(lease_grant_request(ttl, lease_id))
 
     @_deferred
+    async def lease(self, ttl: int, *, keep_alive: bool = False,
+                    on_lost: Callable[[errors.LeaseExpired], object] | None = None) -> Lease:
+        """Grant a lease of ``ttl`` seconds as a :class:`~etcdwamp.lease.Lease`;
+        with ``keep_alive`` it is renewed automatically until revoked or lost."""
+        granted = await self._call(lease_grant_request(ttl))
+        lease = Lease(self, granted.id, granted.ttl)
+        if keep_alive:
+            lease.keep_alive(on_lost)
+        return lease
+
+    @_deferred
     async def lease_revoke(self, lease_id: int) -> LeaseRevokeResult:
         """Revoke a lease, deleting every key attached to it."""
         return await self._call(lease_revoke_request(lease_id))
@@ -473,6 +492,14 @@ class Client:
     async def lease_time_to_live(self, lease_id: int, *, keys: bool = False) -> LeaseInfo:
         """Remaining TTL of a lease (``-1`` once gone) and optionally its keys."""
         return await self._call(lease_ttl_request(lease_id, keys=keys))
+
+    def lock(self, name: bytes, *, ttl: int = 10) -> Lock:
+        """A :class:`~etcdwamp.lock.Lock` named ``name`` (not yet acquired)."""
+        return Lock(self, name, ttl=ttl)
+
+    def election(self, name: bytes, *, ttl: int = 10) -> Election:
+        """An :class:`~etcdwamp.lock.Election` named ``name``."""
+        return Election(self, name, ttl=ttl)
 
     # -- watches -------------------------------------------------------------
 

@@ -21,6 +21,7 @@ failure branch is part of what the caller asked etcd to do.
      |         +-- ConnectionLost
      +-- ProtocolError                         the gateway sent something unparseable
      +-- WatchCompacted, WatchCanceled         a watch that cannot go on
+     +-- LeaseExpired                          a kept-alive lease was lost
      +-- ServerError                           etcd answered with a gRPC status
           +-- InvalidArgument (also InvalidRequest)
           |    +-- RequestTooLarge, TooManyOps, DuplicateKey, EmptyKey
@@ -48,6 +49,7 @@ __all__ = [
     "Internal",
     "InvalidArgument",
     "InvalidRequest",
+    "LeaseExpired",
     "LeaseNotFound",
     "NotFound",
     "OutOfRange",
@@ -117,6 +119,14 @@ class WatchCompacted(EtcdError):
         )
         self.compact_revision = compact_revision
         self.keyset = keyset
+
+
+class LeaseExpired(EtcdError):
+    """A lease is gone (expired, or revoked elsewhere): keys attached to it are deleted."""
+
+    def __init__(self, lease_id: int, detail: str = "etcd no longer knows it") -> None:
+        super().__init__(f"lease {lease_id} is lost: {detail}")
+        self.lease_id = lease_id
 
 
 class WatchCanceled(EtcdError):

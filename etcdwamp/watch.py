@@ -39,8 +39,16 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from . import errors
+from ._signal import Signal
 from .wire import KeySet, as_keyset, error_from_response
-from .wire.watch import WatchDecoder, WatchEvent, WatchFilter, WatchResponse, watch_create_body
+from .wire.watch import (
+    JsonLinesDecoder,
+    WatchDecoder,
+    WatchEvent,
+    WatchFilter,
+    WatchResponse,
+    watch_create_body,
+)
 
 if TYPE_CHECKING:
     from .client import Client
@@ -74,11 +82,11 @@ class _Target:
     created: bool = False
 
 
-class _StreamProtocol(Protocol):
-    """Feeds body bytes to the decoder and reports the end of the stream."""
+class StreamProtocol(Protocol):
+    """Feeds a streamed HTTP body to a decoder and reports the end of the stream."""
 
-    def __init__(self, on_frames: Callable[[list[WatchResponse | errors.EtcdError]], None]):
-        self.decoder = WatchDecoder()
+    def __init__(self, decoder: JsonLinesDecoder, on_frames: Callable[[list[Any]], None]):
+        self.decoder = decoder
         self.on_frames = on_frames
         self.ended: Deferred[None] = Deferred()
 
@@ -134,10 +142,10 @@ class Watch:
                           progress_notify=progress_notify)
         self._min_backoff = min_backoff
         self._max_backoff = max_backoff
-        self._created = _Signal()
-        self._finished = _Signal()
+        self._created = Signal()
+        self._finished = Signal()
         self.reconnects = 0
-        self._stream: _StreamProtocol | None = None
+        self._stream: StreamProtocol | None = None
         self._stopping = False
         self._restart = False
         self._fatal: BaseException | None = None
@@ -189,7 +197,7 @@ class Watch:
         if any(t.keyset == ks for t in self._targets):
             raise ValueError(f"{ks!r} is already watched")
         self._targets.append(_Target(ks, start_revision))
-        self._created = _Signal()  # `created` now waits for the new key set too
+        self._created = Signal()  # `created` now waits for the new key set too
         self._reconnect_now()
         await self.created
 
@@ -325,7 +333,7 @@ class Watch:
                     stream.abort()
                     return
 
-        stream = _StreamProtocol(on_frames)
+        stream = StreamProtocol(WatchDecoder(), on_frames)
         self._stream = stream
         try:
             response.deliverBody(stream)
@@ -394,38 +402,6 @@ async def _read_all(response: Any) -> bytes:
 
     content: bytes = await treq.content(response)
     return content
-
-
-class _Signal:
-    """A one-time outcome many parties may wait for, each with its own Deferred
-    (so one waiter's callbacks never change what another receives)."""
-
-    def __init__(self) -> None:
-        self._fired = False
-        self._error: BaseException | None = None
-        self._waiters: list[Deferred[None]] = []
-
-    def fire(self, error: BaseException | None) -> None:
-        if self._fired:
-            return
-        self._fired, self._error = True, error
-        waiters, self._waiters = self._waiters, []
-        for d in waiters:
-            self._settle(d)
-
-    def _settle(self, d: Deferred[None]) -> None:
-        if self._error is None:
-            d.callback(None)
-        else:
-            d.errback(Failure(self._error))  # type: ignore[no-untyped-call]
-
-    def wait(self) -> Deferred[None]:
-        d: Deferred[None] = Deferred()
-        if self._fired:
-            self._settle(d)
-        else:
-            self._waiters.append(d)
-        return d
 
 
 async def _sleep(clock: Any, seconds: float) -> None:

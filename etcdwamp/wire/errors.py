@@ -17,7 +17,7 @@ from typing import Any
 
 from .. import errors as e
 
-__all__ = ["error_from_response"]
+__all__ = ["error_from_response", "stream_error"]
 
 _BY_CODE: dict[int, type[e.ServerError]] = {
     cls.grpc_code: cls
@@ -80,3 +80,15 @@ def error_from_response(http_status: int, body: bytes) -> e.ServerError:
             cls = specific
             break
     return cls(message, code=code, http_status=http_status, details=details)
+
+
+def stream_error(err: Any) -> e.ServerError:
+    """The ``{"error": ...}`` frame of a streaming call, in the v1 shape
+    (``grpc_code``/``http_code``) or the v2 shape (``code``)."""
+    if not isinstance(err, dict):
+        err = {"message": str(err)}
+    code = err.get("grpc_code", err.get("code"))
+    http = err.get("http_code")
+    message = err.get("message") or err.get("error") or ""
+    body = json.dumps({"code": code, "message": message}).encode()
+    return error_from_response(http if isinstance(http, int) else 500, body)

@@ -74,6 +74,9 @@ class Request(Generic[T]):
     idempotent: bool
     #: estimated size of the gRPC message etcd will check against its limit
     size: int = _OVERHEAD
+    #: seconds to wait for the answer; None: the client's default; inf: no limit
+    #: (blocking calls such as lock and campaign wait as long as they must)
+    timeout: float | None = None
 
 
 class SortOrder(enum.Enum):

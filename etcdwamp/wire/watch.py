@@ -20,12 +20,13 @@ from typing import Any
 
 from .. import errors as e
 from .encoding import b64, get_bool, get_int, int64, require_int
-from .errors import error_from_response
+from .errors import stream_error
 from .keyset import KeySet, as_keyset
 from .results import Header, KeyValue, parse_header, parse_key_value
 
 __all__ = [
     "EventType",
+    "JsonLinesDecoder",
     "WatchDecoder",
     "WatchEvent",
     "WatchFilter",
@@ -140,22 +141,12 @@ def _parse_event(obj: Mapping[str, Any]) -> WatchEvent:
                       prev_kv=None if prev is None else parse_key_value(prev))
 
 
-def _stream_error(err: Mapping[str, Any]) -> e.ServerError:
-    """Both the v1 (grpc_code/http_code) and v2 (code) error shapes of a stream."""
-    code = err.get("grpc_code", err.get("code"))
-    http = err.get("http_code", 500)
-    body = {"code": code, "message": err.get("message") or err.get("error") or ""}
-    return error_from_response(http if isinstance(http, int) else 500,
-                               json.dumps(body).encode())
-
-
 def parse_watch_frame(obj: Any) -> WatchResponse:
     """One decoded frame → :class:`WatchResponse`; an error frame raises ``ServerError``."""
     if not isinstance(obj, Mapping):
         raise e.ProtocolError(f"watch frame should be a JSON object, got {obj!r}")
     if "error" in obj:
-        err = obj["error"]
-        raise _stream_error(err if isinstance(err, Mapping) else {"message": str(err)})
+        raise stream_error(obj["error"])
     result = obj.get("result")
     if not isinstance(result, Mapping):
         raise e.ProtocolError(f"watch frame without a result: {obj!r}")
@@ -175,12 +166,9 @@ def parse_watch_frame(obj: Any) -> WatchResponse:
     )
 
 
-class WatchDecoder:
-    """Incremental decoder: ``feed(chunk)`` returns the responses completed by it.
-
-    Error frames are returned as exception instances (not raised) so frames
-    decoded before them in the same chunk are not lost.
-    """
+class JsonLinesDecoder:
+    """Incremental decoder of a gateway stream: ``feed(chunk)`` returns the JSON
+    values completed by it, or a :class:`ProtocolError` in place of a bad frame."""
 
     def __init__(self, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
         self._buffer = bytearray()
@@ -191,9 +179,9 @@ class WatchDecoder:
         """Bytes of an unfinished frame held back."""
         return len(self._buffer)
 
-    def feed(self, chunk: bytes) -> list[WatchResponse | e.EtcdError]:
+    def feed(self, chunk: bytes) -> list[Any]:
         self._buffer += chunk
-        out: list[WatchResponse | e.EtcdError] = []
+        out: list[Any] = []
         start = 0
         while True:
             nl = self._buffer.find(b"\n", start)
@@ -206,21 +194,40 @@ class WatchDecoder:
         del self._buffer[:start]
         if len(self._buffer) > self._max:
             self._buffer.clear()
-            out.append(e.ProtocolError(f"watch frame exceeds {self._max} bytes"))
+            out.append(e.ProtocolError(f"stream frame exceeds {self._max} bytes"))
         return out
 
-    def close(self) -> list[WatchResponse | e.EtcdError]:
+    def close(self) -> list[Any]:
         """The stream ended: a last frame without its newline still counts."""
         line = bytes(self._buffer).strip()
         self._buffer.clear()
         return [self._decode(line)] if line else []
 
-    @staticmethod
-    def _decode(line: bytes) -> WatchResponse | e.EtcdError:
+    def _decode(self, line: bytes) -> Any:
         try:
-            obj = json.loads(line)
+            return json.loads(line)
         except ValueError:
-            return e.ProtocolError(f"watch frame is not JSON: {line[:200]!r}")
+            return e.ProtocolError(f"stream frame is not JSON: {line[:200]!r}")
+
+
+class WatchDecoder(JsonLinesDecoder):
+    """Incremental watch-stream decoder: ``feed(chunk)`` returns the
+    :class:`WatchResponse` objects completed by it.
+
+    Error frames are returned as exception instances (not raised) so frames
+    decoded before them in the same chunk are not lost.
+    """
+
+    def feed(self, chunk: bytes) -> list[WatchResponse | e.EtcdError]:
+        return [self._response(obj) for obj in super().feed(chunk)]
+
+    def close(self) -> list[WatchResponse | e.EtcdError]:
+        return [self._response(obj) for obj in super().close()]
+
+    @staticmethod
+    def _response(obj: Any) -> WatchResponse | e.EtcdError:
+        if isinstance(obj, e.EtcdError):
+            return obj
         try:
             return parse_watch_frame(obj)
         except e.EtcdError as exc:

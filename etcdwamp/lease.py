@@ -1,0 +1,138 @@
+"""Leases with automatic keep-alive.
+
+``lease = await client.lease(ttl, keep_alive=True)`` grants a lease and renews
+it every ``ttl / 3`` seconds, so two renewals may fail before it expires.
+When a renewal finds the lease gone (etcd answers TTL 0), or renewals keep
+failing until the lease's deadline has passed, the lease is *lost*: ``lost``
+fires with :class:`~etcdwamp.errors.LeaseExpired` and the optional
+``on_lost`` callback is called, so the owner can stop acting as a holder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from . import errors
+from ._signal import Signal
+from .wire import LeaseInfo
+from .wire.concurrency import lease_keepalive_request
+
+if TYPE_CHECKING:
+    from .client import Client
+
+__all__ = ["Lease"]
+
+log = Logger()
+
+
+class Lease:
+    """A granted lease. ``id`` goes into ``put(..., lease=lease.id)``."""
+
+    def __init__(self, client: Client, lease_id: int, ttl: int) -> None:
+        self._client = client
+        self.id = lease_id
+        self.ttl = ttl
+        self._lost = Signal()
+        self._lost_reason: errors.LeaseExpired | None = None
+        self._on_lost: Callable[[errors.LeaseExpired], object] | None = None
+        self._timer: Any = None
+        self._keeping = False
+        self.renewals = 0
+
+    def __repr__(self) -> str:
+        return f"Lease(id={self.id}, ttl={self.ttl})"
+
+    @property
+    def is_lost(self) -> bool:
+        return self._lost_reason is not None
+
+    @property
+    def lost(self) -> Deferred[None]:
+        """A new Deferred that fails with :class:`LeaseExpired` when the lease is lost."""
+        return self._lost.wait()
+
+    async def revoke(self) -> None:
+        """Revoke the lease now: every key attached to it is deleted."""
+        self.stop_keep_alive()
+        # Already gone is fine: the goal of revoking is reached.
+        with contextlib.suppress(errors.LeaseNotFound):
+            await self._client.lease_revoke(self.id)
+
+    async def remaining(self) -> int:
+        """Seconds left (``-1`` once the lease expired or was revoked)."""
+        info: LeaseInfo = await self._client.lease_time_to_live(self.id)
+        return info.ttl
+
+    async def keys(self) -> list[bytes]:
+        """The keys attached to this lease."""
+        info: LeaseInfo = await self._client.lease_time_to_live(self.id, keys=True)
+        return list(info.keys)
+
+    async def refresh(self) -> int:
+        """Renew once; returns the new TTL. Raises :class:`LeaseExpired` if it is gone."""
+        result = await self._client._call(lease_keepalive_request(self.id))
+        if result.ttl <= 0:
+            raise errors.LeaseExpired(self.id)
+        self.renewals += 1
+        return result.ttl
+
+    def keep_alive(self, on_lost: Callable[[errors.LeaseExpired], object] | None = None,
+                   *, interval: float | None = None) -> Lease:
+        """Renew automatically every ``interval`` seconds (default ``ttl / 3``)."""
+        self._on_lost = on_lost
+        if self._keeping or self.is_lost:
+            return self
+        self._keeping = True
+        period = interval if interval is not None else max(self.ttl / 3.0, 0.2)
+        clock = self._client._clock
+        deadline = [clock.seconds() + self.ttl]
+
+        def tick() -> None:
+            self._timer = None
+            d = Deferred.fromCoroutine(self.refresh())
+            d.addCallbacks(renewed, failed)
+
+        def schedule(delay: float) -> None:
+            if self._keeping:
+                self._timer = clock.callLater(delay, tick)
+
+        def renewed(ttl: int) -> None:
+            deadline[0] = clock.seconds() + ttl
+            schedule(period)
+
+        def failed(failure: Any) -> None:
+            if failure.check(errors.LeaseExpired):
+                self._mark_lost(failure.value)
+            elif clock.seconds() >= deadline[0]:
+                self._mark_lost(errors.LeaseExpired(self.id, "renewals failed until it expired"))
+            else:
+                log.warn("lease {id} renewal failed, retrying: {err}", id=self.id,
+                         err=failure.getErrorMessage())
+                schedule(min(period, 1.0))
+
+        schedule(period)
+        return self
+
+    def stop_keep_alive(self) -> None:
+        self._keeping = False
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    def _mark_lost(self, reason: errors.LeaseExpired) -> None:
+        self.stop_keep_alive()
+        if self._lost_reason is not None:
+            return
+        self._lost_reason = reason
+        log.warn("lease {id} lost: {reason}", id=self.id, reason=reason)
+        if self._on_lost is not None:
+            try:
+                self._on_lost(reason)
+            except Exception:
+                log.failure("lease on_lost callback raised")
+        self._lost.fire(reason)

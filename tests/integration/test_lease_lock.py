@@ -1,0 +1,190 @@
+"""Leases, locks and elections against a real etcd."""
+
+from __future__ import annotations
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
+
+from etcdwamp import CompCreated, OpSet, Transaction
+from etcdwamp import errors as e
+from etcdwamp.client import Client
+
+ensure = pytest_twisted.ensureDeferred
+
+
+async def sleep(seconds: float) -> None:
+    await deferLater(reactor, seconds)
+
+
+@ensure
+async def test_lease_grant_remaining_keys_revoke(client: Client, prefix: bytes) -> None:
+    lease = await client.lease(30)
+    assert lease.ttl == 30
+    await client.put(prefix + b"a", b"1", lease=lease.id)
+    await client.put(prefix + b"b", b"2", lease=lease.id)
+    assert 0 < await lease.remaining() <= 30
+    assert sorted(await lease.keys()) == [prefix + b"a", prefix + b"b"]
+    await lease.revoke()
+    assert await lease.remaining() == -1
+    assert (await client.get(prefix + b"a")).count == 0
+    await lease.revoke()  # revoking twice is harmless
+
+
+@ensure
+async def test_lease_expiry_deletes_the_key(client: Client, prefix: bytes) -> None:
+    lease = await client.lease(1)
+    await client.put(prefix + b"k", b"v", lease=lease.id)
+    assert (await client.get(prefix + b"k")).count == 1
+    for _ in range(50):  # etcd expires leases with up to ~1s of slack
+        await sleep(0.2)
+        if (await client.get(prefix + b"k")).count == 0:
+            break
+    assert (await client.get(prefix + b"k")).count == 0
+    with pytest.raises(e.LeaseExpired):
+        await lease.refresh()
+
+
+@ensure
+async def test_keep_alive_keeps_key_beyond_several_ttls(client: Client, prefix: bytes) -> None:
+    lost: list[e.LeaseExpired] = []
+    lease = await client.lease(1, keep_alive=True, on_lost=lost.append)
+    try:
+        await client.put(prefix + b"k", b"v", lease=lease.id)
+        await sleep(4.0)  # four TTLs
+        assert (await client.get(prefix + b"k")).count == 1
+        assert lease.renewals >= 3
+        assert not lost and not lease.is_lost
+    finally:
+        await lease.revoke()
+    assert (await client.get(prefix + b"k")).count == 0
+
+
+@ensure
+async def test_keep_alive_reports_a_lease_revoked_elsewhere(client: Client) -> None:
+    lost: list[e.LeaseExpired] = []
+    lease = await client.lease(3, keep_alive=True, on_lost=lost.append)
+    lost_d = lease.lost
+    await client.lease_revoke(lease.id)
+    with pytest.raises(e.LeaseExpired):
+        await lost_d
+    assert lost and lost[0].lease_id == lease.id and lease.is_lost
+
+
+@ensure
+async def test_two_contenders_one_lock_holder_at_a_time(client: Client,
+                                                        prefix: bytes) -> None:
+    """Two workers take the lock 5 times each; their critical sections never overlap
+    and fencing tokens only grow."""
+    inside: list[str] = []
+    timeline: list[tuple[str, str]] = []
+    tokens: list[int] = []
+
+    async def worker(name: str) -> None:
+        for _ in range(5):
+            lock = client.lock(prefix + b"lock", ttl=5)
+            token = await lock.acquire()
+            assert lock.held
+            tokens.append(token)
+            inside.append(name)
+            timeline.append(("in", name))
+            assert len(inside) == 1, f"two holders at once: {inside}"
+            await sleep(0.02)
+            inside.remove(name)
+            timeline.append(("out", name))
+            await lock.release()
+
+    await Deferred.fromCoroutine(_gather(worker("A"), worker("B")))
+    assert len(tokens) == 10
+    assert tokens == sorted(tokens) and len(set(tokens)) == 10
+    for i in range(0, len(timeline), 2):
+        assert timeline[i][0] == "in" and timeline[i + 1] == ("out", timeline[i][1])
+
+
+async def _gather(*coros: object) -> None:
+    from twisted.internet.defer import gatherResults
+
+    await gatherResults([Deferred.fromCoroutine(c) for c in coros],  # type: ignore[arg-type]
+                        consumeErrors=True)
+
+
+@ensure
+async def test_lock_timeout_leaves_no_waiter(client: Client, prefix: bytes) -> None:
+    holder = client.lock(prefix + b"lock")
+    await holder.acquire()
+    waiter = client.lock(prefix + b"lock")
+    with pytest.raises(e.RequestTimeout):
+        await waiter.acquire(timeout=0.5)
+    await holder.release()
+    # The waiter's key is gone, so a new contender gets the lock at once.
+    again = client.lock(prefix + b"lock")
+    await again.acquire(timeout=5)
+    await again.release()
+
+
+@ensure
+async def test_fencing_token_guards_writes(client: Client, prefix: bytes) -> None:
+    """A write guarded by the lock key's create revision fails once the lock is gone."""
+    async with client.lock(prefix + b"lock") as lock:
+        assert lock.key is not None
+        guard = CompCreated(lock.key, "==", lock.fencing_token)
+        ok = await client.txn(Transaction([guard], [OpSet(prefix + b"data", b"1")]))
+        assert ok.succeeded
+        key, token = lock.key, lock.fencing_token
+    stale = await client.txn(Transaction([CompCreated(key, "==", token)],
+                                         [OpSet(prefix + b"data", b"2")]))
+    assert not stale.succeeded
+    assert (await client.get(prefix + b"data")).kvs[0].value == b"1"
+
+
+@ensure
+async def test_election_campaign_proclaim_leader_resign(client: Client,
+                                                        prefix: bytes) -> None:
+    name = prefix + b"election"
+    first = client.election(name, ttl=5)
+    second = client.election(name, ttl=5)
+    assert await first.leader() is None
+    await first.campaign(b"one")
+    assert first.is_leader
+    assert (await first.leader()).value == b"one"  # type: ignore[union-attr]
+
+    second_won = Deferred.fromCoroutine(second.campaign(b"two"))
+    await sleep(0.3)
+    assert not second_won.called  # exactly one leader at a time
+
+    await first.proclaim(b"one again")
+    assert (await second.leader()).value == b"one again"  # type: ignore[union-attr]
+
+    await first.resign()
+    await second_won
+    assert second.is_leader
+    assert (await first.leader()).value == b"two"  # type: ignore[union-attr]
+    await second.resign()
+    assert await first.leader() is None
+
+
+@ensure
+async def test_election_observe_sees_leader_changes(client: Client, prefix: bytes) -> None:
+    name = prefix + b"observed"
+    a = client.election(name, ttl=5)
+    await a.campaign(b"a1")
+    seen: list[bytes] = []
+
+    async def observe() -> None:
+        async for kv in a.observe():
+            seen.append(kv.value)
+            if len(seen) == 3:
+                return
+
+    watching = Deferred.fromCoroutine(observe())
+    await sleep(0.2)
+    await a.proclaim(b"a2")
+    await sleep(0.1)
+    await a.resign()
+    b = client.election(name, ttl=5)
+    await b.campaign(b"b1")
+    await watching
+    assert seen == [b"a1", b"a2", b"b1"]
+    await b.resign()
