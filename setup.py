@@ -18,7 +18,7 @@ setup(
     zip_safe=False,
     install_requires=[
         "autobahn>=23.1.2",
-        "twisted>=23.10.0",
+        "twisted[tls]>=23.10.0",
         "txaio>=23.1.1",
         "treq>=23.11.0",
         "cbor2>=5.4.0",
@@ -29,6 +29,7 @@ setup(
             "pytest>=8",
             "pytest-twisted>=1.14",
             "hypothesis>=6.90",
+            "cryptography>=41",
         ],
         "dev": [
             "mypy>=1.8",

@@ -29,13 +29,14 @@ from typing import Any, ParamSpec, Protocol, TypeVar, cast
 import treq
 from twisted.internet import defer
 from twisted.internet import error as ierror
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredLock
 from twisted.web import _newclient
 from twisted.web.client import Agent, HTTPConnectionPool, ResponseFailed
 
 from . import errors
 from .lease import Lease
 from .lock import Election, Lock
+from .tls import tls_policy
 from .watch import Watch, WatchBatch
 from .wire import (
     DEFAULT_MAX_REQUEST_BYTES,
@@ -68,6 +69,16 @@ from .wire import (
     status_request,
     txn_request,
 )
+from .wire.auth import (
+    Permission,
+    auth_disable_request,
+    auth_enable_request,
+    authenticate_request,
+    role_add_request,
+    role_grant_permission_request,
+    user_add_request,
+    user_grant_role_request,
+)
 from .wire.watch import WatchFilter
 
 __all__ = ["Client", "HTTPClientLike"]
@@ -88,6 +99,8 @@ _NOT_SENT = (
     ierror.TimeoutError,  # the Agent's connect timeout
     ierror.ConnectingCancelledError,
     _newclient.RequestNotSent,
+    # An incomplete request (e.g. the TLS handshake failed) cannot be processed.
+    _newclient.RequestTransmissionFailed,
 )
 
 
@@ -123,6 +136,11 @@ class Client:
     :param max_request_bytes: refuse larger requests before sending (etcd's
         ``--max-request-bytes``)
     :param max_txn_ops: refuse larger transactions before sending (etcd's ``--max-txn-ops``)
+    :param user: authenticate as this user (with ``password``); the token is
+        renewed transparently when etcd reports it expired
+    :param ca_file: PEM file of the CA that signed the servers' certificates (https)
+    :param cert_file: PEM client certificate (with ``key_file``) for etcd's
+        ``--client-cert-auth``
     """
 
     def __init__(
@@ -139,6 +157,11 @@ class Client:
         api_prefix: str | None = None,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         max_txn_ops: int = DEFAULT_MAX_TXN_OPS,
+        user: str | None = None,
+        password: str | None = None,
+        ca_file: str | None = None,
+        cert_file: str | None = None,
+        key_file: str | None = None,
     ) -> None:
         if url is not None and endpoints is not None:
             raise ValueError("give url or endpoints, not both")
@@ -154,6 +177,10 @@ class Client:
             raise ValueError("timeouts must be positive")
         if pool_size < 1:
             raise ValueError("pool_size must be at least 1")
+        if (user is None) != (password is None):
+            raise ValueError("give both user and password, or neither")
+        if (cert_file is None) != (key_file is None):
+            raise ValueError("give both cert_file and key_file, or neither")
         if api_prefix is not None and not api_prefix.startswith("/"):
             raise ValueError(f"api_prefix must start with '/': {api_prefix!r}")
         self.endpoints: tuple[str, ...] = tuple(u.rstrip("/") for u in urls)
@@ -165,12 +192,18 @@ class Client:
         self._api_prefix = api_prefix
         self._prefixes: dict[str, str] = {}
         self._preferred = 0
+        self._credentials = None if user is None else (user, password or "")
+        self._token: str | None = None
+        self._auth_lock = DeferredLock()
         self._pool: HTTPConnectionPool | None = None
         if http_client is None:
             self._pool = HTTPConnectionPool(reactor, persistent=True)  # type: ignore[no-untyped-call]
             self._pool.maxPersistentPerHost = pool_size
+            extra: dict[str, Any] = {}
+            if ca_file is not None or cert_file is not None:
+                extra["contextFactory"] = tls_policy(ca_file, cert_file, key_file)
             agent = Agent(  # type: ignore[no-untyped-call]
-                reactor, connectTimeout=connect_timeout, pool=self._pool
+                reactor, connectTimeout=connect_timeout, pool=self._pool, **extra
             )
             http_client = cast(HTTPClientLike, treq.client.HTTPClient(agent))  # type: ignore[arg-type]
         self._http: HTTPClientLike = http_client
@@ -186,13 +219,20 @@ class Client:
         n = len(self.endpoints)
         return [(self._preferred + i) % n for i in range(n)]
 
+    def _headers(self) -> dict[bytes, list[bytes]]:
+        if self._token is None:
+            return _JSON_HEADERS
+        return {**_JSON_HEADERS, b"Authorization": [self._token.encode("ascii")]}
+
     async def _exchange(self, url: str, body: bytes) -> tuple[int, bytes]:
-        response = await self._http.post(url, data=body, headers=_JSON_HEADERS)
+        response = await self._http.post(url, data=body, headers=self._headers())
         content: bytes = await treq.content(response)
         return int(response.code), content
 
     async def _open_stream(self, url: str, body: bytes) -> Any:
-        return await self._http.post(url, data=body, headers=_JSON_HEADERS, unbuffered=True)
+        if self._credentials is not None and self._token is None:
+            await self._authenticate(None)
+        return await self._http.post(url, data=body, headers=self._headers(), unbuffered=True)
 
     async def _post(self, endpoint: str, url: str, body: bytes,
                     timeout: float | None = None) -> tuple[int, bytes]:
@@ -288,7 +328,34 @@ class Client:
                 raise
         return await self._post(endpoint, endpoint + prefix + path, body, timeout)
 
+    async def _authenticate(self, stale: str | None) -> None:
+        """Get a new token, once for all concurrent callers that saw ``stale`` fail."""
+        assert self._credentials is not None
+        await self._auth_lock.acquire()
+        try:
+            if self._token is not None and self._token != stale:
+                return  # another caller already renewed it
+            self._token = None
+            result = await self._call_once(authenticate_request(*self._credentials))
+            self._token = result.token
+        finally:
+            self._auth_lock.release()
+
     async def _call(self, request: Request[T]) -> T:
+        if self._credentials is None:
+            return await self._call_once(request)
+        if self._token is None:
+            await self._authenticate(None)
+        token = self._token
+        try:
+            return await self._call_once(request)
+        except errors.Unauthenticated:
+            # The token expired (--auth-token-ttl) or the member restarted:
+            # authenticate again and retry once.
+            await self._authenticate(token)
+            return await self._call_once(request)
+
+    async def _call_once(self, request: Request[T]) -> T:
         check_size(request.size, self.max_request_bytes)
         body = json.dumps(request.body, separators=(",", ":")).encode("ascii")
         failures: list[errors.EtcdError] = []
@@ -500,6 +567,35 @@ class Client:
     def election(self, name: bytes, *, ttl: int = 10) -> Election:
         """An :class:`~etcdwamp.lock.Election` named ``name``."""
         return Election(self, name, ttl=ttl)
+
+    # -- auth administration ---------------------------------------------------
+
+    @_deferred
+    async def auth_enable(self) -> None:
+        """Turn authentication on (a ``root`` user with the ``root`` role must exist)."""
+        await self._call(auth_enable_request())
+
+    @_deferred
+    async def auth_disable(self) -> None:
+        await self._call(auth_disable_request())
+
+    @_deferred
+    async def user_add(self, user: str, password: str) -> None:
+        await self._call(user_add_request(user, password))
+
+    @_deferred
+    async def role_add(self, role: str) -> None:
+        await self._call(role_add_request(role))
+
+    @_deferred
+    async def user_grant_role(self, user: str, role: str) -> None:
+        await self._call(user_grant_role_request(user, role))
+
+    @_deferred
+    async def role_grant_permission(self, role: str, keys: bytes | KeySet,
+                                    permission: Permission | str) -> None:
+        """Let ``role`` read/write (``Permission``) the keys of ``keys``."""
+        await self._call(role_grant_permission_request(role, keys, permission))
 
     # -- watches -------------------------------------------------------------
 

@@ -24,7 +24,8 @@ failure branch is part of what the caller asked etcd to do.
      +-- LeaseExpired                          a kept-alive lease was lost
      +-- ServerError                           etcd answered with a gRPC status
           +-- InvalidArgument (also InvalidRequest)
-          |    +-- RequestTooLarge, TooManyOps, DuplicateKey, EmptyKey
+          |    +-- RequestTooLarge, TooManyOps, DuplicateKey, EmptyKey,
+          |        AuthenticationFailed
           +-- OutOfRange
           |    +-- RevisionCompacted, FutureRevision
           +-- NotFound
@@ -38,6 +39,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
+    "AuthenticationFailed",
     "ConnectFailed",
     "ConnectionLost",
     "DeadlineExceeded",
@@ -184,6 +186,10 @@ class DuplicateKey(InvalidArgument):
 
 class EmptyKey(InvalidArgument):
     """A request names the empty key, which etcd does not allow."""
+
+
+class AuthenticationFailed(InvalidArgument):
+    """Wrong user name or password."""
 
 
 class DeadlineExceeded(ServerError):

@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -20,7 +21,14 @@ import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["EtcdCluster", "EtcdMember", "etcd_binary", "free_port"]
+__all__ = [
+    "EtcdCluster",
+    "EtcdMember",
+    "TLSFiles",
+    "etcd_binary",
+    "free_port",
+    "make_test_pki",
+]
 
 _HOST = "127.0.0.1"
 
@@ -44,6 +52,81 @@ def etcd_binary() -> str:
     return path
 
 
+@dataclass(frozen=True)
+class TLSFiles:
+    """PEM files for an https etcd (see :func:`make_test_pki`)."""
+
+    ca_cert: str
+    server_cert: str
+    server_key: str
+    client_cert: str = ""
+    client_key: str = ""
+    client_cert_auth: bool = False
+
+
+def make_test_pki(directory: str) -> TLSFiles:
+    """A throw-away CA, a server certificate for 127.0.0.1 and a client certificate."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def write(filename: str, data: bytes) -> str:
+        path = os.path.join(directory, filename)
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+
+    def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+        return key.private_bytes(serialization.Encoding.PEM,
+                                 serialization.PrivateFormat.TraditionalOpenSSL,
+                                 serialization.NoEncryption())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("etcdwamp test CA"))
+          .issuer_name(name("etcdwamp test CA")).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number())
+          .not_valid_before(now - datetime.timedelta(minutes=5))
+          .not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+
+    def leaf(cn: str, *usage: x509.ObjectIdentifier) -> tuple[bytes, bytes]:
+        import ipaddress
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (x509.CertificateBuilder().subject_name(name(cn)).issuer_name(ca.subject)
+                .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(minutes=5))
+                .not_valid_after(now + datetime.timedelta(days=1))
+                .add_extension(x509.SubjectAlternativeName(
+                    [x509.IPAddress(ipaddress.ip_address(_HOST)), x509.DNSName("localhost")]),
+                    critical=False)
+                .add_extension(x509.ExtendedKeyUsage(list(usage)), critical=False)
+                .sign(ca_key, hashes.SHA256()))
+        return cert.public_bytes(serialization.Encoding.PEM), key_pem(key)
+
+    # etcd's gateway dials its own gRPC server with the server certificate, so
+    # under --client-cert-auth that certificate must be valid for clients too.
+    server_cert, server_key = leaf("etcd", ExtendedKeyUsageOID.SERVER_AUTH,
+                                   ExtendedKeyUsageOID.CLIENT_AUTH)
+    client_cert, client_key = leaf("client", ExtendedKeyUsageOID.CLIENT_AUTH)
+    return TLSFiles(
+        ca_cert=write("ca.pem", ca.public_bytes(serialization.Encoding.PEM)),
+        server_cert=write("server.pem", server_cert),
+        server_key=write("server-key.pem", server_key),
+        client_cert=write("client.pem", client_cert),
+        client_key=write("client-key.pem", client_key),
+    )
+
+
 @dataclass
 class EtcdMember:
     """One etcd process of a cluster; ``start()``/``kill()`` may be repeated."""
@@ -56,10 +139,12 @@ class EtcdMember:
     extra_args: Sequence[str] = ()
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     log_path: str = ""
+    tls: TLSFiles | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{_HOST}:{self.client_port}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{_HOST}:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
@@ -86,6 +171,11 @@ class EtcdMember:
             "--initial-cluster-token", f"etcdwamp-{os.getpid()}",
             *self.extra_args,
         ]
+        if self.tls is not None:
+            args += ["--cert-file", self.tls.server_cert, "--key-file", self.tls.server_key,
+                     "--trusted-ca-file", self.tls.ca_cert]
+            if self.tls.client_cert_auth:
+                args.append("--client-cert-auth")
         env = dict(os.environ)
         # Debian's etcd 3.4 refuses nothing here, but newer builds warn on
         # unknown ETCD_* variables; keep the environment of the caller clean.
@@ -112,8 +202,14 @@ class EtcdMember:
         self.kill(signal.SIGTERM)
 
     def healthy(self) -> bool:
+        context = None
+        if self.tls is not None:
+            context = ssl.create_default_context(cafile=self.tls.ca_cert)
+            if self.tls.client_cert:
+                context.load_cert_chain(self.tls.client_cert, self.tls.client_key)
         try:
-            with urllib.request.urlopen(self.url + "/health", timeout=2) as resp:
+            with urllib.request.urlopen(self.url + "/health", timeout=2,
+                                        context=context) as resp:
                 body = json.loads(resp.read())
         except (OSError, ValueError, urllib.error.URLError):
             return False
@@ -133,7 +229,8 @@ class EtcdCluster:
     Use as a context manager, or call :meth:`start` and :meth:`stop`.
     """
 
-    def __init__(self, size: int = 1, *, extra_args: Sequence[str] = ()) -> None:
+    def __init__(self, size: int = 1, *, extra_args: Sequence[str] = (),
+                 tls: TLSFiles | None = None) -> None:
         self.tmpdir = tempfile.mkdtemp(prefix="etcdwamp-etcd-")
         self.members: list[EtcdMember] = []
         for i in range(size):
@@ -145,6 +242,7 @@ class EtcdCluster:
                     peer_port=free_port(),
                     data_dir=os.path.join(self.tmpdir, name),
                     extra_args=tuple(extra_args),
+                    tls=tls,
                 )
             )
         initial = ",".join(f"{m.name}={m.peer_url}" for m in self.members)

@@ -39,6 +39,7 @@ _BY_MESSAGE: tuple[tuple[str, type[e.ServerError]], ...] = (
     ("received message larger than max", e.RequestTooLarge),
     ("key is not provided", e.EmptyKey),
     ("requested lease not found", e.LeaseNotFound),
+    ("authentication failed", e.AuthenticationFailed),
 )
 
 # What a gRPC code becomes when the gateway only gave us an HTTP status.
