@@ -1,6 +1,8 @@
 """etcdwamp: an async etcd3 client for Twisted, persistent maps, and a WAMP component."""
 
+from . import pmap
 from .client import Client
+from .pmap import Database
 from .wire import (
     CompCreated,
     CompLease,
@@ -26,6 +28,7 @@ __all__ = [
     "CompModified",
     "CompValue",
     "CompVersion",
+    "Database",
     "KeySet",
     "KeyValue",
     "OpDel",
@@ -35,4 +38,5 @@ __all__ = [
     "SortTarget",
     "Transaction",
     "__version__",
+    "pmap",
 ]

@@ -1,0 +1,303 @@
+"""Key and value codecs: how a map's Python keys and values become etcd bytes.
+
+Keys must encode so that byte order equals key order (etcd ranges sort by
+bytes): strings as UTF-8, OIDs as 8-byte big-endian, UUIDs as their 16 bytes.
+Every codec validates before encoding, so a wrong type or an out-of-range value
+raises ``TypeError``/``ValueError`` before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import uuid
+import zlib
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+import cbor2
+
+__all__ = [
+    "BinaryKey",
+    "BinaryValue",
+    "CborValue",
+    "Compressed",
+    "FlatBuffersValue",
+    "JsonValue",
+    "KeyCodec",
+    "OidKey",
+    "OidValue",
+    "PickleValue",
+    "StringKey",
+    "StringValue",
+    "UuidKey",
+    "UuidValue",
+    "ValueCodec",
+]
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+OID_MAX = 2**64 - 1
+
+
+class KeyCodec(Generic[K]):
+    """Encodes map keys; ``encode`` must preserve order."""
+
+    name = "key"
+
+    def encode(self, key: K) -> bytes:
+        raise NotImplementedError
+
+    def decode(self, data: bytes) -> K:
+        raise NotImplementedError
+
+
+class ValueCodec(Generic[V]):
+    """Encodes map values."""
+
+    name = "value"
+
+    def encode(self, value: V) -> bytes:
+        raise NotImplementedError
+
+    def decode(self, data: bytes) -> V:
+        raise NotImplementedError
+
+
+def _type_error(what: str, expected: str, value: object) -> TypeError:
+    return TypeError(f"{what} must be {expected}, not {type(value).__name__}")
+
+
+def _check_str(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise _type_error(what, "str", value)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:  # lone surrogates
+        raise ValueError(f"{what} is not encodable as UTF-8: {exc}") from None
+    return value
+
+
+def _check_bytes(value: object, what: str) -> bytes:
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    if not isinstance(value, bytes):
+        raise _type_error(what, "bytes", value)
+    return value
+
+
+def _check_oid(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _type_error(what, "an int (OID)", value)
+    if not 0 <= value <= OID_MAX:
+        raise ValueError(f"{what} must be an OID in [0, 2**64 - 1], got {value}")
+    return value
+
+
+def _check_uuid(value: object, what: str) -> uuid.UUID:
+    if not isinstance(value, uuid.UUID):
+        raise _type_error(what, "a uuid.UUID", value)
+    return value
+
+
+class StringKey(KeyCodec[str]):
+    name = "String"
+
+    def encode(self, key: str) -> bytes:
+        return _check_str(key, "key").encode("utf-8")
+
+    def decode(self, data: bytes) -> str:
+        return data.decode("utf-8")
+
+
+class BinaryKey(KeyCodec[bytes]):
+    name = "Binary"
+
+    def encode(self, key: bytes) -> bytes:
+        return _check_bytes(key, "key")
+
+    def decode(self, data: bytes) -> bytes:
+        return data
+
+
+class OidKey(KeyCodec[int]):
+    """Unsigned 64-bit ids, big-endian so that keys sort numerically."""
+
+    name = "Oid"
+
+    def encode(self, key: int) -> bytes:
+        return _check_oid(key, "key").to_bytes(8, "big")
+
+    def decode(self, data: bytes) -> int:
+        if len(data) != 8:
+            raise ValueError(f"an OID key has 8 bytes, got {len(data)}")
+        return int.from_bytes(data, "big")
+
+
+class UuidKey(KeyCodec[uuid.UUID]):
+    name = "Uuid"
+
+    def encode(self, key: uuid.UUID) -> bytes:
+        return _check_uuid(key, "key").bytes
+
+    def decode(self, data: bytes) -> uuid.UUID:
+        return uuid.UUID(bytes=data)
+
+
+class StringValue(ValueCodec[str]):
+    name = "String"
+
+    def encode(self, value: str) -> bytes:
+        return _check_str(value, "value").encode("utf-8")
+
+    def decode(self, data: bytes) -> str:
+        return data.decode("utf-8")
+
+
+class BinaryValue(ValueCodec[bytes]):
+    name = "Binary"
+
+    def encode(self, value: bytes) -> bytes:
+        return _check_bytes(value, "value")
+
+    def decode(self, data: bytes) -> bytes:
+        return data
+
+
+class OidValue(ValueCodec[int]):
+    name = "Oid"
+
+    def encode(self, value: int) -> bytes:
+        return _check_oid(value, "value").to_bytes(8, "big")
+
+    def decode(self, data: bytes) -> int:
+        return int.from_bytes(data, "big")
+
+
+class UuidValue(ValueCodec[uuid.UUID]):
+    name = "Uuid"
+
+    def encode(self, value: uuid.UUID) -> bytes:
+        return _check_uuid(value, "value").bytes
+
+    def decode(self, data: bytes) -> uuid.UUID:
+        return uuid.UUID(bytes=data)
+
+
+class _Marshalled(ValueCodec[Any]):
+    """Values turned into plain data by ``marshal`` first, back by ``unmarshal``."""
+
+    def __init__(self, marshal: Callable[[Any], Any] | None = None,
+                 unmarshal: Callable[[Any], Any] | None = None) -> None:
+        self.marshal = marshal
+        self.unmarshal = unmarshal
+
+    def encode(self, value: Any) -> bytes:
+        data = self.marshal(value) if self.marshal is not None else value
+        try:
+            return self._dump(data)
+        except (TypeError, ValueError, OverflowError, pickle.PicklingError,
+                cbor2.CBOREncodeError) as exc:
+            raise TypeError(f"{self.name} cannot encode {type(value).__name__}: {exc}") from exc
+
+    def decode(self, data: bytes) -> Any:
+        obj = self._load(data)
+        return self.unmarshal(obj) if self.unmarshal is not None else obj
+
+    def _dump(self, data: Any) -> bytes:
+        raise NotImplementedError
+
+    def _load(self, data: bytes) -> Any:
+        raise NotImplementedError
+
+
+class JsonValue(_Marshalled):
+    name = "Json"
+
+    def _dump(self, data: Any) -> bytes:
+        # allow_nan=False: NaN is not JSON, and other readers would choke on it.
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False).encode("utf-8")
+
+    def _load(self, data: bytes) -> Any:
+        return json.loads(data)
+
+
+class CborValue(_Marshalled):
+    name = "Cbor"
+
+    def _dump(self, data: Any) -> bytes:
+        return cbor2.dumps(data)
+
+    def _load(self, data: bytes) -> Any:
+        return cbor2.loads(data)
+
+
+class PickleValue(_Marshalled):
+    """Pickled values. Only for data this application wrote itself: unpickling
+    data from an untrusted writer runs arbitrary code."""
+
+    name = "Pickle"
+
+    def _dump(self, data: Any) -> bytes:
+        return pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def _load(self, data: bytes) -> Any:
+        return pickle.loads(data)  # trusted data only: see the class docstring
+
+
+class FlatBuffersValue(ValueCodec[Any]):
+    """FlatBuffers values: ``build(obj, builder) -> offset`` writes the table,
+    ``cast(buf) -> obj`` reads it (typically ``Table.GetRootAs(buf, 0)``)."""
+
+    name = "FlatBuffers"
+
+    def __init__(self, build: Callable[[Any, Any], int] | None = None,
+                 cast: Callable[[bytes], Any] | None = None) -> None:
+        self.build = build
+        self.cast = cast
+
+    def encode(self, value: Any) -> bytes:
+        if self.build is None:
+            if isinstance(value, (bytes, bytearray)):
+                return bytes(value)  # an already finished buffer
+            raise TypeError("FlatBuffers map without build= takes finished buffers (bytes)")
+        import flatbuffers
+
+        builder = flatbuffers.Builder(256)
+        offset = self.build(value, builder)
+        builder.Finish(offset)
+        return bytes(builder.Output())
+
+    def decode(self, data: bytes) -> Any:
+        return self.cast(data) if self.cast is not None else data
+
+
+class Compressed(ValueCodec[V]):
+    """Wraps a value codec with zlib compression (one flag byte marks raw/compressed,
+    so small values that do not shrink are stored as they are)."""
+
+    _RAW, _ZLIB = b"\x00", b"\x01"
+
+    def __init__(self, inner: ValueCodec[V], *, level: int = 6, min_size: int = 64) -> None:
+        self.inner = inner
+        self.level = level
+        self.min_size = min_size
+        self.name = f"{inner.name}+zlib"
+
+    def encode(self, value: V) -> bytes:
+        raw = self.inner.encode(value)
+        if len(raw) >= self.min_size:
+            packed = zlib.compress(raw, self.level)
+            if len(packed) < len(raw):
+                return self._ZLIB + packed
+        return self._RAW + raw
+
+    def decode(self, data: bytes) -> V:
+        flag, body = data[:1], data[1:]
+        if flag == self._ZLIB:
+            return self.inner.decode(zlib.decompress(body))
+        if flag == self._RAW:
+            return self.inner.decode(body)
+        raise ValueError("compressed value has an unknown flag byte")

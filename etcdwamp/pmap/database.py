@@ -1,0 +1,301 @@
+"""Database and transactions: snapshot reads and optimistic, conflict-checked commits.
+
+A transaction reads at one revision (taken at ``begin``) and buffers its
+writes. A write transaction commits them in one etcd txn guarded by compares
+on everything it read: every key read must still have the mod revision it had
+(0 for a key that was absent), and every range scanned must hold no key
+modified after the snapshot. If anything changed, etcd runs nothing and the
+commit raises :class:`TransactionConflict`: there is no lost update. The
+usual reaction is to run the whole function again, which :meth:`Database.run`
+does.
+
+etcd applies one txn with at most ``--max-txn-ops`` (128 by default)
+compares and at most as many operations. A commit needing more raises
+:class:`TransactionTooLarge` before anything is written. For bulk loads that
+need not be atomic, use :meth:`Database.put_many`, which writes in chunks of
+``max_txn_ops`` (each chunk atomic, the whole not).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, TypeVar
+
+from .. import errors
+from ..wire import (
+    CompModified,
+    KeySet,
+    KeyValue,
+    OpDel,
+    OpSet,
+    Transaction,
+)
+from ..wire.encoding import require_bytes
+
+if TYPE_CHECKING:
+    from ..client import Client
+
+__all__ = ["Database", "MapTransaction", "TransactionConflict", "TransactionTooLarge"]
+
+T = TypeVar("T")
+
+_DELETED = None
+
+
+class TransactionConflict(errors.EtcdError):
+    """Something this transaction read changed before it committed; nothing was written."""
+
+
+class TransactionTooLarge(errors.InvalidRequest):
+    """The commit needs more compares or ops than etcd allows in one txn."""
+
+
+class Database:
+    """Maps live in a Database: an etcd client plus an optional key prefix (namespace)."""
+
+    def __init__(self, client: Client, *, prefix: bytes = b"",
+                 max_txn_ops: int | None = None) -> None:
+        self.client = client
+        self.prefix = require_bytes(prefix, "prefix")
+        self.max_txn_ops = client.max_txn_ops if max_txn_ops is None else max_txn_ops
+        if self.max_txn_ops < 1:
+            raise ValueError("max_txn_ops must be at least 1")
+
+    async def status(self) -> int:
+        """The current revision of the store."""
+        return (await self.client.status()).revision
+
+    def begin(self, write: bool = False) -> MapTransaction:
+        """A transaction: ``async with db.begin(write=True) as txn: ...``."""
+        return MapTransaction(self, write=write)
+
+    async def run(self, fn: Callable[[MapTransaction], Awaitable[T]], *, retries: int = 20,
+                  write: bool = True) -> T:
+        """Run ``fn(txn)`` in a transaction and commit; on conflict run it again,
+        up to ``retries`` more times, then let the last conflict propagate."""
+        attempt = 0
+        while True:
+            try:
+                async with self.begin(write=write) as txn:
+                    return await fn(txn)
+            except TransactionConflict:
+                if attempt >= retries:
+                    raise
+                attempt += 1
+
+    async def put_many(self, items: Iterable[tuple[bytes, bytes]]) -> int:
+        """Bulk-write raw (already prefixed) key/values in chunks of ``max_txn_ops``.
+
+        Not atomic as a whole: after a failure, the chunks written so far stay
+        written (re-running the same import is safe: puts are idempotent).
+        Returns the number of keys written.
+        """
+        chunk: list[OpSet] = []
+        written = 0
+        for key, value in items:
+            chunk.append(OpSet(key, value))
+            if len(chunk) == self.max_txn_ops:
+                await self.client.txn(Transaction(success=chunk))
+                written += len(chunk)
+                chunk = []
+        if chunk:
+            await self.client.txn(Transaction(success=chunk))
+            written += len(chunk)
+        return written
+
+
+class MapTransaction:
+    """One transaction over a :class:`Database`; see the module docstring."""
+
+    def __init__(self, db: Database, *, write: bool) -> None:
+        self.db = db
+        self.write = write
+        #: the snapshot revision every read sees (set when the transaction starts)
+        self.revision = 0
+        #: the revision the commit created (0 until a write transaction committed)
+        self.committed_revision = 0
+        self._reads: dict[bytes, int] = {}
+        self._ranges: list[KeySet] = []
+        self._writes: dict[bytes, bytes | None] = {}
+        self._pending: dict[object, Callable[[], Awaitable[None]]] = {}
+        self._state = "new"
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def start(self) -> MapTransaction:
+        if self._state != "new":
+            raise errors.InvalidRequest("transaction already started")
+        self.revision = await self.db.status()
+        self._state = "open"
+        return self
+
+    async def __aenter__(self) -> MapTransaction:
+        return await self.start()
+
+    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is not None:
+            self.abort()
+            return
+        await self.commit()
+
+    def abort(self) -> None:
+        """Discard buffered writes."""
+        self._writes.clear()
+        self._pending.clear()
+        self._state = "aborted"
+
+    def _check_open(self) -> None:
+        if self._state != "open":
+            raise errors.InvalidRequest(f"transaction is {self._state}, not open")
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if not self.write:
+            raise errors.InvalidRequest(
+                "read-only transaction: use db.begin(write=True) to write"
+            )
+
+    # -- raw key access (used by the maps) ---------------------------------------
+
+    def _record(self, kv_key: bytes, mod_revision: int) -> None:
+        self._reads.setdefault(kv_key, mod_revision)
+
+    async def get_raw(self, key: bytes) -> bytes | None:
+        """The value of ``key`` as this transaction sees it (None when absent)."""
+        self._check_open()
+        if key in self._writes:
+            return self._writes[key]
+        result = await self.db.client.get(key, revision=self.revision)
+        kv = result.first
+        self._record(key, kv.mod_revision if kv else 0)
+        return kv.value if kv else None
+
+    def put_raw(self, key: bytes, value: bytes) -> None:
+        self._check_writable()
+        self._writes[key] = require_bytes(value, "value")
+
+    def delete_raw(self, key: bytes) -> None:
+        self._check_writable()
+        self._writes[key] = _DELETED
+
+    def defer_until_commit(self, work: Callable[[], Awaitable[None]], *,
+                           once_per: object = None) -> None:
+        """Run ``work`` at commit time, before the writes are sent (index upkeep);
+        work registered again under the same ``once_per`` runs only once."""
+        self._check_writable()
+        self._pending[object() if once_per is None else once_per] = work
+
+    async def range_raw(self, keyset: KeySet, *, limit: int = 0, reverse: bool = False,
+                        keys_only: bool = False,
+                        page_size: int = 500) -> AsyncIterator[tuple[bytes, bytes | None]]:
+        """Key/values of ``keyset`` at the snapshot merged with this transaction's
+        own writes, in key order (reverse: descending). Memory is bounded by the
+        page size plus the buffered writes."""
+        self._check_open()
+        self._ranges.append(keyset)
+        produced = 0
+        async for key, value in self._merged(keyset, reverse, keys_only, page_size):
+            yield key, value
+            produced += 1
+            if limit and produced >= limit:
+                return
+
+    async def _merged(self, keyset: KeySet, reverse: bool, keys_only: bool,
+                      page_size: int) -> AsyncIterator[tuple[bytes, bytes | None]]:
+        """Merge the snapshot's keys with this transaction's writes (which win)."""
+        own = sorted(((k, v) for k, v in self._writes.items() if keyset.contains(k)),
+                     reverse=reverse)
+        i = 0
+
+        def before(a: bytes, b: bytes) -> bool:
+            return a > b if reverse else a < b
+
+        async for kv in self._snapshot_range(keyset, reverse=reverse, keys_only=keys_only,
+                                             page_size=page_size):
+            self._record(kv.key, kv.mod_revision)
+            while i < len(own) and before(own[i][0], kv.key):
+                if own[i][1] is not None:
+                    yield own[i]
+                i += 1
+            if i < len(own) and own[i][0] == kv.key:
+                if own[i][1] is not None:
+                    yield own[i]
+                i += 1
+            else:
+                yield kv.key, (None if keys_only else kv.value)
+        for key, value in own[i:]:
+            if value is not None:
+                yield key, value
+
+    async def _snapshot_range(self, keyset: KeySet, *, reverse: bool, keys_only: bool,
+                              page_size: int) -> AsyncIterator[KeyValue]:
+        if not reverse:
+            async for kv in self.db.client.range_iter(keyset, page_size=page_size,
+                                                      revision=self.revision,
+                                                      keys_only=keys_only):
+                yield kv
+            return
+        start, end = keyset.resolve()
+        while True:
+            page = await self.db.client.get(
+                KeySet(start, range_end=end), limit=page_size, revision=self.revision,
+                sort_order="descend", sort_target="key", keys_only=keys_only)
+            for kv in page.kvs:
+                yield kv
+            if not page.more or not page.kvs:
+                return
+            end = page.kvs[-1].key  # exclusive: continue below the last key seen
+
+    async def count_raw(self, keyset: KeySet) -> int:
+        self._check_open()
+        if not any(keyset.contains(k) for k in self._writes):
+            self._ranges.append(keyset)
+            return (await self.db.client.get(keyset, count_only=True,
+                                             revision=self.revision)).count
+        n = 0
+        async for _ in self.range_raw(keyset, keys_only=True):
+            n += 1
+        return n
+
+    # -- commit ------------------------------------------------------------------
+
+    async def commit(self) -> int:
+        """Send the buffered writes in one etcd txn; returns the commit revision
+        (the snapshot revision for a transaction without writes)."""
+        self._check_open()
+        try:
+            for work in list(self._pending.values()):
+                await work()
+        except BaseException:
+            self.abort()
+            raise
+        self._pending.clear()
+        if not self._writes:
+            self._state = "committed"
+            self.committed_revision = self.revision
+            return self.revision
+        guard = self.revision + 1
+        compares = [CompModified(k, "==", rev) for k, rev in self._reads.items()]
+        compares += [CompModified(ks, "<", guard) for ks in self._ranges]
+        ops: list[OpSet | OpDel] = [
+            OpDel(k) if v is None else OpSet(k, v) for k, v in self._writes.items()
+        ]
+        limit = self.db.max_txn_ops
+        if len(ops) > limit or len(compares) > limit:
+            self.abort()
+            raise TransactionTooLarge(
+                f"commit needs {len(ops)} ops and {len(compares)} compares; etcd allows "
+                f"{limit} of each in one txn (--max-txn-ops). Split the work, or use "
+                "Database.put_many for non-atomic bulk writes"
+            )
+        result = await self.db.client.txn(Transaction(compare=compares, success=ops))
+        self._writes.clear()
+        if not result.succeeded:
+            self._state = "conflicted"
+            raise TransactionConflict(
+                f"transaction from revision {self.revision} conflicts with a concurrent "
+                "change; nothing was written"
+            )
+        self._state = "committed"
+        self.committed_revision = result.revision
+        return result.revision
