@@ -8,7 +8,7 @@ from pathlib import Path
 
 from etcdwamp.testing import EtcdCluster
 
-EXAMPLES = ["getting_started.py"]
+EXAMPLES = ["getting_started.py", "pmap_users.py"]
 
 
 def main() -> int:

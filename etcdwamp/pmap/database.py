@@ -136,7 +136,8 @@ class MapTransaction:
         if exc_type is not None:
             self.abort()
             return
-        await self.commit()
+        if self._state == "open":  # not already committed by hand
+            await self.commit()
 
     def abort(self) -> None:
         """Discard buffered writes."""

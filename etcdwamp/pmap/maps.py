@@ -35,7 +35,7 @@ from .codecs import (
     UuidValue,
     ValueCodec,
 )
-from .database import MapTransaction
+from .database import Database, MapTransaction
 
 __all__ = ["Index", "MapChange", "PersistentMap", "UniqueViolation"]
 
@@ -95,6 +95,10 @@ class PersistentMap(Generic[K, V]):
 
     def _base(self, txn: MapTransaction) -> bytes:
         return txn.db.prefix + self._slot_bytes
+
+    def key_bytes(self, db: Database, key: K) -> bytes:
+        """The etcd key under which ``key`` is stored in ``db``."""
+        return db.prefix + self._slot_bytes + self.key_codec.encode(key)
 
     def _raw_key(self, txn: MapTransaction, key: K) -> bytes:
         return self._base(txn) + self.key_codec.encode(key)

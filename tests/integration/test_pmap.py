@@ -1,0 +1,280 @@
+"""Persistent maps and transactions against a real etcd."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.task import deferLater
+
+from etcdwamp import Client, Database, KeySet, pmap
+from etcdwamp import errors as e
+from etcdwamp.testing import EtcdCluster
+
+ensure = pytest_twisted.ensureDeferred
+
+
+@pytest.fixture
+def db(client: Client, prefix: bytes) -> Database:
+    return Database(client, prefix=prefix)
+
+
+class User:
+    def __init__(self, oid: int, name: str) -> None:
+        self.oid, self.name = oid, name
+
+    def marshal(self) -> dict[str, Any]:
+        return {"oid": self.oid, "name": self.name}
+
+    @staticmethod
+    def parse(data: dict[str, Any]) -> User:
+        return User(data["oid"], data["name"])
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, User) and (self.oid, self.name) == (other.oid, other.name)
+
+
+KEYS: dict[str, list[Any]] = {
+    "String": ["", "a", "ü/\u0000x", "z" * 300],
+    "Binary": [b"\x00", b"\xff\xff", b"k"],
+    "Oid": [0, 1, 2**64 - 1],
+    "Uuid": [uuid.UUID(int=0), uuid.UUID(int=2**128 - 1), uuid.uuid4()],
+}
+VALUES: dict[str, list[Any]] = {
+    "String": ["", "hello", "ü" * 1000],
+    "Binary": [b"", b"\x00\xff" * 10],
+    "Oid": [0, 2**64 - 1],
+    "Uuid": [uuid.uuid4()],
+    "Json": [{"a": [1, 2.5, None, "x"]}, [], "s"],
+    "Cbor": [{"a": b"\x00bytes", "n": 2**70}, [1, 2]],
+    "Pickle": [{"set": {1, 2}}, (1, "t")],
+    "FlatBuffers": [b"\x0c\x00\x00\x00\x08\x00\x0c\x00\x04\x00\x08\x00"],
+}
+
+
+@pytest.mark.parametrize("key_type", sorted(KEYS))
+@pytest.mark.parametrize("value_type", sorted(VALUES))
+@ensure
+async def test_every_map_type_round_trips(db: Database, key_type: str,
+                                          value_type: str) -> None:
+    cls = getattr(pmap, f"Map{key_type}{value_type}")
+    table = cls(7)
+    pairs = [(k, VALUES[value_type][i % len(VALUES[value_type])])
+             for i, k in enumerate(KEYS[key_type])]
+    async with db.begin(write=True) as txn:
+        for k, v in pairs:
+            table[txn, k] = v
+    async with db.begin() as txn:
+        for k, v in pairs:
+            assert await table[txn, k] == v
+        selected = [(k, v) async for k, v in table.select(txn)]
+    assert selected == sorted(pairs, key=lambda kv: table.key_codec.encode(kv[0]))
+
+
+@ensure
+async def test_readme_shapes(db: Database) -> None:
+    """MapUuidCbor with marshal/unmarshal and MapOidPickle with unmarshal=User.parse."""
+    users = pmap.MapOidPickle(2, marshal=lambda u: u.marshal(), unmarshal=User.parse)
+    spelled = pmap.MapUuidFlatbuffers(3)
+    assert isinstance(spelled, pmap.MapUuidFlatBuffers)
+    async with db.begin(write=True) as txn:
+        users[txn, 1] = User(1, "alice")
+    async with db.begin() as txn:
+        assert await users[txn, 1] == User(1, "alice")
+        assert await users[txn, 2] is None
+
+
+@ensure
+async def test_oid_keys_sort_numerically(db: Database) -> None:
+    table = pmap.MapOidString(1)
+    async with db.begin(write=True) as txn:
+        for oid in (256, 1, 2**40, 2):
+            table[txn, oid] = str(oid)
+    async with db.begin() as txn:
+        assert [k async for k in table.keys(txn)] == [1, 2, 256, 2**40]
+        assert [k async for k in table.keys(txn, reverse=True)] == [2**40, 256, 2, 1]
+
+
+@ensure
+async def test_wrong_types_raise_before_anything_is_written(db: Database,
+                                                            client: Client,
+                                                            prefix: bytes) -> None:
+    t_uuid = pmap.MapUuidString(1)
+    t_oid = pmap.MapOidJson(2)
+    async with db.begin(write=True) as txn:
+        with pytest.raises(TypeError):
+            t_uuid[txn, "not-a-uuid"] = "v"
+        with pytest.raises(ValueError):
+            t_oid[txn, 2**64] = 1
+        with pytest.raises(TypeError):
+            t_oid[txn, 1] = {1, 2}  # a set is not JSON
+        with pytest.raises(TypeError):
+            t_uuid[txn, uuid.uuid4()] = b"bytes"
+        with pytest.raises(TypeError):
+            t_oid[txn, True] = 1
+    assert (await client.get(KeySet(prefix, prefix=True), count_only=True)).count == 0
+
+
+@ensure
+async def test_read_only_transaction_refuses_writes(db: Database, client: Client,
+                                                    prefix: bytes) -> None:
+    table = pmap.MapStringString(1)
+    with pytest.raises(e.InvalidRequest, match="read-only"):
+        async with db.begin() as txn:
+            table[txn, "k"] = "v"
+    assert (await client.get(KeySet(prefix, prefix=True), count_only=True)).count == 0
+
+
+@ensure
+async def test_snapshot_reads_and_own_writes(db: Database) -> None:
+    table = pmap.MapStringString(1)
+    async with db.begin(write=True) as txn:
+        table[txn, "a"] = "1"
+        table[txn, "c"] = "3"
+    async with db.begin(write=True) as txn:
+        async with db.begin(write=True) as other:
+            table[other, "a"] = "changed"
+            table[other, "b"] = "new"
+        # Committed after our begin: invisible to us.
+        assert await table[txn, "a"] == "1"
+        assert await table[txn, "b"] is None
+        # Our own writes are visible to our reads and ranges.
+        table[txn, "d"] = "4"
+        del table[txn, "c"]
+        assert await table[txn, "d"] == "4"
+        assert await table[txn, "c"] is None
+        assert [kv async for kv in table.select(txn)] == [("a", "1"), ("d", "4")]
+        assert await table.count(txn) == 2
+        assert txn.revision > 0
+        with pytest.raises(pmap.TransactionConflict):
+            await txn.commit()
+
+
+@ensure
+async def test_conflicting_commit_fails_and_leaves_store_unchanged(db: Database) -> None:
+    table = pmap.MapStringOid(1)
+    async with db.begin(write=True) as txn:
+        table[txn, "counter"] = 0
+    first = await db.begin(write=True).start()
+    second = await db.begin(write=True).start()
+    table[first, "counter"] = (await table[first, "counter"]) + 1
+    table[second, "counter"] = (await table[second, "counter"]) + 10
+    await first.commit()
+    with pytest.raises(pmap.TransactionConflict):
+        await second.commit()
+    async with db.begin() as txn:
+        assert await table[txn, "counter"] == 1  # the second update did not overwrite
+
+
+@ensure
+async def test_insert_into_a_scanned_range_conflicts(db: Database) -> None:
+    """A phantom: another writer adds a key inside a range this transaction scanned."""
+    table = pmap.MapStringString(1)
+    txn = await db.begin(write=True).start()
+    assert [k async for k in table.keys(txn, prefix="job/")] == []
+    async with db.begin(write=True) as other:
+        table[other, "job/1"] = "taken"
+    table[txn, "job/2"] = "only if there is no job"
+    with pytest.raises(pmap.TransactionConflict):
+        await txn.commit()
+
+
+@ensure
+async def test_exception_inside_async_with_discards_writes(db: Database) -> None:
+    table = pmap.MapStringString(1)
+    with pytest.raises(RuntimeError):
+        async with db.begin(write=True) as txn:
+            table[txn, "k"] = "v"
+            raise RuntimeError("bail out")
+    async with db.begin() as txn:
+        assert await table[txn, "k"] is None
+
+
+@ensure
+async def test_too_many_ops_names_the_limit_and_writes_nothing(db: Database) -> None:
+    table = pmap.MapOidString(1)
+    with pytest.raises(pmap.TransactionTooLarge, match="128"):
+        async with db.begin(write=True) as txn:
+            for i in range(129):
+                table[txn, i] = "v"
+    async with db.begin() as txn:
+        assert await table.count(txn) == 0
+    # The documented bulk path: chunked, non-atomic.
+    small = Database(db.client, prefix=db.prefix, max_txn_ops=16)
+    written = await small.put_many((table.key_bytes(small, i), b"v") for i in range(100))
+    assert written == 100
+    async with db.begin() as txn:
+        assert await table.count(txn) == 100
+
+
+@ensure
+async def test_select_options_count_and_delete_range(db: Database) -> None:
+    table = pmap.MapOidString(1)
+    async with db.begin(write=True) as txn:
+        for i in range(1, 21):
+            table[txn, i] = f"v{i}"
+    async with db.begin(write=True) as txn:
+        got = [k async for k, _ in table.select(txn, from_key=5, to_key=9)]
+        assert got == [5, 6, 7, 8]
+        got = [k async for k, _ in table.select(txn, from_key=5, limit=3, reverse=True)]
+        assert got == [20, 19, 18]
+        got = [k async for k, _ in table.select(txn, page_size=3)]
+        assert got == list(range(1, 21))
+        assert await table.count(txn, from_key=10) == 11
+        assert await table.delete_range(txn, from_key=15) == 6
+        assert await table.count(txn) == 14
+    async with db.begin() as txn:
+        assert await table.count(txn) == 14
+
+
+@ensure
+async def test_concurrent_counter_never_loses_an_update(etcd: EtcdCluster,
+                                                        prefix: bytes) -> None:
+    """8 clients x 500 increments of one counter through db.run: exactly 4,000."""
+    counter = pmap.MapStringOid(1)
+    clients = [Client(reactor, url=etcd.url) for _ in range(8)]
+
+    async def increment(txn: pmap.MapTransaction) -> None:
+        value = await counter[txn, "n"]
+        counter[txn, "n"] = (value or 0) + 1
+
+    async def worker(c: Client) -> None:
+        db = Database(c, prefix=prefix)
+        for _ in range(500):
+            await db.run(increment, retries=10_000)
+
+    try:
+        await gatherResults([Deferred.fromCoroutine(worker(c)) for c in clients],
+                            consumeErrors=True)
+        async with Database(clients[0], prefix=prefix).begin() as txn:
+            assert await counter[txn, "n"] == 4000
+    finally:
+        for c in clients:
+            await c.close()
+
+
+@ensure
+async def test_map_watch_gives_typed_changes(db: Database) -> None:
+    table = pmap.MapUuidJson(4)
+    changes: list[pmap.MapChange[uuid.UUID, Any]] = []
+    watch = await table.watch(db, changes.append)
+    oid = uuid.uuid4()
+    try:
+        async with db.begin(write=True) as txn:
+            table[txn, oid] = {"x": 1}
+        async with db.begin(write=True) as txn:
+            del table[txn, oid]
+        for _ in range(100):
+            if len(changes) == 2:
+                break
+            await deferLater(reactor, 0.05)
+        assert [(c.key, c.value, c.deleted) for c in changes] == [
+            (oid, {"x": 1}, False), (oid, None, True)]
+        assert changes[0].revision < changes[1].revision
+    finally:
+        await watch.cancel()
+
