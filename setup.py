@@ -36,6 +36,7 @@ setup(
             "ruff>=0.4",
         ],
     },
+    entry_points={"console_scripts": ["etcdwamp = etcdwamp.cli:main"]},
     classifiers=[
         "Framework :: Twisted",
         "Programming Language :: Python :: 3.11",
