@@ -1,0 +1,418 @@
+"""Throughput of etcdwamp's ``Client`` against a minimal treq baseline.
+
+Both implementations talk to the same etcd through its JSON gateway, from one
+process and one Twisted reactor (``twisted.internet.task.react``):
+
+- **baseline**: a bare ``treq.client.HTTPClient`` over an ``Agent`` with a
+  persistent ``HTTPConnectionPool`` (``maxPersistentPerHost=64``) that posts
+  the same JSON bodies (keys and values base64, ints as strings) to
+  ``/v3/kv/...``, checks ``response.code == 200`` and decodes the answer with
+  ``json.loads`` (plus the base64 of the keys and values it reads);
+- **etcdwamp**: ``etcdwamp.Client`` with its defaults (request validation,
+  timeouts, failover bookkeeping, typed results).
+
+Rows, each counted in requests per second of wall-clock time
+(``time.perf_counter``):
+
+1. sequential put: one put at a time;
+2. sequential get: one single-key range at a time (keys preloaded);
+3. concurrent put: puts with 64 requests outstanding;
+4. prefix range: full reads of a prefix holding 10,000 keys (preloaded in
+   transactions of 100 puts); the baseline decodes every key and value;
+5. sequential txn: a transaction "create if absent" (compare ``version == 0``,
+   one put in ``success``), which must succeed.
+
+Every row runs a short warm-up for each implementation, then several rounds
+that alternate which implementation goes first, so drift (etcd's WAL and
+compaction, the page cache) hits both alike. Each implementation and row uses
+its own key prefix under ``bench/<run id>/``, deleted at the end.
+
+Usage::
+
+    PYTHONPATH=. python benchmarks/client.py            # own throw-away etcd
+    PYTHONPATH=. python benchmarks/client.py --quick    # smoke run (CI)
+    PYTHONPATH=. python benchmarks/client.py --url http://127.0.0.1:2379
+
+Exits 0 when every row ran and every answer checked out, non-zero otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import gc
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, cast
+
+import treq
+from twisted.internet import defer
+from twisted.internet.defer import Deferred
+from twisted.internet.task import react
+from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.iweb import IAgent
+
+from etcdwamp import Client, CompVersion, KeySet, OpSet, Transaction
+from etcdwamp.testing import EtcdCluster
+
+CONCURRENCY = 64
+VALUE_SIZE = 64
+PRELOAD_BATCH = 100  # puts per preload transaction (etcd allows 128)
+PRELOAD_CONCURRENCY = 8
+
+_JSON_HEADERS: dict[bytes | str, list[bytes | str]] = {b"Content-Type": [b"application/json"]}
+
+
+class BenchmarkFailure(Exception):
+    """An answer was wrong, or the run did not complete."""
+
+
+Op = Callable[[int], Awaitable[None]]
+
+
+class Implementation(Protocol):
+    """What a row needs from a client under test."""
+
+    name: str
+
+    async def put(self, key: bytes, value: bytes) -> None: ...
+
+    async def get(self, key: bytes, expected: bytes) -> None: ...
+
+    async def range_prefix(self, prefix: bytes, expected: int) -> None: ...
+
+    async def txn_create(self, key: bytes, value: bytes) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _prefix_end(prefix: bytes) -> bytes:
+    # Benchmark prefixes are ASCII and end in "/", so the last byte is never 0xFF.
+    return prefix[:-1] + bytes([prefix[-1] + 1])
+
+
+class Baseline:
+    """The least a client can do: POST JSON, check 200, ``json.loads``."""
+
+    name = "baseline"
+
+    def __init__(self, reactor: Any, url: str) -> None:
+        self._pool = HTTPConnectionPool(reactor, persistent=True)  # type: ignore[no-untyped-call]
+        self._pool.maxPersistentPerHost = CONCURRENCY
+        agent = Agent(reactor, pool=self._pool)  # type: ignore[no-untyped-call]
+        self._http = treq.client.HTTPClient(cast(IAgent, agent))
+        self._base = url.rstrip("/") + "/v3/kv/"
+
+    async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        data = json.dumps(body, separators=(",", ":")).encode("ascii")
+        response = await self._http.post(self._base + path, data=data, headers=_JSON_HEADERS)
+        content = await treq.content(response)
+        if response.code != 200:
+            raise BenchmarkFailure(f"baseline {path}: HTTP {response.code}: {content[:200]!r}")
+        answer: dict[str, Any] = json.loads(content)
+        return answer
+
+    async def put(self, key: bytes, value: bytes) -> None:
+        answer = await self._post("put", {"key": _b64(key), "value": _b64(value)})
+        if "header" not in answer:
+            raise BenchmarkFailure(f"baseline put {key!r}: no header in {answer!r}")
+
+    async def get(self, key: bytes, expected: bytes) -> None:
+        answer = await self._post("range", {"key": _b64(key)})
+        kvs = answer.get("kvs", [])
+        if len(kvs) != 1 or base64.b64decode(kvs[0].get("value", "")) != expected:
+            raise BenchmarkFailure(f"baseline get {key!r}: unexpected answer {answer!r}")
+
+    async def range_prefix(self, prefix: bytes, expected: int) -> None:
+        answer = await self._post(
+            "range", {"key": _b64(prefix), "range_end": _b64(_prefix_end(prefix))}
+        )
+        b64decode = base64.b64decode
+        pairs = [(b64decode(kv["key"]), b64decode(kv.get("value", "")))
+                 for kv in answer.get("kvs", [])]
+        if len(pairs) != expected:
+            raise BenchmarkFailure(
+                f"baseline range {prefix!r}: {len(pairs)} keys, expected {expected}"
+            )
+
+    async def txn_create(self, key: bytes, value: bytes) -> None:
+        k = _b64(key)
+        answer = await self._post("txn", {
+            "compare": [{"result": "EQUAL", "target": "VERSION", "key": k, "version": "0"}],
+            "success": [{"request_put": {"key": k, "value": _b64(value)}}],
+        })
+        if answer.get("succeeded") is not True:
+            raise BenchmarkFailure(f"baseline txn {key!r}: did not succeed: {answer!r}")
+
+    async def close(self) -> None:
+        await self._pool.closeCachedConnections()  # type: ignore[no-untyped-call]
+
+
+class Etcdwamp:
+    """etcdwamp's ``Client`` as an application would use it."""
+
+    name = "etcdwamp"
+
+    def __init__(self, reactor: Any, url: str) -> None:
+        self.client = Client(reactor, url, pool_size=CONCURRENCY)
+
+    async def put(self, key: bytes, value: bytes) -> None:
+        await self.client.put(key, value)
+
+    async def get(self, key: bytes, expected: bytes) -> None:
+        result = await self.client.get(key)
+        if len(result.kvs) != 1 or result.kvs[0].value != expected:
+            raise BenchmarkFailure(f"etcdwamp get {key!r}: unexpected result {result!r}")
+
+    async def range_prefix(self, prefix: bytes, expected: int) -> None:
+        result = await self.client.get(KeySet(prefix, prefix=True))
+        if len(result.kvs) != expected:
+            raise BenchmarkFailure(
+                f"etcdwamp range {prefix!r}: {len(result.kvs)} keys, expected {expected}"
+            )
+
+    async def txn_create(self, key: bytes, value: bytes) -> None:
+        result = await self.client.txn(
+            Transaction(compare=[CompVersion(key, "==", 0)], success=[OpSet(key, value)])
+        )
+        if not result.succeeded:
+            raise BenchmarkFailure(f"etcdwamp txn {key!r}: did not succeed: {result!r}")
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+def _key(prefix: bytes, index: int) -> bytes:
+    return prefix + b"%07d" % index
+
+
+def _value(index: int) -> bytes:
+    return (b"v%07d-" % index).ljust(VALUE_SIZE, b"x")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One benchmark row: ``ops`` measured operations per implementation."""
+
+    slug: str  # used in key prefixes
+    title: str
+    ops: int
+    make_op: Callable[[Implementation, bytes], Op]
+    concurrency: int = 1
+    warmup: int = 50
+    #: keys (prefix + index, value of index) written before timing
+    preload: int = 0
+
+
+@dataclass
+class Outcome:
+    title: str
+    ops: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def rate(self, name: str) -> float:
+        return self.ops[name] / self.seconds[name]
+
+
+async def _gather(work: Sequence[Coroutine[Any, Any, None]]) -> None:
+    """Run coroutines concurrently; raise the first failure itself."""
+    try:
+        await defer.gatherResults([Deferred.fromCoroutine(c) for c in work],
+                                  consumeErrors=True)
+    except defer.FirstError as exc:
+        exc.subFailure.raiseException()
+
+
+async def _drive(op: Op, indices: range, concurrency: int) -> None:
+    if concurrency == 1:
+        for i in indices:
+            await op(i)
+        return
+    pending = iter(indices)
+
+    async def worker() -> None:
+        for i in pending:  # the workers share one iterator
+            await op(i)
+
+    await _gather([worker() for _ in range(min(concurrency, len(indices)))])
+
+
+async def _preload(client: Client, prefix: bytes, count: int) -> None:
+    batches = iter(range(0, count, PRELOAD_BATCH))
+
+    async def worker() -> None:
+        for start in batches:
+            stop = min(start + PRELOAD_BATCH, count)
+            txn = Transaction(success=[OpSet(_key(prefix, i), _value(i))
+                                       for i in range(start, stop)])
+            result = await client.txn(txn)
+            if not result.succeeded:
+                raise BenchmarkFailure(f"preload of {prefix!r} failed: {result!r}")
+
+    await _gather([worker() for _ in range(PRELOAD_CONCURRENCY)])
+
+
+def _chunks(ops: int, rounds: int) -> list[range]:
+    bounds = [ops * r // rounds for r in range(rounds + 1)]
+    return [range(bounds[r], bounds[r + 1]) for r in range(rounds) if bounds[r + 1] > bounds[r]]
+
+
+async def run_row(row: Row, impls: Sequence[Implementation], root: bytes, setup: Client,
+                  rounds: int) -> Outcome:
+    outcome = Outcome(row.title)
+    ops: dict[str, Op] = {}
+    for impl in impls:
+        prefix = root + f"{row.slug}/{impl.name}/".encode()
+        if row.preload:
+            await _preload(setup, prefix, row.preload)
+        ops[impl.name] = row.make_op(impl, prefix)
+        outcome.ops[impl.name] = 0
+        outcome.seconds[impl.name] = 0.0
+    # Warm-up on indices past the measured ones (fresh keys for puts and txns).
+    for impl in impls:
+        await _drive(ops[impl.name], range(row.ops, row.ops + row.warmup), row.concurrency)
+    for number, chunk in enumerate(_chunks(row.ops, rounds)):
+        order = impls if number % 2 == 0 else list(reversed(impls))
+        for impl in order:
+            gc.collect()
+            started = time.perf_counter()
+            await _drive(ops[impl.name], chunk, row.concurrency)
+            outcome.seconds[impl.name] += time.perf_counter() - started
+            outcome.ops[impl.name] += len(chunk)
+    return outcome
+
+
+def make_rows(quick: bool) -> list[Row]:
+    def scale(n: int) -> int:
+        return max(n // 10, 1) if quick else n
+
+    range_keys = scale(10_000)
+
+    def put_op(impl: Implementation, prefix: bytes) -> Op:
+        return lambda i: impl.put(_key(prefix, i), _value(i))
+
+    def get_op(impl: Implementation, prefix: bytes) -> Op:
+        return lambda i: impl.get(_key(prefix, i), _value(i))
+
+    def range_op(impl: Implementation, prefix: bytes) -> Op:
+        return lambda i: impl.range_prefix(prefix, range_keys)
+
+    def txn_op(impl: Implementation, prefix: bytes) -> Op:
+        return lambda i: impl.txn_create(_key(prefix, i), _value(i))
+
+    warmup = scale(50) if quick else 50
+    seq_get = scale(2000)
+    return [
+        Row("put", f"sequential put ({scale(2000):,})", scale(2000), put_op, warmup=warmup),
+        Row("get", f"sequential get ({seq_get:,})", seq_get, get_op, warmup=warmup,
+            preload=seq_get + warmup),
+        Row("cput", f"put, {CONCURRENCY} outstanding ({scale(10_000):,})", scale(10_000),
+            put_op, concurrency=CONCURRENCY, warmup=2 * CONCURRENCY),
+        Row("range", f"prefix range of {range_keys:,} keys ({scale(40)} reads)", scale(40),
+            range_op, warmup=2, preload=range_keys),
+        Row("txn", f"sequential txn ({scale(1000):,})", scale(1000), txn_op, warmup=warmup),
+    ]
+
+
+def format_table(outcomes: Sequence[Outcome]) -> str:
+    headers = ("row", "baseline ops/s", "etcdwamp ops/s", "ratio")
+    lines = [(o.title, f"{o.rate('baseline'):,.1f}", f"{o.rate('etcdwamp'):,.1f}",
+              f"{o.rate('etcdwamp') / o.rate('baseline'):.2f}") for o in outcomes]
+    width = [max(len(r[c]) for r in [headers, *lines]) for c in range(4)]
+
+    def fmt(cells: Sequence[str]) -> str:
+        first = cells[0].ljust(width[0])
+        return "  ".join([first, *(c.rjust(w) for c, w in zip(cells[1:], width[1:], strict=True))])
+
+    return "\n".join([fmt(headers), fmt(["-" * w for w in width]), *(fmt(r) for r in lines)])
+
+
+async def benchmark(reactor: Any, url: str, quick: bool, rounds: int) -> None:
+    rows = make_rows(quick)
+    root = f"bench/{os.getpid()}-{time.time_ns()}/".encode()
+    setup = Client(reactor, url)
+    impls: list[Implementation] = [Baseline(reactor, url), Etcdwamp(reactor, url)]
+    started = time.perf_counter()
+    try:
+        status = await setup.status()
+        outcomes = []
+        for row in rows:
+            outcomes.append(await run_row(row, impls, root, setup, rounds))
+            print(f"  done: {row.title}", file=sys.stderr, flush=True)
+        total = time.perf_counter() - started
+        await setup.delete(KeySet(root, prefix=True))
+    finally:
+        for impl in impls:
+            await impl.close()
+        await setup.close()
+    print(format_table(outcomes))
+    print(
+        f"Measured: requests completed per second of wall time (time.perf_counter) per "
+        f"implementation, one process and reactor, etcd {status.version} at {url}, "
+        f"{VALUE_SIZE}-byte values; each row alternates baseline/etcdwamp over {rounds} "
+        f"rounds after a warm-up; range rows count full reads; ratio = etcdwamp/baseline "
+        f"(>1: etcdwamp faster); {total:.1f}s in total."
+    )
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--url", help="use this etcd (e.g. http://127.0.0.1:2379) instead of "
+                                      "starting a throw-away one on a free loopback port")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run with about 1/10 of the operations (for CI)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="alternating rounds per row (default 4, or 2 with --quick)")
+    args = parser.parse_args(argv)
+    if args.rounds is None:
+        args.rounds = 2 if args.quick else 4
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    completed: list[bool] = []
+
+    async def run(reactor: Any) -> None:
+        try:
+            await benchmark(reactor, url, args.quick, args.rounds)
+        except Exception:
+            traceback.print_exc()
+            raise SystemExit(1) from None
+        completed.append(True)
+
+    cluster: EtcdCluster | None = None
+    code: int | str | None = 1
+    try:
+        if args.url is None:
+            cluster = EtcdCluster(1)
+            cluster.start()
+            url = cluster.url
+        else:
+            url = args.url
+        try:
+            react(lambda reactor: Deferred.fromCoroutine(run(reactor)))
+        except SystemExit as exc:
+            code = exc.code
+    finally:
+        if cluster is not None:
+            cluster.stop()
+    if code == 0 and not completed:
+        print("benchmark did not complete (reactor stopped early)", file=sys.stderr)
+        return 1
+    return code if isinstance(code, int) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
