@@ -224,10 +224,16 @@ class Client:
             return _JSON_HEADERS
         return {**_JSON_HEADERS, b"Authorization": [self._token.encode("ascii")]}
 
-    async def _exchange(self, url: str, body: bytes) -> tuple[int, bytes]:
-        response = await self._http.post(url, data=body, headers=self._headers())
-        content: bytes = await treq.content(response)
-        return int(response.code), content
+    def _exchange(self, url: str, body: bytes) -> Deferred[tuple[int, bytes]]:
+        # Plain Deferred chaining rather than a coroutine: this runs for every
+        # request, and cancelling the result still reaches whichever step runs.
+        def read(response: Any) -> Deferred[tuple[int, bytes]]:
+            code = int(response.code)
+            content: Deferred[bytes] = treq.content(response)
+            return content.addCallback(lambda data: (code, data))
+
+        posted: Deferred[Any] = self._http.post(url, data=body, headers=self._headers())
+        return posted.addCallback(read)
 
     async def _open_stream(self, url: str, body: bytes) -> Any:
         if self._credentials is not None and self._token is None:
@@ -242,14 +248,13 @@ class Client:
     async def _post_stream(self, endpoint: str, url: str, body: bytes) -> Any:
         """Open a streaming exchange: the response once its headers arrived
         (the timeout covers only that); the caller reads the body."""
-        return await self._timed(endpoint, self._open_stream(url, body), None)
+        return await self._timed(endpoint, Deferred.fromCoroutine(self._open_stream(url, body)),
+                                 None)
 
-    async def _timed(self, endpoint: str, work: Coroutine[Any, Any, T],
-                     timeout: float | None) -> T:
-        """Run one exchange under ``timeout`` (None: the client's; inf: none),
+    async def _timed(self, endpoint: str, d: Deferred[T], timeout: float | None) -> T:
+        """Await one exchange under ``timeout`` (None: the client's; inf: none),
         mapping failures onto the exception tree."""
         limit = self.timeout if timeout is None else timeout
-        d = Deferred.fromCoroutine(work)
         timed_out = False
 
         def expire() -> None:
@@ -320,7 +325,7 @@ class Client:
         """POST to one endpoint. An idempotent request whose connection was lost
         is sent once more: the usual cause is a pooled keep-alive connection the
         server closed just as we reused it."""
-        prefix = await self._prefix(endpoint)
+        prefix = self._api_prefix or self._prefixes.get(endpoint) or await self._prefix(endpoint)
         try:
             return await self._post(endpoint, endpoint + prefix + path, body, timeout)
         except errors.ConnectionLost:

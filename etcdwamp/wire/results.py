@@ -7,6 +7,7 @@ never an error here; a field of the wrong type is a :class:`ProtocolError`.
 
 from __future__ import annotations
 
+import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,8 @@ __all__ = [
 ]
 
 JSON = Mapping[str, Any]
+
+_a2b = binascii.a2b_base64
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +178,14 @@ def _list(value: Any, what: str) -> list[Any]:
 
 
 def parse_header(obj: JSON) -> Header:
-    h = _obj(obj.get("header"), "header")
+    h = obj.get("header")
+    if type(h) is dict:  # the shape json.loads produces: the fast path
+        try:
+            return Header(int(h.get("cluster_id", "0"), 10), int(h.get("member_id", "0"), 10),
+                          int(h.get("revision", "0"), 10), int(h.get("raft_term", "0"), 10))
+        except (TypeError, ValueError):
+            pass  # the checked path below explains what is wrong
+    h = _obj(h, "header")
     return Header(
         cluster_id=get_int(h, "cluster_id"),
         member_id=get_int(h, "member_id"),
@@ -185,6 +195,19 @@ def parse_header(obj: JSON) -> Header:
 
 
 def parse_key_value(obj: JSON) -> KeyValue:
+    if type(obj) is dict:
+        # Fast path for well-formed answers (ranges of many keys spend most of
+        # their time here); same strictness as the checked path below, which
+        # runs on any failure to raise the precise ProtocolError.
+        get = obj.get
+        try:
+            return KeyValue(_a2b(get("key", ""), strict_mode=True),
+                            _a2b(get("value", ""), strict_mode=True),
+                            int(get("create_revision", "0"), 10),
+                            int(get("mod_revision", "0"), 10),
+                            int(get("version", "0"), 10), int(get("lease", "0"), 10))
+        except (TypeError, ValueError):  # binascii.Error is a ValueError
+            pass
     obj = _obj(obj, "kv")
     return KeyValue(
         key=get_bytes(obj, "key"),
