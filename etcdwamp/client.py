@@ -346,6 +346,12 @@ class Client:
         finally:
             self._auth_lock.release()
 
+    def _request(self, request: Request[T]) -> Deferred[T]:
+        """Send ``request``; the Deferred fires with its parsed answer."""
+        if self._credentials is None:
+            return Deferred.fromCoroutine(self._call_once(request))
+        return Deferred.fromCoroutine(self._call(request))
+
     async def _call(self, request: Request[T]) -> T:
         if self._credentials is None:
             return await self._call_once(request)
@@ -403,10 +409,9 @@ class Client:
         # latest such failure (not a ConnectFailed, which would claim "not sent").
         raise next(f for f in reversed(failures) if not isinstance(f, errors.ConnectFailed))
 
-    @_deferred
-    async def call(self, request: Request[T]) -> T:
+    def call(self, request: Request[T]) -> Deferred[T]:
         """Send a prebuilt :class:`~etcdwamp.wire.Request` (for APIs without a method)."""
-        return await self._call(request)
+        return self._request(request)
 
     def close(self) -> Deferred[None]:
         """Close pooled connections (the client may be used again afterwards)."""
@@ -417,13 +422,11 @@ class Client:
 
     # -- KV -------------------------------------------------------------------
 
-    @_deferred
-    async def status(self) -> StatusResult:
+    def status(self) -> Deferred[StatusResult]:
         """The status of the member answering (version, db size, leader, revision)."""
-        return await self._call(status_request())
+        return self._request(status_request())
 
-    @_deferred
-    async def get(
+    def get(
         self,
         key: bytes | KeySet,
         *,
@@ -438,13 +441,13 @@ class Client:
         max_mod_revision: int = 0,
         min_create_revision: int = 0,
         max_create_revision: int = 0,
-    ) -> RangeResult:
+    ) -> Deferred[RangeResult]:
         """Read one key or a :class:`KeySet`. ``0`` means "not set" for every int option.
 
         :raises RevisionCompacted: ``revision`` was compacted
         :raises FutureRevision: ``revision`` is newer than the store
         """
-        return await self._call(range_request(
+        return self._request(range_request(
             key, limit=limit, revision=revision, sort_order=sort_order,
             sort_target=sort_target, serializable=serializable, keys_only=keys_only,
             count_only=count_only, min_mod_revision=min_mod_revision,
@@ -452,8 +455,7 @@ class Client:
             max_create_revision=max_create_revision,
         ))
 
-    @_deferred
-    async def put(
+    def put(
         self,
         key: bytes,
         value: bytes,
@@ -462,39 +464,36 @@ class Client:
         prev_kv: bool = False,
         ignore_value: bool = False,
         ignore_lease: bool = False,
-    ) -> PutResult:
+    ) -> Deferred[PutResult]:
         """Write ``value`` at ``key``; ``result.revision`` is the new store revision.
 
         :raises TypeError: key or value is not bytes
         :raises RequestTooLarge: key + value exceed ``max_request_bytes``
         :raises LeaseNotFound: ``lease`` does not exist
         """
-        return await self._call(put_request(
+        return self._request(put_request(
             key, value, lease=lease, prev_kv=prev_kv, ignore_value=ignore_value,
             ignore_lease=ignore_lease,
         ))
 
     set = put  # txaioetcd's name
 
-    @_deferred
-    async def delete(self, key: bytes | KeySet, *, prev_kv: bool = False) -> DeleteResult:
+    def delete(self, key: bytes | KeySet, *, prev_kv: bool = False) -> Deferred[DeleteResult]:
         """Delete one key or a :class:`KeySet`; ``result.deleted`` counts the keys removed."""
-        return await self._call(delete_request(key, prev_kv=prev_kv))
+        return self._request(delete_request(key, prev_kv=prev_kv))
 
-    @_deferred
-    async def compact(self, revision: int, *, physical: bool = False) -> CompactResult:
+    def compact(self, revision: int, *, physical: bool = False) -> Deferred[CompactResult]:
         """Discard history before ``revision`` (``physical``: wait until it is purged)."""
-        return await self._call(compact_request(revision, physical=physical))
+        return self._request(compact_request(revision, physical=physical))
 
-    @_deferred
-    async def txn(self, transaction: Transaction) -> TxnResult:
+    def txn(self, transaction: Transaction) -> Deferred[TxnResult]:
         """Run a transaction. A failed compare is a result (``succeeded=False``),
         not an exception.
 
         :raises TooManyOps: more ops than ``max_txn_ops``
         :raises DuplicateKey: one branch writes a key twice
         """
-        return await self._call(txn_request(transaction, max_ops=self.max_txn_ops))
+        return self._request(txn_request(transaction, max_ops=self.max_txn_ops))
 
     submit = txn  # txaioetcd's name
 
@@ -539,10 +538,9 @@ class Client:
 
     # -- leases (low level; see Lease for keep-alive) -------------------------
 
-    @_deferred
-    async def lease_grant(self, ttl: int, *, lease_id: int = 0) -> LeaseGrantResult:
+    def lease_grant(self, ttl: int, *, lease_id: int = 0) -> Deferred[LeaseGrantResult]:
         """Grant a lease of ``ttl`` seconds (etcd picks the id unless ``lease_id``)."""
-        return await self._call(lease_grant_request(ttl, lease_id))
+        return self._request(lease_grant_request(ttl, lease_id))
 
     @_deferred
     async def lease(self, ttl: int, *, keep_alive: bool = False,
@@ -555,15 +553,13 @@ class Client:
             lease.keep_alive(on_lost)
         return lease
 
-    @_deferred
-    async def lease_revoke(self, lease_id: int) -> LeaseRevokeResult:
+    def lease_revoke(self, lease_id: int) -> Deferred[LeaseRevokeResult]:
         """Revoke a lease, deleting every key attached to it."""
-        return await self._call(lease_revoke_request(lease_id))
+        return self._request(lease_revoke_request(lease_id))
 
-    @_deferred
-    async def lease_time_to_live(self, lease_id: int, *, keys: bool = False) -> LeaseInfo:
+    def lease_time_to_live(self, lease_id: int, *, keys: bool = False) -> Deferred[LeaseInfo]:
         """Remaining TTL of a lease (``-1`` once gone) and optionally its keys."""
-        return await self._call(lease_ttl_request(lease_id, keys=keys))
+        return self._request(lease_ttl_request(lease_id, keys=keys))
 
     def lock(self, name: bytes, *, ttl: int = 10) -> Lock:
         """A :class:`~etcdwamp.lock.Lock` named ``name`` (not yet acquired)."""
