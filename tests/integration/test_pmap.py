@@ -278,3 +278,20 @@ async def test_map_watch_gives_typed_changes(db: Database) -> None:
     finally:
         await watch.cancel()
 
+
+
+@ensure
+async def test_compressed_values_round_trip_and_shrink(db: Database, client: Client) -> None:
+    plain = pmap.MapStringJson(1)
+    packed = pmap.MapStringJson(2, compress=True)
+    doc = {"text": "etcd " * 2000}
+    async with db.begin(write=True) as txn:
+        plain[txn, "doc"] = doc
+        packed[txn, "doc"] = doc
+        packed[txn, "tiny"] = 1
+    async with db.begin() as txn:
+        assert await packed[txn, "doc"] == doc
+        assert await packed[txn, "tiny"] == 1
+    raw_plain = (await client.get(plain.key_bytes(db, "doc"))).kvs[0].value
+    raw_packed = (await client.get(packed.key_bytes(db, "doc"))).kvs[0].value
+    assert len(raw_packed) < len(raw_plain) // 10
