@@ -14,6 +14,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -22,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 __all__ = [
+    "CrossbarNode",
     "EtcdCluster",
     "EtcdMember",
     "TLSFiles",
@@ -285,6 +287,99 @@ class EtcdCluster:
         shutil.rmtree(self.tmpdir, ignore_errors=True)
 
     def __enter__(self) -> EtcdCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class CrossbarNode:
+    """A Crossbar router generated from a committed node config, on a free port.
+
+    The config's web transport port, the etcd endpoints in every etcdwamp
+    component's ``extra`` and the static web directory are substituted; the
+    rest is used as committed. Stopped by PID.
+    """
+
+    def __init__(self, config_path: str, etcd_urls: Sequence[str], *,
+                 web_dir: str | None = None, instances: int = 1,
+                 extra_overrides: dict[str, object] | None = None) -> None:
+        with open(config_path, encoding="utf-8") as f:
+            config = json.load(f)
+        self.port = free_port()
+        self.tmpdir = tempfile.mkdtemp(prefix="etcdwamp-crossbar-")
+        self.cbdir = os.path.join(self.tmpdir, ".crossbar")
+        os.makedirs(self.cbdir)
+        source_dir = os.path.dirname(os.path.abspath(config_path))
+        web = web_dir or os.path.join(os.path.dirname(source_dir), "web")
+        for worker in config["workers"]:
+            for transport in worker.get("transports", []):
+                transport["endpoint"]["port"] = self.port
+                transport["endpoint"]["interface"] = _HOST
+                root = transport.get("paths", {}).get("/")
+                if root and root.get("type") == "static":
+                    root["directory"] = os.path.abspath(web)
+            components = []
+            for component in worker.get("components", []):
+                if component.get("classname", "").startswith("etcdwamp."):
+                    component["extra"]["etcd"]["endpoints"] = list(etcd_urls)
+                    component["extra"].update(extra_overrides or {})
+                    components += [json.loads(json.dumps(component)) for _ in range(instances)]
+                else:
+                    components.append(component)
+            worker["components"] = components
+        with open(os.path.join(self.cbdir, "config.json"), "w", encoding="utf-8") as f:
+            json.dump(config, f, indent=2)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = os.path.join(self.tmpdir, "crossbar.log")
+
+    @property
+    def url(self) -> str:
+        return f"ws://{_HOST}:{self.port}/ws"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{_HOST}:{self.port}/"
+
+    def start(self, timeout: float = 60.0) -> CrossbarNode:
+        crossbar = shutil.which("crossbar") or os.path.join(
+            os.path.dirname(os.path.abspath(sys.executable)), "crossbar")
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [crossbar, "start", "--cbdir", self.cbdir, "--loglevel", "info"],
+                stdout=log, stderr=subprocess.STDOUT, cwd=self.tmpdir,
+                start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"crossbar exited:\n{self.log_tail()}")
+            if "etcdwamp: " in self.log_tail(400) and "procedures under" in self.log_tail(400):
+                return self
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"crossbar not ready after {timeout}s:\n{self.log_tail()}")
+            time.sleep(0.2)
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as log:
+                return "".join(log.readlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            # SIGINT is crossbar's orderly shutdown; the whole session (router
+            # worker processes included) goes if it does not finish in time.
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=20)
+        self.process = None
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+    def __enter__(self) -> CrossbarNode:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -174,7 +174,8 @@ class EtcdWampComponent(ApplicationSession):
         for lease in list(self._presence.values()):
             await lease.revoke()
         if self._election is not None:
-            await self._election.resign()
+            with contextlib.suppress(errors.EtcdError):  # best effort: the lease expires anyway
+                await self._election.resign()
         if self.client is not None:
             await self.client.close()
         self.disconnect()

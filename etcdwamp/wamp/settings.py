@@ -69,7 +69,8 @@ class Settings:
             raise SettingsError("component extra must be a JSON object")
         known = {"etcd", "prefix", "db_prefix", "maps", "kv_prefixes", "prev_value",
                  "election", "range_page"}
-        unknown = sorted(set(extra) - known)
+        # Crossbar adds "cbdir" to every component's extra.
+        unknown = sorted(set(extra) - known - {"cbdir"})
         if unknown:
             raise SettingsError(f"unknown extra fields: {', '.join(unknown)}")
         etcd = extra.get("etcd")
