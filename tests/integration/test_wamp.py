@@ -1,0 +1,354 @@
+"""The WAMP component in a real Crossbar router, against a real etcd."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_twisted
+from autobahn.wamp.exception import ApplicationError
+from autobahn.wamp.types import CallOptions
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
+from wamp_helpers import connect, disconnect
+
+from etcdwamp import Client, KeySet
+from etcdwamp.testing import CrossbarNode, EtcdCluster
+
+ensure = pytest_twisted.ensureDeferred
+
+CONFIG = Path(__file__).resolve().parents[2] / "crossbar" / ".crossbar" / "config.json"
+DB = b"wamptest/"
+EXTRA = {
+    "db_prefix": DB.decode(),
+    "maps": {
+        "notes": {"slot": 1, "key": "string", "value": "json"},
+        "users": {"slot": 2, "key": "uuid", "value": "cbor"},
+        "counters": {"slot": 3, "key": "oid", "value": "oid"},
+    },
+    "kv_prefixes": ["wamptest/raw/"],
+    "election": "wamptest/publisher",
+}
+E = "etcd.error."
+
+
+@pytest.fixture(scope="module")
+def node(etcd: EtcdCluster) -> Iterator[CrossbarNode]:
+    cb = CrossbarNode(str(CONFIG), etcd.urls, extra_overrides=EXTRA, instances=2)
+    try:
+        cb.start()
+        yield cb
+    finally:
+        cb.stop()
+
+
+def note_key(name: str) -> bytes:
+    return DB + b"\x00\x01" + name.encode()
+
+
+async def until(predicate: Any, timeout: float = 30.0) -> None:
+    waited = 0.0
+    while not predicate():
+        if waited > timeout:
+            raise AssertionError("condition not reached in time")
+        await deferLater(reactor, 0.02)
+        waited += 0.02
+
+
+async def call_error(session: Any, procedure: str, *args: Any, **kwargs: Any) -> str:
+    """The error URI a call fails with (and fail the test if it succeeds)."""
+    try:
+        await session.call(procedure, *args, **kwargs)
+    except ApplicationError as exc:
+        return str(exc.error)
+    raise AssertionError(f"{procedure}{args} unexpectedly succeeded")
+
+
+@ensure
+async def test_map_procedures_match_etcd(node: CrossbarNode, client: Client,
+                                         prefix: bytes) -> None:
+    s = await connect(node.url)
+    try:
+        name = prefix.decode()
+        put = await s.call("etcd.map.put", "notes", name + "a", {"text": "hello", "n": 1})
+        stored = (await client.get(note_key(name + "a"))).kvs[0]
+        assert stored.mod_revision == put["revision"]
+        assert stored.value == b'{"text":"hello","n":1}'
+        got = await s.call("etcd.map.get", "notes", name + "a")
+        assert got == {"key": name + "a", "value": {"text": "hello", "n": 1},
+                       "revision": put["revision"]}
+        for i in range(5):
+            await s.call("etcd.map.put", "notes", f"{name}b{i}", i)
+        assert await s.call("etcd.map.count", "notes", name, name + "\uffff") == 6
+        rng = await s.call("etcd.map.range", "notes", name + "b", name + "c", 3)
+        assert [r["key"] for r in rng] == [f"{name}b{i}" for i in range(3)]
+        deleted = await s.call("etcd.map.delete", "notes", name + "a")
+        assert deleted["deleted"] is True
+        assert (await client.get(note_key(name + "a"))).count == 0
+        assert await call_error(s, "etcd.map.get", "notes", name + "a") == E + "not_found"
+
+        oid = str(uuid.uuid4())
+        await s.call("etcd.map.put", "users", oid, {"name": "alice", "tags": [b"\x00"]})
+        assert (await s.call("etcd.map.get", "users", oid))["value"] == {
+            "name": "alice", "tags": [b"\x00"]}
+        await s.call("etcd.map.put", "counters", 2**64 - 1, 7)
+        assert (await s.call("etcd.map.get", "counters", str(2**64 - 1)))["value"] == 7
+
+        status = await s.call("etcd.status")
+        assert status["version"].startswith("3.") and status["revision"] >= deleted["revision"]
+    finally:
+        await disconnect(s)
+
+
+@ensure
+async def test_progressive_range(node: CrossbarNode, prefix: bytes) -> None:
+    s = await connect(node.url)
+    try:
+        name = prefix.decode()
+        for i in range(250):
+            await s.call("etcd.map.put", "notes", f"{name}{i:04d}", i)
+        pages: list[list[Any]] = []
+        last = await s.call("etcd.map.range", "notes", name, name + "\uffff",
+                            options=CallOptions(on_progress=pages.append))
+        keys = [r["key"] for page in [*pages, last] for r in page]
+        assert keys == [f"{name}{i:04d}" for i in range(250)]
+        assert len(pages) == 2  # pages of 100 as progressive results, the rest at the end
+    finally:
+        await disconnect(s)
+
+
+@ensure
+async def test_txn_with_expectations(node: CrossbarNode, client: Client,
+                                     prefix: bytes) -> None:
+    s = await connect(node.url)
+    try:
+        name = prefix.decode()
+        first = await s.call("etcd.map.put", "notes", name + "x", 1)
+        ok = await s.call("etcd.map.txn", [
+            {"op": "put", "map": "notes", "key": name + "x", "value": 2},
+            {"op": "put", "map": "notes", "key": name + "y", "value": 3},
+        ], expect=[{"map": "notes", "key": name + "x", "revision": first["revision"]},
+                   {"map": "notes", "key": name + "y", "revision": 0}])
+        assert (await client.get(note_key(name + "y"))).kvs[0].mod_revision == ok["revision"]
+        stale = await call_error(s, "etcd.map.txn", [
+            {"op": "delete", "map": "notes", "key": name + "x"},
+            {"op": "put", "map": "notes", "key": name + "z", "value": 9},
+        ], expect=[{"map": "notes", "key": name + "x", "revision": first["revision"]}])
+        assert stale == E + "conflict"
+        assert (await client.get(note_key(name + "x"))).count == 1  # nothing written
+        assert (await client.get(note_key(name + "z"))).count == 0
+    finally:
+        await disconnect(s)
+
+
+@ensure
+async def test_raw_kv_procedures(node: CrossbarNode, client: Client, prefix: bytes) -> None:
+    s = await connect(node.url)
+    try:
+        key = prefix.decode() + "k"
+        await s.call("etcd.kv.put", key, b"\x00\xffbin")
+        got = await s.call("etcd.kv.get", key)
+        assert got["value"] == b"\x00\xffbin" and got["key"] == key.encode()
+        assert isinstance(got["lease"], str)
+        await s.call("etcd.kv.txn", [{"op": "put", "key": key + "2", "value": "v"}])
+        rng = await s.call("etcd.kv.range", prefix.decode())
+        assert [r["key"] for r in rng] == [key.encode(), (key + "2").encode()]
+        assert (await s.call("etcd.kv.delete", prefix.decode(), prefix=True))["deleted"] == 2
+        assert (await client.get(KeySet(prefix, prefix=True), count_only=True)).count == 0
+    finally:
+        await disconnect(s)
+
+
+@ensure
+async def test_json_serializer_carries_bytes_and_ints(node: CrossbarNode,
+                                                      prefix: bytes) -> None:
+    s = await connect(node.url, serializer="json")
+    try:
+        key = prefix.decode() + "j"
+        await s.call("etcd.kv.put", key, b"\x00\x01")
+        got = await s.call("etcd.kv.get", key)
+        assert got["value"] == b"\x00\x01" and isinstance(got["revision"], int)
+    finally:
+        await disconnect(s)
+
+
+@ensure
+async def test_reader_role_cannot_write(node: CrossbarNode, client: Client,
+                                        prefix: bytes) -> None:
+    s = await connect(node.url, writer=False)
+    try:
+        name = prefix.decode()
+        assert await call_error(s, "etcd.map.put", "notes", name, 1) == \
+            "wamp.error.not_authorized"
+        assert await call_error(s, "etcd.map.get", "notes", name) == E + "not_found"
+        assert (await client.get(note_key(name))).count == 0
+    finally:
+        await disconnect(s)
+
+
+@ensure
+async def test_watch_events_reach_subscribers_in_order(node: CrossbarNode,
+                                                       client: Client, prefix: bytes) -> None:
+    """1,000 writes produce 1,000 events in revision order."""
+    s = await connect(node.url)
+    events: list[dict[str, Any]] = []
+    name = prefix.decode()
+    try:
+        await s.subscribe(lambda ev: events.append(ev) if ev["key"].startswith(name) else None,
+                          "etcd.map.notes.on_change")
+        revisions = []
+        for i in range(1000):
+            revisions.append((await client.put(note_key(f"{name}{i % 10}"), b"%d" % i)).revision)
+        await client.delete(note_key(name + "0"))
+        await until(lambda: len(events) >= 1001, timeout=60)
+        mine = events[:1001]
+        assert [ev["revision"] for ev in mine[:1000]] == revisions
+        assert [ev["value"] for ev in mine[:1000]] == list(range(1000))
+        assert mine[-1]["op"] == "delete" and mine[-1]["value"] is None
+    finally:
+        await disconnect(s)
+
+
+@ensure
+async def test_get_and_watch_under_concurrent_writes_is_exact(node: CrossbarNode,
+                                                              client: Client,
+                                                              prefix: bytes) -> None:
+    name = prefix.decode()
+    s = await connect(node.url)
+    try:
+        state: dict[str, Any] = {}
+        early: list[dict[str, Any]] = []
+        snapshot_rev: list[int] = []
+
+        def apply(ev: dict[str, Any]) -> None:
+            if not ev["key"].startswith(name):
+                return
+            if not snapshot_rev:
+                early.append(ev)
+            elif ev["revision"] > snapshot_rev[0]:
+                if ev["op"] == "delete":
+                    state.pop(ev["key"], None)
+                else:
+                    state[ev["key"]] = ev["value"]
+
+        await s.subscribe(apply, "etcd.map.notes.on_change")
+
+        async def writer() -> None:
+            for i in range(300):
+                key = note_key(f"{name}{i % 17}")
+                if i % 5 == 4:
+                    await client.delete(key)
+                else:
+                    await client.put(key, b"%d" % i)
+
+        writing = Deferred.fromCoroutine(writer())
+        await deferLater(reactor, 0.05)
+        snap = await s.call("etcd.map.get_and_watch", "notes")
+        state.update({r["key"]: r["value"] for r in snap["items"] if r["key"].startswith(name)})
+        snapshot_rev.append(snap["revision"])
+        for ev in early:
+            apply(ev)
+        await writing
+        final = {kv.key[len(DB) + 2:].decode(): int(kv.value)
+                 for kv in (await client.get(KeySet(note_key(name), prefix=True))).kvs}
+        await until(lambda: state == final, timeout=30)
+    finally:
+        await disconnect(s)
+
+
+@ensure
+async def test_presence_key_disappears_with_its_session(node: CrossbarNode,
+                                                        client: Client, prefix: bytes) -> None:
+    s = await connect(node.url)
+    key = prefix.decode() + "me"
+    result = await s.call("etcd.presence.put", key, "online")
+    raw = DB + b"presence/" + key.encode()
+    kv = (await client.get(raw)).kvs[0]
+    assert kv.value == b"online" and str(kv.lease) == result["lease"]
+    await disconnect(s)
+    for _ in range(200):
+        if (await client.get(raw)).count == 0:
+            break
+        await deferLater(reactor, 0.05)
+    assert (await client.get(raw)).count == 0
+
+
+@ensure
+async def test_calls_are_served_by_both_instances_and_publisher_fails_over(
+        node: CrossbarNode, client: Client, prefix: bytes) -> None:
+    s = await connect(node.url)
+    name = prefix.decode()
+    events: list[int] = []
+    try:
+        publishers = {(await s.call("etcd.status"))["publisher"] for _ in range(6)}
+        assert publishers == {True, False}  # roundrobin reached both; one publishes
+        await s.subscribe(lambda ev: events.append(ev["revision"])
+                          if ev["key"].startswith(name) else None, "etcd.map.notes.on_change")
+        written = []
+        for i in range(50):
+            written.append((await client.put(note_key(f"{name}{i}"), b"1")).revision)
+        # Kill the publisher's leadership the way a crash would: its lease ends.
+        leader = await client.election(b"wamptest/publisher").leader()
+        assert leader is not None
+        await client.lease_revoke(leader.lease)
+        for i in range(50, 100):
+            written.append((await client.put(note_key(f"{name}{i}"), b"1")).revision)
+        await until(lambda: set(written) <= set(events), timeout=60)
+        # At least once across the failover, in order for each publisher.
+        assert sorted(set(events)) == sorted(written)
+    finally:
+        await disconnect(s)
+
+
+bad_args = st.one_of(
+    st.tuples(st.just("etcd.map.put"), st.sampled_from(["notes", "nosuch", 1, None]),
+              st.one_of(st.text(max_size=5), st.integers(), st.none(), st.binary(max_size=4)),
+              st.one_of(st.floats(allow_nan=True), st.none(), st.sets(st.integers()))),
+    st.tuples(st.just("etcd.map.get"), st.sampled_from(["users", "counters", "x"]),
+              st.one_of(st.text(max_size=5), st.integers(min_value=-5, max_value=-1),
+                        st.lists(st.integers(), max_size=2))),
+    st.tuples(st.just("etcd.kv.put"), st.one_of(st.integers(), st.none(), st.just("")),
+              st.binary(max_size=3)),
+    st.tuples(st.just("etcd.map.txn"), st.one_of(st.just([]), st.integers(),
+              st.lists(st.fixed_dictionaries({"op": st.just("put"), "map": st.just("notes"),
+                                              "key": st.just("k"), "value": st.just(1)}),
+                       min_size=129, max_size=130))),
+    st.tuples(st.just("etcd.kv.put"), st.just("wamptest/fuzz/big"),
+              st.just(b"x" * (1536 * 1024 + 1))),
+    st.tuples(st.just("etcd.map.put"), st.just("notes"), st.just(b"\xff\xfe"), st.just(1)),
+)
+
+STABLE = {E + "invalid_argument", E + "too_large", E + "not_found", E + "conflict"}
+
+
+@pytest.mark.usefixtures("etcd")
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(call=bad_args)
+@ensure
+async def test_bad_input_gets_a_stable_error_and_changes_nothing(
+        node: CrossbarNode, client: Client, call: tuple[Any, ...]) -> None:
+    s = await connect(node.url)
+    try:
+        before = (await client.get(KeySet(DB, prefix=True), count_only=True)).count
+        procedure, *args = call
+        try:
+            await s.call(procedure, *args)
+        except ApplicationError as exc:
+            assert exc.error in STABLE, exc
+        else:
+            # Only a well-formed call may succeed (a valid map and a JSON value).
+            assert procedure == "etcd.map.put" and args[0] == "notes"
+            await s.call("etcd.map.delete", "notes", args[1])
+            return
+        after = (await client.get(KeySet(DB, prefix=True), count_only=True)).count
+        assert after == before
+    finally:
+        await disconnect(s)
+

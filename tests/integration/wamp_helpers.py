@@ -1,0 +1,43 @@
+"""WAMP clients for the Crossbar integration tests (inside the pytest-twisted reactor)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from autobahn.twisted.component import Component
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+
+WRITER = {"ticket": {"authid": "writer", "ticket": "writer-secret"}}
+
+
+async def connect(url: str, *, writer: bool = True, serializer: str = "cbor") -> Any:
+    """A joined WAMP session on realm1 (ticket-authenticated writer, or anonymous reader)."""
+    joined: Deferred[Any] = Deferred()
+    component = Component(
+        transports=[{"type": "websocket", "url": url, "serializers": [serializer],
+                     "max_retries": 0}],
+        realm="realm1",
+        authentication=WRITER if writer else None,
+    )
+
+    @component.on_join  # type: ignore[untyped-decorator]
+    def on_join(session: Any, details: Any) -> None:
+        if not joined.called:
+            joined.callback(session)
+
+    done = component.start(reactor)
+
+    def failed(failure: Any) -> None:
+        if not joined.called:
+            joined.errback(failure)
+
+    done.addErrback(failed)
+    session = await joined
+    session._etcdwamp_component = component
+    return session
+
+
+async def disconnect(session: Any) -> None:
+    if session.is_attached():
+        await session.leave()
