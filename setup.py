@@ -30,6 +30,8 @@ setup(
             "pytest-twisted>=1.14",
             "hypothesis>=6.90",
             "cryptography>=41",
+            "crossbar>=23.1.2",
+            "playwright>=1.40",
         ],
         "dev": [
             "mypy>=1.8",

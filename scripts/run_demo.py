@@ -1,27 +1,49 @@
-"""Start a throw-away etcd on a free loopback port, run the examples against it, stop it."""
+"""The demo: a throw-away etcd on a free loopback port, the examples against it,
+then Crossbar (from crossbar/.crossbar/config.json) serving the live page.
+
+    .venv/bin/python scripts/run_demo.py [--no-serve]
+"""
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from etcdwamp.testing import EtcdCluster
+from etcdwamp.testing import CrossbarNode, EtcdCluster
 
-EXAMPLES = ["getting_started.py", "pmap_users.py"]
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ["getting_started.py", "pmap_users.py", "flatbuffers/users.py"]
+
+
+def run_example(name: str, *args: str) -> None:
+    print(f"--- examples/{name}", flush=True)
+    subprocess.run([sys.executable, str(ROOT / "examples" / name), *args], check=True)
 
 
 def main() -> int:
-    root = Path(__file__).resolve().parent.parent
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--no-serve", action="store_true",
+                        help="stop after the examples instead of serving the web page")
+    args = parser.parse_args()
     with EtcdCluster(1) as etcd:
         print(f"etcd running at {etcd.url} (data in {etcd.tmpdir})", flush=True)
         for name in EXAMPLES:
-            print(f"--- examples/{name}", flush=True)
-            done = subprocess.run([sys.executable, str(root / "examples" / name),
-                                   "--url", etcd.url], check=False)
-            if done.returncode != 0:
-                return done.returncode
-    print("etcd stopped", flush=True)
+            run_example(name, "--url", etcd.url)
+        with CrossbarNode(str(ROOT / "crossbar" / ".crossbar" / "config.json"),
+                          etcd.urls) as node:
+            run_example("wamp_notes.py", "--url", node.url, "--seconds", "1")
+            if not args.no_serve:
+                print(f"\nLive demo: open {node.http_url} in a browser (two tabs show the "
+                      "same notes, live). Ctrl-C stops Crossbar and etcd.", flush=True)
+                try:
+                    while node.process is not None and node.process.poll() is None:
+                        time.sleep(0.5)
+                except KeyboardInterrupt:
+                    pass
+    print("stopped", flush=True)
     return 0
 
 

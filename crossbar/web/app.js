@@ -41,6 +41,10 @@ function render() {
     tr.appendChild(td);
     body.appendChild(tr);
   }
+  if (snapshotRevision !== null) {
+    document.getElementById("status").textContent =
+      "live: " + rows.size + " notes (snapshot at revision " + snapshotRevision + ")";
+  }
 }
 
 function apply(event) {
@@ -81,8 +85,6 @@ connection.onopen = async (s) => {
     snapshotRevision = snap.revision;
     early.splice(0).forEach(apply);
     render();
-    document.getElementById("status").textContent =
-      "live (" + rows.size + " notes, snapshot at revision " + snapshotRevision + ")";
     document.body.dataset.ready = "true";
   } catch (err) {
     report(err);

@@ -352,3 +352,17 @@ async def test_bad_input_gets_a_stable_error_and_changes_nothing(
     finally:
         await disconnect(s)
 
+
+
+def test_command_line_wamp_example(node: CrossbarNode) -> None:
+    """examples/wamp_notes.py lists the map, writes a note and sees its own change."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(CONFIG.parents[2] / "examples" / "wamp_notes.py"),
+                           "--url", node.url, "--seconds", "1"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "notes at revision" in done.stdout
+    assert "wrote from-python at revision" in done.stdout
+    assert "change: put from-python" in done.stdout
