@@ -39,10 +39,20 @@ async def test_three_members_one_killed_client_keeps_working(
         await client.put(b"cluster/before", b"1")
         first = client.endpoint
         victim = next(m for m in etcd_cluster3.members if m.url == first)
+        victim_id = (await client.status()).header.member_id
         victim.kill()
         # kill() blocked the reactor; a running client sees the member's idle
         # pooled connections close at once. Give it that moment.
         await deferLater(reactor, 0.2)
+        # Reads fail over at once. If the victim led, writes wait for the
+        # survivors to elect a new leader (about a second): wait for that.
+        for _ in range(100):
+            st = await client.status()
+            if st.leader not in (0, victim_id):
+                break
+            await deferLater(reactor, 0.1)
+        assert st.leader not in (0, victim_id)
+        assert client.endpoint != first
         for i in range(20):
             await client.put(b"cluster/after/%d" % i, b"v")
         assert client.endpoint != first
