@@ -17,7 +17,7 @@ from etcdwamp.testing import EtcdCluster
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
-@pytest.mark.parametrize("script", ["client.py", "watch.py", "pmap.py"])
+@pytest.mark.parametrize("script", ["client.py", "watch.py", "pmap.py", "wamp.py"])
 def test_benchmark_quick_run(etcd: EtcdCluster, script: str) -> None:
     done = subprocess.run([sys.executable, str(BENCHMARKS / script), "--quick",
                            "--url", etcd.url],

@@ -1,0 +1,154 @@
+"""WAMP benchmark: map calls through Crossbar against the direct client doing the same work.
+
+In one process run, against one local etcd and one Crossbar node (both started
+here unless --url/--ws are given):
+
+- ``etcd.map.put`` and ``etcd.map.get`` calls per second with 64 outstanding
+  calls, beside the direct client doing the same puts/gets (same JSON values,
+  same keys): the WAMP overhead ratio;
+- event latency: put through the direct client, wait for the
+  ``etcd.map.notes.on_change`` event at a WAMP subscriber; p50/p99 in ms.
+
+    python benchmarks/wamp.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from autobahn.twisted.component import Component
+from twisted.internet import defer, task
+from twisted.internet.defer import Deferred
+
+from etcdwamp import Client
+from etcdwamp.testing import CrossbarNode, EtcdCluster
+
+ROOT = Path(__file__).resolve().parent.parent
+EXTRA = {"db_prefix": "bench-wamp/", "election": "bench-wamp/publisher",
+         "maps": {"notes": {"slot": 1, "key": "string", "value": "json"}}}
+VALUE = {"text": "hello", "n": 42, "tags": ["a", "b"]}
+
+
+async def join(reactor: Any, url: str) -> Any:
+    joined: Deferred[Any] = Deferred()
+    component = Component(transports=[{"url": url, "serializers": ["cbor"],
+                                       "max_retries": 0}], realm="realm1",
+                          authentication={"ticket": {"authid": "writer",
+                                                     "ticket": "writer-secret"}})
+    component.on_join(lambda session, details: joined.callback(session))
+    component.start(reactor)
+    return await joined
+
+
+async def rate(n: int, outstanding: int, one: Any) -> float:
+    keys = iter(range(n))
+
+    async def worker() -> None:
+        for i in keys:
+            await one(i)
+
+    t0 = time.perf_counter()
+    await defer.gatherResults([Deferred.fromCoroutine(worker()) for _ in range(outstanding)],
+                              consumeErrors=True)
+    return n / (time.perf_counter() - t0)
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def run(reactor: Any, etcd_url: str, ws_url: str, quick: bool) -> None:
+    n = 500 if quick else 5000
+    n_lat = 100 if quick else 1000
+    session = await join(reactor, ws_url)
+    client = Client(reactor, url=etcd_url)
+    base = b"bench-wamp/\x00\x01"
+    encoded = json.dumps(VALUE, separators=(",", ":")).encode()
+
+    async def wamp_put(i: int) -> None:
+        await session.call("etcd.map.put", "notes", f"k{i % 1000}", VALUE)
+
+    async def direct_put(i: int) -> None:
+        await client.put(base + b"k%d" % (i % 1000), encoded)
+
+    async def wamp_get(i: int) -> None:
+        got = await session.call("etcd.map.get", "notes", f"k{i % 1000}")
+        assert got["value"] == VALUE
+
+    async def direct_get(i: int) -> None:
+        got = await client.get(base + b"k%d" % (i % 1000))
+        assert json.loads(got.kvs[0].value) == VALUE
+
+    rows = []
+    for label, direct, wamp in (("map.put, 64 outstanding", direct_put, wamp_put),
+                                ("map.get, 64 outstanding", direct_get, wamp_get)):
+        await rate(max(n // 10, 64), 64, direct)  # warm-up
+        await rate(max(n // 10, 64), 64, wamp)
+        d_rates, w_rates = [], []
+        for _ in range(2):
+            d_rates.append(await rate(n, 64, direct))
+            w_rates.append(await rate(n, 64, wamp))
+        rows.append((label, max(d_rates), max(w_rates)))
+
+    arrived: dict[str, Deferred[float]] = {}
+
+    def on_change(event: dict[str, Any]) -> None:
+        d = arrived.get(event["key"])
+        if d is not None and not d.called:
+            d.callback(time.perf_counter())
+
+    await session.subscribe(on_change, "etcd.map.notes.on_change")
+    latencies = []
+    for i in range(n_lat):
+        key = f"lat{i}"
+        arrived[key] = Deferred()
+        t0 = time.perf_counter()
+        await client.put(base + key.encode(), encoded)
+        latencies.append((await arrived[key] - t0) * 1000.0)
+
+    await session.leave()
+    await client.close()
+    print(f"{'row':28} {'direct client/s':>16} {'via WAMP/s':>11} {'ratio':>7}")
+    for label, d, w in rows:
+        print(f"{label:28} {d:16.1f} {w:11.1f} {w / d:7.2f}")
+    print(f"event latency put -> WAMP subscriber: p50 {pct(latencies, 0.5):.2f} ms, "
+          f"p99 {pct(latencies, 0.99):.2f} ms over {n_lat} events")
+    print(f"(calls: {n} per round, best of 2; ratio = via WAMP / direct client; "
+          "CBOR serializer, JSON map values)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", help="etcd URL (default: start a throw-away one)")
+    parser.add_argument("--ws", help="WAMP URL of a running node configured like "
+                                     "crossbar/.crossbar (default: start one)")
+    parser.add_argument("--quick", action="store_true", help="small counts, for a smoke run")
+    args = parser.parse_args()
+
+    def go(etcd_url: str, ws_url: str) -> int:
+        try:
+            task.react(lambda reactor: defer.ensureDeferred(
+                run(reactor, etcd_url, ws_url, args.quick)))
+        except SystemExit as exc:
+            return int(exc.code or 0) if isinstance(exc.code, int) else 1
+        return 0
+
+    config = str(ROOT / "crossbar" / ".crossbar" / "config.json")
+    if args.url and args.ws:
+        return go(args.url, args.ws)
+    if args.url:
+        with CrossbarNode(config, [args.url], extra_overrides=EXTRA) as node:
+            return go(args.url, node.url)
+    with EtcdCluster(1) as etcd, CrossbarNode(config, etcd.urls, extra_overrides=EXTRA) as node:
+        return go(etcd.url, node.url)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
