@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import pytest
 import pytest_twisted
@@ -39,15 +40,28 @@ def etcd() -> Iterator[EtcdCluster]:
 
 
 @pytest.fixture
-def etcd_cluster3() -> Iterator[EtcdCluster]:
-    """A fresh 3-member loopback cluster (members may be killed by the test)."""
+def etcd_factory() -> Iterator[Callable[..., EtcdCluster]]:
+    """Start fresh clusters of the test's own (``EtcdCluster`` arguments); all are
+    stopped after the test, so the test may kill, restart or reconfigure them."""
     _require_etcd()
-    cluster = EtcdCluster(3)
+    started: list[EtcdCluster] = []
+
+    def start(*args: Any, **kwargs: Any) -> EtcdCluster:
+        cluster = EtcdCluster(*args, **kwargs)
+        started.append(cluster)
+        return cluster.start()
+
     try:
-        cluster.start()
-        yield cluster
+        yield start
     finally:
-        cluster.stop()
+        for cluster in started:
+            cluster.stop()
+
+
+@pytest.fixture
+def etcd_cluster3(etcd_factory: Callable[..., EtcdCluster]) -> EtcdCluster:
+    """A fresh 3-member loopback cluster (members may be killed by the test)."""
+    return etcd_factory(3)
 
 
 _counter = itertools.count()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import pytest_twisted
@@ -22,15 +22,10 @@ TOKEN_TTL = 2
 
 
 @pytest.fixture
-def auth_etcd() -> Iterator[EtcdCluster]:
+def auth_etcd(etcd_factory: Callable[..., EtcdCluster]) -> EtcdCluster:
     """An etcd whose auth tokens live TOKEN_TTL seconds."""
-    cluster = EtcdCluster(1, extra_args=["--auth-token", "simple",
-                                         "--auth-token-ttl", str(TOKEN_TTL)])
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.stop()
+    return etcd_factory(1, extra_args=["--auth-token", "simple",
+                                       "--auth-token-ttl", str(TOKEN_TTL)])
 
 
 async def enable_auth(url: str) -> None:
@@ -120,36 +115,33 @@ def pki() -> Iterator[TLSFiles]:
 
 
 @ensure
-async def test_https_with_ca_and_client_certificate(pki: TLSFiles) -> None:
+async def test_https_with_ca_and_client_certificate(
+        pki: TLSFiles, etcd_factory: Callable[..., EtcdCluster]) -> None:
     """etcd requires client certificates; the client verifies the server against the CA."""
     from dataclasses import replace
 
     files = replace(pki, client_cert_auth=True)
-    cluster = EtcdCluster(1, tls=files)
+    cluster = etcd_factory(1, tls=files)
+    assert cluster.url.startswith("https://")
+    client = Client(reactor, url=cluster.url, ca_file=files.ca_cert,
+                    cert_file=files.client_cert, key_file=files.client_key)
     try:
-        cluster.start()
-        assert cluster.url.startswith("https://")
-        client = Client(reactor, url=cluster.url, ca_file=files.ca_cert,
-                        cert_file=files.client_cert, key_file=files.client_key)
-        try:
-            await client.put(b"tls/k", b"secret")
-            assert (await client.get(b"tls/k")).kvs[0].value == b"secret"
-        finally:
-            await client.close()
-
-        no_cert = Client(reactor, url=cluster.url, ca_file=files.ca_cert, timeout=3.0)
-        try:
-            with pytest.raises(e.TransportError):
-                await no_cert.get(b"tls/k")
-        finally:
-            await no_cert.close()
-
-        untrusting = Client(reactor, url=cluster.url, cert_file=files.client_cert,
-                            key_file=files.client_key, timeout=3.0)
-        try:  # the system trust store does not know our test CA
-            with pytest.raises(e.TransportError):
-                await untrusting.get(b"tls/k")
-        finally:
-            await untrusting.close()
+        await client.put(b"tls/k", b"secret")
+        assert (await client.get(b"tls/k")).kvs[0].value == b"secret"
     finally:
-        cluster.stop()
+        await client.close()
+
+    no_cert = Client(reactor, url=cluster.url, ca_file=files.ca_cert, timeout=3.0)
+    try:
+        with pytest.raises(e.TransportError):
+            await no_cert.get(b"tls/k")
+    finally:
+        await no_cert.close()
+
+    untrusting = Client(reactor, url=cluster.url, cert_file=files.client_cert,
+                        key_file=files.client_key, timeout=3.0)
+    try:  # the system trust store does not know our test CA
+        with pytest.raises(e.TransportError):
+            await untrusting.get(b"tls/k")
+    finally:
+        await untrusting.close()

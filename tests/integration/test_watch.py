@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import pytest
 import pytest_twisted
@@ -166,14 +166,9 @@ async def test_callback_exception_is_logged_and_watch_goes_on(client: Client,
 
 
 @pytest.fixture
-def own_etcd() -> Iterator[EtcdCluster]:
+def own_etcd(etcd_factory: Callable[..., EtcdCluster]) -> EtcdCluster:
     """A single etcd this test may kill and restart."""
-    cluster = EtcdCluster(1)
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.stop()
+    return etcd_factory(1)
 
 
 async def create_once(client: Client, key: bytes) -> None:
