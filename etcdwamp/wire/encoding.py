@@ -9,7 +9,16 @@ from typing import Any
 
 from ..errors import ProtocolError
 
-__all__ = ["b64", "get_bool", "get_bytes", "get_int", "int64", "require_bytes", "require_int"]
+__all__ = [
+    "b64",
+    "get_bool",
+    "get_bytes",
+    "get_int",
+    "int64",
+    "require_bytes",
+    "require_int",
+    "set_flags",
+]
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -38,6 +47,16 @@ def require_int(value: object, what: str, *, minimum: int = INT64_MIN,
     if not minimum <= value <= maximum:
         raise ValueError(f"{what} must be between {minimum} and {maximum}, got {value}")
     return value
+
+
+def set_flags(body: dict[str, Any], **flags: object) -> None:
+    """Check boolean options and put the true ones into ``body`` (the gateway
+    treats a missing flag as false, so false ones are left out)."""
+    for name, flag in flags.items():
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name} must be a bool, not {type(flag).__name__}")
+        if flag:
+            body[name] = True
 
 
 def b64(data: bytes) -> str:

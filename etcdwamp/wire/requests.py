@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from ..errors import RequestTooLarge
-from .encoding import b64, int64, require_bytes, require_int
+from .encoding import b64, int64, require_bytes, require_int, set_flags
 from .keyset import KeySet, as_keyset
 from .results import (
     CompactResult,
@@ -169,12 +169,7 @@ def range_body(
         body["sort_order"] = order.value
     if target is not SortTarget.KEY:
         body["sort_target"] = target.value
-    for name, flag in (("serializable", serializable), ("keys_only", keys_only),
-                       ("count_only", count_only)):
-        if not isinstance(flag, bool):
-            raise TypeError(f"{name} must be a bool, not {type(flag).__name__}")
-        if flag:
-            body[name] = True
+    set_flags(body, serializable=serializable, keys_only=keys_only, count_only=count_only)
     return body
 
 
@@ -207,12 +202,7 @@ def put_body(
         body["value"] = b64(value)
     if lease:
         body["lease"] = int64(lease)
-    for name, flag in (("prev_kv", prev_kv), ("ignore_value", ignore_value),
-                       ("ignore_lease", ignore_lease)):
-        if not isinstance(flag, bool):
-            raise TypeError(f"{name} must be a bool, not {type(flag).__name__}")
-        if flag:
-            body[name] = True
+    set_flags(body, prev_kv=prev_kv, ignore_value=ignore_value, ignore_lease=ignore_lease)
     return body
 
 
@@ -224,10 +214,7 @@ def put_request(key: bytes, value: bytes, **options: Any) -> Request[PutResult]:
 
 def delete_body(key_or_keyset: bytes | KeySet, *, prev_kv: bool = False) -> dict[str, Any]:
     body = _key_fields(as_keyset(key_or_keyset))
-    if not isinstance(prev_kv, bool):
-        raise TypeError(f"prev_kv must be a bool, not {type(prev_kv).__name__}")
-    if prev_kv:
-        body["prev_kv"] = True
+    set_flags(body, prev_kv=prev_kv)
     return body
 
 

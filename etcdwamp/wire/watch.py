@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import errors as e
-from .encoding import b64, get_bool, get_int, int64, require_int
+from .encoding import b64, get_bool, get_int, int64, require_int, set_flags
 from .errors import stream_error
 from .keyset import KeySet, as_keyset
 from .results import Header, KeyValue, parse_header, parse_key_value
@@ -113,12 +113,7 @@ def watch_create_body(
         names.append(f.value)
     if names:
         req["filters"] = names
-    for name, flag in (("prev_kv", prev_kv), ("progress_notify", progress_notify),
-                       ("fragment", fragment)):
-        if not isinstance(flag, bool):
-            raise TypeError(f"{name} must be a bool, not {type(flag).__name__}")
-        if flag:
-            req[name] = True
+    set_flags(req, prev_kv=prev_kv, progress_notify=progress_notify, fragment=fragment)
     if require_int(watch_id, "watch_id", minimum=0):
         req["watch_id"] = int64(watch_id)
     return {"create_request": req}
