@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from autobahn.wamp.exception import ApplicationError
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from .. import errors
 from ..pmap import TransactionConflict, TransactionTooLarge, UniqueViolation
@@ -41,6 +42,6 @@ def to_application_error(uris: ErrorUris, exc: BaseException) -> ApplicationErro
         return ApplicationError(uris.unavailable, str(exc))
     if isinstance(exc, (TypeError, ValueError, UnicodeError, errors.InvalidRequest)):
         return ApplicationError(uris.invalid_argument, str(exc))
-    log.failure("unexpected error in an etcdwamp procedure", failure=None)
-    log.error("unexpected {kind}: {exc}", kind=type(exc).__name__, exc=exc)
+    log.failure("unexpected error in an etcdwamp procedure",
+                failure=Failure(exc, type(exc), exc.__traceback__))
     return ApplicationError(uris.internal, f"internal error ({type(exc).__name__})")
