@@ -353,11 +353,18 @@ class CrossbarNode:
         while True:
             if self.process.poll() is not None:
                 raise RuntimeError(f"crossbar exited:\n{self.log_tail()}")
-            if "etcdwamp: " in self.log_tail(400) and "procedures under" in self.log_tail(400):
+            if "procedures under" in self.log_tail(400) and self._accepting():
                 return self
             if time.monotonic() > deadline:
                 raise TimeoutError(f"crossbar not ready after {timeout}s:\n{self.log_tail()}")
             time.sleep(0.2)
+
+    def _accepting(self) -> bool:
+        try:
+            with socket.create_connection((_HOST, self.port), timeout=1):
+                return True
+        except OSError:
+            return False
 
     def log_tail(self, lines: int = 60) -> str:
         try:

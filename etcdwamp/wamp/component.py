@@ -385,8 +385,11 @@ class EtcdWampComponent(ApplicationSession):
     # -- publishing watch events -------------------------------------------------------
 
     def _checkpoint_key(self) -> bytes:
+        # Beside the election, never under "<election>/": etcd counts every key
+        # under that prefix as a candidate, and a lease-less one would block
+        # all campaigns behind it forever.
         assert self.settings is not None
-        return self.settings.election + b"/published"
+        return self.settings.election + b".checkpoint"
 
     async def _publish_when_elected(self) -> None:
         assert self.settings is not None

@@ -52,11 +52,12 @@ def note_key(name: str) -> bytes:
     return DB + b"\x00\x01" + name.encode()
 
 
-async def until(predicate: Any, timeout: float = 30.0) -> None:
+async def until(predicate: Any, timeout: float = 30.0, why: Any = None) -> None:
     waited = 0.0
     while not predicate():
         if waited > timeout:
-            raise AssertionError("condition not reached in time")
+            detail = f":\n{why()}" if why is not None else ""
+            raise AssertionError(f"condition not reached in time{detail}")
         await deferLater(reactor, 0.02)
         waited += 0.02
 
@@ -366,3 +367,46 @@ def test_command_line_wamp_example(node: CrossbarNode) -> None:
     assert "notes at revision" in done.stdout
     assert "wrote from-python at revision" in done.stdout
     assert "change: put from-python" in done.stdout
+
+
+@ensure
+async def test_successor_that_cannot_resume_publishes_resync(node: CrossbarNode,
+                                                             client: Client,
+                                                             prefix: bytes) -> None:
+    """A publisher taking over from a checkpoint whose history was compacted publishes
+    an explicit resync event, then goes on publishing changes."""
+    s = await connect(node.url)
+    resyncs: list[dict[str, Any]] = []
+    changes: list[dict[str, Any]] = []
+    name = prefix.decode()
+    try:
+        await s.subscribe(resyncs.append, "etcd.map.notes.on_resync")
+        await s.subscribe(lambda ev: changes.append(ev) if ev["key"].startswith(name)
+                          else None, "etcd.map.notes.on_change")
+        # Let the publisher catch up (its checkpoint reaches our write), so it
+        # writes no checkpoint of its own after ours below.
+        mark = await client.put(note_key(name + "mark"), b"0")
+        checkpoint = b"wamptest/publisher.checkpoint"
+
+        async def caught_up() -> bool:
+            kv = (await client.get(checkpoint)).first
+            return kv is not None and int(kv.value) >= mark.revision
+
+        for _ in range(300):
+            if await caught_up():
+                break
+            await deferLater(reactor, 0.05)
+        assert await caught_up()
+        # A checkpoint long gone: history after revision 1 is compacted away.
+        latest = await client.put(checkpoint, b"1")
+        await client.compact(latest.revision, physical=True)
+        leader = await client.election(b"wamptest/publisher").leader()
+        assert leader is not None
+        await client.lease_revoke(leader.lease)  # the publisher dies
+        await until(lambda: len(resyncs) >= 1, timeout=30, why=node.log_tail)
+        assert resyncs[0]["compact_revision"] == latest.revision
+        after = await client.put(note_key(name + "after"), b"2")
+        await until(lambda: any(ev["revision"] == after.revision for ev in changes),
+                    timeout=30)
+    finally:
+        await disconnect(s)
