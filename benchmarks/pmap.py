@@ -18,17 +18,15 @@ read-set bookkeeping. Both sides do the same number of round trips.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from twisted.internet import defer, task
+import harness
 
 from etcdwamp import Client, Database, KeySet, OpSet, Transaction, pmap
-from etcdwamp.testing import EtcdCluster
 
 VALUE = {"name": "alice", "email": "alice@example.com", "tags": ["a", "b"], "n": 42}
 
@@ -103,26 +101,6 @@ async def run(reactor: Any, url: str, quick: bool) -> None:
           f"{len(encoded)} bytes; ratio = pmap / raw client, same etcd calls)")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url", help="an etcd to use (default: start a throw-away one)")
-    parser.add_argument("--quick", action="store_true", help="small counts, for a smoke run")
-    args = parser.parse_args()
-
-    def go(url: str) -> None:
-        task.react(lambda reactor: defer.ensureDeferred(run(reactor, url, args.quick)))
-
-    try:
-        if args.url:
-            go(args.url)
-        else:
-            with EtcdCluster(1) as etcd:
-                go(etcd.url)
-    except SystemExit as exc:
-        return int(exc.code or 0) if isinstance(exc.code, int) else 1
-    return 0
-
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(harness.main(run, __doc__))

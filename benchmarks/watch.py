@@ -16,7 +16,6 @@ watcher must do. Both watchers get the same puts (issued by the same writer).
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import statistics
@@ -25,14 +24,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import harness
 import treq
-from twisted.internet import defer, task
+from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Protocol
 from twisted.web.client import Agent, HTTPConnectionPool
 
 from etcdwamp import Client, KeySet
-from etcdwamp.testing import EtcdCluster
 from etcdwamp.watch import WatchBatch
 
 OnKey = Callable[[bytes], None]
@@ -187,27 +186,6 @@ async def run(reactor: Any, url: str, quick: bool) -> None:
           f"{statistics.mean(lat['etcdwamp']):.2f} ms)")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url", help="an etcd to use (default: start a throw-away one)")
-    parser.add_argument("--quick", action="store_true", help="small counts, for a smoke run")
-    args = parser.parse_args()
-
-    def go(url: str) -> None:
-        task.react(lambda reactor: defer.ensureDeferred(run(reactor, url, args.quick)))
-
-    if args.url:
-        go(args.url)
-    else:
-        with EtcdCluster(1) as etcd:
-            try:
-                go(etcd.url)
-            except SystemExit as exc:
-                if exc.code:
-                    raise
-    return 0
-
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(harness.main(run, __doc__))
