@@ -342,8 +342,11 @@ class CrossbarNode:
         return f"http://{_HOST}:{self.port}/"
 
     def start(self, timeout: float = 60.0) -> CrossbarNode:
-        crossbar = shutil.which("crossbar") or os.path.join(
-            os.path.dirname(os.path.abspath(sys.executable)), "crossbar")
+        # The crossbar beside this Python first: it imports the same etcdwamp.
+        beside = os.path.join(os.path.dirname(os.path.abspath(sys.executable)), "crossbar")
+        crossbar = beside if os.path.exists(beside) else shutil.which("crossbar")
+        if crossbar is None:
+            raise FileNotFoundError("crossbar not found: pip install crossbar")
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [crossbar, "start", "--cbdir", self.cbdir, "--loglevel", "info"],
