@@ -166,6 +166,11 @@ class MapTransaction:
         self._check_open()
         if key in self._writes:
             return self._writes[key]
+        return await self.snapshot_raw(key)
+
+    async def snapshot_raw(self, key: bytes) -> bytes | None:
+        """The value of ``key`` at the snapshot, ignoring this transaction's own
+        writes; the read joins the read set, so a concurrent change conflicts."""
         result = await self.db.client.get(key, revision=self.revision)
         kv = result.first
         self._record(key, kv.mod_revision if kv else 0)

@@ -262,7 +262,7 @@ class PersistentMap(Generic[K, V]):
         value = None if final is None else self.value_codec.decode(final)
         # The value before this transaction touched the record: read at the
         # snapshot (recorded in the read set, so a concurrent change conflicts).
-        old_raw = await _snapshot_value(txn, raw_key)
+        old_raw = await txn.snapshot_raw(raw_key)
         old = None if old_raw is None else self.value_codec.decode(old_raw)
         for index in self.indexes.values():
             old_ikey = self._index_key(index, old) if old is not None else None
@@ -292,14 +292,6 @@ class PersistentMap(Generic[K, V]):
         keyset = KeySet(self._base(txn) + _escape(encoded), prefix=True)
         return [self.value_codec.decode(v) async for _, v in txn.range_raw(keyset)
                 if v is not None]
-
-
-async def _snapshot_value(txn: MapTransaction, raw_key: bytes) -> bytes | None:
-    """The committed value at the snapshot, ignoring this transaction's buffer."""
-    result = await txn.db.client.get(raw_key, revision=txn.revision)
-    kv = result.first
-    txn._record(raw_key, kv.mod_revision if kv else 0)
-    return kv.value if kv else None
 
 
 # -- the named combinations ------------------------------------------------------
