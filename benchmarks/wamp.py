@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -34,12 +35,12 @@ EXTRA = {"db_prefix": "bench-wamp/", "election": "bench-wamp/publisher",
 VALUE = {"text": "hello", "n": 42, "tags": ["a", "b"]}
 
 
-async def join(reactor: Any, url: str) -> Any:
+async def join(reactor: Any, url: str, ticket: str) -> Any:
     joined: Deferred[Any] = Deferred()
     component = Component(transports=[{"url": url, "serializers": ["cbor"],
                                        "max_retries": 0}], realm="realm1",
                           authentication={"ticket": {"authid": "writer",
-                                                     "ticket": "writer-secret"}})
+                                                     "ticket": ticket}})
     component.on_join(lambda session, details: joined.callback(session))
     component.start(reactor)
     return await joined
@@ -63,10 +64,10 @@ def pct(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def run(reactor: Any, etcd_url: str, ws_url: str, quick: bool) -> None:
+async def run(reactor: Any, etcd_url: str, ws_url: str, ticket: str, quick: bool) -> None:
     n = 500 if quick else 5000
     n_lat = 100 if quick else 1000
-    session = await join(reactor, ws_url)
+    session = await join(reactor, ws_url, ticket)
     client = Client(reactor, url=etcd_url)
     base = b"bench-wamp/\x00\x01"
     encoded = json.dumps(VALUE, separators=(",", ":")).encode()
@@ -132,22 +133,25 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small counts, for a smoke run")
     args = parser.parse_args()
 
-    def go(etcd_url: str, ws_url: str) -> int:
+    def go(etcd_url: str, ws_url: str, ticket: str) -> int:
         try:
             task.react(lambda reactor: defer.ensureDeferred(
-                run(reactor, etcd_url, ws_url, args.quick)))
+                run(reactor, etcd_url, ws_url, ticket, args.quick)))
         except SystemExit as exc:
             return int(exc.code or 0) if isinstance(exc.code, int) else 1
         return 0
 
     config = str(ROOT / "crossbar" / ".crossbar" / "config.json")
     if args.url and args.ws:
-        return go(args.url, args.ws)
+        ticket = os.environ.get("ETCDWAMP_WRITER_TICKET")
+        if not ticket:
+            parser.error("--ws needs the node's writer ticket in ETCDWAMP_WRITER_TICKET")
+        return go(args.url, args.ws, ticket)
     if args.url:
         with CrossbarNode(config, [args.url], extra_overrides=EXTRA) as node:
-            return go(args.url, node.url)
+            return go(args.url, node.url, node.writer_ticket)
     with EtcdCluster(1) as etcd, CrossbarNode(config, etcd.urls, extra_overrides=EXTRA) as node:
-        return go(etcd.url, node.url)
+        return go(etcd.url, node.url, node.writer_ticket)
 
 
 if __name__ == "__main__":

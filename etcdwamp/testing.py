@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -303,9 +304,15 @@ class CrossbarNode:
 
     def __init__(self, config_path: str, etcd_urls: Sequence[str], *,
                  web_dir: str | None = None, instances: int = 1,
-                 extra_overrides: dict[str, object] | None = None) -> None:
+                 extra_overrides: dict[str, object] | None = None,
+                 env: dict[str, str] | None = None,
+                 writer_ticket: str | None = None) -> None:
         with open(config_path, encoding="utf-8") as f:
             config = json.load(f)
+        # Secrets reach Crossbar through its environment ("${VAR}" in the
+        # config), never through a file: a fresh random writer ticket per node.
+        self.writer_ticket = writer_ticket or secrets.token_urlsafe(24)
+        self.env = {**os.environ, "ETCDWAMP_WRITER_TICKET": self.writer_ticket, **(env or {})}
         self.port = free_port()
         self.tmpdir = tempfile.mkdtemp(prefix="etcdwamp-crossbar-")
         self.cbdir = os.path.join(self.tmpdir, ".crossbar")
@@ -351,7 +358,7 @@ class CrossbarNode:
             self.process = subprocess.Popen(
                 [crossbar, "start", "--cbdir", self.cbdir, "--loglevel", "info"],
                 stdout=log, stderr=subprocess.STDOUT, cwd=self.tmpdir,
-                start_new_session=True)
+                start_new_session=True, env=self.env)
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:

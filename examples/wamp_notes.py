@@ -1,12 +1,17 @@
 """The browser demo from the command line: list the "notes" map, write one note,
 and print live changes, through the etcdwamp component in Crossbar.
 
-    python examples/wamp_notes.py --url ws://127.0.0.1:8080/ws [--seconds 5]
+    ETCDWAMP_WRITER_TICKET=... python examples/wamp_notes.py --url ws://HOST:PORT/ws [--seconds 5]
+
+The writer's ticket is the one the Crossbar node was started with (its
+``ETCDWAMP_WRITER_TICKET``); it is read from the environment, never written down.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 from typing import Any
 
@@ -20,9 +25,12 @@ def main() -> None:
     parser.add_argument("--url", default="ws://127.0.0.1:8080/ws")
     parser.add_argument("--seconds", type=float, default=5.0, help="how long to watch")
     args = parser.parse_args()
+    ticket = os.environ.get("ETCDWAMP_WRITER_TICKET")
+    if not ticket:
+        sys.exit("wamp_notes.py: set ETCDWAMP_WRITER_TICKET to the node's writer ticket")
     component = Component(
         transports=[{"url": args.url, "max_retries": 0}], realm="realm1",
-        authentication={"ticket": {"authid": "writer", "ticket": "writer-secret"}})
+        authentication={"ticket": {"authid": "writer", "ticket": ticket}})
 
     @component.on_join  # type: ignore[untyped-decorator]
     async def joined(session: Any, details: Any) -> None:

@@ -18,9 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ["getting_started.py", "pmap_users.py", "flatbuffers/users.py"]
 
 
-def run_example(name: str, *args: str) -> None:
+def run_example(name: str, *args: str, env: dict[str, str] | None = None) -> None:
     print(f"--- examples/{name}", flush=True)
-    subprocess.run([sys.executable, str(ROOT / "examples" / name), *args], check=True)
+    subprocess.run([sys.executable, str(ROOT / "examples" / name), *args], check=True, env=env)
 
 
 def main() -> int:
@@ -34,10 +34,14 @@ def main() -> int:
             run_example(name, "--url", etcd.url)
         with CrossbarNode(str(ROOT / "crossbar" / ".crossbar" / "config.json"),
                           etcd.urls) as node:
-            run_example("wamp_notes.py", "--url", node.url, "--seconds", "1")
+            run_example("wamp_notes.py", "--url", node.url, "--seconds", "1", env=node.env)
             if not args.no_serve:
                 print(f"\nLive demo: open {node.http_url} in a browser (two tabs show the "
-                      "same notes, live). Ctrl-C stops Crossbar and etcd.", flush=True)
+                      "same notes, live; the page needs no password).\n"
+                      f"Writer ticket for this run (authid 'writer'): {node.writer_ticket}\n"
+                      f"  e.g. ETCDWAMP_WRITER_TICKET={node.writer_ticket} "
+                      f"python examples/wamp_notes.py --url {node.url}\n"
+                      "Ctrl-C stops Crossbar and etcd.", flush=True)
                 try:
                     while node.process is not None and node.process.poll() is None:
                         time.sleep(0.5)

@@ -74,7 +74,7 @@ async def call_error(session: Any, procedure: str, *args: Any, **kwargs: Any) ->
 @ensure
 async def test_map_procedures_match_etcd(node: CrossbarNode, client: Client,
                                          prefix: bytes) -> None:
-    s = await connect(node.url)
+    s = await connect(node)
     try:
         name = prefix.decode()
         put = await s.call("etcd.map.put", "notes", name + "a", {"text": "hello", "n": 1})
@@ -109,7 +109,7 @@ async def test_map_procedures_match_etcd(node: CrossbarNode, client: Client,
 
 @ensure
 async def test_progressive_range(node: CrossbarNode, prefix: bytes) -> None:
-    s = await connect(node.url)
+    s = await connect(node)
     try:
         name = prefix.decode()
         for i in range(250):
@@ -127,7 +127,7 @@ async def test_progressive_range(node: CrossbarNode, prefix: bytes) -> None:
 @ensure
 async def test_txn_with_expectations(node: CrossbarNode, client: Client,
                                      prefix: bytes) -> None:
-    s = await connect(node.url)
+    s = await connect(node)
     try:
         name = prefix.decode()
         first = await s.call("etcd.map.put", "notes", name + "x", 1)
@@ -150,7 +150,7 @@ async def test_txn_with_expectations(node: CrossbarNode, client: Client,
 
 @ensure
 async def test_raw_kv_procedures(node: CrossbarNode, client: Client, prefix: bytes) -> None:
-    s = await connect(node.url)
+    s = await connect(node)
     try:
         key = prefix.decode() + "k"
         await s.call("etcd.kv.put", key, b"\x00\xffbin")
@@ -169,7 +169,7 @@ async def test_raw_kv_procedures(node: CrossbarNode, client: Client, prefix: byt
 @ensure
 async def test_json_serializer_carries_bytes_and_ints(node: CrossbarNode,
                                                       prefix: bytes) -> None:
-    s = await connect(node.url, serializer="json")
+    s = await connect(node, serializer="json")
     try:
         key = prefix.decode() + "j"
         await s.call("etcd.kv.put", key, b"\x00\x01")
@@ -182,7 +182,7 @@ async def test_json_serializer_carries_bytes_and_ints(node: CrossbarNode,
 @ensure
 async def test_reader_role_cannot_write(node: CrossbarNode, client: Client,
                                         prefix: bytes) -> None:
-    s = await connect(node.url, writer=False)
+    s = await connect(node, writer=False)
     try:
         name = prefix.decode()
         assert await call_error(s, "etcd.map.put", "notes", name, 1) == \
@@ -197,7 +197,7 @@ async def test_reader_role_cannot_write(node: CrossbarNode, client: Client,
 async def test_watch_events_reach_subscribers_in_order(node: CrossbarNode,
                                                        client: Client, prefix: bytes) -> None:
     """1,000 writes produce 1,000 events in revision order."""
-    s = await connect(node.url)
+    s = await connect(node)
     events: list[dict[str, Any]] = []
     name = prefix.decode()
     try:
@@ -221,7 +221,7 @@ async def test_get_and_watch_under_concurrent_writes_is_exact(node: CrossbarNode
                                                               client: Client,
                                                               prefix: bytes) -> None:
     name = prefix.decode()
-    s = await connect(node.url)
+    s = await connect(node)
     try:
         state: dict[str, Any] = {}
         early: list[dict[str, Any]] = []
@@ -266,7 +266,7 @@ async def test_get_and_watch_under_concurrent_writes_is_exact(node: CrossbarNode
 @ensure
 async def test_presence_key_disappears_with_its_session(node: CrossbarNode,
                                                         client: Client, prefix: bytes) -> None:
-    s = await connect(node.url)
+    s = await connect(node)
     key = prefix.decode() + "me"
     result = await s.call("etcd.presence.put", key, "online")
     raw = DB + b"presence/" + key.encode()
@@ -283,7 +283,7 @@ async def test_presence_key_disappears_with_its_session(node: CrossbarNode,
 @ensure
 async def test_calls_are_served_by_both_instances_and_publisher_fails_over(
         node: CrossbarNode, client: Client, prefix: bytes) -> None:
-    s = await connect(node.url)
+    s = await connect(node)
     name = prefix.decode()
     events: list[int] = []
     try:
@@ -335,7 +335,7 @@ STABLE = {E + "invalid_argument", E + "too_large", E + "not_found", E + "conflic
 @ensure
 async def test_bad_input_gets_a_stable_error_and_changes_nothing(
         node: CrossbarNode, client: Client, call: tuple[Any, ...]) -> None:
-    s = await connect(node.url)
+    s = await connect(node)
     try:
         before = (await client.get(KeySet(DB, prefix=True), count_only=True)).count
         procedure, *args = call
@@ -362,7 +362,8 @@ def test_command_line_wamp_example(node: CrossbarNode) -> None:
 
     done = subprocess.run([sys.executable, str(CONFIG.parents[2] / "examples" / "wamp_notes.py"),
                            "--url", node.url, "--seconds", "1"],
-                          capture_output=True, text=True, timeout=60, check=False)
+                          capture_output=True, text=True, timeout=60, check=False,
+                          env=node.env)
     assert done.returncode == 0, done.stderr
     assert "notes at revision" in done.stdout
     assert "wrote from-python at revision" in done.stdout
@@ -375,7 +376,7 @@ async def test_successor_that_cannot_resume_publishes_resync(node: CrossbarNode,
                                                              prefix: bytes) -> None:
     """A publisher taking over from a checkpoint whose history was compacted publishes
     an explicit resync event, then goes on publishing changes."""
-    s = await connect(node.url)
+    s = await connect(node)
     resyncs: list[dict[str, Any]] = []
     changes: list[dict[str, Any]] = []
     name = prefix.decode()

@@ -8,17 +8,20 @@ from autobahn.twisted.component import Component
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 
-WRITER = {"ticket": {"authid": "writer", "ticket": "writer-secret"}}
+from etcdwamp.testing import CrossbarNode
 
 
-async def connect(url: str, *, writer: bool = True, serializer: str = "cbor") -> Any:
-    """A joined WAMP session on realm1 (ticket-authenticated writer, or anonymous reader)."""
+async def connect(node: CrossbarNode, *, writer: bool = True, serializer: str = "cbor",
+                  authid: str = "writer", ticket: str | None = None) -> Any:
+    """A joined WAMP session on realm1: the ticket-authenticated writer (the
+    node's random ticket unless ``ticket``), or an anonymous guest."""
     joined: Deferred[Any] = Deferred()
+    auth = {"ticket": {"authid": authid, "ticket": ticket or node.writer_ticket}}
     component = Component(
-        transports=[{"type": "websocket", "url": url, "serializers": [serializer],
+        transports=[{"type": "websocket", "url": node.url, "serializers": [serializer],
                      "max_retries": 0}],
         realm="realm1",
-        authentication=WRITER if writer else None,
+        authentication=auth if writer else None,
     )
 
     @component.on_join  # type: ignore[untyped-decorator]
