@@ -16,6 +16,15 @@ transactions) are retried on the next endpoint. A write in that situation
 raises :class:`~etcdwamp.errors.OutcomeUnknown`: it may or may not have been
 applied, and the caller decides (read back, or guard the retry with a
 transaction compare on the mod revision).
+
+Cancellation
+------------
+Cancelling a Deferred the client returned fails it with ``CancelledError`` at
+once and drops the connection carrying the request. It is never mistaken for a
+transport failure: a cancelled request is not retried, not sent to another
+endpoint, not re-authenticated, and not turned into ``RequestTimeout``. A
+cancelled write, like a timed-out one, may or may not have been applied.
+``d.addTimeout(seconds, reactor)`` therefore works as with any Twisted API.
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar, cast
 import treq
 from twisted.internet import defer
 from twisted.internet import error as ierror
-from twisted.internet.defer import Deferred, DeferredLock
+from twisted.internet.defer import CancelledError, Deferred, DeferredLock
 from twisted.web import _newclient
 from twisted.web.client import Agent, HTTPConnectionPool, ResponseFailed
 
@@ -37,7 +46,7 @@ from . import errors
 from .lease import Lease
 from .lock import Election, Lock
 from .tls import tls_policy
-from .watch import Watch, WatchBatch
+from .watch import Watch, WatchBatch, read_body, relay
 from .wire import (
     DEFAULT_MAX_REQUEST_BYTES,
     DEFAULT_MAX_TXN_OPS,
@@ -226,11 +235,11 @@ class Client:
 
     def _exchange(self, url: str, body: bytes) -> Deferred[tuple[int, bytes]]:
         # Plain Deferred chaining rather than a coroutine: this runs for every
-        # request, and cancelling the result still reaches whichever step runs.
+        # request, and cancelling the result still reaches whichever step runs
+        # (the Agent aborts a pending request; read_body drops the connection).
         def read(response: Any) -> Deferred[tuple[int, bytes]]:
             code = int(response.code)
-            content: Deferred[bytes] = treq.content(response)
-            return content.addCallback(lambda data: (code, data))
+            return read_body(response).addCallback(lambda data: (code, data))
 
         posted: Deferred[Any] = self._http.post(url, data=body, headers=self._headers())
         return posted.addCallback(read)
@@ -256,33 +265,51 @@ class Client:
         mapping failures onto the exception tree."""
         limit = self.timeout if timeout is None else timeout
         timed_out = False
+        cancelled = False
 
         def expire() -> None:
             nonlocal timed_out
             timed_out = True
             d.cancel()
 
+        def cancel(_: Deferred[T]) -> None:
+            # The caller cancelled. Aborting the exchange makes the Agent fail
+            # it with whatever it sees (ResponseNeverReceived, Connecting-
+            # CancelledError): none of that may pass for a transport failure,
+            # which would be retried elsewhere.
+            nonlocal cancelled
+            cancelled = True
+            d.cancel()
+
+        guarded: Deferred[T] = Deferred(cancel)
+        d.addBoth(relay, guarded)
         timer = None if math.isinf(limit) else self._clock.callLater(limit, expire)
         try:
-            return await d
-        except _NOT_SENT as exc:
-            # Also when our timeout cancelled the connection attempt: not sent.
-            raise errors.ConnectFailed(
-                f"cannot connect to {endpoint}: {exc}", endpoint=endpoint
-            ) from exc
+            return await guarded
         except Exception as exc:
-            if timed_out:
-                raise errors.RequestTimeout(
-                    f"no answer from {endpoint} within {limit}s", endpoint=endpoint
-                ) from exc
-            raise self._transport_error(endpoint, exc) from exc
+            if cancelled and not timed_out:
+                raise CancelledError() from exc
+            raise self._exchange_error(endpoint, exc, limit, timed_out=timed_out) from exc
         finally:
             if timer is not None and timer.active():
                 timer.cancel()
 
+    def _exchange_error(self, endpoint: str, exc: Exception, limit: float, *,
+                        timed_out: bool) -> Exception:
+        """Map the failure of an exchange the caller did not cancel."""
+        if isinstance(exc, _NOT_SENT):
+            # Also when our timeout cancelled the connection attempt: not sent.
+            return errors.ConnectFailed(f"cannot connect to {endpoint}: {exc}", endpoint=endpoint)
+        if timed_out:
+            return errors.RequestTimeout(f"no answer from {endpoint} within {limit}s",
+                                         endpoint=endpoint)
+        return self._transport_error(endpoint, exc)
+
     @staticmethod
     def _transport_error(endpoint: str, exc: Exception) -> Exception:
         """Map a failure of an exchange that was not cut short by our timeout."""
+        if isinstance(exc, CancelledError):
+            return exc  # a cancellation is never a transport failure
         if isinstance(exc, ResponseFailed):
             reasons = getattr(exc, "reasons", [])
             if reasons and all(r.check(*_NOT_SENT) for r in reasons):

@@ -23,6 +23,12 @@ what :meth:`etcdwamp.client.Client.get_and_watch` does.
 
 Callback exceptions are logged (with the batch they failed on) and the watch
 goes on: a buggy callback must not silently stop the delivery of later events.
+
+Cancelling the creation (the Deferred of ``watch.created``, or the one around
+``await watch``) before etcd confirmed it cancels the whole watch, as
+:meth:`Watch.cancel` does: the stream, or the attempt to open it, is dropped at
+once and nothing reconnects. Waiters for a creation that will now never come
+fail with ``CancelledError``.
 """
 
 from __future__ import annotations
@@ -33,10 +39,12 @@ from collections.abc import AsyncIterator, Callable, Generator, Iterable, Sequen
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web.client import ResponseDone
+from twisted.web.http import PotentialDataLoss
 
 from . import errors
 from ._signal import Signal
@@ -53,7 +61,7 @@ from .wire.watch import (
 if TYPE_CHECKING:
     from .client import Client
 
-__all__ = ["Watch", "WatchBatch"]
+__all__ = ["BodyReader", "Watch", "WatchBatch", "read_body"]
 
 log = Logger()
 
@@ -105,11 +113,53 @@ class StreamProtocol(Protocol):
             self.transport.stopProducing()
 
 
+class BodyReader(Protocol):
+    """Collects a whole response body into ``done``; cancelling ``done`` drops
+    the connection (treq's ``content`` would go on reading the body)."""
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+        self.done: Deferred[bytes] = Deferred(self._abort)
+
+    def dataReceived(self, data: bytes) -> None:
+        self._chunks.append(data)
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        if self.done.called:
+            return
+        if reason is None or isinstance(reason.value, (ResponseDone, PotentialDataLoss)):
+            self.done.callback(b"".join(self._chunks))
+        else:
+            self.done.errback(reason)
+
+    def _abort(self, _: Deferred[bytes]) -> None:
+        if self.transport is not None:
+            self.transport.stopProducing()
+
+
+def read_body(response: Any) -> Deferred[bytes]:
+    """The whole body of ``response``; cancelling the Deferred drops the connection."""
+    reader = BodyReader()
+    response.deliverBody(reader)
+    return reader.done
+
+
+def relay(result: object, target: Deferred[Any]) -> None:
+    """Pass ``result`` on to ``target`` unless it was settled already (cancelled)."""
+    if target.called:
+        return
+    if isinstance(result, Failure):
+        target.errback(result)
+    else:
+        target.callback(result)
+
+
 class Watch:
     """A running watch; see :meth:`etcdwamp.client.Client.watch`.
 
     - ``created``: fires once etcd confirmed every key set (not when the stream ends);
-      ``await watch`` does the same and returns the watch
+      ``await watch`` does the same and returns the watch; cancelling either
+      before then cancels the watch
     - ``finished``: fires with ``None`` after :meth:`cancel`, or fails with
       :class:`~etcdwamp.errors.WatchCompacted` or another fatal error
     - ``async for batch in watch``: the batches, for users without a callback
@@ -151,6 +201,9 @@ class Watch:
         self._fatal: BaseException | None = None
         self._queue: deque[WatchBatch] = deque()
         self._waiter: Deferred[None] | None = None
+        # What _run awaits now besides a live stream (opening one, or the
+        # backoff pause), so cancel()/add()/remove() can cut it short.
+        self._pending: Deferred[Any] | None = None
         self._run_d = Deferred.fromCoroutine(self._run())
         self._run_d.addErrback(self._crashed)
 
@@ -158,8 +211,18 @@ class Watch:
 
     @property
     def created(self) -> Deferred[None]:
-        """A new Deferred that fires once etcd confirmed every key set."""
-        return self._created.wait()
+        """A new Deferred that fires once etcd confirmed every key set.
+
+        Cancelling it while the creation is pending cancels the watch."""
+        outcome = self._created.wait()
+        if outcome.called:
+            return outcome
+        def give_up(_: Deferred[None]) -> None:
+            self.cancel()
+
+        waiter: Deferred[None] = Deferred(give_up)
+        outcome.addBoth(relay, waiter)
+        return waiter
 
     @property
     def finished(self) -> Deferred[None]:
@@ -199,7 +262,14 @@ class Watch:
         self._targets.append(_Target(ks, start_revision))
         self._created = Signal()  # `created` now waits for the new key set too
         self._reconnect_now()
-        await self.created
+        try:
+            await self._created.wait()
+        except CancelledError:
+            # The caller gave up on this key set: stop watching it (the watch
+            # itself goes on), so a cancelled add() leaves nothing behind.
+            if not self._stopping and any(t.keyset == ks for t in self._targets):
+                self.remove(ks)
+            raise
 
     def remove(self, keyset: bytes | KeySet) -> None:
         """Stop watching one key set; the watch goes on for the others."""
@@ -218,8 +288,7 @@ class Watch:
         the watch before is reported by ``finished``, not here)."""
         if not self._stopping:
             self._stopping = True
-            if self._stream is not None:
-                self._stream.abort()
+            self._interrupt()
             self._wake()
         done = self.finished
         done.addErrback(lambda _: None)
@@ -254,14 +323,27 @@ class Watch:
 
     def _reconnect_now(self) -> None:
         self._restart = True
+        self._interrupt()
+
+    def _interrupt(self) -> None:
+        """Cut the current stream, connection attempt or backoff pause short."""
         if self._stream is not None:
             self._stream.abort()
+        elif self._pending is not None:
+            self._pending.cancel()
+
+    async def _interruptible(self, d: Deferred[Any]) -> Any:
+        self._pending = d
+        try:
+            return await d
+        finally:
+            self._pending = None
 
     def _finish(self, failure: BaseException | None) -> None:
         self._stopping = True
         self._fatal = failure
-        if failure is not None:
-            self._created.fire(failure)
+        # Cancelled before etcd confirmed it: the creation will never come.
+        self._created.fire(failure if failure is not None else CancelledError())
         self._finished.fire(failure)
         self._wake()
 
@@ -287,7 +369,16 @@ class Watch:
             endpoint = self._client.endpoints[endpoints[attempt % len(endpoints)]]
             self._restart = False
             try:
-                healthy = await self._stream_once(endpoint)
+                healthy = await self._interruptible(
+                    Deferred.fromCoroutine(self._stream_once(endpoint)))
+            except CancelledError:
+                # Our own interruption (cancel, add, remove): not a stream
+                # failure, so no backoff and no reconnect count.
+                if self._stopping:
+                    break
+                if self._restart:
+                    continue
+                raise
             except errors.EtcdError as exc:
                 if not _retryable(exc):
                     self._finish(exc)
@@ -303,7 +394,11 @@ class Watch:
                 backoff = self._min_backoff
             else:
                 attempt += 1
-            await _sleep(clock, backoff)
+            try:
+                await self._interruptible(_sleep(clock, backoff))
+            except CancelledError:
+                if not (self._stopping or self._restart):
+                    raise
             backoff = min(backoff * 2, self._max_backoff)
         self._finish(self._fatal)
 
@@ -315,7 +410,7 @@ class Watch:
         url = endpoint + prefix + "/watch"
         response = await client._post_stream(endpoint, url, self._body())
         if response.code != 200:
-            content = await _read_all(response)
+            content = await read_body(response)
             raise error_from_response(int(response.code), content)
         failure: list[errors.EtcdError] = []
 
@@ -340,6 +435,8 @@ class Watch:
             await stream.ended
         finally:
             self._stream = None
+            if not stream.ended.called:
+                stream.abort()  # interrupted while streaming: drop the connection
         if failure:
             raise failure[0]
         return all(t.created for t in targets)
@@ -397,14 +494,14 @@ def _retryable(exc: errors.EtcdError) -> bool:
     return isinstance(exc, errors.ServerError) and exc.code in (4, 13, 14)
 
 
-async def _read_all(response: Any) -> bytes:
-    import treq
+def _sleep(clock: Any, seconds: float) -> Deferred[None]:
+    """A pause on ``clock``; cancelling it also cancels the timer."""
+    calls: list[Any] = []
 
-    content: bytes = await treq.content(response)
-    return content
+    def stop(_: Deferred[None]) -> None:
+        if calls and calls[0].active():
+            calls[0].cancel()
 
-
-async def _sleep(clock: Any, seconds: float) -> None:
-    d: Deferred[None] = Deferred()
-    clock.callLater(seconds, d.callback, None)
-    await d
+    d: Deferred[None] = Deferred(stop)
+    calls.append(clock.callLater(seconds, d.callback, None))
+    return d
