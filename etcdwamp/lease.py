@@ -6,6 +6,8 @@ When a renewal finds the lease gone (etcd answers TTL 0), or renewals keep
 failing until the lease's deadline has passed, the lease is *lost*: ``lost``
 fires with :class:`~etcdwamp.errors.LeaseExpired` and the optional
 ``on_lost`` callback is called, so the owner can stop acting as a holder.
+Stopping the keep-alive (or revoking) cancels a renewal in flight; that
+cancellation is neither a failed renewal nor a loss.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
 
 from . import errors
@@ -41,6 +43,7 @@ class Lease:
         self._lost_reason: errors.LeaseExpired | None = None
         self._on_lost: Callable[[errors.LeaseExpired], object] | None = None
         self._timer: Any = None
+        self._renewal: Deferred[int] | None = None
         self._keeping = False
         self.renewals = 0
 
@@ -94,7 +97,7 @@ class Lease:
 
         def tick() -> None:
             self._timer = None
-            d = Deferred.fromCoroutine(self.refresh())
+            d = self._renewal = Deferred.fromCoroutine(self.refresh())
             d.addCallbacks(renewed, failed)
 
         def schedule(delay: float) -> None:
@@ -102,10 +105,14 @@ class Lease:
                 self._timer = clock.callLater(delay, tick)
 
         def renewed(ttl: int) -> None:
+            self._renewal = None
             deadline[0] = clock.seconds() + ttl
             schedule(period)
 
         def failed(failure: Any) -> None:
+            self._renewal = None
+            if failure.check(CancelledError):
+                return  # stop_keep_alive() cut it short: nothing failed
             if failure.check(errors.LeaseExpired):
                 self._mark_lost(failure.value)
             elif clock.seconds() >= deadline[0]:
@@ -119,10 +126,14 @@ class Lease:
         return self
 
     def stop_keep_alive(self) -> None:
+        """Stop renewing; a renewal in flight is cancelled (its connection dropped)."""
         self._keeping = False
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
+        renewal, self._renewal = self._renewal, None
+        if renewal is not None:
+            renewal.cancel()
 
     def _mark_lost(self, reason: errors.LeaseExpired) -> None:
         self.stop_keep_alive()

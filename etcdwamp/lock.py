@@ -15,6 +15,10 @@ resource refuses writes carrying a token older than the newest it has seen.
 For resources inside etcd, guard writes with a transaction compare instead
 (``CompCreated(lock.key, "==", lock.fencing_token)``): the write then only
 happens while the lock key still exists.
+
+**Cancelling** ``acquire()`` or ``campaign()`` (the Deferred around it) fails
+at once with ``CancelledError``; the lease behind the waiting key is revoked in
+the background, so the abandoned candidacy does not hold up later contenders.
 """
 
 from __future__ import annotations
@@ -25,12 +29,12 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-import treq
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.logger import Logger
 
 from . import errors
 from .lease import Lease
-from .watch import StreamProtocol
+from .watch import StreamProtocol, read_body
 from .wire import KeyValue, error_from_response
 from .wire.concurrency import (
     LeaderKey,
@@ -50,6 +54,24 @@ if TYPE_CHECKING:
     from .client import Client
 
 __all__ = ["Election", "Lock"]
+
+log = Logger()
+
+
+async def _abandon(lease: Lease, reason: BaseException) -> None:
+    """Revoke the lease of a candidacy that failed with ``reason``, deleting its key.
+
+    After a cancellation the caller must not wait, so the revoke runs in the
+    background (the lease expires after its TTL should it fail); after any
+    other error it completes before the error reaches the caller."""
+    if isinstance(reason, CancelledError):
+        lease.stop_keep_alive()
+        cleanup = Deferred.fromCoroutine(lease.revoke())
+        cleanup.addErrback(lambda f: log.failure(
+            "revoking lease {id} of a cancelled candidacy failed; it expires by itself",
+            f, id=lease.id))
+        return
+    await lease.revoke()
 
 
 class Lock:
@@ -88,8 +110,8 @@ class Lock:
             held = await self._client.get(result.key)
             if not held.kvs:
                 raise errors.LeaseExpired(lease.id, "lock key vanished right after acquiring")
-        except BaseException:
-            await lease.revoke()
+        except BaseException as exc:
+            await _abandon(lease, exc)
             raise
         self.lease = lease
         self.key = result.key
@@ -103,9 +125,12 @@ class Lock:
         if key is not None:
             try:
                 await self._client._call(unlock_request(key))
-            finally:
+            except BaseException as exc:
                 if lease is not None:
-                    await lease.revoke()
+                    await _abandon(lease, exc)
+                raise
+            if lease is not None:
+                await lease.revoke()
 
     async def __aenter__(self) -> Lock:
         await self.acquire()
@@ -144,8 +169,8 @@ class Election:
             request = replace(campaign_request(self.name, lease.id, value),
                               timeout=math.inf if timeout is None else timeout)
             leader = await self._client._call(request)
-        except BaseException:
-            await lease.revoke()
+        except BaseException as exc:
+            await _abandon(lease, exc)
             raise
         self.lease, self.leader_key = lease, leader
         return leader
@@ -163,9 +188,12 @@ class Election:
         try:
             if leader is not None:
                 await self._client._call(resign_request(leader))
-        finally:
+        except BaseException as exc:
             if lease is not None:
-                await lease.revoke()
+                await _abandon(lease, exc)
+            raise
+        if lease is not None:
+            await lease.revoke()
 
     async def leader(self) -> KeyValue | None:
         """The current leader's key-value, or None when nobody leads."""
@@ -185,7 +213,7 @@ class Election:
         response: Any = await client._post_stream(endpoint, endpoint + prefix
                                                   + "/election/observe", body)
         if response.code != 200:
-            raise error_from_response(int(response.code), await treq.content(response))
+            raise error_from_response(int(response.code), await read_body(response))
         frames: list[Any] = []
         waiter: list[Deferred[None]] = []
 
