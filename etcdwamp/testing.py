@@ -22,6 +22,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = [
     "CrossbarNode",
@@ -294,31 +295,59 @@ class EtcdCluster:
         self.stop()
 
 
+def _worker_title(worker_id: str) -> str:
+    return f"crossbar-worker [{worker_id}]"
+
+
 class CrossbarNode:
     """A Crossbar router generated from a committed node config, on a free port.
 
     The config's web transport port, the etcd endpoints in every etcdwamp
     component's ``extra`` and the static web directory are substituted; the
     rest is used as committed. Stopped by PID.
+
+    ``extra_overrides`` replace top-level fields of the components' ``extra``;
+    an ``"etcd"`` override is merged into the committed one (so a test may set
+    ``{"etcd": {"timeout": 2}}`` and keep the substituted endpoints).
+
+    With ``container=True`` the etcdwamp components run in a container worker
+    (id :attr:`CONTAINER_ID`) instead of the router worker: they connect to the
+    router over a rawsocket on a unix socket in the node's private directory
+    (mode 0700), where the router admits anonymous sessions as ``backend``
+    (container components cannot authenticate otherwise). The node then runs
+    Crossbar's edge personality, keeps running when a worker dies, and its
+    router hosts :class:`etcdwamp.crossbar_control.WorkerControl` so a test can
+    start a killed container worker again (see :attr:`backend_socket`).
     """
+
+    CONTAINER_ID = "etcdwamp"
+    CONTROL_PREFIX = "etcdwamp.control"
 
     def __init__(self, config_path: str, etcd_urls: Sequence[str], *,
                  web_dir: str | None = None, instances: int = 1,
                  extra_overrides: dict[str, object] | None = None,
                  env: dict[str, str] | None = None,
-                 writer_ticket: str | None = None) -> None:
+                 writer_ticket: str | None = None,
+                 container: bool = False) -> None:
         with open(config_path, encoding="utf-8") as f:
             config = json.load(f)
         # Secrets reach Crossbar through its environment ("${VAR}" in the
         # config), never through a file: a fresh random writer ticket per node.
         self.writer_ticket = writer_ticket or secrets.token_urlsafe(24)
         self.env = {**os.environ, "ETCDWAMP_WRITER_TICKET": self.writer_ticket, **(env or {})}
+        # The edge personality would dial this management uplink: never.
+        self.env.pop("CROSSBAR_FABRIC_URL", None)
+        self.container = container
         self.port = free_port()
         self.tmpdir = tempfile.mkdtemp(prefix="etcdwamp-crossbar-")
         self.cbdir = os.path.join(self.tmpdir, ".crossbar")
         os.makedirs(self.cbdir)
+        self.backend_socket = os.path.join(self.tmpdir, "backend.sock")
         source_dir = os.path.dirname(os.path.abspath(config_path))
         web = web_dir or os.path.join(os.path.dirname(source_dir), "web")
+        overrides = dict(extra_overrides or {})
+        etcd_override = overrides.pop("etcd", None)
+        contained: list[dict[str, Any]] = []
         for worker in config["workers"]:
             for transport in worker.get("transports", []):
                 transport["endpoint"]["port"] = self.port
@@ -326,19 +355,89 @@ class CrossbarNode:
                 root = transport.get("paths", {}).get("/")
                 if root and root.get("type") == "static":
                     root["directory"] = os.path.abspath(web)
-            components = []
+            components: list[dict[str, Any]] = []
             for component in worker.get("components", []):
                 if component.get("classname", "").startswith("etcdwamp."):
-                    component["extra"]["etcd"]["endpoints"] = list(etcd_urls)
-                    component["extra"].update(extra_overrides or {})
-                    components += [json.loads(json.dumps(component)) for _ in range(instances)]
+                    extra = component["extra"]
+                    if isinstance(etcd_override, dict):
+                        extra["etcd"] = {**extra["etcd"], **etcd_override}
+                    extra["etcd"]["endpoints"] = list(etcd_urls)
+                    extra.update(overrides)
+                    copies = [json.loads(json.dumps(component)) for _ in range(instances)]
+                    (contained if container else components).extend(copies)
                 else:
                     components.append(component)
             worker["components"] = components
+            if container and worker.get("type") == "router" and contained:
+                self._host_control(worker)
+        if container:
+            if not contained:
+                raise ValueError(f"{config_path} embeds no etcdwamp component to contain")
+            config["workers"].append(self._container_worker(contained))
+            controller = config.setdefault("controller", {})
+            # Crossbar's default ends the node when any worker exits; here a
+            # killed container worker is started again instead.
+            controller.setdefault("options", {})["shutdown"] = [
+                "shutdown_on_shutdown_requested"]
         with open(os.path.join(self.cbdir, "config.json"), "w", encoding="utf-8") as f:
             json.dump(config, f, indent=2)
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = os.path.join(self.tmpdir, "crossbar.log")
+
+    def _host_control(self, router: dict[str, Any]) -> None:
+        router["id"] = router.get("id", "router")
+        router.setdefault("options", {})["expose_controller"] = True
+        router.setdefault("transports", []).append({
+            "type": "rawsocket",
+            "endpoint": {"type": "unix", "path": self.backend_socket},
+            "serializers": ["cbor"],
+            "auth": {"anonymous": {"type": "static", "role": "backend"}},
+        })
+        realm = router["realms"][0]["name"]
+        router["components"].append({
+            "type": "class", "classname": "etcdwamp.crossbar_control.WorkerControl",
+            "realm": realm, "role": "backend", "extra": {"prefix": self.CONTROL_PREFIX},
+        })
+
+    def _container_worker(self, components: list[dict[str, Any]]) -> dict[str, Any]:
+        transport = {"type": "rawsocket", "serializer": "cbor",
+                     "endpoint": {"type": "unix", "path": self.backend_socket}}
+        hosted = []
+        for i, component in enumerate(components):
+            # A container component joins anonymously; its role comes from the
+            # router transport, so the router-side "role" does not apply.
+            component.pop("role", None)
+            hosted.append({**component, "id": f"etcdwamp{i}", "transport": transport})
+        # The title names the process, so worker_pid() finds it in the tree
+        # (Crossbar otherwise titles every container worker alike).
+        return {"id": self.CONTAINER_ID, "type": "container",
+                "options": {"title": _worker_title(self.CONTAINER_ID)}, "components": hosted}
+
+    def worker_pid(self, worker_id: str) -> int | None:
+        """The PID of the node's worker process ``worker_id`` (None if not running)."""
+        if self.process is None:
+            return None
+        # Titled workers show their title; untitled ones (no setproctitle)
+        # keep the command line, where "--worker <id>" names them.
+        title, wanted = _worker_title(worker_id), ["--worker", worker_id]
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat", encoding="utf-8") as f:
+                    # "pid (comm) state ppid ...": comm may hold spaces, so
+                    # split after its closing parenthesis.
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                if ppid != self.process.pid:
+                    continue
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    args = f.read().decode(errors="replace").rstrip("\0").split("\0")
+            except (OSError, IndexError, ValueError):
+                continue  # exited meanwhile
+            if (args[0].strip() == title
+                    or any(args[i:i + 2] == wanted for i in range(len(args) - 1))):
+                return int(entry)
+        return None
 
     @property
     def url(self) -> str:
@@ -355,8 +454,11 @@ class CrossbarNode:
         if crossbar is None:
             raise FileNotFoundError("crossbar not found: pip install crossbar")
         with open(self.log_path, "ab") as log:
+            # The edge personality is the one that hands the node management
+            # API to router components (WorkerControl).
+            personality = ["edge"] if self.container else []
             self.process = subprocess.Popen(
-                [crossbar, "start", "--cbdir", self.cbdir, "--loglevel", "info"],
+                [crossbar, *personality, "start", "--cbdir", self.cbdir, "--loglevel", "info"],
                 stdout=log, stderr=subprocess.STDOUT, cwd=self.tmpdir,
                 start_new_session=True, env=self.env)
         deadline = time.monotonic() + timeout
