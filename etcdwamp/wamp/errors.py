@@ -28,7 +28,10 @@ class ErrorUris:
 
 
 def to_application_error(uris: ErrorUris, exc: BaseException) -> ApplicationError:
-    """The ``ApplicationError`` a caller sees for ``exc`` (never a traceback)."""
+    """The ``ApplicationError`` a caller sees for ``exc`` (never a traceback).
+
+    Cancellation is not an error of the procedure: callers of this re-raise
+    ``CancelledError`` instead (see the component's ``_guarded``)."""
     if isinstance(exc, ApplicationError):
         return exc
     if isinstance(exc, (TransactionConflict, UniqueViolation)):

@@ -3,44 +3,204 @@
 Example ``extra``::
 
     {
-      "etcd": {"endpoints": ["http://127.0.0.1:2379"], "user": null, "password": null},
+      "etcd": {"endpoints": ["https://127.0.0.1:2379"], "timeout": 10,
+               "ca_file": "/etc/etcd/ca.pem", "user": "web", "password": "${ETCD_PASSWORD}"},
       "prefix": "etcd",
       "db_prefix": "app/",
-      "maps": {"notes": {"slot": 1, "key": "string", "value": "json"}},
-      "kv_prefixes": ["raw/"],
+      "maps": {"notes": {"slot": 1, "key": "string", "value": "json",
+                         "read": ["guest", "writer"], "write": ["writer"]},
+               "profiles": {"slot": 2, "key": "string", "value": "json", "owner": true}},
+      "kv_prefixes": ["raw/", {"prefix": "config/", "read": ["writer"], "write": []}],
+      "presence": {"prefix": "presence/", "ttl": 10},
       "prev_value": false,
       "election": "etcdwamp/publisher",
       "range_page": 100
     }
+
+Every level rejects keys it does not know (naming the closest valid one), so
+a typo never silently turns a rule off. Defaults live once, in the dataclass
+fields below. ``"${VAR}"`` as ``etcd.user`` or ``etcd.password`` is read from
+the environment, so no secret needs to be written into a config file.
+
+Access rules (``read`` / ``write``: lists of WAMP authroles): absent means
+"every role the router lets call the procedure"; present means only those
+roles, enforced by the component on every procedure that reaches the data.
+``owner``: a caller may only write (put/delete) the key equal to its authid.
 """
 
 from __future__ import annotations
 
+import difflib
+import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 from ..pmap.maps import MAP_TYPES, PersistentMap
 
-__all__ = ["MapSpec", "Settings", "SettingsError"]
+__all__ = ["EtcdSettings", "KvPrefix", "MapSpec", "PresenceSettings", "Settings",
+           "SettingsError"]
 
 KEY_TYPES = {"string": "String", "binary": "Binary", "oid": "Oid", "uuid": "Uuid"}
 VALUE_TYPES = {"string": "String", "binary": "Binary", "oid": "Oid", "uuid": "Uuid",
                "json": "Json", "cbor": "Cbor"}
 _URI_PART = re.compile(r"^[a-z0-9_]+$")
+_ENV_VAR = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+# Crossbar adds these to every component's extra.
+_CROSSBAR_ADDED = frozenset({"cbdir"})
+
+Roles = frozenset[str] | None
 
 
 class SettingsError(ValueError):
     """The component's ``extra`` is invalid; the message says which field and why."""
 
 
+def _default(cls: type, name: str) -> Any:
+    for f in fields(cls):
+        if f.name == name:
+            if f.default is not MISSING:
+                return f.default
+            if f.default_factory is not MISSING:
+                return f.default_factory()
+    raise KeyError(name)
+
+
+def _check_keys(obj: Mapping[str, Any], allowed: set[str], where: str,
+                ignored: frozenset[str] = frozenset()) -> None:
+    for key in sorted(set(obj) - allowed - ignored, key=str):
+        close = difflib.get_close_matches(str(key), sorted(allowed), n=1, cutoff=0.5)
+        hint = f" (did you mean {close[0]!r}?)" if close else \
+            f" (valid: {', '.join(sorted(allowed))})"
+        raise SettingsError(f"{where}: unknown key {key!r}{hint}")
+
+
+def _object(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise SettingsError(f"{where} must be an object")
+    return value
+
+
+def _roles(value: Any, where: str) -> Roles:
+    if value is None:
+        return None
+    if (not isinstance(value, list)
+            or not all(isinstance(r, str) and r for r in value)):
+        raise SettingsError(f"{where} must be a list of authrole names")
+    return frozenset(value)
+
+
+def _from_env(value: Any, where: str) -> Any:
+    if isinstance(value, str):
+        match = _ENV_VAR.match(value)
+        if match:
+            name = match.group(1)
+            if name not in os.environ:
+                raise SettingsError(f"{where}: environment variable {name} is not set")
+            return os.environ[name]
+    return value
+
+
+def _prefix_bytes(value: Any, where: str) -> bytes:
+    if not isinstance(value, str):
+        raise SettingsError(f"{where} must be a string")
+    return value.encode("utf-8")
+
+
+@dataclass(frozen=True)
+class EtcdSettings:
+    """``extra.etcd``: how the component reaches etcd."""
+
+    endpoints: tuple[str, ...]
+    timeout: float = 10.0
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    @classmethod
+    def parse(cls, raw: Any) -> EtcdSettings:
+        where = "extra.etcd"
+        if not isinstance(raw, Mapping):
+            raise SettingsError(f'{where} must be an object with "endpoints"')
+        _check_keys(raw, {f.name for f in fields(cls)}, where)
+        endpoints = raw.get("endpoints")
+        if isinstance(endpoints, str):
+            endpoints = [endpoints]
+        if (not isinstance(endpoints, list) or not endpoints
+                or not all(isinstance(u, str) and u.startswith(("http://", "https://"))
+                           for u in endpoints)):
+            raise SettingsError(f"{where}.endpoints must be a non-empty list of http(s) URLs")
+        user = _from_env(raw.get("user", _default(cls, "user")), f"{where}.user")
+        password = _from_env(raw.get("password", _default(cls, "password")),
+                             f"{where}.password")
+        for name, value in (("user", user), ("password", password)):
+            if value is not None and not isinstance(value, str):
+                raise SettingsError(f"{where}.{name} must be a string")
+        if (user is None) != (password is None):
+            raise SettingsError(f"{where} needs both user and password, or neither")
+        timeout = raw.get("timeout", _default(cls, "timeout"))
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise SettingsError(f"{where}.timeout must be a positive number of seconds")
+        files: dict[str, str | None] = {}
+        for name in ("ca_file", "cert_file", "key_file"):
+            value = raw.get(name, _default(cls, name))
+            if value is not None:
+                if not isinstance(value, str) or not value:
+                    raise SettingsError(f"{where}.{name} must be a file path")
+                if not os.path.isfile(value):
+                    raise SettingsError(f"{where}.{name}: no such file: {value}")
+            files[name] = value
+        if (files["cert_file"] is None) != (files["key_file"] is None):
+            raise SettingsError(f"{where} needs both cert_file and key_file, or neither")
+        if any(files.values()) and not all(u.startswith("https://") for u in endpoints):
+            raise SettingsError(f"{where}: ca_file/cert_file/key_file need https:// endpoints")
+        return cls(endpoints=tuple(endpoints), timeout=float(timeout), user=user,
+                   password=password, **files)
+
+
 @dataclass(frozen=True)
 class MapSpec:
+    """One entry of ``extra.maps``."""
+
     name: str
     slot: int
-    key_type: str
-    value_type: str
+    key_type: str = "string"
+    value_type: str = "json"
+    read: Roles = None
+    write: Roles = None
+    owner: bool = False
+
+    # the JSON names of the fields above
+    _KEYS = frozenset({"slot", "key", "value", "read", "write", "owner"})
+
+    @classmethod
+    def parse(cls, name: Any, raw: Any) -> MapSpec:
+        where = f"extra.maps.{name}"
+        if not isinstance(name, str) or not _URI_PART.match(name):
+            raise SettingsError(f"{where}: map names use a-z, 0-9 and _ only")
+        raw = _object(raw, where)
+        _check_keys(raw, set(cls._KEYS), where)
+        slot = raw.get("slot")
+        if isinstance(slot, bool) or not isinstance(slot, int) or not 0 <= slot <= 0xFFFF:
+            raise SettingsError(f"{where}.slot must be an int in [0, 65535]")
+        key = raw.get("key", _default(cls, "key_type"))
+        value = raw.get("value", _default(cls, "value_type"))
+        if key not in KEY_TYPES:
+            raise SettingsError(f"{where}.key must be one of {sorted(KEY_TYPES)}")
+        if value not in VALUE_TYPES:
+            raise SettingsError(f"{where}.value must be one of {sorted(VALUE_TYPES)}")
+        owner = raw.get("owner", _default(cls, "owner"))
+        if not isinstance(owner, bool):
+            raise SettingsError(f"{where}.owner must be true or false")
+        if owner and key not in ("string", "uuid"):
+            raise SettingsError(f"{where}.owner needs string or uuid keys (compared with "
+                                "the caller's authid)")
+        return cls(name=name, slot=slot, key_type=key, value_type=value,
+                   read=_roles(raw.get("read"), f"{where}.read"),
+                   write=_roles(raw.get("write"), f"{where}.write"), owner=owner)
 
     def build(self) -> PersistentMap[Any, Any]:
         cls: Any = MAP_TYPES[f"Map{KEY_TYPES[self.key_type]}{VALUE_TYPES[self.value_type]}"]
@@ -49,88 +209,166 @@ class MapSpec:
 
 
 @dataclass(frozen=True)
+class KvPrefix:
+    """One entry of ``extra.kv_prefixes``: raw keys callers may reach."""
+
+    prefix: bytes
+    read: Roles = None
+    write: Roles = None
+
+    @classmethod
+    def parse(cls, index: int, raw: Any) -> KvPrefix:
+        where = f"extra.kv_prefixes[{index}]"
+        if isinstance(raw, str):
+            raw = {"prefix": raw}
+        raw = _object(raw, where)
+        _check_keys(raw, {"prefix", "read", "write"}, where)
+        prefix = _prefix_bytes(raw.get("prefix"), f"{where}.prefix")
+        if not prefix:
+            raise SettingsError(f"{where}.prefix must not be empty (it would expose every key)")
+        return cls(prefix=prefix, read=_roles(raw.get("read"), f"{where}.read"),
+                   write=_roles(raw.get("write"), f"{where}.write"))
+
+    def covers(self, key: bytes) -> bool:
+        return key.startswith(self.prefix)
+
+
+@dataclass(frozen=True)
+class PresenceSettings:
+    """``extra.presence``: per-session keys that vanish with their session."""
+
+    prefix: bytes = b"etcdwamp/presence/"
+    ttl: int = 10
+    read: Roles = None
+    write: Roles = None
+
+    @classmethod
+    def parse(cls, raw: Any) -> PresenceSettings | None:
+        where = "extra.presence"
+        if raw is None or raw is False:
+            return None
+        if raw is True:
+            raw = {}
+        raw = _object(raw, where)
+        _check_keys(raw, {"prefix", "ttl", "read", "write"}, where)
+        prefix = _prefix_bytes(raw.get("prefix", _default(cls, "prefix").decode()),
+                               f"{where}.prefix")
+        if not prefix:
+            raise SettingsError(f"{where}.prefix must not be empty")
+        ttl = raw.get("ttl", _default(cls, "ttl"))
+        if isinstance(ttl, bool) or not isinstance(ttl, int) or not 2 <= ttl <= 3600:
+            raise SettingsError(f"{where}.ttl must be an int in [2, 3600] seconds")
+        return cls(prefix=prefix, ttl=ttl, read=_roles(raw.get("read"), f"{where}.read"),
+                   write=_roles(raw.get("write"), f"{where}.write"))
+
+
+def _overlap(a: bytes, b: bytes) -> bool:
+    return a.startswith(b) or b.startswith(a)
+
+
+@dataclass(frozen=True)
 class Settings:
-    endpoints: tuple[str, ...]
-    user: str | None = None
-    password: str | None = None
-    timeout: float = 10.0
+    etcd: EtcdSettings
     prefix: str = "etcd"
     db_prefix: bytes = b""
     maps: tuple[MapSpec, ...] = ()
-    kv_prefixes: tuple[bytes, ...] = ()
+    kv_prefixes: tuple[KvPrefix, ...] = ()
+    presence: PresenceSettings | None = None
     prev_value: bool = False
     election: bytes = b"etcdwamp/publisher"
     range_page: int = 100
     extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
+    _KEYS = frozenset({"etcd", "prefix", "db_prefix", "maps", "kv_prefixes", "presence",
+                       "prev_value", "election", "range_page"})
+
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        return self.etcd.endpoints
+
+    @property
+    def checkpoint_key(self) -> bytes:
+        # Beside the election, never under "<election>/": etcd counts every key
+        # under that prefix as a candidate, and a lease-less one would block
+        # all campaigns behind it forever.
+        return self.election + b".checkpoint"
+
     @classmethod
     def from_extra(cls, extra: Any) -> Settings:
         if not isinstance(extra, Mapping):
             raise SettingsError("component extra must be a JSON object")
-        known = {"etcd", "prefix", "db_prefix", "maps", "kv_prefixes", "prev_value",
-                 "election", "range_page"}
-        # Crossbar adds "cbdir" to every component's extra.
-        unknown = sorted(set(extra) - known - {"cbdir"})
-        if unknown:
-            raise SettingsError(f"unknown extra fields: {', '.join(unknown)}")
-        etcd = extra.get("etcd")
-        if not isinstance(etcd, Mapping):
-            raise SettingsError('extra.etcd must be an object with "endpoints"')
-        endpoints = etcd.get("endpoints")
-        if isinstance(endpoints, str):
-            endpoints = [endpoints]
-        if (not isinstance(endpoints, list) or not endpoints
-                or not all(isinstance(u, str) and u.startswith(("http://", "https://"))
-                           for u in endpoints)):
-            raise SettingsError("extra.etcd.endpoints must be a non-empty list of http(s) URLs")
-        user, password = etcd.get("user"), etcd.get("password")
-        if (user is None) != (password is None):
-            raise SettingsError("extra.etcd needs both user and password, or neither")
-        timeout = etcd.get("timeout", 10.0)
-        if not isinstance(timeout, (int, float)) or timeout <= 0:
-            raise SettingsError("extra.etcd.timeout must be a positive number")
-        prefix = extra.get("prefix", "etcd")
+        _check_keys(extra, set(cls._KEYS), "extra", ignored=_CROSSBAR_ADDED)
+        etcd = EtcdSettings.parse(extra.get("etcd"))
+        prefix = extra.get("prefix", _default(cls, "prefix"))
         if not isinstance(prefix, str) or not all(_URI_PART.match(p) for p in prefix.split(".")):
             raise SettingsError(f"extra.prefix must be a WAMP URI like 'etcd': {prefix!r}")
-        maps = []
         raw_maps = extra.get("maps", {})
         if not isinstance(raw_maps, Mapping):
             raise SettingsError("extra.maps must be an object: name -> {slot, key, value}")
+        maps = [MapSpec.parse(name, spec) for name, spec in raw_maps.items()]
         slots: dict[int, str] = {}
-        for name, spec in raw_maps.items():
-            where = f"extra.maps.{name}"
-            if not _URI_PART.match(str(name)):
-                raise SettingsError(f"{where}: map names use a-z, 0-9 and _ only")
-            if not isinstance(spec, Mapping):
-                raise SettingsError(f"{where} must be an object")
-            slot = spec.get("slot")
-            if isinstance(slot, bool) or not isinstance(slot, int) or not 0 <= slot <= 0xFFFF:
-                raise SettingsError(f"{where}.slot must be an int in [0, 65535]")
-            if slot in slots:
-                raise SettingsError(f"{where}.slot {slot} is already used by {slots[slot]}")
-            slots[slot] = name
-            key, value = str(spec.get("key", "string")), str(spec.get("value", "json"))
-            if key not in KEY_TYPES:
-                raise SettingsError(f"{where}.key must be one of {sorted(KEY_TYPES)}")
-            if value not in VALUE_TYPES:
-                raise SettingsError(f"{where}.value must be one of {sorted(VALUE_TYPES)}")
-            maps.append(MapSpec(name, slot, key, value))
-        kv_prefixes = extra.get("kv_prefixes", [])
-        if not isinstance(kv_prefixes, list) or not all(isinstance(p, str) for p in kv_prefixes):
-            raise SettingsError("extra.kv_prefixes must be a list of strings")
-        db_prefix = extra.get("db_prefix", "")
-        if not isinstance(db_prefix, str):
-            raise SettingsError("extra.db_prefix must be a string")
-        election = extra.get("election", "etcdwamp/publisher")
+        for spec in maps:
+            if spec.slot in slots:
+                raise SettingsError(f"extra.maps.{spec.name}.slot {spec.slot} is already "
+                                    f"used by {slots[spec.slot]}")
+            slots[spec.slot] = spec.name
+        raw_kv = extra.get("kv_prefixes", [])
+        if not isinstance(raw_kv, list):
+            raise SettingsError("extra.kv_prefixes must be a list of prefixes")
+        kv_prefixes = [KvPrefix.parse(i, p) for i, p in enumerate(raw_kv)]
+        db_prefix = _prefix_bytes(extra.get("db_prefix", ""), "extra.db_prefix")
+        election = extra.get("election", _default(cls, "election").decode())
         if not isinstance(election, str) or not election:
             raise SettingsError("extra.election must be a non-empty string")
-        page = extra.get("range_page", 100)
+        page = extra.get("range_page", _default(cls, "range_page"))
         if isinstance(page, bool) or not isinstance(page, int) or not 1 <= page <= 10000:
             raise SettingsError("extra.range_page must be an int in [1, 10000]")
-        return cls(
-            endpoints=tuple(endpoints), user=user, password=password, timeout=float(timeout),
-            prefix=prefix, db_prefix=db_prefix.encode(), maps=tuple(maps),
-            kv_prefixes=tuple(p.encode() for p in kv_prefixes),
-            prev_value=bool(extra.get("prev_value", False)), election=election.encode(),
-            range_page=page, extra=dict(extra),
+        prev_value = extra.get("prev_value", _default(cls, "prev_value"))
+        if not isinstance(prev_value, bool):
+            raise SettingsError("extra.prev_value must be true or false")
+        settings = cls(
+            etcd=etcd, prefix=prefix, db_prefix=db_prefix, maps=tuple(maps),
+            kv_prefixes=tuple(kv_prefixes), presence=PresenceSettings.parse(
+                extra.get("presence")),
+            prev_value=prev_value, election=election.encode(), range_page=page,
+            extra=dict(extra),
         )
+        settings._check_disjoint()
+        return settings
+
+    def _check_disjoint(self) -> None:
+        """Raw keys must never reach the maps, the publisher's election and
+        checkpoint, or presence keys: those have rules of their own."""
+        reserved: list[tuple[str, bytes]] = [
+            ("db_prefix (the maps)", self.db_prefix),
+            ("the election", self.election + b"/"),
+            ("the publisher checkpoint", self.checkpoint_key),
+        ]
+        if self.presence is not None:
+            reserved.append(("presence.prefix", self.presence.prefix))
+        for i, kv in enumerate(self.kv_prefixes):
+            for what, taken in reserved:
+                if _overlap(kv.prefix, taken):
+                    raise SettingsError(
+                        f"extra.kv_prefixes[{i}] {kv.prefix.decode(errors='replace')!r} "
+                        f"overlaps {what} {taken.decode(errors='replace')!r}: raw keys "
+                        "must stay out of the component's own keys")
+        # The maps occupy db_prefix + slot; the publisher's keys and presence
+        # keys must not fall inside a configured map.
+        own = [("the election", self.election + b"/"),
+               ("the publisher checkpoint", self.checkpoint_key)]
+        if self.presence is not None:
+            own.append(("presence.prefix", self.presence.prefix))
+            for what, taken in own[:2]:
+                if _overlap(self.presence.prefix, taken):
+                    raise SettingsError(
+                        f"extra.presence.prefix {self.presence.prefix.decode()!r} overlaps "
+                        f"{what} {taken.decode(errors='replace')!r}")
+        for spec in self.maps:
+            base = self.db_prefix + spec.slot.to_bytes(2, "big")
+            for what, taken in own:
+                if _overlap(base, taken):
+                    raise SettingsError(
+                        f"{what} {taken.decode(errors='replace')!r} lies inside map "
+                        f"{spec.name!r} (db_prefix + slot {spec.slot}): move it out of "
+                        "extra.db_prefix")

@@ -4,7 +4,7 @@ Build requests (:mod:`.requests`, :mod:`.txn`), parse answers into frozen
 dataclasses (:mod:`.results`) and errors into exceptions (:mod:`.errors`).
 """
 
-from .encoding import b64, require_bytes, require_int
+from .encoding import b64, require_bytes, require_int, text_or_bytes
 from .errors import error_from_response
 from .keyset import KeySet, as_keyset, prefix_range_end
 from .requests import (
@@ -97,5 +97,6 @@ __all__ = [
     "require_bytes",
     "require_int",
     "status_request",
+    "text_or_bytes",
     "txn_request",
 ]

@@ -18,6 +18,7 @@ __all__ = [
     "require_bytes",
     "require_int",
     "set_flags",
+    "text_or_bytes",
 ]
 
 INT64_MIN = -(2**63)
@@ -37,6 +38,16 @@ def require_bytes(value: object, what: str) -> bytes:
     if isinstance(value, str):
         raise TypeError(f"{what} must be bytes, not str (encode it explicitly, e.g. .encode())")
     raise TypeError(f"{what} must be bytes, not {type(value).__name__}")
+
+
+def text_or_bytes(value: object, what: str) -> bytes:
+    """``value`` as bytes for callers that cannot send bytes (JSON, browsers):
+    ``str`` is taken as UTF-8. Anything else raises a ``TypeError`` naming ``what``."""
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    raise TypeError(f"{what} must be a string or bytes, not {type(value).__name__}")
 
 
 def require_int(value: object, what: str, *, minimum: int = INT64_MIN,

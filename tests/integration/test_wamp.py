@@ -7,15 +7,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cbor2
 import pytest
 import pytest_twisted
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import CallOptions
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from twisted.internet import reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.task import deferLater
+from waiting import until
 from wamp_helpers import connect, disconnect
 
 from etcdwamp import Client, KeySet
@@ -24,7 +24,7 @@ from etcdwamp.testing import CrossbarNode, EtcdCluster
 ensure = pytest_twisted.ensureDeferred
 
 CONFIG = Path(__file__).resolve().parents[2] / "crossbar" / ".crossbar" / "config.json"
-DB = b"wamptest/"
+DB = b"wamptest/maps/"
 EXTRA = {
     "db_prefix": DB.decode(),
     "maps": {
@@ -33,8 +33,10 @@ EXTRA = {
         "counters": {"slot": 3, "key": "oid", "value": "oid"},
     },
     "kv_prefixes": ["wamptest/raw/"],
+    "presence": {"prefix": "wamptest/presence/"},
     "election": "wamptest/publisher",
 }
+RAW = "wamptest/raw/"
 E = "etcd.error."
 
 
@@ -50,16 +52,6 @@ def node(etcd: EtcdCluster) -> Iterator[CrossbarNode]:
 
 def note_key(name: str) -> bytes:
     return DB + b"\x00\x01" + name.encode()
-
-
-async def until(predicate: Any, timeout: float = 30.0, why: Any = None) -> None:
-    waited = 0.0
-    while not predicate():
-        if waited > timeout:
-            detail = f":\n{why()}" if why is not None else ""
-            raise AssertionError(f"condition not reached in time{detail}")
-        await deferLater(reactor, 0.02)
-        waited += 0.02
 
 
 async def call_error(session: Any, procedure: str, *args: Any, **kwargs: Any) -> str:
@@ -152,16 +144,17 @@ async def test_txn_with_expectations(node: CrossbarNode, client: Client,
 async def test_raw_kv_procedures(node: CrossbarNode, client: Client, prefix: bytes) -> None:
     s = await connect(node)
     try:
-        key = prefix.decode() + "k"
+        mine = RAW + prefix.decode()
+        key = mine + "k"
         await s.call("etcd.kv.put", key, b"\x00\xffbin")
         got = await s.call("etcd.kv.get", key)
         assert got["value"] == b"\x00\xffbin" and got["key"] == key.encode()
         assert isinstance(got["lease"], str)
         await s.call("etcd.kv.txn", [{"op": "put", "key": key + "2", "value": "v"}])
-        rng = await s.call("etcd.kv.range", prefix.decode())
+        rng = await s.call("etcd.kv.range", mine)
         assert [r["key"] for r in rng] == [key.encode(), (key + "2").encode()]
-        assert (await s.call("etcd.kv.delete", prefix.decode(), prefix=True))["deleted"] == 2
-        assert (await client.get(KeySet(prefix, prefix=True), count_only=True)).count == 0
+        assert (await s.call("etcd.kv.delete", mine, prefix=True))["deleted"] == 2
+        assert (await client.get(KeySet(mine.encode(), prefix=True), count_only=True)).count == 0
     finally:
         await disconnect(s)
 
@@ -171,7 +164,7 @@ async def test_json_serializer_carries_bytes_and_ints(node: CrossbarNode,
                                                       prefix: bytes) -> None:
     s = await connect(node, serializer="json")
     try:
-        key = prefix.decode() + "j"
+        key = RAW + prefix.decode() + "j"
         await s.call("etcd.kv.put", key, b"\x00\x01")
         got = await s.call("etcd.kv.get", key)
         assert got["value"] == b"\x00\x01" and isinstance(got["revision"], int)
@@ -180,14 +173,20 @@ async def test_json_serializer_carries_bytes_and_ints(node: CrossbarNode,
 
 
 @ensure
-async def test_reader_role_cannot_write(node: CrossbarNode, client: Client,
-                                        prefix: bytes) -> None:
+async def test_guest_reaches_only_what_the_router_grants(node: CrossbarNode, client: Client,
+                                                         prefix: bytes) -> None:
+    """The committed config lets anonymous guests call notes' per-map procedures only."""
     s = await connect(node, writer=False)
     try:
         name = prefix.decode()
-        assert await call_error(s, "etcd.map.put", "notes", name, 1) == \
-            "wamp.error.not_authorized"
-        assert await call_error(s, "etcd.map.get", "notes", name) == E + "not_found"
+        for procedure, args in [("etcd.map.put", ("notes", name, 1)),
+                                ("etcd.map.get", ("notes", name)),
+                                ("etcd.map.users.get", (str(uuid.uuid4()),)),
+                                ("etcd.kv.get", (RAW + name,)),
+                                ("etcd.map.txn", ([{"op": "put", "map": "notes", "key": name,
+                                                    "value": 1}],))]:
+            assert await call_error(s, procedure, *args) == "wamp.error.not_authorized"
+        assert await call_error(s, "etcd.map.notes.get", name) == E + "not_found"
         assert (await client.get(note_key(name))).count == 0
     finally:
         await disconnect(s)
@@ -240,22 +239,26 @@ async def test_get_and_watch_under_concurrent_writes_is_exact(node: CrossbarNode
 
         await s.subscribe(apply, "etcd.map.notes.on_change")
 
+        revisions: list[int] = []
+
         async def writer() -> None:
             for i in range(300):
                 key = note_key(f"{name}{i % 17}")
                 if i % 5 == 4:
-                    await client.delete(key)
+                    revisions.append((await client.delete(key)).revision)
                 else:
-                    await client.put(key, b"%d" % i)
+                    revisions.append((await client.put(key, b"%d" % i)).revision)
 
         writing = Deferred.fromCoroutine(writer())
-        await deferLater(reactor, 0.05)
+        await until(lambda: len(revisions) >= 50)  # the snapshot starts mid-stream
         snap = await s.call("etcd.map.get_and_watch", "notes")
         state.update({r["key"]: r["value"] for r in snap["items"] if r["key"].startswith(name)})
         snapshot_rev.append(snap["revision"])
         for ev in early:
             apply(ev)
         await writing
+        # The snapshot really fell between writes: some came before it, some after.
+        assert revisions[0] < snap["revision"] < revisions[-1]
         final = {kv.key[len(DB) + 2:].decode(): int(kv.value)
                  for kv in (await client.get(KeySet(note_key(name), prefix=True))).kvs}
         await until(lambda: state == final, timeout=30)
@@ -267,17 +270,18 @@ async def test_get_and_watch_under_concurrent_writes_is_exact(node: CrossbarNode
 async def test_presence_key_disappears_with_its_session(node: CrossbarNode,
                                                         client: Client, prefix: bytes) -> None:
     s = await connect(node)
-    key = prefix.decode() + "me"
+    key = prefix.decode().replace("/", "_") + "me"
     result = await s.call("etcd.presence.put", key, "online")
-    raw = DB + b"presence/" + key.encode()
+    raw = b"wamptest/presence/%d/%s" % (s._session_id, key.encode())
     kv = (await client.get(raw)).kvs[0]
-    assert kv.value == b"online" and str(kv.lease) == result["lease"]
+    assert cbor2.loads(kv.value) == {"authid": "writer", "value": "online"}
+    assert str(kv.lease) == result["lease"]
     await disconnect(s)
-    for _ in range(200):
-        if (await client.get(raw)).count == 0:
-            break
-        await deferLater(reactor, 0.05)
-    assert (await client.get(raw)).count == 0
+
+    async def gone() -> bool:
+        return (await client.get(raw)).count == 0
+
+    await until(gone)
 
 
 @ensure
@@ -320,12 +324,19 @@ bad_args = st.one_of(
               st.lists(st.fixed_dictionaries({"op": st.just("put"), "map": st.just("notes"),
                                               "key": st.just("k"), "value": st.just(1)}),
                        min_size=129, max_size=130))),
-    st.tuples(st.just("etcd.kv.put"), st.just("wamptest/fuzz/big"),
+    st.tuples(st.just("etcd.kv.put"), st.just(RAW + "fuzz/big"),
               st.just(b"x" * (1536 * 1024 + 1))),
+    st.tuples(st.just("etcd.kv.put"), st.sampled_from(["wamptest/publisher.checkpoint",
+                                                       "wamptest/maps/x", "", "other"]),
+              st.binary(max_size=3)),
     st.tuples(st.just("etcd.map.put"), st.just("notes"), st.just(b"\xff\xfe"), st.just(1)),
 )
 
-STABLE = {E + "invalid_argument", E + "too_large", E + "not_found", E + "conflict"}
+STABLE = {E + "invalid_argument", E + "too_large", E + "not_found", E + "conflict",
+          E + "permission_denied"}
+# Everything a fuzzed call could touch; the publisher's own keys are elsewhere.
+TOUCHABLE = [KeySet(DB, prefix=True), KeySet(RAW.encode(), prefix=True),
+             KeySet(b"wamptest/publisher.checkpoint"), KeySet(b"other"), KeySet(b"\x00")]
 
 
 @pytest.mark.usefixtures("etcd")
@@ -337,7 +348,12 @@ async def test_bad_input_gets_a_stable_error_and_changes_nothing(
         node: CrossbarNode, client: Client, call: tuple[Any, ...]) -> None:
     s = await connect(node)
     try:
-        before = (await client.get(KeySet(DB, prefix=True), count_only=True)).count
+        async def state() -> list[list[tuple[bytes, int]]]:
+            return [[(kv.key, kv.mod_revision) for kv in (await client.get(ks, keys_only=True)).kvs
+                     if not kv.key.startswith(b"wamptest/publisher")]
+                    for ks in TOUCHABLE]
+
+        before = await state()
         procedure, *args = call
         try:
             await s.call(procedure, *args)
@@ -348,8 +364,7 @@ async def test_bad_input_gets_a_stable_error_and_changes_nothing(
             assert procedure == "etcd.map.put" and args[0] == "notes"
             await s.call("etcd.map.delete", "notes", args[1])
             return
-        after = (await client.get(KeySet(DB, prefix=True), count_only=True)).count
-        assert after == before
+        assert await state() == before
     finally:
         await disconnect(s)
 
@@ -393,11 +408,7 @@ async def test_successor_that_cannot_resume_publishes_resync(node: CrossbarNode,
             kv = (await client.get(checkpoint)).first
             return kv is not None and int(kv.value) >= mark.revision
 
-        for _ in range(300):
-            if await caught_up():
-                break
-            await deferLater(reactor, 0.05)
-        assert await caught_up()
+        await until(caught_up)
         # A checkpoint long gone: history after revision 1 is compacted away.
         latest = await client.put(checkpoint, b"1")
         await client.compact(latest.revision, physical=True)

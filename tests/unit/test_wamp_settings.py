@@ -24,6 +24,55 @@ def test_good_extra() -> None:
     assert s.endpoints == ("http://127.0.0.1:2379",) and s.prefix == "etcd"
     assert [m.name for m in s.maps] == ["notes", "users"]
     assert isinstance(s.maps[1].build(), pmap.MapUuidCbor)
+    assert s.maps[0].read is None and s.maps[0].write is None and not s.maps[0].owner
+    assert s.kv_prefixes == () and s.presence is None and s.etcd.timeout == 10.0
+
+
+def test_rules_tls_and_secrets_from_the_environment(tmp_path: Any,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not checked here")
+    monkeypatch.setenv("ETCDWAMP_TEST_PASSWORD", "s3cret")
+    s = Settings.from_extra({
+        "etcd": {"endpoints": ["https://127.0.0.1:1"], "ca_file": str(ca), "user": "web",
+                 "password": "${ETCDWAMP_TEST_PASSWORD}", "timeout": 2},
+        "db_prefix": "app/",
+        "maps": {"p": {"slot": 1, "read": ["guest"], "write": [], "owner": True}},
+        "kv_prefixes": ["raw/", {"prefix": "raw/secret/", "read": ["admin"]}],
+        "presence": {"prefix": "here/"},
+    })
+    assert s.etcd.password == "s3cret" and s.etcd.user == "web" and s.etcd.ca_file == str(ca)
+    assert "s3cret" not in repr(s.etcd)
+    assert s.maps[0].read == frozenset({"guest"}) and s.maps[0].write == frozenset()
+    assert s.maps[0].owner
+    assert [p.prefix for p in s.kv_prefixes] == [b"raw/", b"raw/secret/"]
+    assert s.kv_prefixes[1].read == frozenset({"admin"}) and s.kv_prefixes[1].write is None
+    assert s.presence is not None and s.presence.prefix == b"here/" and s.presence.ttl == 10
+    monkeypatch.delenv("ETCDWAMP_TEST_PASSWORD")
+    with pytest.raises(SettingsError, match="ETCDWAMP_TEST_PASSWORD is not set"):
+        Settings.from_extra({"etcd": {"endpoints": ["http://a"], "user": "web",
+                                      "password": "${ETCDWAMP_TEST_PASSWORD}"}})
+
+
+def test_tls_files_need_https(tmp_path: Any) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    with pytest.raises(SettingsError, match="need https"):
+        Settings.from_extra({"etcd": {"endpoints": ["http://a"], "ca_file": str(ca)}})
+
+
+def test_committed_node_config_is_valid() -> None:
+    import json
+    from pathlib import Path
+
+    config = json.loads((Path(__file__).resolve().parents[2] / "crossbar" / ".crossbar"
+                         / "config.json").read_text())
+    extras = [c["extra"] for w in config["workers"] for c in w.get("components", [])
+              if c.get("classname", "").startswith("etcdwamp.")]
+    assert extras
+    for extra in extras:
+        Settings.from_extra(extra)
+    assert "secret" not in json.dumps(config).replace("${", "")
 
 
 @pytest.mark.parametrize(("change", "message"), [
@@ -38,7 +87,26 @@ def test_good_extra() -> None:
     ({"maps": {"x": {"slot": 1, "value": "xml"}}}, "extra.maps.x.value"),
     ({"maps": {"Bad Name": {"slot": 1}}}, "map names"),
     ({"range_page": 0}, "range_page"),
-    ({"typo": 1}, "unknown extra fields: typo"),
+    ({"typo": 1}, "extra: unknown key 'typo'"),
+    ({"etcd": {"endpoints": ["http://a"], "tmeout": 3}},
+     "extra.etcd: unknown key 'tmeout' \\(did you mean 'timeout'\\?\\)"),
+    ({"etcd": {"endpoints": ["http://a"], "cafile": "x"}}, "did you mean 'ca_file'"),
+    ({"etcd": {"endpoints": ["http://a"], "ca_file": "/nonexistent/ca.pem"}}, "no such file"),
+    ({"etcd": {"endpoints": ["http://a"], "timeout": True}}, "timeout"),
+    ({"maps": {"x": {"slot": 1, "raed": ["a"]}}}, "extra.maps.x: unknown key 'raed'.*'read'"),
+    ({"maps": {"x": {"slot": 1, "read": "writer"}}}, "extra.maps.x.read"),
+    ({"maps": {"x": {"slot": 1, "key": "oid", "owner": True}}}, "owner needs string"),
+    ({"kv_prefixes": [{"prefix": "a/", "wrte": []}]}, "kv_prefixes\\[0\\]: unknown key"),
+    ({"kv_prefixes": [""]}, "must not be empty"),
+    ({"kv_prefixes": ["app/"], "db_prefix": "app/"}, "overlaps db_prefix"),
+    ({"kv_prefixes": ["raw/"]}, "overlaps db_prefix"),  # db_prefix "" holds every key
+    ({"kv_prefixes": ["etc"], "db_prefix": "app/", "election": "etcdwamp/pub"},
+     "overlaps the election"),
+    ({"kv_prefixes": ["p/"], "db_prefix": "app/", "presence": {"prefix": "p/x/"}},
+     "overlaps presence.prefix"),
+    ({"presence": {"ttl": 1}}, "extra.presence.ttl"),
+    ({"presence": {"prefx": "x/"}}, "did you mean 'prefix'"),
+    ({"prev_value": "yes"}, "prev_value"),
 ])
 def test_bad_extra_names_the_field(change: dict[str, Any], message: str) -> None:
     with pytest.raises(SettingsError, match=message):

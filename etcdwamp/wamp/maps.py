@@ -1,0 +1,220 @@
+"""The map service: ``<prefix>.map.*`` procedures over the configured maps.
+
+Each map is reachable two ways, with the same rules:
+
+- generic: ``map.get(map, key)``, ``map.put(map, key, value)``, ``map.delete(map, key)``,
+  ``map.count(map, from_key=None, to_key=None)``, ``map.range(map, from_key=None,
+  to_key=None, limit=0)``, ``map.get_and_watch(map)``, and ``map.txn(ops, expect=None)``
+  across maps;
+- per map: ``map.<name>.get(key)``, ``.put(key, value)``, ``.delete(key)``, ``.count(...)``,
+  ``.range(...)``, ``.get_and_watch()`` (the map name is in the URI, so Crossbar's URI
+  permissions can tell one map from another).
+
+Rules (``read``/``write``/``owner`` in ``extra.maps``) are checked here before
+anything is sent to etcd: a txn is refused whole if any op or expectation
+breaks one.
+
+Numbers: oid keys and values up to 2**53 - 1 travel as ints; larger ones as
+decimal strings, because JSON readers (browsers) turn bigger numbers into
+doubles and lose digits. Oids are accepted as ints or decimal strings.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from autobahn.wamp.exception import ApplicationError
+
+from ..client import Client
+from ..pmap import Database, PersistentMap
+from ..wire import KeySet, KeyValue, prefix_range_end
+from .access import Access, Caller
+from .errors import ErrorUris
+from .ops import TxnItem, parse_txn, read_range, run_txn
+from .settings import MapSpec
+
+__all__ = ["MAX_SAFE_INTEGER", "MapService", "WampMap"]
+
+#: the largest integer every JSON reader keeps exact (JavaScript's Number.MAX_SAFE_INTEGER)
+MAX_SAFE_INTEGER = 2**53 - 1
+
+
+def _oid_in(value: Any, what: str) -> Any:
+    if isinstance(value, str):
+        if not value.isdigit():
+            raise ValueError(f"{what}: an oid is an int or a decimal string, got {value!r}")
+        return int(value)
+    return value
+
+
+def _oid_out(value: Any) -> Any:
+    return str(value) if isinstance(value, int) and value > MAX_SAFE_INTEGER else value
+
+
+class WampMap:
+    """A configured map with the WAMP-side conversions of its keys and values."""
+
+    def __init__(self, spec: MapSpec, db: Database) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.table: PersistentMap[Any, Any] = spec.build()
+        self.db = db
+        self.base = db.prefix + spec.slot.to_bytes(2, "big")
+
+    def key_obj(self, key: Any) -> Any:
+        """The caller's key as the map's key type (raises TypeError/ValueError)."""
+        kind = self.spec.key_type
+        if kind == "oid":
+            return _oid_in(key, "key")
+        if kind == "uuid":
+            if not isinstance(key, str):
+                raise TypeError(f"a uuid key must be a string, not {type(key).__name__}")
+            return uuid.UUID(key)
+        return key
+
+    def key_in(self, key: Any) -> bytes:
+        return self.table.key_bytes(self.db, self.key_obj(key))
+
+    def key_out(self, raw: bytes) -> Any:
+        key = self.table.key_codec.decode(raw[len(self.base):])
+        if isinstance(key, uuid.UUID):
+            return str(key)
+        return _oid_out(key) if self.spec.key_type == "oid" else key
+
+    def value_in(self, value: Any) -> bytes:
+        if value is None:
+            raise TypeError("value must not be null")
+        kind = self.spec.value_type
+        if kind == "uuid":
+            if not isinstance(value, str):
+                raise TypeError(f"a uuid value must be a string, not {type(value).__name__}")
+            value = uuid.UUID(value)
+        elif kind == "oid":
+            value = _oid_in(value, "value")
+        return self.table.value_codec.encode(value)
+
+    def value_out(self, raw: bytes) -> Any:
+        value = self.table.value_codec.decode(raw)
+        if isinstance(value, uuid.UUID):
+            return str(value)
+        return _oid_out(value) if self.spec.value_type == "oid" else value
+
+    def record(self, kv: KeyValue) -> dict[str, Any]:
+        return {"key": self.key_out(kv.key), "value": self.value_out(kv.value),
+                "revision": kv.mod_revision}
+
+    def keyset(self, from_key: Any = None, to_key: Any = None) -> KeySet:
+        start = self.key_in(from_key) if from_key is not None else self.base
+        end = self.key_in(to_key) if to_key is not None else prefix_range_end(self.base)
+        return KeySet(start, range_end=end)
+
+
+class MapService:
+    """``map.*`` procedures; every one checks the map's rules for its caller."""
+
+    def __init__(self, client: Client, db: Database, specs: tuple[MapSpec, ...],
+                 access: Access, uris: ErrorUris, range_page: int) -> None:
+        self.client = client
+        self.access = access
+        self.uris = uris
+        self.range_page = range_page
+        self.maps = {spec.name: WampMap(spec, db) for spec in specs}
+
+    def procedures(self) -> dict[str, Callable[..., Any]]:
+        """Relative URI → callable; every callable takes ``details`` as keyword."""
+        procs: dict[str, Callable[..., Any]] = {
+            "map.get": self.get, "map.put": self.put, "map.delete": self.delete,
+            "map.count": self.count, "map.range": self.range, "map.txn": self.txn,
+            "map.get_and_watch": self.get_and_watch,
+        }
+        for name in self.maps:
+            for op in ("get", "put", "delete", "count", "range", "get_and_watch"):
+                procs[f"map.{name}.{op}"] = functools.partial(getattr(self, op), name)
+        return procs
+
+    # -- rules -----------------------------------------------------------------
+
+    def _map(self, name: Any) -> WampMap:
+        if not isinstance(name, str) or name not in self.maps:
+            raise ApplicationError(self.uris.invalid_argument,
+                                   f"no such map: {name!r} (configured: {sorted(self.maps)})")
+        return self.maps[name]
+
+    def _readable(self, name: Any, details: Any, procedure: str) -> WampMap:
+        m = self._map(name)
+        self.access.require_role(Caller.of(details), m.spec.read, procedure=procedure,
+                                 target=f"map {m.name}", action="read")
+        return m
+
+    def _writable(self, m: WampMap, key: Any, caller: Caller, procedure: str) -> bytes:
+        """The etcd key of a write of ``key`` to ``m``, if the caller may write it."""
+        self.access.require_role(caller, m.spec.write, procedure=procedure,
+                                 target=f"map {m.name}", action="write")
+        key_obj = m.key_obj(key)
+        if m.spec.owner:
+            self.access.require_owner(caller, str(key_obj), procedure=procedure,
+                                      target=f"map {m.name}")
+        return m.table.key_bytes(m.db, key_obj)
+
+    # -- procedures --------------------------------------------------------------
+
+    async def get(self, name: Any, key: Any, details: Any = None) -> dict[str, Any]:
+        m = self._readable(name, details, "map.get")
+        kv = (await self.client.get(m.key_in(key))).first
+        if kv is None:
+            raise ApplicationError(self.uris.not_found, f"{m.name}: no record for {key!r}")
+        return m.record(kv)
+
+    async def put(self, name: Any, key: Any, value: Any, details: Any = None) -> dict[str, Any]:
+        m = self._map(name)
+        raw = self._writable(m, key, Caller.of(details), "map.put")
+        result = await self.client.put(raw, m.value_in(value))
+        return {"revision": result.revision}
+
+    async def delete(self, name: Any, key: Any, details: Any = None) -> dict[str, Any]:
+        m = self._map(name)
+        raw = self._writable(m, key, Caller.of(details), "map.delete")
+        result = await self.client.delete(raw)
+        return {"deleted": result.deleted > 0, "revision": result.revision}
+
+    async def count(self, name: Any, from_key: Any = None, to_key: Any = None,
+                    details: Any = None) -> int:
+        m = self._readable(name, details, "map.count")
+        return (await self.client.get(m.keyset(from_key, to_key), count_only=True)).count
+
+    async def range(self, name: Any, from_key: Any = None, to_key: Any = None,
+                    limit: Any = 0, details: Any = None) -> list[dict[str, Any]]:
+        m = self._readable(name, details, "map.range")
+        return await read_range(self.client, m.keyset(from_key, to_key), limit, details,
+                                self.range_page, m.record)
+
+    async def get_and_watch(self, name: Any, details: Any = None) -> dict[str, Any]:
+        m = self._readable(name, details, "map.get_and_watch")
+        keyset = KeySet(m.base, prefix=True)
+        # The revision of the snapshot is the store's at the first read, so
+        # topic events with a higher revision are exactly what came after.
+        first = await self.client.get(keyset, limit=1)
+        revision = first.header.revision
+        items = [m.record(kv) async for kv in
+                 self.client.range_iter(keyset, revision=revision, page_size=self.range_page)]
+        return {"revision": revision, "items": items}
+
+    async def txn(self, ops: Any, expect: Any = None, details: Any = None) -> dict[str, Any]:
+        ops, expect = parse_txn(ops, expect)
+        caller = Caller.of(details)
+        writes = []
+        for item in ops:
+            m = self._map(item.get("map"))
+            raw = self._writable(m, item.get("key"), caller, "map.txn")
+            value = m.value_in(item.get("value")) if item["op"] == "put" else None
+            writes.append(TxnItem(raw, item["op"], value))
+        expectations = []
+        for item in expect:
+            # An expectation reveals whether the record changed: that is a read.
+            m = self._readable(item.get("map"), details, "map.txn")
+            expectations.append(TxnItem(m.key_in(item.get("key")),
+                                        revision=item["revision"]))
+        return await run_txn(self.client, self.uris, writes, expectations)

@@ -1,0 +1,102 @@
+"""Procedure bodies the map and raw-key services share: paged ranges and
+all-or-nothing transactions with expectations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from autobahn.wamp.exception import ApplicationError
+
+from .. import errors
+from ..client import Client
+from ..wire import DEFAULT_MAX_TXN_OPS, CompModified, KeySet, OpDel, OpSet, Transaction
+from .errors import ErrorUris
+
+__all__ = ["TxnItem", "check_limit", "parse_txn", "read_range", "run_txn"]
+
+
+def check_limit(limit: Any) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise TypeError("limit must be a non-negative int")
+    return limit
+
+
+async def read_range(client: Client, keyset: KeySet, limit: Any, details: Any,
+                     page_size: int, record: Callable[[Any], dict[str, Any]]
+                     ) -> list[dict[str, Any]]:
+    """Read ``keyset`` at one revision, ``page_size`` keys per etcd request.
+
+    With a caller that asked for progressive results, every full page is sent
+    as soon as it is read and only the rest is returned; a cancelled call
+    stops before the next page is requested (the client's read is cancelled
+    with the call)."""
+    limit = check_limit(limit)
+    progress = getattr(details, "progress", None)
+    page: list[dict[str, Any]] = []
+    out: list[dict[str, Any]] = []
+    n = 0
+    per_request = min(page_size, limit) if limit else page_size
+    async for kv in client.range_iter(keyset, page_size=per_request):
+        n += 1
+        if progress is not None:
+            page.append(record(kv))
+            if len(page) >= page_size:
+                progress(page)  # a progressive result: the caller sees it now
+                page = []
+        else:
+            out.append(record(kv))
+        if limit and n >= limit:
+            break
+    return page if progress is not None else out
+
+
+@dataclass(frozen=True)
+class TxnItem:
+    """One op or expectation of a ``txn`` call, its key resolved to etcd bytes."""
+
+    key: bytes
+    op: str | None = None  # "put" / "delete" for ops, None for expectations
+    value: bytes | None = None
+    revision: int = 0
+
+
+def parse_txn(ops: Any, expect: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Check the shape of a ``txn`` call before any key is resolved."""
+    if not isinstance(ops, list) or not ops:
+        raise TypeError("ops must be a non-empty list of {op, ...} objects")
+    expect = [] if expect is None else expect
+    if not isinstance(expect, list):
+        raise TypeError("expect must be a list of {key, revision} objects")
+    if len(ops) > DEFAULT_MAX_TXN_OPS or len(expect) > DEFAULT_MAX_TXN_OPS:
+        raise errors.TooManyOps(f"at most {DEFAULT_MAX_TXN_OPS} ops and expectations "
+                                "per transaction (etcd's --max-txn-ops)")
+    for item in ops:
+        if not isinstance(item, dict):
+            raise TypeError("each op must be an object")
+        if item.get("op") not in ("put", "delete"):
+            raise ValueError(f"op must be 'put' or 'delete', got {item.get('op')!r}")
+    for item in expect:
+        if not isinstance(item, dict):
+            raise TypeError("each expectation must be an object")
+        revision = item.get("revision")
+        if isinstance(revision, bool) or not isinstance(revision, int) or revision < 0:
+            raise TypeError("expect revision must be a non-negative int")
+    return ops, expect
+
+
+async def run_txn(client: Client, uris: ErrorUris, writes: list[TxnItem],
+                  expectations: list[TxnItem]) -> dict[str, Any]:
+    """All writes if every expectation holds (mod revision equal; 0 = absent),
+    else nothing and ``<prefix>.error.conflict``. Callers check every rule on
+    every item before calling this: nothing is sent to etcd before that."""
+    success: list[OpSet | OpDel] = [
+        OpSet(w.key, w.value if w.value is not None else b"") if w.op == "put" else OpDel(w.key)
+        for w in writes]
+    compares = [CompModified(e.key, "==", e.revision) for e in expectations]
+    result = await client.txn(Transaction(compare=compares, success=success))
+    if not result.succeeded:
+        raise ApplicationError(uris.conflict,
+                               "an expected revision is stale; nothing was written")
+    return {"revision": result.revision}

@@ -1,0 +1,155 @@
+"""The presence service: per-session keys that vanish when their session leaves.
+
+- ``presence.put(key, value)`` → ``{revision, lease}``: create or replace the caller's own key
+- ``presence.delete(key)`` → ``{deleted, revision}``: remove one of the caller's own keys
+- ``presence.list()`` → ``[{session, authid, key, value, revision}]``: who is present
+
+Keys are namespaced by session (``<presence prefix><session id>/<key>``), so a
+session can only ever create, replace or delete its own; every key of a session
+is bound to one etcd lease that this instance keeps alive and revokes when the
+router announces the session's leave (and that expires by itself if this
+instance dies). The stored value is CBOR ``{"authid", "value"}``, so the list
+and the join/leave events (``<prefix>.presence.on_change``, published by the
+publisher) say whose key it is.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable
+from typing import Any
+
+import cbor2
+from autobahn.wamp.exception import ApplicationError
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from .. import errors
+from ..client import Client
+from ..lease import Lease
+from ..wire import KeySet, KeyValue, text_or_bytes
+from .access import Access, Caller
+from .errors import ErrorUris
+from .settings import PresenceSettings
+
+__all__ = ["PresenceService", "decode_presence"]
+
+# How many departed sessions to remember, to revoke a lease granted for a
+# session that left while its put was in flight.
+_REMEMBER_LEFT = 10_000
+
+
+def decode_presence(prefix: bytes, kv: KeyValue) -> dict[str, Any]:
+    """A stored presence key as callers see it."""
+    session, _, key = kv.key[len(prefix):].partition(b"/")
+    try:
+        stored = cbor2.loads(kv.value) if kv.value else {}
+    except (cbor2.CBORDecodeError, ValueError):
+        stored = {}
+    if not isinstance(stored, dict):
+        stored = {}
+    return {"session": int(session) if session.isdigit() else None,
+            "authid": stored.get("authid"), "key": key.decode("utf-8", "replace"),
+            "value": stored.get("value"), "revision": kv.mod_revision}
+
+
+class PresenceService:
+    log = Logger()
+
+    def __init__(self, client: Client, settings: PresenceSettings, access: Access,
+                 uris: ErrorUris) -> None:
+        self.client = client
+        self.settings = settings
+        self.access = access
+        self.uris = uris
+        self._leases: dict[int, Lease] = {}
+        self._granting: dict[int, list[Deferred[Lease]]] = {}
+        self._left: collections.OrderedDict[int, None] = collections.OrderedDict()
+
+    def procedures(self) -> dict[str, Callable[..., Any]]:
+        return {"presence.put": self.put, "presence.delete": self.delete,
+                "presence.list": self.list}
+
+    def _own_key(self, caller: Caller, key: Any, procedure: str) -> bytes:
+        if caller.session is None:
+            raise ApplicationError(self.uris.invalid_argument,
+                                   "presence needs the router to disclose the caller")
+        raw = text_or_bytes(key, "key")
+        if not raw or b"/" in raw or len(raw) > 256:
+            raise ValueError("a presence key is 1 to 256 bytes without '/'")
+        return self.settings.prefix + str(caller.session).encode() + b"/" + raw
+
+    async def _lease(self, session: int) -> Lease:
+        """The session's lease, granted once even for concurrent first calls."""
+        lease = self._leases.get(session)
+        if lease is not None and not lease.is_lost:
+            return lease
+        waiters = self._granting.get(session)
+        if waiters is not None:
+            waiting: Deferred[Lease] = Deferred()
+            waiters.append(waiting)
+            return await waiting
+        self._granting[session] = waiters = []
+        try:
+            lease = await self.client.lease(self.settings.ttl, keep_alive=True)
+        except BaseException as exc:
+            del self._granting[session]
+            for w in waiters:
+                w.errback(Failure(exc))
+            raise
+        del self._granting[session]
+        self._leases[session] = lease
+        for w in waiters:
+            w.callback(lease)
+        return lease
+
+    async def put(self, key: Any, value: Any, details: Any = None) -> dict[str, Any]:
+        caller = Caller.of(details)
+        self.access.require_role(caller, self.settings.write, procedure="presence.put",
+                                 target="presence", action="write")
+        raw = self._own_key(caller, key, "presence.put")
+        data = cbor2.dumps({"authid": caller.authid, "value": value})
+        assert caller.session is not None
+        lease = await self._lease(caller.session)
+        result = await self.client.put(raw, data, lease=lease.id)
+        if caller.session in self._left:  # it left while we were writing
+            await self._drop(caller.session)
+        return {"revision": result.revision, "lease": str(lease.id)}
+
+    async def delete(self, key: Any, details: Any = None) -> dict[str, Any]:
+        caller = Caller.of(details)
+        self.access.require_role(caller, self.settings.write, procedure="presence.delete",
+                                 target="presence", action="write")
+        result = await self.client.delete(self._own_key(caller, key, "presence.delete"))
+        return {"deleted": result.deleted > 0, "revision": result.revision}
+
+    async def list(self, details: Any = None) -> list[dict[str, Any]]:
+        self.access.require_role(Caller.of(details), self.settings.read,
+                                 procedure="presence.list", target="presence", action="read")
+        keyset = KeySet(self.settings.prefix, prefix=True)
+        return [decode_presence(self.settings.prefix, kv)
+                async for kv in self.client.range_iter(keyset)]
+
+    async def on_session_leave(self, session_id: Any, *args: Any, **kwargs: Any) -> None:
+        """``wamp.session.on_leave``: the session's keys go with it."""
+        if not isinstance(session_id, int):
+            return
+        self._left[session_id] = None
+        while len(self._left) > _REMEMBER_LEFT:
+            self._left.popitem(last=False)
+        await self._drop(session_id)
+
+    async def _drop(self, session_id: int) -> None:
+        lease = self._leases.pop(session_id, None)
+        if lease is None:
+            return
+        try:
+            await lease.revoke()
+        except errors.EtcdError as exc:  # the lease expires by itself anyway
+            self.log.warn("etcdwamp: presence lease of session {s} not revoked: {exc}",
+                          s=session_id, exc=exc)
+
+    async def close(self) -> None:
+        for session_id in list(self._leases):
+            await self._drop(session_id)

@@ -1,0 +1,235 @@
+"""The publisher: one instance at a time turns etcd watch events into WAMP events.
+
+Topics (``p`` = the URI prefix):
+
+- ``p.map.<name>.on_change``: ``{op, key, value, revision}`` (plus ``prev_value`` when
+  ``extra.prev_value``), and ``p.map.<name>.on_resync`` ``{compact_revision}`` after a
+  compaction made the watch lose history (re-read with ``get_and_watch``);
+- ``p.kv.on_change`` / ``p.kv.on_resync`` for the keys under ``kv_prefixes``;
+- ``p.presence.on_change``: ``{op: "join"|"leave", session, authid, key, value, revision}``.
+
+The instances campaign in an etcd election; the leader publishes and records
+the last published revision in etcd (the checkpoint), so a successor resumes
+from there. Across a failover events are delivered at least once (subscribers
+drop revisions they have seen); one publisher never publishes a revision twice,
+even when it loses and regains leadership, and never skips one: without
+history (compacted) it says so on ``on_resync``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from autobahn.wamp.types import PublishOptions
+from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
+from twisted.logger import Logger
+
+from .. import errors
+from ..client import Client
+from ..lock import Election
+from ..watch import Watch, WatchBatch
+from ..wire import KeySet, KeyValue
+from ..wire.watch import EventType
+from .maps import WampMap
+from .presence import decode_presence
+from .settings import Settings
+
+__all__ = ["Publisher"]
+
+_NO_ACK = PublishOptions(acknowledge=False)
+_RETRY_MIN = 0.1
+_RETRY_MAX = 5.0
+
+
+class _Feed:
+    """One watched key set and how its events become WAMP events."""
+
+    def __init__(self, keyset: KeySet, topic: str,
+                 event: Callable[[str, KeyValue, KeyValue | None, int], dict[str, Any]],
+                 prev_kv: bool) -> None:
+        self.keyset = keyset
+        self.topic = topic
+        self.event = event
+        self.prev_kv = prev_kv
+        # The highest revision this instance published on this feed: a
+        # publisher that regains leadership resumes after it, whatever an
+        # older checkpoint says, so it never repeats an event.
+        self.published = 0
+
+
+class Publisher:
+    log = Logger()
+
+    def __init__(self, client: Client, settings: Settings, maps: dict[str, WampMap],
+                 publish: Callable[..., Any], session_id: Callable[[], Any],
+                 clock: Any) -> None:
+        self.client = client
+        self.clock = clock
+        self.settings = settings
+        self._publish = publish
+        self._session_id = session_id
+        self.is_publisher = False
+        self._stopping = False
+        self._watches: list[Watch] = []
+        self._election: Election | None = None
+        self._running: Deferred[None] | None = None
+        p = settings.prefix
+        prev = settings.prev_value
+        self.feeds: list[_Feed] = []
+        for m in maps.values():
+            self.feeds.append(_Feed(KeySet(m.base, prefix=True), f"{p}.map.{m.name}",
+                                    self._map_event(m, prev), prev))
+        for kv_prefix in settings.kv_prefixes:
+            self.feeds.append(_Feed(KeySet(kv_prefix.prefix, prefix=True), f"{p}.kv",
+                                    self._raw_event(prev), prev))
+        if settings.presence is not None:
+            self.feeds.append(_Feed(KeySet(settings.presence.prefix, prefix=True),
+                                    f"{p}.presence", self._presence_event(settings.presence.prefix),
+                                    True))
+
+    # -- event shapes -----------------------------------------------------------
+
+    @staticmethod
+    def _map_event(m: WampMap, prev: bool
+                   ) -> Callable[[str, KeyValue, KeyValue | None, int], dict[str, Any]]:
+        def event(op: str, kv: KeyValue, prev_kv: KeyValue | None,
+                  revision: int) -> dict[str, Any]:
+            out = {"op": op, "key": m.key_out(kv.key),
+                   "value": m.value_out(kv.value) if op == "put" else None,
+                   "revision": revision}
+            if prev:
+                out["prev_value"] = m.value_out(prev_kv.value) if prev_kv else None
+            return out
+        return event
+
+    @staticmethod
+    def _raw_event(prev: bool
+                   ) -> Callable[[str, KeyValue, KeyValue | None, int], dict[str, Any]]:
+        def event(op: str, kv: KeyValue, prev_kv: KeyValue | None,
+                  revision: int) -> dict[str, Any]:
+            out: dict[str, Any] = {"op": op, "key": kv.key,
+                                   "value": kv.value if op == "put" else None,
+                                   "revision": revision}
+            if prev:
+                out["prev_value"] = prev_kv.value if prev_kv else None
+            return out
+        return event
+
+    @staticmethod
+    def _presence_event(prefix: bytes
+                        ) -> Callable[[str, KeyValue, KeyValue | None, int], dict[str, Any]]:
+        def event(op: str, kv: KeyValue, prev_kv: KeyValue | None,
+                  revision: int) -> dict[str, Any]:
+            # A deleted key has no value: who it was comes from the previous one.
+            out = decode_presence(prefix, kv if op == "put" or prev_kv is None else prev_kv)
+            out["op"] = "join" if op == "put" else "leave"
+            out["revision"] = revision
+            if op != "put":
+                out["value"] = None
+            return out
+        return event
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def start(self) -> None:
+        self._running = Deferred.fromCoroutine(self._run())
+        self._running.addErrback(self._crashed)
+
+    def _crashed(self, failure: Any) -> None:
+        if not self._stopping:
+            self.log.failure("etcdwamp: publisher loop failed", failure)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._stop_watches()
+        if self._running is not None and not self._running.called:
+            self._running.cancel()
+        if self._election is not None:
+            with contextlib.suppress(errors.EtcdError):  # best effort: the lease expires anyway
+                await self._election.resign()
+
+    def _stop_watches(self) -> None:
+        for watch in self._watches:
+            watch.cancel()
+        self._watches = []
+
+    async def _run(self) -> None:
+        delay = _RETRY_MIN
+        while not self._stopping:
+            try:
+                await self._lead_once()
+                delay = _RETRY_MIN
+            except errors.EtcdError as exc:
+                # etcd unreachable or the lease gone mid-way: campaign again,
+                # after a pause that grows while etcd stays away.
+                self.log.warn("etcdwamp: publisher lost its footing ({exc}); campaigning "
+                              "again in {delay:.1f}s", exc=exc, delay=delay)
+                self.is_publisher = False
+                self._stop_watches()
+                await deferLater(self.clock, delay)
+                delay = min(delay * 2, _RETRY_MAX)
+
+    async def _lead_once(self) -> None:
+        election = self.client.election(self.settings.election, ttl=5)
+        self._election = election
+        await election.campaign(str(self._session_id()).encode())
+        assert election.lease is not None
+        self.is_publisher = True
+        self.log.info("etcdwamp: this instance publishes watch events")
+        stored = (await self.client.get(self.settings.checkpoint_key)).first
+        if stored is not None:
+            start = int(stored.value) + 1
+        else:
+            start = (await self.client.status()).revision + 1
+        lost: Deferred[None] = election.lease.lost
+        for feed in self.feeds:
+            self._watch(feed, max(start, feed.published + 1))
+        with contextlib.suppress(errors.LeaseExpired):  # leadership lost: step down
+            await lost
+        self.is_publisher = False
+        self._stop_watches()
+
+    # -- watching and publishing ---------------------------------------------------
+
+    def _watch(self, feed: _Feed, start: int) -> None:
+        def on_batch(batch: WatchBatch) -> Deferred[None]:
+            return Deferred.fromCoroutine(self._publish_batch(batch, feed))
+
+        watch = self.client.watch(feed.keyset, on_batch, start_revision=start,
+                                  prev_kv=feed.prev_kv)
+        watch.finished.addErrback(lambda f: self._resync(f, feed))
+        self._watches.append(watch)
+
+    async def _publish_batch(self, batch: WatchBatch, feed: _Feed) -> None:
+        if not self.is_publisher:
+            return
+        for ev in batch.events:
+            if ev.revision <= feed.published:
+                continue  # this instance published it before losing leadership
+            op = "put" if ev.type is EventType.PUT else "delete"
+            self._publish(f"{feed.topic}.on_change", feed.event(op, ev.kv, ev.prev_kv,
+                                                                ev.revision), options=_NO_ACK)
+            feed.published = ev.revision
+        if batch.events:
+            await self.client.put(self.settings.checkpoint_key,
+                                  str(batch.events[-1].revision).encode())
+
+    def _resync(self, failure: Any, feed: _Feed) -> None:
+        if failure.check(errors.WatchCompacted):
+            compacted = failure.value.compact_revision
+            self.log.warn("etcdwamp: {topic} lost history to compaction at {rev}; resync",
+                          topic=feed.topic, rev=compacted)
+            self._publish(f"{feed.topic}.on_resync", {"compact_revision": compacted})
+            d = Deferred.fromCoroutine(self._restart_watch(feed))
+            d.addErrback(self._crashed)
+        elif not failure.check(errors.WatchCanceled) and not self._stopping:
+            self.log.failure("etcdwamp: watch for {topic} ended", failure, topic=feed.topic)
+
+    async def _restart_watch(self, feed: _Feed) -> None:
+        current = (await self.client.status()).revision
+        if self.is_publisher and not self._stopping:
+            feed.published = max(feed.published, current)
+            self._watch(feed, current + 1)
