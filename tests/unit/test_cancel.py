@@ -1,0 +1,605 @@
+"""Cancellation over a fake HTTP client and ``task.Clock``: no etcd, no network.
+
+The fake answers what a test scripts and leaves every other request pending
+forever, recording whether it was cancelled. When cancelled it fails the way
+Twisted's Agent fails an aborted request (``ResponseNeverReceived`` wrapping the
+``CancelledError``, or ``ConnectingCancelledError`` while connecting), because
+that failure, mistaken for a lost connection, is what used to be retried.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from twisted.internet import error as ierror
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import CancelledError, Deferred, TimeoutError
+from twisted.internet.task import Clock
+from twisted.python.failure import Failure
+from twisted.web._newclient import ResponseNeverReceived
+from twisted.web.client import ResponseDone
+from twisted.web.iweb import UNKNOWN_LENGTH
+
+from etcdwamp import KeySet, OpSet, Transaction
+from etcdwamp import errors as e
+from etcdwamp.client import Client
+from etcdwamp.pmap.database import Database, MapTransaction
+from etcdwamp.wire import status_request
+
+HEADER = {"cluster_id": "1", "member_id": "2", "revision": "42", "raft_term": "3"}
+ENDPOINTS = ["http://first.test:2379", "http://second.test:2379", "http://third.test:2379"]
+
+# A handler answers (status, JSON) for a path, or None to leave the request pending.
+Handler = Callable[[str, dict[str, Any]], "tuple[int, Any] | None"]
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def hang(path: str, body: dict[str, Any]) -> tuple[int, Any] | None:
+    return None
+
+
+class FakeTransport:
+    """The transport a response body is delivered over; records being stopped."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    def stopProducing(self) -> None:
+        self.stopped = True
+
+    def loseConnection(self) -> None:
+        self.stopped = True
+
+
+class FakeResponse:
+    """A response whose headers arrived; the body is ``body``, complete or not."""
+
+    def __init__(self, code: int, body: bytes, *, complete: bool = True) -> None:
+        self.code = code
+        self.body = body
+        self.complete = complete
+        self.length = len(body) if complete else UNKNOWN_LENGTH
+        self.transport = FakeTransport()
+        self.protocol: Any = None
+
+    def deliverBody(self, protocol: Any) -> None:
+        self.protocol = protocol
+        protocol.makeConnection(self.transport)
+        if self.body:
+            protocol.dataReceived(self.body)
+        if self.complete:
+            protocol.connectionLost(Failure(ResponseDone()))
+
+
+def agent_abort() -> Failure:
+    """What HTTP11ClientProtocol fails a request with when it is cancelled."""
+    return Failure(ResponseNeverReceived([Failure(CancelledError())]))
+
+
+def agent_connect_abort() -> Failure:
+    """What the Agent fails a request with when cancelled while connecting."""
+    return Failure(ierror.ConnectingCancelledError(IPv4Address("TCP", "127.0.0.1", 1)))
+
+
+@dataclass
+class Post:
+    url: str
+    body: dict[str, Any]
+    headers: Any
+    deferred: Deferred[Any] = field(repr=False)
+    cancelled: bool = False
+
+    @property
+    def path(self) -> str:
+        return "/" + self.url.split("/", 3)[3]
+
+
+class FakeHTTP:
+    """An injected treq-style client: answers via ``handler``, else hangs."""
+
+    def __init__(self, handler: Handler = hang,
+                 on_cancel: Callable[[], Failure] = agent_abort) -> None:
+        self.handler = handler
+        self.on_cancel = on_cancel
+        self.posts: list[Post] = []
+        #: endpoints refusing connections (the request fails at once, unsent)
+        self.refuse: set[str] = set()
+
+    def post(self, url: str, data: bytes, headers: Any, **kwargs: Any) -> Deferred[Any]:
+        body = json.loads(data)
+        if any(url.startswith(r) for r in self.refuse):
+            refused: Deferred[Any] = Deferred()
+            self.posts.append(Post(url, body, headers, refused))
+            refused.errback(ierror.ConnectionRefusedError())
+            return refused
+
+        def cancel(d: Deferred[Any]) -> None:
+            post.cancelled = True
+            d.errback(self.on_cancel())
+
+        d: Deferred[Any] = Deferred(cancel)
+        post = Post(url, body, headers, d)
+        self.posts.append(post)
+        answer = self.handler(post.path, body)
+        if answer is not None:
+            status, content = answer
+            raw = content if isinstance(content, bytes) else json.dumps(content).encode()
+            d.callback(FakeResponse(status, raw))
+        return d
+
+    def paths(self) -> list[str]:
+        return [p.path for p in self.posts]
+
+
+def make(handler: Handler = hang, *, on_cancel: Callable[[], Failure] = agent_abort,
+         **kwargs: Any) -> tuple[Client, FakeHTTP, Clock]:
+    http = FakeHTTP(handler, on_cancel)
+    clock = Clock()
+    kwargs.setdefault("api_prefix", "/v3")
+    kwargs.setdefault("timeout", 5.0)
+    client = Client(clock, endpoints=ENDPOINTS, http_client=http, clock=clock, **kwargs)
+    return client, http, clock
+
+
+def outcome(d: Deferred[Any]) -> Any:
+    """The result or Failure ``d`` has already fired with (fails if it has not)."""
+    results: list[Any] = []
+    d.addBoth(results.append)
+    assert results, "the Deferred has not fired"
+    return results[0]
+
+
+def assert_cancelled(d: Deferred[Any]) -> None:
+    result = outcome(d)
+    assert isinstance(result, Failure), f"expected CancelledError, got result {result!r}"
+    assert result.check(CancelledError), f"expected CancelledError, got {result.value!r}"
+
+
+def assert_nothing_more(http: FakeHTTP, clock: Clock, count: int) -> None:
+    """No further request, even after every timeout and backoff could have run."""
+    clock.advance(3600)
+    assert len(http.posts) == count, http.paths()
+
+
+def coro(fn: Callable[[], Coroutine[Any, Any, Any]]) -> Deferred[Any]:
+    return Deferred.fromCoroutine(fn())
+
+
+# -- every request method ---------------------------------------------------------------
+
+OPERATIONS: dict[str, Callable[[Client], Deferred[Any]]] = {
+    "get": lambda c: c.get(b"k"),
+    "get_range": lambda c: c.get(KeySet(b"p", prefix=True)),
+    "put": lambda c: c.put(b"k", b"v"),
+    "delete": lambda c: c.delete(b"k"),
+    "txn": lambda c: c.txn(Transaction(success=[OpSet(b"k", b"v")])),
+    "read_only_txn": lambda c: c.txn(Transaction()),
+    "status": lambda c: c.status(),
+    "compact": lambda c: c.compact(5),
+    "lease_grant": lambda c: c.lease_grant(10),
+    "lease_revoke": lambda c: c.lease_revoke(7),
+    "lease_time_to_live": lambda c: c.lease_time_to_live(7),
+    "lease": lambda c: c.lease(10, keep_alive=True),
+    "call": lambda c: c.call(status_request()),
+    "user_add": lambda c: c.user_add("u", "p"),
+}
+
+
+@pytest.mark.parametrize("on_cancel", [agent_abort, agent_connect_abort, None],
+                         ids=["response-never-received", "connecting-cancelled", "no-canceller"])
+@pytest.mark.parametrize("name", sorted(OPERATIONS))
+def test_cancel_fails_at_once_aborts_and_never_resends(
+        name: str, on_cancel: Callable[[], Failure] | None) -> None:
+    """Cancelling any client Deferred fails it with CancelledError in the same
+    turn, cancels the one request sent, and sends nothing to another endpoint
+    (not even for idempotent requests or once the timeout would have run)."""
+    client, http, clock = make(on_cancel=on_cancel or (lambda: Failure(CancelledError())))
+    d = OPERATIONS[name](client)
+    assert len(http.posts) == 1 and http.posts[0].url.startswith(ENDPOINTS[0])
+    d.cancel()
+    assert_cancelled(d)
+    assert http.posts[0].cancelled
+    assert clock.getDelayedCalls() == []  # the request's timer went with it
+    assert_nothing_more(http, clock, 1)
+
+
+def test_cancel_during_prefix_detection_tries_no_other_prefix() -> None:
+    """The gateway prefix probe is part of the request: cancelling stops it too."""
+    client, http, clock = make(api_prefix=None)
+    d = client.get(b"k")
+    assert http.paths() == ["/v3/maintenance/status"]
+    d.cancel()
+    assert_cancelled(d)
+    assert http.posts[0].cancelled
+    assert_nothing_more(http, clock, 1)
+
+
+def test_cancel_while_reading_the_body_drops_the_connection() -> None:
+    """Headers arrived, the body did not: cancelling stops the body's transport
+    (the connection is dropped, not left to finish) and fails at once."""
+    responses: list[FakeResponse] = []
+
+    class SlowBody(FakeHTTP):
+        def post(self, url: str, data: bytes, headers: Any, **kwargs: Any) -> Deferred[Any]:
+            d = super().post(url, data, headers, **kwargs)
+            responses.append(FakeResponse(200, b'{"header":', complete=False))
+            d.callback(responses[-1])
+            return d
+
+    http = SlowBody()
+    clock = Clock()
+    client = Client(clock, endpoints=ENDPOINTS, http_client=http, clock=clock, api_prefix="/v3")
+    d = client.get(b"k")
+    assert not d.called and not responses[0].transport.stopped
+    d.cancel()
+    assert_cancelled(d)
+    assert responses[0].transport.stopped
+    assert_nothing_more(http, clock, 1)
+
+
+def test_add_timeout_gives_timeout_error_and_aborts() -> None:
+    """``addTimeout`` shorter than the client's timeout: TimeoutError (not
+    RequestTimeout), the request aborted and not sent elsewhere."""
+    client, http, clock = make(timeout=10.0)
+    d = client.get(b"k").addTimeout(1.0, clock)
+    clock.advance(0.9)
+    assert not d.called
+    clock.advance(0.2)
+    failure = outcome(d)
+    assert isinstance(failure, Failure) and failure.check(TimeoutError), failure
+    assert http.posts[0].cancelled
+    assert_nothing_more(http, clock, 1)
+
+
+def test_the_clients_own_timeout_still_fails_over_reads() -> None:
+    """The contrast to cancellation: a timed-out read goes to the next endpoint,
+    a timed-out write raises RequestTimeout."""
+    client, http, clock = make(timeout=2.0)
+    read = client.get(b"k")
+    clock.advance(2.0)
+    assert [p.url.split("/v3")[0] for p in http.posts] == ENDPOINTS[:2]
+    read.cancel()
+    assert_cancelled(read)
+    write = client.put(b"k", b"v")
+    clock.advance(2.0)
+    failure = outcome(write)
+    assert isinstance(failure, Failure) and failure.check(e.RequestTimeout)
+
+
+def test_cancel_after_a_failover_stops_there() -> None:
+    """A request that failed over from a refusing endpoint and is then
+    cancelled goes no further."""
+    client, http, clock = make()
+    http.refuse.add(ENDPOINTS[0])
+    d = client.put(b"k", b"v")
+    assert [p.url.split("/v3")[0] for p in http.posts] == ENDPOINTS[:2]
+    d.cancel()
+    assert_cancelled(d)
+    assert http.posts[1].cancelled
+    assert_nothing_more(http, clock, 2)
+
+
+# -- authentication ---------------------------------------------------------------------
+
+def auth_then_hang(path: str, body: dict[str, Any]) -> tuple[int, Any] | None:
+    if path == "/v3/auth/authenticate":
+        return 200, {"header": HEADER, "token": "tok"}
+    return None
+
+
+def test_cancel_with_auth_is_not_retried_with_a_new_token() -> None:
+    """The auth retry (on Unauthenticated) never sees a cancellation."""
+    client, http, clock = make(auth_then_hang, user="u", password="p")
+    d = client.put(b"k", b"v")
+    assert http.paths() == ["/v3/auth/authenticate", "/v3/kv/put"]
+    d.cancel()
+    assert_cancelled(d)
+    assert http.posts[1].cancelled
+    assert_nothing_more(http, clock, 2)
+
+
+def test_cancel_while_authenticating_releases_the_auth_lock() -> None:
+    """Cancelled during authentication: no request follows, and the next call
+    authenticates afresh (the lock serialising renewals was released)."""
+    client, http, clock = make(user="u", password="p")
+    d = client.get(b"k")
+    assert http.paths() == ["/v3/auth/authenticate"]
+    d.cancel()
+    assert_cancelled(d)
+    assert http.posts[0].cancelled
+    assert_nothing_more(http, clock, 1)
+    http.handler = auth_then_hang
+    again = client.get(b"k")
+    assert http.paths() == ["/v3/auth/authenticate", "/v3/auth/authenticate", "/v3/kv/range"]
+    again.cancel()
+
+
+# -- range_iter ---------------------------------------------------------------------------
+
+def paged(path: str, body: dict[str, Any]) -> tuple[int, Any] | None:
+    """Page one (keys a, b; more) answers at once; every later page hangs."""
+    if path == "/v3/kv/range" and body["key"] == b64(b"p/"):
+        kvs = [{"key": b64(b"p/" + k), "value": b64(b"v"), "mod_revision": "3",
+                "create_revision": "3", "version": "1"} for k in (b"a", b"b")]
+        return 200, {"header": HEADER, "kvs": kvs, "more": True, "count": "9"}
+    return None
+
+
+def test_cancelled_consumer_of_range_iter_stops_reading() -> None:
+    """The consuming coroutine is cancelled while range_iter awaits page two:
+    CancelledError at once, page two aborted, no page three."""
+    client, http, clock = make(paged)
+    seen: list[bytes] = []
+
+    async def consume() -> None:
+        async for kv in client.range_iter(KeySet(b"p/", prefix=True), page_size=2):
+            seen.append(kv.key)
+
+    d = coro(consume)
+    assert seen == [b"p/a", b"p/b"] and len(http.posts) == 2
+    assert http.posts[1].body["key"] == b64(b"p/b\x00")  # page two is pending
+    d.cancel()
+    assert_cancelled(d)
+    assert http.posts[1].cancelled
+    assert_nothing_more(http, clock, 2)
+
+
+def test_cancelled_next_page_ends_the_iterator() -> None:
+    """Cancelling the Deferred of one ``__anext__`` propagates CancelledError
+    out of range_iter (as autobahn does when a WAMP caller cancels), and the
+    iterator is finished: asking again requests nothing."""
+    client, http, clock = make(paged)
+    it = client.range_iter(KeySet(b"p/", prefix=True), page_size=2)
+
+    async def next_key() -> bytes:
+        return (await it.__anext__()).key
+
+    assert outcome(coro(next_key)) == b"p/a"
+    assert outcome(coro(next_key)) == b"p/b"
+    d = coro(next_key)
+    assert len(http.posts) == 2
+    d.cancel()
+    assert_cancelled(d)
+    assert http.posts[1].cancelled
+    finished = outcome(coro(next_key))
+    assert isinstance(finished, Failure) and finished.check(StopAsyncIteration)
+    assert_nothing_more(http, clock, 2)
+
+
+@pytest.mark.parametrize("how", ["break", "aclose"])
+def test_consumer_that_stops_early_requests_no_further_page(how: str) -> None:
+    """Breaking out of (or aclose()-ing) range_iter mid-page: no next page."""
+    client, http, clock = make(paged)
+    it = client.range_iter(KeySet(b"p/", prefix=True), page_size=2)
+
+    async def consume() -> list[bytes]:
+        keys = []
+        if how == "break":
+            async for kv in it:
+                keys.append(kv.key)
+                break
+        else:
+            keys.append((await it.__anext__()).key)
+            await it.aclose()
+        return keys
+
+    assert outcome(coro(consume)) == [b"p/a"]
+    assert_nothing_more(http, clock, 1)
+
+
+# -- locks and elections ----------------------------------------------------------------
+
+def lease_then_hang(path: str, body: dict[str, Any]) -> tuple[int, Any] | None:
+    if path == "/v3/lease/grant":
+        return 200, {"header": HEADER, "ID": "77", "TTL": str(body["TTL"])}
+    if path in ("/v3/kv/lease/revoke", "/v3/lease/revoke"):
+        return 200, {"header": HEADER}
+    return None
+
+
+@pytest.mark.parametrize("kind", ["lock", "election"])
+def test_cancelled_acquire_fails_at_once_and_revokes_its_lease(kind: str) -> None:
+    """acquire()/campaign() cancelled while waiting: CancelledError in the same
+    turn, the waiting request aborted, the lease revoked (deleting the
+    candidate key) and no keep-alive afterwards."""
+    client, http, clock = make(lease_then_hang)
+    if kind == "lock":
+        lock = client.lock(b"L", ttl=10)
+        d = coro(lock.acquire)
+        waiting_path = "/v3/lock/lock"
+    else:
+        election = client.election(b"E", ttl=10)
+        d = coro(lambda: election.campaign(b"me"))
+        waiting_path = "/v3/election/campaign"
+    assert http.paths() == ["/v3/lease/grant", waiting_path]
+    d.cancel()
+    assert_cancelled(d)
+    assert http.posts[1].cancelled
+    revokes = [p for p in http.posts if p.path.endswith("/revoke")]
+    assert len(revokes) == 1 and revokes[0].body == {"ID": "77"}
+    assert_nothing_more(http, clock, 3)  # grant, lock/campaign, revoke: no keep-alive
+    if kind == "lock":
+        assert not lock.held and lock.key is None
+    else:
+        assert not election.is_leader
+
+
+def test_cancelled_lease_grant_starts_no_keep_alive() -> None:
+    client, http, clock = make()
+    d = client.lease(10, keep_alive=True)
+    d.cancel()
+    assert_cancelled(d)
+    assert_nothing_more(http, clock, 1)
+
+
+# -- lease keep-alive ---------------------------------------------------------------------
+
+def test_stopping_keep_alive_cancels_the_renewal_without_a_failure() -> None:
+    """A renewal in flight when the keep-alive stops is cancelled (connection
+    dropped); that is no failed renewal: no retry, no loss."""
+    client, http, clock = make(lease_then_hang)
+    lease = outcome(client.lease(9, keep_alive=True))
+    clock.advance(3.0)  # ttl / 3: the first renewal goes out and hangs
+    assert http.paths() == ["/v3/lease/grant", "/v3/lease/keepalive"]
+    lease.stop_keep_alive()
+    assert http.posts[1].cancelled
+    assert_nothing_more(http, clock, 2)
+    assert not lease.is_lost and lease.renewals == 0
+
+
+# -- pmap ---------------------------------------------------------------------------------
+
+def status_then_hang(path: str, body: dict[str, Any]) -> tuple[int, Any] | None:
+    if path == "/v3/maintenance/status":
+        return 200, {"header": HEADER, "version": "3.5.0"}
+    return None
+
+
+def test_database_run_is_not_retried_after_cancel() -> None:
+    """Database.run retries conflicts only: cancelled while ``fn`` reads, it
+    fails with CancelledError at once and ``fn`` ran once."""
+    client, http, clock = make(status_then_hang)
+    db = Database(client)
+    calls: list[int] = []
+
+    async def fn(txn: MapTransaction) -> bytes | None:
+        calls.append(1)
+        return await txn.get_raw(b"k")
+
+    d = coro(lambda: db.run(fn))
+    assert http.paths() == ["/v3/maintenance/status", "/v3/kv/range"]
+    d.cancel()
+    assert_cancelled(d)
+    assert http.posts[1].cancelled and calls == [1]
+    assert_nothing_more(http, clock, 2)
+
+
+def test_database_run_cancelled_during_commit_is_not_retried() -> None:
+    client, http, clock = make(status_then_hang)
+    db = Database(client)
+    calls: list[int] = []
+
+    async def fn(txn: MapTransaction) -> None:
+        calls.append(1)
+        txn.put_raw(b"k", b"v")
+
+    d = coro(lambda: db.run(fn))
+    assert http.paths() == ["/v3/maintenance/status", "/v3/kv/txn"]
+    d.cancel()
+    assert_cancelled(d)
+    assert http.posts[1].cancelled and calls == [1]
+    assert_nothing_more(http, clock, 2)
+
+
+@pytest.mark.parametrize("step", ["start", "range", "count", "commit"])
+def test_transaction_operations_cancel(step: str) -> None:
+    """Each step of ``db.begin`` cancels like a client call."""
+    client, http, clock = make(hang if step == "start" else status_then_hang)
+    txn = Database(client).begin(write=True)
+    if step == "start":
+        d = coro(txn.start)
+    else:
+        outcome(coro(txn.start))
+        if step == "range":
+            async def scan() -> None:
+                async for _ in txn.range_raw(KeySet(b"p", prefix=True)):
+                    pass
+            d = coro(scan)
+        elif step == "count":
+            d = coro(lambda: txn.count_raw(KeySet(b"p", prefix=True)))
+        else:
+            txn.put_raw(b"k", b"v")
+            d = coro(txn.commit)
+    before = len(http.posts)
+    d.cancel()
+    assert_cancelled(d)
+    assert http.posts[-1].cancelled
+    assert_nothing_more(http, clock, before)
+
+
+# -- watches ------------------------------------------------------------------------------
+
+def test_cancelling_watch_creation_cancels_the_watch_without_reconnecting() -> None:
+    """``watch.created`` cancelled while the stream is being opened:
+    CancelledError at once, the stream request aborted, the watch finished,
+    no reconnect ever."""
+    client, http, clock = make()
+    watch = client.watch(b"k")
+    d = watch.created
+    assert http.paths() == ["/v3/watch"]
+    d.cancel()
+    assert_cancelled(d)
+    assert http.posts[0].cancelled
+    assert outcome(watch.finished) is None
+    assert_nothing_more(http, clock, 1)
+    assert watch.reconnects == 0
+
+
+def test_cancelling_await_watch_cancels_the_watch() -> None:
+    """``await watch`` in a coroutine whose Deferred is cancelled."""
+    client, http, clock = make()
+    watch = client.watch(b"k")
+
+    async def created() -> Any:
+        return await watch
+
+    d = coro(created)
+    d.cancel()
+    assert_cancelled(d)
+    assert http.posts[0].cancelled
+    assert outcome(watch.finished) is None
+    assert_nothing_more(http, clock, 1)
+
+
+def test_watch_cancel_while_connecting_finishes_at_once() -> None:
+    """watch.cancel() before the stream opened aborts the attempt; other
+    waiters for the creation get CancelledError instead of waiting forever."""
+    client, http, clock = make()
+    watch = client.watch(b"k")
+    waiter = watch.created
+    stopped = watch.cancel()
+    assert outcome(stopped) is None
+    assert http.posts[0].cancelled
+    assert_cancelled(waiter)
+    assert_nothing_more(http, clock, 1)
+    assert watch.reconnects == 0
+
+
+def test_watch_cancel_during_backoff_finishes_at_once() -> None:
+    """A watch waiting out its reconnect backoff stops without waiting it out."""
+    def refused() -> Failure:
+        return Failure(ierror.ConnectionRefusedError())
+
+    client, http, clock = make()
+    watch = client.watch(b"k")
+    http.posts[0].deferred.errback(refused())  # the stream could not connect
+    assert clock.getDelayedCalls(), "the watch should be backing off"
+    stopped = watch.cancel()
+    assert outcome(stopped) is None
+    assert clock.getDelayedCalls() == []
+    assert_nothing_more(http, clock, 1)
+
+
+def test_watch_cancel_while_streaming_drops_the_stream() -> None:
+    """cancel() on a created watch stops the stream's transport; its end is
+    then no failure and causes no reconnect."""
+    client, http, clock = make()
+    watch = client.watch(b"k")
+    created = {"result": {"header": HEADER, "created": True}}
+    response = FakeResponse(200, json.dumps(created).encode() + b"\n", complete=False)
+    http.posts[0].deferred.callback(response)
+    assert outcome(watch.created) is None
+    stopped = watch.cancel()
+    assert response.transport.stopped
+    response.protocol.connectionLost(Failure(ierror.ConnectionLost()))
+    assert outcome(stopped) is None
+    assert_nothing_more(http, clock, 1)
+    assert watch.reconnects == 0
