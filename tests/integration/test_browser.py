@@ -1,26 +1,41 @@
-"""The demo page in real headless Chromium, served by a real Crossbar, on a real etcd."""
+"""The demo pages in real headless Chromium (Playwright), served by a real Crossbar, on a
+real etcd: the live map module (crossbar/web/livemap.js) end to end."""
 
 from __future__ import annotations
 
-import base64
+import asyncio
+import concurrent.futures
 import json
 import os
 import shutil
-import time
-import urllib.request
-from collections.abc import Iterator
+import threading
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from waiting import until
 
+from etcdwamp import Client, KeySet
 from etcdwamp.testing import CrossbarNode, EtcdCluster
+
+ensure = pytest_twisted.ensureDeferred
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "crossbar" / ".crossbar" / "config.json"
 WEB = ROOT / "crossbar" / "web"
-DB = b"browser/"
+DB = b"browser/maps/"
 NOTES = DB + b"\x00\x01"
+ELECTION = b"browser/publisher"
+CHECKPOINT = ELECTION + b".checkpoint"
+OID_DB = b"browser-oid/maps/"
+COUNTERS = OID_DB + b"\x00\x03"
+WAIT_MS = 20_000
+ON_CHANGE, ON_RESYNC = "etcd.map.notes.on_change", "etcd.map.notes.on_resync"
 
 
 def chromium() -> str:
@@ -38,22 +53,144 @@ def chromium() -> str:
     return path
 
 
-def etcd_call(url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    request = urllib.request.Request(url + path, data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as resp:
-        answer: dict[str, Any] = json.loads(resp.read())
-        return answer
+class BrowserThread:
+    """Playwright's asyncio API on an event loop in a thread of its own.
+
+    The tests run on the Twisted reactor (for the etcd client and ``until``);
+    ``run`` hands a Playwright coroutine to the browser's loop and returns a
+    Deferred, so the reactor keeps serving while the page is awaited.
+    """
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="playwright",
+                                       daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> Deferred[T]:
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        done: Deferred[T] = Deferred(lambda _: future.cancel())
+
+        def settle(f: concurrent.futures.Future[T]) -> None:
+            if done.called:  # cancelled already
+                return
+            try:
+                result = f.result()
+            except BaseException as exc:  # the test sees the browser-side failure as is
+                done.errback(exc)
+            else:
+                done.callback(result)
+
+        future.add_done_callback(lambda f: reactor.callFromThread(settle, f))
+        return done
+
+    def block(self, coro: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
+        """For fixtures, outside the reactor's turn."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=30)
+        self.loop.close()
 
 
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
+@pytest.fixture(scope="module")
+def browser() -> Iterator[tuple[BrowserThread, Any]]:
+    executable = chromium()
+    from playwright.async_api import async_playwright
+
+    bt = BrowserThread()
+
+    async def launch() -> tuple[Any, Any]:
+        pw = await async_playwright().start()
+        chrome = await pw.chromium.launch(executable_path=executable, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update",
+            "--disable-sync"])
+        return pw, chrome
+
+    pw, chrome = bt.block(launch())
+    try:
+        yield bt, chrome
+    finally:
+        async def close() -> None:
+            await chrome.close()
+            await pw.stop()
+
+        bt.block(close())
+        bt.close()
+
+
+class Page:
+    """One Chromium page; every method returns a Deferred."""
+
+    def __init__(self, bt: BrowserThread, page: Any) -> None:
+        self.bt, self.page = bt, page
+
+    def evaluate(self, script: str, arg: Any = None) -> Deferred[Any]:
+        return self.bt.run(self.page.evaluate(script, arg))
+
+    def wait_for(self, script: str, arg: Any = None) -> Deferred[Any]:
+        """Until the JavaScript expression or function is truthy in the page."""
+        return self.bt.run(self.page.wait_for_function(script, arg=arg, timeout=WAIT_MS))
+
+    def wait_for_row(self, key: str, state: str = "visible") -> Deferred[Any]:
+        return self.bt.run(self.page.wait_for_selector(
+            f'tr[data-key="{key}"]', state=state, timeout=WAIT_MS))
+
+    def row_text(self, key: str) -> Deferred[str]:
+        return self.bt.run(self.page.inner_text(f'tr[data-key="{key}"]'))
+
+    def submit(self, key: str, value: str) -> Deferred[None]:
+        async def go() -> None:
+            await self.page.fill("#key", key)
+            await self.page.fill("#value", value)
+            await self.page.click("#editor button[type=submit]")
+
+        return self.bt.run(go())
+
+
+@pytest.fixture
+def open_page(browser: tuple[BrowserThread, Any]) -> Iterator[Any]:
+    """``open_page(url)`` loads a page in a fresh browser context and waits until its
+    live map holds its first snapshot; the contexts close after the test."""
+    bt, chrome = browser
+    contexts: list[Any] = []
+
+    async def load(url: str) -> Page:
+        context = await chrome.new_context()
+        contexts.append(context)
+        page = await context.new_page()
+        await page.goto(url)
+        await page.wait_for_selector("body[data-ready=true]", timeout=WAIT_MS)
+        return Page(bt, page)
+
+    try:
+        yield lambda url: bt.run(load(url))
+    finally:
+        async def close() -> None:
+            for context in contexts:
+                await context.close()
+
+        bt.block(close())
+
+
+def committed_extra() -> dict[str, Any]:
+    config = json.loads(CONFIG.read_text(encoding="utf-8"))
+    for worker in config["workers"]:
+        for component in worker.get("components", []):
+            if component.get("classname", "").startswith("etcdwamp."):
+                extra: dict[str, Any] = component["extra"]
+                return extra
+    raise AssertionError("no etcdwamp component in the committed config")
 
 
 @pytest.fixture(scope="module")
 def demo_node(etcd: EtcdCluster) -> Iterator[CrossbarNode]:
+    """The committed node config as is (roles, maps, rules), on its own key prefix."""
     node = CrossbarNode(str(CONFIG), etcd.urls, extra_overrides={
-        "db_prefix": DB.decode(), "election": "browser/publisher"})
+        "db_prefix": DB.decode(), "election": ELECTION.decode(),
+        "kv_prefixes": ["browser/raw/"]})
     try:
         node.start()
         yield node
@@ -61,48 +198,239 @@ def demo_node(etcd: EtcdCluster) -> Iterator[CrossbarNode]:
         node.stop()
 
 
-def test_page_shows_live_data_and_writes_to_etcd(etcd: EtcdCluster, demo_node: CrossbarNode,
-                                                 tmp_path: Path) -> None:
-    executable = chromium()
-    from playwright.sync_api import sync_playwright
+@pytest.fixture
+def counters_node(etcd: EtcdCluster, tmp_path: Path) -> Iterator[CrossbarNode]:
+    """The committed config plus an oid -> oid map "counters" that the anonymous role
+    may use exactly as it may use "notes" (same router permissions, same rules)."""
+    config = json.loads(CONFIG.read_text(encoding="utf-8"))
+    granted = 0
+    for worker in config["workers"]:
+        for realm in worker.get("realms", []):
+            for role in realm.get("roles", []):
+                if role["name"] != "guest":
+                    continue
+                for permission in list(role["permissions"]):
+                    if permission["uri"].startswith("etcd.map.notes."):
+                        copy = dict(permission, uri=permission["uri"].replace(
+                            "etcd.map.notes.", "etcd.map.counters."))
+                        role["permissions"].append(copy)
+                        granted += 1
+    assert granted, "the committed config gives the guest role no rights on etcd.map.notes.*"
+    path = tmp_path / ".crossbar" / "config.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(config), encoding="utf-8")
+    maps = dict(committed_extra()["maps"])
+    maps["counters"] = {"slot": 3, "key": "oid", "value": "oid",
+                        "read": ["guest", "writer"], "write": ["guest", "writer"]}
+    node = CrossbarNode(str(path), etcd.urls, web_dir=str(WEB), extra_overrides={
+        "db_prefix": OID_DB.decode(),
+        "election": "browser-oid/publisher", "kv_prefixes": [], "maps": maps})
+    try:
+        node.start()
+        yield node
+    finally:
+        node.stop()
 
-    etcd_call(etcd.url, "/v3/kv/put", {"key": b64(NOTES + b"before"),
-                                       "value": b64(b'"written before the page opened"')})
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=executable, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update",
-            "--disable-sync"])
-        try:
-            page = browser.new_page()
-            page.goto(demo_node.http_url)
-            page.wait_for_selector("body[data-ready=true]", timeout=20_000)
-            assert "written before the page opened" in page.inner_text('tr[data-key="before"]')
 
-            # A write from Python appears in the page's DOM, live.
-            etcd_call(etcd.url, "/v3/kv/put", {"key": b64(NOTES + b"from-python"),
-                                               "value": b64(b'{"hello": "browser"}')})
-            row = page.wait_for_selector('tr[data-key="from-python"]', timeout=10_000)
-            assert row is not None and '{"hello":"browser"}' in row.inner_text()
+def note(key: str) -> bytes:
+    return NOTES + key.encode()
 
-            # The page's add button writes to etcd.
-            page.fill("#key", "from-browser")
-            page.fill("#value", '{"clicked": true}')
-            page.click("#add")
-            deadline = time.monotonic() + 10
-            while True:
-                got = etcd_call(etcd.url, "/v3/kv/range", {"key": b64(NOTES + b"from-browser")})
-                if got.get("kvs"):
-                    break
-                assert time.monotonic() < deadline, "the click never reached etcd"
-                time.sleep(0.05)
-            assert json.loads(base64.b64decode(got["kvs"][0]["value"])) == {"clicked": True}
-            page.wait_for_selector('tr[data-key="from-browser"]', timeout=10_000)
 
-            # A delete from Python removes the row.
-            etcd_call(etcd.url, "/v3/kv/deleterange", {"key": b64(NOTES + b"from-python")})
-            page.wait_for_selector('tr[data-key="from-python"]', state="detached",
-                                   timeout=10_000)
-            page.screenshot(path=str(tmp_path / "demo.png"))
-        finally:
-            browser.close()
+async def etcd_notes(client: Client) -> list[list[Any]]:
+    """Every note in etcd as the page keeps it: [key, value, revision], by key."""
+    result = await client.get(KeySet(NOTES, prefix=True))
+    return sorted([kv.key[len(NOTES):].decode(), json.loads(kv.value), kv.mod_revision]
+                  for kv in result.kvs)
+
+
+PAGE_NOTES = "() => [...window.notes.rows].map(([k, r]) => [k, r.value, r.revision]).sort()"
+HANDLERS = """topic => [
+    window.etcdLiveMapDebug.handlers[topic],
+    window.wamp.session.subscriptions.flat().filter(s => s.active && s.topic === topic).length]"""
+
+
+@ensure
+async def test_page_shows_notes_and_follows_writes_from_python(
+        demo_node: CrossbarNode, client: Client, prefix: bytes, open_page: Any) -> None:
+    name = prefix.decode()
+    before = await client.put(note(name + "before"), b'"written before the page opened"')
+    page = await open_page(demo_node.http_url)
+    assert "written before the page opened" in await page.row_text(name + "before")
+    assert await page.evaluate("k => window.notes.rows.get(k).revision",
+                               name + "before") == before.revision
+
+    written = await client.put(note(name + "from-python"), b'{"hello": "browser"}')
+    await page.wait_for_row(name + "from-python")
+    assert await page.row_text(name + "from-python") == (
+        f'{name}from-python\t{{"hello":"browser"}}\t{written.revision}\tedit delete')
+
+    await client.delete(note(name + "from-python"))
+    await page.wait_for_row(name + "from-python", state="detached")
+    assert await page.evaluate(PAGE_NOTES) == await etcd_notes(client)
+
+
+@ensure
+async def test_add_button_writes_to_etcd(demo_node: CrossbarNode, client: Client,
+                                         prefix: bytes, open_page: Any) -> None:
+    key = prefix.decode() + "from-browser"
+    page = await open_page(demo_node.http_url)
+    await page.submit(key, '{"clicked": true}')
+
+    async def stored() -> bool:
+        return bool((await client.get(note(key))).kvs)
+
+    await until(stored, timeout=20, why="the click never reached etcd")
+    kv = (await client.get(note(key))).kvs[0]
+    assert json.loads(kv.value) == {"clicked": True}
+    await page.wait_for("([k, rev]) => window.notes.rows.get(k)?.revision === rev",
+                        [key, kv.mod_revision])
+    assert await page.evaluate("k => window.notes.rows.get(k).value", key) == {"clicked": True}
+
+
+@ensure
+async def test_anonymous_page_is_a_guest_with_the_demo_rights_only(
+        demo_node: CrossbarNode, open_page: Any) -> None:
+    for path in WEB.iterdir():
+        if path.is_file() and path.suffix in (".js", ".html"):
+            text = path.read_text(encoding="utf-8")
+            assert "onchallenge" not in text and "ticket" not in text, path
+    page = await open_page(demo_node.http_url)
+    assert await page.evaluate("[window.wamp.authmethod, window.wamp.authrole]") == [
+        "anonymous", "guest"]
+    refused = await page.evaluate("""async () => {
+        const s = window.wamp.session, out = [];
+        const attempts = [
+            () => s.call("etcd.kv.range", ["browser/"]),
+            () => s.call("etcd.map.put", ["notes", "k", 1]),
+            () => s.subscribe("etcd.kv.on_change", () => {}),
+        ];
+        for (const attempt of attempts) {
+            try { await attempt(); out.push("allowed"); } catch (e) { out.push(e.error); }
+        }
+        return out;
+    }""")
+    assert refused == ["wamp.error.not_authorized"] * 3
+
+
+async def wait_caught_up(client: Client, revision: int) -> None:
+    """Until the publisher's checkpoint has reached ``revision`` (it wrote every
+    event up to there and will write no checkpoint of its own until the next change)."""
+    async def caught_up() -> bool:
+        kv = (await client.get(CHECKPOINT)).first
+        return kv is not None and int(kv.value) >= revision
+
+    await until(caught_up, timeout=30, why="the publisher's checkpoint never caught up")
+
+
+@ensure
+async def test_resync_after_compaction_leaves_the_page_exact(
+        demo_node: CrossbarNode, client: Client, prefix: bytes, open_page: Any) -> None:
+    """The publisher loses history (its checkpoint predates a compaction), notes change
+    meanwhile; its on_resync makes the page re-read and end up exactly as etcd is, with
+    still one handler per topic, also after more (concurrent) resyncs."""
+    name = prefix.decode()
+    await client.put(note(name + "kept"), b'"kept"')
+    await client.put(note(name + "changed"), b'"old"')
+    last = await client.put(note(name + "deleted"), b'"doomed"')
+    page = await open_page(demo_node.http_url)
+    await page.wait_for("rev => window.notes.revision >= rev", last.revision)
+    reads = await page.evaluate("window.etcdLiveMapDebug.snapshots['etcd.map.notes']")
+    await wait_caught_up(client, last.revision)
+
+    # Take the publisher's place: queue behind it, then end its lease.
+    candidates = KeySet(ELECTION + b"/", prefix=True)
+    election = client.election(ELECTION)
+    mine = Deferred.fromCoroutine(election.campaign(b"browser-test"))
+    try:
+        leader = await client.election(ELECTION).leader()
+        assert leader is not None
+
+        async def queued() -> bool:
+            return (await client.get(candidates)).count == 2
+
+        await until(queued, timeout=20, why="the test's candidacy never showed")
+        await client.lease_revoke(leader.lease)
+        await mine
+        assert election.lease is not None
+        my_lease = election.lease.id
+
+        async def component_campaigns_again() -> bool:
+            # Its new candidacy means it saw its lease go and stopped its watches.
+            kvs = (await client.get(candidates)).kvs
+            return any(kv.lease not in (my_lease, leader.lease) for kv in kvs)
+
+        await until(component_campaigns_again, timeout=30, why=demo_node.log_tail)
+
+        # The gap: nobody publishes these changes.
+        await client.put(note(name + "changed"), b'"new"')
+        await client.delete(note(name + "deleted"))
+        await client.put(note(name + "added"), b'"added in the gap"')
+        assert await page.evaluate(
+            "n => [window.notes.rows.has(n + 'added'), window.notes.rows.get(n + 'changed').value]",
+            name) == [False, "old"]
+        # A checkpoint long compacted away: the next publisher cannot resume.
+        latest = await client.put(CHECKPOINT, b"1")
+        await client.compact(latest.revision, physical=True)
+    finally:
+        if not mine.called:
+            mine.cancel()
+        await election.resign()
+
+    await page.wait_for("([before, rev]) => window.etcdLiveMapDebug.snapshots["
+                        "'etcd.map.notes'] > before && window.notes.revision >= rev",
+                        [reads, latest.revision])
+    assert await page.evaluate("window.etcdLiveMapDebug.resyncs['etcd.map.notes']") >= 1
+    assert await page.evaluate(PAGE_NOTES) == await etcd_notes(client)
+    assert "added in the gap" in await page.row_text(name + "added")
+    await page.wait_for_row(name + "deleted", state="detached")
+    for topic in (ON_CHANGE, ON_RESYNC):
+        assert await page.evaluate(HANDLERS, topic) == [1, 1], topic
+
+    # Live again after the resync.
+    after = await client.put(note(name + "after"), b'"after the resync"')
+    await page.wait_for("([k, rev]) => window.notes.rows.get(k)?.revision === rev",
+                        [name + "after", after.revision])
+
+    # Resyncs asked for at once cost two reads (the one running, one after it),
+    # and add no handler.
+    reads = await page.evaluate("window.etcdLiveMapDebug.snapshots['etcd.map.notes']")
+    await page.evaluate("Promise.all([1, 2, 3, 4].map(() => window.notes.resync()))")
+    assert await page.evaluate(
+        "window.etcdLiveMapDebug.snapshots['etcd.map.notes']") == reads + 2
+    for topic in (ON_CHANGE, ON_RESYNC):
+        assert await page.evaluate(HANDLERS, topic) == [1, 1], topic
+    assert await page.evaluate(PAGE_NOTES) == await etcd_notes(client)
+
+
+@ensure
+async def test_oid_above_2_53_round_trips_exactly_under_json(
+        counters_node: CrossbarNode, client: Client, open_page: Any) -> None:
+    """Oids beyond JavaScript's exact integers travel as decimal strings: written from
+    the page as BigInt, stored exactly in etcd, shown and read back exactly."""
+    key, value = 2**60 + 3, 2**63 + 5
+    page = await open_page(counters_node.http_url + "counters.html")
+    await page.submit(str(key), str(value))
+
+    async def stored() -> bool:
+        return bool((await client.get(COUNTERS + key.to_bytes(8, "big"))).kvs)
+
+    await until(stored, timeout=20, why="the page's put never reached etcd")
+    kv = (await client.get(COUNTERS + key.to_bytes(8, "big"))).kvs[0]
+    assert int.from_bytes(kv.value, "big") == value
+
+    await page.wait_for_row(str(key))
+    assert (await page.row_text(str(key))).split("\t")[:2] == [str(key), str(value)]
+    assert await page.evaluate("k => window.counters.rows.get(k).value", str(key)) == str(value)
+    got = await page.evaluate("""k => window.counters.get(BigInt(k))
+        .then(r => [typeof r.key, String(r.key), typeof r.value, String(r.value)])""", str(key))
+    assert got == ["string", str(key), "string", str(value)]
+
+    # From Python, through the topic: the largest oid, and a small one stays a number.
+    top = await client.put(COUNTERS + (7).to_bytes(8, "big"), (2**64 - 1).to_bytes(8, "big"))
+    small = await client.put(COUNTERS + (8).to_bytes(8, "big"), (42).to_bytes(8, "big"))
+    await page.wait_for("rev => window.counters.revision >= rev", max(top.revision,
+                                                                      small.revision))
+    assert await page.evaluate(
+        "[window.counters.rows.get(7).value, window.counters.rows.get(8).value]"
+    ) == [str(2**64 - 1), 42]
+    assert (await page.row_text("7")).split("\t")[:2] == ["7", str(2**64 - 1)]

@@ -1,0 +1,39 @@
+// The demo pages' WAMP connection: anonymous (the router's "guest" role, whose
+// rights the Crossbar config limits to the demo's maps), JSON serializer,
+// reconnecting forever. No secret is ever sent from a page.
+/* global autobahn */
+
+/**
+ * Open the connection to this page's own router; `onJoin(session)` runs on
+ * every (re)join and may return a function that is called when that session
+ * ends; `onStatus(text)` hears about disconnects.
+ */
+export function connectAnonymously({ onJoin, onStatus = () => {} }) {
+  const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws";
+  const connection = new autobahn.Connection({
+    url,
+    realm: "realm1",
+    // JSON on purpose: the pages must work where numbers are IEEE doubles (see livemap.js).
+    serializers: [new autobahn.serializer.JSONSerializer()],
+    max_retries: -1,
+  });
+  let ended = null;
+  connection.onopen = (session, details) => {
+    // Who the router says we are (authrole, authmethod), for tests and debugging.
+    window.wamp = { session, authrole: details.authrole, authmethod: details.authmethod };
+    ended = onJoin(session) || null;
+  };
+  connection.onclose = (reason) => {
+    if (ended) ended();
+    ended = null;
+    onStatus("disconnected (" + reason + "), retrying…");
+  };
+  connection.open();
+  return connection;
+}
+
+/** An autobahn error (URI and arguments) or any other failure, as one line. */
+export function describeError(err) {
+  if (err && err.error) return err.error + ": " + (err.args || []).join(" ");
+  return String(err);
+}
