@@ -465,7 +465,10 @@ class CrossbarNode:
         while True:
             if self.process.poll() is not None:
                 raise RuntimeError(f"crossbar exited:\n{self.log_tail()}")
-            if "procedures under" in self.log_tail(400) and self._accepting():
+            tail = self.log_tail(400)
+            if "invalid configuration in extra" in tail:
+                raise RuntimeError(f"the component refused its config:\n{self.log_tail()}")
+            if "procedures under" in tail and self._accepting():
                 return self
             if time.monotonic() > deadline:
                 raise TimeoutError(f"crossbar not ready after {timeout}s:\n{self.log_tail()}")
