@@ -23,6 +23,13 @@
 // The two subscriptions are made once and kept for the life of the live map:
 // a resync only re-reads, so no resync ever adds a handler; resyncs that
 // arrive while a read is running are merged into one more read after it.
+// If a read fails, `onError` hears of it and the copy stays as it was, no
+// longer following changes, until `resync()` (or the next on_resync) succeeds.
+//
+// Debugging: `globalThis.etcdLiveMapDebug` counts, for all live maps of the
+// page, the handlers held per topic (`handlers[topic]`, 1 while a map is
+// live), the snapshots read and the resyncs asked for per map
+// (`snapshots["etcd.map.notes"]`, `resyncs[...]`).
 //
 // Exact 64-bit ids: an oid (key or value) above 2**53 - 1 cannot be a JSON
 // number without rounding, so the component sends such oids as decimal
@@ -86,7 +93,9 @@ export function liveMap(session, { prefix = "etcd", map, onValue = () => {}, onE
 
   function apply(event) {
     if (snapshotRevision === null) {
-      pending.push(event);
+      // Kept for the read under way; with none (the last one failed), the
+      // next read starts from scratch anyway.
+      if (reading) pending.push(event);
       return false;
     }
     if (event.revision <= snapshotRevision) return false; // already in the snapshot

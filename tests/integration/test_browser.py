@@ -434,3 +434,76 @@ async def test_oid_above_2_53_round_trips_exactly_under_json(
         "[window.counters.rows.get(7).value, window.counters.rows.get(8).value]"
     ) == [str(2**64 - 1), 42]
     assert (await page.row_text("7")).split("\t")[:2] == ["7", str(2**64 - 1)]
+
+
+# The module's rules for event order, driven step by step through a scripted
+# stand-in for the autobahn session (no router: what the real one cannot be
+# made to do on demand, such as deliver an event twice, or late).
+SCRIPTED_SESSION = """async () => {
+    const { liveMap } = await import("/livemap.js");
+    const handlers = {}, calls = [];
+    const session = {
+        isOpen: true,
+        subscribe: async (topic, handler) => {
+            handlers[topic] = handler;
+            return { topic, active: true };
+        },
+        unsubscribe: async (sub) => { sub.active = false; delete handlers[sub.topic]; },
+        call: (procedure, args) =>
+            new Promise((resolve) => calls.push({ procedure, args, resolve })),
+    };
+    const flush = () => new Promise((r) => setTimeout(r, 0));
+    const seen = [];
+    const live = liveMap(session, { prefix: "p", map: "m",
+                                    onValue: (rows, rev) => seen.push([rows.size, rev]) });
+    const change = (op, key, value, revision) =>
+        handlers["p.map.m.on_change"]([{ op, key, value, revision }]);
+    const resync = () => handlers["p.map.m.on_resync"]([{ compact_revision: 1 }]);
+    const dump = () => [...live.rows].map(([k, r]) => [k, r.value, r.revision]).sort();
+    const out = {};
+    while (calls.length === 0) await flush();
+    out.first_call = [calls[0].procedure, calls[0].args];
+    change("put", "a", "in snapshot", 5);   // arrives early, older than the snapshot
+    change("put", "b", "early", 7);         // arrives early, newer: must survive
+    calls[0].resolve({ revision: 6, items: [
+        { key: "a", value: "in snapshot", revision: 5 }, { key: "c", value: "c", revision: 2 }] });
+    await live.ready;
+    out.after_snapshot = dump();
+    change("delete", "c", null, 8);
+    change("put", "c", "stale", 7);          // re-delivered after its delete: no resurrection
+    change("put", "b", "early again", 7);    // re-delivered
+    change("put", "b", "newer", 9);
+    out.after_events = [dump(), live.revision];
+    const callsBefore = calls.length;
+    resync(); resync(); resync();           // one read now, one more after it
+    await flush();
+    change("put", "d", "during the read", 11);
+    calls[callsBefore].resolve({ revision: 10, items: [{ key: "x", value: "x", revision: 10 }] });
+    await flush();
+    change("put", "e", "during the second read", 12);
+    calls[callsBefore + 1].resolve({ revision: 11, items: [
+        { key: "x", value: "x", revision: 10 },
+        { key: "d", value: "during the read", revision: 11 }] });
+    await flush(); await flush();
+    out.reads = calls.length - callsBefore;
+    out.after_resyncs = [dump(), live.revision];
+    await live.stop();
+    out.handlers_after_stop = Object.keys(handlers);
+    out.seen_last = seen[seen.length - 1];
+    return out;
+}"""
+
+
+@ensure
+async def test_module_applies_events_by_revision_and_coalesces_resyncs(
+        demo_node: CrossbarNode, open_page: Any) -> None:
+    page = await open_page(demo_node.http_url)
+    out = await page.evaluate(SCRIPTED_SESSION)
+    assert out["first_call"] == ["p.map.m.get_and_watch", []]
+    assert out["after_snapshot"] == [["a", "in snapshot", 5], ["b", "early", 7], ["c", "c", 2]]
+    assert out["after_events"] == [[["a", "in snapshot", 5], ["b", "newer", 9]], 9]
+    assert out["reads"] == 2
+    assert out["after_resyncs"] == [[["d", "during the read", 11],
+                                     ["e", "during the second read", 12], ["x", "x", 10]], 12]
+    assert out["handlers_after_stop"] == []
+    assert out["seen_last"] == [3, 12]
