@@ -252,6 +252,8 @@ HANDLERS = """topic => [
 @ensure
 async def test_page_shows_notes_and_follows_writes_from_python(
         demo_node: CrossbarNode, client: Client, prefix: bytes, open_page: Any) -> None:
+    """The page shows the notes etcd holds, and follows puts and deletes made with the
+    etcd client, each with its etcd revision."""
     name = prefix.decode()
     before = await client.put(note(name + "before"), b'"written before the page opened"')
     page = await open_page(demo_node.http_url)
@@ -272,6 +274,7 @@ async def test_page_shows_notes_and_follows_writes_from_python(
 @ensure
 async def test_add_button_writes_to_etcd(demo_node: CrossbarNode, client: Client,
                                          prefix: bytes, open_page: Any) -> None:
+    """The form's button puts the note into etcd; the page then shows etcd's revision."""
     key = prefix.decode() + "from-browser"
     page = await open_page(demo_node.http_url)
     await page.submit(key, '{"clicked": true}')
@@ -290,6 +293,8 @@ async def test_add_button_writes_to_etcd(demo_node: CrossbarNode, client: Client
 @ensure
 async def test_anonymous_page_is_a_guest_with_the_demo_rights_only(
         demo_node: CrossbarNode, open_page: Any) -> None:
+    """No page carries a ticket; the page joins anonymously as ``guest`` and the router
+    refuses it what the demo does not need (raw keys, the generic map URIs)."""
     for path in WEB.iterdir():
         if path.is_file() and path.suffix in (".js", ".html"):
             text = path.read_text(encoding="utf-8")
@@ -368,7 +373,8 @@ async def test_resync_after_compaction_leaves_the_page_exact(
         assert await page.evaluate(
             "n => [window.notes.rows.has(n + 'added'), window.notes.rows.get(n + 'changed').value]",
             name) == [False, "old"]
-        # A checkpoint long compacted away: the next publisher cannot resume.
+        # Compact past the gap: wherever the next publisher resumes (the checkpoint,
+        # rewound here, or the revision it last published), that history is gone.
         latest = await client.put(CHECKPOINT, b"1")
         await client.compact(latest.revision, physical=True)
     finally:
@@ -497,6 +503,9 @@ SCRIPTED_SESSION = """async () => {
 @ensure
 async def test_module_applies_events_by_revision_and_coalesces_resyncs(
         demo_node: CrossbarNode, open_page: Any) -> None:
+    """Early events newer than the snapshot survive it, older and re-delivered ones
+    (also a put re-delivered after its key's delete) change nothing; three resyncs during
+    a read cost exactly one more read; stop() drops both handlers."""
     page = await open_page(demo_node.http_url)
     out = await page.evaluate(SCRIPTED_SESSION)
     assert out["first_call"] == ["p.map.m.get_and_watch", []]
