@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from autobahn.twisted.wamp import ApplicationSession
+from autobahn.wamp import message
 from autobahn.wamp.types import RegisterOptions
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
@@ -45,6 +46,33 @@ from .settings import Settings, SettingsError
 __all__ = ["EtcdWampComponent"]
 
 T = TypeVar("T")
+
+
+class _DeliverInterrupts:
+    """The transport of a component embedded in a Crossbar router worker, made
+    to deliver INTERRUPT.
+
+    Crossbar's in-router transport (``RouterApplicationSession.send``) hands
+    the router's messages to the session but raises on INTERRUPT, which the
+    dealer sends when a caller cancels a call: the component would never hear
+    of the cancel and read on. This wrapper of our own session's transport
+    passes INTERRUPT to the session (which cancels the procedure's Deferred)
+    and everything else to Crossbar's transport unchanged. Components in a
+    container worker talk over a real transport and need none of this."""
+
+    def __init__(self, inner: Any, session: ApplicationSession) -> None:
+        self._inner = inner
+        self._session = session
+
+    def send(self, msg: Any) -> Any:
+        if isinstance(msg, message.Interrupt):
+            deliver: Any = self._session.onMessage
+            deliver(msg)
+            return None
+        return self._inner.send(msg)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
 
 
 class EtcdWampComponent(ApplicationSession):
@@ -69,6 +97,9 @@ class EtcdWampComponent(ApplicationSession):
     # -- lifecycle ---------------------------------------------------------------
 
     async def onJoin(self, details: Any) -> None:
+        if type(self._transport).__name__ == "RouterApplicationSession":
+            wrapped: Any = _DeliverInterrupts(self._transport, self)
+            self._transport = wrapped
         try:
             settings = Settings.from_extra(self.config.extra or {})
         except SettingsError as exc:

@@ -1,0 +1,87 @@
+"""A loopback HTTP proxy in front of etcd that records every request and can
+hold chosen ones (swallow them, as a hung server would) to catch a request
+in flight."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from twisted.internet import reactor
+from twisted.internet.interfaces import IListeningPort
+from twisted.protocols import portforward
+from twisted.python.failure import Failure
+
+__all__ = ["RecordingProxy"]
+
+
+class _Server(portforward.ProxyServer):
+    """Splits the client's byte stream into whole requests (Content-Length
+    bodies, as Twisted's Agent sends them) and forwards or holds each."""
+
+    def connectionMade(self) -> None:
+        self.buffer = b""
+        self.holding = False
+        self.proxy: RecordingProxy = self.factory.proxy
+        self.proxy.connections.append(self)
+        super().connectionMade()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.buffer += data
+        while True:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = self.buffer[:end].decode("latin-1").split("\r\n")
+            length = 0
+            for line in head[1:]:
+                name, _, value = line.partition(":")
+                if name.strip().lower() == "content-length":
+                    length = int(value)
+            total = end + 4 + length
+            if len(self.buffer) < total:
+                return
+            raw, self.buffer = self.buffer[:total], self.buffer[total:]
+            path, body = head[0].split(" ")[1], raw[end + 4:]
+            if self.holding or self.proxy.hold(path, body):
+                # Nothing more on this connection reaches etcd: it hangs.
+                self.holding = True
+                self.proxy.held.append((path, body))
+            else:
+                self.proxy.forwarded.append((path, body))
+                super().dataReceived(raw)
+
+    def connectionLost(self, reason: Failure = portforward.protocol.connectionDone) -> None:
+        if self.holding:
+            self.proxy.dropped_while_held += 1
+        self.proxy.connections.remove(self)
+        super().connectionLost(reason)
+
+
+class _Factory(portforward.ProxyFactory):
+    protocol = _Server
+
+    def __init__(self, host: str, port: int, proxy: RecordingProxy) -> None:
+        super().__init__(host, port)
+        self.proxy = proxy
+
+
+class RecordingProxy:
+    """Forwards to ``target`` (``http://host:port``); ``hold(path, body)`` decides
+    which requests are swallowed instead. ``dropped_while_held`` counts the
+    connections the client closed while one of their requests was held."""
+
+    def __init__(self, target: str) -> None:
+        host, port = target.removeprefix("http://").rsplit(":", 1)
+        self.forwarded: list[tuple[str, bytes]] = []
+        self.held: list[tuple[str, bytes]] = []
+        self.hold: Callable[[str, bytes], bool] = lambda path, body: False
+        self.dropped_while_held = 0
+        self.connections: list[_Server] = []
+        self.port: IListeningPort = reactor.listenTCP(  # type: ignore[attr-defined]
+            0, _Factory(host, int(port), self), interface="127.0.0.1")
+        self.url = f"http://127.0.0.1:{self.port.getHost().port}"
+
+    def stop(self) -> None:
+        for conn in list(self.connections):
+            conn.transport.abortConnection()
+        self.port.stopListening()

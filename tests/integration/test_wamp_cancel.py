@@ -1,0 +1,92 @@
+"""A WAMP caller cancelling a progressive range stops the component's reading
+within one page (real Crossbar, real etcd, a recording proxy between them)."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_twisted
+from autobahn.wamp.types import CallOptions
+from proxies import RecordingProxy
+from twisted.internet.defer import CancelledError, Deferred
+from waiting import until
+from wamp_helpers import connect, disconnect
+
+from etcdwamp import Client
+from etcdwamp.testing import CrossbarNode, EtcdCluster
+from etcdwamp.wire import OpSet, Transaction, prefix_range_end
+
+ensure = pytest_twisted.ensureDeferred
+
+CONFIG = Path(__file__).resolve().parents[2] / "crossbar" / ".crossbar" / "config.json"
+BASE = b"wcancel/\x00\x01"
+PAGE = 5
+PAGES = 200
+# Every page request of a range over the whole map carries the map's range end.
+RANGE_END = base64.b64encode(prefix_range_end(BASE))
+
+
+def page_request(path: str, body: bytes) -> bool:
+    return path == "/v3/kv/range" and RANGE_END in body and b"count_only" not in body
+
+
+@pytest.fixture
+def proxy(etcd: EtcdCluster) -> Iterator[RecordingProxy]:
+    recording = RecordingProxy(etcd.url)
+    try:
+        yield recording
+    finally:
+        recording.stop()
+
+
+@pytest.fixture
+def node(proxy: RecordingProxy) -> Iterator[CrossbarNode]:
+    # A request timeout far beyond the test's waits: the held page can only
+    # end early because the call was cancelled.
+    cb = CrossbarNode(str(CONFIG), [proxy.url], extra_overrides={
+        "etcd": {"timeout": 120}, "db_prefix": "wcancel/", "election": "wcancel-publisher",
+        "maps": {"notes": {"slot": 1}}, "kv_prefixes": [], "presence": None,
+        "range_page": PAGE})
+    try:
+        cb.start()
+        yield cb
+    finally:
+        cb.stop()
+
+
+@ensure
+async def test_cancelled_progressive_range_stops_within_one_page(
+        node: CrossbarNode, proxy: RecordingProxy, client: Client) -> None:
+    for start in range(0, PAGE * PAGES, 100):
+        await client.txn(Transaction(success=[
+            OpSet(BASE + b"%04d" % i, b"1") for i in range(start, start + 100)]))
+    # The first page goes through; the second is held, as by a slow etcd.
+    proxy.hold = lambda path, body: (page_request(path, body)
+                                     and any(page_request(*r) for r in proxy.forwarded))
+    s = await connect(node)
+    try:
+        pages: list[list[Any]] = []
+        call: Deferred[Any] = s.call("etcd.map.notes.range",
+                                     options=CallOptions(on_progress=pages.append))
+        await until(lambda: pages and proxy.held, why="page one arrives, page two is held")
+        assert [r["key"] for r in pages[0]] == [f"{i:04d}" for i in range(PAGE)]
+        call.cancel()
+        failure: list[Any] = []
+        call.addErrback(failure.append)
+        assert failure and failure[0].check(CancelledError)
+        # The component aborts the page in flight (long before its timeout)...
+        await until(lambda: proxy.dropped_while_held == 1, timeout=20,
+                    why=lambda: "the component did not abort the held page\n" + node.log_tail(80))
+        proxy.hold = lambda path, body: False
+        # ...and asks for no further page: the next call through the same
+        # component finds only the two pages in the record.
+        assert (await s.call("etcd.map.notes.count")) == PAGE * PAGES
+        mine = [r for r in proxy.forwarded + proxy.held if page_request(*r)]
+        assert len(mine) == 2, f"{len(mine)} page requests for a cancelled range"
+        assert len(pages) == 1
+    finally:
+        await disconnect(s)
