@@ -6,9 +6,11 @@
 //   await live.put("k", {any: "json"});
 //   live.stop();
 //
-// `session` is a joined autobahn-js session. `rows` is a Map from key to
-// {value, revision}; `onValue(rows, revision)` gets a fresh copy after every
-// change (Firebase's onValue, with etcd revisions instead of timestamps).
+// `session` is a joined autobahn-js session. `live.rows` is the copy itself, a
+// Map from key to {value, revision} (read it, never change it; `live.revision`
+// is the highest etcd revision it reflects); `onValue(rows, revision)` gets a
+// fresh Map after every change (Firebase's onValue, with etcd revisions).
+// Stop it when its session closes: the next session needs a live map of its own.
 //
 // Protocol (the etcdwamp component, per-map URIs under `<prefix>.map.<map>.`):
 //   1. subscribe to `on_change` and `on_resync` first; events that arrive
@@ -186,7 +188,7 @@ export function liveMap(session, { prefix = "etcd", map, onValue = () => {}, onE
     await subscribe(`${base}.on_resync`, () => {
       resync().catch(onError);
     });
-    await read();
+    if (!stopped) await read();
   })();
   ready.catch(onError);
 
