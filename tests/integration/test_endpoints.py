@@ -8,7 +8,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import protocol, reactor
 from twisted.internet.interfaces import IListeningPort
-from twisted.internet.task import deferLater
+from waiting import until
 
 from etcdwamp import KeySet
 from etcdwamp import errors as e
@@ -32,40 +32,41 @@ def silent_url() -> Iterator[str]:
 
 @ensure
 async def test_three_members_one_killed_client_keeps_working(
-        etcd_cluster3: EtcdCluster) -> None:
+        etcd_cluster3: EtcdCluster, prefix: bytes) -> None:
     """Reads and writes keep working when the member in use is killed (SIGKILL)."""
     client = Client(reactor, endpoints=etcd_cluster3.urls, timeout=5.0, connect_timeout=2.0)
     try:
-        await client.put(b"cluster/before", b"1")
+        await client.put(prefix + b"before", b"1")
         first = client.endpoint
         victim = next(m for m in etcd_cluster3.members if m.url == first)
         victim_id = (await client.status()).header.member_id
         victim.kill()
-        # kill() blocked the reactor; a running client sees the member's idle
-        # pooled connections close at once. Give it that moment.
-        await deferLater(reactor, 0.2)
-        # Reads fail over at once. If the victim led, writes wait for the
-        # survivors to elect a new leader (about a second): wait for that.
-        for _ in range(100):
+        # Reads fail over at once (a pooled connection to the victim is lost,
+        # the next member is tried). If the victim led, writes wait for the
+        # survivors to elect a new leader: wait for that election itself.
+        statuses: list[object] = []
+
+        async def survivors_have_a_new_leader() -> bool:
             st = await client.status()
-            if st.leader not in (0, victim_id):
-                break
-            await deferLater(reactor, 0.1)
-        assert st.leader not in (0, victim_id)
+            statuses.append(st)
+            return st.leader not in (0, victim_id)
+
+        await until(survivors_have_a_new_leader, timeout=30,
+                    why=lambda: f"last status: {statuses[-1:]}")
         assert client.endpoint != first
         for i in range(20):
-            await client.put(b"cluster/after/%d" % i, b"v")
+            await client.put(prefix + b"after/%d" % i, b"v")
         assert client.endpoint != first
-        got = await client.get(KeySet(b"cluster/", prefix=True), count_only=True)
+        got = await client.get(KeySet(prefix, prefix=True), count_only=True)
         assert got.count == 21
-        assert (await client.get(b"cluster/before")).kvs[0].value == b"1"
+        assert (await client.get(prefix + b"before")).kvs[0].value == b"1"
 
         # The killed member comes back and catches up; the client may use it again.
         victim.start()
         etcd_cluster3.wait_healthy([victim])
         only_victim = Client(reactor, url=victim.url, timeout=5.0)
         try:
-            caught_up = await only_victim.get(KeySet(b"cluster/", prefix=True),
+            caught_up = await only_victim.get(KeySet(prefix, prefix=True),
                                               count_only=True)
             assert caught_up.count == 21
         finally:
@@ -110,7 +111,11 @@ async def test_hung_endpoint_write_is_outcome_unknown(silent_url: str, etcd: Etc
             await client.put(prefix + b"k", b"v")
         assert isinstance(info.value, e.OutcomeUnknown)
         assert info.value.endpoint == silent_url
-        assert (await Client(reactor, url=etcd.url).get(prefix + b"k")).count == 0
+        direct = Client(reactor, url=etcd.url)
+        try:
+            assert (await direct.get(prefix + b"k")).count == 0
+        finally:
+            await direct.close()
     finally:
         await client.close()
 

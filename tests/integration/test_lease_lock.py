@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.task import deferLater
+from waiting import until
 
-from etcdwamp import CompCreated, OpSet, Transaction
+from etcdwamp import CompCreated, KeySet, OpSet, Transaction
 from etcdwamp import errors as e
 from etcdwamp.client import Client
 
 ensure = pytest_twisted.ensureDeferred
 
 
-async def sleep(seconds: float) -> None:
-    await deferLater(reactor, seconds)
+async def key_count(client: Client, key: bytes | KeySet) -> int:
+    return (await client.get(key, count_only=True)).count
 
 
 @ensure
@@ -37,29 +36,39 @@ async def test_lease_grant_remaining_keys_revoke(client: Client, prefix: bytes) 
 async def test_lease_expiry_deletes_the_key(client: Client, prefix: bytes) -> None:
     lease = await client.lease(1)
     await client.put(prefix + b"k", b"v", lease=lease.id)
-    assert (await client.get(prefix + b"k")).count == 1
-    for _ in range(50):  # etcd expires leases with up to ~1s of slack
-        await sleep(0.2)
-        if (await client.get(prefix + b"k")).count == 0:
-            break
-    assert (await client.get(prefix + b"k")).count == 0
+    assert await key_count(client, prefix + b"k") == 1
+
+    async def key_gone() -> bool:
+        return await key_count(client, prefix + b"k") == 0
+
+    # etcd expires leases on its own schedule (minimum TTL, ~0.5s checks):
+    # wait for the deletion itself, however long that slack is.
+    await until(key_gone, timeout=15, why="etcd did not expire a 1s lease")
     with pytest.raises(e.LeaseExpired):
         await lease.refresh()
 
 
 @ensure
 async def test_keep_alive_keeps_key_beyond_several_ttls(client: Client, prefix: bytes) -> None:
+    """A kept-alive lease outlives a lease of three times its TTL that nobody renews:
+    etcd itself is the clock (the witness key's deletion proves the time passed)."""
     lost: list[e.LeaseExpired] = []
     lease = await client.lease(1, keep_alive=True, on_lost=lost.append)
     try:
         await client.put(prefix + b"k", b"v", lease=lease.id)
-        await sleep(4.0)  # four TTLs
-        assert (await client.get(prefix + b"k")).count == 1
+        witness = await client.lease(3 * lease.ttl)
+        await client.put(prefix + b"witness", b"", lease=witness.id)
+
+        async def witness_expired() -> bool:
+            return await key_count(client, prefix + b"witness") == 0
+
+        await until(witness_expired, timeout=30, why="etcd did not expire the witness lease")
+        assert await key_count(client, prefix + b"k") == 1
         assert lease.renewals >= 3
         assert not lost and not lease.is_lost
     finally:
         await lease.revoke()
-    assert (await client.get(prefix + b"k")).count == 0
+    assert await key_count(client, prefix + b"k") == 0
 
 
 @ensure
@@ -77,7 +86,11 @@ async def test_keep_alive_reports_a_lease_revoked_elsewhere(client: Client) -> N
 async def test_two_contenders_one_lock_holder_at_a_time(client: Client,
                                                         prefix: bytes) -> None:
     """Two workers take the lock 5 times each; their critical sections never overlap
-    and fencing tokens only grow."""
+    and fencing tokens only grow. Each critical section is an unguarded
+    read-modify-write of a counter over the network, so an overlap would also
+    lose an increment."""
+    counter = prefix + b"counter"
+    await client.put(counter, b"0")
     inside: list[str] = []
     timeline: list[tuple[str, str]] = []
     tokens: list[int] = []
@@ -91,12 +104,17 @@ async def test_two_contenders_one_lock_holder_at_a_time(client: Client,
             inside.append(name)
             timeline.append(("in", name))
             assert len(inside) == 1, f"two holders at once: {inside}"
-            await sleep(0.02)
+            # Round trips to etcd hand the reactor to the other worker, whose
+            # acquire would complete here if the lock did not exclude it.
+            value = int((await client.get(counter)).kvs[0].value)
+            await client.put(counter, b"%d" % (value + 1))
+            assert inside == [name], f"two holders at once: {inside}"
             inside.remove(name)
             timeline.append(("out", name))
             await lock.release()
 
     await Deferred.fromCoroutine(_gather(worker("A"), worker("B")))
+    assert (await client.get(counter)).kvs[0].value == b"10"
     assert len(tokens) == 10
     assert tokens == sorted(tokens) and len(set(tokens)) == 10
     for i in range(0, len(timeline), 2):
@@ -151,11 +169,16 @@ async def test_election_campaign_proclaim_leader_resign(client: Client,
     assert (await first.leader()).value == b"one"  # type: ignore[union-attr]
 
     second_won = Deferred.fromCoroutine(second.campaign(b"two"))
-    await sleep(0.3)
-    assert not second_won.called  # exactly one leader at a time
 
+    async def second_is_candidate() -> bool:
+        # etcd's campaign writes the candidate's key under "<name>/" and then
+        # waits for every older key there to go: two keys = second is waiting.
+        return await key_count(client, KeySet(name + b"/", prefix=True)) == 2
+
+    await until(second_is_candidate, why="the second campaign never reached etcd")
     await first.proclaim(b"one again")
     assert (await second.leader()).value == b"one again"  # type: ignore[union-attr]
+    assert not second_won.called  # exactly one leader at a time
 
     await first.resign()
     await second_won
@@ -179,9 +202,11 @@ async def test_election_observe_sees_leader_changes(client: Client, prefix: byte
                 return
 
     watching = Deferred.fromCoroutine(observe())
-    await sleep(0.2)
+    # Observing starts with the current leader: once a1 is seen the stream is
+    # open, and every later change must arrive on it.
+    await until(lambda: seen == [b"a1"], why=lambda: f"seen: {seen}")
     await a.proclaim(b"a2")
-    await sleep(0.1)
+    await until(lambda: seen == [b"a1", b"a2"], why=lambda: f"seen: {seen}")
     await a.resign()
     b = client.election(name, ttl=5)
     await b.campaign(b"b1")

@@ -9,7 +9,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.internet.task import deferLater
+from waiting import until
 
 from etcdwamp import Client, Database, KeySet, pmap
 from etcdwamp import errors as e
@@ -268,10 +268,7 @@ async def test_map_watch_gives_typed_changes(db: Database) -> None:
             table[txn, oid] = {"x": 1}
         async with db.begin(write=True) as txn:
             del table[txn, oid]
-        for _ in range(100):
-            if len(changes) == 2:
-                break
-            await deferLater(reactor, 0.05)
+        await until(lambda: len(changes) >= 2, why=lambda: f"changes: {changes}")
         assert [(c.key, c.value, c.deleted) for c in changes] == [
             (oid, {"x": 1}, False), (oid, None, True)]
         assert changes[0].revision < changes[1].revision

@@ -7,8 +7,8 @@ from collections.abc import Callable
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.task import deferLater
 from twisted.protocols.portforward import ProxyFactory
+from waiting import until
 
 from etcdwamp import CompVersion, KeySet, OpSet, Transaction
 from etcdwamp import errors as e
@@ -18,16 +18,6 @@ from etcdwamp.watch import WatchBatch
 from etcdwamp.wire.watch import EventType
 
 ensure = pytest_twisted.ensureDeferred
-
-
-async def until(predicate: object, timeout: float = 30.0) -> None:
-    """Let the reactor run until ``predicate()`` holds."""
-    waited = 0.0
-    while not predicate():  # type: ignore[operator]
-        if waited > timeout:
-            raise AssertionError("condition not reached in time")
-        await deferLater(reactor, 0.02)
-        waited += 0.02
 
 
 def keys_of(batches: list[WatchBatch]) -> list[bytes]:
@@ -62,8 +52,13 @@ async def test_one_txn_is_delivered_as_one_batch(client: Client, prefix: bytes) 
     try:
         res = await client.txn(Transaction(success=[OpSet(prefix + b"%d" % i, b"v")
                                                     for i in range(5)]))
-        await until(lambda: len(got) >= 1)
-        await deferLater(reactor, 0.1)
+        # One watch delivers in revision order: once a later put arrived,
+        # everything the txn caused has arrived too.
+        marker = await client.put(prefix + b"marker", b"")
+        await until(lambda: keys_of(got)[-1:] == [prefix + b"marker"],
+                    why=lambda: f"keys: {keys_of(got)}")
+        assert got[-1].revision == marker.revision
+        got.pop()
         assert len(got) == 1
         assert got[0].revision == res.revision
         assert len(got[0].events) == 5
@@ -128,13 +123,17 @@ async def test_several_keysets_add_and_remove(client: Client, prefix: bytes) -> 
         await client.put(prefix + b"a", b"2")  # no longer watched
         await client.put(prefix + b"c", b"2")
         await client.put(prefix + b"b", b"2")
-        await until(lambda: len(got) == 4)
-        await deferLater(reactor, 0.1)
+        # A last put on b: etcd sends a stream's events as their revisions
+        # commit (or in one catch-up pass per stream), so an event for "a", had
+        # it still been watched, would have come before this one.
+        await client.put(prefix + b"b", b"last")
+        await until(lambda: any(ev.kv.value == b"last" for b in got for ev in b.events),
+                    why=lambda: f"got: {got}")
         # Order is kept per key set; etcd does not order events across key sets.
         per_keyset: dict[bytes, list[bytes]] = {}
         for b in got:
             per_keyset.setdefault(b.keyset.key, []).extend(ev.kv.value for ev in b.events)
-        assert per_keyset == {prefix + b"a": [b"1"], prefix + b"b": [b"1", b"2"],
+        assert per_keyset == {prefix + b"a": [b"1"], prefix + b"b": [b"1", b"2", b"last"],
                               prefix + b"c": [b"2"]}
         assert watch.keysets == (KeySet(prefix + b"b"), KeySet(prefix + b"c"))
     finally:
@@ -174,41 +173,53 @@ def own_etcd(etcd_factory: Callable[..., EtcdCluster]) -> EtcdCluster:
 async def create_once(client: Client, key: bytes) -> None:
     """Create ``key`` exactly once, whatever the failures (retry until it exists)."""
     txn = Transaction(compare=[CompVersion(key, "==", 0)], success=[OpSet(key, b"x")])
-    while True:
+
+    async def created() -> bool:
         try:
             await client.txn(txn)
-            return
         except (e.TransportError, e.Unavailable):
-            await deferLater(reactor, 0.05)
+            return False  # etcd is down or electing: the compare makes retrying safe
+        return True
+
+    await until(created, timeout=60, why=lambda: f"cannot create {key!r}")
 
 
-async def write_and_crash(client: Client, n: int, crash_at: int,
+async def write_and_crash(client: Client, keys: list[bytes], crash_at: int,
                           crash: object) -> None:
-    for i in range(n):
+    for i, key in enumerate(keys):
         if i == crash_at:
             crash()  # type: ignore[operator]
-        await create_once(client, b"w/%05d" % i)
+        await create_once(client, key)
+
+
+async def watch_ends_with(client: Client, got: list[WatchBatch], marker: bytes) -> None:
+    """Write ``marker`` and wait for it: one watch delivers in revision order, so
+    every event before it (and any repeat of one) has been delivered by then."""
+    await create_once(client, marker)
+    await until(lambda: keys_of(got)[-1:] == [marker], timeout=60,
+                why=lambda: f"{len(keys_of(got))} keys seen, last {keys_of(got)[-1:]}")
 
 
 @ensure
-async def test_watch_survives_kill_9_and_restart(own_etcd: EtcdCluster) -> None:
+async def test_watch_survives_kill_9_and_restart(own_etcd: EtcdCluster,
+                                                 prefix: bytes) -> None:
     """5,000 puts with etcd killed (SIGKILL) and restarted in the middle: the watcher
     sees exactly the 5,000 events, in order, none twice."""
     member: EtcdMember = own_etcd.members[0]
     writer = Client(reactor, url=member.url, timeout=2.0, connect_timeout=1.0)
     watcher = Client(reactor, url=member.url, timeout=2.0, connect_timeout=1.0)
     got: list[WatchBatch] = []
-    watch = await watcher.watch(KeySet(b"w/", prefix=True), got.append)
+    watch = await watcher.watch(KeySet(prefix, prefix=True), got.append)
+    keys = [prefix + b"w/%05d" % i for i in range(5000)]
 
     def crash() -> None:
         member.kill()
         member.start()
 
     try:
-        await write_and_crash(writer, 5000, 2500, crash)
-        await until(lambda: len(keys_of(got)) >= 5000, timeout=60)
-        await deferLater(reactor, 0.2)
-        assert keys_of(got) == [b"w/%05d" % i for i in range(5000)]
+        await write_and_crash(writer, keys, 2500, crash)
+        await watch_ends_with(writer, got, prefix + b"zz-end")
+        assert keys_of(got) == [*keys, prefix + b"zz-end"]
         revisions = [ev.revision for b in got for ev in b.events]
         assert revisions == sorted(set(revisions))
         assert watch.reconnects >= 1
@@ -219,18 +230,19 @@ async def test_watch_survives_kill_9_and_restart(own_etcd: EtcdCluster) -> None:
 
 
 @ensure
-async def test_watch_survives_member_kill_in_cluster(etcd_cluster3: EtcdCluster) -> None:
+async def test_watch_survives_member_kill_in_cluster(etcd_cluster3: EtcdCluster,
+                                                     prefix: bytes) -> None:
     """Same across a member kill in a 3-member cluster: the watch moves on."""
     writer = Client(reactor, endpoints=etcd_cluster3.urls, timeout=2.0, connect_timeout=1.0)
     watcher = Client(reactor, endpoints=etcd_cluster3.urls, timeout=2.0, connect_timeout=1.0)
     got: list[WatchBatch] = []
-    watch = await watcher.watch(KeySet(b"w/", prefix=True), got.append)
+    watch = await watcher.watch(KeySet(prefix, prefix=True), got.append)
     victim = next(m for m in etcd_cluster3.members if m.url == watcher.endpoint)
+    keys = [prefix + b"w/%05d" % i for i in range(2000)]
     try:
-        await write_and_crash(writer, 2000, 1000, victim.kill)
-        await until(lambda: len(keys_of(got)) >= 2000, timeout=60)
-        await deferLater(reactor, 0.2)
-        assert keys_of(got) == [b"w/%05d" % i for i in range(2000)]
+        await write_and_crash(writer, keys, 1000, victim.kill)
+        await watch_ends_with(writer, got, prefix + b"zz-end")
+        assert keys_of(got) == [*keys, prefix + b"zz-end"]
         assert watch.reconnects >= 1
     finally:
         await watch.cancel()
