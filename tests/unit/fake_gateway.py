@@ -261,6 +261,8 @@ class FakeEtcd(Resource):
                 return self._answer(request, 3, "etcdserver: user name is empty")
             expiry = self.tokens.get(auth)
             if expiry is None or expiry <= self.clock.seconds():
+                if path == "/watch":
+                    return self._refuse_watch(request)
                 return self._answer(request, 16, "etcdserver: invalid auth token")
         handler: Callable[[Request, Any], Any] | None = getattr(
             self, "_do_" + path.strip("/").replace("/", "_"), None)
@@ -326,6 +328,25 @@ class FakeEtcd(Resource):
         return {"header": self.header(), "ID": body["ID"], "TTL": str(ttl),
                 "grantedTTL": str(0 if lease is None else lease.ttl)}
 
+    def _refuse_watch(self, request: Request) -> int:
+        """etcd 3.4's answer to a watch with a token it does not accept: the
+        stream opens (200) and says "created and canceled" for watch id -1."""
+        stream = WatchStream(request, [])
+        stream.send({"header": self.header(), "watch_id": "-1", "created": True,
+                     "canceled": True, "cancel_reason": "rpc error: code = Unauthenticated"
+                     " desc = etcdserver: invalid auth token"})
+        self._keep(stream)
+        return NOT_DONE_YET
+
+    def _keep(self, stream: WatchStream) -> None:
+        self.streams.append(stream)
+
+        def gone(_: object) -> None:
+            stream.open = False
+            self.streams.remove(stream)
+
+        stream.request.notifyFinish().addBoth(gone)
+
     def _do_watch(self, request: Request, body: list[dict[str, Any]]) -> Any:
         stream = WatchStream(request, [])
         replay: list[tuple[_Target, int]] = []
@@ -345,13 +366,7 @@ class FakeEtcd(Resource):
                     clean = {k: v for k, v in event.items() if not k.startswith("_")}
                     stream.send({"header": self.header(), "watch_id": str(target.watch_id),
                                  "events": [clean]})
-        self.streams.append(stream)
-
-        def gone(_: object) -> None:
-            stream.open = False
-            self.streams.remove(stream)
-
-        request.notifyFinish().addBoth(gone)
+        self._keep(stream)
         return NOT_DONE_YET
 
 
