@@ -176,6 +176,18 @@ class Publisher:
         election = self.client.election(self.settings.election, ttl=5)
         self._election = election
         await election.campaign(str(self._session_id()).encode())
+        try:
+            await self._lead(election)
+        except BaseException:
+            # Stopped while leading with the lease still renewed (etcd failed
+            # while we read the checkpoint, say): give the leadership back, or
+            # the leader key outlives us and every later campaign, our own
+            # next one included, waits behind it forever.
+            with contextlib.suppress(errors.EtcdError):
+                await election.resign()
+            raise
+
+    async def _lead(self, election: Election) -> None:
         assert election.lease is not None
         self.is_publisher = True
         self.log.info("etcdwamp: this instance publishes watch events")
@@ -223,13 +235,11 @@ class Publisher:
             self.log.warn("etcdwamp: {topic} lost history to compaction at {rev}; resync",
                           topic=feed.topic, rev=compacted)
             self._publish(f"{feed.topic}.on_resync", {"compact_revision": compacted})
-            d = Deferred.fromCoroutine(self._restart_watch(feed))
-            d.addErrback(self._crashed)
+            if self.is_publisher and not self._stopping:
+                # etcd keeps history from the compaction revision on: resume
+                # there, so a write that lands while subscribers re-read is
+                # published (they drop what their snapshot already holds),
+                # never lost between a snapshot and a later restart point.
+                self._watch(feed, max(compacted, feed.published + 1))
         elif not failure.check(errors.WatchCanceled) and not self._stopping:
             self.log.failure("etcdwamp: watch for {topic} ended", failure, topic=feed.topic)
-
-    async def _restart_watch(self, feed: _Feed) -> None:
-        current = (await self.client.status()).revision
-        if self.is_publisher and not self._stopping:
-            feed.published = max(feed.published, current)
-            self._watch(feed, current + 1)

@@ -317,14 +317,15 @@ async def test_anonymous_page_is_a_guest_with_the_demo_rights_only(
     assert refused == ["wamp.error.not_authorized"] * 3
 
 
-async def wait_caught_up(client: Client, revision: int) -> None:
+async def wait_caught_up(client: Client, revision: int, node: CrossbarNode) -> None:
     """Until the publisher's checkpoint has reached ``revision`` (it wrote every
     event up to there and will write no checkpoint of its own until the next change)."""
     async def caught_up() -> bool:
         kv = (await client.get(CHECKPOINT)).first
         return kv is not None and int(kv.value) >= revision
 
-    await until(caught_up, timeout=30, why="the publisher's checkpoint never caught up")
+    await until(caught_up, timeout=30,
+                why=lambda: "the publisher's checkpoint never caught up:\n" + node.log_tail(80))
 
 
 @ensure
@@ -340,7 +341,7 @@ async def test_resync_after_compaction_leaves_the_page_exact(
     page = await open_page(demo_node.http_url)
     await page.wait_for("rev => window.notes.revision >= rev", last.revision)
     reads = await page.evaluate("window.etcdLiveMapDebug.snapshots['etcd.map.notes']")
-    await wait_caught_up(client, last.revision)
+    await wait_caught_up(client, last.revision, demo_node)
 
     # Take the publisher's place: queue behind it, then end its lease.
     candidates = KeySet(ELECTION + b"/", prefix=True)
