@@ -235,11 +235,13 @@ class Publisher:
             self.log.warn("etcdwamp: {topic} lost history to compaction at {rev}; resync",
                           topic=feed.topic, rev=compacted)
             self._publish(f"{feed.topic}.on_resync", {"compact_revision": compacted})
-            if self.is_publisher and not self._stopping:
-                # etcd keeps history from the compaction revision on: resume
-                # there, so a write that lands while subscribers re-read is
-                # published (they drop what their snapshot already holds),
-                # never lost between a snapshot and a later restart point.
-                self._watch(feed, max(compacted, feed.published + 1))
+            d = Deferred.fromCoroutine(self._restart_watch(feed))
+            d.addErrback(self._crashed)
         elif not failure.check(errors.WatchCanceled) and not self._stopping:
             self.log.failure("etcdwamp: watch for {topic} ended", failure, topic=feed.topic)
+
+    async def _restart_watch(self, feed: _Feed) -> None:
+        current = (await self.client.status()).revision
+        if self.is_publisher and not self._stopping:
+            feed.published = max(feed.published, current)
+            self._watch(feed, current + 1)
