@@ -114,7 +114,8 @@ _NOT_SENT = (
 
 
 class HTTPClientLike(Protocol):
-    """The part of ``treq.client.HTTPClient`` the client uses."""
+    """The part of ``treq.client.HTTPClient`` the client uses. Cancelling a
+    Deferred that ``post`` returned must abort that request, as treq's does."""
 
     def post(self, url: str, data: bytes, headers: Any, **kwargs: Any) -> Deferred[Any]: ...
 

@@ -72,7 +72,9 @@ class Database:
     async def run(self, fn: Callable[[MapTransaction], Awaitable[T]], *, retries: int = 20,
                   write: bool = True) -> T:
         """Run ``fn(txn)`` in a transaction and commit; on conflict run it again,
-        up to ``retries`` more times, then let the last conflict propagate."""
+        up to ``retries`` more times, then let the last conflict propagate.
+        Only conflicts are retried: a cancellation (``CancelledError``) or any
+        other error ends the run at once."""
         attempt = 0
         while True:
             try:

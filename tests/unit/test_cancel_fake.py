@@ -89,10 +89,20 @@ def agent_connect_abort() -> Failure:
     return Failure(ierror.ConnectingCancelledError(IPv4Address("TCP", "127.0.0.1", 1)))
 
 
+def parse_body(data: bytes) -> Any:
+    """One JSON object, or a list of them for a watch stream's create requests."""
+    decoder = json.JSONDecoder()
+    text, objects, at = data.decode(), [], 0
+    while at < len(text):
+        obj, at = decoder.raw_decode(text, at)
+        objects.append(obj)
+    return objects[0] if len(objects) == 1 else objects
+
+
 @dataclass
 class Post:
     url: str
-    body: dict[str, Any]
+    body: Any
     headers: Any
     deferred: Deferred[Any] = field(repr=False)
     cancelled: bool = False
@@ -114,7 +124,7 @@ class FakeHTTP:
         self.refuse: set[str] = set()
 
     def post(self, url: str, data: bytes, headers: Any, **kwargs: Any) -> Deferred[Any]:
-        body = json.loads(data)
+        body = parse_body(data)
         if any(url.startswith(r) for r in self.refuse):
             refused: Deferred[Any] = Deferred()
             self.posts.append(Post(url, body, headers, refused))
@@ -603,3 +613,44 @@ def test_watch_cancel_while_streaming_drops_the_stream() -> None:
     assert outcome(stopped) is None
     assert_nothing_more(http, clock, 1)
     assert watch.reconnects == 0
+
+
+def test_cancelled_add_stops_watching_that_key_set() -> None:
+    """add() cancelled before etcd confirmed the new key set: CancelledError at
+    once, the key set is dropped again and the watch goes on with the others."""
+    client, http, clock = make()
+    watch = client.watch(b"k")
+    created = {"result": {"header": HEADER, "created": True}}
+    first = FakeResponse(200, json.dumps(created).encode() + b"\n", complete=False)
+    http.posts[0].deferred.callback(first)
+    assert outcome(watch.created) is None
+    adding = watch.add(b"other", start_revision=5)
+    assert first.transport.stopped  # the stream reconnects with both key sets
+    first.protocol.connectionLost(Failure(ierror.ConnectionLost()))
+    assert len(http.posts) == 2 and not adding.called
+    adding.cancel()
+    assert_cancelled(adding)
+    assert watch.keysets == (KeySet(b"k"),)
+    assert [c["create_request"]["key"] for c in http.posts[1].body] == [b64(b"k"), b64(b"other")]
+    assert http.posts[1].cancelled  # the attempt with both key sets was dropped
+    assert len(http.posts) == 3 and http.posts[2].body["create_request"]["key"] == b64(b"k")
+    assert not watch.finished.called
+    assert_nothing_more(http, clock, 3)
+    watch.cancel()
+
+
+def test_cancelled_get_and_watch_leaves_no_watch_running() -> None:
+    """Cancelled while its watch is being created: CancelledError, and the
+    watch it started is cancelled too (its stream request aborted)."""
+    def snapshot(path: str, body: dict[str, Any]) -> tuple[int, Any] | None:
+        if path == "/v3/kv/range":
+            return 200, {"header": HEADER}
+        return None
+
+    client, http, clock = make(snapshot)
+    d = client.get_and_watch(b"k")
+    assert http.paths() == ["/v3/kv/range", "/v3/watch"]
+    d.cancel()
+    assert_cancelled(d)
+    assert http.posts[1].cancelled
+    assert_nothing_more(http, clock, 2)
