@@ -10,7 +10,11 @@ Topics (``p`` = the URI prefix):
 
 The instances campaign in an etcd election; the leader publishes and records
 the last published revision in etcd (the checkpoint), so a successor resumes
-from there. Across a failover events are delivered at least once (subscribers
+from there. Each watched key set (feed) also records how far it got on its own
+(``<checkpoint>/<key set in hex>``): the feeds are separate watches, which etcd
+does not order between them, so a feed may still owe events older than what
+another one published; it resumes from its own position, never after the
+shared one. Across a failover events are delivered at least once (subscribers
 drop revisions they have seen); one publisher never publishes a revision twice,
 even when it loses and regains leadership, and never skips one: without
 history (compacted) it says so on ``on_resync``.
@@ -31,7 +35,7 @@ from .. import errors
 from ..client import Client
 from ..lock import Election
 from ..watch import Watch, WatchBatch
-from ..wire import KeySet, KeyValue
+from ..wire import DEFAULT_MAX_TXN_OPS, KeySet, KeyValue, OpSet, Transaction
 from ..wire.watch import EventType
 from .maps import WampMap
 from .presence import decode_presence
@@ -42,6 +46,7 @@ __all__ = ["Publisher"]
 _NO_ACK = PublishOptions(acknowledge=False)
 _RETRY_MIN = 0.1
 _RETRY_MAX = 5.0
+_OPS_PER_TXN = DEFAULT_MAX_TXN_OPS
 
 
 class _Feed:
@@ -58,6 +63,8 @@ class _Feed:
         # publisher that regains leadership resumes after it, whatever an
         # older checkpoint says, so it never repeats an event.
         self.published = 0
+        self.watch: Watch | None = None
+        self.recorded = -1  # the position last written to this feed's checkpoint
 
 
 class Publisher:
@@ -76,6 +83,8 @@ class Publisher:
         self._watches: list[Watch] = []
         self._election: Election | None = None
         self._running: Deferred[None] | None = None
+        self._recording: Deferred[None] | None = None
+        self._unrecorded: bytes | None = None
         p = settings.prefix
         prev = settings.prev_value
         self.feeds: list[_Feed] = []
@@ -196,9 +205,15 @@ class Publisher:
             start = int(stored.value) + 1
         else:
             start = (await self.client.status()).revision + 1
+        own = {kv.key: int(kv.value) for kv in (await self.client.get(
+            KeySet(self.settings.checkpoint_key + b"/", prefix=True))).kvs}
         lost: Deferred[None] = election.lease.lost
         for feed in self.feeds:
-            self._watch(feed, max(start, feed.published + 1))
+            # The shared checkpoint may be lowered by hand to replay; a feed's
+            # own one is lower when that feed was behind another one.
+            position = own.get(self._checkpoint_of(feed))
+            resume = start if position is None else min(start, position + 1)
+            self._watch(feed, max(resume, feed.published + 1))
         with contextlib.suppress(errors.LeaseExpired):  # leadership lost: step down
             await lost
         self.is_publisher = False
@@ -214,6 +229,7 @@ class Publisher:
                                   prev_kv=feed.prev_kv)
         watch.finished.addErrback(lambda f: self._resync(f, feed))
         self._watches.append(watch)
+        feed.watch = watch
 
     async def _publish_batch(self, batch: WatchBatch, feed: _Feed) -> None:
         if not self.is_publisher:
@@ -226,8 +242,48 @@ class Publisher:
                                                                 ev.revision), options=_NO_ACK)
             feed.published = ev.revision
         if batch.events:
-            await self.client.put(self.settings.checkpoint_key,
-                                  str(batch.events[-1].revision).encode())
+            self._record_soon(str(batch.events[-1].revision).encode())
+
+    def _record_soon(self, last: bytes) -> None:
+        """Record the checkpoint after this batch: one write at a time, the
+        newest state when the previous write is done. A write per batch would
+        flood etcd (and the client's connections, which calls share) under a
+        stream of small batches, and writes in flight together may land out
+        of order."""
+        self._unrecorded = last
+        if self._recording is None:
+            self._recording = Deferred.fromCoroutine(self._record_while_new())
+
+    async def _record_while_new(self) -> None:
+        try:
+            while self._unrecorded is not None and not self._stopping:
+                last, self._unrecorded = self._unrecorded, None
+                try:
+                    await self._record(last)
+                except errors.EtcdError as exc:
+                    # The next batch records again; until then a successor
+                    # would resume a little earlier (at least once).
+                    self.log.warn("etcdwamp: checkpoint not written: {exc}", exc=exc)
+        finally:
+            self._recording = None
+
+    def _checkpoint_of(self, feed: _Feed) -> bytes:
+        return self.settings.checkpoint_key + b"/" + feed.keyset.key.hex().encode()
+
+    async def _record(self, last: bytes) -> None:
+        """Write the shared checkpoint and each feed's own position: every event
+        of the feed up to it was published (its watch delivered them, or etcd
+        said by a progress notification that there were none)."""
+        writes = [OpSet(self.settings.checkpoint_key, last)]
+        for feed in self.feeds:
+            if feed.watch is None:
+                continue
+            position = max(feed.published, feed.watch.resume_revision(feed.keyset) - 1)
+            if position > feed.recorded:
+                feed.recorded = position
+                writes.append(OpSet(self._checkpoint_of(feed), str(position).encode()))
+        for at in range(0, len(writes), _OPS_PER_TXN):
+            await self.client.txn(Transaction(success=writes[at:at + _OPS_PER_TXN]))
 
     def _resync(self, failure: Any, feed: _Feed) -> None:
         if failure.check(errors.WatchCompacted):

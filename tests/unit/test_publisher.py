@@ -16,6 +16,9 @@ from twisted.internet.task import Clock
 from etcdwamp import errors
 from etcdwamp.wamp.publisher import Publisher
 from etcdwamp.wamp.settings import Settings
+from etcdwamp.watch import WatchBatch
+from etcdwamp.wire import KeySet, KeyValue, OpSet, Transaction
+from etcdwamp.wire.watch import EventType, WatchEvent
 
 
 class FakeLease:
@@ -65,24 +68,37 @@ class FakeElection:
 
 @dataclass
 class FakeWatch:
-    keyset: Any
+    keyset: KeySet
     callback: Any
     start: int
     cancelled: bool = False
     finished: Deferred[None] = field(default_factory=Deferred)
+    next: int = 0  # the revision it would resume from, as Watch keeps it
+
+    def __post_init__(self) -> None:
+        self.next = self.start
 
     def cancel(self) -> None:
         self.cancelled = True
 
+    def resume_revision(self, keyset: KeySet) -> int:
+        assert keyset == self.keyset
+        return self.next
+
 
 @dataclass
 class Stored:
+    key: bytes
     value: bytes
 
 
 @dataclass
 class Range:
-    first: Stored | None
+    kvs: list[Stored]
+
+    @property
+    def first(self) -> Stored | None:
+        return self.kvs[0] if self.kvs else None
 
 
 @dataclass
@@ -98,6 +114,8 @@ class FakeClient:
         self.kv: dict[bytes, bytes] = {}
         self.watches: list[FakeWatch] = []
         self.failing_reads = 0
+        self.txns: list[Transaction] = []
+        self.held: Deferred[None] | None = None  # writes wait for it while set
 
     def wake(self) -> None:
         queued, self.queued = self.queued, []
@@ -107,18 +125,31 @@ class FakeClient:
     def election(self, name: bytes, *, ttl: int = 10) -> FakeElection:
         return FakeElection(self)
 
-    async def get(self, key: bytes) -> Range:
+    async def get(self, key: bytes | KeySet) -> Range:
         if self.failing_reads:
             self.failing_reads -= 1
             raise errors.ConnectionLost("etcd went away mid-answer")
+        if isinstance(key, KeySet):
+            assert key.prefix
+            return Range([Stored(k, v) for k, v in sorted(self.kv.items())
+                          if k.startswith(key.key)])
         value = self.kv.get(key)
-        return Range(None if value is None else Stored(value))
+        return Range([] if value is None else [Stored(key, value)])
 
     async def status(self) -> Status:
         return Status(self.revision)
 
     async def put(self, key: bytes, value: bytes) -> None:
         self.kv[key] = value
+
+    async def txn(self, transaction: Transaction) -> None:
+        assert not transaction.compare and not transaction.failure
+        self.txns.append(transaction)
+        if self.held is not None:
+            await self.held
+        for op in transaction.success:
+            assert isinstance(op, OpSet)
+            self.kv[op.key] = op.value
 
     def watch(self, keyset: Any, callback: Any, *, start_revision: int,
               prev_kv: bool = False) -> FakeWatch:
@@ -130,10 +161,17 @@ class FakeClient:
         return [w for w in self.watches if not w.cancelled]
 
 
-def settings() -> Settings:
+def settings(*kv_prefixes: str) -> Settings:
     return Settings.from_extra({"etcd": {"endpoints": ["http://127.0.0.1:2379"]},
-                                "db_prefix": "app/", "kv_prefixes": ["raw/"],
+                                "db_prefix": "app/", "kv_prefixes": list(kv_prefixes or ["raw/"]),
                                 "election": "pub"})
+
+
+def deliver(watch: FakeWatch, key: bytes, revision: int) -> None:
+    """A batch of one put event, as the watch would hand it over."""
+    kv = KeyValue(key, b"v", revision, revision, 1, 0)
+    watch.next = revision + 1
+    watch.callback(WatchBatch(watch.keyset, revision, (WatchEvent(EventType.PUT, kv, None),)))
 
 
 def test_a_failure_right_after_winning_gives_the_leadership_back_and_leads_again() -> None:
@@ -168,3 +206,70 @@ def test_leadership_lost_and_won_again_resumes_after_the_checkpoint() -> None:
     clock.advance(10)
     assert publisher.is_publisher
     assert [w.start for w in etcd.live_watches()] == [151]
+
+
+def test_a_feed_behind_another_loses_no_event_when_the_leadership_changes() -> None:
+    """Two raw prefixes are two feeds on two watch streams, which etcd does not
+    order between them: the second still owes its event at 102 when the first
+    publishes 103 and records it. After the leadership is lost and won again,
+    the second feed resumes at 102 at the latest, the first after 103."""
+    clock = Clock()
+    etcd = FakeClient()
+    published: list[int] = []
+    publisher = Publisher(etcd, settings("raw/", "raw2/"), {},  # type: ignore[arg-type]
+                          lambda topic, event, **kw: published.append(event["revision"]),
+                          lambda: 1, clock)
+    publisher.start()
+    first, second = etcd.live_watches()
+    assert (first.keyset.key, second.keyset.key) == (b"raw/", b"raw2/")
+    deliver(first, b"raw/a", 103)
+    assert published == [103]
+    assert etcd.leader is not None
+    etcd.leader.lose()
+    clock.advance(10)
+    resumed = {w.keyset.key: w.start for w in etcd.live_watches()}
+    assert resumed[b"raw/"] == 104  # nothing published twice
+    assert resumed[b"raw2/"] <= 102, "the second feed's event at 102 would be lost"
+
+
+def test_each_feed_records_its_own_position_and_a_lowered_shared_one_still_replays() -> None:
+    """Publishing on one feed records every feed's position (what its watch
+    delivered, or was told by a progress notification); a shared checkpoint
+    lowered by hand (to replay) still wins over a feed's own higher one."""
+    clock = Clock()
+    etcd = FakeClient()
+    publisher = Publisher(etcd, settings("raw/", "raw2/"), {},  # type: ignore[arg-type]
+                          lambda *a, **k: None, lambda: 1, clock)
+    publisher.start()
+    first, second = etcd.live_watches()
+    second.next = 120  # a progress notification: nothing for raw2/ before 120
+    deliver(first, b"raw/a", 125)
+    assert etcd.kv[b"pub.checkpoint"] == b"125"
+    assert etcd.kv[b"pub.checkpoint/" + b"raw/".hex().encode()] == b"125"
+    assert etcd.kv[b"pub.checkpoint/" + b"raw2/".hex().encode()] == b"119"
+    etcd.kv[b"pub.checkpoint"] = b"7"
+    publisher.feeds[0].published = 0  # as a successor instance would start
+    assert etcd.leader is not None
+    etcd.leader.lose()
+    clock.advance(10)
+    assert sorted(w.start for w in etcd.live_watches()) == [8, 8]
+
+
+def test_checkpoint_writes_one_at_a_time_with_the_newest_state() -> None:
+    """Batches arriving while a checkpoint write is in flight make one more
+    write when it is done, with the newest checkpoint, not one write each."""
+    clock = Clock()
+    etcd = FakeClient()
+    publisher = Publisher(etcd, settings(), {}, lambda *a, **k: None,  # type: ignore[arg-type]
+                          lambda: 1, clock)
+    publisher.start()
+    (watch,) = etcd.live_watches()
+    etcd.held = Deferred()
+    for revision in (101, 102, 103):
+        deliver(watch, b"raw/a", revision)
+    assert len(etcd.txns) == 1
+    held, etcd.held = etcd.held, None
+    held.callback(None)
+    assert len(etcd.txns) == 2
+    assert etcd.kv[b"pub.checkpoint"] == b"103"
+    assert etcd.kv[b"pub.checkpoint/" + b"raw/".hex().encode()] == b"103"
