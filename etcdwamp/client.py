@@ -29,11 +29,10 @@ cancelled write, like a timed-out one, may or may not have been applied.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from typing import Any, ParamSpec, Protocol, TypeVar, cast
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, Protocol, TypeVar, cast
 
 import treq
 from twisted.internet import defer
@@ -43,6 +42,7 @@ from twisted.web import _newclient
 from twisted.web.client import Agent, HTTPConnectionPool, ResponseFailed
 
 from . import errors
+from ._deferred import deferred
 from .lease import Lease
 from .lock import Election, Lock
 from .tls import tls_policy
@@ -92,8 +92,6 @@ from .wire.watch import WatchFilter
 
 __all__ = ["Client", "HTTPClientLike"]
 
-P = ParamSpec("P")
-R = TypeVar("R")
 T = TypeVar("T")
 
 #: gateway prefixes tried in order: etcd 3.4+, 3.3, 3.2
@@ -118,17 +116,6 @@ class HTTPClientLike(Protocol):
     Deferred that ``post`` returned must abort that request, as treq's does."""
 
     def post(self, url: str, data: bytes, headers: Any, **kwargs: Any) -> Deferred[Any]: ...
-
-
-def _deferred(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Deferred[R]]:
-    """Expose a coroutine method as a Deferred-returning one, so callers can
-    ``await`` it from coroutines and ``yield`` it from ``inlineCallbacks``."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> Deferred[R]:
-        return Deferred.fromCoroutine(fn(*args, **kwargs))
-
-    return wrapper
 
 
 class Client:
@@ -570,7 +557,7 @@ class Client:
         """Grant a lease of ``ttl`` seconds (etcd picks the id unless ``lease_id``)."""
         return self._request(lease_grant_request(ttl, lease_id))
 
-    @_deferred
+    @deferred
     async def lease(self, ttl: int, *, keep_alive: bool = False,
                     on_lost: Callable[[errors.LeaseExpired], object] | None = None) -> Lease:
         """Grant a lease of ``ttl`` seconds as a :class:`~etcdwamp.lease.Lease`;
@@ -599,28 +586,28 @@ class Client:
 
     # -- auth administration ---------------------------------------------------
 
-    @_deferred
+    @deferred
     async def auth_enable(self) -> None:
         """Turn authentication on (a ``root`` user with the ``root`` role must exist)."""
         await self._call(auth_enable_request())
 
-    @_deferred
+    @deferred
     async def auth_disable(self) -> None:
         await self._call(auth_disable_request())
 
-    @_deferred
+    @deferred
     async def user_add(self, user: str, password: str) -> None:
         await self._call(user_add_request(user, password))
 
-    @_deferred
+    @deferred
     async def role_add(self, role: str) -> None:
         await self._call(role_add_request(role))
 
-    @_deferred
+    @deferred
     async def user_grant_role(self, user: str, role: str) -> None:
         await self._call(user_grant_role_request(user, role))
 
-    @_deferred
+    @deferred
     async def role_grant_permission(self, role: str, keys: bytes | KeySet,
                                     permission: Permission | str) -> None:
         """Let ``role`` read/write (``Permission``) the keys of ``keys``."""
@@ -654,7 +641,7 @@ class Client:
         return Watch(self, keysets, callback, start_revision=start_revision, prev_kv=prev_kv,
                      filters=filters, progress_notify=progress_notify)
 
-    @_deferred
+    @deferred
     async def get_and_watch(
         self,
         keys: bytes | KeySet,
