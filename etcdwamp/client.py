@@ -562,8 +562,9 @@ class Client:
                     on_lost: Callable[[errors.LeaseExpired], object] | None = None) -> Lease:
         """Grant a lease of ``ttl`` seconds as a :class:`~etcdwamp.lease.Lease`;
         with ``keep_alive`` it is renewed automatically until revoked or lost."""
+        sent = self._clock.seconds()
         granted = await self._call(lease_grant_request(ttl))
-        lease = Lease(self, granted.id, granted.ttl)
+        lease = Lease(self, granted.id, granted.ttl, granted_at=sent)
         if keep_alive:
             lease.keep_alive(on_lost)
         return lease

@@ -2,12 +2,19 @@
 
 ``lease = await client.lease(ttl, keep_alive=True)`` grants a lease and renews
 it every ``ttl / 3`` seconds, so two renewals may fail before it expires.
-When a renewal finds the lease gone (etcd answers TTL 0), or renewals keep
-failing until the lease's deadline has passed, the lease is *lost*: ``lost``
-fires with :class:`~etcdwamp.errors.LeaseExpired` and the optional
-``on_lost`` callback is called, so the owner can stop acting as a holder.
-Stopping the keep-alive (or revoking) cancels a renewal in flight; that
-cancellation is neither a failed renewal nor a loss.
+When a renewal finds the lease gone (etcd answers TTL 0), or no renewal was
+confirmed by the lease's deadline (the time the last confirmed renewal was
+sent, plus its TTL), the lease is *lost*: ``lost`` fires with
+:class:`~etcdwamp.errors.LeaseExpired` and the optional ``on_lost`` callback
+is called, so the owner can stop acting as a holder. The deadline does not
+wait for a renewal still in flight (etcd may already have dropped the lease,
+and a request's timeout can be longer than what is left of the TTL): that
+renewal is cancelled and the loss reported on time. Stopping the keep-alive
+(or revoking) cancels a renewal in flight; that cancellation is neither a
+failed renewal nor a loss.
+
+Every method a user awaits returns a Deferred (``await`` it, or ``yield`` it
+from ``inlineCallbacks``); cancelling it cancels the request behind it.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
 
 from . import errors
+from ._deferred import deferred
 from ._signal import Signal
 from .wire import LeaseInfo
 from .wire.concurrency import lease_keepalive_request
@@ -35,10 +43,16 @@ log = Logger()
 class Lease:
     """A granted lease. ``id`` goes into ``put(..., lease=lease.id)``."""
 
-    def __init__(self, client: Client, lease_id: int, ttl: int) -> None:
+    def __init__(self, client: Client, lease_id: int, ttl: int, *,
+                 granted_at: float | None = None) -> None:
+        """:param granted_at: the client clock's time when the grant was sent
+            (etcd's TTL runs from a moment after it); default: now"""
         self._client = client
         self.id = lease_id
         self.ttl = ttl
+        # When etcd drops the lease unless a renewal is confirmed before.
+        self._deadline = (client._clock.seconds() if granted_at is None else granted_at) + ttl
+        self._deadline_timer: Any = None
         self._lost = Signal()
         self._lost_reason: errors.LeaseExpired | None = None
         self._on_lost: Callable[[errors.LeaseExpired], object] | None = None
@@ -59,6 +73,7 @@ class Lease:
         """A new Deferred that fails with :class:`LeaseExpired` when the lease is lost."""
         return self._lost.wait()
 
+    @deferred
     async def revoke(self) -> None:
         """Revoke the lease now: every key attached to it is deleted."""
         self.stop_keep_alive()
@@ -66,16 +81,19 @@ class Lease:
         with contextlib.suppress(errors.LeaseNotFound):
             await self._client.lease_revoke(self.id)
 
+    @deferred
     async def remaining(self) -> int:
         """Seconds left (``-1`` once the lease expired or was revoked)."""
         info: LeaseInfo = await self._client.lease_time_to_live(self.id)
         return info.ttl
 
+    @deferred
     async def keys(self) -> list[bytes]:
         """The keys attached to this lease."""
         info: LeaseInfo = await self._client.lease_time_to_live(self.id, keys=True)
         return list(info.keys)
 
+    @deferred
     async def refresh(self) -> int:
         """Renew once; returns the new TTL. Raises :class:`LeaseExpired` if it is gone."""
         result = await self._client._call(lease_keepalive_request(self.id))
@@ -93,44 +111,63 @@ class Lease:
         self._keeping = True
         period = interval if interval is not None else max(self.ttl / 3.0, 0.2)
         clock = self._client._clock
-        deadline = [clock.seconds() + self.ttl]
 
         def tick() -> None:
             self._timer = None
-            d = self._renewal = Deferred.fromCoroutine(self.refresh())
-            d.addCallbacks(renewed, failed)
+            # etcd restarts the TTL when it handles the renewal, which is after
+            # this moment: counting from here never overestimates the deadline.
+            sent = clock.seconds()
+            d = self._renewal = self.refresh()
+            d.addCallbacks(renewed, failed, callbackArgs=(sent,))
 
         def schedule(delay: float) -> None:
             if self._keeping:
                 self._timer = clock.callLater(delay, tick)
 
-        def renewed(ttl: int) -> None:
+        def renewed(ttl: int, sent: float) -> None:
             self._renewal = None
-            deadline[0] = clock.seconds() + ttl
+            self._deadline = max(self._deadline, sent + ttl)
+            self._watch_deadline()
             schedule(period)
 
         def failed(failure: Any) -> None:
             self._renewal = None
             if failure.check(CancelledError):
-                return  # stop_keep_alive() cut it short: nothing failed
+                return  # stop_keep_alive() or the deadline cut it short: nothing failed
             if failure.check(errors.LeaseExpired):
                 self._mark_lost(failure.value)
-            elif clock.seconds() >= deadline[0]:
-                self._mark_lost(errors.LeaseExpired(self.id, "renewals failed until it expired"))
+            elif clock.seconds() >= self._deadline:
+                self._expired()
             else:
                 log.warn("lease {id} renewal failed, retrying: {err}", id=self.id,
                          err=failure.getErrorMessage())
                 schedule(min(period, 1.0))
 
+        self._watch_deadline()
         schedule(period)
         return self
+
+    def _watch_deadline(self) -> None:
+        """(Re)arm the timer that declares the lease lost at its deadline."""
+        if self._deadline_timer is not None and self._deadline_timer.active():
+            self._deadline_timer.cancel()
+        clock = self._client._clock
+        self._deadline_timer = clock.callLater(max(0.0, self._deadline - clock.seconds()),
+                                               self._expired)
+
+    def _expired(self) -> None:
+        # Whatever renewal is still in flight comes too late to count: the
+        # holder must stop acting as one now. _mark_lost cancels it.
+        self._deadline_timer = None
+        self._mark_lost(errors.LeaseExpired(self.id, "no renewal confirmed before its TTL ran out"))
 
     def stop_keep_alive(self) -> None:
         """Stop renewing; a renewal in flight is cancelled (its connection dropped)."""
         self._keeping = False
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
+        for timer in (self._timer, self._deadline_timer):
+            if timer is not None and timer.active():
+                timer.cancel()
+        self._timer = self._deadline_timer = None
         renewal, self._renewal = self._renewal, None
         if renewal is not None:
             renewal.cancel()

@@ -66,7 +66,7 @@ async def _abandon(lease: Lease, reason: BaseException) -> None:
     other error it completes before the error reaches the caller."""
     if isinstance(reason, CancelledError):
         lease.stop_keep_alive()
-        cleanup = Deferred.fromCoroutine(lease.revoke())
+        cleanup = lease.revoke()
         cleanup.addErrback(lambda f: log.failure(
             "revoking lease {id} of a cancelled candidacy failed; it expires by itself",
             f, id=lease.id))

@@ -3,7 +3,6 @@ happen, when a lease counts as lost, and that revoking stops the loop."""
 
 from __future__ import annotations
 
-import pytest
 from fake_gateway import Rig
 from twisted.python.failure import Failure
 
@@ -84,8 +83,6 @@ def test_a_failed_renewal_that_recovers_in_time_keeps_the_lease() -> None:
     assert not lost and not on_lost and not lease.is_lost
 
 
-@pytest.mark.xfail(strict=True, reason="library: a renewal that hangs is only given up at "
-                   "the request timeout, so the loss is reported after etcd dropped the lease")
 def test_a_hanging_renewal_does_not_delay_the_loss_past_the_ttl() -> None:
     """A holder must learn its lease is gone by the time etcd drops it, even
     when the renewal in flight never gets an answer (request timeout 10s,
