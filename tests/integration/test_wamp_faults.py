@@ -325,11 +325,12 @@ async def test_cluster_leader_killed_during_wamp_puts(
 async def test_cluster_reads_during_a_slow_election_end_within_the_timeout(
         etcd_factory: Callable[..., EtcdCluster]) -> None:
     """WAMP reads in a steady flow while the etcd leader is SIGKILLed and the
-    election outlasts the component's timeout (etcd's election timeout is 3 s
-    here): reads fail with ``etcd.error.unavailable`` within the configured
-    timeout (plus a margin) rather than waiting for the election."""
-    cluster = etcd_factory(3, extra_args=["--heartbeat-interval=300",
-                                          "--election-timeout=3000"])
+    election outlasts twice the component's timeout (etcd's election timeout is
+    5 s here, so no survivor answers a linearizable read for 5 s or more):
+    reads fail with ``etcd.error.unavailable`` within the configured timeout
+    (plus a margin) rather than waiting for the election."""
+    cluster = etcd_factory(3, extra_args=["--heartbeat-interval=500",
+                                          "--election-timeout=5000"])
     name = "faults2r"
     with running(CrossbarNode(str(CONFIG), cluster.urls,
                               extra_overrides=extra(name, timeout=TIMEOUT))) as node:
