@@ -232,9 +232,16 @@ class Client:
         posted: Deferred[Any] = self._http.post(url, data=body, headers=self._headers())
         return posted.addCallback(read)
 
-    async def _open_stream(self, url: str, body: bytes) -> Any:
+    async def _current_token(self) -> str | None:
+        """The token the next request carries, authenticating first if auth is
+        configured and there is none yet. Completes without waiting when the
+        token is known, so a request sent right after carries exactly this one."""
         if self._credentials is not None and self._token is None:
             await self._authenticate(None)
+        return self._token
+
+    async def _open_stream(self, url: str, body: bytes) -> Any:
+        await self._current_token()
         return await self._http.post(url, data=body, headers=self._headers(), unbuffered=True)
 
     async def _post(self, endpoint: str, url: str, body: bytes,
@@ -370,9 +377,7 @@ class Client:
     async def _call(self, request: Request[T]) -> T:
         if self._credentials is None:
             return await self._call_once(request)
-        if self._token is None:
-            await self._authenticate(None)
-        token = self._token
+        token = await self._current_token()
         try:
             return await self._call_once(request)
         except errors.Unauthenticated:

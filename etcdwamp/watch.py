@@ -16,6 +16,12 @@ answer, so a stream cannot take new create/cancel requests once open; adding
 or removing a key set therefore reconnects the stream with the new list, each
 key set resuming exactly where it was.
 
+etcd checks the auth token only when a watch is created, so a stream outlives
+its token; when such a stream breaks, etcd refuses the reconnect's stale token
+(etcd 3.4 with a frame "created and canceled" for watch id -1). The watch then
+authenticates again (once for all requests that saw that token fail) and
+reconnects.
+
 If a resume revision has been compacted meanwhile, the gap cannot be filled:
 the watch ends with :class:`~etcdwamp.errors.WatchCompacted`. Recover by
 reading the range again and watching from that read's revision + 1, which is
@@ -204,6 +210,10 @@ class Watch:
         # What _run awaits now besides a live stream (opening one, or the
         # backoff pause), so cancel()/add()/remove() can cut it short.
         self._pending: Deferred[Any] | None = None
+        # The token the current stream was opened with, and whether etcd
+        # refused it (the next attempt authenticates first).
+        self._stream_token: str | None = None
+        self._token_refused = False
         self._run_d = Deferred.fromCoroutine(self._run())
         self._run_d.addErrback(self._crashed)
 
@@ -380,7 +390,9 @@ class Watch:
                     continue
                 raise
             except errors.EtcdError as exc:
-                if not _retryable(exc):
+                if isinstance(exc, errors.Unauthenticated) and self._client._credentials:
+                    self._token_refused = True
+                elif not _retryable(exc):
                     self._finish(exc)
                     return
                 log.info("watch stream to {endpoint} failed: {exc}", endpoint=endpoint, exc=exc)
@@ -405,9 +417,14 @@ class Watch:
     async def _stream_once(self, endpoint: str) -> bool:
         """Run one HTTP stream until it ends; True if every watch got created."""
         client = self._client
+        if self._token_refused:
+            await client._authenticate(self._stream_token)
+            self._token_refused = False
         prefix = await client._prefix(endpoint)
         targets = list(self._targets)
         url = endpoint + prefix + "/watch"
+        # _post_stream sends this very token: nothing runs in between.
+        self._stream_token = await client._current_token()
         response = await client._post_stream(endpoint, url, self._body())
         if response.code != 200:
             content = await read_body(response)
@@ -442,6 +459,8 @@ class Watch:
         return all(t.created for t in targets)
 
     def _handle(self, resp: WatchResponse, targets: list[_Target]) -> errors.EtcdError | None:
+        if resp.watch_id == -1 and resp.canceled and _token_refused(resp.cancel_reason):
+            return errors.Unauthenticated(resp.cancel_reason, code=16)
         if not 0 <= resp.watch_id < len(targets):
             return errors.ProtocolError(f"watch response for unknown watch id {resp.watch_id}")
         target = targets[resp.watch_id]
@@ -484,6 +503,12 @@ class Watch:
             return
         if isinstance(result, Deferred):
             result.addErrback(lambda f: log.failure("watch callback failed", f))
+
+
+def _token_refused(reason: str) -> bool:
+    """Whether a cancel reason is etcd refusing the stream's auth token (the
+    gRPC status travels only as text inside the reason)."""
+    return "code = Unauthenticated" in reason or "invalid auth token" in reason
 
 
 def _retryable(exc: errors.EtcdError) -> bool:

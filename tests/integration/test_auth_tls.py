@@ -148,9 +148,6 @@ async def put_when_back(client: Client, key: bytes, value: bytes) -> None:
     await until(written, timeout=60, why="etcd did not come back")
 
 
-@pytest.mark.xfail(strict=True, reason="library: etcd refuses the stale token with a "
-                   "canceled frame of watch id -1, which the watch takes for a protocol "
-                   "error and retries with the same token forever")
 @ensure
 async def test_watch_reconnect_after_its_token_expired(auth_etcd: EtcdCluster) -> None:
     """The watch's token expires while its stream runs (etcd checks it only

@@ -3,9 +3,12 @@ etcd no longer accepts is replaced once, and the refused request is sent again."
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 from fake_gateway import Call, Rig
 from twisted.internet.defer import gatherResults
+from twisted.python.failure import Failure
 
 from etcdwamp import errors as e
 from etcdwamp.watch import WatchBatch
@@ -100,9 +103,6 @@ def test_lease_keep_alive_survives_a_token_expiry() -> None:
     assert {c.at for c in keepalives} == {3.0 * i for i in range(1, 14)}
 
 
-@pytest.mark.xfail(strict=True, reason="library: etcd refuses a stale token on a watch "
-                   "with a canceled frame of watch id -1; the watch takes it for a "
-                   "protocol error and reconnects with the same token forever")
 def test_watch_reconnect_authenticates_again_when_its_token_expired() -> None:
     """etcd checks the token only when a watch is created: a long-running
     stream outlives its token, and the reconnect after a break must get a new one."""
@@ -115,9 +115,44 @@ def test_watch_reconnect_authenticates_again_when_its_token_expired() -> None:
     rig.etcd.break_streams()
     rig.flush()
     rig.etcd.put(b"k", b"2")
-    for _ in range(3):  # the first reconnects, with their backoff
-        rig.advance(min(c.getTime() for c in rig.clock.getDelayedCalls())
-                    - rig.clock.seconds())
+    rig.advance_to(rig.clock.seconds() + 10.0)  # many reconnect backoffs
     assert [ev.kv.value for b in got for ev in b.events] == [b"1", b"2"]
-    assert rig.etcd.calls_to("/watch")[-1].token == "token2"
+    # One reconnect refused for its stale token, one authenticate, one
+    # reconnect with the new token that holds: no retry loop.
+    assert [(c.path, c.token) for c in rig.etcd.calls if c.at > TOKEN_TTL] == [
+        ("/watch", "token1"), ("/auth/authenticate", None), ("/watch", "token2")]
+    assert len(rig.etcd.streams) == 1 and rig.etcd.streams[0].targets
+    rig.run(watch.cancel())
+
+
+def test_watch_ends_when_authenticating_again_is_refused() -> None:
+    """The password changed while the stream ran: the reconnect's new login
+    fails, which no retry will heal, so the watch ends with that error."""
+    rig = auth_rig()
+    watch = rig.client.watch(b"k")
+    rig.run(watch.created)
+    ended: list[object] = []
+    watch.finished.addBoth(ended.append)
+    rig.advance(TOKEN_TTL + 1)
+    rig.etcd.users = {"app": "changed"}
+    rig.etcd.break_streams()
+    rig.advance_to(rig.clock.seconds() + 10.0)
+    assert len(ended) == 1 and isinstance(ended[0], Failure)
+    assert ended[0].check(e.AuthenticationFailed)
+    assert len(rig.etcd.calls_to("/auth/authenticate")) == 2
+    assert rig.clock.getDelayedCalls() == []
+
+
+def test_watch_whose_fresh_tokens_are_refused_too_backs_off() -> None:
+    """Tokens that die at once: every reconnect authenticates and is refused
+    again; the watch keeps trying (it may heal) but with growing pauses."""
+    rig = auth_rig(token_ttl=0.0)
+    watch = rig.client.watch(b"k")
+    rig.advance_to(10.0, step=0.01)
+    tries = [c.at for c in rig.etcd.calls_to("/watch")]
+    assert 4 <= len(tries) <= 10, tries
+    pauses = [round(b - a, 2) for a, b in pairwise(tries)]
+    assert pauses == sorted(pauses) and pauses[-1] > pauses[0], f"pauses must grow: {pauses}"
+    assert len(rig.etcd.calls_to("/auth/authenticate")) == len(tries)
+    assert not watch.finished.called
     rig.run(watch.cancel())
