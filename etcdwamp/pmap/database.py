@@ -198,14 +198,23 @@ class MapTransaction:
                         page_size: int = 500) -> AsyncIterator[tuple[bytes, bytes | None]]:
         """Key/values of ``keyset`` at the snapshot merged with this transaction's
         own writes, in key order (reverse: descending). Memory is bounded by the
-        page size plus the buffered writes."""
+        page size plus the buffered writes.
+
+        A write transaction records each key read with its mod revision and one
+        guard over the range (up to the last key returned when ``limit`` ended
+        the read): an update, delete or insert there conflicts at commit."""
         self._check_open()
+        start, end = keyset.resolve()
+        guard = len(self._ranges)
         self._ranges.append(keyset)
         produced = 0
         async for key, value in self._merged(keyset, reverse, keys_only, page_size):
             yield key, value
             produced += 1
             if limit and produced >= limit:
+                # Keys past the last one returned cannot change what was read.
+                self._ranges[guard] = (KeySet(key, range_end=end) if reverse
+                                       else KeySet(start, range_end=key + b"\x00"))
                 return
 
     async def _merged(self, keyset: KeySet, reverse: bool, keys_only: bool,
@@ -255,9 +264,14 @@ class MapTransaction:
             end = page.kvs[-1].key  # exclusive: continue below the last key seen
 
     async def count_raw(self, keyset: KeySet) -> int:
+        """How many keys ``keyset`` holds as this transaction sees them.
+
+        A read-only transaction asks etcd for the count alone. A write
+        transaction reads the keys (keys only) so that each joins the read set:
+        a count-only range has no keys to compare, and a delete would go
+        unnoticed (etcd's range compare only sees keys still present)."""
         self._check_open()
-        if not any(keyset.contains(k) for k in self._writes):
-            self._ranges.append(keyset)
+        if not self.write and not self._writes:
             return (await self.db.client.get(keyset, count_only=True,
                                              revision=self.revision)).count
         n = 0
