@@ -171,6 +171,7 @@ class _Versions:
         keys = set(history.initial)
         for t in history.txns:
             keys.update(t.writes)
+            keys.update(r.key for r in t.reads if r.key is not None)
         for k in keys:
             self.chains[k] = [_Version(0, INIT, history.initial.get(k))]
         for t in sorted((t for t in history.txns if t.writes), key=lambda t: t.commit):

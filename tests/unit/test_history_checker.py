@@ -201,3 +201,9 @@ def test_deleting_an_absent_key_installs_no_version() -> None:
             writes={"k": None}),
     ])
     assert check(h).ok
+
+
+def test_a_key_nobody_ever_wrote_can_be_read() -> None:
+    """get of a key no transaction wrote: seen absent in its initial version."""
+    h = History({}, [Txn(1, 1, snapshot=1, commit=1, reads=[Read("get", None, key="q")])])
+    assert check(h).ok
