@@ -83,7 +83,9 @@ class Publisher:
         self._watches: list[Watch] = []
         self._election: Election | None = None
         self._running: Deferred[None] | None = None
-        self._recording: Deferred[None] | None = None
+        self._recording = False  # a checkpoint write is under way
+        self._positions = True  # the feeds' own positions can be read and written
+        self._positions_prefix = settings.checkpoint_key + b"/"
         self._unrecorded: bytes | None = None
         p = settings.prefix
         prev = settings.prev_value
@@ -205,8 +207,7 @@ class Publisher:
             start = int(stored.value) + 1
         else:
             start = (await self.client.status()).revision + 1
-        own = {kv.key: int(kv.value) for kv in (await self.client.get(
-            KeySet(self.settings.checkpoint_key + b"/", prefix=True))).kvs}
+        own = await self._own_positions()
         lost: Deferred[None] = election.lease.lost
         for feed in self.feeds:
             # The shared checkpoint may be lowered by hand to replay; a feed's
@@ -251,8 +252,10 @@ class Publisher:
         stream of small batches, and writes in flight together may land out
         of order."""
         self._unrecorded = last
-        if self._recording is None:
-            self._recording = Deferred.fromCoroutine(self._record_while_new())
+        if not self._recording:
+            # Set before starting: the loop may well end before fromCoroutine returns.
+            self._recording = True
+            Deferred.fromCoroutine(self._record_while_new()).addErrback(self._crashed)
 
     async def _record_while_new(self) -> None:
         try:
@@ -265,25 +268,56 @@ class Publisher:
                     # would resume a little earlier (at least once).
                     self.log.warn("etcdwamp: checkpoint not written: {exc}", exc=exc)
         finally:
-            self._recording = None
+            self._recording = False
 
     def _checkpoint_of(self, feed: _Feed) -> bytes:
-        return self.settings.checkpoint_key + b"/" + feed.keyset.key.hex().encode()
+        return self._positions_prefix + feed.keyset.key.hex().encode()
+
+    async def _own_positions(self) -> dict[bytes, int]:
+        """Each feed's recorded position, by its key ({} without access to them)."""
+        if not self._positions:
+            return {}
+        try:
+            found = await self.client.get(KeySet(self._positions_prefix, prefix=True))
+        except errors.PermissionDenied:
+            self._without_positions()
+            return {}
+        return {kv.key: int(kv.value) for kv in found.kvs}
+
+    def _without_positions(self) -> None:
+        # An etcd role granting the checkpoint key alone (as before feeds had
+        # positions) must not stop the publisher: it works as it used to.
+        self._positions = False
+        self.log.warn("etcdwamp: no access to the keys under {prefix!r}; feeds resume from "
+                      "the shared checkpoint alone, and one behind another may skip events "
+                      "after a failover (grant readwrite on that prefix)",
+                      prefix=self._positions_prefix)
 
     async def _record(self, last: bytes) -> None:
         """Write the shared checkpoint and each feed's own position: every event
         of the feed up to it was published (its watch delivered them, or etcd
         said by a progress notification that there were none)."""
-        writes = [OpSet(self.settings.checkpoint_key, last)]
-        for feed in self.feeds:
+        shared = OpSet(self.settings.checkpoint_key, last)
+        moved = []
+        for feed in self.feeds if self._positions else ():
             if feed.watch is None:
                 continue
             position = max(feed.published, feed.watch.resume_revision(feed.keyset) - 1)
             if position > feed.recorded:
-                feed.recorded = position
-                writes.append(OpSet(self._checkpoint_of(feed), str(position).encode()))
-        for at in range(0, len(writes), _OPS_PER_TXN):
-            await self.client.txn(Transaction(success=writes[at:at + _OPS_PER_TXN]))
+                moved.append((feed, position))
+        writes = [shared] + [OpSet(self._checkpoint_of(feed), str(position).encode())
+                             for feed, position in moved]
+        try:
+            for at in range(0, len(writes), _OPS_PER_TXN):
+                await self.client.txn(Transaction(success=writes[at:at + _OPS_PER_TXN]))
+        except errors.PermissionDenied:
+            if not moved:
+                raise
+            self._without_positions()
+            await self.client.txn(Transaction(success=[shared]))
+            return
+        for feed, position in moved:
+            feed.recorded = position
 
     def _resync(self, failure: Any, feed: _Feed) -> None:
         if failure.check(errors.WatchCompacted):
@@ -291,13 +325,11 @@ class Publisher:
             self.log.warn("etcdwamp: {topic} lost history to compaction at {rev}; resync",
                           topic=feed.topic, rev=compacted)
             self._publish(f"{feed.topic}.on_resync", {"compact_revision": compacted})
-            d = Deferred.fromCoroutine(self._restart_watch(feed))
-            d.addErrback(self._crashed)
+            if self.is_publisher and not self._stopping:
+                # etcd keeps history from the compaction revision on: resume
+                # there, so a write that lands while subscribers re-read is
+                # published (they drop what their snapshot already holds),
+                # never lost between a snapshot and a later restart point.
+                self._watch(feed, max(compacted, feed.published + 1))
         elif not failure.check(errors.WatchCanceled) and not self._stopping:
             self.log.failure("etcdwamp: watch for {topic} ended", failure, topic=feed.topic)
-
-    async def _restart_watch(self, feed: _Feed) -> None:
-        current = (await self.client.status()).revision
-        if self.is_publisher and not self._stopping:
-            feed.published = max(feed.published, current)
-            self._watch(feed, current + 1)

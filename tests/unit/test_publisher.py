@@ -116,6 +116,7 @@ class FakeClient:
         self.failing_reads = 0
         self.txns: list[Transaction] = []
         self.held: Deferred[None] | None = None  # writes wait for it while set
+        self.denied: bytes | None = None  # keys under it are refused, as etcd's RBAC does
 
     def wake(self) -> None:
         queued, self.queued = self.queued, []
@@ -131,6 +132,7 @@ class FakeClient:
             raise errors.ConnectionLost("etcd went away mid-answer")
         if isinstance(key, KeySet):
             assert key.prefix
+            self.check_access(key.key)
             return Range([Stored(k, v) for k, v in sorted(self.kv.items())
                           if k.startswith(key.key)])
         value = self.kv.get(key)
@@ -149,7 +151,14 @@ class FakeClient:
             await self.held
         for op in transaction.success:
             assert isinstance(op, OpSet)
+            self.check_access(op.key)
+        for op in transaction.success:
+            assert isinstance(op, OpSet)
             self.kv[op.key] = op.value
+
+    def check_access(self, key: bytes) -> None:
+        if self.denied is not None and key.startswith(self.denied):
+            raise errors.PermissionDenied("etcdserver: permission denied")
 
     def watch(self, keyset: Any, callback: Any, *, start_revision: int,
               prev_kv: bool = False) -> FakeWatch:
@@ -273,3 +282,23 @@ def test_checkpoint_writes_one_at_a_time_with_the_newest_state() -> None:
     assert len(etcd.txns) == 2
     assert etcd.kv[b"pub.checkpoint"] == b"103"
     assert etcd.kv[b"pub.checkpoint/" + b"raw/".hex().encode()] == b"103"
+
+
+def test_without_access_to_the_feed_positions_it_publishes_as_before() -> None:
+    """An etcd role that grants the shared checkpoint key only (all a publisher
+    used to need): the publisher still publishes and records that key."""
+    clock = Clock()
+    etcd = FakeClient()
+    etcd.denied = b"pub.checkpoint/"
+    etcd.kv[b"pub.checkpoint"] = b"90"
+    publisher = Publisher(etcd, settings(), {}, lambda *a, **k: None,  # type: ignore[arg-type]
+                          lambda: 1, clock)
+    publisher.start()
+    assert publisher.is_publisher
+    (watch,) = etcd.live_watches()
+    assert watch.start == 91
+    deliver(watch, b"raw/a", 95)
+    assert etcd.kv[b"pub.checkpoint"] == b"95"
+    deliver(watch, b"raw/a", 96)
+    assert etcd.kv[b"pub.checkpoint"] == b"96"
+    assert not any(key.startswith(b"pub.checkpoint/") for key in etcd.kv)
