@@ -17,6 +17,17 @@ raises :class:`~etcdwamp.errors.OutcomeUnknown`: it may or may not have been
 applied, and the caller decides (read back, or guard the retry with a
 transaction compare on the mod revision).
 
+``timeout`` bounds the whole call, failover included: the deadline is taken
+when the call starts, and each attempt (on the next endpoint, after a lost
+connection, to detect the gateway prefix, to log in again) only gets what is
+left of it. When it is spent, the call fails with the error of its last
+attempt: :class:`~etcdwamp.errors.RequestTimeout` for a request sent without
+an answer, :class:`~etcdwamp.errors.ConnectFailed` if no endpoint could even
+be reached. During a slow leader election a read therefore fails after
+``timeout`` instead of waiting on one member after another; and since a
+timeout ends the call, the member that did not answer in time is no longer
+the first one the next call tries.
+
 Cancellation
 ------------
 Cancelling a Deferred the client returned fails it with ``CancelledError`` at
@@ -124,7 +135,8 @@ class Client:
     :param reactor: the Twisted reactor (also the clock for timeouts unless ``clock``)
     :param url: the endpoint, e.g. ``"http://127.0.0.1:2379"``; or use ``endpoints``
     :param endpoints: several member URLs of one cluster, tried in order on failure
-    :param timeout: seconds for one request and its whole answer (per endpoint)
+    :param timeout: seconds a call may take, failover to other endpoints and
+        logging in again included (a stream: until its answer starts)
     :param connect_timeout: seconds to establish a TCP connection
     :param pool_size: persistent connections kept per endpoint (bounds concurrency)
     :param http_client: a treq-style client to use instead of the built-in one
@@ -232,13 +244,22 @@ class Client:
         posted: Deferred[Any] = self._http.post(url, data=body, headers=self._headers())
         return posted.addCallback(read)
 
-    async def _current_token(self) -> str | None:
+    async def _current_token(self, deadline: float | None = None) -> str | None:
         """The token the next request carries, authenticating first if auth is
         configured and there is none yet. Completes without waiting when the
         token is known, so a request sent right after carries exactly this one."""
         if self._credentials is not None and self._token is None:
-            await self._authenticate(None)
+            await self._authenticate(None, deadline)
         return self._token
+
+    def _deadline(self, timeout: float | None) -> float:
+        """When a call starting now with ``timeout`` (None: the client's) must end."""
+        now: float = self._clock.seconds()
+        return now + (self.timeout if timeout is None else timeout)
+
+    def _left(self, deadline: float) -> float:
+        now: float = self._clock.seconds()
+        return max(0.0, deadline - now)
 
     async def _open_stream(self, url: str, body: bytes) -> Any:
         await self._current_token()
@@ -318,18 +339,20 @@ class Client:
             )
         return exc
 
-    async def _prefix(self, endpoint: str) -> str:
+    async def _prefix(self, endpoint: str, deadline: float | None = None) -> str:
         """The gateway prefix of ``endpoint`` (detected once, then cached)."""
         if self._api_prefix is not None:
             return self._api_prefix
         known = self._prefixes.get(endpoint)
         if known is not None:
             return known
+        if deadline is None:
+            deadline = self._deadline(None)
         probe = b"{}"
         last: errors.ServerError | None = None
         for prefix in API_PREFIXES:
             status, content = await self._post(
-                endpoint, endpoint + prefix + "/maintenance/status", probe
+                endpoint, endpoint + prefix + "/maintenance/status", probe, self._left(deadline)
             )
             if status == 200:
                 self._prefixes[endpoint] = prefix
@@ -343,30 +366,54 @@ class Client:
         )
 
     async def _send(self, endpoint: str, path: str, body: bytes, *,
-                    idempotent: bool, timeout: float | None = None) -> tuple[int, bytes]:
-        """POST to one endpoint. An idempotent request whose connection was lost
-        is sent once more: the usual cause is a pooled keep-alive connection the
-        server closed just as we reused it."""
-        prefix = self._api_prefix or self._prefixes.get(endpoint) or await self._prefix(endpoint)
+                    idempotent: bool, deadline: float) -> tuple[int, bytes]:
+        """POST to one endpoint, ending by ``deadline``. An idempotent request
+        whose connection was lost is sent once more: the usual cause is a
+        pooled keep-alive connection the server closed just as we reused it."""
+        prefix = (self._api_prefix or self._prefixes.get(endpoint)
+                  or await self._prefix(endpoint, deadline))
         try:
-            return await self._post(endpoint, endpoint + prefix + path, body, timeout)
+            return await self._post(endpoint, endpoint + prefix + path, body,
+                                    self._left(deadline))
         except errors.ConnectionLost:
-            if not idempotent:
+            if not idempotent or self._left(deadline) <= 0:
                 raise
-        return await self._post(endpoint, endpoint + prefix + path, body, timeout)
+        return await self._post(endpoint, endpoint + prefix + path, body, self._left(deadline))
 
-    async def _authenticate(self, stale: str | None) -> None:
-        """Get a new token, once for all concurrent callers that saw ``stale`` fail."""
+    async def _authenticate(self, stale: str | None, deadline: float | None = None) -> None:
+        """Get a new token, once for all concurrent callers that saw ``stale`` fail;
+        by ``deadline`` (the caller's), and never later than the client's timeout."""
         assert self._credentials is not None
-        await self._auth_lock.acquire()
+        own = self._deadline(None)
+        deadline = own if deadline is None else min(deadline, own)
+        await self._lock_auth(deadline)
         try:
             if self._token is not None and self._token != stale:
                 return  # another caller already renewed it
             self._token = None
-            result = await self._call_once(authenticate_request(*self._credentials))
+            result = await self._call_once(authenticate_request(*self._credentials), deadline)
             self._token = result.token
         finally:
             self._auth_lock.release()
+
+    async def _lock_auth(self, deadline: float) -> None:
+        """Take the login lock, waiting for another caller's login at most until
+        ``deadline``."""
+        acquiring: Deferred[Any] = self._auth_lock.acquire()
+        if acquiring.called:
+            await acquiring
+            return
+        timer = self._clock.callLater(self._left(deadline), acquiring.cancel)
+        try:
+            await acquiring
+        except CancelledError:
+            if timer.active():
+                raise  # our caller cancelled
+            raise errors.RequestTimeout(
+                "the call's timeout ran out while another caller was logging in") from None
+        finally:
+            if timer.active():
+                timer.cancel()
 
     def _request(self, request: Request[T]) -> Deferred[T]:
         """Send ``request``; the Deferred fires with its parsed answer."""
@@ -375,31 +422,47 @@ class Client:
         return Deferred.fromCoroutine(self._call(request))
 
     async def _call(self, request: Request[T]) -> T:
+        deadline = self._deadline(request.timeout)
         if self._credentials is None:
-            return await self._call_once(request)
-        token = await self._current_token()
+            return await self._call_once(request, deadline)
+        token = await self._current_token(deadline)
         try:
-            return await self._call_once(request)
+            return await self._call_once(request, deadline)
         except errors.Unauthenticated:
             # The token expired (--auth-token-ttl) or the member restarted:
             # authenticate again and retry once.
-            await self._authenticate(token)
-            return await self._call_once(request)
+            await self._authenticate(token, deadline)
+            return await self._call_once(request, deadline)
 
-    async def _call_once(self, request: Request[T]) -> T:
+    async def _call_once(self, request: Request[T], deadline: float | None = None) -> T:
+        """Send ``request``, failing over to the next endpoints, all by ``deadline``
+        (None: ``request.timeout`` or the client's from now)."""
         check_size(request.size, self.max_request_bytes)
+        if deadline is None:
+            deadline = self._deadline(request.timeout)
         body = json.dumps(request.body, separators=(",", ":")).encode("ascii")
         failures: list[errors.EtcdError] = []
         for index in self._order():
             endpoint = self.endpoints[index]
+            if self._left(deadline) <= 0:
+                if failures:
+                    break  # the last attempt's failure is the answer
+                # Logging in took the whole budget; nothing was sent, but say
+                # "outcome unknown" rather than promise more than we checked.
+                raise errors.RequestTimeout(
+                    f"the timeout ran out before {request.path} was sent", endpoint=endpoint)
             try:
                 status, content = await self._send(endpoint, request.path, body,
                                                    idempotent=request.idempotent,
-                                                   timeout=request.timeout)
+                                                   deadline=deadline)
             except errors.ConnectFailed as exc:
                 failures.append(exc)
                 continue
             except errors.OutcomeUnknown as exc:
+                if isinstance(exc, errors.RequestTimeout) and self._preferred == index:
+                    # A timeout now ends the call, so no retry moves on from a
+                    # hung member: the next call starts with another one.
+                    self._preferred = (index + 1) % len(self.endpoints)
                 if not request.idempotent:
                     raise
                 failures.append(exc)

@@ -269,19 +269,21 @@ def test_add_timeout_gives_timeout_error_and_aborts() -> None:
     assert_nothing_more(http, clock, 1)
 
 
-def test_the_clients_own_timeout_still_fails_over_reads() -> None:
-    """The contrast to cancellation: a timed-out read goes to the next endpoint,
-    a timed-out write raises RequestTimeout."""
+def test_the_clients_own_timeout_is_a_request_timeout() -> None:
+    """The contrast to cancellation: when the client's own timeout cuts a call
+    short it fails with RequestTimeout, read or write; the timeout bounds the
+    whole call, so a read that spent it on one endpoint goes no further."""
     client, http, clock = make(timeout=2.0)
     read = client.get(b"k")
     clock.advance(2.0)
-    assert [p.url.split("/v3")[0] for p in http.posts] == ENDPOINTS[:2]
-    read.cancel()
-    assert_cancelled(read)
+    failure = outcome(read)
+    assert isinstance(failure, Failure) and failure.check(e.RequestTimeout), failure
+    assert len(http.posts) == 1 and http.posts[0].cancelled
     write = client.put(b"k", b"v")
     clock.advance(2.0)
     failure = outcome(write)
-    assert isinstance(failure, Failure) and failure.check(e.RequestTimeout)
+    assert isinstance(failure, Failure) and failure.check(e.RequestTimeout), failure
+    assert_nothing_more(http, clock, 2)
 
 
 def test_cancel_after_a_failover_stops_there() -> None:

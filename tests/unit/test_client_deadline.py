@@ -1,0 +1,213 @@
+"""The client's ``timeout`` bounds a whole call, failover included, on a
+``task.Clock`` over the fake gateway served at three endpoint URLs (StubTreq
+routes every host to the same :class:`FakeEtcd`, so "three members" share one
+store; what is checked here is when the client gives up, not replication)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from fake_gateway import API, FakeEtcd
+from treq.testing import StubTreq
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+from twisted.python.failure import Failure
+
+from etcdwamp import errors as e
+from etcdwamp.client import Client
+from etcdwamp.wire import status_request
+
+ENDPOINTS = ["http://one.test:2379", "http://two.test:2379", "http://three.test:2379"]
+TIMEOUT = 2.0
+RANGE = "/kv/range"
+
+
+def cluster(*, users: dict[str, str] | None = None, token_ttl: float = 300.0,
+            **client_args: Any) -> tuple[Client, FakeEtcd, StubTreq, Clock]:
+    clock = Clock()
+    etcd = FakeEtcd(clock, users=users, token_ttl=token_ttl)
+    stub = StubTreq(etcd)
+    client_args.setdefault("api_prefix", API)
+    client = Client(clock, endpoints=ENDPOINTS, http_client=stub, timeout=TIMEOUT,
+                    **client_args)
+    return client, etcd, stub, clock
+
+
+def flush(stub: StubTreq) -> None:
+    for _ in range(5):
+        stub.flush()
+
+
+STEP = 1 / 16  # exact in binary: the steps add up to the times the tests name
+
+
+def advance(clock: Clock, stub: StubTreq, seconds: float) -> None:
+    """Move time in small steps, each followed by the I/O it causes."""
+    end = clock.seconds() + seconds
+    while clock.seconds() + STEP <= end:
+        clock.advance(STEP)
+        flush(stub)
+    if clock.seconds() < end:
+        clock.advance(end - clock.seconds())
+        flush(stub)
+
+
+def when_it_fails(d: Deferred[Any], clock: Clock, stub: StubTreq,
+                  limit: float = 10 * TIMEOUT) -> tuple[float, Failure]:
+    """The clock's time when ``d`` failed, and the failure."""
+    seen: list[tuple[float, Any]] = []
+    d.addBoth(lambda r: seen.append((clock.seconds(), r)))
+    flush(stub)
+    while not seen and clock.seconds() < limit:
+        advance(clock, stub, STEP)
+    assert seen, f"still pending after {limit}s"
+    at, result = seen[0]
+    assert isinstance(result, Failure), f"expected a failure, got {result!r}"
+    return at, result
+
+
+def test_a_read_to_three_members_that_never_answer_fails_at_the_timeout() -> None:
+    """Not at three times the timeout: the first attempt had the whole budget."""
+    client, etcd, stub, clock = cluster()
+    etcd.hang.add(RANGE)
+    at, failure = when_it_fails(client.get(b"k"), clock, stub)
+    assert failure.check(e.RequestTimeout), failure
+    assert at == TIMEOUT, at
+    assert len(etcd.calls_to(RANGE)) == 1
+
+
+def test_a_write_that_never_gets_an_answer_fails_at_the_timeout() -> None:
+    client, etcd, stub, clock = cluster()
+    etcd.hang.add("/kv/put")
+    at, failure = when_it_fails(client.put(b"k", b"v"), clock, stub)
+    assert failure.check(e.RequestTimeout), failure
+    assert at == TIMEOUT, at
+
+
+def test_failover_attempts_share_one_deadline() -> None:
+    """Each member answers Unavailable after 0.75s (a member without leader):
+    the read moves on to the next with what is left of the budget, and the
+    third attempt, given only 0.5s, ends the call at the timeout with
+    RequestTimeout."""
+    client, etcd, stub, clock = cluster()
+    etcd.hold.add(RANGE)
+    read = client.get(b"k")
+    seen: list[tuple[float, Any]] = []
+    read.addBoth(lambda r: seen.append((clock.seconds(), r)))
+    flush(stub)
+    for attempt in (1, 2):
+        assert len(etcd.held) == 1 and len(etcd.calls_to(RANGE)) == attempt
+        advance(clock, stub, 0.75)
+        etcd.unavailable.add(RANGE)
+        etcd.release()  # answered 503, as a member without leader does
+        etcd.unavailable.clear()
+        flush(stub)
+        assert not seen, f"gave up after attempt {attempt}: {seen}"
+    assert len(etcd.calls_to(RANGE)) == 3
+    advance(clock, stub, 0.5 - STEP)
+    assert not seen, "the last attempt gets what is left of the budget, no less"
+    advance(clock, stub, STEP)
+    assert seen, "the last attempt got more than what was left of the budget"
+    at, result = seen[0]
+    assert at == TIMEOUT, at
+    assert isinstance(result, Failure) and result.check(e.RequestTimeout), result
+    assert len(etcd.calls_to(RANGE)) == 3
+
+
+def test_failover_still_happens_within_the_budget() -> None:
+    """A member without leader answers Unavailable at once; the read goes on to
+    the next member, which answers."""
+    client, etcd, stub, _ = cluster()
+    etcd.put(b"k", b"v")
+    etcd.hold.add(RANGE)
+    read = client.get(b"k")
+    flush(stub)
+    etcd.unavailable.add(RANGE)
+    etcd.hold.clear()
+    etcd.release()
+    etcd.unavailable.clear()  # only the first member is without leader
+    got: list[Any] = []
+    read.addBoth(got.append)
+    flush(stub)
+    assert len(got) == 1 and not isinstance(got[0], Failure), got
+    assert got[0].kvs[0].value == b"v"
+    assert len(etcd.calls_to(RANGE)) == 2
+
+
+def test_gateway_prefix_detection_is_inside_the_timeout() -> None:
+    """Without a configured prefix the client probes the gateway first; a probe
+    that hangs uses the call's budget, it does not get one of its own."""
+    client, etcd, stub, clock = cluster(api_prefix=None)
+    etcd.hang.add("/maintenance/status")
+    at, failure = when_it_fails(client.get(b"k"), clock, stub)
+    assert failure.check(e.RequestTimeout), failure
+    assert at == TIMEOUT, at
+    assert etcd.calls_to(RANGE) == []
+
+
+def test_logging_in_again_is_inside_the_timeout() -> None:
+    """The token expired: the request is refused, the new login takes 1.5s, and
+    the resent request, which hangs, only gets the 0.5s left."""
+    client, etcd, stub, clock = cluster(users={"app": "pw"}, token_ttl=60.0, user="app",
+                                        password="pw")
+    put = client.put(b"k", b"1")
+    flush(stub)
+    assert etcd.value(b"k") == b"1" and put.called
+    clock.advance(61.0)
+    etcd.hold.add("/auth/authenticate")
+    start = clock.seconds()
+    read = client.get(b"k")
+    seen: list[tuple[float, Any]] = []
+    read.addBoth(lambda r: seen.append((clock.seconds() - start, r)))
+    flush(stub)
+    assert len(etcd.held) == 1  # the new login is under way
+    assert [(c.path, c.token) for c in etcd.calls if c.at > 60] == [
+        (RANGE, "token1"), ("/auth/authenticate", None)]
+    advance(clock, stub, 1.5)
+    etcd.hang.add(RANGE)
+    etcd.hold.clear()
+    etcd.release()
+    flush(stub)
+    assert len(etcd.calls_to(RANGE)) == 2 and not seen
+    advance(clock, stub, 0.5 - STEP)
+    assert not seen, "the resent request gets what is left of the budget, no less"
+    advance(clock, stub, STEP)
+    assert seen, "the resent request got more than what was left of the budget"
+    at, result = seen[0]
+    assert at == TIMEOUT, at
+    assert isinstance(result, Failure) and result.check(e.RequestTimeout), result
+
+
+def test_a_caller_waiting_for_another_callers_login_ends_at_its_own_timeout() -> None:
+    """One caller's login hangs (for up to the client's 2s); a call with a 0.5s
+    timeout that needs the token too ends at its 0.5s, not when the login ends."""
+    client, etcd, stub, clock = cluster(users={"app": "pw"}, user="app", password="pw")
+    etcd.hang.add("/auth/authenticate")
+    first = client.get(b"k")
+    flush(stub)
+    short = client.call(replace(status_request(), timeout=0.5))
+    at, failure = when_it_fails(short, clock, stub)
+    assert failure.check(e.RequestTimeout), failure
+    assert at == 0.5, at
+    at, failure = when_it_fails(first, clock, stub)
+    assert failure.check(e.RequestTimeout), failure
+    assert at == TIMEOUT, at
+    assert len(etcd.calls_to("/auth/authenticate")) == 1
+
+
+def test_the_next_call_avoids_the_member_that_timed_out() -> None:
+    """A timeout ends the call before any failover, so a hung member would
+    otherwise catch every later call too: the next one starts elsewhere."""
+    client, etcd, stub, clock = cluster()
+    etcd.put(b"k", b"v")
+    assert client.endpoint == ENDPOINTS[0]
+    etcd.hang.add(RANGE)
+    when_it_fails(client.get(b"k"), clock, stub)
+    assert client.endpoint == ENDPOINTS[1]
+    etcd.hang.clear()
+    got: list[Any] = []
+    client.get(b"k").addBoth(got.append)
+    flush(stub)
+    assert len(got) == 1 and got[0].kvs[0].value == b"v"
+    assert client.endpoint == ENDPOINTS[1]
