@@ -81,6 +81,16 @@ class RecordingProxy:
             0, _Factory(host, int(port), self), interface="127.0.0.1")
         self.url = f"http://127.0.0.1:{self.port.getHost().port}"
 
+    @property
+    def forwarded_paths(self) -> list[str]:
+        """The paths of the requests forwarded to the target, in order."""
+        return [path for path, _ in self.forwarded]
+
+    @property
+    def held_paths(self) -> list[str]:
+        """The paths of the requests held, in order."""
+        return [path for path, _ in self.held]
+
     def stop(self) -> None:
         for conn in list(self.connections):
             conn.transport.abortConnection()

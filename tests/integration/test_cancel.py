@@ -1,11 +1,11 @@
 """Cancellation against real servers: a hung HTTP endpoint, a real etcd, and a
-counting proxy in front of that etcd.
+recording proxy (tests/integration/proxies.py) in front of that etcd.
 
 The hung endpoint is a real HTTP server on a loopback port that takes requests
 and never answers; it records each request and whether the client dropped the
-connection. The proxy forwards whole requests to etcd and records their paths;
-while ``hold`` is set it swallows them instead, so a request can be caught in
-flight. Both let a test count exactly what reached which server.
+connection. The proxy forwards whole requests to etcd and records them; the
+requests its ``hold`` predicate picks it swallows instead, so a request can be
+caught in flight. Both let a test count exactly what reached which server.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+from proxies import RecordingProxy
 from twisted.internet import reactor
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError
 from twisted.internet.interfaces import IListeningPort
-from twisted.protocols import portforward
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
@@ -68,84 +68,15 @@ def hung() -> Iterator[tuple[str, HungEndpoint]]:
         port.stopListening()
 
 
-# -- the counting proxy -------------------------------------------------------------------
-
-class _CountingServer(portforward.ProxyServer):
-    """Forwards complete HTTP requests (Content-Length bodies, as the Agent sends)."""
-
-    def connectionMade(self) -> None:
-        self.buffer = b""
-        self.held = False
-        self.proxy: CountingProxy = self.factory.proxy
-        self.proxy.connections.append(self)
-        super().connectionMade()
-
-    def dataReceived(self, data: bytes) -> None:
-        self.buffer += data
-        while True:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            head = self.buffer[:end].decode("latin-1").split("\r\n")
-            length = 0
-            for line in head[1:]:
-                name, _, value = line.partition(":")
-                if name.strip().lower() == "content-length":
-                    length = int(value)
-            total = end + 4 + length
-            if len(self.buffer) < total:
-                return
-            raw, self.buffer = self.buffer[:total], self.buffer[total:]
-            path = head[0].split(" ")[1]
-            if self.proxy.hold:
-                self.held = True
-                self.proxy.held.append(path)
-            else:
-                self.proxy.paths.append(path)
-                super().dataReceived(raw)
-
-    def connectionLost(self, reason: Failure = portforward.protocol.connectionDone) -> None:
-        if self.held:
-            self.proxy.dropped_while_held += 1
-        self.proxy.connections.remove(self)
-        super().connectionLost(reason)
-
-
-class _CountingFactory(portforward.ProxyFactory):
-    protocol = _CountingServer
-
-    def __init__(self, host: str, port: int, proxy: CountingProxy) -> None:
-        super().__init__(host, port)
-        self.proxy = proxy
-
-
-class CountingProxy:
-    """A TCP proxy to etcd recording the path of every request it forwarded."""
-
-    def __init__(self, target: str) -> None:
-        host, port = target.removeprefix("http://").rsplit(":", 1)
-        self.paths: list[str] = []
-        self.held: list[str] = []
-        self.hold = False
-        self.dropped_while_held = 0
-        self.connections: list[_CountingServer] = []
-        self.port: IListeningPort = reactor.listenTCP(
-            0, _CountingFactory(host, int(port), self), interface="127.0.0.1")
-        self.url = f"http://127.0.0.1:{self.port.getHost().port}"
-
-    def stop(self) -> None:
-        for conn in list(self.connections):
-            conn.transport.abortConnection()
-        self.port.stopListening()
-
+# -- the recording proxy ------------------------------------------------------------------
 
 @pytest.fixture
-def proxy(etcd: EtcdCluster) -> Iterator[CountingProxy]:
-    counting = CountingProxy(etcd.url)
+def proxy(etcd: EtcdCluster) -> Iterator[RecordingProxy]:
+    recording = RecordingProxy(etcd.url)
     try:
-        yield counting
+        yield recording
     finally:
-        counting.stop()
+        recording.stop()
 
 
 @pytest_twisted.async_yield_fixture
@@ -174,7 +105,7 @@ def failure_of(d: Deferred[Any]) -> Failure:
     return results[0]
 
 
-async def round_trip(made: list[Client], proxy: CountingProxy) -> None:
+async def round_trip(made: list[Client], proxy: RecordingProxy) -> None:
     """A request of our own through the proxy to etcd and back. Anything the
     cancelled client would have sent on (a failover, a retry) was started at
     the cancel, so it arrives at the proxy before this has made its round trip."""
@@ -185,7 +116,7 @@ async def round_trip(made: list[Client], proxy: CountingProxy) -> None:
 
 @ensure
 async def test_cancelled_get_reaches_only_the_hung_endpoint(
-        hung: tuple[str, HungEndpoint], proxy: CountingProxy, clients: list[Client],
+        hung: tuple[str, HungEndpoint], proxy: RecordingProxy, clients: list[Client],
         prefix: bytes) -> None:
     """A get to [hung, etcd] cancelled while the hung endpoint holds it fails
     with CancelledError at once, the connection is dropped, and neither the
@@ -199,12 +130,12 @@ async def test_cancelled_get_reaches_only_the_hung_endpoint(
     await until(lambda: server.dropped == 1, why="the client drops the connection")
     await round_trip(clients, proxy)
     assert server.paths == ["/v3/kv/range"]
-    assert proxy.paths == ["/v3/maintenance/status"]  # only the round trip
+    assert proxy.forwarded_paths == ["/v3/maintenance/status"]  # only the round trip
 
 
 @ensure
 async def test_cancelled_put_on_the_hung_endpoint_writes_nothing(
-        hung: tuple[str, HungEndpoint], proxy: CountingProxy, clients: list[Client],
+        hung: tuple[str, HungEndpoint], proxy: RecordingProxy, clients: list[Client],
         client: Client, prefix: bytes) -> None:
     """A put cancelled at the hung endpoint is CancelledError (not
     ConnectionLost) and the key is not written anywhere."""
@@ -217,13 +148,13 @@ async def test_cancelled_put_on_the_hung_endpoint_writes_nothing(
     await until(lambda: server.dropped == 1, why="the client drops the connection")
     await round_trip(clients, proxy)
     assert server.paths == ["/v3/kv/put"]
-    assert "/v3/kv/put" not in proxy.paths
+    assert "/v3/kv/put" not in proxy.forwarded_paths
     assert (await client.get(prefix + b"k")).kvs == ()
 
 
 @ensure
 async def test_add_timeout_on_a_hung_endpoint(
-        hung: tuple[str, HungEndpoint], proxy: CountingProxy, clients: list[Client],
+        hung: tuple[str, HungEndpoint], proxy: RecordingProxy, clients: list[Client],
         prefix: bytes) -> None:
     """``addTimeout`` shorter than the client's timeout raises TimeoutError and
     aborts the one request; etcd never gets it."""
@@ -234,12 +165,12 @@ async def test_add_timeout_on_a_hung_endpoint(
     await until(lambda: server.dropped == 1, why="the client drops the connection")
     await round_trip(clients, proxy)
     assert server.paths == ["/v3/kv/range"]
-    assert proxy.paths == ["/v3/maintenance/status"]
+    assert proxy.forwarded_paths == ["/v3/maintenance/status"]
 
 
 @ensure
 async def test_cancelling_watch_creation_on_a_hung_endpoint_does_not_reconnect(
-        hung: tuple[str, HungEndpoint], proxy: CountingProxy, clients: list[Client],
+        hung: tuple[str, HungEndpoint], proxy: RecordingProxy, clients: list[Client],
         prefix: bytes) -> None:
     hung_url, server = hung
     client = new_client(clients, [hung_url, proxy.url])
@@ -253,7 +184,7 @@ async def test_cancelling_watch_creation_on_a_hung_endpoint_does_not_reconnect(
     await until(lambda: server.dropped == 1, why="the client drops the stream")
     await round_trip(clients, proxy)
     assert server.paths == ["/v3/watch"] and watch.reconnects == 0
-    assert "/v3/watch" not in proxy.paths
+    assert "/v3/watch" not in proxy.forwarded_paths
 
 
 # -- range_iter ---------------------------------------------------------------------------
@@ -264,7 +195,7 @@ async def fill(client: Client, prefix: bytes, n: int) -> None:
 
 @ensure
 async def test_cancelled_range_iter_consumer_stops_paging(
-        proxy: CountingProxy, clients: list[Client], client: Client, prefix: bytes) -> None:
+        proxy: RecordingProxy, clients: list[Client], client: Client, prefix: bytes) -> None:
     """30 keys, 5 per page: the consumer is cancelled while page three is in
     flight; it fails with CancelledError, page three's connection is dropped
     and no later page is requested."""
@@ -276,7 +207,7 @@ async def test_cancelled_range_iter_consumer_stops_paging(
         async for kv in reader.range_iter(KeySet(prefix, prefix=True), page_size=5):
             seen.append(kv.key)
             if len(seen) == 10:
-                proxy.hold = True  # catch page three in flight
+                proxy.hold = lambda path, body: True  # catch page three in flight
 
     d = Deferred.fromCoroutine(consume())
     await until(lambda: proxy.held, why="page three reaches the proxy")
@@ -284,15 +215,15 @@ async def test_cancelled_range_iter_consumer_stops_paging(
     assert failure_of(d).check(CancelledError)
     assert len(seen) == 10
     await until(lambda: proxy.dropped_while_held == 1, why="the client drops page three")
-    proxy.hold = False
+    proxy.hold = lambda path, body: False
     await round_trip(clients, proxy)
-    assert proxy.paths == ["/v3/kv/range"] * 2 + ["/v3/maintenance/status"]
-    assert proxy.held == ["/v3/kv/range"]
+    assert proxy.forwarded_paths == ["/v3/kv/range"] * 2 + ["/v3/maintenance/status"]
+    assert proxy.held_paths == ["/v3/kv/range"]
 
 
 @ensure
 async def test_range_iter_consumer_that_breaks_requests_no_more_pages(
-        proxy: CountingProxy, clients: list[Client], client: Client, prefix: bytes) -> None:
+        proxy: RecordingProxy, clients: list[Client], client: Client, prefix: bytes) -> None:
     await fill(client, prefix, 30)
     reader = new_client(clients, [proxy.url])
     seen = []
@@ -301,7 +232,7 @@ async def test_range_iter_consumer_that_breaks_requests_no_more_pages(
         if len(seen) == 7:
             break
     await round_trip(clients, proxy)
-    assert proxy.paths == ["/v3/kv/range"] * 2 + ["/v3/maintenance/status"]
+    assert proxy.forwarded_paths == ["/v3/kv/range"] * 2 + ["/v3/maintenance/status"]
 
 
 # -- locks --------------------------------------------------------------------------------
