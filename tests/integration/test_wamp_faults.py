@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
 import pytest_twisted
 from autobahn.twisted.component import Component
 from autobahn.wamp.exception import ApplicationError
@@ -317,10 +316,6 @@ async def test_cluster_leader_killed_during_wamp_puts(
             await disconnect(s)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "etcdwamp.Client applies extra.etcd.timeout per endpoint and retries a read "
-    "that timed out on the next member: a WAMP read during an election takes up to "
-    "(members - 1) x timeout"))
 @ensure
 async def test_cluster_reads_during_a_slow_election_end_within_the_timeout(
         etcd_factory: Callable[..., EtcdCluster]) -> None:
