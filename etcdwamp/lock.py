@@ -16,7 +16,11 @@ For resources inside etcd, guard writes with a transaction compare instead
 (``CompCreated(lock.key, "==", lock.fencing_token)``): the write then only
 happens while the lock key still exists.
 
-**Cancelling** ``acquire()`` or ``campaign()`` (the Deferred around it) fails
+Every method a user awaits returns a Deferred, as the client's do (``await``
+it, or ``yield`` it from ``inlineCallbacks``); ``observe()`` is an async
+iterator, and ``async with lock:`` works as well.
+
+**Cancelling** the Deferred of ``acquire()`` or ``campaign()`` fails it
 at once with ``CancelledError``; the lease behind the waiting key is revoked in
 the background, so the abandoned candidacy does not hold up later contenders.
 """
@@ -33,6 +37,7 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
 
 from . import errors
+from ._deferred import deferred
 from .lease import Lease
 from .watch import StreamProtocol, read_body
 from .wire import KeyValue, error_from_response
@@ -94,6 +99,7 @@ class Lock:
     def held(self) -> bool:
         return self.key is not None and self.lease is not None and not self.lease.is_lost
 
+    @deferred
     async def acquire(self, timeout: float | None = None) -> int:
         """Wait until the lock is ours (at most ``timeout`` seconds; None: no limit).
 
@@ -118,6 +124,7 @@ class Lock:
         self.fencing_token = held.kvs[0].create_revision
         return self.fencing_token
 
+    @deferred
     async def release(self) -> None:
         """Release the lock (and revoke its lease). Releasing twice is harmless."""
         key, lease = self.key, self.lease
@@ -158,6 +165,7 @@ class Election:
         return (self.leader_key is not None and self.lease is not None
                 and not self.lease.is_lost)
 
+    @deferred
     async def campaign(self, value: bytes, timeout: float | None = None) -> LeaderKey:
         """Wait until this contender leads, announcing ``value``; returns its leader key
         (``leader_key.rev`` is a fencing token, as for locks)."""
@@ -175,12 +183,14 @@ class Election:
         self.lease, self.leader_key = lease, leader
         return leader
 
+    @deferred
     async def proclaim(self, value: bytes) -> None:
         """Change the announced value while leading."""
         if self.leader_key is None:
             raise errors.InvalidRequest("proclaim needs leadership: campaign first")
         await self._client._call(proclaim_request(self.leader_key, value))
 
+    @deferred
     async def resign(self) -> None:
         """Give up leadership (or a pending candidacy's lease)."""
         leader, lease = self.leader_key, self.lease
@@ -195,6 +205,7 @@ class Election:
         if lease is not None:
             await lease.revoke()
 
+    @deferred
     async def leader(self) -> KeyValue | None:
         """The current leader's key-value, or None when nobody leads."""
         try:

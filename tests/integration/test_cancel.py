@@ -250,7 +250,7 @@ async def test_cancelled_lock_acquire_leaves_no_candidate(
     assert holder.lease is not None
 
     waiter = new_client(clients, [etcd.url]).lock(name, ttl=30)
-    acquiring = Deferred.fromCoroutine(waiter.acquire())
+    acquiring = waiter.acquire()
 
     async def keys() -> list[Any]:
         return list((await client.get(candidates)).kvs)
@@ -271,7 +271,7 @@ async def test_cancelled_lock_acquire_leaves_no_candidate(
     assert not waiter.held
 
     third = new_client(clients, [etcd.url]).lock(name, ttl=30)
-    taking = Deferred.fromCoroutine(third.acquire())
+    taking = third.acquire()
     await until(two_candidates, why="C's candidate key is written")
     assert not taking.called
     await holder.release()

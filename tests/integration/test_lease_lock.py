@@ -168,7 +168,7 @@ async def test_election_campaign_proclaim_leader_resign(client: Client,
     assert first.is_leader
     assert (await first.leader()).value == b"one"  # type: ignore[union-attr]
 
-    second_won = Deferred.fromCoroutine(second.campaign(b"two"))
+    second_won = second.campaign(b"two")
 
     async def second_is_candidate() -> bool:
         # etcd's campaign writes the candidate's key under "<name>/" and then

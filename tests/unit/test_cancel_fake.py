@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from twisted.internet import error as ierror
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import CancelledError, Deferred, TimeoutError
+from twisted.internet.defer import CancelledError, Deferred, TimeoutError, inlineCallbacks
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.web._newclient import ResponseNeverReceived
@@ -425,11 +425,11 @@ def test_cancelled_acquire_fails_at_once_and_revokes_its_lease(kind: str) -> Non
     client, http, clock = make(lease_then_hang)
     if kind == "lock":
         lock = client.lock(b"L", ttl=10)
-        d = coro(lock.acquire)
+        d = lock.acquire()
         waiting_path = "/v3/lock/lock"
     else:
         election = client.election(b"E", ttl=10)
-        d = coro(lambda: election.campaign(b"me"))
+        d = election.campaign(b"me")
         waiting_path = "/v3/election/campaign"
     assert http.paths() == ["/v3/lease/grant", waiting_path]
     d.cancel()
@@ -656,3 +656,92 @@ def test_cancelled_get_and_watch_leaves_no_watch_running() -> None:
     assert_cancelled(d)
     assert http.posts[1].cancelled
     assert_nothing_more(http, clock, 2)
+
+
+# -- inlineCallbacks ----------------------------------------------------------------------
+
+def small_etcd(path: str, body: dict[str, Any]) -> tuple[int, Any] | None:
+    """Answers for one lease (77), one lock and one election, as the gateway
+    shapes them; the lock and the campaign are granted at once."""
+    kv = {"key": b64(b"E/77"), "value": b64(b"me"), "create_revision": "40",
+          "mod_revision": "41", "version": "2", "lease": "77"}
+    answers: dict[str, Any] = {
+        "/v3/lease/grant": {"header": HEADER, "ID": "77", "TTL": "10"},
+        "/v3/lease/keepalive": {"result": {"header": HEADER, "ID": "77", "TTL": "10"}},
+        "/v3/lease/revoke": {"header": HEADER},
+        "/v3/lease/timetolive": {"header": HEADER, "ID": "77", "TTL": "9",
+                                 "grantedTTL": "10", "keys": [b64(b"L/77")]},
+        "/v3/lock/lock": {"header": HEADER, "key": b64(b"L/77")},
+        "/v3/kv/range": {"header": HEADER, "count": "1",
+                         "kvs": [{**kv, "key": b64(b"L/77"), "value": ""}]},
+        "/v3/lock/unlock": {"header": HEADER},
+        "/v3/election/campaign": {"header": HEADER, "leader": {
+            "name": b64(b"E"), "key": b64(b"E/77"), "rev": "40", "lease": "77"}},
+        "/v3/election/proclaim": {"header": HEADER},
+        "/v3/election/leader": {"header": HEADER, "kv": kv},
+        "/v3/election/resign": {"header": HEADER},
+    }
+    return (200, answers[path]) if path in answers else None
+
+
+def a_deferred(d: object) -> Deferred[Any]:
+    assert isinstance(d, Deferred), f"{d!r} is not a Deferred"
+    return d
+
+
+def test_lease_lock_and_election_methods_yield_from_inline_callbacks() -> None:
+    """Every awaitable of Lease, Lock and Election is a Deferred, so an
+    ``inlineCallbacks`` generator can ``yield`` each one (Twisted's
+    inlineCallbacks would also take a coroutine: the type is checked too)."""
+    client, http, _ = make(small_etcd)
+    seen: dict[str, Any] = {}
+
+    @inlineCallbacks
+    def use_all() -> Generator[Deferred[Any], Any, None]:
+        lease = yield a_deferred(client.lease(10))
+        seen["refresh"] = yield a_deferred(lease.refresh())
+        seen["remaining"] = yield a_deferred(lease.remaining())
+        seen["keys"] = yield a_deferred(lease.keys())
+        yield a_deferred(lease.revoke())
+        lock = client.lock(b"L")
+        seen["token"] = yield a_deferred(lock.acquire())
+        seen["held"] = lock.held
+        yield a_deferred(lock.release())
+        election = client.election(b"E")
+        seen["leader_key"] = yield a_deferred(election.campaign(b"me"))
+        yield a_deferred(election.proclaim(b"me"))
+        seen["leader"] = yield a_deferred(election.leader())
+        yield a_deferred(election.resign())
+
+    assert outcome(use_all()) is None
+    assert seen["refresh"] == 10 and seen["remaining"] == 9 and seen["keys"] == [b"L/77"]
+    assert seen["token"] == 40 and seen["held"]
+    assert seen["leader_key"].key == b"E/77" and seen["leader"].value == b"me"
+    assert http.paths() == [
+        "/v3/lease/grant", "/v3/lease/keepalive", "/v3/lease/timetolive",
+        "/v3/lease/timetolive", "/v3/lease/revoke",
+        "/v3/lease/grant", "/v3/lock/lock", "/v3/kv/range", "/v3/lock/unlock",
+        "/v3/lease/revoke",
+        "/v3/lease/grant", "/v3/election/campaign", "/v3/election/proclaim",
+        "/v3/election/leader", "/v3/election/resign", "/v3/lease/revoke"]
+
+
+@pytest.mark.parametrize("kind", ["lock", "election"])
+def test_cancelling_an_inline_callbacks_caller_cancels_the_wait(kind: str) -> None:
+    """Cancelling the Deferred of an ``inlineCallbacks`` generator that yielded
+    acquire()/campaign() reaches the waiting request and revokes its lease."""
+    client, http, clock = make(lease_then_hang)
+
+    @inlineCallbacks
+    def wait() -> Generator[Deferred[Any], Any, Any]:
+        if kind == "lock":
+            return (yield a_deferred(client.lock(b"L").acquire()))
+        return (yield a_deferred(client.election(b"E").campaign(b"me")))
+
+    d = wait()
+    assert len(http.posts) == 2
+    d.cancel()
+    assert_cancelled(d)
+    assert http.posts[1].cancelled
+    assert [p.path for p in http.posts[2:]] == ["/v3/lease/revoke"]
+    assert_nothing_more(http, clock, 3)
