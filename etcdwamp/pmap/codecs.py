@@ -20,17 +20,27 @@ import cbor2
 __all__ = [
     "BinaryKey",
     "BinaryValue",
+    "Bytes16Key",
+    "Bytes16Value",
+    "Bytes20Key",
+    "Bytes20Value",
+    "Bytes32Key",
+    "Bytes32Value",
     "CborValue",
+    "CompositeKey",
     "Compressed",
     "FlatBuffersValue",
     "JsonValue",
     "KeyCodec",
     "OidKey",
+    "OidSetValue",
     "OidValue",
     "PickleValue",
+    "SlotKey",
     "StringKey",
     "StringValue",
     "UuidKey",
+    "UuidSetValue",
     "UuidValue",
     "ValueCodec",
 ]
@@ -145,6 +155,105 @@ class UuidKey(KeyCodec[uuid.UUID]):
         return uuid.UUID(bytes=data)
 
 
+class SlotKey(KeyCodec[int]):
+    """A 16-bit unsigned number, 2 bytes big-endian (zlmdb's slot component)."""
+
+    name = "Slot"
+
+    def encode(self, key: int) -> bytes:
+        if isinstance(key, bool) or not isinstance(key, int):
+            raise _type_error("key", "an int (slot)", key)
+        if not 0 <= key <= 0xFFFF:
+            raise ValueError(f"a slot must be in [0, 65535], got {key}")
+        return key.to_bytes(2, "big")
+
+    def decode(self, data: bytes) -> int:
+        if len(data) != 2:
+            raise ValueError(f"a slot has 2 bytes, got {len(data)}")
+        return int.from_bytes(data, "big")
+
+
+class _FixedBytes(KeyCodec[bytes], ValueCodec[bytes]):
+    """Exactly ``size`` bytes, as key or value (hashes, public keys)."""
+
+    size = 0
+
+    def encode(self, key: bytes) -> bytes:
+        data = _check_bytes(key, "key")
+        if len(data) != self.size:
+            raise ValueError(f"{self.name} needs exactly {self.size} bytes, got {len(data)}")
+        return data
+
+    def decode(self, data: bytes) -> bytes:
+        if len(data) != self.size:
+            raise ValueError(f"{self.name} has {self.size} bytes, got {len(data)}")
+        return bytes(data)
+
+
+class Bytes32Key(_FixedBytes):
+    name, size = "Bytes32", 32
+
+
+class Bytes20Key(_FixedBytes):
+    name, size = "Bytes20", 20
+
+
+class Bytes16Key(_FixedBytes):
+    name, size = "Bytes16", 16
+
+
+Bytes32Value, Bytes20Value, Bytes16Value = Bytes32Key, Bytes20Key, Bytes16Key
+
+
+class CompositeKey(KeyCodec[tuple[Any, ...]]):
+    """A tuple key: its parts' encodings concatenated (the zlmdb/txaioetcd layout,
+    e.g. ``(UUID, UUID)`` as 32 bytes, ``(UUID, str)`` as 16 bytes + UTF-8).
+
+    At most one part may have a variable size (a string); the others are
+    fixed, so the key splits back without separators. Fixed-size parts before
+    the variable one keep tuple order in byte order; a string *before* a
+    fixed part (``StringOid``) does not, as in zlmdb."""
+
+    def __init__(self, *parts: KeyCodec[Any]) -> None:
+        if len(parts) < 2:
+            raise ValueError("a composite key has at least two parts")
+        sizes = [_fixed_size(p) for p in parts]
+        if sizes.count(None) > 1:
+            raise ValueError("at most one part of a composite key may vary in size")
+        self.parts = parts
+        self.sizes = sizes
+        self.name = "".join(p.name for p in parts)
+
+    def encode(self, key: tuple[Any, ...]) -> bytes:
+        if not isinstance(key, tuple):
+            raise _type_error("key", f"a tuple of {len(self.parts)}", key)
+        if len(key) != len(self.parts):
+            raise ValueError(f"{self.name} key needs {len(self.parts)} parts, got {len(key)}")
+        return self.encode_prefix(key)
+
+    def encode_prefix(self, key: tuple[Any, ...]) -> bytes:
+        """The encoding of the first ``len(key)`` parts: every key starting
+        with them starts with these bytes (for ``prefix=`` reads)."""
+        if not isinstance(key, tuple):
+            raise _type_error("prefix", "a tuple", key)
+        if len(key) > len(self.parts):
+            raise ValueError(f"{self.name} key has {len(self.parts)} parts, got {len(key)}")
+        return b"".join(p.encode(k) for p, k in zip(self.parts, key, strict=False))
+
+    def decode(self, data: bytes) -> tuple[Any, ...]:
+        fixed = sum(s for s in self.sizes if s is not None)
+        if None not in self.sizes and len(data) != fixed:
+            raise ValueError(f"{self.name} key has {fixed} bytes, got {len(data)}")
+        if len(data) < fixed:
+            raise ValueError(f"{self.name} key has at least {fixed} bytes, got {len(data)}")
+        out, pos = [], 0
+        for part, size in zip(self.parts, self.sizes, strict=True):
+            n = size if size is not None else len(data) - fixed
+            out.append(part.decode(data[pos:pos + n]))
+            pos += n
+        return tuple(out)
+
+
 class StringValue(ValueCodec[str]):
     name = "String"
 
@@ -183,6 +292,39 @@ class UuidValue(ValueCodec[uuid.UUID]):
 
     def decode(self, data: bytes) -> uuid.UUID:
         return uuid.UUID(bytes=data)
+
+
+class UuidSetValue(ValueCodec[set[uuid.UUID]]):
+    """A set of UUIDs as their 16-byte forms back to back (zlmdb's layout;
+    written in sorted order so equal sets encode equally)."""
+
+    name = "UuidSet"
+
+    def encode(self, value: set[uuid.UUID]) -> bytes:
+        if not isinstance(value, (set, frozenset)):
+            raise _type_error("value", "a set of UUIDs", value)
+        return b"".join(sorted(_check_uuid(u, "set member").bytes for u in value))
+
+    def decode(self, data: bytes) -> set[uuid.UUID]:
+        if len(data) % 16:
+            raise ValueError(f"a UUID set has a multiple of 16 bytes, got {len(data)}")
+        return {uuid.UUID(bytes=data[i:i + 16]) for i in range(0, len(data), 16)}
+
+
+class OidSetValue(ValueCodec[set[int]]):
+    """A set of OIDs as 8-byte big-endian numbers back to back (zlmdb's layout)."""
+
+    name = "OidSet"
+
+    def encode(self, value: set[int]) -> bytes:
+        if not isinstance(value, (set, frozenset)):
+            raise _type_error("value", "a set of OIDs", value)
+        return b"".join(_check_oid(v, "set member").to_bytes(8, "big") for v in sorted(value))
+
+    def decode(self, data: bytes) -> set[int]:
+        if len(data) % 8:
+            raise ValueError(f"an OID set has a multiple of 8 bytes, got {len(data)}")
+        return {int.from_bytes(data[i:i + 8], "big") for i in range(0, len(data), 8)}
 
 
 class _Marshalled(ValueCodec[Any]):
@@ -301,3 +443,9 @@ class Compressed(ValueCodec[V]):
         if flag == self._RAW:
             return self.inner.decode(body)
         raise ValueError("compressed value has an unknown flag byte")
+
+
+def _fixed_size(codec: KeyCodec[Any]) -> int | None:
+    if isinstance(codec, _FixedBytes):
+        return codec.size
+    return {UuidKey: 16, OidKey: 8, SlotKey: 2}.get(type(codec))

@@ -18,10 +18,17 @@ need not be atomic, use :meth:`Database.put_many`, which writes in chunks of
 
 from __future__ import annotations
 
+import math
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from twisted.internet.task import deferLater
+from twisted.logger import Logger
 
 from .. import errors
+from .._deferred import deferred
 from ..wire import (
     CompModified,
     KeySet,
@@ -35,15 +42,51 @@ from ..wire.encoding import require_bytes
 if TYPE_CHECKING:
     from ..client import Client
 
-__all__ = ["Database", "MapTransaction", "TransactionConflict", "TransactionTooLarge"]
+__all__ = ["Backoff", "Database", "MapTransaction", "TransactionConflict",
+           "TransactionTooLarge"]
 
 T = TypeVar("T")
 
 _DELETED = None
+_log = Logger()
 
 
 class TransactionConflict(errors.EtcdError):
-    """Something this transaction read changed before it committed; nothing was written."""
+    """Something this transaction read changed before it committed; nothing was written.
+
+    Raised by :meth:`Database.run` once it gives up, ``attempts`` says how many
+    times it ran the function (1 for a bare :meth:`MapTransaction.commit`)."""
+
+    attempts: int = 1
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with full jitter between conflicting attempts.
+
+    Before attempt ``n + 1`` (after ``n`` conflicts) :meth:`Database.run` waits a
+    random time in ``[0, min(max_delay, initial * factor ** (n - 1))]``: the
+    random spread keeps clients that conflicted together from retrying in
+    lockstep, the growth lets a hot key's queue drain."""
+
+    initial: float = 0.002
+    factor: float = 2.0
+    max_delay: float = 0.25
+
+    def __post_init__(self) -> None:
+        for name in ("initial", "factor", "max_delay"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{name} must be a number, not {type(value).__name__}")
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        if self.factor < 1:
+            raise ValueError(f"factor must be >= 1, got {self.factor}")
+
+    def delay(self, conflicts: int, rng: random.Random) -> float:
+        """The wait after ``conflicts`` (>= 1) conflicting attempts."""
+        ceiling = min(self.max_delay, self.initial * self.factor ** min(conflicts - 1, 64))
+        return rng.uniform(0.0, ceiling)
 
 
 class TransactionTooLarge(errors.InvalidRequest):
@@ -51,16 +94,36 @@ class TransactionTooLarge(errors.InvalidRequest):
 
 
 class Database:
-    """Maps live in a Database: an etcd client plus an optional key prefix (namespace)."""
+    """Maps live in a Database: an etcd client plus an optional key prefix (namespace).
+
+    ``commits`` and ``conflicts`` count the write transactions of this object
+    that committed and that failed with :class:`TransactionConflict` (a measure
+    of contention)."""
 
     def __init__(self, client: Client, *, prefix: bytes = b"",
-                 max_txn_ops: int | None = None) -> None:
+                 max_txn_ops: int | None = None, clock: Any = None,
+                 rng: random.Random | None = None) -> None:
+        """:param clock: an ``IReactorTime`` for :meth:`run`'s waits and time
+            bound (default: the global reactor; tests pass ``task.Clock``)
+        :param rng: the jitter's random source (default: a fresh ``Random``)"""
         self.client = client
         self.prefix = require_bytes(prefix, "prefix")
         self.max_txn_ops = client.max_txn_ops if max_txn_ops is None else max_txn_ops
         if self.max_txn_ops < 1:
             raise ValueError("max_txn_ops must be at least 1")
+        self._clock = clock
+        self._rng = rng if rng is not None else random.Random()
+        self.commits = 0
+        self.conflicts = 0
 
+    def _time(self) -> Any:
+        if self._clock is None:
+            from twisted.internet import reactor  # not at import: no side effects
+
+            self._clock = reactor
+        return self._clock
+
+    @deferred
     async def status(self) -> int:
         """The current revision of the store."""
         return (await self.client.status()).revision
@@ -69,22 +132,48 @@ class Database:
         """A transaction: ``async with db.begin(write=True) as txn: ...``."""
         return MapTransaction(self, write=write)
 
+    @deferred
     async def run(self, fn: Callable[[MapTransaction], Awaitable[T]], *, retries: int = 20,
+                  timeout: float | None = 30.0, backoff: Backoff | None = Backoff(),
                   write: bool = True) -> T:
-        """Run ``fn(txn)`` in a transaction and commit; on conflict run it again,
-        up to ``retries`` more times, then let the last conflict propagate.
-        Only conflicts are retried: a cancellation (``CancelledError``) or any
-        other error ends the run at once."""
-        attempt = 0
+        """Run ``fn(txn)`` in a transaction and commit; on conflict wait (see
+        :class:`Backoff`) and run it again.
+
+        Gives up, raising the last :class:`TransactionConflict` (its ``attempts``
+        says how many runs it made), after ``retries`` retries or when the next
+        wait would end more than ``timeout`` seconds after the first attempt
+        began. ``backoff=None`` retries at once. Each attempt's transaction
+        carries its number in ``txn.attempt`` (1, 2, ...), so ``fn`` can report
+        how many it took. Only conflicts are retried: a cancellation
+        (``CancelledError``) or any other error ends the run at once.
+        """
+        if isinstance(retries, bool) or not isinstance(retries, int):
+            raise TypeError(f"retries must be an int, not {type(retries).__name__}")
+        if retries < 0:
+            raise ValueError(f"retries must be >= 0, got {retries}")
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout must be > 0 or None, got {timeout}")
+        clock = self._time()
+        deadline = math.inf if timeout is None else clock.seconds() + timeout
+        attempt = 1
         while True:
             try:
-                async with self.begin(write=write) as txn:
+                txn = self.begin(write=write)
+                txn.attempt = attempt
+                async with txn:
                     return await fn(txn)
-            except TransactionConflict:
-                if attempt >= retries:
+            except TransactionConflict as exc:
+                exc.attempts = attempt
+                wait = 0.0 if backoff is None else backoff.delay(attempt, self._rng)
+                if attempt > retries or clock.seconds() + wait > deadline:
                     raise
+                _log.debug("pmap transaction conflict, attempt {attempt} again in "
+                           "{wait:.4f}s", attempt=attempt + 1, wait=wait)
                 attempt += 1
+                if wait > 0:
+                    await deferLater(clock, wait)
 
+    @deferred
     async def put_many(self, items: Iterable[tuple[bytes, bytes]]) -> int:
         """Bulk-write raw (already prefixed) key/values in chunks of ``max_txn_ops``.
 
@@ -121,9 +210,12 @@ class MapTransaction:
         self._writes: dict[bytes, bytes | None] = {}
         self._pending: dict[object, Callable[[], Awaitable[None]]] = {}
         self._state = "new"
+        #: which attempt of :meth:`Database.run` this is (1 outside ``run``)
+        self.attempt = 1
 
     # -- lifecycle -------------------------------------------------------------
 
+    @deferred
     async def start(self) -> MapTransaction:
         if self._state != "new":
             raise errors.InvalidRequest("transaction already started")
@@ -163,6 +255,7 @@ class MapTransaction:
     def _record(self, kv_key: bytes, mod_revision: int) -> None:
         self._reads.setdefault(kv_key, mod_revision)
 
+    @deferred
     async def get_raw(self, key: bytes) -> bytes | None:
         """The value of ``key`` as this transaction sees it (None when absent)."""
         self._check_open()
@@ -170,6 +263,7 @@ class MapTransaction:
             return self._writes[key]
         return await self.snapshot_raw(key)
 
+    @deferred
     async def snapshot_raw(self, key: bytes) -> bytes | None:
         """The value of ``key`` at the snapshot, ignoring this transaction's own
         writes; the read joins the read set, so a concurrent change conflicts."""
@@ -263,6 +357,7 @@ class MapTransaction:
                 return
             end = page.kvs[-1].key  # exclusive: continue below the last key seen
 
+    @deferred
     async def count_raw(self, keyset: KeySet) -> int:
         """How many keys ``keyset`` holds as this transaction sees them.
 
@@ -281,6 +376,7 @@ class MapTransaction:
 
     # -- commit ------------------------------------------------------------------
 
+    @deferred
     async def commit(self) -> int:
         """Send the buffered writes in one etcd txn; returns the commit revision
         (the snapshot revision for a transaction without writes)."""
@@ -314,10 +410,12 @@ class MapTransaction:
         self._writes.clear()
         if not result.succeeded:
             self._state = "conflicted"
+            self.db.conflicts += 1
             raise TransactionConflict(
                 f"transaction from revision {self.revision} conflicts with a concurrent "
                 "change; nothing was written"
             )
         self._state = "committed"
+        self.db.commits += 1
         self.committed_revision = result.revision
         return result.revision

@@ -4,40 +4,53 @@ Storage layout (the one txaioetcd and zlmdb use, so their data stays
 readable): ``db.prefix + slot.to_bytes(2, "big") + key_codec.encode(key)``.
 
 A map is built from a key codec and a value codec; ``MapUuidCbor`` and its
-31 siblings are those combinations with a name.
+siblings, listed at the end of this module, are combinations with a name.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from functools import partial
+from typing import Any, ClassVar, Generic, TypeVar
+from uuid import UUID
 
 from twisted.internet.defer import Deferred
 
 from .. import errors
+from .._deferred import deferred
 from ..wire import KeySet, prefix_range_end
 from ..wire.watch import EventType
 from .codecs import (
     BinaryKey,
     BinaryValue,
+    Bytes16Key,
+    Bytes16Value,
+    Bytes20Key,
+    Bytes20Value,
+    Bytes32Key,
+    Bytes32Value,
     CborValue,
+    CompositeKey,
     Compressed,
     FlatBuffersValue,
     JsonValue,
     KeyCodec,
     OidKey,
+    OidSetValue,
     OidValue,
     PickleValue,
+    SlotKey,
     StringKey,
     StringValue,
     UuidKey,
+    UuidSetValue,
     UuidValue,
     ValueCodec,
 )
 from .database import Database, MapTransaction
 
-__all__ = ["Index", "MapChange", "PersistentMap", "UniqueViolation"]
+__all__ = ["MAP_TYPES", "Index", "MapChange", "PersistentMap", "UniqueViolation"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -132,13 +145,16 @@ class PersistentMap(Generic[K, V]):
             if not isinstance(prefix, (bytes, bytearray)):
                 raise TypeError(f"prefix must be bytes, not {type(prefix).__name__}")
             return bytes(prefix)
+        if isinstance(self.key_codec, CompositeKey):
+            # A tuple of leading parts: (u1,) selects every (u1, *) key.
+            return self.key_codec.encode_prefix(prefix)
         return self.key_codec.encode(prefix)
 
     # -- single records ------------------------------------------------------
 
     def __getitem__(self, txn_key: tuple[MapTransaction, K]) -> Deferred[V | None]:
         txn, key = txn_key
-        return Deferred.fromCoroutine(self.get(txn, key))
+        return self.get(txn, key)
 
     def __setitem__(self, txn_key: tuple[MapTransaction, K], value: V) -> None:
         txn, key = txn_key
@@ -148,6 +164,7 @@ class PersistentMap(Generic[K, V]):
         txn, key = txn_key
         self.delete(txn, key)
 
+    @deferred
     async def get(self, txn: MapTransaction, key: K) -> V | None:
         """The value at ``key`` as ``txn`` sees it, or None."""
         raw = await txn.get_raw(self._raw_key(txn, key))
@@ -195,11 +212,13 @@ class PersistentMap(Generic[K, V]):
                                               keys_only=True):
             yield self._decode_key(txn, raw_key)
 
+    @deferred
     async def count(self, txn: MapTransaction, *, from_key: K | None = None,
                     to_key: K | None = None, prefix: Any = None) -> int:
         return await txn.count_raw(self._keyset(txn, prefix=prefix, from_key=from_key,
                                                 to_key=to_key))
 
+    @deferred
     async def delete_range(self, txn: MapTransaction, *, from_key: K | None = None,
                            to_key: K | None = None, prefix: Any = None) -> int:
         """Delete every record in the range (in this transaction); returns how many."""
@@ -283,6 +302,7 @@ class PersistentMap(Generic[K, V]):
                         )
                 txn.put_raw(entry, imap.value_codec.encode(key))
 
+    @deferred
     async def lookup(self, txn: MapTransaction, index_key: Any) -> list[Any]:
         """On an index map: the primary keys filed under ``index_key``."""
         encoded = self.key_codec.encode(index_key)
@@ -294,40 +314,166 @@ class PersistentMap(Generic[K, V]):
                 if v is not None]
 
 
-# -- the named combinations ------------------------------------------------------
+# -- the named maps ------------------------------------------------------------
 
-_KEY_CODECS: dict[str, Callable[[], KeyCodec[Any]]] = {
+KeyFactory = Callable[[], KeyCodec[Any]]
+ValueFactory = Callable[..., ValueCodec[Any]]
+
+
+class _NamedMap(PersistentMap[K, V]):
+    """A map whose class names its codecs (``class MapX(..., key=..., value=...)``)."""
+
+    #: the factories of this class's key and value codecs
+    codecs: ClassVar[tuple[KeyFactory, ValueFactory]]
+
+    def __init_subclass__(cls, *, key: KeyFactory | None = None,
+                          value: ValueFactory | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if key is None or value is None:
+            return  # an intermediate base
+        cls.codecs = (key, value)
+        cls.__module__ = "etcdwamp.pmap"
+        if cls.__doc__ is None:
+            cls.__doc__ = (f"Map with {key().name} keys and {value().name} values "
+                           f"(``{cls.__name__}(slot, ...)``).")
+
+
+class _PlainMap(_NamedMap[K, V]):
+    def __init__(self, slot: int, *, compress: bool = False) -> None:
+        super().__init__(slot, self.codecs[0](), self.codecs[1](), compress=compress)
+
+
+class _MarshalledMap(_NamedMap[K, Any]):
+    """Values turned into plain data by ``marshal``, back by ``unmarshal``."""
+
+    def __init__(self, slot: int, *, compress: bool = False,
+                 marshal: Callable[[Any], Any] | None = None,
+                 unmarshal: Callable[[Any], Any] | None = None) -> None:
+        super().__init__(slot, self.codecs[0](),
+                         self.codecs[1](marshal=marshal, unmarshal=unmarshal),
+                         compress=compress)
+
+
+class _FlatBuffersMap(_NamedMap[K, Any]):
+    """``build(obj, builder) -> offset`` writes a value, ``cast(buf)`` reads one."""
+
+    def __init__(self, slot: int, *, compress: bool = False,
+                 build: Callable[[Any, Any], int] | None = None,
+                 cast: Callable[[bytes], Any] | None = None) -> None:
+        super().__init__(slot, self.codecs[0](), self.codecs[1](build=build, cast=cast),
+                         compress=compress)
+
+
+# The simple codecs by name: every key with every value is a map class below
+# (the CLI's --key-type/--value-type use these names too).
+_KEY_CODECS: dict[str, KeyFactory] = {
     "String": StringKey, "Binary": BinaryKey, "Oid": OidKey, "Uuid": UuidKey,
 }
-_VALUE_CODECS: dict[str, Callable[..., ValueCodec[Any]]] = {
+_VALUE_CODECS: dict[str, ValueFactory] = {
     "String": StringValue, "Binary": BinaryValue, "Oid": OidValue, "Uuid": UuidValue,
     "Json": JsonValue, "Cbor": CborValue, "Pickle": PickleValue,
     "FlatBuffers": FlatBuffersValue,
 }
 
+_SLOT_UUID = partial(CompositeKey, SlotKey(), UuidKey())
+_UUID_UUID = partial(CompositeKey, UuidKey(), UuidKey())
+_UUID_STRING = partial(CompositeKey, UuidKey(), StringKey())
+_UUID_UUID_STRING = partial(CompositeKey, UuidKey(), UuidKey(), StringKey())
+_UUID_UUID_UUID_STRING = partial(CompositeKey, UuidKey(), UuidKey(), UuidKey(), StringKey())
+_STRING_OID = partial(CompositeKey, StringKey(), OidKey())
+_OID_OID = partial(CompositeKey, OidKey(), OidKey())
+_OID3 = partial(CompositeKey, OidKey(), OidKey(), OidKey())
+_OID_STRING = partial(CompositeKey, OidKey(), StringKey())
+_BYTES32_UUID = partial(CompositeKey, Bytes32Key(), UuidKey())
+_BYTES32_BYTES32 = partial(CompositeKey, Bytes32Key(), Bytes32Key())
+_BYTES32_STRING = partial(CompositeKey, Bytes32Key(), StringKey())
+_BYTES20_BYTES20 = partial(CompositeKey, Bytes20Key(), Bytes20Key())
+_BYTES20_STRING = partial(CompositeKey, Bytes20Key(), StringKey())
 
-def _named_map(key_name: str, value_name: str) -> type[PersistentMap[Any, Any]]:
-    key_codec = _KEY_CODECS[key_name]
-    value_codec = _VALUE_CODECS[value_name]
-
-    def __init__(self: PersistentMap[Any, Any], slot: int, *, compress: bool = False,
-                 **value_options: Any) -> None:
-        PersistentMap.__init__(self, slot, key_codec(), value_codec(**value_options),
-                               compress=compress)
-
-    name = f"Map{key_name}{value_name}"
-    doc = (f"Map with {key_name} keys and {value_name} values. "
-           + {"Json": "Options: marshal, unmarshal.", "Cbor": "Options: marshal, unmarshal.",
-              "Pickle": "Options: marshal, unmarshal.",
-              "FlatBuffers": "Options: build, cast."}.get(value_name, ""))
-    return type(name, (PersistentMap,), {"__init__": __init__, "__doc__": doc,
-                                         "__module__": "etcdwamp.pmap"})
+# Written out (generated once) so that type checkers see every name: a
+# misspelled map class is an error before anything runs. A unit test checks
+# that this list is complete.
+# Every simple key type with every value type.
+class MapStringString(_PlainMap[str, str], key=StringKey, value=StringValue): ...
+class MapStringBinary(_PlainMap[str, bytes], key=StringKey, value=BinaryValue): ...
+class MapStringOid(_PlainMap[str, int], key=StringKey, value=OidValue): ...
+class MapStringUuid(_PlainMap[str, UUID], key=StringKey, value=UuidValue): ...
+class MapStringJson(_MarshalledMap[str], key=StringKey, value=JsonValue): ...
+class MapStringCbor(_MarshalledMap[str], key=StringKey, value=CborValue): ...
+class MapStringPickle(_MarshalledMap[str], key=StringKey, value=PickleValue): ...
+class MapStringFlatBuffers(_FlatBuffersMap[str], key=StringKey, value=FlatBuffersValue): ...
+class MapBinaryString(_PlainMap[bytes, str], key=BinaryKey, value=StringValue): ...
+class MapBinaryBinary(_PlainMap[bytes, bytes], key=BinaryKey, value=BinaryValue): ...
+class MapBinaryOid(_PlainMap[bytes, int], key=BinaryKey, value=OidValue): ...
+class MapBinaryUuid(_PlainMap[bytes, UUID], key=BinaryKey, value=UuidValue): ...
+class MapBinaryJson(_MarshalledMap[bytes], key=BinaryKey, value=JsonValue): ...
+class MapBinaryCbor(_MarshalledMap[bytes], key=BinaryKey, value=CborValue): ...
+class MapBinaryPickle(_MarshalledMap[bytes], key=BinaryKey, value=PickleValue): ...
+class MapBinaryFlatBuffers(_FlatBuffersMap[bytes], key=BinaryKey, value=FlatBuffersValue): ...
+class MapOidString(_PlainMap[int, str], key=OidKey, value=StringValue): ...
+class MapOidBinary(_PlainMap[int, bytes], key=OidKey, value=BinaryValue): ...
+class MapOidOid(_PlainMap[int, int], key=OidKey, value=OidValue): ...
+class MapOidUuid(_PlainMap[int, UUID], key=OidKey, value=UuidValue): ...
+class MapOidJson(_MarshalledMap[int], key=OidKey, value=JsonValue): ...
+class MapOidCbor(_MarshalledMap[int], key=OidKey, value=CborValue): ...
+class MapOidPickle(_MarshalledMap[int], key=OidKey, value=PickleValue): ...
+class MapOidFlatBuffers(_FlatBuffersMap[int], key=OidKey, value=FlatBuffersValue): ...
+class MapUuidString(_PlainMap[UUID, str], key=UuidKey, value=StringValue): ...
+class MapUuidBinary(_PlainMap[UUID, bytes], key=UuidKey, value=BinaryValue): ...
+class MapUuidOid(_PlainMap[UUID, int], key=UuidKey, value=OidValue): ...
+class MapUuidUuid(_PlainMap[UUID, UUID], key=UuidKey, value=UuidValue): ...
+class MapUuidJson(_MarshalledMap[UUID], key=UuidKey, value=JsonValue): ...
+class MapUuidCbor(_MarshalledMap[UUID], key=UuidKey, value=CborValue): ...
+class MapUuidPickle(_MarshalledMap[UUID], key=UuidKey, value=PickleValue): ...
+class MapUuidFlatBuffers(_FlatBuffersMap[UUID], key=UuidKey, value=FlatBuffersValue): ...
+# zlmdb's and txaioetcd's composite keys, set values and fixed-size bytes.
+class MapSlotUuidUuid(_PlainMap[tuple[int, UUID], UUID], key=_SLOT_UUID, value=UuidValue): ...
+class MapUuidUuidCbor(_MarshalledMap[tuple[UUID, UUID]], key=_UUID_UUID, value=CborValue): ...
+class MapUuidUuidUuid(_PlainMap[tuple[UUID, UUID], UUID], key=_UUID_UUID, value=UuidValue): ...
+class MapUuidStringUuid(_PlainMap[tuple[UUID, str], UUID], key=_UUID_STRING, value=UuidValue): ...
+class MapUuidStringOid(_PlainMap[tuple[UUID, str], int], key=_UUID_STRING, value=OidValue): ...
+class MapUuidUuidStringUuid(_PlainMap[tuple[UUID, UUID, str], UUID], key=_UUID_UUID_STRING, value=UuidValue): ...  # noqa: E501
+class MapUuidUuidStringFlatBuffers(_FlatBuffersMap[tuple[UUID, UUID, str]], key=_UUID_UUID_STRING, value=FlatBuffersValue): ...  # noqa: E501
+class MapUuidUuidUuidStringUuid(_PlainMap[tuple[UUID, UUID, UUID, str], UUID], key=_UUID_UUID_UUID_STRING, value=UuidValue): ...  # noqa: E501
+class MapUuidUuidSet(_PlainMap[UUID, set[UUID]], key=UuidKey, value=UuidSetValue): ...
+class MapStringOidOid(_PlainMap[tuple[str, int], int], key=_STRING_OID, value=OidValue): ...
+class MapOidOidOid(_PlainMap[tuple[int, int], int], key=_OID_OID, value=OidValue): ...
+class MapOidOidFlatBuffers(_FlatBuffersMap[tuple[int, int]], key=_OID_OID, value=FlatBuffersValue): ...  # noqa: E501
+class MapOid3FlatBuffers(_FlatBuffersMap[tuple[int, int, int]], key=_OID3, value=FlatBuffersValue): ...  # noqa: E501
+class MapOidStringOid(_PlainMap[tuple[int, str], int], key=_OID_STRING, value=OidValue): ...
+class MapOidOidSet(_PlainMap[int, set[int]], key=OidKey, value=OidSetValue): ...
+class MapBytes32Uuid(_PlainMap[bytes, UUID], key=Bytes32Key, value=UuidValue): ...
+class MapBytes32Bytes32(_PlainMap[bytes, bytes], key=Bytes32Key, value=Bytes32Value): ...
+class MapBytes32FlatBuffers(_FlatBuffersMap[bytes], key=Bytes32Key, value=FlatBuffersValue): ...
+class MapBytes32UuidFlatBuffers(_FlatBuffersMap[tuple[bytes, UUID]], key=_BYTES32_UUID, value=FlatBuffersValue): ...  # noqa: E501
+class MapBytes32Bytes32FlatBuffers(_FlatBuffersMap[tuple[bytes, bytes]], key=_BYTES32_BYTES32, value=FlatBuffersValue): ...  # noqa: E501
+class MapBytes32StringFlatBuffers(_FlatBuffersMap[tuple[bytes, str]], key=_BYTES32_STRING, value=FlatBuffersValue): ...  # noqa: E501
+class MapBytes20Bytes20(_PlainMap[bytes, bytes], key=Bytes20Key, value=Bytes20Value): ...
+class MapBytes20Uuid(_PlainMap[bytes, UUID], key=Bytes20Key, value=UuidValue): ...
+class MapBytes20Bytes16(_PlainMap[bytes, bytes], key=Bytes20Key, value=Bytes16Value): ...
+class MapBytes20FlatBuffers(_FlatBuffersMap[bytes], key=Bytes20Key, value=FlatBuffersValue): ...
+class MapBytes20Bytes20FlatBuffers(_FlatBuffersMap[tuple[bytes, bytes]], key=_BYTES20_BYTES20, value=FlatBuffersValue): ...  # noqa: E501
+class MapBytes20StringFlatBuffers(_FlatBuffersMap[tuple[bytes, str]], key=_BYTES20_STRING, value=FlatBuffersValue): ...  # noqa: E501
+class MapBytes16FlatBuffers(_FlatBuffersMap[bytes], key=Bytes16Key, value=FlatBuffersValue): ...
+# zlmdb spells FlatBuffers "Flatbuffers" too.
+MapStringFlatbuffers = MapStringFlatBuffers
+MapBinaryFlatbuffers = MapBinaryFlatBuffers
+MapOidFlatbuffers = MapOidFlatBuffers
+MapUuidFlatbuffers = MapUuidFlatBuffers
+MapUuidUuidStringFlatbuffers = MapUuidUuidStringFlatBuffers
+MapOidOidFlatbuffers = MapOidOidFlatBuffers
+MapOid3Flatbuffers = MapOid3FlatBuffers
+MapBytes32Flatbuffers = MapBytes32FlatBuffers
+MapBytes32UuidFlatbuffers = MapBytes32UuidFlatBuffers
+MapBytes32Bytes32Flatbuffers = MapBytes32Bytes32FlatBuffers
+MapBytes32StringFlatbuffers = MapBytes32StringFlatBuffers
+MapBytes20Flatbuffers = MapBytes20FlatBuffers
+MapBytes20Bytes20Flatbuffers = MapBytes20Bytes20FlatBuffers
+MapBytes20StringFlatbuffers = MapBytes20StringFlatBuffers
+MapBytes16Flatbuffers = MapBytes16FlatBuffers
 
 
 MAP_TYPES: dict[str, type[PersistentMap[Any, Any]]] = {
-    f"Map{k}{v}": _named_map(k, v) for k in _KEY_CODECS for v in _VALUE_CODECS
+    name: obj for name, obj in globals().items()
+    if name.startswith("Map") and isinstance(obj, type) and issubclass(obj, _NamedMap)
 }
-# zlmdb spells it "Flatbuffers"; accept both.
-MAP_TYPES.update({name.replace("FlatBuffers", "Flatbuffers"): cls
-                  for name, cls in list(MAP_TYPES.items()) if "FlatBuffers" in name})
-
