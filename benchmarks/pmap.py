@@ -13,6 +13,12 @@ Rows (transactions per second, sequential):
 The ratio (pmap / raw) is the cost of the map layer: codecs, buffering,
 read-set bookkeeping. Both sides do the same number of round trips.
 
+Contention rows: N clients (each its own ``Client``) increment one counter M
+times each through ``Database.run``, first retrying at once (``backoff=None``,
+the behaviour before backoff existed), then with the default
+:class:`~etcdwamp.pmap.Backoff`: conflicts per committed transaction and wall
+time, side by side.
+
     python benchmarks/pmap.py [--url http://127.0.0.1:2379] [--quick]
 """
 
@@ -25,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import harness
+from twisted.internet.defer import Deferred, gatherResults
 
 from etcdwamp import Client, Database, KeySet, OpSet, Transaction, pmap
 
@@ -36,6 +43,34 @@ async def rate(n: int, one: Callable[[int], Awaitable[None]]) -> float:
     for i in range(n):
         await one(i)
     return n / (time.perf_counter() - t0)
+
+
+async def contention(reactor: Any, url: str, n_clients: int, increments: int,
+                     backoff: pmap.Backoff | None) -> tuple[float, float]:
+    """Conflicts per commit and wall seconds for n_clients x increments."""
+    counter = pmap.MapStringOid(1)
+    prefix = b"bench-contention-%s/" % uuid.uuid4().hex.encode()
+    clients = [Client(reactor, url=url) for _ in range(n_clients)]
+    dbs = [Database(c, prefix=prefix) for c in clients]
+
+    async def increment(txn: pmap.MapTransaction) -> None:
+        counter[txn, "n"] = (await counter[txn, "n"] or 0) + 1
+
+    async def worker(db: Database) -> None:
+        for _ in range(increments):
+            await db.run(increment, retries=100_000, timeout=None, backoff=backoff)
+
+    t0 = time.perf_counter()
+    await gatherResults([Deferred.fromCoroutine(worker(db)) for db in dbs],
+                        consumeErrors=True)
+    wall = time.perf_counter() - t0
+    async with dbs[0].begin() as txn:
+        assert await counter[txn, "n"] == n_clients * increments
+    await clients[0].delete(KeySet(prefix, prefix=True))
+    for c in clients:
+        await c.close()
+    commits = sum(db.commits for db in dbs)
+    return sum(db.conflicts for db in dbs) / commits, wall
 
 
 async def run(reactor: Any, url: str, quick: bool) -> None:
@@ -99,6 +134,18 @@ async def run(reactor: Any, url: str, quick: bool) -> None:
         print(f"{label:24} {raw_rate:13.1f} {map_rate:10.1f} {map_rate / raw_rate:7.2f}")
     print("(transactions per second, sequential, CBOR values of "
           f"{len(encoded)} bytes; ratio = pmap / raw client, same etcd calls)")
+
+    shapes = [(6, 10), (8, 20)] if quick else [(6, 60), (8, 500)]
+    print()
+    print(f"{'contention':24} {'no backoff':>22} {'default backoff':>22}")
+    print(f"{'':24} {'conflicts/commit':>16} {'wall s':>6}"
+          f" {'conflicts/commit':>15} {'wall s':>6}")
+    for n_clients, increments in shapes:
+        before = await contention(reactor, url, n_clients, increments, None)
+        after = await contention(reactor, url, n_clients, increments, pmap.Backoff())
+        label = f"{n_clients} clients x {increments} incr"
+        print(f"{label:24} {before[0]:16.2f} {before[1]:6.2f} {after[0]:15.2f} {after[1]:6.2f}")
+    print("(one counter, each client its own Client; Database.run retries until it commits)")
 
 
 
