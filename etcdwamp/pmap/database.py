@@ -1,19 +1,70 @@
-"""Database and transactions: snapshot reads and optimistic, conflict-checked commits.
+"""Database and transactions: snapshot reads and serializable, conflict-checked commits.
 
-A transaction reads at one revision (taken at ``begin``) and buffers its
-writes. A write transaction commits them in one etcd txn guarded by compares
-on everything it read: every key read must still have the mod revision it had
-(0 for a key that was absent), and every range scanned must hold no key
-modified after the snapshot. If anything changed, etcd runs nothing and the
-commit raises :class:`TransactionConflict`: there is no lost update. The
-usual reaction is to run the whole function again, which :meth:`Database.run`
-does.
+Isolation
+---------
+*Write transactions* (``db.begin(write=True)``, :meth:`Database.run`) are
+serializable, and strictly so: each reads at one revision (taken at
+``begin``), buffers its writes, and commits them in one etcd txn guarded by
+compares on everything it read. The commit succeeds only if nothing it read
+changed between its snapshot and its commit (an update, a delete, or an
+insert into a range it read); then it takes effect atomically at its commit
+revision, as if it had run there alone. Otherwise etcd applies nothing and
+the commit raises :class:`TransactionConflict` (run the function again:
+:meth:`Database.run` does, with backoff).
 
-etcd applies one txn with at most ``--max-txn-ops`` (128 by default)
-compares and at most as many operations. A commit needing more raises
-:class:`TransactionTooLarge` before anything is written. For bulk loads that
-need not be atomic, use :meth:`Database.put_many`, which writes in chunks of
-``max_txn_ops`` (each chunk atomic, the whole not).
+*Read-only transactions* (``db.begin()``) read one consistent snapshot, the
+store as of ``txn.revision``, and never conflict: they are serializable at
+that revision, which may be older than a write that finished before ``begin``
+if the etcd member answering ``status`` lags (a single member never does).
+
+*Several Database objects, clients or processes* share these guarantees: the
+compares run inside etcd, so every write transaction through any client of
+one etcd cluster is checked against every other. Writes made without a
+transaction (the raw client, another tool) are seen by the compares too; a
+transaction only protects what it read through its own reads.
+
+What each read costs
+--------------------
+Reads in a write transaction join its read set; each entry becomes a compare
+in the commit (etcd allows ``max_txn_ops``, 128 by default, per txn; a commit
+needing more raises :class:`TransactionTooLarge` before anything is sent).
+Read-only transactions send no compares at all.
+
+==================================  =====================  ==========================
+read                                requests               compares at commit
+==================================  =====================  ==========================
+``get`` (present or absent)         1 range                1: the key's mod revision
+                                                           (0 = absent, so an insert
+                                                           conflicts)
+``select``/``keys`` over *n* keys   ceil(n / page_size)    n (one per key: an update
+                                                           or delete conflicts) + 1
+                                                           range guard (no key in the
+                                                           range modified after the
+                                                           snapshot: an insert
+                                                           conflicts)
+``... limit=L``                     as above, up to L      L + 1, the guard ending at
+                                                           the last key returned
+``count`` over *n* keys             write txn: keys-only   n + 1, as ``keys``
+                                    pages; read-only: 1
+                                    count-only range
+``delete_range`` over *n* keys      as ``keys``            n + 1 (plus n deletes)
+index ``lookup`` (non-unique, *n*)  as ``select``          n + 1
+index ``lookup`` (unique)           1 range                1
+unique-index check on put           1 range                1
+index upkeep on put/delete          1 range (old value)    1
+==================================  =====================  ==========================
+
+A key read twice is compared once. Why one compare per key: a compare over a
+range (``range_end``) holds when every key *present* satisfies it, so it can
+catch an insert or update (mod revision above the snapshot) but never a key
+that is gone; a single-key compare on a missing key sees mod revision 0, which
+differs from the revision the transaction read. etcd has no count compare.
+So a ``count`` that must stay exact reads the keys themselves.
+
+etcd applies one txn with at most ``--max-txn-ops`` compares and at most as
+many operations. For bulk loads that need not be atomic, use
+:meth:`Database.put_many`, which writes in chunks of ``max_txn_ops`` (each
+chunk atomic, the whole not).
 """
 
 from __future__ import annotations
