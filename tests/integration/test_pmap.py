@@ -292,3 +292,52 @@ async def test_compressed_values_round_trip_and_shrink(db: Database, client: Cli
     raw_plain = (await client.get(plain.key_bytes(db, "doc"))).kvs[0].value
     raw_packed = (await client.get(packed.key_bytes(db, "doc"))).kvs[0].value
     assert len(raw_packed) < len(raw_plain) // 10
+
+
+@ensure
+async def test_the_etcd_compare_semantics_pmap_relies_on(client: Client, prefix: bytes) -> None:
+    """A compare on a missing key sees mod revision 0; a compare over a range
+    (range_end) checks only the keys present, so it catches an insert or update
+    after the snapshot but not a delete: that is why a range read also compares
+    each key it saw."""
+    from etcdwamp.wire import CompModified, OpSet, Transaction
+
+    a, b = prefix + b"a", prefix + b"b"
+    await client.put(a, b"1")
+    await client.put(b, b"1")
+    rev_a = (await client.get(a)).first.mod_revision  # type: ignore[union-attr]
+    snapshot = (await client.status()).revision
+    await client.delete(b)
+    whole = KeySet(prefix, prefix=True)
+
+    async def holds(*compares: Any) -> bool:
+        result = await client.txn(Transaction(compare=compares, success=[]))
+        return bool(result.succeeded)
+
+    assert await holds(CompModified(b, "==", 0))           # deleted: mod revision 0
+    assert not await holds(CompModified(b, "==", rev_a))   # ... so a per-key compare fails
+    assert await holds(CompModified(whole, "<", snapshot + 1))  # the range misses the delete
+    await client.put(prefix + b"c", b"new")
+    assert not await holds(CompModified(whole, "<", snapshot + 1))  # ... but sees an insert
+    assert await holds(CompModified(a, "==", rev_a))
+    await client.txn(Transaction(success=[OpSet(a, b"2")]))
+    assert not await holds(CompModified(a, "==", rev_a))  # and an update
+
+
+@ensure
+async def test_count_then_delete_conflicts(db: Database) -> None:
+    """A write transaction that counted a range conflicts when a key it counted
+    is deleted before it commits (etcd's range compare alone cannot see that)."""
+    table = pmap.MapStringString(1)
+    async with db.begin(write=True) as txn:
+        table[txn, "d1"] = "on"
+        table[txn, "d2"] = "on"
+    txn = await db.begin(write=True).start()
+    assert await table.count(txn) == 2
+    async with db.begin(write=True) as other:
+        del table[other, "d2"]
+    del table[txn, "d1"]
+    with pytest.raises(pmap.TransactionConflict):
+        await txn.commit()
+    async with db.begin() as check:
+        assert await table[check, "d1"] == "on"
