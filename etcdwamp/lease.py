@@ -96,10 +96,14 @@ class Lease:
     @deferred
     async def refresh(self) -> int:
         """Renew once; returns the new TTL. Raises :class:`LeaseExpired` if it is gone."""
+        # etcd restarts the TTL when it handles the renewal, which is after
+        # this moment: counting from here never overestimates the deadline.
+        sent: float = self._client._clock.seconds()
         result = await self._client._call(lease_keepalive_request(self.id))
         if result.ttl <= 0:
             raise errors.LeaseExpired(self.id)
         self.renewals += 1
+        self._deadline = max(self._deadline, sent + result.ttl)
         return result.ttl
 
     def keep_alive(self, on_lost: Callable[[errors.LeaseExpired], object] | None = None,
@@ -114,20 +118,16 @@ class Lease:
 
         def tick() -> None:
             self._timer = None
-            # etcd restarts the TTL when it handles the renewal, which is after
-            # this moment: counting from here never overestimates the deadline.
-            sent = clock.seconds()
             d = self._renewal = self.refresh()
-            d.addCallbacks(renewed, failed, callbackArgs=(sent,))
+            d.addCallbacks(renewed, failed)
 
         def schedule(delay: float) -> None:
             if self._keeping:
                 self._timer = clock.callLater(delay, tick)
 
-        def renewed(ttl: int, sent: float) -> None:
+        def renewed(ttl: int) -> None:
             self._renewal = None
-            self._deadline = max(self._deadline, sent + ttl)
-            self._watch_deadline()
+            self._watch_deadline()  # refresh() moved the deadline
             schedule(period)
 
         def failed(failure: Any) -> None:
@@ -159,6 +159,9 @@ class Lease:
         # Whatever renewal is still in flight comes too late to count: the
         # holder must stop acting as one now. _mark_lost cancels it.
         self._deadline_timer = None
+        if self._client._clock.seconds() < self._deadline:
+            self._watch_deadline()  # a refresh() of the owner's moved it
+            return
         self._mark_lost(errors.LeaseExpired(self.id, "no renewal confirmed before its TTL ran out"))
 
     def stop_keep_alive(self) -> None:

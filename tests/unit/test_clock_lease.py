@@ -148,3 +148,30 @@ def test_interval_overrides_the_default_period() -> None:
     rig.advance_to(6.0)
     assert renewal_times(rig) == [1.5, 3.0, 4.5, 6.0]
     rig.run(lease.revoke())
+
+
+def test_a_refresh_of_the_owners_moves_the_deadline_of_the_keep_alive() -> None:
+    """Renewals of the loop are rare here (interval 100s); the owner renews at
+    5s, so the lease is lost at 5 + 9 = 14s, not at the 9s of the grant."""
+    rig = Rig.make()
+    lease: Lease = rig.run(rig.client.lease(9))
+    lost: list[Failure] = []
+    lease.keep_alive(interval=100.0).lost.addErrback(lost.append)
+    rig.advance_to(5.0)
+    assert rig.run(lease.refresh()) == 9
+    rig.advance_to(13.75)
+    assert not lost and not lease.is_lost
+    rig.advance_to(14.0)
+    assert lease.is_lost and len(lost) == 1 and lost[0].check(e.LeaseExpired)
+
+
+def test_keep_alive_started_late_counts_from_the_grant() -> None:
+    """The deadline runs from when the grant was sent, not from keep_alive():
+    a lease left alone past its TTL is lost as soon as the loop starts."""
+    rig = Rig.make()
+    lease: Lease = rig.run(rig.client.lease(9))
+    rig.advance_to(10.0)
+    assert not rig.etcd.lease_alive(lease.id)
+    lease.keep_alive()
+    rig.advance(0)
+    assert lease.is_lost
