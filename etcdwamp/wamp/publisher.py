@@ -5,8 +5,18 @@ Topics (``p`` = the URI prefix):
 - ``p.map.<name>.on_change``: ``{op, key, value, revision}`` (plus ``prev_value`` when
   ``extra.prev_value``), and ``p.map.<name>.on_resync`` ``{compact_revision}`` after a
   compaction made the watch lose history (re-read with ``get_and_watch``);
-- ``p.kv.on_change`` / ``p.kv.on_resync`` for the keys under ``kv_prefixes``;
+- ``p.kv.<name>.on_change`` / ``p.kv.<name>.on_resync`` for the keys under each of
+  ``kv_prefixes`` (``name`` is the prefix's topic name; keys under a longer configured
+  prefix go to that prefix's topic only);
 - ``p.presence.on_change``: ``{op: "join"|"leave", session, authid, key, value, revision}``.
+
+Events obey the read rules of what they come from: every event and resync
+notice of a map, a kv prefix or presence is published with
+``eligible_authrole`` = that thing's ``read`` roles (Crossbar delivers it to
+sessions of those roles only; without a ``read`` rule, to every subscriber
+the router admits; with ``read: []``, to nobody: nothing is published). A
+map with ``"events": "owner"`` also sets ``eligible_authid`` to the key, so
+each key's changes reach only the sessions authenticated as that key.
 
 The instances campaign in an etcd election; the leader publishes and records
 the last published revision in etcd (the checkpoint), so a successor resumes
@@ -43,22 +53,31 @@ from .settings import Settings
 
 __all__ = ["Publisher"]
 
-_NO_ACK = PublishOptions(acknowledge=False)
 _RETRY_MIN = 0.1
 _RETRY_MAX = 5.0
 _OPS_PER_TXN = DEFAULT_MAX_TXN_OPS
 
 
 class _Feed:
-    """One watched key set and how its events become WAMP events."""
+    """One watched key set, how its events become WAMP events, and who may get them."""
 
     def __init__(self, keyset: KeySet, topic: str,
                  event: Callable[[str, KeyValue, KeyValue | None, int], dict[str, Any]],
-                 prev_kv: bool) -> None:
+                 prev_kv: bool, readers: frozenset[str] | None, *,
+                 owner_of: Callable[[bytes], str] | None = None,
+                 excluded: tuple[bytes, ...] = ()) -> None:
         self.keyset = keyset
         self.topic = topic
         self.event = event
         self.prev_kv = prev_kv
+        #: nobody may read it (``read: []``): nothing is published at all, since
+        #: an empty eligible list means "no filter" to the router
+        self.silent = readers is not None and not readers
+        self.options = PublishOptions(
+            acknowledge=False,
+            eligible_authrole=sorted(readers) if readers else None)
+        self.owner_of = owner_of
+        self.excluded = excluded  # longer configured prefixes with topics of their own
         # The highest revision this instance published on this feed: a
         # publisher that regains leadership resumes after it, whatever an
         # older checkpoint says, so it never repeats an event.
@@ -91,17 +110,31 @@ class Publisher:
         prev = settings.prev_value
         self.feeds: list[_Feed] = []
         for m in maps.values():
+            owner_of = None
+            if m.spec.events == "owner":
+                owner_of = self._owner_of(m)
             self.feeds.append(_Feed(KeySet(m.base, prefix=True), f"{p}.map.{m.name}",
-                                    self._map_event(m, prev), prev))
+                                    self._map_event(m, prev), prev, m.spec.read,
+                                    owner_of=owner_of))
         for kv_prefix in settings.kv_prefixes:
-            self.feeds.append(_Feed(KeySet(kv_prefix.prefix, prefix=True), f"{p}.kv",
-                                    self._raw_event(prev), prev))
+            nested = tuple(other.prefix for other in settings.kv_prefixes
+                           if other.prefix != kv_prefix.prefix
+                           and other.prefix.startswith(kv_prefix.prefix))
+            self.feeds.append(_Feed(KeySet(kv_prefix.prefix, prefix=True),
+                                    f"{p}.kv.{kv_prefix.name}", self._raw_event(prev), prev,
+                                    kv_prefix.read, excluded=nested))
         if settings.presence is not None:
             self.feeds.append(_Feed(KeySet(settings.presence.prefix, prefix=True),
                                     f"{p}.presence", self._presence_event(settings.presence.prefix),
-                                    True))
+                                    True, settings.presence.read))
 
     # -- event shapes -----------------------------------------------------------
+
+    @staticmethod
+    def _owner_of(m: WampMap) -> Callable[[bytes], str]:
+        def owner(raw: bytes) -> str:
+            return str(m.key_out(raw))
+        return owner
 
     @staticmethod
     def _map_event(m: WampMap, prev: bool
@@ -235,13 +268,24 @@ class Publisher:
     async def _publish_batch(self, batch: WatchBatch, feed: _Feed) -> None:
         if not self.is_publisher:
             return
+        # Several events may share a revision (a transaction, a lease revoke
+        # deleting many keys); etcd delivers a revision whole in one batch, so
+        # what this instance published before is what precedes this batch.
+        published_before = feed.published
         for ev in batch.events:
-            if ev.revision <= feed.published:
+            if ev.revision <= published_before:
                 continue  # this instance published it before losing leadership
-            op = "put" if ev.type is EventType.PUT else "delete"
-            self._publish(f"{feed.topic}.on_change", feed.event(op, ev.kv, ev.prev_kv,
-                                                                ev.revision), options=_NO_ACK)
             feed.published = ev.revision
+            if feed.silent or ev.kv.key.startswith(feed.excluded):
+                continue
+            op = "put" if ev.type is EventType.PUT else "delete"
+            options = feed.options
+            if feed.owner_of is not None:
+                options = PublishOptions(acknowledge=False,
+                                         eligible_authrole=feed.options.eligible_authrole,
+                                         eligible_authid=[feed.owner_of(ev.kv.key)])
+            self._publish(f"{feed.topic}.on_change", feed.event(op, ev.kv, ev.prev_kv,
+                                                                ev.revision), options=options)
         if batch.events:
             self._record_soon(str(batch.events[-1].revision).encode())
 
@@ -324,7 +368,9 @@ class Publisher:
             compacted = failure.value.compact_revision
             self.log.warn("etcdwamp: {topic} lost history to compaction at {rev}; resync",
                           topic=feed.topic, rev=compacted)
-            self._publish(f"{feed.topic}.on_resync", {"compact_revision": compacted})
+            if not feed.silent:
+                self._publish(f"{feed.topic}.on_resync", {"compact_revision": compacted},
+                              options=feed.options)
             if self.is_publisher and not self._stopping:
                 # etcd keeps history from the compaction revision on: resume
                 # there, so a write that lands while subscribers re-read is

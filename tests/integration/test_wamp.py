@@ -422,3 +422,25 @@ async def test_successor_that_cannot_resume_publishes_resync(node: CrossbarNode,
                     timeout=30)
     finally:
         await disconnect(s)
+
+
+@ensure
+async def test_every_event_of_one_revision_reaches_subscribers(node: CrossbarNode,
+                                                               client: Client,
+                                                               prefix: bytes) -> None:
+    """A transaction writes several keys at one revision: each is an event."""
+    s = await connect(node)
+    name = prefix.decode()
+    events: list[dict[str, Any]] = []
+    try:
+        await s.subscribe(lambda ev: events.append(ev) if ev["key"].startswith(name) else None,
+                          "etcd.map.notes.on_change")
+        done = await s.call("etcd.map.txn", [
+            {"op": "put", "map": "notes", "key": f"{name}{i}", "value": i} for i in range(5)])
+        await s.call("etcd.map.put", "notes", name + "last", 5)
+        await until(lambda: any(ev["key"] == name + "last" for ev in events))
+        assert [(ev["key"], ev["revision"]) for ev in events[:5]] == [
+            (f"{name}{i}", done["revision"]) for i in range(5)]
+        assert len(events) == 6
+    finally:
+        await disconnect(s)
