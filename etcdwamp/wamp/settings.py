@@ -172,9 +172,13 @@ class MapSpec:
     read: Roles = None
     write: Roles = None
     owner: bool = False
+    #: who receives a key's change events: every role in ``read`` ("readers"), or
+    #: only the sessions whose authid is the key ("owner")
+    events: str = "readers"
 
     # the JSON names of the fields above
-    _KEYS = frozenset({"slot", "key", "value", "read", "write", "owner"})
+    _KEYS = frozenset({"slot", "key", "value", "read", "write", "owner", "events"})
+    _EVENTS = frozenset({"readers", "owner"})
 
     @classmethod
     def parse(cls, name: Any, raw: Any) -> MapSpec:
@@ -198,9 +202,16 @@ class MapSpec:
         if owner and key not in ("string", "uuid"):
             raise SettingsError(f"{where}.owner needs string or uuid keys (compared with "
                                 "the caller's authid)")
+        events = raw.get("events", _default(cls, "events"))
+        if events not in cls._EVENTS:
+            raise SettingsError(f"{where}.events must be one of {sorted(cls._EVENTS)}")
+        if events == "owner" and key not in ("string", "uuid"):
+            raise SettingsError(f"{where}.events 'owner' needs string or uuid keys "
+                                "(compared with the subscriber's authid)")
         return cls(name=name, slot=slot, key_type=key, value_type=value,
                    read=_roles(raw.get("read"), f"{where}.read"),
-                   write=_roles(raw.get("write"), f"{where}.write"), owner=owner)
+                   write=_roles(raw.get("write"), f"{where}.write"), owner=owner,
+                   events=events)
 
     def build(self) -> PersistentMap[Any, Any]:
         cls: Any = MAP_TYPES[f"Map{KEY_TYPES[self.key_type]}{VALUE_TYPES[self.value_type]}"]
@@ -210,9 +221,14 @@ class MapSpec:
 
 @dataclass(frozen=True)
 class KvPrefix:
-    """One entry of ``extra.kv_prefixes``: raw keys callers may reach."""
+    """One entry of ``extra.kv_prefixes``: raw keys callers may reach.
+
+    ``name`` names its topics (``<prefix>.kv.<name>.on_change``), so each
+    prefix's events can carry its own read rule; by default it is the prefix
+    with every run of other characters than a-z, 0-9 turned into ``_``."""
 
     prefix: bytes
+    name: str
     read: Roles = None
     write: Roles = None
 
@@ -222,11 +238,17 @@ class KvPrefix:
         if isinstance(raw, str):
             raw = {"prefix": raw}
         raw = _object(raw, where)
-        _check_keys(raw, {"prefix", "read", "write"}, where)
+        _check_keys(raw, {"prefix", "name", "read", "write"}, where)
         prefix = _prefix_bytes(raw.get("prefix"), f"{where}.prefix")
         if not prefix:
             raise SettingsError(f"{where}.prefix must not be empty (it would expose every key)")
-        return cls(prefix=prefix, read=_roles(raw.get("read"), f"{where}.read"),
+        name = raw.get("name")
+        if name is None:
+            name = re.sub(r"[^a-z0-9]+", "_", prefix.decode("utf-8", "replace").lower())
+            name = name.strip("_") or f"prefix{index}"
+        if not isinstance(name, str) or not _URI_PART.match(name):
+            raise SettingsError(f"{where}.name must use a-z, 0-9 and _ only: {name!r}")
+        return cls(prefix=prefix, name=name, read=_roles(raw.get("read"), f"{where}.read"),
                    write=_roles(raw.get("write"), f"{where}.write"))
 
     def covers(self, key: bytes) -> bool:
@@ -316,6 +338,13 @@ class Settings:
         if not isinstance(raw_kv, list):
             raise SettingsError("extra.kv_prefixes must be a list of prefixes")
         kv_prefixes = [KvPrefix.parse(i, p) for i, p in enumerate(raw_kv)]
+        names: dict[str, bytes] = {}
+        for i, kv in enumerate(kv_prefixes):
+            if kv.name in names:
+                raise SettingsError(f"extra.kv_prefixes[{i}]: topic name {kv.name!r} is already "
+                                    f"used by {names[kv.name].decode(errors='replace')!r}; "
+                                    "give it a \"name\"")
+            names[kv.name] = kv.prefix
         db_prefix = _prefix_bytes(extra.get("db_prefix", ""), "extra.db_prefix")
         election = extra.get("election", _default(cls, "election").decode())
         if not isinstance(election, str) or not election:

@@ -307,7 +307,7 @@ async def test_anonymous_page_is_a_guest_with_the_demo_rights_only(
         const attempts = [
             () => s.call("etcd.kv.range", ["browser/"]),
             () => s.call("etcd.map.put", ["notes", "k", 1]),
-            () => s.subscribe("etcd.kv.on_change", () => {}),
+            () => s.subscribe("etcd.kv.browser_raw.on_change", () => {}),
         ];
         for (const attempt of attempts) {
             try { await attempt(); out.push("allowed"); } catch (e) { out.push(e.error); }

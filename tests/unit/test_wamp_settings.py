@@ -107,10 +107,21 @@ def test_committed_node_config_is_valid() -> None:
     ({"presence": {"ttl": 1}}, "extra.presence.ttl"),
     ({"presence": {"prefx": "x/"}}, "did you mean 'prefix'"),
     ({"prev_value": "yes"}, "prev_value"),
+    ({"maps": {"x": {"slot": 1, "events": "all"}}}, "extra.maps.x.events"),
+    ({"maps": {"x": {"slot": 1, "key": "oid", "events": "owner"}}}, "needs string or uuid"),
+    ({"db_prefix": "app/", "kv_prefixes": ["a/b", "a.b"]}, "topic name 'a_b' is already used"),
+    ({"db_prefix": "app/", "kv_prefixes": [{"prefix": "a/", "name": "A-1"}]}, "name must use"),
 ])
+
 def test_bad_extra_names_the_field(change: dict[str, Any], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         Settings.from_extra({**GOOD, **change})
+
+def test_kv_prefix_topic_names() -> None:
+    s = Settings.from_extra({**GOOD, "db_prefix": "app/", "kv_prefixes": [
+        "demo/raw/", {"prefix": "demo/raw/admin/", "name": "admin"}]})
+    assert [p.name for p in s.kv_prefixes] == ["demo_raw", "admin"]
+    assert s.maps[0].events == "readers"
 
 
 @pytest.mark.parametrize(("exc", "suffix"), [
