@@ -447,8 +447,8 @@ class Client:
             if self._left(deadline) <= 0:
                 if failures:
                     break  # the last attempt's failure is the answer
-                # Logging in took the whole budget; nothing was sent, but say
-                # "outcome unknown" rather than promise more than we checked.
+                # Logging in took the whole budget before anything was sent:
+                # still the timeout's error, the type callers handle timeouts by.
                 raise errors.RequestTimeout(
                     f"the timeout ran out before {request.path} was sent", endpoint=endpoint)
             try:
@@ -459,9 +459,12 @@ class Client:
                 failures.append(exc)
                 continue
             except errors.OutcomeUnknown as exc:
-                if isinstance(exc, errors.RequestTimeout) and self._preferred == index:
+                if (isinstance(exc, errors.RequestTimeout) and request.timeout is None
+                        and self._preferred == index):
                     # A timeout now ends the call, so no retry moves on from a
-                    # hung member: the next call starts with another one.
+                    # hung member: the next call starts with another one. (Not
+                    # for a request with its own timeout, e.g. a lock that
+                    # waited as long as its caller allowed.)
                     self._preferred = (index + 1) % len(self.endpoints)
                 if not request.idempotent:
                     raise
