@@ -67,6 +67,19 @@ def when_it_fails(d: Deferred[Any], clock: Clock, stub: StubTreq,
     return at, result
 
 
+def ends_when_the_budget_is_spent(seen: list[tuple[float, Any]], clock: Clock,
+                                  stub: StubTreq, left: float, what: str) -> None:
+    """The call (its outcome and time go to ``seen``) fails with RequestTimeout
+    exactly when the ``left`` seconds of its budget have passed, at TIMEOUT."""
+    advance(clock, stub, left - STEP)
+    assert not seen, f"{what} gets what is left of the budget, no less"
+    advance(clock, stub, STEP)
+    assert seen, f"{what} got more than what was left of the budget"
+    at, result = seen[0]
+    assert at == TIMEOUT, at
+    assert isinstance(result, Failure) and result.check(e.RequestTimeout), result
+
+
 def test_a_read_to_three_members_that_never_answer_fails_at_the_timeout() -> None:
     """Not at three times the timeout: the first attempt had the whole budget."""
     client, etcd, stub, clock = cluster()
@@ -105,13 +118,7 @@ def test_failover_attempts_share_one_deadline() -> None:
         flush(stub)
         assert not seen, f"gave up after attempt {attempt}: {seen}"
     assert len(etcd.calls_to(RANGE)) == 3
-    advance(clock, stub, 0.5 - STEP)
-    assert not seen, "the last attempt gets what is left of the budget, no less"
-    advance(clock, stub, STEP)
-    assert seen, "the last attempt got more than what was left of the budget"
-    at, result = seen[0]
-    assert at == TIMEOUT, at
-    assert isinstance(result, Failure) and result.check(e.RequestTimeout), result
+    ends_when_the_budget_is_spent(seen, clock, stub, 0.5, "the last attempt")
     assert len(etcd.calls_to(RANGE)) == 3
 
 
@@ -170,13 +177,7 @@ def test_logging_in_again_is_inside_the_timeout() -> None:
     etcd.release()
     flush(stub)
     assert len(etcd.calls_to(RANGE)) == 2 and not seen
-    advance(clock, stub, 0.5 - STEP)
-    assert not seen, "the resent request gets what is left of the budget, no less"
-    advance(clock, stub, STEP)
-    assert seen, "the resent request got more than what was left of the budget"
-    at, result = seen[0]
-    assert at == TIMEOUT, at
-    assert isinstance(result, Failure) and result.check(e.RequestTimeout), result
+    ends_when_the_budget_is_spent(seen, clock, stub, 0.5, "the resent request")
 
 
 def test_a_caller_waiting_for_another_callers_login_ends_at_its_own_timeout() -> None:
