@@ -346,7 +346,7 @@ async def test_resync_after_compaction_leaves_the_page_exact(
     # Take the publisher's place: queue behind it, then end its lease.
     candidates = KeySet(ELECTION + b"/", prefix=True)
     election = client.election(ELECTION)
-    mine = Deferred.fromCoroutine(election.campaign(b"browser-test"))
+    mine = election.campaign(b"browser-test")
     try:
         leader = await client.election(ELECTION).leader()
         assert leader is not None
