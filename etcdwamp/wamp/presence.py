@@ -71,7 +71,7 @@ class PresenceService:
         return {"presence.put": self.put, "presence.delete": self.delete,
                 "presence.list": self.list}
 
-    def _own_key(self, caller: Caller, key: Any, procedure: str) -> bytes:
+    def _own_key(self, caller: Caller, key: Any) -> bytes:
         if caller.session is None:
             raise ApplicationError(self.uris.invalid_argument,
                                    "presence needs the router to disclose the caller")
@@ -108,7 +108,7 @@ class PresenceService:
         caller = Caller.of(details)
         self.access.require_role(caller, self.settings.write, procedure="presence.put",
                                  target="presence", action="write")
-        raw = self._own_key(caller, key, "presence.put")
+        raw = self._own_key(caller, key)
         data = cbor2.dumps({"authid": caller.authid, "value": value})
         assert caller.session is not None
         lease = await self._lease(caller.session)
@@ -121,7 +121,7 @@ class PresenceService:
         caller = Caller.of(details)
         self.access.require_role(caller, self.settings.write, procedure="presence.delete",
                                  target="presence", action="write")
-        result = await self.client.delete(self._own_key(caller, key, "presence.delete"))
+        result = await self.client.delete(self._own_key(caller, key))
         return {"deleted": result.deleted > 0, "revision": result.revision}
 
     async def list(self, details: Any = None) -> list[dict[str, Any]]:
