@@ -28,6 +28,7 @@ __all__ = [
     "Bytes32Value",
     "CborValue",
     "CompositeKey",
+    "CompositeValue",
     "Compressed",
     "FlatBuffersValue",
     "JsonValue",
@@ -39,6 +40,8 @@ __all__ = [
     "SlotKey",
     "StringKey",
     "StringValue",
+    "TimestampKey",
+    "TimestampValue",
     "UuidKey",
     "UuidSetValue",
     "UuidValue",
@@ -205,6 +208,30 @@ class Bytes16Key(_FixedBytes):
 Bytes32Value, Bytes20Value, Bytes16Value = Bytes32Key, Bytes20Key, Bytes16Key
 
 
+class TimestampKey(KeyCodec[int], ValueCodec[int]):
+    """A point in time as an int of nanoseconds since the epoch, 8 bytes signed
+    big-endian: the bytes zlmdb writes for a ``numpy.datetime64[ns]`` (convert
+    with ``int(dt.astype("int64"))`` and ``numpy.datetime64(n, "ns")``). Times
+    from 1970 on sort in byte order."""
+
+    name = "Timestamp"
+
+    def encode(self, key: int) -> bytes:
+        if isinstance(key, bool) or not isinstance(key, int):
+            raise _type_error("timestamp", "an int (nanoseconds since the epoch)", key)
+        if not -(2**63) <= key < 2**63:
+            raise ValueError(f"a timestamp must fit in 64 signed bits, got {key}")
+        return key.to_bytes(8, "big", signed=True)
+
+    def decode(self, data: bytes) -> int:
+        if len(data) != 8:
+            raise ValueError(f"a timestamp has 8 bytes, got {len(data)}")
+        return int.from_bytes(data, "big", signed=True)
+
+
+TimestampValue = TimestampKey
+
+
 class CompositeKey(KeyCodec[tuple[Any, ...]]):
     """A tuple key: its parts' encodings concatenated (the zlmdb/txaioetcd layout,
     e.g. ``(UUID, UUID)`` as 32 bytes, ``(UUID, str)`` as 16 bytes + UTF-8).
@@ -292,6 +319,11 @@ class UuidValue(ValueCodec[uuid.UUID]):
 
     def decode(self, data: bytes) -> uuid.UUID:
         return uuid.UUID(bytes=data)
+
+
+class CompositeValue(CompositeKey, ValueCodec[tuple[Any, ...]]):
+    """A tuple value, laid out like :class:`CompositeKey` (zlmdb's
+    ``(Bytes20, Timestamp)`` values)."""
 
 
 class UuidSetValue(ValueCodec[set[uuid.UUID]]):
@@ -448,4 +480,4 @@ class Compressed(ValueCodec[V]):
 def _fixed_size(codec: KeyCodec[Any]) -> int | None:
     if isinstance(codec, _FixedBytes):
         return codec.size
-    return {UuidKey: 16, OidKey: 8, SlotKey: 2}.get(type(codec))
+    return {UuidKey: 16, OidKey: 8, SlotKey: 2, TimestampKey: 8}.get(type(codec))

@@ -32,6 +32,7 @@ from .codecs import (
     Bytes32Value,
     CborValue,
     CompositeKey,
+    CompositeValue,
     Compressed,
     FlatBuffersValue,
     JsonValue,
@@ -43,6 +44,8 @@ from .codecs import (
     SlotKey,
     StringKey,
     StringValue,
+    TimestampKey,
+    TimestampValue,
     UuidKey,
     UuidSetValue,
     UuidValue,
@@ -389,6 +392,17 @@ _BYTES32_BYTES32 = partial(CompositeKey, Bytes32Key(), Bytes32Key())
 _BYTES32_STRING = partial(CompositeKey, Bytes32Key(), StringKey())
 _BYTES20_BYTES20 = partial(CompositeKey, Bytes20Key(), Bytes20Key())
 _BYTES20_STRING = partial(CompositeKey, Bytes20Key(), StringKey())
+_TS_UUID = partial(CompositeKey, TimestampKey(), UuidKey())
+_TS_UUID_STRING = partial(CompositeKey, TimestampKey(), UuidKey(), StringKey())
+_TS_BYTES32 = partial(CompositeKey, TimestampKey(), Bytes32Key())
+_TS_STRING = partial(CompositeKey, TimestampKey(), StringKey())
+_STRING_TS = partial(CompositeKey, StringKey(), TimestampKey())
+_UUID_TS = partial(CompositeKey, UuidKey(), TimestampKey())
+_OID_TS = partial(CompositeKey, OidKey(), TimestampKey())
+_OID_TS_STRING = partial(CompositeKey, OidKey(), TimestampKey(), StringKey())
+_BYTES20_TS = partial(CompositeKey, Bytes20Key(), TimestampKey())
+_BYTES16_TS = partial(CompositeKey, Bytes16Key(), TimestampKey())
+_BYTES20_TS_VALUE = partial(CompositeValue, Bytes20Key(), TimestampKey())
 
 # Written out (generated once) so that type checkers see every name: a
 # misspelled map class is an error before anything runs. A unit test checks
@@ -455,6 +469,26 @@ class MapBytes20FlatBuffers(_FlatBuffersMap[bytes], key=Bytes20Key, value=FlatBu
 class MapBytes20Bytes20FlatBuffers(_FlatBuffersMap[tuple[bytes, bytes]], key=_BYTES20_BYTES20, value=FlatBuffersValue): ...  # noqa: E501
 class MapBytes20StringFlatBuffers(_FlatBuffersMap[tuple[bytes, str]], key=_BYTES20_STRING, value=FlatBuffersValue): ...  # noqa: E501
 class MapBytes16FlatBuffers(_FlatBuffersMap[bytes], key=Bytes16Key, value=FlatBuffersValue): ...
+# Timestamps: ints of nanoseconds since the epoch (see TimestampKey).
+class MapTimestampFlatBuffers(_FlatBuffersMap[int], key=TimestampKey, value=FlatBuffersValue): ...
+class MapTimestampUuidFlatBuffers(_FlatBuffersMap[tuple[int, UUID]], key=_TS_UUID, value=FlatBuffersValue): ...  # noqa: E501
+class MapTimestampUuidCbor(_MarshalledMap[tuple[int, UUID]], key=_TS_UUID, value=CborValue): ...
+class MapTimestampUuidStringFlatBuffers(_FlatBuffersMap[tuple[int, UUID, str]], key=_TS_UUID_STRING, value=FlatBuffersValue): ...  # noqa: E501
+class MapTimestampBytes32FlatBuffers(_FlatBuffersMap[tuple[int, bytes]], key=_TS_BYTES32, value=FlatBuffersValue): ...  # noqa: E501
+class MapTimestampStringFlatBuffers(_FlatBuffersMap[tuple[int, str]], key=_TS_STRING, value=FlatBuffersValue): ...  # noqa: E501
+class MapTimestampStringCbor(_MarshalledMap[tuple[int, str]], key=_TS_STRING, value=CborValue): ...
+class MapStringTimestampCbor(_MarshalledMap[tuple[str, int]], key=_STRING_TS, value=CborValue): ...
+class MapUuidTimestampBytes32(_PlainMap[tuple[UUID, int], bytes], key=_UUID_TS, value=Bytes32Value): ...  # noqa: E501
+class MapUuidTimestampFlatBuffers(_FlatBuffersMap[tuple[UUID, int]], key=_UUID_TS, value=FlatBuffersValue): ...  # noqa: E501
+class MapUuidTimestampCbor(_MarshalledMap[tuple[UUID, int]], key=_UUID_TS, value=CborValue): ...
+class MapOidTimestampOid(_PlainMap[tuple[int, int], int], key=_OID_TS, value=OidValue): ...
+class MapOidTimestampFlatBuffers(_FlatBuffersMap[tuple[int, int]], key=_OID_TS, value=FlatBuffersValue): ...  # noqa: E501
+class MapOidTimestampStringOid(_PlainMap[tuple[int, int, str], int], key=_OID_TS_STRING, value=OidValue): ...  # noqa: E501
+class MapBytes32Timestamp(_PlainMap[bytes, int], key=Bytes32Key, value=TimestampValue): ...
+class MapBytes20Bytes20Timestamp(_PlainMap[bytes, tuple[bytes, int]], key=Bytes20Key, value=_BYTES20_TS_VALUE): ...  # noqa: E501
+class MapBytes20TimestampBytes20(_PlainMap[tuple[bytes, int], bytes], key=_BYTES20_TS, value=Bytes20Value): ...  # noqa: E501
+class MapBytes20TimestampUuid(_PlainMap[tuple[bytes, int], UUID], key=_BYTES20_TS, value=UuidValue): ...  # noqa: E501
+class MapBytes16TimestampUuid(_PlainMap[tuple[bytes, int], UUID], key=_BYTES16_TS, value=UuidValue): ...  # noqa: E501
 # zlmdb spells FlatBuffers "Flatbuffers" too.
 MapStringFlatbuffers = MapStringFlatBuffers
 MapBinaryFlatbuffers = MapBinaryFlatBuffers
@@ -472,6 +506,13 @@ MapBytes20Bytes20Flatbuffers = MapBytes20Bytes20FlatBuffers
 MapBytes20StringFlatbuffers = MapBytes20StringFlatBuffers
 MapBytes16Flatbuffers = MapBytes16FlatBuffers
 
+MapTimestampFlatbuffers = MapTimestampFlatBuffers
+MapTimestampUuidFlatbuffers = MapTimestampUuidFlatBuffers
+MapTimestampUuidStringFlatbuffers = MapTimestampUuidStringFlatBuffers
+MapTimestampBytes32Flatbuffers = MapTimestampBytes32FlatBuffers
+MapTimestampStringFlatbuffers = MapTimestampStringFlatBuffers
+MapUuidTimestampFlatbuffers = MapUuidTimestampFlatBuffers
+MapOidTimestampFlatbuffers = MapOidTimestampFlatBuffers
 
 MAP_TYPES: dict[str, type[PersistentMap[Any, Any]]] = {
     name: obj for name, obj in globals().items()

@@ -16,6 +16,10 @@ from etcdwamp.pmap.maps import _KEY_CODECS, _VALUE_CODECS, _NamedMap
 
 U1 = uuid.UUID("11111111-2222-3333-4444-555555555555")
 U2 = uuid.UUID("aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee")
+# 2024-01-02T03:04:05.000000006Z in nanoseconds, and zlmdb's bytes for it
+# (numpy.datetime64[ns].tobytes() reversed: signed 64-bit big-endian).
+NS = 1_704_164_645_000_000_006
+NS_BYTES = bytes(reversed(NS.to_bytes(8, "little", signed=True)))
 
 # name -> (key codec names in order, value codec name): the composite family.
 COMPOSITES: dict[str, tuple[tuple[str, ...], str]] = {
@@ -47,6 +51,25 @@ COMPOSITES: dict[str, tuple[tuple[str, ...], str]] = {
     "MapBytes20Bytes20FlatBuffers": (("Bytes20", "Bytes20"), "FlatBuffers"),
     "MapBytes20StringFlatBuffers": (("Bytes20", "String"), "FlatBuffers"),
     "MapBytes16FlatBuffers": (("Bytes16",), "FlatBuffers"),
+    "MapTimestampFlatBuffers": (("Timestamp",), "FlatBuffers"),
+    "MapTimestampUuidFlatBuffers": (("Timestamp", "Uuid"), "FlatBuffers"),
+    "MapTimestampUuidCbor": (("Timestamp", "Uuid"), "Cbor"),
+    "MapTimestampUuidStringFlatBuffers": (("Timestamp", "Uuid", "String"), "FlatBuffers"),
+    "MapTimestampBytes32FlatBuffers": (("Timestamp", "Bytes32"), "FlatBuffers"),
+    "MapTimestampStringFlatBuffers": (("Timestamp", "String"), "FlatBuffers"),
+    "MapTimestampStringCbor": (("Timestamp", "String"), "Cbor"),
+    "MapStringTimestampCbor": (("String", "Timestamp"), "Cbor"),
+    "MapUuidTimestampBytes32": (("Uuid", "Timestamp"), "Bytes32"),
+    "MapUuidTimestampFlatBuffers": (("Uuid", "Timestamp"), "FlatBuffers"),
+    "MapUuidTimestampCbor": (("Uuid", "Timestamp"), "Cbor"),
+    "MapOidTimestampOid": (("Oid", "Timestamp"), "Oid"),
+    "MapOidTimestampFlatBuffers": (("Oid", "Timestamp"), "FlatBuffers"),
+    "MapOidTimestampStringOid": (("Oid", "Timestamp", "String"), "Oid"),
+    "MapBytes32Timestamp": (("Bytes32",), "Timestamp"),
+    "MapBytes20Bytes20Timestamp": (("Bytes20",), "Bytes20Timestamp"),
+    "MapBytes20TimestampBytes20": (("Bytes20", "Timestamp"), "Bytes20"),
+    "MapBytes20TimestampUuid": (("Bytes20", "Timestamp"), "Uuid"),
+    "MapBytes16TimestampUuid": (("Bytes16", "Timestamp"), "Uuid"),
 }
 
 
@@ -132,6 +155,9 @@ class FakeDb:
     ("MapOidStringOid", (9, "s"), (9).to_bytes(8, "big") + b"s"),
     ("MapBytes32UuidFlatBuffers", (b"h" * 32, U2), b"h" * 32 + U2.bytes),
     ("MapBytes20StringFlatBuffers", (b"a" * 20, "z"), b"a" * 20 + b"z"),
+    ("MapTimestampUuidCbor", (NS, U1), NS_BYTES + U1.bytes),
+    ("MapStringTimestampCbor", ("s", NS), b"s" + NS_BYTES),
+    ("MapOidTimestampStringOid", (7, NS, "x"), (7).to_bytes(8, "big") + NS_BYTES + b"x"),
 ])
 def test_composite_keys_have_the_zlmdb_layout_and_read_back(name: str, key: Any,
                                                             encoded: bytes) -> None:
@@ -151,6 +177,17 @@ def test_set_values_have_the_zlmdb_layout() -> None:
     assert oids.decode(oids.encode({1, 2**53, 2**64 - 1})) == {1, 2**53, 2**64 - 1}
 
 
+def test_timestamp_values_and_composite_values() -> None:
+    assert pmap.MapBytes32Timestamp(1).value_codec.encode(NS) == NS_BYTES
+    pair = pmap.MapBytes20Bytes20Timestamp(1).value_codec
+    assert pair.encode((b"k" * 20, NS)) == b"k" * 20 + NS_BYTES
+    assert pair.decode(b"k" * 20 + NS_BYTES) == (b"k" * 20, NS)
+    ts = codecs.TimestampKey()
+    assert ts.decode(ts.encode(-1)) == -1
+    times = [0, 1, 10**9, NS, 2**63 - 1]
+    assert sorted(times, key=ts.encode) == times  # from 1970 on, byte order is time order
+
+
 def test_fixed_size_composites_keep_tuple_order_in_byte_order() -> None:
     codec = pmap.MapUuidUuidCbor(1).key_codec
     keys = [(uuid.UUID(int=a), uuid.UUID(int=b)) for a in (0, 1, 2**127) for b in (5, 0, 3)]
@@ -165,6 +202,8 @@ def test_fixed_size_composites_keep_tuple_order_in_byte_order() -> None:
     ("MapSlotUuidUuid", (True, U1), TypeError),
     ("MapBytes32Uuid", b"short", ValueError),
     ("MapOidOidOid", (1, -1), ValueError),
+    ("MapTimestampUuidCbor", (1.5, U1), TypeError),
+    ("MapTimestampUuidCbor", (2**63, U1), ValueError),
 ])
 def test_bad_composite_keys_are_typed_errors(name: str, key: Any, error: type) -> None:
     with pytest.raises(error):
