@@ -398,6 +398,9 @@ _TS_BYTES32 = partial(CompositeKey, TimestampKey(), Bytes32Key())
 _TS_STRING = partial(CompositeKey, TimestampKey(), StringKey())
 _STRING_TS = partial(CompositeKey, StringKey(), TimestampKey())
 _UUID_TS = partial(CompositeKey, UuidKey(), TimestampKey())
+# zlmdb writes the timestamp of its (OID, Timestamp...) keys in the machine's byte
+# order and cannot split those keys again itself; here they are big-endian like
+# every other timestamp, so they sort by time.
 _OID_TS = partial(CompositeKey, OidKey(), TimestampKey())
 _OID_TS_STRING = partial(CompositeKey, OidKey(), TimestampKey(), StringKey())
 _BYTES20_TS = partial(CompositeKey, Bytes20Key(), TimestampKey())
