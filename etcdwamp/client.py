@@ -1,9 +1,11 @@
 """Floor 2: the Twisted etcd3 client over the JSON gateway.
 
-The transport is injected: by default a treq ``HTTPClient`` over an ``Agent``
-with its own persistent :class:`~twisted.web.client.HTTPConnectionPool`; tests
-pass ``http_client=treq.testing.StubTreq(resource)``. All request building and
-answer parsing happens in :mod:`etcdwamp.wire`.
+Every request goes through one :class:`~etcdwamp.transport.Transport`
+(``client.transport``), which watches, leases, locks and elections use too. By
+default it posts straight to Twisted's ``Agent`` over a persistent
+:class:`~twisted.web.client.HTTPConnectionPool`; a treq-style client may be
+injected instead (tests pass ``http_client=treq.testing.StubTreq(resource)``).
+All request building and answer parsing happens in :mod:`etcdwamp.wire`.
 
 Failover and the outcome of writes
 ----------------------------------
@@ -36,28 +38,31 @@ transport failure: a cancelled request is not retried, not sent to another
 endpoint, not re-authenticated, and not turned into ``RequestTimeout``. A
 cancelled write, like a timed-out one, may or may not have been applied.
 ``d.addTimeout(seconds, reactor)`` therefore works as with any Twisted API.
+
+Coalescing
+----------
+With ``coalesce=True``, concurrent ``put``, ``delete`` and ``get`` calls of
+single keys made in one reactor turn (or within ``coalesce_window``) travel
+as one transaction; each caller still gets its own typed result, but
+coalesced writes share one revision. Failure isolation, cancellation and the
+timeout are described in :mod:`etcdwamp.coalesce`.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, TypeVar
 
-import treq
-from twisted.internet import defer
-from twisted.internet import error as ierror
-from twisted.internet.defer import CancelledError, Deferred, DeferredLock
-from twisted.web import _newclient
-from twisted.web.client import Agent, HTTPConnectionPool, ResponseFailed
+from twisted.internet.defer import Deferred
 
 from . import errors
 from ._deferred import deferred
-from .lease import Lease
+from .coalesce import Coalescer
+from .lease import Lease, grant
 from .lock import Election, Lock
 from .tls import tls_policy
-from .watch import Watch, WatchBatch, read_body, relay
+from .transport import AgentHTTP, HTTPClientLike, Transport, TreqHTTP
+from .watch import Watch, WatchBatch
 from .wire import (
     DEFAULT_MAX_REQUEST_BYTES,
     DEFAULT_MAX_TXN_OPS,
@@ -77,10 +82,8 @@ from .wire import (
     Transaction,
     TxnResult,
     as_keyset,
-    check_size,
     compact_request,
     delete_request,
-    error_from_response,
     lease_grant_request,
     lease_revoke_request,
     lease_ttl_request,
@@ -93,7 +96,6 @@ from .wire.auth import (
     Permission,
     auth_disable_request,
     auth_enable_request,
-    authenticate_request,
     role_add_request,
     role_grant_permission_request,
     user_add_request,
@@ -104,30 +106,6 @@ from .wire.watch import WatchFilter
 __all__ = ["Client", "HTTPClientLike"]
 
 T = TypeVar("T")
-
-#: gateway prefixes tried in order: etcd 3.4+, 3.3, 3.2
-API_PREFIXES = ("/v3", "/v3beta", "/v3alpha")
-
-_JSON_HEADERS = {b"Content-Type": [b"application/json"]}
-
-# Failures that prove the request never left this process.
-_NOT_SENT = (
-    ierror.ConnectError,  # includes ConnectionRefusedError, TCP/DNS failures
-    ierror.DNSLookupError,
-    ierror.TimeoutError,  # the Agent's connect timeout
-    ierror.ConnectingCancelledError,
-    _newclient.RequestNotSent,
-    # An incomplete request (e.g. the TLS handshake failed) cannot be processed.
-    _newclient.RequestTransmissionFailed,
-)
-
-
-class HTTPClientLike(Protocol):
-    """The part of ``treq.client.HTTPClient`` the client uses. Cancelling a
-    Deferred that ``post`` returned must abort that request, as treq's does."""
-
-    def post(self, url: str, data: bytes, headers: Any, **kwargs: Any) -> Deferred[Any]: ...
-
 
 class Client:
     """An etcd3 client.
@@ -150,6 +128,10 @@ class Client:
     :param ca_file: PEM file of the CA that signed the servers' certificates (https)
     :param cert_file: PEM client certificate (with ``key_file``) for etcd's
         ``--client-cert-auth``
+    :param coalesce: send concurrent single-key ``put``/``get``/``delete`` calls
+        as one transaction (see "Coalescing" above)
+    :param coalesce_window: seconds a coalesced call waits for company
+        (0: only calls made in the same reactor turn share a transaction)
     """
 
     def __init__(
@@ -171,6 +153,8 @@ class Client:
         ca_file: str | None = None,
         cert_file: str | None = None,
         key_file: str | None = None,
+        coalesce: bool = False,
+        coalesce_window: float = 0.0,
     ) -> None:
         if url is not None and endpoints is not None:
             raise ValueError("give url or endpoints, not both")
@@ -192,308 +176,71 @@ class Client:
             raise ValueError("give both cert_file and key_file, or neither")
         if api_prefix is not None and not api_prefix.startswith("/"):
             raise ValueError(f"api_prefix must start with '/': {api_prefix!r}")
+        if coalesce_window < 0:
+            raise ValueError("coalesce_window must not be negative")
         self.endpoints: tuple[str, ...] = tuple(u.rstrip("/") for u in urls)
-        self.timeout = timeout
         self.max_request_bytes = max_request_bytes
         self.max_txn_ops = max_txn_ops
         self._reactor = reactor
-        self._clock = clock if clock is not None else reactor
-        self._api_prefix = api_prefix
-        self._prefixes: dict[str, str] = {}
-        self._preferred = 0
-        self._credentials = None if user is None else (user, password or "")
-        self._token: str | None = None
-        self._auth_lock = DeferredLock()
-        self._pool: HTTPConnectionPool | None = None
+        clock = clock if clock is not None else reactor
+        http: AgentHTTP | TreqHTTP
         if http_client is None:
-            self._pool = HTTPConnectionPool(reactor, persistent=True)  # type: ignore[no-untyped-call]
-            self._pool.maxPersistentPerHost = pool_size
-            extra: dict[str, Any] = {}
+            tls = None
             if ca_file is not None or cert_file is not None:
-                extra["contextFactory"] = tls_policy(ca_file, cert_file, key_file)
-            agent = Agent(  # type: ignore[no-untyped-call]
-                reactor, connectTimeout=connect_timeout, pool=self._pool, **extra
-            )
-            http_client = cast(HTTPClientLike, treq.client.HTTPClient(agent))  # type: ignore[arg-type]
-        self._http: HTTPClientLike = http_client
+                tls = tls_policy(ca_file, cert_file, key_file)
+            http = AgentHTTP(reactor, connect_timeout=connect_timeout, pool_size=pool_size,
+                             tls=tls)
+        else:
+            http = TreqHTTP(http_client)
+        #: the seam every part of the client sends through (watches, leases, locks too)
+        self.transport = Transport(
+            http, clock, self.endpoints, timeout=timeout, max_request_bytes=max_request_bytes,
+            api_prefix=api_prefix,
+            credentials=None if user is None else (user, password or ""))
+        self._coalescer: Coalescer | None = None
+        if coalesce:
+            self._coalescer = Coalescer(self.transport, window=coalesce_window,
+                                        max_ops=min(max_txn_ops, 128),
+                                        max_bytes=max_request_bytes)
 
     # -- transport ----------------------------------------------------------
 
     @property
+    def timeout(self) -> float:
+        """Seconds a call may take (failover and logging in again included)."""
+        return self.transport.timeout
+
+    @timeout.setter
+    def timeout(self, seconds: float) -> None:
+        if seconds <= 0:
+            raise ValueError("timeouts must be positive")
+        self.transport.timeout = seconds
+
+    @property
     def endpoint(self) -> str:
         """The endpoint requests currently go to first."""
-        return self.endpoints[self._preferred]
+        return self.transport.endpoint
 
-    def _order(self) -> list[int]:
-        n = len(self.endpoints)
-        return [(self._preferred + i) % n for i in range(n)]
+    @property
+    def _token(self) -> str | None:
+        # The transport's auth token; tests read it, and plant stale ones.
+        return self.transport.token
 
-    def _headers(self) -> dict[bytes, list[bytes]]:
-        if self._token is None:
-            return _JSON_HEADERS
-        return {**_JSON_HEADERS, b"Authorization": [self._token.encode("ascii")]}
+    @_token.setter
+    def _token(self, token: str | None) -> None:
+        self.transport.token = token
 
-    def _exchange(self, url: str, body: bytes) -> Deferred[tuple[int, bytes]]:
-        # Plain Deferred chaining rather than a coroutine: this runs for every
-        # request, and cancelling the result still reaches whichever step runs
-        # (the Agent aborts a pending request; read_body drops the connection).
-        def read(response: Any) -> Deferred[tuple[int, bytes]]:
-            code = int(response.code)
-            return read_body(response).addCallback(lambda data: (code, data))
-
-        posted: Deferred[Any] = self._http.post(url, data=body, headers=self._headers())
-        return posted.addCallback(read)
-
-    async def _current_token(self, deadline: float | None = None) -> str | None:
-        """The token the next request carries, authenticating first if auth is
-        configured and there is none yet. Completes without waiting when the
-        token is known, so a request sent right after carries exactly this one."""
-        if self._credentials is not None and self._token is None:
-            await self._authenticate(None, deadline)
-        return self._token
-
-    def _deadline(self, timeout: float | None) -> float:
-        """When a call starting now with ``timeout`` (None: the client's) must end."""
-        now: float = self._clock.seconds()
-        return now + (self.timeout if timeout is None else timeout)
-
-    def _left(self, deadline: float) -> float:
-        now: float = self._clock.seconds()
-        return max(0.0, deadline - now)
-
-    async def _open_stream(self, url: str, body: bytes) -> Any:
-        await self._current_token()
-        return await self._http.post(url, data=body, headers=self._headers(), unbuffered=True)
-
-    async def _post(self, endpoint: str, url: str, body: bytes,
-                    timeout: float | None = None) -> tuple[int, bytes]:
-        """One HTTP exchange: status and whole body."""
-        return await self._timed(endpoint, self._exchange(url, body), timeout)
-
-    async def _post_stream(self, endpoint: str, url: str, body: bytes) -> Any:
-        """Open a streaming exchange: the response once its headers arrived
-        (the timeout covers only that); the caller reads the body."""
-        return await self._timed(endpoint, Deferred.fromCoroutine(self._open_stream(url, body)),
-                                 None)
-
-    async def _timed(self, endpoint: str, d: Deferred[T], timeout: float | None) -> T:
-        """Await one exchange under ``timeout`` (None: the client's; inf: none),
-        mapping failures onto the exception tree."""
-        limit = self.timeout if timeout is None else timeout
-        timed_out = False
-        cancelled = False
-
-        def expire() -> None:
-            nonlocal timed_out
-            timed_out = True
-            d.cancel()
-
-        def cancel(_: Deferred[T]) -> None:
-            # The caller cancelled. Aborting the exchange makes the Agent fail
-            # it with whatever it sees (ResponseNeverReceived, Connecting-
-            # CancelledError): none of that may pass for a transport failure,
-            # which would be retried elsewhere.
-            nonlocal cancelled
-            cancelled = True
-            d.cancel()
-
-        guarded: Deferred[T] = Deferred(cancel)
-        d.addBoth(relay, guarded)
-        timer = None if math.isinf(limit) else self._clock.callLater(limit, expire)
-        try:
-            return await guarded
-        except Exception as exc:
-            if cancelled and not timed_out:
-                raise CancelledError() from exc
-            raise self._exchange_error(endpoint, exc, limit, timed_out=timed_out) from exc
-        finally:
-            if timer is not None and timer.active():
-                timer.cancel()
-
-    def _exchange_error(self, endpoint: str, exc: Exception, limit: float, *,
-                        timed_out: bool) -> Exception:
-        """Map the failure of an exchange the caller did not cancel."""
-        if isinstance(exc, _NOT_SENT):
-            # Also when our timeout cancelled the connection attempt: not sent.
-            return errors.ConnectFailed(f"cannot connect to {endpoint}: {exc}", endpoint=endpoint)
-        if timed_out:
-            return errors.RequestTimeout(f"no answer from {endpoint} within {limit}s",
-                                         endpoint=endpoint)
-        return self._transport_error(endpoint, exc)
-
-    @staticmethod
-    def _transport_error(endpoint: str, exc: Exception) -> Exception:
-        """Map a failure of an exchange that was not cut short by our timeout."""
-        if isinstance(exc, CancelledError):
-            return exc  # a cancellation is never a transport failure
-        if isinstance(exc, ResponseFailed):
-            reasons = getattr(exc, "reasons", [])
-            if reasons and all(r.check(*_NOT_SENT) for r in reasons):
-                return errors.ConnectFailed(f"cannot connect to {endpoint}: {exc}",
-                                            endpoint=endpoint)
-        if isinstance(exc, (ResponseFailed, _newclient.ResponseNeverReceived,
-                            ierror.ConnectionLost, ierror.ConnectionDone)):
-            return errors.ConnectionLost(
-                f"connection to {endpoint} lost before a complete answer: {exc}",
-                endpoint=endpoint,
-            )
-        return exc
-
-    async def _prefix(self, endpoint: str, deadline: float | None = None) -> str:
-        """The gateway prefix of ``endpoint`` (detected once, then cached)."""
-        if self._api_prefix is not None:
-            return self._api_prefix
-        known = self._prefixes.get(endpoint)
-        if known is not None:
-            return known
-        if deadline is None:
-            deadline = self._deadline(None)
-        probe = b"{}"
-        last: errors.ServerError | None = None
-        for prefix in API_PREFIXES:
-            status, content = await self._post(
-                endpoint, endpoint + prefix + "/maintenance/status", probe, self._left(deadline)
-            )
-            if status == 200:
-                self._prefixes[endpoint] = prefix
-                return prefix
-            last = error_from_response(status, content)
-            if status not in (404, 501):
-                raise last
-        raise errors.Unimplemented(
-            f"{endpoint} serves none of the etcd v3 gateway prefixes "
-            f"{', '.join(API_PREFIXES)} (last answer: {last})"
-        )
-
-    async def _send(self, endpoint: str, path: str, body: bytes, *,
-                    idempotent: bool, deadline: float) -> tuple[int, bytes]:
-        """POST to one endpoint, ending by ``deadline``. An idempotent request
-        whose connection was lost is sent once more: the usual cause is a
-        pooled keep-alive connection the server closed just as we reused it."""
-        prefix = (self._api_prefix or self._prefixes.get(endpoint)
-                  or await self._prefix(endpoint, deadline))
-        try:
-            return await self._post(endpoint, endpoint + prefix + path, body,
-                                    self._left(deadline))
-        except errors.ConnectionLost:
-            if not idempotent or self._left(deadline) <= 0:
-                raise
-        return await self._post(endpoint, endpoint + prefix + path, body, self._left(deadline))
-
-    async def _authenticate(self, stale: str | None, deadline: float | None = None) -> None:
-        """Get a new token, once for all concurrent callers that saw ``stale`` fail;
-        by ``deadline`` (the caller's), and never later than the client's timeout."""
-        assert self._credentials is not None
-        own = self._deadline(None)
-        deadline = own if deadline is None else min(deadline, own)
-        await self._lock_auth(deadline)
-        try:
-            if self._token is not None and self._token != stale:
-                return  # another caller already renewed it
-            self._token = None
-            result = await self._call_once(authenticate_request(*self._credentials), deadline)
-            self._token = result.token
-        finally:
-            self._auth_lock.release()
-
-    async def _lock_auth(self, deadline: float) -> None:
-        """Take the login lock, waiting for another caller's login at most until
-        ``deadline``."""
-        acquiring: Deferred[Any] = self._auth_lock.acquire()
-        if acquiring.called:
-            await acquiring
-            return
-        timer = self._clock.callLater(self._left(deadline), acquiring.cancel)
-        try:
-            await acquiring
-        except CancelledError:
-            if timer.active():
-                raise  # our caller cancelled
-            raise errors.RequestTimeout(
-                "the call's timeout ran out while another caller was logging in") from None
-        finally:
-            if timer.active():
-                timer.cancel()
+    @property
+    def coalescing(self) -> bool:
+        """Whether concurrent single-key put/get/delete calls share transactions."""
+        return self._coalescer is not None
 
     def _request(self, request: Request[T]) -> Deferred[T]:
         """Send ``request``; the Deferred fires with its parsed answer."""
-        if self._credentials is None:
-            return Deferred.fromCoroutine(self._call_once(request))
-        return Deferred.fromCoroutine(self._call(request))
+        return self.transport.call(request)
 
     async def _call(self, request: Request[T]) -> T:
-        deadline = self._deadline(request.timeout)
-        if self._credentials is None:
-            return await self._call_once(request, deadline)
-        token = await self._current_token(deadline)
-        try:
-            return await self._call_once(request, deadline)
-        except errors.Unauthenticated:
-            # The token expired (--auth-token-ttl) or the member restarted:
-            # authenticate again and retry once.
-            await self._authenticate(token, deadline)
-            return await self._call_once(request, deadline)
-
-    async def _call_once(self, request: Request[T], deadline: float | None = None) -> T:
-        """Send ``request``, failing over to the next endpoints, all by ``deadline``
-        (None: ``request.timeout`` or the client's from now)."""
-        check_size(request.size, self.max_request_bytes)
-        if deadline is None:
-            deadline = self._deadline(request.timeout)
-        body = json.dumps(request.body, separators=(",", ":")).encode("ascii")
-        failures: list[errors.EtcdError] = []
-        for index in self._order():
-            endpoint = self.endpoints[index]
-            if self._left(deadline) <= 0:
-                if failures:
-                    break  # the last attempt's failure is the answer
-                # Logging in took the whole budget before anything was sent:
-                # still the timeout's error, the type callers handle timeouts by.
-                raise errors.RequestTimeout(
-                    f"the timeout ran out before {request.path} was sent", endpoint=endpoint)
-            try:
-                status, content = await self._send(endpoint, request.path, body,
-                                                   idempotent=request.idempotent,
-                                                   deadline=deadline)
-            except errors.ConnectFailed as exc:
-                failures.append(exc)
-                continue
-            except errors.OutcomeUnknown as exc:
-                if (isinstance(exc, errors.RequestTimeout) and request.timeout is None
-                        and self._preferred == index):
-                    # A timeout now ends the call, so no retry moves on from a
-                    # hung member: the next call starts with another one. (Not
-                    # for a request with its own timeout, e.g. a lock that
-                    # waited as long as its caller allowed.)
-                    self._preferred = (index + 1) % len(self.endpoints)
-                if not request.idempotent:
-                    raise
-                failures.append(exc)
-                continue
-            if status != 200:
-                err = error_from_response(status, content)
-                if isinstance(err, errors.Unavailable) and request.idempotent:
-                    failures.append(err)
-                    continue
-                self._preferred = index
-                raise err
-            self._preferred = index
-            try:
-                decoded = json.loads(content)
-            except ValueError as exc:
-                raise errors.ProtocolError(
-                    f"{endpoint} answered 200 with a body that is not JSON: {content[:200]!r}"
-                ) from exc
-            if not isinstance(decoded, dict):
-                raise errors.ProtocolError(f"{endpoint} answered 200 with {decoded!r}")
-            return request.parse(decoded)
-        if all(isinstance(f, errors.ConnectFailed) for f in failures):
-            raise errors.ConnectFailed(
-                "no etcd endpoint reachable: " + "; ".join(str(f) for f in failures)
-            ) from (failures[-1] if failures else None)
-        # Some endpoint took the request without a clean answer: re-raise the
-        # latest such failure (not a ConnectFailed, which would claim "not sent").
-        raise next(f for f in reversed(failures) if not isinstance(f, errors.ConnectFailed))
+        return await self.transport.call_async(request)
 
     def call(self, request: Request[T]) -> Deferred[T]:
         """Send a prebuilt :class:`~etcdwamp.wire.Request` (for APIs without a method)."""
@@ -501,10 +248,7 @@ class Client:
 
     def close(self) -> Deferred[None]:
         """Close pooled connections (the client may be used again afterwards)."""
-        if self._pool is None:
-            return defer.succeed(None)
-        d: Deferred[None] = self._pool.closeCachedConnections()  # type: ignore[no-untyped-call]
-        return d
+        return self.transport.close()
 
     # -- KV -------------------------------------------------------------------
 
@@ -533,13 +277,19 @@ class Client:
         :raises RevisionCompacted: ``revision`` was compacted
         :raises FutureRevision: ``revision`` is newer than the store
         """
-        return self._request(range_request(
+        request = range_request(
             key, limit=limit, revision=revision, sort_order=sort_order,
             sort_target=sort_target, serializable=serializable, keys_only=keys_only,
             count_only=count_only, min_mod_revision=min_mod_revision,
             max_mod_revision=max_mod_revision, min_create_revision=min_create_revision,
             max_create_revision=max_create_revision,
-        ))
+        )
+        if (self._coalescer is not None and not serializable
+                and isinstance(key, (bytes, bytearray, memoryview))):
+            # A serializable read is cheaper alone than inside a txn, which
+            # etcd always serves linearizably.
+            return self._coalescer.submit(request)
+        return self._request(request)
 
     def put(
         self,
@@ -557,16 +307,20 @@ class Client:
         :raises RequestTooLarge: key + value exceed ``max_request_bytes``
         :raises LeaseNotFound: ``lease`` does not exist
         """
-        return self._request(put_request(
-            key, value, lease=lease, prev_kv=prev_kv, ignore_value=ignore_value,
-            ignore_lease=ignore_lease,
-        ))
+        request = put_request(key, value, lease=lease, prev_kv=prev_kv,
+                              ignore_value=ignore_value, ignore_lease=ignore_lease)
+        if self._coalescer is not None:
+            return self._coalescer.submit(request)
+        return self._request(request)
 
     set = put  # txaioetcd's name
 
     def delete(self, key: bytes | KeySet, *, prev_kv: bool = False) -> Deferred[DeleteResult]:
         """Delete one key or a :class:`KeySet`; ``result.deleted`` counts the keys removed."""
-        return self._request(delete_request(key, prev_kv=prev_kv))
+        request = delete_request(key, prev_kv=prev_kv)
+        if self._coalescer is not None and not isinstance(key, KeySet):
+            return self._coalescer.submit(request)
+        return self._request(request)
 
     def compact(self, revision: int, *, physical: bool = False) -> Deferred[CompactResult]:
         """Discard history before ``revision`` (``physical``: wait until it is purged)."""
@@ -633,12 +387,7 @@ class Client:
                     on_lost: Callable[[errors.LeaseExpired], object] | None = None) -> Lease:
         """Grant a lease of ``ttl`` seconds as a :class:`~etcdwamp.lease.Lease`;
         with ``keep_alive`` it is renewed automatically until revoked or lost."""
-        sent = self._clock.seconds()
-        granted = await self._call(lease_grant_request(ttl))
-        lease = Lease(self, granted.id, granted.ttl, granted_at=sent)
-        if keep_alive:
-            lease.keep_alive(on_lost)
-        return lease
+        return await grant(self.transport, ttl, keep_alive=keep_alive, on_lost=on_lost)
 
     def lease_revoke(self, lease_id: int) -> Deferred[LeaseRevokeResult]:
         """Revoke a lease, deleting every key attached to it."""
@@ -650,11 +399,11 @@ class Client:
 
     def lock(self, name: bytes, *, ttl: int = 10) -> Lock:
         """A :class:`~etcdwamp.lock.Lock` named ``name`` (not yet acquired)."""
-        return Lock(self, name, ttl=ttl)
+        return Lock(self.transport, name, ttl=ttl)
 
     def election(self, name: bytes, *, ttl: int = 10) -> Election:
         """An :class:`~etcdwamp.lock.Election` named ``name``."""
-        return Election(self, name, ttl=ttl)
+        return Election(self.transport, name, ttl=ttl)
 
     # -- auth administration ---------------------------------------------------
 
@@ -710,8 +459,8 @@ class Client:
             raise TypeError("keys must be bytes or KeySet, not str")
         else:
             keysets = list(keys)
-        return Watch(self, keysets, callback, start_revision=start_revision, prev_kv=prev_kv,
-                     filters=filters, progress_notify=progress_notify)
+        return Watch(self.transport, keysets, callback, start_revision=start_revision,
+                     prev_kv=prev_kv, filters=filters, progress_notify=progress_notify)
 
     @deferred
     async def get_and_watch(

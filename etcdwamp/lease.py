@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
@@ -29,13 +29,11 @@ from twisted.logger import Logger
 from . import errors
 from ._deferred import deferred
 from ._signal import Signal
-from .wire import LeaseInfo
+from .transport import Transport
+from .wire import LeaseInfo, lease_grant_request, lease_revoke_request, lease_ttl_request
 from .wire.concurrency import lease_keepalive_request
 
-if TYPE_CHECKING:
-    from .client import Client
-
-__all__ = ["Lease"]
+__all__ = ["Lease", "grant"]
 
 log = Logger()
 
@@ -43,15 +41,16 @@ log = Logger()
 class Lease:
     """A granted lease. ``id`` goes into ``put(..., lease=lease.id)``."""
 
-    def __init__(self, client: Client, lease_id: int, ttl: int, *,
+    def __init__(self, transport: Transport, lease_id: int, ttl: int, *,
                  granted_at: float | None = None) -> None:
         """:param granted_at: the client clock's time when the grant was sent
             (etcd's TTL runs from a moment after it); default: now"""
-        self._client = client
+        self._transport = transport
+        self._clock = transport.clock
         self.id = lease_id
         self.ttl = ttl
         # When etcd drops the lease unless a renewal is confirmed before.
-        self._deadline = (client._clock.seconds() if granted_at is None else granted_at) + ttl
+        self._deadline = (self._clock.seconds() if granted_at is None else granted_at) + ttl
         self._deadline_timer: Any = None
         self._lost = Signal()
         self._lost_reason: errors.LeaseExpired | None = None
@@ -79,18 +78,18 @@ class Lease:
         self.stop_keep_alive()
         # Already gone is fine: the goal of revoking is reached.
         with contextlib.suppress(errors.LeaseNotFound):
-            await self._client.lease_revoke(self.id)
+            await self._transport.call(lease_revoke_request(self.id))
 
     @deferred
     async def remaining(self) -> int:
         """Seconds left (``-1`` once the lease expired or was revoked)."""
-        info: LeaseInfo = await self._client.lease_time_to_live(self.id)
+        info: LeaseInfo = await self._transport.call(lease_ttl_request(self.id))
         return info.ttl
 
     @deferred
     async def keys(self) -> list[bytes]:
         """The keys attached to this lease."""
-        info: LeaseInfo = await self._client.lease_time_to_live(self.id, keys=True)
+        info: LeaseInfo = await self._transport.call(lease_ttl_request(self.id, keys=True))
         return list(info.keys)
 
     @deferred
@@ -98,8 +97,8 @@ class Lease:
         """Renew once; returns the new TTL. Raises :class:`LeaseExpired` if it is gone."""
         # etcd restarts the TTL when it handles the renewal, which is after
         # this moment: counting from here never overestimates the deadline.
-        sent: float = self._client._clock.seconds()
-        result = await self._client._call(lease_keepalive_request(self.id))
+        sent: float = self._clock.seconds()
+        result = await self._transport.call_async(lease_keepalive_request(self.id))
         if result.ttl <= 0:
             raise errors.LeaseExpired(self.id)
         self.renewals += 1
@@ -114,7 +113,7 @@ class Lease:
             return self
         self._keeping = True
         period = interval if interval is not None else max(self.ttl / 3.0, 0.2)
-        clock = self._client._clock
+        clock = self._clock
 
         def tick() -> None:
             self._timer = None
@@ -151,7 +150,7 @@ class Lease:
         """(Re)arm the timer that declares the lease lost at its deadline."""
         if self._deadline_timer is not None and self._deadline_timer.active():
             self._deadline_timer.cancel()
-        clock = self._client._clock
+        clock = self._clock
         self._deadline_timer = clock.callLater(max(0.0, self._deadline - clock.seconds()),
                                                self._expired)
 
@@ -159,7 +158,7 @@ class Lease:
         # Whatever renewal is still in flight comes too late to count: the
         # holder must stop acting as one now. _mark_lost cancels it.
         self._deadline_timer = None
-        if self._client._clock.seconds() < self._deadline:
+        if self._clock.seconds() < self._deadline:
             self._watch_deadline()  # a refresh() of the owner's moved it
             return
         self._mark_lost(errors.LeaseExpired(self.id, "no renewal confirmed before its TTL ran out"))
@@ -187,3 +186,15 @@ class Lease:
             except Exception:
                 log.failure("lease on_lost callback raised")
         self._lost.fire(reason)
+
+
+async def grant(transport: Transport, ttl: int, *, keep_alive: bool = False,
+                on_lost: Callable[[errors.LeaseExpired], object] | None = None) -> Lease:
+    """Grant a lease of ``ttl`` seconds; with ``keep_alive`` it is renewed
+    automatically until revoked or lost."""
+    sent: float = transport.clock.seconds()
+    granted = await transport.call_async(lease_grant_request(ttl))
+    lease = Lease(transport, granted.id, granted.ttl, granted_at=sent)
+    if keep_alive:
+        lease.keep_alive(on_lost)
+    return lease

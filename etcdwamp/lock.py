@@ -31,16 +31,16 @@ import json
 import math
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
 
 from . import errors
 from ._deferred import deferred
-from .lease import Lease
-from .watch import StreamProtocol, read_body
-from .wire import KeyValue, error_from_response
+from .lease import Lease, grant
+from .transport import StreamProtocol, Transport
+from .wire import KeyValue, range_request
 from .wire.concurrency import (
     LeaderKey,
     campaign_request,
@@ -54,9 +54,6 @@ from .wire.concurrency import (
 )
 from .wire.encoding import require_bytes
 from .wire.watch import JsonLinesDecoder
-
-if TYPE_CHECKING:
-    from .client import Client
 
 __all__ = ["Election", "Lock"]
 
@@ -85,8 +82,8 @@ class Lock:
     :param ttl: seconds the lock survives its holder's death (lease TTL)
     """
 
-    def __init__(self, client: Client, name: bytes, *, ttl: int = 10) -> None:
-        self._client = client
+    def __init__(self, transport: Transport, name: bytes, *, ttl: int = 10) -> None:
+        self._transport = transport
         self.name = require_bytes(name, "lock name")
         if not self.name:
             raise ValueError("lock name must not be empty")
@@ -108,12 +105,12 @@ class Lock:
         """
         if self.key is not None:
             raise errors.InvalidRequest(f"lock {self.name!r} is already held by this object")
-        lease = await self._client.lease(self.ttl, keep_alive=True)
+        lease = await grant(self._transport, self.ttl, keep_alive=True)
         try:
             request = replace(lock_request(self.name, lease.id),
                               timeout=math.inf if timeout is None else timeout)
-            result = await self._client._call(request)
-            held = await self._client.get(result.key)
+            result = await self._transport.call_async(request)
+            held = await self._transport.call_async(range_request(result.key))
             if not held.kvs:
                 raise errors.LeaseExpired(lease.id, "lock key vanished right after acquiring")
         except BaseException as exc:
@@ -131,7 +128,7 @@ class Lock:
         self.key, self.lease = None, None
         if key is not None:
             try:
-                await self._client._call(unlock_request(key))
+                await self._transport.call_async(unlock_request(key))
             except BaseException as exc:
                 if lease is not None:
                     await _abandon(lease, exc)
@@ -151,8 +148,8 @@ class Election:
     """A named election: ``campaign()`` until leader, ``proclaim()``, ``resign()``;
     anyone may ask ``leader()`` or ``observe()`` the leadership."""
 
-    def __init__(self, client: Client, name: bytes, *, ttl: int = 10) -> None:
-        self._client = client
+    def __init__(self, transport: Transport, name: bytes, *, ttl: int = 10) -> None:
+        self._transport = transport
         self.name = require_bytes(name, "election name")
         if not self.name:
             raise ValueError("election name must not be empty")
@@ -172,11 +169,11 @@ class Election:
         value = require_bytes(value, "value")
         if self.leader_key is not None:
             raise errors.InvalidRequest("this contender already leads")
-        lease = await self._client.lease(self.ttl, keep_alive=True)
+        lease = await grant(self._transport, self.ttl, keep_alive=True)
         try:
             request = replace(campaign_request(self.name, lease.id, value),
                               timeout=math.inf if timeout is None else timeout)
-            leader = await self._client._call(request)
+            leader = await self._transport.call_async(request)
         except BaseException as exc:
             await _abandon(lease, exc)
             raise
@@ -188,7 +185,7 @@ class Election:
         """Change the announced value while leading."""
         if self.leader_key is None:
             raise errors.InvalidRequest("proclaim needs leadership: campaign first")
-        await self._client._call(proclaim_request(self.leader_key, value))
+        await self._transport.call_async(proclaim_request(self.leader_key, value))
 
     @deferred
     async def resign(self) -> None:
@@ -197,7 +194,7 @@ class Election:
         self.leader_key, self.lease = None, None
         try:
             if leader is not None:
-                await self._client._call(resign_request(leader))
+                await self._transport.call_async(resign_request(leader))
         except BaseException as exc:
             if lease is not None:
                 await _abandon(lease, exc)
@@ -209,7 +206,7 @@ class Election:
     async def leader(self) -> KeyValue | None:
         """The current leader's key-value, or None when nobody leads."""
         try:
-            return await self._client._call(leader_request(self.name))
+            return await self._transport.call_async(leader_request(self.name))
         except errors.ServerError as exc:
             if "no leader" in exc.message:
                 return None
@@ -217,14 +214,9 @@ class Election:
 
     async def observe(self) -> AsyncIterator[KeyValue]:
         """Each leader (and each proclaimed value) as it changes; stop by breaking out."""
-        client = self._client
-        endpoint = client.endpoint
-        prefix = await client._prefix(endpoint)
         body = json.dumps(observe_body(self.name)).encode()
-        response: Any = await client._post_stream(endpoint, endpoint + prefix
-                                                  + "/election/observe", body)
-        if response.code != 200:
-            raise error_from_response(int(response.code), await read_body(response))
+        opened = await self._transport.open_stream("/election/observe", body)
+        endpoint, response = opened.endpoint, opened.response
         frames: list[Any] = []
         waiter: list[Deferred[None]] = []
 

@@ -39,125 +39,26 @@ fail with ``CancelledError``.
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.client import ResponseDone
-from twisted.web.http import PotentialDataLoss
 
 from . import errors
 from ._signal import Signal
-from .wire import KeySet, as_keyset, error_from_response
-from .wire.watch import (
-    JsonLinesDecoder,
-    WatchDecoder,
-    WatchEvent,
-    WatchFilter,
-    WatchResponse,
-    watch_create_body,
-)
+from .transport import BodyReader, StreamProtocol, Transport, read_body, relay
+from .wire import KeySet, as_keyset, range_request
+from .wire.watch import WatchDecoder, WatchFilter, WatchResponse, watch_create_body
+from .wire.watch_state import AllCreated, WatchBatch, WatchState
 
-if TYPE_CHECKING:
-    from .client import Client
-
-__all__ = ["BodyReader", "Watch", "WatchBatch", "read_body"]
+__all__ = ["BodyReader", "StreamProtocol", "Watch", "WatchBatch", "read_body", "relay"]
 
 log = Logger()
 
-
-@dataclass(frozen=True, slots=True)
-class WatchBatch:
-    """The events of one etcd watch response, delivered together.
-
-    ``revision`` is the store revision of the response header; every event's
-    own revision is ``event.revision`` (a batch may span several revisions
-    when catching up from an old ``start_revision``; a revision is never split).
-    """
-
-    keyset: KeySet
-    revision: int
-    events: tuple[WatchEvent, ...]
-
-
 Callback = Callable[[WatchBatch], object]
-
-
-@dataclass
-class _Target:
-    keyset: KeySet
-    next_revision: int  # 0: "from now" (not yet created)
-    created: bool = False
-
-
-class StreamProtocol(Protocol):
-    """Feeds a streamed HTTP body to a decoder and reports the end of the stream."""
-
-    def __init__(self, decoder: JsonLinesDecoder, on_frames: Callable[[list[Any]], None]):
-        self.decoder = decoder
-        self.on_frames = on_frames
-        self.ended: Deferred[None] = Deferred()
-
-    def dataReceived(self, data: bytes) -> None:
-        self.on_frames(self.decoder.feed(data))
-
-    def connectionLost(self, reason: Failure | None = None) -> None:
-        tail = self.decoder.close()
-        if tail:
-            self.on_frames(tail)
-        if not self.ended.called:
-            self.ended.callback(None)
-
-    def abort(self) -> None:
-        if self.transport is not None:
-            self.transport.stopProducing()
-
-
-class BodyReader(Protocol):
-    """Collects a whole response body into ``done``; cancelling ``done`` drops
-    the connection (treq's ``content`` would go on reading the body)."""
-
-    def __init__(self) -> None:
-        self._chunks: list[bytes] = []
-        self.done: Deferred[bytes] = Deferred(self._abort)
-
-    def dataReceived(self, data: bytes) -> None:
-        self._chunks.append(data)
-
-    def connectionLost(self, reason: Failure | None = None) -> None:
-        if self.done.called:
-            return
-        if reason is None or isinstance(reason.value, (ResponseDone, PotentialDataLoss)):
-            self.done.callback(b"".join(self._chunks))
-        else:
-            self.done.errback(reason)
-
-    def _abort(self, _: Deferred[bytes]) -> None:
-        if self.transport is not None:
-            self.transport.stopProducing()
-
-
-def read_body(response: Any) -> Deferred[bytes]:
-    """The whole body of ``response``; cancelling the Deferred drops the connection."""
-    reader = BodyReader()
-    response.deliverBody(reader)
-    return reader.done
-
-
-def relay(result: object, target: Deferred[Any]) -> None:
-    """Pass ``result`` on to ``target`` unless it was settled already (cancelled)."""
-    if target.called:
-        return
-    if isinstance(result, Failure):
-        target.errback(result)
-    else:
-        target.callback(result)
 
 
 class Watch:
@@ -173,7 +74,7 @@ class Watch:
 
     def __init__(
         self,
-        client: Client,
+        transport: Transport,
         keysets: Sequence[bytes | KeySet],
         callback: Callback | None,
         *,
@@ -186,14 +87,14 @@ class Watch:
     ) -> None:
         if not keysets:
             raise ValueError("watch needs at least one key or KeySet")
-        self._client = client
+        self._transport = transport
         self._callback = callback
-        self._targets = [_Target(as_keyset(k), start_revision) for k in keysets]
+        self._state = WatchState([as_keyset(k) for k in keysets], start_revision)
         self._prev_kv = prev_kv
         self._filters = tuple(filters)
         self._progress_notify = progress_notify
         # Validate options now, not in the background.
-        watch_create_body(self._targets[0].keyset, start_revision=start_revision,
+        watch_create_body(self._state.targets[0].keyset, start_revision=start_revision,
                           prev_kv=prev_kv, filters=self._filters,
                           progress_notify=progress_notify)
         self._min_backoff = min_backoff
@@ -241,15 +142,11 @@ class Watch:
 
     @property
     def keysets(self) -> tuple[KeySet, ...]:
-        return tuple(t.keyset for t in self._targets)
+        return self._state.keysets
 
     def resume_revision(self, keyset: bytes | KeySet) -> int:
         """The revision this watch would resume ``keyset`` from (0 = not created yet)."""
-        ks = as_keyset(keyset)
-        for t in self._targets:
-            if t.keyset == ks:
-                return t.next_revision
-        raise KeyError(ks)
+        return self._state.resume_revision(as_keyset(keyset))
 
     def add(self, keyset: bytes | KeySet, *, start_revision: int = 0) -> Deferred[None]:
         """Watch one more key set on this stream (the stream reconnects, resuming
@@ -259,17 +156,15 @@ class Watch:
         revision is read first, so nothing written meanwhile is missed.
         """
         ks = as_keyset(keyset)
-        if any(t.keyset == ks for t in self._targets):
+        if ks in self._state:
             raise ValueError(f"{ks!r} is already watched")
         return Deferred.fromCoroutine(self._add(ks, start_revision))
 
     async def _add(self, ks: KeySet, start_revision: int) -> None:
         if not start_revision:
-            current = await self._client.get(ks, count_only=True)
+            current = await self._transport.call(range_request(ks, count_only=True))
             start_revision = current.header.revision + 1
-        if any(t.keyset == ks for t in self._targets):
-            raise ValueError(f"{ks!r} is already watched")
-        self._targets.append(_Target(ks, start_revision))
+        self._state.add(ks, start_revision)
         self._created = Signal()  # `created` now waits for the new key set too
         self._reconnect_now()
         try:
@@ -277,20 +172,19 @@ class Watch:
         except CancelledError:
             # The caller gave up on this key set: stop watching it (the watch
             # itself goes on), so a cancelled add() leaves nothing behind.
-            if not self._stopping and any(t.keyset == ks for t in self._targets):
+            if not self._stopping and ks in self._state:
                 self.remove(ks)
             raise
 
     def remove(self, keyset: bytes | KeySet) -> None:
         """Stop watching one key set; the watch goes on for the others."""
         ks = as_keyset(keyset)
-        remaining = [t for t in self._targets if t.keyset != ks]
-        if len(remaining) == len(self._targets):
+        if ks not in self._state:
             raise KeyError(ks)
-        if not remaining:
+        if len(self._state.targets) == 1:
             self.cancel()
             return
-        self._targets = remaining
+        self._state.remove(ks)
         self._reconnect_now()
 
     def cancel(self) -> Deferred[None]:
@@ -361,22 +255,13 @@ class Watch:
         log.failure("watch loop crashed", failure)
         self._finish(failure.value)
 
-    def _body(self) -> bytes:
-        parts = []
-        for wid, t in enumerate(self._targets):
-            body = watch_create_body(t.keyset, start_revision=t.next_revision,
-                                     prev_kv=self._prev_kv, filters=self._filters,
-                                     progress_notify=self._progress_notify, watch_id=wid)
-            parts.append(json.dumps(body, separators=(",", ":")).encode())
-        return b"".join(parts)
-
     async def _run(self) -> None:
-        clock = self._client._clock
+        transport = self._transport
         backoff = self._min_backoff
         attempt = 0
         while not self._stopping:
-            endpoints = self._client._order()
-            endpoint = self._client.endpoints[endpoints[attempt % len(endpoints)]]
+            endpoints = transport.order()
+            endpoint = endpoints[attempt % len(endpoints)]
             self._restart = False
             try:
                 healthy = await self._interruptible(
@@ -390,7 +275,7 @@ class Watch:
                     continue
                 raise
             except errors.EtcdError as exc:
-                if isinstance(exc, errors.Unauthenticated) and self._client._credentials:
+                if isinstance(exc, errors.Unauthenticated) and transport.credentials:
                     self._token_refused = True
                 elif not _retryable(exc):
                     self._finish(exc)
@@ -407,7 +292,7 @@ class Watch:
             else:
                 attempt += 1
             try:
-                await self._interruptible(_sleep(clock, backoff))
+                await self._interruptible(_sleep(transport.clock, backoff))
             except CancelledError:
                 if not (self._stopping or self._restart):
                     raise
@@ -416,39 +301,38 @@ class Watch:
 
     async def _stream_once(self, endpoint: str) -> bool:
         """Run one HTTP stream until it ends; True if every watch got created."""
-        client = self._client
+        transport = self._transport
         if self._token_refused:
-            await client._authenticate(self._stream_token)
+            await transport.renew_token(self._stream_token)
             self._token_refused = False
-        prefix = await client._prefix(endpoint)
-        targets = list(self._targets)
-        url = endpoint + prefix + "/watch"
-        # _post_stream sends this very token: nothing runs in between.
-        self._stream_token = await client._current_token()
-        response = await client._post_stream(endpoint, url, self._body())
-        if response.code != 200:
-            content = await read_body(response)
-            raise error_from_response(int(response.code), content)
+        state = self._state
+        body = state.create_body(prev_kv=self._prev_kv, filters=self._filters,
+                                 progress_notify=self._progress_notify)
+        opened = await transport.open_stream("/watch", body, endpoint=endpoint)
+        self._stream_token = opened.token
+        state.start_stream()
         failure: list[errors.EtcdError] = []
 
         def on_frames(frames: list[WatchResponse | errors.EtcdError]) -> None:
             for frame in frames:
                 if failure:
                     return
-                if isinstance(frame, errors.EtcdError):
-                    failure.append(frame)
+                step = frame if isinstance(frame, errors.EtcdError) else state.receive(frame)
+                if step is None:
+                    continue
+                if isinstance(step, errors.EtcdError):
+                    failure.append(step)
                     stream.abort()
                     return
-                problem = self._handle(frame, targets)
-                if problem is not None:
-                    failure.append(problem)
-                    stream.abort()
-                    return
+                if isinstance(step, AllCreated):
+                    self._created.fire(None)
+                else:
+                    self._deliver(step)
 
         stream = StreamProtocol(WatchDecoder(), on_frames)
         self._stream = stream
         try:
-            response.deliverBody(stream)
+            opened.response.deliverBody(stream)
             await stream.ended
         finally:
             self._stream = None
@@ -456,39 +340,7 @@ class Watch:
                 stream.abort()  # interrupted while streaming: drop the connection
         if failure:
             raise failure[0]
-        return all(t.created for t in targets)
-
-    def _handle(self, resp: WatchResponse, targets: list[_Target]) -> errors.EtcdError | None:
-        if resp.watch_id == -1 and resp.canceled and _token_refused(resp.cancel_reason):
-            return errors.Unauthenticated(resp.cancel_reason, code=16)
-        if not 0 <= resp.watch_id < len(targets):
-            return errors.ProtocolError(f"watch response for unknown watch id {resp.watch_id}")
-        target = targets[resp.watch_id]
-        if resp.canceled:
-            if resp.compact_revision:
-                return errors.WatchCompacted(resp.compact_revision, target.keyset)
-            return errors.WatchCanceled(resp.cancel_reason or "watch canceled by etcd")
-        if resp.compact_revision:
-            return errors.WatchCompacted(resp.compact_revision, target.keyset)
-        if resp.created:
-            target.created = True
-            if not target.next_revision:
-                target.next_revision = resp.header.revision + 1
-            if all(t.created for t in targets):
-                self._created.fire(None)
-            return None
-        if not resp.events:
-            # Progress notification: everything up to this revision was sent.
-            target.next_revision = max(target.next_revision, resp.header.revision + 1)
-            return None
-        # A reconnect resumes at next_revision, so older events cannot come
-        # back; the filter is the guarantee against repeats all the same.
-        events = tuple(ev for ev in resp.events if ev.revision >= target.next_revision)
-        if not events:
-            return None
-        target.next_revision = events[-1].revision + 1
-        self._deliver(WatchBatch(target.keyset, resp.header.revision, events))
-        return None
+        return state.stream_created
 
     def _deliver(self, batch: WatchBatch) -> None:
         if self._callback is None:
@@ -503,12 +355,6 @@ class Watch:
             return
         if isinstance(result, Deferred):
             result.addErrback(lambda f: log.failure("watch callback failed", f))
-
-
-def _token_refused(reason: str) -> bool:
-    """Whether a cancel reason is etcd refusing the stream's auth token (the
-    gRPC status travels only as text inside the reason)."""
-    return "code = Unauthenticated" in reason or "invalid auth token" in reason
 
 
 def _retryable(exc: errors.EtcdError) -> bool:

@@ -36,7 +36,7 @@ async def test_status_reports_version_and_revision(client: Client) -> None:
 async def test_detects_v3_prefix(client: Client) -> None:
     """The client finds the /v3 gateway of etcd 3.4+ by itself."""
     await client.status()
-    assert client._prefixes[client.endpoint] == "/v3"
+    assert client.transport.prefixes[client.endpoint] == "/v3"
 
 
 @ensure

@@ -1,0 +1,612 @@
+"""Floor 2: the one transport every part of the client goes through.
+
+:class:`Transport` owns what a request needs besides its own body: the
+endpoints in failover order, the clock, the gateway prefix of each endpoint,
+the auth token, deadlines and the mapping of Twisted failures onto
+:mod:`etcdwamp.errors`. :class:`~etcdwamp.client.Client`, watches, leases,
+locks and elections all talk to etcd through it: ``call(request)`` for a
+request/answer exchange, ``open_stream(path, body)`` for a streamed answer.
+
+Below it an :class:`HTTP` posts bytes. The default, :class:`AgentHTTP`,
+drives Twisted's ``Agent`` directly: the endpoint, its pool key and each URL
+are parsed once, the body is written in one piece (:class:`BytesBody`), and
+no per-request wrapper (cookies, redirects, content decoding, a cooperator
+task to stream a few hundred bytes) runs. :class:`TreqHTTP` adapts any
+treq-style client (``http_client=``, e.g. ``treq.testing.StubTreq``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from twisted.internet import defer
+from twisted.internet import error as ierror
+from twisted.internet.defer import CancelledError, Deferred, DeferredLock
+from twisted.internet.protocol import Protocol as _Protocol
+from twisted.python.failure import Failure
+from twisted.web import _newclient
+from twisted.web.client import URI, Agent, HTTPConnectionPool, ResponseDone, ResponseFailed
+from twisted.web.http import PotentialDataLoss
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import IBodyProducer
+from zope.interface import implementer
+
+from . import errors
+from .wire import Request, check_size, error_from_response
+from .wire.auth import authenticate_request
+
+__all__ = [
+    "API_PREFIXES",
+    "HTTP",
+    "AgentHTTP",
+    "BodyReader",
+    "BytesBody",
+    "HTTPClientLike",
+    "StreamOpened",
+    "StreamProtocol",
+    "Transport",
+    "TreqHTTP",
+    "read_body",
+    "relay",
+]
+
+T = TypeVar("T")
+
+#: gateway prefixes tried in order: etcd 3.4+, 3.3, 3.2
+API_PREFIXES = ("/v3", "/v3beta", "/v3alpha")
+
+_CONTENT_TYPE = b"application/json"
+
+# Failures that prove the request never left this process.
+_NOT_SENT = (
+    ierror.ConnectError,  # includes ConnectionRefusedError, TCP/DNS failures
+    ierror.DNSLookupError,
+    ierror.TimeoutError,  # the Agent's connect timeout
+    ierror.ConnectingCancelledError,
+    _newclient.RequestNotSent,
+    # An incomplete request (e.g. the TLS handshake failed) cannot be processed.
+    _newclient.RequestTransmissionFailed,
+)
+
+
+class BodyReader(_Protocol):
+    """Collects a whole response body into ``done``; cancelling ``done`` drops
+    the connection (treq's ``content`` would go on reading the body)."""
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+        self.done: Deferred[bytes] = Deferred(self._abort)
+
+    def dataReceived(self, data: bytes) -> None:
+        self._chunks.append(data)
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        if self.done.called:
+            return
+        if reason is None or isinstance(reason.value, (ResponseDone, PotentialDataLoss)):
+            chunks = self._chunks
+            self.done.callback(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        else:
+            self.done.errback(reason)
+
+    def _abort(self, _: Deferred[bytes]) -> None:
+        if self.transport is not None:
+            self.transport.stopProducing()
+
+
+def read_body(response: Any) -> Deferred[bytes]:
+    """The whole body of ``response``; cancelling the Deferred drops the connection."""
+    reader = BodyReader()
+    response.deliverBody(reader)
+    return reader.done
+
+
+class StreamProtocol(_Protocol):
+    """Feeds a streamed HTTP body to a decoder and reports the end of the stream."""
+
+    def __init__(self, decoder: Any, on_frames: Callable[[list[Any]], None]):
+        self.decoder = decoder
+        self.on_frames = on_frames
+        self.ended: Deferred[None] = Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.on_frames(self.decoder.feed(data))
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        tail = self.decoder.close()
+        if tail:
+            self.on_frames(tail)
+        if not self.ended.called:
+            self.ended.callback(None)
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.stopProducing()
+
+
+def relay(result: object, target: Deferred[Any]) -> None:
+    """Pass ``result`` on to ``target`` unless it was settled already (cancelled)."""
+    if target.called:
+        return
+    if isinstance(result, Failure):
+        target.errback(result)
+    else:
+        target.callback(result)
+
+
+class HTTPClientLike(Protocol):
+    """The part of ``treq.client.HTTPClient`` the client uses. Cancelling a
+    Deferred that ``post`` returned must abort that request, as treq's does."""
+
+    def post(self, url: str, data: bytes, headers: Any, **kwargs: Any) -> Deferred[Any]: ...
+
+
+class HTTP(Protocol):
+    """Posts one body to ``endpoint + path``; the Deferred fires with the
+    response once its headers arrived (an ``IResponse``); cancelling it aborts."""
+
+    def post(self, endpoint: str, path: str, body: bytes, token: str | None, *,
+             stream: bool = False) -> Deferred[Any]: ...
+
+    def close(self) -> Deferred[None]: ...
+
+
+@implementer(IBodyProducer)
+class BytesBody:
+    """A request body that is all there already: written in one call, with a
+    Content-Length, no cooperator task and no extra reactor turn."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self.length = len(data)
+
+    def startProducing(self, consumer: Any) -> Deferred[None]:
+        consumer.write(self._data)
+        return defer.succeed(None)
+
+    def pauseProducing(self) -> None:
+        pass
+
+    def resumeProducing(self) -> None:
+        pass
+
+    def stopProducing(self) -> None:
+        pass
+
+
+@dataclass(slots=True)
+class _Route:
+    """What the Agent needs to reach one endpoint, worked out once."""
+
+    key: Any
+    endpoint: Any
+    root: bytes  # the endpoint URL as bytes, without a trailing slash
+    base_path: bytes  # the URL's own path (a gateway behind a proxy path)
+    uris: dict[str, tuple[URI, bytes]]  # per request path: parsed URI and request path
+
+
+class AgentHTTP:
+    """The default :class:`HTTP`: Twisted's ``Agent`` over a persistent pool.
+
+    ``Agent.request`` parses the URL, builds a new endpoint object and copies
+    the headers for every request; here that happens once per endpoint (and
+    once per header set), and each request goes to the pool's connection for
+    that endpoint through ``Agent._requestWithEndpoint``, the method
+    ``Agent.request`` itself ends in.
+    """
+
+    def __init__(self, reactor: Any, *, connect_timeout: float, pool_size: int,
+                 tls: Any = None) -> None:
+        self._pool = HTTPConnectionPool(reactor, persistent=True)  # type: ignore[no-untyped-call]
+        self._pool.maxPersistentPerHost = pool_size
+        extra: dict[str, Any] = {} if tls is None else {"contextFactory": tls}
+        self._agent = Agent(  # type: ignore[no-untyped-call]
+            reactor, connectTimeout=connect_timeout, pool=self._pool, **extra)
+        self._routes: dict[str, _Route] = {}
+        # The header set of the current token: requests share it (Agent and
+        # HTTP11ClientProtocol only read headers), rebuilt when the token changes.
+        self._headers: dict[tuple[str, str | None], Headers] = {}
+
+    def _route(self, endpoint: str) -> _Route:
+        route = self._routes.get(endpoint)
+        if route is None:
+            root = endpoint.encode("ascii")
+            parsed = URI.fromBytes(root)  # type: ignore[no-untyped-call]
+            route = _Route(
+                key=(b"http-v1", parsed.scheme, parsed.host, parsed.port),
+                endpoint=self._agent._getEndpoint(parsed),  # type: ignore[no-untyped-call]
+                root=root, base_path=parsed.path.rstrip(b"/"), uris={})
+            self._routes[endpoint] = route
+        return route
+
+    def _header_set(self, endpoint: str, token: str | None) -> Headers:
+        headers = self._headers.get((endpoint, token))
+        if headers is None:
+            if len(self._headers) > 16:
+                self._headers.clear()  # old tokens: nothing will send them again
+            route = self._route(endpoint)
+            parsed = URI.fromBytes(route.root)  # type: ignore[no-untyped-call]
+            raw: dict[bytes, list[bytes]] = {
+                b"Host": [self._agent._computeHostValue(  # type: ignore[no-untyped-call]
+                    parsed.scheme, parsed.host, parsed.port)],
+                b"Content-Type": [_CONTENT_TYPE],
+            }
+            if token is not None:
+                raw[b"Authorization"] = [token.encode("ascii")]
+            headers = self._headers[(endpoint, token)] = Headers(raw)
+        return headers
+
+    def post(self, endpoint: str, path: str, body: bytes, token: str | None, *,
+             stream: bool = False) -> Deferred[Any]:
+        route = self._routes.get(endpoint) or self._route(endpoint)
+        target = route.uris.get(path)
+        if target is None:
+            request_path = route.base_path + path.encode("ascii")
+            uri = URI.fromBytes(route.root + path.encode("ascii"))  # type: ignore[no-untyped-call]
+            target = route.uris[path] = (uri, request_path)
+        d: Deferred[Any] = self._agent._requestWithEndpoint(
+            route.key, route.endpoint, b"POST", target[0],
+            self._header_set(endpoint, token), BytesBody(body), target[1])  # type: ignore[arg-type]
+        return d
+
+    def close(self) -> Deferred[None]:
+        d: Deferred[None] = self._pool.closeCachedConnections()  # type: ignore[no-untyped-call]
+        return d
+
+
+class TreqHTTP:
+    """:class:`HTTP` over an injected treq-style client (tests: ``StubTreq``)."""
+
+    def __init__(self, client: HTTPClientLike) -> None:
+        self._client = client
+
+    def post(self, endpoint: str, path: str, body: bytes, token: str | None, *,
+             stream: bool = False) -> Deferred[Any]:
+        headers: dict[bytes, list[bytes]] = {b"Content-Type": [_CONTENT_TYPE]}
+        if token is not None:
+            headers[b"Authorization"] = [token.encode("ascii")]
+        if stream:
+            return self._client.post(endpoint + path, data=body, headers=headers,
+                                     unbuffered=True)
+        return self._client.post(endpoint + path, data=body, headers=headers)
+
+    def close(self) -> Deferred[None]:
+        return defer.succeed(None)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamOpened:
+    """A streamed answer whose headers arrived: read ``response`` with
+    ``deliverBody``. ``token`` is the auth token the stream was opened with."""
+
+    response: Any
+    endpoint: str
+    token: str | None
+
+
+class Transport:
+    """Endpoints, clock, gateway prefixes, auth token and failover: the seam
+    between the client's parts and HTTP. See :mod:`etcdwamp.client` for the
+    failover, deadline and cancellation rules it implements."""
+
+    def __init__(self, http: HTTP, clock: Any, endpoints: Sequence[str], *,
+                 timeout: float, max_request_bytes: int, api_prefix: str | None = None,
+                 credentials: tuple[str, str] | None = None) -> None:
+        self.http = http
+        self.clock = clock
+        self.endpoints: tuple[str, ...] = tuple(endpoints)
+        self.timeout = timeout
+        self.max_request_bytes = max_request_bytes
+        self.api_prefix = api_prefix
+        #: detected gateway prefix per endpoint
+        self.prefixes: dict[str, str] = {}
+        self.preferred = 0
+        self.credentials = credentials
+        self.token: str | None = None
+        self._auth_lock = DeferredLock()
+
+    # -- endpoints and time -------------------------------------------------
+
+    @property
+    def endpoint(self) -> str:
+        """The endpoint requests currently go to first."""
+        return self.endpoints[self.preferred]
+
+    def order(self) -> list[str]:
+        """The endpoints in the order the next request tries them."""
+        n = len(self.endpoints)
+        return [self.endpoints[(self.preferred + i) % n] for i in range(n)]
+
+    def _indices(self) -> list[int]:
+        n = len(self.endpoints)
+        return [(self.preferred + i) % n for i in range(n)]
+
+    def deadline(self, timeout: float | None) -> float:
+        """When a call starting now with ``timeout`` (None: the client's) must end."""
+        now: float = self.clock.seconds()
+        return now + (self.timeout if timeout is None else timeout)
+
+    def left(self, deadline: float) -> float:
+        now: float = self.clock.seconds()
+        return max(0.0, deadline - now)
+
+    # -- requests -------------------------------------------------------------
+
+    def call(self, request: Request[T], *, started: float | None = None) -> Deferred[T]:
+        """Send ``request`` with failover; the Deferred fires with its parsed answer.
+
+        ``started``: the clock's time the caller's call began (default: now);
+        the timeout counts from there."""
+        return Deferred.fromCoroutine(self.call_async(request, started=started))
+
+    async def call_async(self, request: Request[T], *, started: float | None = None) -> T:
+        """:meth:`call` as a coroutine (saves a Deferred inside other coroutines)."""
+        limit = self.timeout if request.timeout is None else request.timeout
+        deadline = (self.clock.seconds() if started is None else started) + limit
+        if self.credentials is None:
+            return await self._call_once(request, deadline)
+        token = await self.current_token(deadline)
+        try:
+            return await self._call_once(request, deadline)
+        except errors.Unauthenticated:
+            # The token expired (--auth-token-ttl) or the member restarted:
+            # authenticate again and retry once.
+            await self.renew_token(token, deadline)
+            return await self._call_once(request, deadline)
+
+    async def open_stream(self, path: str, body: bytes, *,
+                          endpoint: str | None = None) -> StreamOpened:
+        """POST ``body`` to ``path`` (relative to the gateway prefix) on
+        ``endpoint`` (default: the preferred one) and return once the answer's
+        headers arrived, within the client's timeout; the caller reads the body.
+
+        :raises ServerError: etcd answered with an HTTP error
+        """
+        if endpoint is None:
+            endpoint = self.endpoint
+        prefix = await self.prefix(endpoint)
+        token = await self.current_token()
+        # Nothing runs between reading the token and posting: the stream
+        # carries exactly this one.
+        response = await self._timed(
+            endpoint, self.http.post(endpoint, prefix + path, body, token, stream=True), None)
+        if response.code != 200:
+            content = await read_body(response)
+            raise error_from_response(int(response.code), content)
+        return StreamOpened(response, endpoint, token)
+
+    async def _call_once(self, request: Request[T], deadline: float | None = None) -> T:
+        """Send ``request``, failing over to the next endpoints, all by ``deadline``
+        (None: ``request.timeout`` or the client's from now)."""
+        check_size(request.size, self.max_request_bytes)
+        if deadline is None:
+            deadline = self.deadline(request.timeout)
+        body = json.dumps(request.body, separators=(",", ":")).encode("ascii")
+        failures: list[errors.EtcdError] = []
+        for index in self._indices():
+            endpoint = self.endpoints[index]
+            if self.left(deadline) <= 0:
+                if failures:
+                    break  # the last attempt's failure is the answer
+                # Logging in took the whole budget before anything was sent:
+                # still the timeout's error, the type callers handle timeouts by.
+                raise errors.RequestTimeout(
+                    f"the timeout ran out before {request.path} was sent", endpoint=endpoint)
+            try:
+                status, content = await self._send(endpoint, request.path, body,
+                                                   idempotent=request.idempotent,
+                                                   deadline=deadline)
+            except errors.ConnectFailed as exc:
+                failures.append(exc)
+                continue
+            except errors.OutcomeUnknown as exc:
+                if (isinstance(exc, errors.RequestTimeout) and request.timeout is None
+                        and self.preferred == index):
+                    # A timeout now ends the call, so no retry moves on from a
+                    # hung member: the next call starts with another one. (Not
+                    # for a request with its own timeout, e.g. a lock that
+                    # waited as long as its caller allowed.)
+                    self.preferred = (index + 1) % len(self.endpoints)
+                if not request.idempotent:
+                    raise
+                failures.append(exc)
+                continue
+            if status != 200:
+                err = error_from_response(status, content)
+                if isinstance(err, errors.Unavailable) and request.idempotent:
+                    failures.append(err)
+                    continue
+                self.preferred = index
+                raise err
+            self.preferred = index
+            try:
+                decoded = json.loads(content)
+            except ValueError as exc:
+                raise errors.ProtocolError(
+                    f"{endpoint} answered 200 with a body that is not JSON: {content[:200]!r}"
+                ) from exc
+            if not isinstance(decoded, dict):
+                raise errors.ProtocolError(f"{endpoint} answered 200 with {decoded!r}")
+            return request.parse(decoded)
+        if all(isinstance(f, errors.ConnectFailed) for f in failures):
+            raise errors.ConnectFailed(
+                "no etcd endpoint reachable: " + "; ".join(str(f) for f in failures)
+            ) from (failures[-1] if failures else None)
+        # Some endpoint took the request without a clean answer: re-raise the
+        # latest such failure (not a ConnectFailed, which would claim "not sent").
+        raise next(f for f in reversed(failures) if not isinstance(f, errors.ConnectFailed))
+
+    async def _send(self, endpoint: str, path: str, body: bytes, *,
+                    idempotent: bool, deadline: float) -> tuple[int, bytes]:
+        """POST to one endpoint, ending by ``deadline``. An idempotent request
+        whose connection was lost is sent once more: the usual cause is a
+        pooled keep-alive connection the server closed just as we reused it."""
+        prefix = (self.api_prefix or self.prefixes.get(endpoint)
+                  or await self.prefix(endpoint, deadline))
+        try:
+            return await self._post(endpoint, prefix + path, body, self.left(deadline))
+        except errors.ConnectionLost:
+            if not idempotent or self.left(deadline) <= 0:
+                raise
+        return await self._post(endpoint, prefix + path, body, self.left(deadline))
+
+    def _exchange(self, endpoint: str, path: str, body: bytes) -> Deferred[tuple[int, bytes]]:
+        # Plain Deferred chaining rather than a coroutine: this runs for every
+        # request, and cancelling the result still reaches whichever step runs
+        # (the Agent aborts a pending request; read_body drops the connection).
+        def read(response: Any) -> Deferred[tuple[int, bytes]]:
+            code = int(response.code)
+            return read_body(response).addCallback(lambda data: (code, data))
+
+        return self.http.post(endpoint, path, body, self.token).addCallback(read)
+
+    async def _post(self, endpoint: str, path: str, body: bytes,
+                    timeout: float | None = None) -> tuple[int, bytes]:
+        """One HTTP exchange: status and whole body."""
+        return await self._timed(endpoint, self._exchange(endpoint, path, body), timeout)
+
+    async def _timed(self, endpoint: str, d: Deferred[T], timeout: float | None) -> T:
+        """Await one exchange under ``timeout`` (None: the client's; inf: none),
+        mapping failures onto the exception tree."""
+        limit = self.timeout if timeout is None else timeout
+        timed_out = False
+        cancelled = False
+
+        def expire() -> None:
+            nonlocal timed_out
+            timed_out = True
+            d.cancel()
+
+        def cancel(_: Deferred[T]) -> None:
+            # The caller cancelled. Aborting the exchange makes the Agent fail
+            # it with whatever it sees (ResponseNeverReceived, Connecting-
+            # CancelledError): none of that may pass for a transport failure,
+            # which would be retried elsewhere.
+            nonlocal cancelled
+            cancelled = True
+            d.cancel()
+
+        guarded: Deferred[T] = Deferred(cancel)
+        d.addBoth(relay, guarded)
+        timer = None if math.isinf(limit) else self.clock.callLater(limit, expire)
+        try:
+            return await guarded
+        except Exception as exc:
+            if cancelled and not timed_out:
+                raise CancelledError() from exc
+            raise self._exchange_error(endpoint, exc, limit, timed_out=timed_out) from exc
+        finally:
+            if timer is not None and timer.active():
+                timer.cancel()
+
+    def _exchange_error(self, endpoint: str, exc: Exception, limit: float, *,
+                        timed_out: bool) -> Exception:
+        """Map the failure of an exchange the caller did not cancel."""
+        if isinstance(exc, _NOT_SENT):
+            # Also when our timeout cancelled the connection attempt: not sent.
+            return errors.ConnectFailed(f"cannot connect to {endpoint}: {exc}", endpoint=endpoint)
+        if timed_out:
+            return errors.RequestTimeout(f"no answer from {endpoint} within {limit}s",
+                                         endpoint=endpoint)
+        return transport_error(endpoint, exc)
+
+    # -- gateway prefix -----------------------------------------------------------
+
+    async def prefix(self, endpoint: str, deadline: float | None = None) -> str:
+        """The gateway prefix of ``endpoint`` (detected once, then cached)."""
+        if self.api_prefix is not None:
+            return self.api_prefix
+        known = self.prefixes.get(endpoint)
+        if known is not None:
+            return known
+        if deadline is None:
+            deadline = self.deadline(None)
+        probe = b"{}"
+        last: errors.ServerError | None = None
+        for prefix in API_PREFIXES:
+            status, content = await self._post(
+                endpoint, prefix + "/maintenance/status", probe, self.left(deadline))
+            if status == 200:
+                self.prefixes[endpoint] = prefix
+                return prefix
+            last = error_from_response(status, content)
+            if status not in (404, 501):
+                raise last
+        raise errors.Unimplemented(
+            f"{endpoint} serves none of the etcd v3 gateway prefixes "
+            f"{', '.join(API_PREFIXES)} (last answer: {last})"
+        )
+
+    # -- authentication -----------------------------------------------------------
+
+    async def current_token(self, deadline: float | None = None) -> str | None:
+        """The token the next request carries, authenticating first if auth is
+        configured and there is none yet. Completes without waiting when the
+        token is known, so a request sent right after carries exactly this one."""
+        if self.credentials is not None and self.token is None:
+            await self.renew_token(None, deadline)
+        return self.token
+
+    async def renew_token(self, stale: str | None, deadline: float | None = None) -> None:
+        """Get a new token, once for all concurrent callers that saw ``stale`` fail;
+        by ``deadline`` (the caller's), and never later than the client's timeout.
+        Without credentials there is nothing to renew."""
+        if self.credentials is None:
+            return
+        own = self.deadline(None)
+        deadline = own if deadline is None else min(deadline, own)
+        await self._lock_auth(deadline)
+        try:
+            if self.token is not None and self.token != stale:
+                return  # another caller already renewed it
+            self.token = None
+            result = await self._call_once(authenticate_request(*self.credentials), deadline)
+            self.token = result.token
+        finally:
+            self._auth_lock.release()
+
+    async def _lock_auth(self, deadline: float) -> None:
+        """Take the login lock, waiting for another caller's login at most until
+        ``deadline``."""
+        acquiring: Deferred[Any] = self._auth_lock.acquire()
+        if acquiring.called:
+            await acquiring
+            return
+        timer = self.clock.callLater(self.left(deadline), acquiring.cancel)
+        try:
+            await acquiring
+        except CancelledError:
+            if timer.active():
+                raise  # our caller cancelled
+            raise errors.RequestTimeout(
+                "the call's timeout ran out while another caller was logging in") from None
+        finally:
+            if timer.active():
+                timer.cancel()
+
+    def close(self) -> Deferred[None]:
+        """Close pooled connections (the transport may be used again afterwards)."""
+        return self.http.close()
+
+
+def transport_error(endpoint: str, exc: Exception) -> Exception:
+    """Map a failure of an exchange that was not cut short by our timeout."""
+    if isinstance(exc, CancelledError):
+        return exc  # a cancellation is never a transport failure
+    if isinstance(exc, ResponseFailed):
+        reasons: list[Failure] = getattr(exc, "reasons", [])
+        if reasons and all(r.check(*_NOT_SENT) for r in reasons):  # type: ignore[no-untyped-call]
+            return errors.ConnectFailed(f"cannot connect to {endpoint}: {exc}",
+                                        endpoint=endpoint)
+    if isinstance(exc, (ResponseFailed, _newclient.ResponseNeverReceived,
+                        ierror.ConnectionLost, ierror.ConnectionDone)):
+        return errors.ConnectionLost(
+            f"connection to {endpoint} lost before a complete answer: {exc}",
+            endpoint=endpoint,
+        )
+    return exc
+
