@@ -129,10 +129,94 @@ def capture(rec: Recorder) -> None:
     rec.post("v3alpha_status", "/v3alpha/maintenance/status", {})
 
 
+def capture_ops(rec: Recorder) -> None:
+    """Cluster, Maintenance and auth administration (files ``ops_*``)."""
+    rec.version = rec.post(None, "/v3/maintenance/status", {})["version"]
+    rec.post("ops_member_list", "/v3/cluster/member/list", {})
+    added = rec.post("ops_member_add_learner", "/v3/cluster/member/add",
+                     {"peerURLs": ["http://127.0.0.1:1"], "isLearner": True})
+    new_id = added["member"]["ID"]
+    rec.post("ops_member_update", "/v3/cluster/member/update",
+             {"ID": new_id, "peerURLs": ["http://127.0.0.1:2"]})
+    rec.post("ops_err_member_promote_not_ready", "/v3/cluster/member/promote", {"ID": new_id})
+    rec.post("ops_member_remove", "/v3/cluster/member/remove", {"ID": new_id})
+    rec.post("ops_err_member_remove_missing", "/v3/cluster/member/remove", {"ID": new_id})
+    rec.post("ops_alarm_list_empty", "/v3/maintenance/alarm", {"action": "GET"})
+    rec.post("ops_defragment", "/v3/maintenance/defragment", {})
+    rec.post("ops_hash", "/v3/maintenance/hash", {})
+    rec.post("ops_err_hashkv_not_routed", "/v3/maintenance/hashkv", {"revision": "0"})
+    rec.post("ops_err_move_leader_bad_target", "/v3/maintenance/transfer-leadership",
+             {"targetID": "1"})
+    lease = rec.post(None, "/v3/lease/grant", {"TTL": "60"})
+    rec.post("ops_lease_leases", "/v3/lease/leases", {})
+    rec.post(None, "/v3/lease/revoke", {"ID": lease["ID"]})
+    rec.post("ops_err_auth_status_not_routed", "/v3/auth/status", {})
+    rec.post("ops_err_auth_probe_disabled", "/v3/auth/authenticate",
+             {"name": "etcdwamp-auth-probe", "password": "x"})
+    rec.post("ops_user_add", "/v3/auth/user/add", {"name": "root", "password": "rootpw"})
+    rec.post(None, "/v3/auth/user/add", {"name": "alice", "password": "a"})
+    rec.post(None, "/v3/auth/role/add", {"name": "root"})
+    rec.post(None, "/v3/auth/role/add", {"name": "reader"})
+    rec.post(None, "/v3/auth/user/grant", {"user": "root", "role": "root"})
+    rec.post(None, "/v3/auth/user/grant", {"user": "alice", "role": "reader"})
+    rec.post(None, "/v3/auth/role/grant", {"name": "reader", "perm": {
+        "key": b64(b"app/"), "range_end": b64(b"app0"), "permType": "READ"}})
+    rec.post(None, "/v3/auth/role/grant", {"name": "reader", "perm": {
+        "key": b64(b"one"), "permType": "READWRITE"}})
+    rec.post("ops_user_get", "/v3/auth/user/get", {"name": "alice"})
+    rec.post("ops_user_list", "/v3/auth/user/list", {})
+    rec.post("ops_role_get", "/v3/auth/role/get", {"role": "reader"})
+    rec.post("ops_role_list", "/v3/auth/role/list", {})
+    rec.post("ops_err_user_get_missing", "/v3/auth/user/get", {"name": "nobody"})
+    rec.post("ops_user_changepw", "/v3/auth/user/changepw", {"name": "alice", "password": "b"})
+    rec.post("ops_role_revoke", "/v3/auth/role/revoke",
+             {"role": "reader", "key": b64(b"one")})
+    rec.post("ops_user_revoke", "/v3/auth/user/revoke", {"name": "alice", "role": "reader"})
+    rec.post("ops_user_delete", "/v3/auth/user/delete", {"name": "alice"})
+    rec.post("ops_role_delete", "/v3/auth/role/delete", {"role": "reader"})
+    rec.post(None, "/v3/auth/enable", {})
+    rec.post("ops_err_auth_probe_enabled", "/v3/auth/authenticate",
+             {"name": "etcdwamp-auth-probe", "password": "x"})
+
+
+def capture_nospace(rec: Recorder) -> None:
+    """A member with a tiny quota, filled until etcd raises the NOSPACE alarm."""
+    rec.version = rec.post(None, "/v3/maintenance/status", {})["version"]
+    for i in range(1000):
+        answer = rec.post(None, "/v3/kv/put", {"key": b64(b"fill/%d" % i),
+                                               "value": b64(b"x" * 8192)})
+        if "error" in answer or "code" in answer:
+            break
+    else:
+        raise RuntimeError("the quota was never exceeded")
+    rec.post("ops_err_nospace_put", "/v3/kv/put", {"key": b64(b"k"), "value": b64(b"v")})
+    alarms = rec.post("ops_alarm_list_nospace", "/v3/maintenance/alarm", {"action": "GET"})
+    alarm = alarms["alarms"][0]
+    rec.post("ops_alarm_disarm", "/v3/maintenance/alarm",
+             {"action": "DEACTIVATE", "memberID": alarm["memberID"], "alarm": "NOSPACE"})
+
+
+def capture_snapshot(rec: Recorder) -> None:
+    """The raw snapshot stream of a fresh member (a few dozen KiB, one or two frames)."""
+    request = urllib.request.Request(rec.url + "/v3/maintenance/snapshot", data=b"{}",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        content = resp.read().decode("ascii")
+    record = {"path": "/v3/maintenance/snapshot", "request": {}, "status": 200,
+              "stream": content, "etcd": rec.post(None, "/v3/maintenance/status", {})["version"]}
+    (OUT / "ops_snapshot_stream.json").write_text(json.dumps(record, indent=2, sort_keys=True)
+                                                  + "\n")
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     with EtcdCluster(1) as etcd:
         capture(Recorder(etcd.url))
+    with EtcdCluster(1) as etcd:
+        capture_snapshot(Recorder(etcd.url))
+        capture_ops(Recorder(etcd.url))  # ends with auth enabled
+    with EtcdCluster(1, extra_args=["--quota-backend-bytes", str(256 * 1024)]) as etcd:
+        capture_nospace(Recorder(etcd.url))
     print(f"wrote {len(list(OUT.glob('*.json')))} golden files to {OUT}")
 
 

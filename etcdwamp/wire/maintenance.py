@@ -57,7 +57,7 @@ class AlarmMember:
 
 @dataclass(frozen=True, slots=True)
 class AlarmResult:
-    """The alarms raised (list) or still raised after a disarm."""
+    """The alarms raised (list), or the ones a disarm deactivated."""
 
     header: Header
     alarms: tuple[AlarmMember, ...]
