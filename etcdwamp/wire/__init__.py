@@ -17,6 +17,7 @@ from .cluster import (
 from .encoding import b64, require_bytes, require_int, text_or_bytes
 from .errors import error_from_response
 from .keyset import KeySet, as_keyset, prefix_range_end
+from .leases import LeaseListResult, lease_leases_request
 from .maintenance import (
     Alarm,
     AlarmMember,
@@ -102,6 +103,7 @@ __all__ = [
     "KeyValue",
     "LeaseGrantResult",
     "LeaseInfo",
+    "LeaseListResult",
     "LeaseRevokeResult",
     "Member",
     "MemberAddResult",
@@ -133,6 +135,7 @@ __all__ = [
     "hash_kv_request",
     "hash_request",
     "lease_grant_request",
+    "lease_leases_request",
     "lease_revoke_request",
     "lease_ttl_request",
     "member_add_request",

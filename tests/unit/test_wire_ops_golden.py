@@ -32,6 +32,7 @@ from etcdwamp.wire.auth import (
     role_revoke_permission_request,
 )
 from etcdwamp.wire.cluster import parse_member_add, parse_member_list
+from etcdwamp.wire.leases import parse_lease_leases
 from etcdwamp.wire.maintenance import parse_alarms, parse_hash
 from etcdwamp.wire.results import parse_header
 
@@ -148,8 +149,10 @@ def test_move_leader_to_an_unknown_member_is_refused() -> None:
 
 
 def test_lease_leases_lists_ids() -> None:
-    leases = answer("lease_leases")["leases"]
-    assert [int(x["ID"]) for x in leases][0] > 0
+    result = parse_lease_leases(answer("lease_leases"))
+    assert result.ids == (int(answer("lease_leases")["leases"][0]["ID"]),)
+    assert result.ids[0] > 2**32
+    assert parse_lease_leases(answer("alarm_list_empty")).ids == ()
 
 
 def test_auth_probe_reads_the_status_from_the_error() -> None:
