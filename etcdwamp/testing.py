@@ -219,6 +219,24 @@ class EtcdMember:
             return False
         return str(body.get("health")) == "true"
 
+    def serving(self) -> bool:
+        """Whether the member answers on its client URL at all (``/version``)."""
+        try:
+            with urllib.request.urlopen(self.url + "/version", timeout=2,
+                                        context=self._ssl_context()) as resp:
+                resp.read()
+        except (OSError, ValueError, urllib.error.URLError):
+            return False
+        return True
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        if self.tls is None:
+            return None
+        context = ssl.create_default_context(cafile=self.tls.ca_cert)
+        if self.tls.client_cert:
+            context.load_cert_chain(self.tls.client_cert, self.tls.client_key)
+        return context
+
     def log_tail(self, lines: int = 30) -> str:
         try:
             with open(self.log_path, encoding="utf-8", errors="replace") as log:
@@ -236,22 +254,60 @@ class EtcdCluster:
     def __init__(self, size: int = 1, *, extra_args: Sequence[str] = (),
                  tls: TLSFiles | None = None) -> None:
         self.tmpdir = tempfile.mkdtemp(prefix="etcdwamp-etcd-")
+        self.extra_args = tuple(extra_args)
+        self.tls = tls
         self.members: list[EtcdMember] = []
         for i in range(size):
-            name = f"m{i}"
-            self.members.append(
-                EtcdMember(
-                    name=name,
-                    client_port=free_port(),
-                    peer_port=free_port(),
-                    data_dir=os.path.join(self.tmpdir, name),
-                    extra_args=tuple(extra_args),
-                    tls=tls,
-                )
-            )
+            self.members.append(self.new_member(f"m{i}"))
         initial = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
         for m in self.members:
             m.initial_cluster = initial
+
+    def new_member(self, name: str | None = None) -> EtcdMember:
+        """A member on free ports with its own data dir, not started and not in
+        :attr:`members`: announce its ``peer_url`` with ``member_add``, then :meth:`join`."""
+        if name is None:
+            taken = {m.name for m in self.members}
+            name = next(f"m{i}" for i in range(len(taken) + 1) if f"m{i}" not in taken)
+        return EtcdMember(
+            name=name,
+            client_port=free_port(),
+            peer_port=free_port(),
+            data_dir=os.path.join(self.tmpdir, name),
+            extra_args=self.extra_args,
+            tls=self.tls,
+        )
+
+    def join(self, member: EtcdMember, initial_cluster: str, *, learner: bool = False,
+             timeout: float = 60.0) -> EtcdMember:
+        """Start ``member`` (already added with ``member_add``) with
+        ``--initial-cluster-state existing`` and wait until it serves: healthy
+        for a voting member, answering ``/version`` for a learner (a learner
+        does not serve the linearizable read ``/health`` makes)."""
+        member.initial_cluster = initial_cluster
+        self.members.append(member)
+        member.start(cluster_state="existing")
+        if learner:
+            self.wait_serving(member, timeout=timeout)
+        else:
+            self.wait_healthy([member], timeout=timeout)
+        return member
+
+    def forget(self, member: EtcdMember) -> None:
+        """Stop ``member`` (removed from the cluster with ``member_remove``) and
+        drop it from :attr:`members`."""
+        member.stop()
+        self.members.remove(member)
+
+    def wait_serving(self, member: EtcdMember, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not member.serving():
+            if not member.running:
+                raise RuntimeError(f"etcd member {member.name} exited:\n{member.log_tail()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"etcd {member.name} not serving after {timeout}s:\n"
+                                   f"{member.log_tail()}")
+            time.sleep(0.1)
 
     @property
     def urls(self) -> list[str]:
