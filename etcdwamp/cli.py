@@ -1,304 +1,534 @@
-"""``etcdwamp export`` / ``etcdwamp import``: a key prefix or a map to JSON lines/CSV and back.
+"""``etcdwamp``: an etcd command line with etcdctl's habits, over this library.
 
-Records are ``{"key": ..., "value": ...}`` (JSON lines) or ``key,value`` rows
-(CSV), each field encoded as chosen: ``utf8``, ``base64`` or ``hex`` for raw
-bytes; with ``--map SLOT --key-type T --value-type T`` keys and values are the
-map's decoded Python values (JSON-typed values stay JSON).
+Global options (before or after the command): ``--endpoints`` (comma-separated
+``host:port`` or URLs; default ``$ETCDWAMP_ENDPOINTS``, then
+``$ETCDCTL_ENDPOINTS``, then http://127.0.0.1:2379), ``--user NAME[:PASSWORD]``
+and ``--password`` (asked for when missing), ``--cacert``, ``--cert``,
+``--key``, ``--timeout``, ``-w/--write-out simple|json``.
 
-Imports write in chunks of ``--chunk`` keys (etcd's txn limit, 128), each chunk
-atomic, the whole not. ``--checkpoint FILE`` records how many records were
-written, so a failed import run again with the same checkpoint resumes after
-the last written chunk. ``--dry-run`` writes nothing and prints what would
-change.
+Commands: ``get``, ``put``, ``del``, ``watch``, ``lease grant|revoke|ttl``,
+``lock``, ``status``, ``compact``, ``export``, ``import``. ``etcdwamp COMMAND
+--help`` describes each.
+
+Errors are one line on stderr (``etcdwamp: error: ...``); the exit status is 1
+for a failure and 2 for a usage error. ``ETCDWAMP_DEBUG=1`` adds the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
-import binascii
-import csv
+import contextlib
+import getpass
 import json
 import os
+import shutil
+import signal
 import sys
-import time
-import uuid
-from collections.abc import Iterator
-from typing import IO, Any
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from typing import Any, NoReturn
 
-from twisted.internet import defer, task
+from twisted.internet import defer, protocol, task
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 
+from . import __version__, errors
+from .cli_endpoints import EndpointError, endpoint_urls
+from .cli_transfer import TransferError, add_arguments, do_export, do_import
 from .client import Client
-from .pmap.maps import _KEY_CODECS, _VALUE_CODECS
-from .wire import KeySet, OpSet, Transaction
+from .wire import Header, KeySet, KeyValue
+from .wire.watch import EventType
 
-__all__ = ["main"]
+__all__ = ["CliError", "build_parser", "main", "parse_lease_id"]
 
-ENCODINGS = ("utf8", "base64", "hex")
-
-
-def encode_field(data: bytes, encoding: str) -> str:
-    if encoding == "utf8":
-        return data.decode("utf-8")
-    if encoding == "base64":
-        return base64.b64encode(data).decode("ascii")
-    return data.hex()
+PROG = "etcdwamp"
 
 
-def decode_field(text: str, encoding: str) -> bytes:
-    if encoding == "utf8":
-        return text.encode("utf-8")
-    if encoding == "base64":
-        return base64.b64decode(text, validate=True)
-    return bytes.fromhex(text)
+class CliError(Exception):
+    """A failure to report as one line and exit status 1."""
 
 
-class Codec:
-    """Turns etcd key/value bytes into export fields and back."""
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line (``etcdwamp: error: ...``) and exit status 2."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.prefix = args.prefix.encode("utf-8")
-        self.key_encoding = args.key_encoding
-        self.value_encoding = args.value_encoding
-        self.map_key = self.map_value = None
-        if args.map is not None:
-            if not args.key_type or not args.value_type:
-                raise SystemExit("--map needs --key-type and --value-type")
-            self.prefix += int(args.map).to_bytes(2, "big")
-            self.map_key = _KEY_CODECS[args.key_type]()
-            self.map_value = _VALUE_CODECS[args.value_type]()
-
-    def export(self, key: bytes, value: bytes) -> tuple[Any, Any]:
-        if self.map_key is None or self.map_value is None:
-            return encode_field(key, self.key_encoding), encode_field(value, self.value_encoding)
-        return (_jsonable(self.map_key.decode(key[len(self.prefix):])),
-                _jsonable(self.map_value.decode(value)))
-
-    def import_(self, key: Any, value: Any) -> tuple[bytes, bytes]:
-        if self.map_key is None or self.map_value is None:
-            return (decode_field(str(key), self.key_encoding),
-                    decode_field(str(value), self.value_encoding))
-        kname = type(self.map_key).__name__
-        if kname == "UuidKey":
-            key = uuid.UUID(str(key))
-        elif kname == "OidKey":
-            key = int(key)
-        elif kname == "BinaryKey":
-            key = base64.b64decode(str(key))
-        vname = type(self.map_value).__name__
-        if vname == "UuidValue":
-            value = uuid.UUID(str(value))
-        elif vname == "OidValue":
-            value = int(value)
-        elif vname in ("BinaryValue", "FlatBuffersValue", "PickleValue", "CborValue"):
-            return self.prefix + self.map_key.encode(key), base64.b64decode(str(value))
-        return self.prefix + self.map_key.encode(key), self.map_value.encode(value)
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{PROG}: error: {message} (see {self.prog} --help)\n")
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode("ascii")
+Command = Callable[[Client, argparse.Namespace], Awaitable[int]]
+
+
+# -- output ------------------------------------------------------------------------
+
+def _out(data: bytes) -> None:
+    sys.stdout.buffer.write(data)
+
+
+def _json_out(obj: Any) -> None:
+    _out(json.dumps(obj).encode("utf-8") + b"\n")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _header(header: Header) -> dict[str, int]:
+    return asdict(header)
+
+
+def _kv_json(kv: KeyValue) -> dict[str, Any]:
+    # As etcdctl -w json: keys and values base64 (they are bytes), lease as a number.
+    return {"key": _b64(kv.key), "create_revision": kv.create_revision,
+            "mod_revision": kv.mod_revision, "version": kv.version,
+            "value": _b64(kv.value), "lease": kv.lease}
+
+
+def parse_lease_id(text: str) -> int:
+    """A lease id as etcdctl prints it: hexadecimal (``694d77aa9e38260f``, ``0x`` allowed)."""
+    digits = text[2:] if text.lower().startswith("0x") else text
+    try:
+        value = int(digits, 16)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a hexadecimal lease id: {text!r}") from None
+    if not 0 < value < 2**63:
+        raise argparse.ArgumentTypeError(f"lease id out of range: {text!r}")
     return value
 
 
-class Progress:
-    """A one-line progress bar with rate and ETA, only on a terminal."""
-
-    def __init__(self, total: int | None, stream: IO[str]) -> None:
-        self.total, self.stream = total, stream
-        self.enabled = stream.isatty()
-        self.start = time.monotonic()
-        self.last = 0.0
-
-    def update(self, done: int, force: bool = False) -> None:
-        now = time.monotonic()
-        if not self.enabled or (not force and now - self.last < 0.2):
-            return
-        self.last = now
-        rate = done / max(now - self.start, 1e-9)
-        if self.total:
-            frac = min(done / self.total, 1.0)
-            bar = "#" * int(frac * 30)
-            eta = (self.total - done) / rate if rate else 0.0
-            text = f"[{bar:<30}] {done}/{self.total} {rate:,.0f}/s ETA {eta:,.0f}s"
-        else:
-            text = f"{done} records {rate:,.0f}/s"
-        self.stream.write("\r" + text)
-        self.stream.flush()
-
-    def finish(self, done: int) -> None:
-        self.update(done, force=True)
-        if self.enabled:
-            self.stream.write("\n")
+def _key(text: str) -> bytes:
+    return os.fsencode(text)  # what the shell passed, byte for byte
 
 
-async def do_export(reactor: Any, args: argparse.Namespace) -> int:
-    client = Client(reactor, url=args.url)
-    codec = Codec(args)
-    out: IO[str] = (open(args.output, "w", encoding="utf-8", newline="")  # noqa: SIM115
-                    if args.output else sys.stdout)
-    writer = csv.writer(out) if args.format == "csv" else None
-    keyset = KeySet(codec.prefix, prefix=True)
-    total = (await client.get(keyset, count_only=True)).count
-    progress = Progress(total, sys.stderr)
-    n = 0
-    try:
-        async for kv in client.range_iter(keyset, page_size=args.page_size):
-            key, value = codec.export(kv.key, kv.value)
-            if writer is not None:
-                writer.writerow([key, json.dumps(value) if codec.map_value else value])
-            else:
-                out.write(json.dumps({"key": key, "value": value}, ensure_ascii=False) + "\n")
-            n += 1
-            progress.update(n)
-    finally:
-        progress.finish(n)
-        if out is not sys.stdout:
-            out.close()
-        await client.close()
-    print(f"exported {n} records", file=sys.stderr)
+def _keys(key: bytes, prefix: bool) -> bytes | KeySet:
+    return KeySet(key, prefix=True) if prefix else key
+
+
+# -- commands ------------------------------------------------------------------------
+
+async def cmd_get(client: Client, args: argparse.Namespace) -> int:
+    result = await client.get(_keys(args.key, args.prefix), limit=args.limit,
+                              revision=args.rev, keys_only=args.keys_only)
+    if args.write_out == "json":
+        _json_out({"header": _header(result.header), "kvs": [_kv_json(kv) for kv in result.kvs],
+                   "more": result.more, "count": result.count})
+        return 0
+    for kv in result.kvs:
+        _out(kv.key + b"\n")
+        if not args.keys_only:
+            _out(kv.value + b"\n")
     return 0
 
 
-def read_records(path: str, fmt: str, mapped: bool) -> Iterator[tuple[Any, Any]]:
-    stream = sys.stdin if path == "-" else open(path, encoding="utf-8", newline="")  # noqa: SIM115
-    try:
-        if fmt == "csv":
-            for row in csv.reader(stream):
-                if len(row) != 2:
-                    raise ValueError(f"CSV row needs 2 fields, got {len(row)}: {row!r}")
-                yield row[0], json.loads(row[1]) if mapped else row[1]
-        else:
-            for lineno, line in enumerate(stream, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                    yield obj["key"], obj["value"]
-                except (ValueError, KeyError, TypeError) as exc:
-                    raise ValueError(f"line {lineno}: not a {{key, value}} record") from exc
-    finally:
-        if stream is not sys.stdin:
-            stream.close()
-
-
-def _count_lines(path: str) -> int | None:
-    if path == "-":
-        return None
-    with open(path, "rb") as f:
-        return sum(1 for line in f if line.strip())
-
-
-async def do_import(reactor: Any, args: argparse.Namespace) -> int:
-    client = Client(reactor, url=args.url)
-    codec = Codec(args)
-    done_before = 0
-    if args.checkpoint and os.path.exists(args.checkpoint):
-        with open(args.checkpoint, encoding="ascii") as f:
-            done_before = int(f.read().strip() or 0)
-        print(f"resuming after {done_before} records", file=sys.stderr)
-    progress = Progress(_count_lines(args.input), sys.stderr)
-    added = changed = same = 0
-    n = 0
-    chunk: list[tuple[bytes, bytes]] = []
-
-    async def flush() -> None:
-        nonlocal added, changed, same
-        if not chunk:
-            return
-        if args.dry_run:
-            for key, value in chunk:
-                current = (await client.get(key)).first
-                if current is None:
-                    added += 1
-                    print(f"+ {encode_field(key, 'base64')}")
-                elif current.value != value:
-                    changed += 1
-                    print(f"~ {encode_field(key, 'base64')}")
-                else:
-                    same += 1
-        else:
-            await client.txn(Transaction(success=[OpSet(k, v) for k, v in chunk]))
-            if args.checkpoint:
-                _write_checkpoint(args.checkpoint, n)
-        chunk.clear()
-
-    try:
-        for key, value in read_records(args.input, args.format, codec.map_value is not None):
-            n += 1
-            if n <= done_before:
-                continue
-            chunk.append(codec.import_(key, value))
-            if len(chunk) >= args.chunk:
-                await flush()
-            progress.update(n)
-        await flush()
-    except (ValueError, binascii.Error, TypeError) as exc:
-        print(f"error: record {n}: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        progress.finish(n)
-        await client.close()
-    if args.dry_run:
-        print(f"dry run: {added} new, {changed} changed, {same} unchanged; nothing written",
-              file=sys.stderr)
+async def cmd_put(client: Client, args: argparse.Namespace) -> int:
+    if args.value is not None:
+        value = _key(args.value)
     else:
-        print(f"imported {n - done_before} records", file=sys.stderr)
-        if args.checkpoint and os.path.exists(args.checkpoint):
-            os.remove(args.checkpoint)
+        if sys.stdin.isatty():
+            print("reading the value from stdin (end with Ctrl-D)", file=sys.stderr)
+        value = sys.stdin.buffer.read()
+    result = await client.put(args.key, value, lease=args.lease)
+    if args.write_out == "json":
+        _json_out({"header": _header(result.header)})
+    else:
+        _out(b"OK\n")
     return 0
 
 
-def _write_checkpoint(path: str, n: int) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="ascii") as f:
-        f.write(str(n))
-    os.replace(tmp, path)  # atomic: a crash leaves the old or the new count
+async def cmd_del(client: Client, args: argparse.Namespace) -> int:
+    result = await client.delete(_keys(args.key, args.prefix))
+    if args.write_out == "json":
+        _json_out({"header": _header(result.header), "deleted": result.deleted})
+    else:
+        _out(b"%d\n" % result.deleted)
+    return 0
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="etcdwamp", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True)
-    for name in ("export", "import"):
-        s = sub.add_parser(name)
-        s.add_argument("--url", default="http://127.0.0.1:2379")
-        s.add_argument("--prefix", default="", help="key prefix (or the Database prefix)")
-        s.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
-        s.add_argument("--key-encoding", choices=ENCODINGS, default="utf8")
-        s.add_argument("--value-encoding", choices=ENCODINGS, default="base64")
-        s.add_argument("--map", type=int, help="a pmap slot under --prefix")
-        s.add_argument("--key-type", choices=sorted(_KEY_CODECS))
-        s.add_argument("--value-type", choices=sorted(_VALUE_CODECS))
-        if name == "export":
-            s.add_argument("-o", "--output", help="file (default: stdout)")
-            s.add_argument("--page-size", type=int, default=1000)
+async def cmd_watch(client: Client, args: argparse.Namespace) -> int:
+    stopped: Deferred[None] = Deferred()
+
+    def show(batch: Any) -> None:
+        if stopped.called:
+            return
+        try:
+            for event in batch.events:
+                if args.write_out == "json":
+                    _json_out({"type": event.type.value, "kv": _kv_json(event.kv),
+                               "revision": event.revision})
+                else:
+                    value = event.kv.value if event.type is EventType.PUT else b""
+                    _out(event.type.value.encode() + b"\n" + event.kv.key + b"\n"
+                         + value + b"\n")
+            sys.stdout.flush()  # a reader at the other end of a pipe sees each event now
+        except BrokenPipeError as exc:
+            # The watch logs and survives callback errors; a closed stdout must end it.
+            stopped.errback(exc)
+
+    watch = client.watch(_keys(args.key, args.prefix), show, start_revision=args.rev)
+    ended = defer.DeferredList([watch.finished, stopped], fireOnOneCallback=True,
+                               fireOnOneErrback=True, consumeErrors=True)
+    try:
+        await ended
+    except defer.FirstError as exc:
+        failure: Any = exc.subFailure
+        raise failure.value from None
+    finally:
+        if not watch.finished.called:
+            await watch.cancel()
+    return 0
+
+
+async def cmd_lease(client: Client, args: argparse.Namespace) -> int:
+    json_out = args.write_out == "json"
+    if args.lease_command == "grant":
+        granted = await client.lease_grant(args.ttl)
+        if json_out:
+            _json_out({"header": _header(granted.header), "ID": granted.id, "TTL": granted.ttl})
         else:
-            s.add_argument("input", help="file, or - for stdin")
-            s.add_argument("--chunk", type=int, default=128,
-                           help="keys per txn (at most etcd's --max-txn-ops)")
-            s.add_argument("--dry-run", action="store_true")
-            s.add_argument("--checkpoint", help="file recording progress, for resuming")
+            print(f"lease {granted.id:016x} granted with TTL({granted.ttl}s)")
+    elif args.lease_command == "revoke":
+        revoked = await client.lease_revoke(args.id)
+        if json_out:
+            _json_out({"header": _header(revoked.header)})
+        else:
+            print(f"lease {args.id:016x} revoked")
+    else:
+        info = await client.lease_time_to_live(args.id, keys=args.keys)
+        if json_out:
+            _json_out({"header": _header(info.header), "ID": info.id, "TTL": info.ttl,
+                       "granted-ttl": info.granted_ttl, "keys": [_b64(k) for k in info.keys]})
+        elif info.ttl == -1:
+            print(f"lease {args.id:016x} already expired")
+        else:
+            text = f"lease {args.id:016x} granted with TTL({info.granted_ttl}s), " \
+                   f"remaining({info.ttl}s)"
+            if args.keys:
+                text += ", attached keys([" + " ".join(os.fsdecode(k) for k in info.keys) + "])"
+            print(text)
+    return 0
+
+
+class _Child(protocol.ProcessProtocol):
+    def __init__(self) -> None:
+        self.ended: Deferred[int] = Deferred()
+
+    def processEnded(self, reason: Failure) -> None:
+        code = getattr(reason.value, "exitCode", None)
+        sig = getattr(reason.value, "signal", None)
+        self.ended.callback(code if code is not None else 128 + (sig or 0))
+
+
+async def cmd_lock(client: Client, args: argparse.Namespace) -> int:
+    command = list(args.child)
+    if command and command[0] == "--":
+        command = command[1:]
+    executable = None
+    if command:
+        executable = shutil.which(command[0])
+        if executable is None:
+            raise CliError(f"{command[0]}: command not found")
+    lock = client.lock(args.name, ttl=args.ttl)
+    await lock.acquire()
+    assert lock.key is not None and lock.lease is not None  # for mypy: acquire() set them
+    reactor: Any = client._reactor
+
+    def release_on_shutdown() -> Deferred[None] | None:
+        # Ctrl-C stops the reactor with this coroutine suspended: release here so the
+        # next holder need not wait for the lease's TTL.
+        return lock.release() if lock.held else None
+
+    trigger = reactor.addSystemEventTrigger("before", "shutdown", release_on_shutdown)
+    try:
+        if not command:
+            # etcdctl's habit: print the key and hold the lock until interrupted.
+            print(os.fsdecode(lock.key), flush=True)
+            await lock.lease.lost
+            raise CliError(f"lock {os.fsdecode(args.name)} lost: its lease expired")
+        env = dict(os.environ, ETCD_LOCK_KEY=os.fsdecode(lock.key),
+                   ETCD_LOCK_REV=str(lock.fencing_token))
+        child = _Child()
+        process = reactor.spawnProcess(child, executable, command, env=env,
+                                       childFDs={0: 0, 1: 1, 2: 2})
+        lost: Deferred[Any] = lock.lease.lost
+        ended: Deferred[Any] = child.ended
+        first = defer.DeferredList([ended, lost], fireOnOneCallback=True, consumeErrors=True)
+        await first
+        if not child.ended.called:
+            # Mutual exclusion is gone: stop the command rather than let it run unguarded.
+            process.signalProcess("TERM")
+            await child.ended
+            raise CliError(f"lock {os.fsdecode(args.name)} lost while {command[0]} ran; "
+                           "it was sent SIGTERM")
+        return child.ended.result if isinstance(child.ended.result, int) else 1
+    finally:
+        reactor.removeSystemEventTrigger(trigger)
+        if lock.held:
+            await lock.release()
+
+
+async def cmd_status(client: Client, args: argparse.Namespace) -> int:
+    rows: list[dict[str, Any]] = []
+    failed = 0
+    for endpoint in client.endpoints:
+        one = Client(client._reactor, url=endpoint, **args.client_options)
+        try:
+            status = await one.status()
+        except errors.EtcdError as exc:
+            failed += 1
+            print(f"{PROG}: error: {endpoint}: {_message(exc)}", file=sys.stderr)
+            continue
+        finally:
+            await one.close()
+        row = {"endpoint": endpoint, "member_id": f"{status.header.member_id:x}",
+               "version": status.version, "db_size": status.db_size,
+               "is_leader": status.leader == status.header.member_id,
+               "is_learner": status.is_learner, "raft_term": status.raft_term,
+               "raft_index": status.raft_index, "raft_applied_index": status.raft_applied_index,
+               "revision": status.header.revision, "errors": list(status.errors)}
+        rows.append(row)
+        if args.write_out == "simple":
+            print(", ".join(str(row[k]) for k in ("endpoint", "member_id", "version", "db_size",
+                                                  "is_leader", "is_learner", "raft_term",
+                                                  "raft_index", "revision")))
+    if args.write_out == "json":
+        _json_out(rows)
+    return 1 if failed else 0
+
+
+async def cmd_compact(client: Client, args: argparse.Namespace) -> int:
+    result = await client.compact(args.revision, physical=args.physical)
+    if args.write_out == "json":
+        _json_out({"header": _header(result.header), "revision": args.revision})
+    else:
+        print(f"compacted revision {args.revision}")
+    return 0
+
+
+# -- parser ------------------------------------------------------------------------
+
+def _nonnegative(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {n}")
+    return n
+
+
+def _positive_int(text: str) -> int:
+    n = _nonnegative(text)
+    if n == 0:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return n
+
+
+def _seconds(text: str) -> float:
+    try:
+        n = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not n > 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text}")
+    return n
+
+
+def _add_globals(p: argparse.ArgumentParser, *, top: bool) -> None:
+    # On the subcommands the defaults are SUPPRESS, so that a global option given
+    # before the command is not reset by the subcommand's default.
+    def default(value: Any) -> Any:
+        return value if top else argparse.SUPPRESS
+
+    g = p.add_argument_group("global options")
+    g.add_argument("--endpoints", default=default(None), metavar="LIST",
+                   help="comma-separated host:port or URLs (default: $ETCDWAMP_ENDPOINTS, "
+                        "$ETCDCTL_ENDPOINTS, http://127.0.0.1:2379)")
+    g.add_argument("--user", default=default(None), metavar="NAME[:PASSWORD]",
+                   help="authenticate as this user")
+    g.add_argument("--password", default=default(None),
+                   help="the user's password (asked for when --user has none)")
+    g.add_argument("--cacert", default=default(None), metavar="FILE",
+                   help="CA bundle to verify the servers (https)")
+    g.add_argument("--cert", default=default(None), metavar="FILE",
+                   help="client certificate (with --key)")
+    g.add_argument("--key", dest="key_file", default=default(None), metavar="FILE",
+                   help="client private key (with --cert)")
+    g.add_argument("--timeout", type=_seconds, default=default(10.0), metavar="SECONDS",
+                   help="per request, failover included (default 10)")
+    g.add_argument("-w", "--write-out", choices=("simple", "json"), default=default("simple"),
+                   help="output format (default simple)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line: global options and every command."""
+    p = _Parser(prog=PROG, description=__doc__,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    _add_globals(p, top=True)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, run: Command, help_text: str) -> argparse.ArgumentParser:
+        s = sub.add_parser(name, help=help_text, description=help_text)
+        _add_globals(s, top=False)
+        s.set_defaults(run=run)
+        return s
+
+    s = command("get", cmd_get, "read a key, or the keys under a prefix")
+    s.add_argument("key", type=_key)
+    s.add_argument("--prefix", action="store_true", help="every key starting with KEY")
+    s.add_argument("--limit", type=_nonnegative, default=0, help="at most N keys (0: all)")
+    s.add_argument("--rev", type=_nonnegative, default=0, help="read at revision R")
+    s.add_argument("--keys-only", action="store_true", help="print keys without values")
+
+    s = command("put", cmd_put, "write a value (from stdin when VALUE is missing)")
+    s.add_argument("key", type=_key)
+    s.add_argument("value", nargs="?")
+    s.add_argument("--lease", type=parse_lease_id, default=0, help="attach to this lease (hex)")
+
+    s = command("del", cmd_del, "delete a key, or the keys under a prefix; prints how many")
+    s.add_argument("key", type=_key)
+    s.add_argument("--prefix", action="store_true")
+
+    s = command("watch", cmd_watch, "print changes until Ctrl-C (resumes across etcd "
+                "restarts without losing or repeating an event)")
+    s.add_argument("key", type=_key)
+    s.add_argument("--prefix", action="store_true")
+    s.add_argument("--rev", type=_nonnegative, default=0,
+                   help="start at revision R (replays history from there)")
+
+    s = command("lease", cmd_lease, "grant, revoke or inspect a lease")
+    leases = s.add_subparsers(dest="lease_command", required=True, metavar="grant|revoke|ttl")
+    grant = leases.add_parser("grant", help="grant a lease of TTL seconds")
+    grant.add_argument("ttl", type=_positive_int)
+    revoke = leases.add_parser("revoke", help="revoke a lease (deletes its keys)")
+    revoke.add_argument("id", type=parse_lease_id)
+    ttl = leases.add_parser("ttl", help="remaining time of a lease")
+    ttl.add_argument("id", type=parse_lease_id)
+    ttl.add_argument("--keys", action="store_true", help="also list the attached keys")
+    for one in (grant, revoke, ttl):
+        _add_globals(one, top=False)
+
+    s = command("lock", cmd_lock, "hold a lock while COMMAND runs (its exit status is ours); "
+                "without COMMAND print the key and hold it until Ctrl-C")
+    s.add_argument("name", type=_key)
+    s.add_argument("--ttl", type=_positive_int, default=10,
+                   help="seconds the lock outlives this process if it dies (default 10)")
+    s.add_argument("child", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARG...]")
+
+    command("status", cmd_status, "version, leader, revision and db size of each endpoint")
+
+    s = command("compact", cmd_compact, "discard the history before revision REV")
+    s.add_argument("revision", type=_positive_int)
+    s.add_argument("--physical", action="store_true", help="wait until the space is freed")
+
+    s = command("export", do_export, "write the keys under --prefix (or a map) to a file")
+    add_arguments(s, export=True)
+    s.add_argument("--url", help=argparse.SUPPRESS)  # the 0.1 spelling of --endpoints
+    s = command("import", do_import, "write the records of a file to etcd")
+    add_arguments(s, export=False)
+    s.add_argument("--url", help=argparse.SUPPRESS)
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    command = do_export if args.command == "export" else do_import
-    result: list[int] = []
+# -- running -----------------------------------------------------------------------
 
-    async def run(reactor: Any) -> None:
-        result.append(await command(reactor, args))
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, errors.ConnectFailed):
+        return f"cannot reach etcd: {exc}"
+    if isinstance(exc, errors.RequestTimeout):
+        return f"no answer in time (--timeout): {exc}"
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    if isinstance(exc, (CliError, TransferError, EndpointError)):
+        return str(exc)
+    text = str(exc)
+    name = type(exc).__name__
+    return f"{name}: {text}" if text else name
 
+
+def _client_options(args: argparse.Namespace) -> dict[str, Any]:
+    user, password = args.user, args.password
+    if user is not None and ":" in user and password is None:
+        user, password = user.split(":", 1)
+    if user is not None and password is None:
+        password = getpass.getpass(f"Password for {user}: ")
+    if password is not None and user is None:
+        raise CliError("--password needs --user")
+    if (args.cert is None) != (args.key_file is None):
+        raise CliError("--cert and --key go together")
+    for path in (args.cacert, args.cert, args.key_file):
+        if path is not None and not os.path.isfile(path):
+            raise CliError(f"{path}: no such file")
+    return {"timeout": args.timeout, "user": user, "password": password,
+            "ca_file": args.cacert, "cert_file": args.cert, "key_file": args.key_file}
+
+
+def _quiet_stdout() -> None:
+    # After EPIPE, point stdout at /dev/null so the interpreter's final flush is silent.
     try:
-        task.react(lambda reactor: defer.ensureDeferred(run(reactor)))
-    except SystemExit as exc:
-        if exc.code:
-            return int(exc.code) if isinstance(exc.code, int) else 1
-    return result[0] if result else 1
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except OSError:
+        pass
 
+
+def _report(exc: BaseException) -> int:
+    if isinstance(exc, BrokenPipeError):
+        _quiet_stdout()  # the reader went away (| head): not worth a message
+        return 1
+    if os.environ.get("ETCDWAMP_DEBUG"):
+        traceback.print_exception(exc)
+    print(f"{PROG}: error: {_message(exc)}", file=sys.stderr)
+    return 1
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the parsed command on a reactor; the exit status."""
+    outcome: list[int] = []
+
+    async def body(reactor: Any) -> None:
+        client: Client | None = None
+        try:
+            if getattr(args, "url", None) and args.endpoints is None:
+                args.endpoints = args.url
+            options = _client_options(args)
+            args.client_options = options
+            urls = endpoint_urls(args.endpoints,
+                                 tls=args.cacert is not None or args.cert is not None)
+            client = Client(reactor, endpoints=urls, **options)
+            outcome.append(await args.run(client, args))
+            sys.stdout.flush()
+        except BaseException as exc:
+            outcome.append(_report(exc))
+        finally:
+            if client is not None:
+                await client.close()
+
+    def start(reactor: Any) -> Deferred[None]:
+        return defer.ensureDeferred(body(reactor))
+
+    with contextlib.suppress(SystemExit):  # react always exits; our status is in outcome
+        task.react(start)
+    if outcome:
+        return outcome[0]
+    # The reactor stopped first: Ctrl-C, which is how a watch (or a held lock) ends.
+    return 0 if args.command in ("watch", "lock") else 128 + signal.SIGINT
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``etcdwamp`` console script; returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error (status 2)
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        return run(args)
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 1
+    except KeyboardInterrupt:
+        return 128 + signal.SIGINT
 
 
 if __name__ == "__main__":

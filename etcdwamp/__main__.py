@@ -1,0 +1,7 @@
+"""``python -m etcdwamp``: the ``etcdwamp`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
