@@ -1,0 +1,110 @@
+"""Pure parts of the CLI: endpoint lists, lease ids, map records as JSON, usage errors."""
+
+from __future__ import annotations
+
+import argparse
+import uuid
+
+import pytest
+
+from etcdwamp import pmap
+from etcdwamp.cli import build_parser, main, parse_lease_id
+from etcdwamp.cli_endpoints import DEFAULT_ENDPOINT, EndpointError, endpoint_urls
+from etcdwamp.cli_transfer import MapJson
+
+
+def test_endpoint_list_forms() -> None:
+    assert endpoint_urls("127.0.0.1:2379,http://10.0.0.2:22379, https://e3:1") == [
+        "http://127.0.0.1:2379", "http://10.0.0.2:22379", "https://e3:1"]
+    assert endpoint_urls("[::1]:2379") == ["http://[::1]:2379"]
+    assert endpoint_urls("etcd1") == ["http://etcd1:2379"]
+    assert endpoint_urls("etcd1:2379", tls=True) == ["https://etcd1:2379"]
+    assert endpoint_urls("http://h:2379/") == ["http://h:2379"]
+
+
+def test_endpoints_fall_back_to_etcdwamp_then_etcdctl_variables_then_localhost() -> None:
+    both = {"ETCDWAMP_ENDPOINTS": "a:1", "ETCDCTL_ENDPOINTS": "b:2"}
+    assert endpoint_urls(None, environ=both) == ["http://a:1"]
+    assert endpoint_urls(None, environ={"ETCDCTL_ENDPOINTS": "b:2"}) == ["http://b:2"]
+    assert endpoint_urls(None, environ={"ETCDWAMP_ENDPOINTS": " "}) == [DEFAULT_ENDPOINT]
+    assert endpoint_urls(None, environ={}) == [DEFAULT_ENDPOINT]
+    assert endpoint_urls("c:3", environ=both) == ["http://c:3"]
+
+
+@pytest.mark.parametrize("bad", ["ftp://h:1", "h:port", "h:99999", "http://", "http://h:1/v3",
+                                 "http://u:p@h:1", ",", "h:1?x=1"])
+def test_bad_endpoints_are_refused_with_the_item(bad: str) -> None:
+    with pytest.raises(EndpointError) as caught:
+        endpoint_urls(bad)
+    assert isinstance(caught.value, ValueError)
+
+
+def test_lease_ids_are_hex_as_etcdctl_prints_them() -> None:
+    assert parse_lease_id("694d77aa9e38260f") == 0x694D77AA9E38260F
+    assert parse_lease_id("0x10") == 16
+    for bad in ("xyz", "0", "-1", "8000000000000000"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_lease_id(bad)
+
+
+def test_global_options_go_before_or_after_the_command() -> None:
+    before = build_parser().parse_args(["--endpoints", "a:1", "-w", "json", "get", "k"])
+    after = build_parser().parse_args(["get", "k", "--endpoints", "a:1", "-w", "json"])
+    for args in (before, after):
+        assert (args.endpoints, args.write_out, args.key) == ("a:1", "json", b"k")
+    defaults = build_parser().parse_args(["lease", "grant", "5"])
+    assert (defaults.endpoints, defaults.write_out, defaults.timeout) == (None, "simple", 10.0)
+
+
+def test_lock_takes_the_command_after_the_double_dash() -> None:
+    args = build_parser().parse_args(["lock", "L", "--", "sh", "-c", "echo --prefix"])
+    assert args.name == b"L" and args.child[-3:] == ["sh", "-c", "echo --prefix"]
+
+
+def test_usage_errors_are_one_line_and_status_2(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["get"], ["nope"], ["get", "k", "--limit", "x"], ["--timeout", "0", "get", "k"],
+                 []):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1 and err[0].startswith("etcdwamp: error: "), err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import etcdwamp
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"etcdwamp {etcdwamp.__version__}\n"
+
+
+def test_map_records_as_json_round_trip_every_map_type() -> None:
+    """Every map type's records survive JSON; values JSON cannot hold stay bytes (base64)."""
+    import json
+
+    samples = {
+        "MapOidJson": ((7, {"a": [1, "x"]}), (7, {"a": [1, "x"]})),
+        "MapUuidStringUuid": (((uuid.UUID(int=1), "s"), uuid.UUID(int=2)),
+                              ([str(uuid.UUID(int=1)), "s"], str(uuid.UUID(int=2)))),
+        "MapStringBinary": (("k", b"\x00\xff"), ("k", "AP8=")),
+        "MapUuidCbor": ((uuid.UUID(int=3), {"b": b"\x01"}), (str(uuid.UUID(int=3)), None)),
+    }
+    for name, ((key, value), (key_json, value_json)) in samples.items():
+        table = pmap.MAP_TYPES[name](0)
+        mapped = MapJson.for_type(name)
+        raw_key, raw_value = table.key_codec.encode(key), table.value_codec.encode(value)
+        record = json.loads(json.dumps({"key": mapped.key_out(raw_key),
+                                        "value": mapped.value_out(raw_value)}))
+        assert record["key"] == key_json
+        if value_json is not None:
+            assert record["value"] == value_json
+        assert mapped.key_in(record["key"]) == raw_key
+        assert mapped.value_in(record["value"]) == raw_value
+    for name in pmap.MAP_TYPES:  # every type can be set up for export
+        MapJson.for_type(name)
+
+
+def test_map_json_refuses_wrong_types() -> None:
+    mapped = MapJson.for_type("MapOidString")
+    with pytest.raises(ValueError, match="integer"):
+        mapped.key_in("7")
+    with pytest.raises(ValueError, match="string"):
+        mapped.value_in(7)
