@@ -43,7 +43,11 @@ import base64
 import gc
 import json
 import os
+import re
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -51,7 +55,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
 import treq
-from twisted.internet import defer
+from twisted.internet import defer, threads
 from twisted.internet.defer import Deferred
 from twisted.internet.task import react
 from twisted.web.client import Agent, HTTPConnectionPool
@@ -162,8 +166,8 @@ class Etcdwamp:
 
     name = "etcdwamp"
 
-    def __init__(self, reactor: Any, url: str) -> None:
-        self.client = Client(reactor, url, pool_size=CONCURRENCY)
+    def __init__(self, reactor: Any, url: str, *, coalesce: bool = False) -> None:
+        self.client = Client(reactor, url, pool_size=CONCURRENCY, coalesce=coalesce)
 
     async def put(self, key: bytes, value: bytes) -> None:
         await self.client.put(key, value)
@@ -191,6 +195,15 @@ class Etcdwamp:
         await self.client.close()
 
 
+class Coalesced(Etcdwamp):
+    """etcdwamp's ``Client(coalesce=True)``: concurrent single-key calls share txns."""
+
+    name = "coalesced"
+
+    def __init__(self, reactor: Any, url: str) -> None:
+        super().__init__(reactor, url, coalesce=True)
+
+
 def _key(prefix: bytes, index: int) -> bytes:
     return prefix + b"%07d" % index
 
@@ -211,6 +224,8 @@ class Row:
     warmup: int = 50
     #: keys (prefix + index, value of index) written before timing
     preload: int = 0
+    #: also run etcdwamp with coalesce=True (rows where coalescing can apply)
+    coalesced: bool = False
 
 
 @dataclass
@@ -218,9 +233,19 @@ class Outcome:
     title: str
     ops: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    #: process CPU time (user + system) while the implementation ran
+    cpu: dict[str, float] = field(default_factory=dict)
 
     def rate(self, name: str) -> float:
         return self.ops[name] / self.seconds[name]
+
+    def cpu_ms(self, name: str) -> float:
+        """Client CPU per operation, in milliseconds."""
+        return 1000 * self.cpu[name] / self.ops[name]
+
+
+async def _in_thread(reactor: Any, fn: Callable[..., Any], *args: Any) -> Any:
+    return await threads.deferToThreadPool(reactor, reactor.getThreadPool(), fn, *args)
 
 
 async def _gather(work: Sequence[Coroutine[Any, Any, None]]) -> None:
@@ -269,6 +294,7 @@ def _chunks(ops: int, rounds: int) -> list[range]:
 async def run_row(row: Row, impls: Sequence[Implementation], root: bytes, setup: Client,
                   rounds: int) -> Outcome:
     outcome = Outcome(row.title)
+    impls = [i for i in impls if row.coalesced or i.name != "coalesced"]
     ops: dict[str, Op] = {}
     for impl in impls:
         prefix = root + f"{row.slug}/{impl.name}/".encode()
@@ -277,6 +303,7 @@ async def run_row(row: Row, impls: Sequence[Implementation], root: bytes, setup:
         ops[impl.name] = row.make_op(impl, prefix)
         outcome.ops[impl.name] = 0
         outcome.seconds[impl.name] = 0.0
+        outcome.cpu[impl.name] = 0.0
     # Warm-up on indices past the measured ones (fresh keys for puts and txns).
     for impl in impls:
         await _drive(ops[impl.name], range(row.ops, row.ops + row.warmup), row.concurrency)
@@ -285,8 +312,10 @@ async def run_row(row: Row, impls: Sequence[Implementation], root: bytes, setup:
         for impl in order:
             gc.collect()
             started = time.perf_counter()
+            cpu = time.process_time()
             await _drive(ops[impl.name], chunk, row.concurrency)
             outcome.seconds[impl.name] += time.perf_counter() - started
+            outcome.cpu[impl.name] += time.process_time() - cpu
             outcome.ops[impl.name] += len(chunk)
     return outcome
 
@@ -316,18 +345,18 @@ def make_rows(quick: bool) -> list[Row]:
         Row("get", f"sequential get ({seq_get:,})", seq_get, get_op, warmup=warmup,
             preload=seq_get + warmup),
         Row("cput", f"put, {CONCURRENCY} outstanding ({scale(10_000):,})", scale(10_000),
-            put_op, concurrency=CONCURRENCY, warmup=2 * CONCURRENCY),
+            put_op, concurrency=CONCURRENCY, warmup=2 * CONCURRENCY, coalesced=True),
+        Row("cget", f"get, {CONCURRENCY} outstanding ({scale(10_000):,})", scale(10_000),
+            get_op, concurrency=CONCURRENCY, warmup=2 * CONCURRENCY, coalesced=True,
+            preload=scale(10_000) + 2 * CONCURRENCY),
         Row("range", f"prefix range of {range_keys:,} keys ({scale(40)} reads)", scale(40),
             range_op, warmup=2, preload=range_keys),
         Row("txn", f"sequential txn ({scale(1000):,})", scale(1000), txn_op, warmup=warmup),
     ]
 
 
-def format_table(outcomes: Sequence[Outcome]) -> str:
-    headers = ("row", "baseline ops/s", "etcdwamp ops/s", "ratio")
-    lines = [(o.title, f"{o.rate('baseline'):,.1f}", f"{o.rate('etcdwamp'):,.1f}",
-              f"{o.rate('etcdwamp') / o.rate('baseline'):.2f}") for o in outcomes]
-    width = [max(len(r[c]) for r in [headers, *lines]) for c in range(4)]
+def _table(headers: Sequence[str], lines: Sequence[Sequence[str]]) -> str:
+    width = [max(len(r[c]) for r in [headers, *lines]) for c in range(len(headers))]
 
     def fmt(cells: Sequence[str]) -> str:
         first = cells[0].ljust(width[0])
@@ -336,11 +365,65 @@ def format_table(outcomes: Sequence[Outcome]) -> str:
     return "\n".join([fmt(headers), fmt(["-" * w for w in width]), *(fmt(r) for r in lines)])
 
 
+def format_table(outcomes: Sequence[Outcome]) -> str:
+    headers = ("row", "baseline ops/s", "etcdwamp ops/s", "coalesce=True ops/s",
+               "coalesce ratio", "ratio")
+    lines = []
+    for o in outcomes:
+        base = o.rate("baseline")
+        has = "coalesced" in o.ops
+        lines.append((o.title, f"{base:,.1f}", f"{o.rate('etcdwamp'):,.1f}",
+                      f"{o.rate('coalesced'):,.1f}" if has else "-",
+                      f"{o.rate('coalesced') / base:.2f}" if has else "-",
+                      f"{o.rate('etcdwamp') / base:.2f}"))
+    return _table(headers, lines)
+
+
+def format_cpu_table(outcomes: Sequence[Outcome]) -> str:
+    headers = ("row", "baseline CPU ms/op", "etcdwamp CPU ms/op", "coalesce=True CPU ms/op",
+               "CPU ratio")
+    lines = []
+    for o in outcomes:
+        has = "coalesced" in o.ops
+        lines.append((o.title, f"{o.cpu_ms('baseline'):.3f}", f"{o.cpu_ms('etcdwamp'):.3f}",
+                      f"{o.cpu_ms('coalesced'):.3f}" if has else "-",
+                      f"{o.cpu_ms('etcdwamp') / o.cpu_ms('baseline'):.2f}"))
+    return _table(headers, lines)
+
+
+WRK_SCRIPT = """wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"key":"%s","value":"%s"}'
+"""
+
+
+def run_wrk(url: str, root: bytes, connections: int, seconds: int) -> float | None:
+    """Puts per second ``wrk`` drives through the gateway with ``connections``
+    connections on one thread (None when wrk is not installed)."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        return None
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT % (_b64(root + b"wrk"), _b64(_value(0))))
+    try:
+        done = subprocess.run(
+            [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "-s", script.name,
+             url.rstrip("/") + "/v3/kv/put"],
+            capture_output=True, text=True, timeout=seconds + 30, check=True)
+    finally:
+        os.unlink(script.name)
+    match = re.search(r"Requests/sec:\s*([0-9.]+)", done.stdout)
+    if match is None or "Non-2xx" in done.stdout:
+        raise BenchmarkFailure(f"wrk did not report clean puts:\n{done.stdout}")
+    return float(match.group(1))
+
+
 async def benchmark(reactor: Any, url: str, quick: bool, rounds: int) -> None:
     rows = make_rows(quick)
     root = f"bench/{os.getpid()}-{time.time_ns()}/".encode()
     setup = Client(reactor, url)
-    impls: list[Implementation] = [Baseline(reactor, url), Etcdwamp(reactor, url)]
+    impls: list[Implementation] = [Baseline(reactor, url), Etcdwamp(reactor, url),
+                                   Coalesced(reactor, url)]
     started = time.perf_counter()
     try:
         status = await setup.status()
@@ -348,6 +431,11 @@ async def benchmark(reactor: Any, url: str, quick: bool, rounds: int) -> None:
         for row in rows:
             outcomes.append(await run_row(row, impls, root, setup, rounds))
             print(f"  done: {row.title}", file=sys.stderr, flush=True)
+        # wrk runs in its own process while this reactor idles: its rate is
+        # what the gateway can do, the ceiling for any client here.
+        wrk_seconds = 1 if quick else 3
+        wrk = {n: await _in_thread(reactor, run_wrk, url, root, n, wrk_seconds)
+               for n in (1, CONCURRENCY)}
         total = time.perf_counter() - started
         await setup.delete(KeySet(root, prefix=True))
     finally:
@@ -355,6 +443,19 @@ async def benchmark(reactor: Any, url: str, quick: bool, rounds: int) -> None:
             await impl.close()
         await setup.close()
     print(format_table(outcomes))
+    print()
+    print(format_cpu_table(outcomes))
+    print()
+    if wrk[1] is None or wrk[CONCURRENCY] is None:
+        print("wrk: not installed (Debian package wrk), raw-HTTP row skipped")
+    else:
+        seq = next(o for o in outcomes if o.title.startswith("sequential put"))
+        conc = next(o for o in outcomes if o.title.startswith(f"put, {CONCURRENCY}"))
+        print(f"wrk, raw HTTP puts: {wrk[1]:,.1f}/s on 1 connection, "
+              f"{wrk[CONCURRENCY]:,.1f}/s on {CONCURRENCY} connections; etcdwamp's fraction: "
+              f"sequential put {seq.rate('etcdwamp') / wrk[1]:.2f}, "
+              f"put at {CONCURRENCY} outstanding {conc.rate('etcdwamp') / wrk[CONCURRENCY]:.2f} "
+              f"(coalesce=True {conc.rate('coalesced') / wrk[CONCURRENCY]:.2f})")
     print(
         f"Measured: requests completed per second of wall time (time.perf_counter) per "
         f"implementation, one process and reactor, etcd {status.version} at {url}, "
