@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+from twisted.internet import defer
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -109,9 +110,13 @@ class Coalescer:
     def submit(self, request: Request[T]) -> Deferred[T]:
         """Send ``request`` with the others of this turn; fires with its own result.
 
-        :raises RequestTooLarge: ``request`` alone exceeds the size limit
+        Fails with :class:`RequestTooLarge` at once if ``request`` alone
+        exceeds the size limit (as the plain request would).
         """
-        check_size(request.size, self._max_bytes)
+        try:
+            check_size(request.size, self._max_bytes)
+        except errors.RequestTooLarge:
+            return defer.fail()
         clock = self._transport.clock
         entry = _Entry(request, clock.seconds())
         self._queue.append(entry)
