@@ -59,7 +59,7 @@ _REJECTED = (errors.InvalidArgument, errors.NotFound, errors.PermissionDenied,
 class _Entry:
     """One caller's request waiting in, or travelling with, a batch."""
 
-    __slots__ = ("group", "inflight", "request", "started", "waiter")
+    __slots__ = ("cancelled", "group", "inflight", "request", "started", "waiter")
 
     def __init__(self, request: Request[Any], started: float) -> None:
         self.request = request
@@ -68,9 +68,12 @@ class _Entry:
         # The request carrying this op alone (solo or retried), if any.
         self.inflight: Deferred[Any] | None = None
         self.group: _Group | None = None
+        self.cancelled = False
 
     def _cancel(self, _: Deferred[Any]) -> None:
-        # The waiter fails with CancelledError by itself (nothing settles it here).
+        # The waiter fails with CancelledError by itself (nothing settles it
+        # here), right after this returns.
+        self.cancelled = True
         if self.inflight is not None:
             self.inflight.cancel()
         elif self.group is not None:
@@ -78,7 +81,7 @@ class _Entry:
 
     @property
     def live(self) -> bool:
-        return not self.waiter.called
+        return not (self.cancelled or self.waiter.called)
 
 
 class _Group:
