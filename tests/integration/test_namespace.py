@@ -1,0 +1,169 @@
+"""``client.namespace(prefix)`` against a real etcd: every key lives under the
+prefix on the server and comes back without it."""
+
+from __future__ import annotations
+
+import pytest
+import pytest_twisted
+from ops_client import OpsClient
+from twisted.internet import reactor
+from waiting import until
+
+from etcdwamp import KeySet
+from etcdwamp.testing import EtcdCluster
+from etcdwamp.wire import (
+    CompModified,
+    CompValue,
+    CompVersion,
+    OpDel,
+    OpGet,
+    OpSet,
+    RangeResult,
+    Transaction,
+)
+from etcdwamp.wire.watch import EventType
+from etcdwamp.wire.watch_state import WatchBatch
+
+ensure = pytest_twisted.ensureDeferred
+
+
+@pytest_twisted.async_yield_fixture
+async def ops(etcd: EtcdCluster):  # type: ignore[no-untyped-def]
+    c = OpsClient(reactor, url=etcd.url, timeout=10.0)
+    try:
+        yield c
+    finally:
+        await c.close()
+
+
+@ensure
+async def test_kv_lives_under_the_prefix_and_comes_back_without_it(
+        ops: OpsClient, prefix: bytes) -> None:
+    ns = ops.namespace(prefix + b"ns/")
+    await ops.put(prefix + b"outside", b"o")  # beside the namespace, never seen by it
+    await ops.put(prefix + b"ns0", b"o")  # right after the namespace's range
+    put = await ns.put(b"a", b"1")
+    assert (await ops.get(prefix + b"ns/a")).kvs[0].value == b"1"
+    await ns.put(b"b", b"2")
+    replaced = await ns.put(b"a", b"1b", prev_kv=True)
+    assert replaced.prev_kv is not None and replaced.prev_kv.key == b"a"
+    got = await ns.get(b"a")
+    assert [(kv.key, kv.value) for kv in got.kvs] == [(b"a", b"1b")]
+    assert got.kvs[0].create_revision == put.revision
+    everything = await ns.get(KeySet.all())
+    assert [kv.key for kv in everything.kvs] == [b"a", b"b"]
+    from_b = await ns.get(KeySet(b"b", range_end=b"\x00"))  # "b and everything after"
+    assert [kv.key for kv in from_b.kvs] == [b"b"]
+    assert [kv.key async for kv in ns.range_iter(KeySet.all(), page_size=1)] == [b"a", b"b"]
+    deleted = await ns.delete(KeySet.all(), prev_kv=True)
+    assert deleted.deleted == 2 and sorted(kv.key for kv in deleted.prev_kvs) == [b"a", b"b"]
+    assert (await ops.get(prefix + b"outside")).count == 1
+    assert (await ops.get(prefix + b"ns0")).count == 1
+    nested = ns.namespace(b"inner/")
+    await nested.put(b"k", b"v")
+    assert (await ops.get(prefix + b"ns/inner/k")).count == 1
+    assert [kv.key for kv in (await ns.get(KeySet(b"inner/", prefix=True))).kvs] == \
+        [b"inner/k"]
+    with pytest.raises(ValueError):
+        ops.namespace(b"")
+    with pytest.raises(TypeError):
+        await ns.put("k", b"v")  # type: ignore[arg-type]
+
+
+@ensure
+async def test_transactions_compare_and_write_inside_the_namespace(
+        ops: OpsClient, prefix: bytes) -> None:
+    ns = ops.namespace(prefix)
+    first = await ns.put(b"counter", b"1")
+    # the same key outside the namespace must not satisfy the compare
+    await ops.put(b"counter", b"elsewhere")
+    result = await ns.txn(Transaction(
+        compare=[CompValue(b"counter", "==", b"1"), CompModified(b"counter", "==", first.revision)],
+        success=[OpSet(b"counter", b"2"), OpGet(b"counter"),
+                 Transaction(compare=[CompVersion(b"absent", "==", 0)],
+                             success=[OpSet(b"created", b"yes")]),
+                 OpDel(b"gone", prev_kv=True)],
+        failure=[OpGet(b"counter")]))
+    assert result.succeeded
+    read = result.responses[1]
+    assert isinstance(read, RangeResult) and read.kvs[0].key == b"counter"
+    assert read.kvs[0].value == b"2"
+    assert (await ops.get(prefix + b"created")).kvs[0].value == b"yes"
+    assert (await ops.get(b"counter")).kvs[0].value == b"elsewhere"
+    await ops.delete(b"counter")
+    failed = await ns.txn(Transaction(compare=[CompValue(b"counter", "==", b"1")],
+                                      failure=[OpGet(KeySet.all())]))
+    assert not failed.succeeded
+    listed = failed.responses[0]
+    assert isinstance(listed, RangeResult)
+    assert [kv.key for kv in listed.kvs] == [b"counter", b"created"]
+
+
+@ensure
+async def test_watch_sees_namespace_keys_without_the_prefix(
+        ops: OpsClient, prefix: bytes) -> None:
+    ns = ops.namespace(prefix + b"w/")
+    batches: list[WatchBatch] = []
+    watch = ns.watch(KeySet.all(), batches.append, prev_kv=True)
+    await watch
+    try:
+        await ops.put(prefix + b"outside", b"x")
+        await ns.put(b"k", b"1")
+        await ns.delete(b"k")
+        await until(lambda: sum(len(b.events) for b in batches) >= 2,
+                    why=lambda: repr(batches))
+        events = [ev for b in batches for ev in b.events]
+        assert [(ev.type, ev.kv.key) for ev in events] == [
+            (EventType.PUT, b"k"), (EventType.DELETE, b"k")]
+        assert events[1].prev_kv is not None and events[1].prev_kv.key == b"k"
+        assert all(b.keyset == KeySet.all() for b in batches)
+        assert watch.keysets == (KeySet.all(),)
+    finally:
+        await watch.cancel()
+
+
+@ensure
+async def test_watch_iterated_and_get_and_watch(ops: OpsClient, prefix: bytes) -> None:
+    ns = ops.namespace(prefix)
+    await ns.put(b"a", b"0")
+    snapshot, watch = await ns.get_and_watch(b"a")
+    try:
+        assert snapshot.kvs[0].key == b"a"
+        await ns.put(b"a", b"1")
+        async for batch in watch:
+            assert [ev.kv.key for ev in batch.events] == [b"a"]
+            assert batch.events[0].kv.value == b"1"
+            break
+    finally:
+        await watch.cancel()
+
+
+@ensure
+async def test_lease_keys_lock_and_election_are_namespaced(
+        ops: OpsClient, prefix: bytes) -> None:
+    ns = ops.namespace(prefix)
+    lease = await ns.lease_grant(60)
+    try:
+        await ns.put(b"leased", b"v", lease=lease.id)
+        await ops.put(prefix[:-1] + b"-elsewhere", b"v", lease=lease.id)
+        info = await ns.lease_time_to_live(lease.id, keys=True)
+        assert info.keys == (b"leased",)
+    finally:
+        await ns.lease_revoke(lease.id)
+    lock = ns.lock(b"job")
+    await lock.acquire()
+    try:
+        assert lock.key is not None and lock.key.startswith(prefix + b"job")
+        other = ops.namespace(prefix + b"other/").lock(b"job")
+        await other.acquire(timeout=5)  # a different namespace: a different lock
+        await other.release()
+    finally:
+        await lock.release()
+    election = ns.election(b"leader")
+    await election.campaign(b"me")
+    try:
+        leader = await election.leader()
+        assert leader is not None and leader.value == b"me"
+        assert leader.key.startswith(prefix + b"leader")
+    finally:
+        await election.resign()
