@@ -2,6 +2,7 @@
 
 from . import pmap
 from .client import Client
+from .errors import LeaseExpired
 from .pmap import Database
 from .wire import (
     CompCreated,
@@ -21,6 +22,9 @@ from .wire import (
 
 __version__ = "0.1.0.dev0"
 
+#: txaioetcd's name for a lost lease (raised by ``Lease.refresh`` and keep-alive).
+Expired = LeaseExpired
+
 __all__ = [
     "Client",
     "CompCreated",
@@ -29,6 +33,7 @@ __all__ = [
     "CompValue",
     "CompVersion",
     "Database",
+    "Expired",
     "KeySet",
     "KeyValue",
     "OpDel",
