@@ -144,7 +144,8 @@ class OperationsMixin:
             single.token = main.token  # tokens are valid on every member
         return single
 
-    def _call_on(self, endpoint: str | None, request: Request[T]) -> Deferred[T]:
+    def call_on(self, endpoint: str | None, request: Request[T]) -> Deferred[T]:
+        """Send ``request`` to the member at ``endpoint`` only (None: as :meth:`call`)."""
         if endpoint is None:
             return self.call(request)
         return self._member_transport(endpoint).call(request)
@@ -203,7 +204,7 @@ class OperationsMixin:
     def status(self, *, endpoint: str | None = None) -> Deferred[StatusResult]:
         """The status of one member: ``endpoint``, or the one answering
         (version, db size, leader, revision, raft index, learner or not)."""
-        return self._call_on(endpoint, status_request())
+        return self.call_on(endpoint, status_request())
 
     @deferred
     async def statuses(self) -> dict[str, StatusResult | errors.EtcdError]:
@@ -246,11 +247,11 @@ class OperationsMixin:
         """Defragment one member's backend (``endpoint``, or the one answering),
         giving the space of compacted revisions back to the file system. The
         member answers nothing else meanwhile; there is no timeout."""
-        return self._call_on(endpoint, defragment_request())
+        return self.call_on(endpoint, defragment_request())
 
     def hash(self, *, endpoint: str | None = None) -> Deferred[HashResult]:
         """``Maintenance.Hash``: a hash of a member's whole backend."""
-        return self._call_on(endpoint, hash_request())
+        return self.call_on(endpoint, hash_request())
 
     @deferred
     async def hash_kv(self, *, revision: int = 0, endpoint: str | None = None) -> HashKVResult:
@@ -259,7 +260,7 @@ class OperationsMixin:
         :raises Unimplemented: the gateway does not route HashKV (etcd 3.4)
         """
         try:
-            return await self._call_on(endpoint, hash_kv_request(revision))
+            return await self.call_on(endpoint, hash_kv_request(revision))
         except errors.NotFound as exc:
             if exc.http_status != 404 or "etcdserver" in exc.message:
                 raise
@@ -280,7 +281,7 @@ class OperationsMixin:
             except errors.TransportError:
                 continue
             if st.leader and st.leader == st.header.member_id:
-                return await self._call_on(endpoint, request)
+                return await self.call_on(endpoint, request)
         raise errors.Unavailable("no endpoint of this client is the leader",
                                  code=14)
 
