@@ -183,17 +183,22 @@ class MapJson:
         return cls(instance.key_codec, instance.value_codec)
 
     def key_out(self, data: bytes) -> Any:
+        """A stored key (after the slot) as its record field."""
         return _to_json(self.key_codec, self.key_codec.decode(data))
 
     def value_out(self, data: bytes) -> Any:
+        """A stored value as its record field."""
         if self.opaque_values:
             return _b64(data)
         return _to_json(self.value_codec, self.value_codec.decode(data))
 
     def key_in(self, obj: Any) -> bytes:
+        """A record's key field as the stored key; ``ValueError`` if it has the wrong shape."""
         return self.key_codec.encode(_from_json(self.key_codec, obj, "key"))
 
     def value_in(self, obj: Any) -> bytes:
+        """A record's value field as the stored value; ``ValueError`` if it has the wrong
+        shape."""
         if self.opaque_values:
             return _unb64(obj, "value")
         return self.value_codec.encode(_from_json(self.value_codec, obj, "value"))
