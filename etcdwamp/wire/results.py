@@ -309,14 +309,16 @@ def _kvs(obj: JSON, name: str) -> tuple[KeyValue, ...]:
         append = out.append
         try:
             for kv in raw:
-                get = kv.get
                 parsed = new(cls)
-                set_key(parsed, a2b(get("key", ""), strict_mode=True))
-                set_value(parsed, a2b(get("value", ""), strict_mode=True))
+                set_key(parsed, a2b(kv["key"], strict_mode=True))  # etcd keys are never empty
+                try:
+                    set_value(parsed, a2b(kv["value"], strict_mode=True))
+                except KeyError:  # the gateway omits empty values
+                    set_value(parsed, b"")
                 set_json(parsed, kv)
                 append(parsed)
             return tuple(out)
-        except (TypeError, ValueError, AttributeError):
+        except (TypeError, ValueError, KeyError):
             pass  # the checked path explains what is wrong
     return tuple(parse_key_value(kv) for kv in _list(raw, name))
 
