@@ -26,7 +26,14 @@ from . import errors
 from .client import Client
 from .operations import OperationsMixin
 from .transport import Transport
-from .wire import KeySet, Request, StatusResult, prefix_range_end, range_request
+from .wire import (
+    KeySet,
+    Request,
+    StatusResult,
+    prefix_range_end,
+    range_request,
+    status_request,
+)
 from .wire.auth import Permission, RoleInfo
 from .wire.cluster import Member
 
@@ -214,7 +221,7 @@ async def cmd_endpoint_status(client: Client, args: argparse.Namespace) -> int:
     rows, out, failed = [], [], 0
     for endpoint in await _targets(client, args):
         try:
-            st = await o.status(endpoint=endpoint)
+            st = await o.call_on(endpoint, status_request())
         except errors.EtcdError as exc:
             failed += 1
             print(f"Failed to get the status of endpoint {endpoint} ({exc})", file=sys.stderr)

@@ -212,7 +212,9 @@ class OperationsMixin:
         out: dict[str, StatusResult | errors.EtcdError] = {}
         for endpoint in self.endpoints:
             try:
-                out[endpoint] = await self.status(endpoint=endpoint)
+                # call_on, not status(): Client's own status() has no endpoint=
+                answer: StatusResult = await self.call_on(endpoint, status_request())
+                out[endpoint] = answer
             except errors.EtcdError as exc:
                 out[endpoint] = exc
         return out
@@ -277,7 +279,7 @@ class OperationsMixin:
         request = move_leader_request(member_id)
         for endpoint in self.endpoints:
             try:
-                st = await self.status(endpoint=endpoint)
+                st = await self.call_on(endpoint, status_request())
             except errors.TransportError:
                 continue
             if st.leader and st.leader == st.header.member_id:

@@ -43,6 +43,9 @@ async def test_status_hash_and_defragment_go_to_the_member_named(
         assert len(leaders) == 1 and leaders <= set(ids.values())
         with pytest.raises(e.Unimplemented, match="HashKV"):
             await client.hash_kv(endpoint=etcd_cluster3.urls[1])
+        copy = io.BytesIO()
+        taken = await client.snapshot(copy, endpoint=etcd_cluster3.urls[2])
+        assert taken.endpoint == etcd_cluster3.urls[2] and taken.size == len(copy.getvalue())
         with pytest.raises(ValueError):
             await client.status(endpoint="127.0.0.1:2379")
     finally:
