@@ -369,7 +369,7 @@ def _password(args: argparse.Namespace, given: str | None, prompt: str) -> str:
 
 
 async def cmd_user_add(client: Client, args: argparse.Namespace) -> int:
-    name, _, pw = args.user.partition(":")
+    name, _, pw = args.user_name.partition(":")
     password = _password(args, args.new_user_password or (pw or None),
                          f"Password of {name}: ")
     await client.user_add(name, password)
@@ -378,11 +378,11 @@ async def cmd_user_add(client: Client, args: argparse.Namespace) -> int:
 
 
 async def cmd_user_get(client: Client, args: argparse.Namespace) -> int:
-    info = await ops(client).user_get(args.user)
+    info = await ops(client).user_get(args.user_name)
     if args.write_out == "json":
         print(json.dumps({"header": _header_json(info.header), "roles": list(info.roles)}))
         return 0
-    print(f"User: {args.user}")
+    print(f"User: {args.user_name}")
     print("Roles: " + " ".join(info.roles))
     return 0
 
@@ -398,27 +398,27 @@ async def cmd_user_list(client: Client, args: argparse.Namespace) -> int:
 
 
 async def cmd_user_delete(client: Client, args: argparse.Namespace) -> int:
-    await ops(client).user_delete(args.user)
-    print(f"User {args.user} deleted")
+    await ops(client).user_delete(args.user_name)
+    print(f"User {args.user_name} deleted")
     return 0
 
 
 async def cmd_user_passwd(client: Client, args: argparse.Namespace) -> int:
-    password = _password(args, args.new_password, f"Password of {args.user}: ")
-    await ops(client).user_change_password(args.user, password)
+    password = _password(args, args.new_password, f"Password of {args.user_name}: ")
+    await ops(client).user_change_password(args.user_name, password)
     print("Password updated")
     return 0
 
 
 async def cmd_user_grant_role(client: Client, args: argparse.Namespace) -> int:
-    await client.user_grant_role(args.user, args.role)
-    print(f"Role {args.role} is granted to user {args.user}")
+    await client.user_grant_role(args.user_name, args.role)
+    print(f"Role {args.role} is granted to user {args.user_name}")
     return 0
 
 
 async def cmd_user_revoke_role(client: Client, args: argparse.Namespace) -> int:
-    await ops(client).user_revoke_role(args.user, args.role)
-    print(f"Role {args.role} is revoked from user {args.user}")
+    await ops(client).user_revoke_role(args.user_name, args.role)
+    print(f"Role {args.role} is revoked from user {args.user_name}")
     return 0
 
 
@@ -597,21 +597,22 @@ def add_commands(command: AddCommand,
 
     user = group("user", "user administration", "user_command")
     p = user("add", cmd_user_add, "add a user (password asked for unless given)")
-    p.add_argument("user", metavar="NAME[:PASSWORD]")
+    # not dest "user": that is the global --user (who logs in)
+    p.add_argument("user_name", metavar="NAME[:PASSWORD]")
     p.add_argument("--new-user-password", default=None)
     p.add_argument("--interactive", type=lambda s: s.lower() != "false", default=True)
     for name, run, text in (("get", cmd_user_get, "a user's roles"),
                             ("delete", cmd_user_delete, "delete a user")):
-        user(name, run, text).add_argument("user", metavar="NAME")
+        user(name, run, text).add_argument("user_name", metavar="NAME")
     user("list", cmd_user_list, "every user")
     p = user("passwd", cmd_user_passwd, "change a user's password")
-    p.add_argument("user", metavar="NAME")
+    p.add_argument("user_name", metavar="NAME")
     p.add_argument("--new-password", default=None, help=argparse.SUPPRESS)
     p.add_argument("--interactive", type=lambda s: s.lower() != "false", default=True)
     for name, run, text in (("grant-role", cmd_user_grant_role, "give a user a role"),
                             ("revoke-role", cmd_user_revoke_role, "take a role away")):
         p = user(name, run, text)
-        p.add_argument("user", metavar="NAME")
+        p.add_argument("user_name", metavar="NAME")
         p.add_argument("role", metavar="ROLE")
 
     role = group("role", "role administration", "role_command")

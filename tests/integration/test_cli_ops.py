@@ -162,3 +162,28 @@ async def test_user_role_and_auth_commands(etcd_factory: Callable[..., EtcdClust
             _parser().parse_args(["member", "remove", "not-hex"])
     finally:
         await client.close()
+
+
+def test_no_argument_shadows_a_global_option_of_the_command_line() -> None:
+    """``user add NAME`` once stored NAME where ``--user`` (who logs in) lives."""
+    from etcdwamp.cli import build_parser
+
+    globals_ = {a.dest for a in build_parser()._actions} - {"help", "command", "version"}
+
+    def dests(parser: argparse.ArgumentParser) -> set[str]:
+        found = set()
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for child in action.choices.values():
+                    found |= dests(child)
+            elif action.default is not argparse.SUPPRESS:
+                found.add(action.dest)
+        return found
+
+    mine = set()
+    for action in _parser()._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                mine |= dests(child)
+    assert "user" in globals_ and "user_name" in mine
+    assert not (mine - {"help"}) & globals_
