@@ -10,7 +10,7 @@ without failover, since an answer from another member would be about the wrong o
 What etcd 3.4's JSON gateway does not route, and what this module does instead:
 
 - ``HashKV`` (the gateway maps it onto ``/maintenance/hash``, where ``Hash``
-  answers): :meth:`OperationsMixin.hash_kv` raises
+  answers; 3.5.10+ routes ``/maintenance/hashkv``): :meth:`OperationsMixin.hash_kv` raises
   :class:`~etcdwamp.errors.Unimplemented`; :meth:`OperationsMixin.hash` (a hash
   of the member's whole backend) works on every version.
 - ``AuthStatus`` (etcd 3.5+): :meth:`OperationsMixin.auth_status` falls back to
@@ -170,7 +170,12 @@ class OperationsMixin:
 
     def member_update(self, member_id: int,
                       peer_urls: Sequence[str]) -> Deferred[MemberListResult]:
-        """Change the peer URLs a member is reached at."""
+        """Change the peer URLs a member is reached at.
+
+        Not for learners: etcd 3.4 (and 3.5/3.6 before their 2026 fixes) then drops
+        the learner flag from the member list while raft keeps it a learner, and
+        it can no longer be promoted. Promote first, or remove and add it again.
+        """
         return self.call(member_update_request(member_id, peer_urls))
 
     def member_promote(self, member_id: int) -> Deferred[MemberListResult]:
