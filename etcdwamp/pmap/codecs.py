@@ -450,7 +450,12 @@ class FlatBuffersValue(ValueCodec[Any]):
 
 class Compressed(ValueCodec[V]):
     """Wraps a value codec with zlib compression (one flag byte marks raw/compressed,
-    so small values that do not shrink are stored as they are)."""
+    so small values that do not shrink are stored as they are).
+
+    Also reads what txaioetcd's and zlmdb's ``COMPRESS_ZLIB`` maps wrote: a bare
+    zlib stream without the flag byte. Its first byte (0x78 for zlib's 32 KiB
+    window) can never be one of the flags, so the two formats cannot be confused.
+    """
 
     _RAW, _ZLIB = b"\x00", b"\x01"
 
@@ -474,7 +479,14 @@ class Compressed(ValueCodec[V]):
             return self.inner.decode(zlib.decompress(body))
         if flag == self._RAW:
             return self.inner.decode(body)
+        if _is_zlib_stream(data):
+            return self.inner.decode(zlib.decompress(data))
         raise ValueError("compressed value has an unknown flag byte")
+
+
+def _is_zlib_stream(data: bytes) -> bool:
+    # RFC 1950: deflate with a 32 KiB window, and a header checksum (CMF*256 + FLG) % 31 == 0.
+    return len(data) >= 2 and data[0] == 0x78 and (data[0] << 8 | data[1]) % 31 == 0
 
 
 def _fixed_size(codec: KeyCodec[Any]) -> int | None:
