@@ -174,3 +174,33 @@ async def test_refreshing_a_lost_lease_raises_expired(etcd: EtcdCluster) -> None
             await lease.refresh()
     finally:
         await client.close()
+
+
+@ensure
+async def test_values_of_txaioetcd_compressed_maps_read_back(etcd: EtcdCluster,
+                                                             prefix: bytes) -> None:
+    """txaioetcd's ``compress=COMPRESS_ZLIB`` stored ``zlib.compress(cbor)`` without a flag
+    byte; a ``compress=True`` map reads those and its own (flagged) values alike."""
+    import zlib
+
+    import cbor2
+
+    from etcdwamp import Database, pmap
+
+    table = pmap.MapUuidCbor(3, compress=True)
+    client = Client(reactor, etcd.url)
+    db = Database(client, prefix=prefix)
+    old_id, new_id = uuid.UUID(int=1), uuid.UUID(int=2)
+    value = {"name": "alice", "notes": "x" * 200}
+    try:
+        # Written the way txaioetcd wrote it: slot, UUID bytes; bare zlib stream.
+        await client.put(prefix + b"\x00\x03" + old_id.bytes, zlib.compress(cbor2.dumps(value)))
+        async with db.begin(write=True) as txn:
+            table[txn, new_id] = value
+        stored = await client.get(prefix + b"\x00\x03" + new_id.bytes)
+        assert stored.kvs[0].value[:1] == b"\x01"  # etcdwamp's own format: flagged
+        async with db.begin() as txn:
+            assert await table[txn, old_id] == value
+            assert await table[txn, new_id] == value
+    finally:
+        await client.close()
