@@ -105,6 +105,13 @@ async def test_nospace_alarm_refuses_writes_until_compacted_defragmented_and_dis
         assert (await client.alarm_list()).alarms == (AlarmMember(member, Alarm.NOSPACE),)
         with pytest.raises(e.ResourceExhausted):
             await client.put(b"small", b"v")
+        # disarmed while the backend is still over its quota: the next write raises it again
+        assert (await client.alarm_disarm(member, Alarm.NOSPACE)).alarms == \
+            (AlarmMember(member, Alarm.NOSPACE),)
+        assert (await client.alarm_list()).alarms == ()
+        with pytest.raises(e.ResourceExhausted):
+            await client.put(b"small", b"v")
+        assert (await client.alarm_list()).alarms == (AlarmMember(member, Alarm.NOSPACE),)
         # etcd lets deletes and compaction through under NOSPACE, so space can be freed
         deleted = await client.delete(KeySet(b"fill/", prefix=True))
         await client.compact(deleted.revision, physical=True)
