@@ -4,8 +4,10 @@ output checked against etcdctl's formats."""
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -187,3 +189,48 @@ def test_no_argument_shadows_a_global_option_of_the_command_line() -> None:
                 mine |= dests(child)
     assert "user" in globals_ and "user_name" in mine
     assert not (mine - {"help"}) & globals_
+
+
+@ensure
+async def test_move_leader_and_cluster_wide_commands(
+        etcd_cluster3: EtcdCluster, capsys: pytest.CaptureFixture[str]) -> None:
+    first = etcd_cluster3.urls[0]
+    client = Client(reactor, endpoints=etcd_cluster3.urls, timeout=10.0)
+    one = Client(reactor, url=first, timeout=10.0)
+    try:
+        assert await run(one, "-w", "json", "endpoint", "status", "--cluster") == 0
+        rows = json.loads(capsys.readouterr().out)
+        assert sorted(r["Endpoint"] for r in rows) == sorted(etcd_cluster3.urls)
+        leader = rows[0]["Status"]["leader"]
+        target = next(r["Status"]["header"]["member_id"] for r in rows
+                      if r["Status"]["header"]["member_id"] != leader)
+        assert await run(client, "move-leader", f"{target:x}") == 0
+        assert capsys.readouterr().out == \
+            f"Leadership transferred from {leader:x} to {target:x}\n"
+        assert await run(one, "defrag", "--cluster") == 0
+        assert sorted(capsys.readouterr().out.splitlines()) == sorted(
+            f"Finished defragmenting etcd member[{u}]" for u in etcd_cluster3.urls)
+    finally:
+        await client.close()
+        await one.close()
+
+
+@ensure
+async def test_snapshot_save_shows_progress_on_a_terminal(
+        etcd: EtcdCluster, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    client = Client(reactor, url=etcd.url, timeout=10.0)
+    try:
+        assert await run(client, "snapshot", "save", str(tmp_path / "s.db")) == 0
+    finally:
+        await client.close()
+    assert capsys.readouterr().out == f"Snapshot saved at {tmp_path / 's.db'}\n"
+    shown = terminal.getvalue()
+    assert shown.startswith("\rDownloading ") and shown.endswith("\n")
+    assert re.search(r"Downloading [\d.]+ kB of about [\d.]+ kB", shown)
