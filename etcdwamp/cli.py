@@ -4,11 +4,13 @@ Global options (before or after the command): ``--endpoints`` (comma-separated
 ``host:port`` or URLs; default ``$ETCDWAMP_ENDPOINTS``, then
 ``$ETCDCTL_ENDPOINTS``, then http://127.0.0.1:2379), ``--user NAME[:PASSWORD]``
 and ``--password`` (asked for when missing), ``--cacert``, ``--cert``,
-``--key``, ``--timeout``, ``-w/--write-out simple|json``.
+``--key``, ``--timeout``, ``-w/--write-out simple|json|table``.
 
 Commands: ``get``, ``put``, ``del``, ``watch``, ``lease grant|revoke|ttl``,
-``lock``, ``status``, ``compact``, ``export``, ``import``. ``etcdwamp COMMAND
---help`` describes each.
+``lock``, ``status``, ``compact``, ``export``, ``import``, and the operator
+commands of :mod:`etcdwamp.cli_ops` (``member``, ``endpoint``, ``alarm``,
+``defrag``, ``snapshot``, ``move-leader``, ``user``, ``role``, ``auth``).
+``etcdwamp COMMAND --help`` describes each.
 
 Errors are one line on stderr (``etcdwamp: error: ...``); the exit status is 1
 for a failure and 2 for a usage error. ``ETCDWAMP_DEBUG=1`` adds the traceback.
@@ -36,6 +38,7 @@ from twisted.python.failure import Failure
 
 from . import __version__, errors
 from .cli_endpoints import EndpointError, endpoint_urls
+from .cli_ops import add_commands as add_operator_commands
 from .cli_transfer import TransferError, add_arguments, do_export, do_import
 from .client import Client
 from .wire import Header, KeySet, KeyValue
@@ -44,6 +47,15 @@ from .wire.watch import EventType
 __all__ = ["CliError", "build_parser", "main", "parse_lease_id"]
 
 PROG = "etcdwamp"
+
+
+_DESCRIPTION = """\
+An etcd command line with etcdctl's habits.
+
+Endpoints: --endpoints, else $ETCDWAMP_ENDPOINTS, else $ETCDCTL_ENDPOINTS, else
+http://127.0.0.1:2379. Global options go before or after the command.
+Errors are one line on stderr; exit status 1 for a failure, 2 for a usage error
+(ETCDWAMP_DEBUG=1 adds the traceback)."""
 
 
 class CliError(Exception):
@@ -356,13 +368,14 @@ def _add_globals(p: argparse.ArgumentParser, *, top: bool) -> None:
                    help="client private key (with --cert)")
     g.add_argument("--timeout", type=_seconds, default=default(10.0), metavar="SECONDS",
                    help="per request, failover included (default 10)")
-    g.add_argument("-w", "--write-out", choices=("simple", "json"), default=default("simple"),
-                   help="output format (default simple)")
+    g.add_argument("-w", "--write-out", choices=("simple", "json", "table"),
+                   default=default("simple"),
+                   help="output format (default simple; table: the operator commands)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line: global options and every command."""
-    p = _Parser(prog=PROG, description=__doc__,
+    p = _Parser(prog=PROG, description=_DESCRIPTION,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     _add_globals(p, top=True)
@@ -421,6 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = command("compact", cmd_compact, "discard the history before revision REV")
     s.add_argument("revision", type=_positive_int)
     s.add_argument("--physical", action="store_true", help="wait until the space is freed")
+
+    add_operator_commands(command, lambda nested: _add_globals(nested, top=False))
 
     s = command("export", do_export, "write the keys under --prefix (or a map) to a file")
     add_arguments(s, export=True)
