@@ -183,6 +183,8 @@ def test_status_and_compact(etcd: EtcdCluster, prefix: bytes) -> None:
     assert [row["endpoint"] for row in status] == [url]
     assert status[0]["is_leader"] is True and status[0]["version"].startswith("3.")
     assert ok("--endpoints", url, "status").startswith(url + ", ")
+    # The operator commands (etcdwamp.cli_ops) are on the same command, with its options.
+    assert ok("member", "list", "--endpoints", url).rstrip().endswith(f", {url}, false")
     ok("--endpoints", url, "put", prefix.decode() + "c", "1")
     rev = revision(url)
     assert ok("--endpoints", url, "compact", str(rev)) == f"compacted revision {rev}\n"
