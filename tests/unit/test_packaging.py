@@ -101,3 +101,12 @@ def test_base_install_imports_without_autobahn(dists: tuple[Path, Path],
     version = subprocess.run([str(venv / "bin" / "etcdwamp"), "--version"], capture_output=True,
                              text=True, timeout=60, check=False)
     assert version.stdout == f"etcdwamp {etcdwamp.__version__}\n"
+
+
+def test_autobahn_serializers_import_without_the_numpy_traceback() -> None:
+    """scripts/constraints.txt keeps NumPy where Autobahn's optional UBJSON serializer
+    (bjdata, built against NumPy 1.x) imports cleanly, so the demo prints no traceback."""
+    done = subprocess.run([sys.executable, "-c", "import autobahn.wamp.serializer"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "NumPy" not in done.stderr and "Traceback" not in done.stderr, done.stderr
