@@ -123,6 +123,7 @@ class _ParsedKeyValue(KeyValue):
         obj = _JSON_SLOT.__get__(self)
         for slot, name in zip(_NUMBER_SLOTS, _JSON_NAMES, strict=True):
             slot.__set__(self, get_int(obj, name))
+        _JSON_SLOT.__set__(self, None)  # the answer's dict is not needed any more
 
 
 _new = object.__new__
