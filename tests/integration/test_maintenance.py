@@ -7,6 +7,7 @@ import io
 import os
 import shutil
 import subprocess
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
@@ -207,5 +208,27 @@ async def test_lease_leases_lists_the_granted_ones(etcd: EtcdCluster) -> None:
         ids = (await client.lease_leases()).ids
         assert a.id not in ids and b.id in ids
         await client.lease_revoke(b.id)
+    finally:
+        await client.close()
+
+
+@ensure
+async def test_snapshot_memory_stays_bounded_by_a_frame_not_the_backend(
+        etcd_factory: Callable[..., EtcdCluster], tmp_path: Path) -> None:
+    cluster = etcd_factory(1)
+    client = OpsClient(reactor, url=cluster.url, timeout=30.0)
+    try:
+        for i in range(64):
+            await client.put(b"bulk/%d" % i, os.urandom(128 * 1024))
+        size = (await client.status()).db_size
+        assert size > 8 * 1024 * 1024
+        tracemalloc.start()
+        try:
+            info = await client.snapshot(str(tmp_path / "big.db"))
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert info.size >= size
+        assert peak < 2 * 1024 * 1024, f"peak {peak} bytes for a {size}-byte backend"
     finally:
         await client.close()
