@@ -218,7 +218,7 @@ async def test_snapshot_memory_stays_bounded_by_a_frame_not_the_backend(
     cluster = etcd_factory(1)
     client = OpsClient(reactor, url=cluster.url, timeout=30.0)
     try:
-        for i in range(64):
+        for i in range(96):
             await client.put(b"bulk/%d" % i, os.urandom(128 * 1024))
         size = (await client.status()).db_size
         assert size > 8 * 1024 * 1024
