@@ -176,6 +176,11 @@ class Client:
             raise ValueError("give both cert_file and key_file, or neither")
         if api_prefix is not None and not api_prefix.startswith("/"):
             raise ValueError(f"api_prefix must start with '/': {api_prefix!r}")
+        if not isinstance(coalesce, bool):
+            raise TypeError(f"coalesce must be a bool, not {type(coalesce).__name__}")
+        if isinstance(coalesce_window, bool) or not isinstance(coalesce_window, (int, float)):
+            raise TypeError("coalesce_window must be a number of seconds, not "
+                            f"{type(coalesce_window).__name__}")
         if coalesce_window < 0:
             raise ValueError("coalesce_window must not be negative")
         self.endpoints: tuple[str, ...] = tuple(u.rstrip("/") for u in urls)

@@ -277,3 +277,53 @@ def test_window_gathers_calls_of_several_turns() -> None:
     assert http.posts == []
     clock.advance(0.001)
     assert len(http.posts) == 1 and len(http.posts[0].body["success"]) == 2
+
+
+@pytest.mark.parametrize(("options", "error"), [
+    ({"coalesce": "yes"}, TypeError),
+    ({"coalesce": True, "coalesce_window": "1ms"}, TypeError),
+    ({"coalesce": True, "coalesce_window": -0.001}, ValueError),
+])
+def test_client_refuses_bad_coalescing_options(options: dict[str, Any],
+                                               error: type[Exception]) -> None:
+    from etcdwamp import Client
+
+    with pytest.raises(error, match="coalesce"):
+        Client(Clock(), url=ENDPOINT, http_client=ScriptedHTTP(), **options)
+
+
+def test_client_with_coalesce_sends_concurrent_puts_as_one_txn() -> None:
+    """The client wires put/get/delete of single keys through the coalescer;
+    a key-set delete is never coalesced."""
+    from treq.testing import StubTreq
+    from twisted.web.resource import Resource
+
+    from etcdwamp import Client, KeySet
+
+    paths: list[str] = []
+
+    class Gateway(Resource):
+        isLeaf = True
+
+        def render_POST(self, request: Any) -> bytes:
+            paths.append(request.path.decode())
+            body = json.loads(request.content.read())
+            if request.path.endswith(b"/txn"):
+                return json.dumps({"header": HEADER, "succeeded": True, "responses": [
+                    {"response_" + next(iter(op))[len("request_"):]: {}}
+                    for op in body["success"]]}).encode()
+            return json.dumps({"header": HEADER}).encode()
+
+    stub = StubTreq(Gateway())
+    clock = Clock()
+    client = Client(clock, url=ENDPOINT, http_client=stub, clock=clock, api_prefix="/v3",
+                    coalesce=True)
+    assert client.coalescing
+    calls = [client.put(b"a", b"1"), client.get(b"b"), client.delete(b"c"),
+             client.delete(KeySet(b"p/", prefix=True))]
+    clock.advance(0)
+    stub.flush()
+    assert sorted(paths) == ["/v3/kv/deleterange", "/v3/kv/txn"]
+    assert all(d.called for d in calls)
+    assert [type(outcome(d)).__name__ for d in calls] == [
+        "PutResult", "RangeResult", "DeleteResult", "DeleteResult"]
