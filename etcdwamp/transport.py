@@ -221,7 +221,7 @@ class AgentHTTP:
             root = endpoint.encode("ascii")
             parsed = URI.fromBytes(root)  # type: ignore[no-untyped-call]
             route = _Route(
-                key=(b"http-v1", parsed.scheme, parsed.host, parsed.port),
+                key=(parsed.scheme, parsed.host, parsed.port),  # as Agent.request keys its pool
                 endpoint=self._agent._getEndpoint(parsed),  # type: ignore[no-untyped-call]
                 root=root, base_path=parsed.path.rstrip(b"/"), uris={})
             self._routes[endpoint] = route
