@@ -27,8 +27,14 @@ the watch ends with :class:`~etcdwamp.errors.WatchCompacted`. Recover by
 reading the range again and watching from that read's revision + 1, which is
 what :meth:`etcdwamp.client.Client.get_and_watch` does.
 
-Callback exceptions are logged (with the batch they failed on) and the watch
-goes on: a buggy callback must not silently stop the delivery of later events.
+Callbacks: ``callback`` gets each :class:`WatchBatch` (the events of one etcd
+response); ``on_event`` instead gets each :class:`~etcdwamp.wire.watch.WatchEvent`
+on its own. Callback exceptions are logged (with the batch they failed on) and
+the watch goes on: a buggy callback must not silently stop the delivery of
+later events. The exception is the *first* call raising ``AttributeError`` or
+``TypeError``: that is a callback written for another signature (txaioetcd's
+took one ``KeyValue``), which would fail the same way on every event, so the
+watch ends at once and ``finished`` fails with that error (logged as critical).
 
 Cancelling the creation (the Deferred of ``watch.created``, or the one around
 ``await watch``) before etcd confirmed it cancels the whole watch, as
@@ -41,6 +47,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Sequence
+from functools import partial
 from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred
@@ -51,7 +58,13 @@ from . import errors
 from ._signal import Signal
 from .transport import BodyReader, StreamProtocol, Transport, read_body, relay
 from .wire import KeySet, as_keyset, range_request
-from .wire.watch import WatchDecoder, WatchFilter, WatchResponse, watch_create_body
+from .wire.watch import (
+    WatchDecoder,
+    WatchEvent,
+    WatchFilter,
+    WatchResponse,
+    watch_create_body,
+)
 from .wire.watch_state import AllCreated, WatchBatch, WatchState
 
 __all__ = ["BodyReader", "StreamProtocol", "Watch", "WatchBatch", "read_body", "relay"]
@@ -59,6 +72,16 @@ __all__ = ["BodyReader", "StreamProtocol", "Watch", "WatchBatch", "read_body", "
 log = Logger()
 
 Callback = Callable[[WatchBatch], object]
+EventCallback = Callable[[WatchEvent], object]
+
+# A first call failing with one of these means the callback expects other arguments.
+_SIGNATURE_ERRORS = (AttributeError, TypeError)
+_SIGNATURE_NOTE = (
+    "the watch callback failed on its first call, so the watch was stopped: "
+    "callback= gets a WatchBatch (batch.events), on_event= gets one WatchEvent "
+    "(event.type, event.kv); txaioetcd's callbacks took one KeyValue: "
+    "use on_event=lambda event: old_callback(event.kv)"
+)
 
 
 class Watch:
@@ -78,6 +101,7 @@ class Watch:
         keysets: Sequence[bytes | KeySet],
         callback: Callback | None,
         *,
+        on_event: EventCallback | None = None,
         start_revision: int = 0,
         prev_kv: bool = False,
         filters: Iterable[WatchFilter | str] = (),
@@ -87,8 +111,12 @@ class Watch:
     ) -> None:
         if not keysets:
             raise ValueError("watch needs at least one key or KeySet")
+        if callback is not None and on_event is not None:
+            raise ValueError("give callback (per batch) or on_event (per event), not both")
         self._transport = transport
         self._callback = callback
+        self._on_event = on_event
+        self._called = False  # whether a callback has run (see _deliver)
         self._state = WatchState([as_keyset(k) for k in keysets], start_revision)
         self._prev_kv = prev_kv
         self._filters = tuple(filters)
@@ -343,18 +371,43 @@ class Watch:
         return state.stream_created
 
     def _deliver(self, batch: WatchBatch) -> None:
-        if self._callback is None:
+        if self._fatal is not None:
+            return  # stopped by a callback that does not fit (the rest of this frame)
+        if self._on_event is not None:
+            on_event = self._on_event
+            for event in batch.events:
+                if not self._call(partial(on_event, event), batch):
+                    return
+            return
+        callback = self._callback
+        if callback is None:
             self._queue.append(batch)
             self._wake()
             return
+        self._call(partial(callback, batch), batch)
+
+    def _call(self, call: Callable[[], object], batch: WatchBatch) -> bool:
+        """Run one callback call; False if the watch was stopped because of it."""
+        first, self._called = not self._called, True
         try:
-            result = self._callback(batch)
+            result = call()
+        except _SIGNATURE_ERRORS as exc:
+            if not first:
+                log.failure("watch callback raised on a batch at revision {revision}; "
+                            "the watch goes on", revision=batch.revision)
+                return True
+            exc.add_note(_SIGNATURE_NOTE)
+            log.critical("{note}: {exc!r}", note=_SIGNATURE_NOTE, exc=exc)
+            self._finish(exc)
+            self._interrupt()
+            return False
         except Exception:
             log.failure("watch callback raised on a batch at revision {revision}; "
                         "the watch goes on", revision=batch.revision)
-            return
+            return True
         if isinstance(result, Deferred):
             result.addErrback(lambda f: log.failure("watch callback failed", f))
+        return True
 
 
 def _retryable(exc: errors.EtcdError) -> bool:
