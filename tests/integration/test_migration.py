@@ -204,3 +204,30 @@ async def test_values_of_txaioetcd_compressed_maps_read_back(etcd: EtcdCluster,
             assert await table[txn, new_id] == value
     finally:
         await client.close()
+
+
+@ensure
+async def test_a_txaioetcd_watch_callback_stops_the_watch_loudly(etcd: EtcdCluster,
+                                                                  prefix: bytes) -> None:
+    """txaioetcd's watch callback took one KeyValue. Given a batch, it raises
+    AttributeError on its first call: the watch ends with that error (and a note on
+    how to fix it) instead of logging every later event away."""
+    from etcdwamp import KeySet
+
+    seen: list[tuple[bytes, bytes]] = []
+
+    def on_change(kv: Any) -> None:
+        seen.append((kv.key, kv.value))
+
+    client = Client(reactor, etcd.url)
+    try:
+        watch = client.watch([KeySet(prefix, prefix=True)], on_change)
+        await watch.created
+        await client.put(prefix + b"a", b"1")
+        with pytest.raises(AttributeError) as caught:
+            await watch.finished.addTimeout(30, reactor)
+        assert "on_event=lambda event: old_callback(event.kv)" in "".join(
+            getattr(caught.value, "__notes__", []))
+        assert seen == []
+    finally:
+        await client.close()
