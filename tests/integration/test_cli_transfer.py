@@ -238,3 +238,44 @@ def test_bad_csv_row_is_named(etcd: EtcdCluster, tmp_path: Path) -> None:
     data.write_text("a,YQ==\nb,Yg==\nc\n")
     failed = cli("--endpoints", etcd.url, "import", "--format", "csv", str(data))
     assert "record 3 (line 3): a CSV row needs 2 fields, got 1" in one_error_line(failed)
+
+
+@ensure
+async def test_progress_bar_only_on_a_terminal(etcd: EtcdCluster, client: Client,
+                                               prefix: bytes, tmp_path: Path) -> None:
+    import fcntl
+    import os
+    import struct
+    import subprocess
+    import termios
+
+    from test_cli import clean_env
+
+    for i in range(50):
+        await client.put(prefix + b"%02d" % i, b"v")
+    args = [ETCDWAMP, "--endpoints", etcd.url, "export", "--prefix", prefix.decode(),
+            "-o", str(tmp_path / "dump.jsonl")]
+    piped = subprocess.run(args, capture_output=True, text=True, env=clean_env(), timeout=60,
+                           check=False)
+    assert piped.returncode == 0 and piped.stderr == "exported 50 records\n", piped.stderr
+    controller, terminal = os.openpty()
+    # A real terminal has a size; tqdm draws nothing in a zero-width one.
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    try:
+        on_tty = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=terminal,
+                                env=clean_env(), timeout=60, check=False)
+        os.close(terminal)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # EIO: the terminal's other end is closed and drained
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(controller)
+    assert on_tty.returncode == 0
+    assert b"/50 [" in shown and b"rec/s]" in shown, shown
+    assert b"exported 50 records" in shown
