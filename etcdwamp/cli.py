@@ -467,7 +467,12 @@ def _client_options(args: argparse.Namespace) -> dict[str, Any]:
     if user is not None and ":" in user and password is None:
         user, password = user.split(":", 1)
     if user is not None and password is None:
-        password = getpass.getpass(f"Password for {user}: ")
+        if sys.stdin.isatty():
+            password = getpass.getpass(f"Password for {user}: ")
+        else:
+            # Piped in (echo "$PW" | etcdwamp --user NAME ...): getpass would only
+            # warn that it cannot hide the echo, so read the line ourselves.
+            password = sys.stdin.readline().rstrip("\r\n")
     if password is not None and user is None:
         raise CliError("--password needs --user")
     if (args.cert is None) != (args.key_file is None):

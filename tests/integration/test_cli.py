@@ -295,6 +295,8 @@ async def test_password_auth(etcd_factory: Callable[..., EtcdCluster]) -> None:
         await admin.close()
     assert ok(*url, "--user", "app", "--password", "apppw", "put", "app/k", "v") == "OK\n"
     assert ok(*url, "--user", "app:apppw", "get", "app/k") == "app/k\nv\n"
+    piped = cli(*url, "--user", "app", "get", "app/k", stdin="apppw\n")  # asked for
+    assert (piped.returncode, piped.stdout, piped.stderr) == (0, "app/k\nv\n", "")
     denied = cli(*url, "--user", "app:apppw", "get", "open/k")
     assert "PermissionDenied" in one_error_line(denied)
     wrong = cli(*url, "--user", "app:nope", "get", "app/k")
