@@ -521,10 +521,14 @@ class CrossbarNode:
         while True:
             if self.process.poll() is not None:
                 raise RuntimeError(f"crossbar exited:\n{self.log_tail()}")
-            tail = self.log_tail(400)
-            if "invalid configuration in extra" in tail:
+            booted = self.log_tail(100_000)
+            if "invalid configuration in extra" in booted:
                 raise RuntimeError(f"the component refused its config:\n{self.log_tail()}")
-            if "procedures under" in tail and self._accepting():
+            # Crossbar starts components before transports, and a transport's
+            # web services (the "ws" path) after it listens: only a booted
+            # node serves WAMP at the URL.
+            if ("procedures under" in booted and "NODE_BOOT_COMPLETE" in booted
+                    and self._accepting()):
                 return self
             if time.monotonic() > deadline:
                 raise TimeoutError(f"crossbar not ready after {timeout}s:\n{self.log_tail()}")
