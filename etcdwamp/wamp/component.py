@@ -114,7 +114,8 @@ class EtcdWampComponent(ApplicationSession):
         self.client = client = Client(
             reactor, endpoints=list(etcd.endpoints), timeout=etcd.timeout, user=etcd.user,
             password=etcd.password, ca_file=etcd.ca_file, cert_file=etcd.cert_file,
-            key_file=etcd.key_file)
+            key_file=etcd.key_file, coalesce=etcd.coalesce,
+            coalesce_window=etcd.coalesce_window)
         access = Access(uris)
         db = Database(client, prefix=settings.db_prefix)
         self.maps = MapService(client, db, settings.maps, access, uris, settings.range_page)

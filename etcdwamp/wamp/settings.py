@@ -119,6 +119,10 @@ class EtcdSettings:
     ca_file: str | None = None
     cert_file: str | None = None
     key_file: str | None = None
+    #: concurrent single-key map calls travel as one etcd transaction (see
+    #: :mod:`etcdwamp.coalesce`); on by default here, where many browsers call at once
+    coalesce: bool = True
+    coalesce_window: float = 0.0
 
     @classmethod
     def parse(cls, raw: Any) -> EtcdSettings:
@@ -157,8 +161,16 @@ class EtcdSettings:
             raise SettingsError(f"{where} needs both cert_file and key_file, or neither")
         if any(files.values()) and not all(u.startswith("https://") for u in endpoints):
             raise SettingsError(f"{where}: ca_file/cert_file/key_file need https:// endpoints")
+        coalesce = raw.get("coalesce", _default(cls, "coalesce"))
+        if not isinstance(coalesce, bool):
+            raise SettingsError(f"{where}.coalesce must be true or false")
+        window = raw.get("coalesce_window", _default(cls, "coalesce_window"))
+        if (isinstance(window, bool) or not isinstance(window, (int, float))
+                or not 0 <= window <= 1):
+            raise SettingsError(f"{where}.coalesce_window must be a number of seconds in [0, 1]")
         return cls(endpoints=tuple(endpoints), timeout=float(timeout), user=user,
-                   password=password, **files)
+                   password=password, coalesce=coalesce, coalesce_window=float(window),
+                   **files)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ def test_good_extra() -> None:
     assert isinstance(s.maps[1].build(), pmap.MapUuidCbor)
     assert s.maps[0].read is None and s.maps[0].write is None and not s.maps[0].owner
     assert s.kv_prefixes == () and s.presence is None and s.etcd.timeout == 10.0
+    assert s.etcd.coalesce is True and s.etcd.coalesce_window == 0.0
 
 
 def test_rules_tls_and_secrets_from_the_environment(tmp_path: Any,
@@ -107,6 +108,8 @@ def test_committed_node_config_is_valid() -> None:
     ({"presence": {"ttl": 1}}, "extra.presence.ttl"),
     ({"presence": {"prefx": "x/"}}, "did you mean 'prefix'"),
     ({"prev_value": "yes"}, "prev_value"),
+    ({"etcd": {"endpoints": ["http://a"], "coalesce": 1}}, "coalesce must be"),
+    ({"etcd": {"endpoints": ["http://a"], "coalesce_window": 5}}, "coalesce_window"),
     ({"maps": {"x": {"slot": 1, "events": "all"}}}, "extra.maps.x.events"),
     ({"maps": {"x": {"slot": 1, "key": "oid", "events": "owner"}}}, "needs string or uuid"),
     ({"db_prefix": "app/", "kv_prefixes": ["a/b", "a.b"]}, "topic name 'a_b' is already used"),
