@@ -245,9 +245,19 @@ async def cmd_lock(client: Client, args: argparse.Namespace) -> int:
     assert lock.key is not None and lock.lease is not None  # for mypy: acquire() set them
     reactor: Any = client._reactor
 
+    shutting_down = False
+    running: list[tuple[Any, _Child]] = []  # the command's process and its protocol
+
     def release_on_shutdown() -> Deferred[None] | None:
-        # Ctrl-C stops the reactor with this coroutine suspended: release here so the
-        # next holder need not wait for the lease's TTL.
+        # Ctrl-C (or SIGTERM) stops the reactor with this coroutine suspended: release
+        # here so the next holder need not wait for the lease's TTL, and stop the
+        # command, which must not go on once the lock is given up.
+        nonlocal shutting_down
+        shutting_down = True
+        for process, child in running:
+            if not child.ended.called:
+                with contextlib.suppress(Exception):  # it may have exited meanwhile
+                    process.signalProcess("TERM")
         return lock.release() if lock.held else None
 
     trigger = reactor.addSystemEventTrigger("before", "shutdown", release_on_shutdown)
@@ -256,27 +266,33 @@ async def cmd_lock(client: Client, args: argparse.Namespace) -> int:
             # etcdctl's habit: print the key and hold the lock until interrupted.
             print(os.fsdecode(lock.key), flush=True)
             await lock.lease.lost
+            if shutting_down:
+                return 0  # released on Ctrl-C, as asked
             raise CliError(f"lock {os.fsdecode(args.name)} lost: its lease expired")
         env = dict(os.environ, ETCD_LOCK_KEY=os.fsdecode(lock.key),
                    ETCD_LOCK_REV=str(lock.fencing_token))
         child = _Child()
         process = reactor.spawnProcess(child, executable, command, env=env,
                                        childFDs={0: 0, 1: 1, 2: 2})
+        running.append((process, child))
         lost: Deferred[Any] = lock.lease.lost
         ended: Deferred[Any] = child.ended
         first = defer.DeferredList([ended, lost], fireOnOneCallback=True, consumeErrors=True)
-        await first
-        if not child.ended.called:
-            # Mutual exclusion is gone: stop the command rather than let it run unguarded.
-            process.signalProcess("TERM")
-            await child.ended
-            raise CliError(f"lock {os.fsdecode(args.name)} lost while {command[0]} ran; "
-                           "it was sent SIGTERM")
-        return child.ended.result if isinstance(child.ended.result, int) else 1
+        outcome, which = await first
+        if which == 0:
+            return int(outcome)  # the command's exit status
+        if shutting_down:
+            return 128 + signal.SIGINT  # Ctrl-C reached the command too
+        # Mutual exclusion is gone: stop the command rather than let it run unguarded.
+        process.signalProcess("TERM")
+        await child.ended
+        raise CliError(f"lock {os.fsdecode(args.name)} lost while {command[0]} ran; "
+                       "it was sent SIGTERM")
     finally:
-        reactor.removeSystemEventTrigger(trigger)
-        if lock.held:
-            await lock.release()
+        if not shutting_down:  # else the trigger ran and is gone, and released the lock
+            reactor.removeSystemEventTrigger(trigger)
+            if lock.held:
+                await lock.release()
 
 
 async def cmd_status(client: Client, args: argparse.Namespace) -> int:
@@ -509,6 +525,7 @@ def run(args: argparse.Namespace) -> int:
 
     async def body(reactor: Any) -> None:
         client: Client | None = None
+        abandoned = False
         try:
             if getattr(args, "url", None) and args.endpoints is None:
                 args.endpoints = args.url
@@ -519,10 +536,15 @@ def run(args: argparse.Namespace) -> int:
             client = Client(reactor, endpoints=urls, **options)
             outcome.append(await args.run(client, args))
             sys.stdout.flush()
+        except GeneratorExit:
+            # The reactor stopped (Ctrl-C) and this coroutine is being discarded:
+            # nothing to report, and nothing may be awaited any more.
+            abandoned = True
+            raise
         except BaseException as exc:
             outcome.append(_report(exc))
         finally:
-            if client is not None:
+            if client is not None and not abandoned:
                 await client.close()
 
     def start(reactor: Any) -> Deferred[None]:
@@ -533,7 +555,8 @@ def run(args: argparse.Namespace) -> int:
     if outcome:
         return outcome[0]
     # The reactor stopped first: Ctrl-C, which is how a watch (or a held lock) ends.
-    return 0 if args.command in ("watch", "lock") else 128 + signal.SIGINT
+    ends_by_interrupt = args.command == "watch" or (args.command == "lock" and not args.child)
+    return 0 if ends_by_interrupt else 128 + signal.SIGINT
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -177,6 +177,24 @@ def test_lock_runs_the_command_while_holding_the_lock(etcd: EtcdCluster, prefix:
     assert "no-such-command-here: command not found" in one_error_line(missing)
 
 
+def test_lock_without_a_command_holds_until_ctrl_c(etcd: EtcdCluster, prefix: bytes) -> None:
+    name, url = prefix.decode() + "held", etcd.url
+    holder = subprocess.Popen([ETCDWAMP, "--endpoints", url, "lock", name],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env())
+    try:
+        key = _Lines(holder).take(1)[0]
+        assert key.startswith(name + "/")
+        assert ok("--endpoints", url, "get", name, "--prefix", "--keys-only") == key + "\n"
+        holder.send_signal(signal.SIGINT)
+        assert holder.wait(timeout=30) == 0
+        assert holder.stderr is not None and holder.stderr.read() == b""
+        assert ok("--endpoints", url, "get", name, "--prefix", "--keys-only") == ""
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+
+
 def test_status_and_compact(etcd: EtcdCluster, prefix: bytes) -> None:
     url = etcd.url
     status = json.loads(ok("--endpoints", url, "-w", "json", "status"))
