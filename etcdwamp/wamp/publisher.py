@@ -37,7 +37,7 @@ from collections.abc import Callable
 from typing import Any
 
 from autobahn.wamp.types import PublishOptions
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredList, FirstError
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
@@ -242,16 +242,42 @@ class Publisher:
             start = (await self.client.status()).revision + 1
         own = await self._own_positions()
         lost: Deferred[None] = election.lease.lost
+        deposed = self._deposed(election)
         for feed in self.feeds:
             # The shared checkpoint may be lowered by hand to replay; a feed's
             # own one is lower when that feed was behind another one.
             position = own.get(self._checkpoint_of(feed))
             resume = start if position is None else min(start, position + 1)
             self._watch(feed, max(resume, feed.published + 1))
-        with contextlib.suppress(errors.LeaseExpired):  # leadership lost: step down
-            await lost
+        try:
+            # Leadership ends when our lease is lost, or, much sooner than the
+            # next keep-alive would tell, when our leader key is deleted (the
+            # lease revoked or the key removed by an operator): step down at
+            # once, so a successor and we overlap as briefly as possible.
+            await DeferredList([lost, deposed], fireOnOneCallback=True,
+                               fireOnOneErrback=True, consumeErrors=True)
+        except FirstError as exc:
+            if not exc.subFailure.check(errors.LeaseExpired):
+                exc.subFailure.raiseException()
         self.is_publisher = False
         self._stop_watches()
+        if deposed.called:
+            with contextlib.suppress(errors.EtcdError):  # our lease, if still alive
+                await election.resign()
+
+    def _deposed(self, election: Election) -> Deferred[None]:
+        """Fires when the leader key of ``election`` is deleted."""
+        leader = election.leader_key
+        assert leader is not None
+        gone: Deferred[None] = Deferred()
+
+        def on_batch(batch: WatchBatch) -> None:
+            if not gone.called and any(ev.type is EventType.DELETE for ev in batch.events):
+                gone.callback(None)
+
+        self._watches.append(self.client.watch(leader.key, on_batch,
+                                               start_revision=leader.rev + 1))
+        return gone
 
     # -- watching and publishing ---------------------------------------------------
 

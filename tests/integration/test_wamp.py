@@ -439,8 +439,10 @@ async def test_every_event_of_one_revision_reaches_subscribers(node: CrossbarNod
             {"op": "put", "map": "notes", "key": f"{name}{i}", "value": i} for i in range(5)])
         await s.call("etcd.map.put", "notes", name + "last", 5)
         await until(lambda: any(ev["key"] == name + "last" for ev in events))
-        assert [(ev["key"], ev["revision"]) for ev in events[:5]] == [
-            (f"{name}{i}", done["revision"]) for i in range(5)]
-        assert len(events) == 6
+        # At least once across a publisher failover (an earlier test kills
+        # publishers): subscribers drop what they have seen, so do we.
+        seen = list(dict.fromkeys((ev["key"], ev["revision"]) for ev in events))
+        assert seen[:5] == [(f"{name}{i}", done["revision"]) for i in range(5)]
+        assert len(seen) == 6
     finally:
         await disconnect(s)

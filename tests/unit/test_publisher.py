@@ -18,6 +18,7 @@ from etcdwamp.wamp.publisher import Publisher
 from etcdwamp.wamp.settings import Settings
 from etcdwamp.watch import WatchBatch
 from etcdwamp.wire import KeySet, KeyValue, OpSet, Transaction
+from etcdwamp.wire.concurrency import LeaderKey
 from etcdwamp.wire.watch import EventType, WatchEvent
 
 
@@ -45,17 +46,17 @@ class FakeElection:
     def __init__(self, etcd: FakeClient) -> None:
         self.etcd = etcd
         self.lease: FakeLease | None = None
-        self.leader_key: bytes | None = None
+        self.leader_key: LeaderKey | None = None
 
-    async def campaign(self, value: bytes) -> bytes:
+    async def campaign(self, value: bytes) -> LeaderKey:
         self.lease = FakeLease()
         while self.etcd.leader is not None and self.etcd.leader.alive:
             d: Deferred[None] = Deferred()
             self.etcd.queued.append(d)
             await d
         self.etcd.leader = self.lease
-        self.leader_key = value
-        return value
+        self.leader_key = LeaderKey(b"pub", b"pub/" + value, self.etcd.revision, 1)
+        return self.leader_key
 
     async def resign(self) -> None:
         # Election.resign revokes the lease, or at least stops renewing it
@@ -167,7 +168,8 @@ class FakeClient:
         return watch
 
     def live_watches(self) -> list[FakeWatch]:
-        return [w for w in self.watches if not w.cancelled]
+        """The feeds' watches (the publisher also watches its own leader key)."""
+        return [w for w in self.watches if not w.cancelled and isinstance(w.keyset, KeySet)]
 
 
 def settings(*kv_prefixes: str) -> Settings:
@@ -302,3 +304,27 @@ def test_without_access_to_the_feed_positions_it_publishes_as_before() -> None:
     deliver(watch, b"raw/a", 96)
     assert etcd.kv[b"pub.checkpoint"] == b"96"
     assert not any(key.startswith(b"pub.checkpoint/") for key in etcd.kv)
+
+
+def test_deleting_the_leader_key_deposes_the_publisher_at_once() -> None:
+    """A revoked lease or a leader key removed by an operator: the publisher
+    steps down when the key's deletion arrives, not at its next keep-alive,
+    and gives back its lease."""
+    clock = Clock()
+    etcd = FakeClient()
+    publisher = Publisher(etcd, settings(), {}, lambda *a, **k: None,  # type: ignore[arg-type]
+                          lambda: 7, clock)
+    publisher.start()
+    assert publisher.is_publisher and etcd.live_watches()
+    guard = next(w for w in etcd.watches if w.keyset == b"pub/7")
+    assert guard.start == etcd.revision + 1
+    lease = etcd.leader
+    assert lease is not None and lease.alive
+    gone = KeyValue(b"pub/7", b"", 0, 0, 0, 0)
+    feeds = etcd.live_watches()
+    guard.callback(WatchBatch(b"pub/7", 101, (WatchEvent(EventType.DELETE, gone, None),)))
+    assert all(w.cancelled for w in [*feeds, guard])  # stepped down at once
+    assert not lease.alive  # resigned: the lease no longer renewed
+    # ...and campaigned again; with nobody else here it leads again, anew.
+    assert publisher.is_publisher and etcd.leader is not lease
+    assert etcd.live_watches() and not set(map(id, etcd.live_watches())) & set(map(id, feeds))
