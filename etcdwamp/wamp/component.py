@@ -24,14 +24,16 @@ and so do oids above 2**53 - 1.
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from autobahn.twisted.wamp import ApplicationSession
 from autobahn.wamp import message
+from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import RegisterOptions
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from ..client import Client
 from ..pmap import Database
@@ -150,21 +152,21 @@ class EtcdWampComponent(ApplicationSession):
 
     # -- plumbing --------------------------------------------------------------
 
-    def _guarded(self, fn: Callable[..., Awaitable[T]]) -> Callable[..., Deferred[T]]:
+    def _guarded(self, fn: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., Deferred[T]]:
         """Run a procedure; every failure reaches the caller as a stable URI.
 
         A cancelled call (the caller cancelled, autobahn cancels our Deferred)
-        stays a ``CancelledError``: the work stops, nothing is retried."""
+        stays a ``CancelledError``: the work stops, nothing is retried. (An
+        errback rather than a wrapping coroutine: one layer less per call.)"""
+        def stable(failure: Failure) -> Failure:
+            if failure.check(CancelledError, ApplicationError):
+                return failure
+            assert isinstance(failure.value, BaseException)
+            raise to_application_error(self.uris, failure.value)
+
         @functools.wraps(fn)
         def call(*args: Any, **kwargs: Any) -> Deferred[T]:
-            async def run() -> T:
-                try:
-                    return await fn(*args, **kwargs)
-                except CancelledError:
-                    raise
-                except Exception as exc:
-                    raise to_application_error(self.uris, exc) from None
-            return Deferred.fromCoroutine(run())
+            return Deferred.fromCoroutine(fn(*args, **kwargs)).addErrback(stable)
         return call
 
     # -- procedures --------------------------------------------------------------
