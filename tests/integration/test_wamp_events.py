@@ -10,8 +10,9 @@ router delivered any of those to it, they would have arrived before the marker.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,21 @@ class Inbox:
         return len(self.events[topic])
 
 
+@contextlib.asynccontextmanager
+async def writer_and_guest(node: CrossbarNode, mark: str,
+                           *topics: str) -> AsyncIterator[tuple[Inbox, Inbox]]:
+    """A writer and a guest session following ``topics``; what each received."""
+    writer, guest = await connect(node), await connect(node, writer=False)
+    seen_w, seen_g = Inbox(mark), Inbox(mark)
+    try:
+        await seen_w.follow(writer, *topics)
+        await seen_g.follow(guest, *topics)
+        yield seen_w, seen_g
+    finally:
+        await disconnect(writer)
+        await disconnect(guest)
+
+
 async def marker(client: Client, mark: str, inboxes: list[Inbox]) -> None:
     """A change of the open map, which everyone may see; wait until it arrived."""
     key = mark + "marker"
@@ -109,12 +125,8 @@ async def marker(client: Client, mark: str, inboxes: list[Inbox]) -> None:
 async def test_map_events_reach_only_roles_that_may_read(node: CrossbarNode, client: Client,
                                                          prefix: bytes) -> None:
     mark = prefix.decode()
-    writer, guest = await connect(node), await connect(node, writer=False)
-    seen_w, seen_g = Inbox(mark), Inbox(mark)
     topics = ("etcd.map.notes.on_change", "etcd.map.open.on_change", "etcd.map.nobody.on_change")
-    try:
-        await seen_w.follow(writer, *topics)
-        await seen_g.follow(guest, *topics)
+    async with writer_and_guest(node, mark, *topics) as (seen_w, seen_g):
         for i in range(50):
             await client.put(map_key(1, f"{mark}{i}"), b'{"secret": %d}' % i)
             await client.put(map_key(4, f"{mark}{i}"), b"1")
@@ -125,22 +137,15 @@ async def test_map_events_reach_only_roles_that_may_read(node: CrossbarNode, cli
         # read: [] -- nobody, not even the writer
         assert seen_w.count("etcd.map.nobody.on_change") == 0
         assert seen_g.count("etcd.map.nobody.on_change") == 0
-    finally:
-        await disconnect(writer)
-        await disconnect(guest)
 
 
 @ensure
 async def test_kv_prefix_events_obey_each_prefix_rule(node: CrossbarNode, client: Client,
                                                       prefix: bytes) -> None:
     mark = prefix.decode()
-    writer, guest = await connect(node), await connect(node, writer=False)
-    seen_w, seen_g = Inbox(mark), Inbox(mark)
     topics = ("etcd.kv.ev_raw.on_change", "etcd.kv.pub.on_change", "etcd.kv.locked.on_change",
               "etcd.map.open.on_change")
-    try:
-        await seen_w.follow(writer, *topics)
-        await seen_g.follow(guest, *topics)
+    async with writer_and_guest(node, mark, *topics) as (seen_w, seen_g):
         for i in range(20):
             await client.put(f"ev/raw/{mark}{i}".encode(), b"private")
             await client.put(f"ev/pub/locked/{mark}{i}".encode(), b"private too")
@@ -154,9 +159,6 @@ async def test_kv_prefix_events_obey_each_prefix_rule(node: CrossbarNode, client
         # Keys under the nested prefix travel on its topic only, with its rule.
         assert all(not ev["key"].startswith(b"ev/pub/locked/")
                    for ev in seen_w.events["etcd.kv.pub.on_change"])
-    finally:
-        await disconnect(writer)
-        await disconnect(guest)
 
 
 @ensure
@@ -215,13 +217,9 @@ async def test_owner_events_reach_only_the_owner(node: CrossbarNode, client: Cli
 async def test_resync_notices_obey_the_read_rule(node: CrossbarNode, client: Client,
                                                  prefix: bytes) -> None:
     mark = prefix.decode()
-    writer, guest = await connect(node), await connect(node, writer=False)
-    seen_w, seen_g = Inbox(mark), Inbox(mark)
     topics = ("etcd.map.notes.on_resync", "etcd.map.open.on_resync", "etcd.kv.ev_raw.on_resync",
               "etcd.map.open.on_change")
-    try:
-        await seen_w.follow(writer, *topics)
-        await seen_g.follow(guest, *topics)
+    async with writer_and_guest(node, mark, *topics) as (seen_w, seen_g):
         checkpoint = ELECTION + b".checkpoint"
         mark_put = await client.put(map_key(2, mark + "before"), b"0")
 
@@ -245,6 +243,3 @@ async def test_resync_notices_obey_the_read_rule(node: CrossbarNode, client: Cli
         await marker(client, mark + "after", [seen_w, seen_g])
         assert seen_g.count("etcd.map.notes.on_resync") == 0
         assert seen_g.count("etcd.kv.ev_raw.on_resync") == 0
-    finally:
-        await disconnect(writer)
-        await disconnect(guest)
