@@ -57,6 +57,7 @@ from twisted.internet.defer import Deferred
 
 from . import errors
 from ._deferred import deferred
+from .cli_endpoints import endpoint_urls
 from .coalesce import Coalescer
 from .lease import Lease, grant
 from .lock import Election, Lock
@@ -111,7 +112,10 @@ class Client:
     """An etcd3 client.
 
     :param reactor: the Twisted reactor (also the clock for timeouts unless ``clock``)
-    :param url: the endpoint, e.g. ``"http://127.0.0.1:2379"``; or use ``endpoints``
+    :param url: the endpoint, e.g. ``"http://127.0.0.1:2379"``; or use ``endpoints``.
+        With neither, as the ``etcdwamp`` command: ``$ETCDWAMP_ENDPOINTS``, then
+        ``$ETCDCTL_ENDPOINTS`` (comma-separated URLs or ``host:port``), then
+        ``http://127.0.0.1:2379``
     :param endpoints: several member URLs of one cluster, tried in order on failure
     :param timeout: seconds a call may take, failover to other endpoints and
         logging in again included (a stream: until its answer starts)
@@ -158,7 +162,11 @@ class Client:
     ) -> None:
         if url is not None and endpoints is not None:
             raise ValueError("give url or endpoints, not both")
-        urls = [url] if url is not None else list(endpoints or ())
+        if url is None and endpoints is None:
+            # As the CLI (and txaioetcd's Client(reactor)): the environment, else localhost.
+            urls = endpoint_urls(None, tls=ca_file is not None or cert_file is not None)
+        else:
+            urls = [url] if url is not None else list(endpoints or ())
         if not urls:
             raise ValueError("no etcd endpoint given (url=... or endpoints=[...])")
         for u in urls:
