@@ -102,7 +102,7 @@ from .wire.auth import (
     user_add_request,
     user_grant_role_request,
 )
-from .wire.watch import WatchFilter
+from .wire.watch import WatchEvent, WatchFilter
 
 __all__ = ["Client", "HTTPClientLike"]
 
@@ -454,6 +454,7 @@ class Client:
         keys: bytes | KeySet | Sequence[bytes | KeySet],
         callback: Callable[[WatchBatch], object] | None = None,
         *,
+        on_event: Callable[[WatchEvent], object] | None = None,
         start_revision: int = 0,
         prev_kv: bool = False,
         filters: Sequence[WatchFilter | str] = (),
@@ -462,9 +463,10 @@ class Client:
         """Watch one or several keys/key sets; see :mod:`etcdwamp.watch`.
 
         Returns a :class:`Watch` at once; ``await`` it (or its ``created``) to
-        know etcd confirmed the watch. Batches go to ``callback`` if given,
-        else to ``async for batch in watch``. ``start_revision`` 0 means "from
-        now"; an old one replays history from there.
+        know etcd confirmed the watch. Batches go to ``callback`` if given, each
+        event on its own to ``on_event`` if given, else batches to ``async for
+        batch in watch``. ``start_revision`` 0 means "from now"; an old one
+        replays history from there.
         """
         if isinstance(keys, (bytes, bytearray, memoryview, KeySet)):
             keysets: list[bytes | KeySet] = [keys if isinstance(keys, KeySet) else bytes(keys)]
@@ -472,8 +474,9 @@ class Client:
             raise TypeError("keys must be bytes or KeySet, not str")
         else:
             keysets = list(keys)
-        return Watch(self.transport, keysets, callback, start_revision=start_revision,
-                     prev_kv=prev_kv, filters=filters, progress_notify=progress_notify)
+        return Watch(self.transport, keysets, callback, on_event=on_event,
+                     start_revision=start_revision, prev_kv=prev_kv, filters=filters,
+                     progress_notify=progress_notify)
 
     @deferred
     async def get_and_watch(
