@@ -427,18 +427,22 @@ class Client:
 
     @deferred
     async def auth_disable(self) -> None:
+        """Turn authentication off (as ``root``)."""
         await self._call(auth_disable_request())
 
     @deferred
     async def user_add(self, user: str, password: str) -> None:
+        """Create a user with a password."""
         await self._call(user_add_request(user, password))
 
     @deferred
     async def role_add(self, role: str) -> None:
+        """Create a role (grant it permissions with :meth:`role_grant_permission`)."""
         await self._call(role_add_request(role))
 
     @deferred
     async def user_grant_role(self, user: str, role: str) -> None:
+        """Give ``user`` the permissions of ``role``."""
         await self._call(user_grant_role_request(user, role))
 
     @deferred
