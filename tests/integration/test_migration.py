@@ -231,3 +231,58 @@ async def test_a_txaioetcd_watch_callback_stops_the_watch_loudly(etcd: EtcdClust
         assert seen == []
     finally:
         await client.close()
+
+
+@ensure
+async def test_on_event_gives_a_txaioetcd_callback_each_key_value(etcd: EtcdCluster,
+                                                                  prefix: bytes) -> None:
+    from waiting import until
+
+    from etcdwamp import KeySet, OpSet, Transaction
+
+    seen: list[tuple[bytes, bytes]] = []
+
+    def on_change(kv: Any) -> None:
+        seen.append((kv.key, kv.value))
+
+    client = Client(reactor, etcd.url)
+    try:
+        watch = client.watch([KeySet(prefix, prefix=True)],
+                             on_event=lambda event: on_change(event.kv))
+        await watch.created
+        # Two events in one etcd response (one revision), then one more.
+        await client.txn(Transaction(success=[OpSet(prefix + b"a", b"1"),
+                                              OpSet(prefix + b"b", b"2")]))
+        await client.put(prefix + b"c", b"3")
+        await until(lambda: len(seen) >= 3, why=lambda: f"events seen: {seen}")
+        assert seen == [(prefix + b"a", b"1"), (prefix + b"b", b"2"), (prefix + b"c", b"3")]
+        await watch.cancel()
+        with pytest.raises(ValueError, match="not both"):
+            client.watch(prefix, lambda batch: None, on_event=lambda event: None)
+    finally:
+        await client.close()
+
+
+@ensure
+async def test_client_without_url_uses_the_command_lines_endpoints(
+        etcd: EtcdCluster, prefix: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    """txaioetcd's tutorials call ``Client(reactor)``: it finds etcd as ``etcdwamp`` does."""
+    from etcdwamp import Database
+
+    monkeypatch.delenv("ETCDWAMP_ENDPOINTS", raising=False)
+    monkeypatch.setenv("ETCDCTL_ENDPOINTS", etcd.url.split("://", 1)[1])
+    client = Client(reactor)
+    try:
+        assert client.endpoints == (etcd.url,)
+        await client.put(prefix + b"k", b"v")
+        assert await Database(client).status() > 0
+        assert (await client.get(prefix + b"k")).kvs[0].value == b"v"
+    finally:
+        await client.close()
+    monkeypatch.setenv("ETCDWAMP_ENDPOINTS", "10.9.9.9:2379,http://10.9.9.8:2379")
+    assert Client(reactor).endpoints == ("http://10.9.9.9:2379", "http://10.9.9.8:2379")
+    monkeypatch.delenv("ETCDWAMP_ENDPOINTS")
+    monkeypatch.delenv("ETCDCTL_ENDPOINTS")
+    assert Client(reactor).endpoints == ("http://127.0.0.1:2379",)
+    with pytest.raises(ValueError, match="no etcd endpoint"):
+        Client(reactor, endpoints=[])
