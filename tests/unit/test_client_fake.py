@@ -192,7 +192,7 @@ def test_too_large_never_reaches_the_server() -> None:
 
 def test_configuration_errors() -> None:
     with pytest.raises(ValueError, match="no etcd endpoint"):
-        Client(Clock())
+        Client(Clock(), endpoints=[])  # Client(reactor) alone reads the environment now
     with pytest.raises(ValueError, match="http"):
         Client(Clock(), url="127.0.0.1:2379")
     with pytest.raises(ValueError, match="not both"):
