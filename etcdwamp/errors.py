@@ -8,7 +8,9 @@ code is expected to.
 
 A transaction whose compares fail is **not** an exception: it is a normal
 :class:`~etcdwamp.wire.TxnResult` with ``succeeded == False``, because the
-failure branch is part of what the caller asked etcd to do.
+failure branch is part of what the caller asked etcd to do. Only
+``Client.submit``, txaioetcd's name kept for code moving over, raises
+:class:`TxnFailed` then, as txaioetcd's ``Failed``.
 
 ::
 
@@ -22,6 +24,7 @@ failure branch is part of what the caller asked etcd to do.
      +-- ProtocolError                         the gateway sent something unparseable
      +-- WatchCompacted, WatchCanceled         a watch that cannot go on
      +-- LeaseExpired                          a kept-alive lease was lost
+     +-- TxnFailed                             compares did not hold (Client.submit only)
      +-- ServerError                           etcd answered with a gRPC status
           +-- InvalidArgument (also InvalidRequest)
           |    +-- RequestTooLarge, TooManyOps, DuplicateKey, EmptyKey,
@@ -65,6 +68,7 @@ __all__ = [
     "ServerError",
     "TooManyOps",
     "TransportError",
+    "TxnFailed",
     "Unauthenticated",
     "Unavailable",
     "Unimplemented",
@@ -129,6 +133,25 @@ class LeaseExpired(EtcdError):
     def __init__(self, lease_id: int, detail: str = "etcd no longer knows it") -> None:
         super().__init__(f"lease {lease_id} is lost: {detail}")
         self.lease_id = lease_id
+
+
+class TxnFailed(EtcdError):
+    """The compares of a transaction sent with ``Client.submit`` did not hold.
+
+    txaioetcd's ``Failed`` (``etcdwamp.Failed`` is this class). ``Client.txn``
+    returns such a result instead of raising.
+
+    :ivar result: the ``TxnResult`` (``succeeded`` is False)
+    :ivar header: its header
+    :ivar responses: the results of the transaction's ``failure`` ops
+    """
+
+    def __init__(self, result: Any) -> None:
+        super().__init__(f"transaction compares did not hold at revision "
+                         f"{result.header.revision}")
+        self.result = result
+        self.header = result.header
+        self.responses = result.responses
 
 
 class WatchCanceled(EtcdError):
