@@ -348,7 +348,15 @@ class Client:
         """
         return self._request(txn_request(transaction, max_ops=self.max_txn_ops))
 
-    submit = txn  # txaioetcd's name
+    @deferred
+    async def submit(self, transaction: Transaction) -> TxnResult:
+        """txaioetcd's name for :meth:`txn`, with txaioetcd's outcome: when the compares
+        do not hold it raises :class:`~etcdwamp.errors.TxnFailed` (``etcdwamp.Failed``,
+        carrying the result) instead of returning ``succeeded=False``."""
+        result = await self.txn(transaction)
+        if not result.succeeded:
+            raise errors.TxnFailed(result)
+        return result
 
     async def range_iter(
         self,
