@@ -2,7 +2,7 @@
 
 from . import pmap
 from .client import Client
-from .errors import LeaseExpired
+from .errors import LeaseExpired, TxnFailed
 from .pmap import Database
 from .wire import (
     CompCreated,
@@ -24,6 +24,8 @@ __version__ = "0.1.0.dev0"
 
 #: txaioetcd's name for a lost lease (raised by ``Lease.refresh`` and keep-alive).
 Expired = LeaseExpired
+#: txaioetcd's name for a transaction whose compares failed (raised by ``Client.submit``).
+Failed = TxnFailed
 
 __all__ = [
     "Client",
@@ -34,6 +36,7 @@ __all__ = [
     "CompVersion",
     "Database",
     "Expired",
+    "Failed",
     "KeySet",
     "KeyValue",
     "OpDel",

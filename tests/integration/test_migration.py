@@ -36,6 +36,7 @@ def test_the_names_txaioetcd_code_imports() -> None:
         CompVersion,
         Database,
         Expired,
+        Failed,
         KeySet,
         KeyValue,
         OpDel,
@@ -46,6 +47,7 @@ def test_the_names_txaioetcd_code_imports() -> None:
     from etcdwamp import _pmap as pmap
 
     assert Expired is errors.LeaseExpired
+    assert Failed is errors.TxnFailed
     assert issubclass(Expired, etcdwamp.errors.EtcdError)
     assert pmap.MapUuidCbor is etcdwamp.pmap.MapUuidCbor
     missing = [name for name in etcdwamp.pmap.MAP_TYPES if not hasattr(pmap, name)]
@@ -83,8 +85,10 @@ async def test_readme_client_snippets_in_inline_callbacks_style(etcd: EtcdCluste
 
 
 @ensure
-async def test_submit_of_a_transaction(etcd: EtcdCluster, prefix: bytes) -> None:
-    from etcdwamp import CompVersion, OpGet, OpSet, Transaction
+async def test_submit_raises_failed_as_txaioetcd_did(etcd: EtcdCluster, prefix: bytes) -> None:
+    """``submit``: success returns the result; compares that do not hold raise ``Failed``
+    with the failure ops' responses, so ``except Failed`` branches still run."""
+    from etcdwamp import CompVersion, Failed, OpGet, OpSet, Transaction
 
     client = Client(reactor, etcd.url)
     try:
@@ -94,6 +98,11 @@ async def test_submit_of_a_transaction(etcd: EtcdCluster, prefix: bytes) -> None
         result = await client.submit(txn)
         assert result.succeeded
         assert (await client.get(prefix + b"k")).kvs[0].value == b"first"
+        with pytest.raises(Failed) as caught:
+            await client.submit(txn)  # the key exists now: version != 0
+        assert caught.value.responses[0].kvs[0].value == b"first"
+        assert isinstance(caught.value, errors.EtcdError)
+        assert (await client.txn(txn)).succeeded is False  # txn() keeps returning
     finally:
         await client.close()
 
