@@ -80,12 +80,16 @@ class Request(Generic[T]):
 
 
 class SortOrder(enum.Enum):
+    """Order of a range's keys; ``NONE`` leaves etcd's key order."""
+
     NONE = "NONE"
     ASCEND = "ASCEND"
     DESCEND = "DESCEND"
 
 
 class SortTarget(enum.Enum):
+    """The field a range is sorted by (with a :class:`SortOrder` other than ``NONE``)."""
+
     KEY = "KEY"
     VERSION = "VERSION"
     CREATE = "CREATE"
@@ -126,6 +130,7 @@ def _key_fields(keyset: KeySet) -> dict[str, Any]:
 
 
 def keyset_size(keyset: KeySet) -> int:
+    """Estimated request size of a call naming ``keyset``: its key and range end plus framing."""
     key, range_end = keyset.resolve()
     return len(key) + len(range_end or b"") + _OVERHEAD
 
@@ -174,6 +179,11 @@ def range_body(
 
 
 def range_request(key_or_keyset: bytes | KeySet, **options: Any) -> Request[RangeResult]:
+    """A ``/kv/range`` call for a key or :class:`KeySet`; ``options`` as for :func:`range_body`.
+
+    Retried freely (a read is idempotent). Raises ``TypeError``/``ValueError`` for a bad key,
+    revision, limit or sort option, before anything is sent.
+    """
     keyset = as_keyset(key_or_keyset)
     return Request("/kv/range", range_body(keyset, **options), parse_range,
                    idempotent=True, size=keyset_size(keyset))
@@ -188,6 +198,13 @@ def put_body(
     ignore_value: bool = False,
     ignore_lease: bool = False,
 ) -> dict[str, Any]:
+    """The JSON of a PutRequest (also used inside transactions).
+
+    ``ignore_value`` keeps the stored value (then ``value`` must be ``b""``); ``ignore_lease``
+    keeps the stored lease (then ``lease`` must be 0). Raises ``TypeError`` for a non-bytes key
+    or value, a non-int lease or a non-bool flag; ``ValueError`` for the empty key or a value or
+    lease given with the matching ``ignore_*`` flag.
+    """
     key = require_bytes(key, "key")
     value = require_bytes(value, "value")
     if not key:
@@ -207,12 +224,17 @@ def put_body(
 
 
 def put_request(key: bytes, value: bytes, **options: Any) -> Request[PutResult]:
+    """A ``/kv/put`` call; ``options`` are those of :func:`put_body`.
+
+    Not idempotent: the client does not resend it when the outcome is unknown.
+    """
     body = put_body(key, value, **options)
     return Request("/kv/put", body, parse_put, idempotent=False,
                    size=len(key) + len(value) + _OVERHEAD)
 
 
 def delete_body(key_or_keyset: bytes | KeySet, *, prev_kv: bool = False) -> dict[str, Any]:
+    """The JSON of a DeleteRangeRequest (also used inside transactions)."""
     body = _key_fields(as_keyset(key_or_keyset))
     set_flags(body, prev_kv=prev_kv)
     return body
@@ -220,12 +242,18 @@ def delete_body(key_or_keyset: bytes | KeySet, *, prev_kv: bool = False) -> dict
 
 def delete_request(key_or_keyset: bytes | KeySet, *,
                    prev_kv: bool = False) -> Request[DeleteResult]:
+    """A ``/kv/deleterange`` call for a key or :class:`KeySet`; not resent on an unknown outcome."""
     keyset = as_keyset(key_or_keyset)
     return Request("/kv/deleterange", delete_body(keyset, prev_kv=prev_kv), parse_delete,
                    idempotent=False, size=keyset_size(keyset))
 
 
 def compact_request(revision: int, *, physical: bool = False) -> Request[CompactResult]:
+    """A ``/kv/compaction`` call discarding history before ``revision`` (>= 1).
+
+    ``physical=True`` waits until the space is freed. Raises ``TypeError``/``ValueError`` for a
+    revision that is not an int >= 1.
+    """
     revision = require_int(revision, "revision", minimum=1)
     body: dict[str, Any] = {"revision": int64(revision)}
     if physical:
@@ -235,10 +263,16 @@ def compact_request(revision: int, *, physical: bool = False) -> Request[Compact
 
 
 def status_request() -> Request[StatusResult]:
+    """A ``/maintenance/status`` call for the member that answers it."""
     return Request("/maintenance/status", {}, parse_status, idempotent=True)
 
 
 def lease_grant_request(ttl: int, lease_id: int = 0) -> Request[LeaseGrantResult]:
+    """A ``/lease/grant`` call for a lease of ``ttl`` seconds (>= 1).
+
+    ``lease_id`` 0 lets etcd choose the id; a positive one asks for that id.
+    Raises ``TypeError``/``ValueError`` for a ``ttl`` < 1 or a negative ``lease_id``.
+    """
     ttl = require_int(ttl, "ttl", minimum=1)
     body: dict[str, Any] = {"TTL": int64(ttl)}
     if require_int(lease_id, "lease_id", minimum=0):
@@ -247,11 +281,13 @@ def lease_grant_request(ttl: int, lease_id: int = 0) -> Request[LeaseGrantResult
 
 
 def lease_revoke_request(lease_id: int) -> Request[LeaseRevokeResult]:
+    """A ``/lease/revoke`` call for ``lease_id`` (>= 1); the keys attached to it are deleted."""
     body = {"ID": int64(require_int(lease_id, "lease_id", minimum=1))}
     return Request("/lease/revoke", body, parse_lease_revoke, idempotent=True)
 
 
 def lease_ttl_request(lease_id: int, *, keys: bool = False) -> Request[LeaseInfo]:
+    """A ``/lease/timetolive`` call for ``lease_id`` (>= 1); ``keys=True`` also lists its keys."""
     body: dict[str, Any] = {"ID": int64(require_int(lease_id, "lease_id", minimum=1))}
     if keys:
         body["keys"] = True
