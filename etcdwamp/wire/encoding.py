@@ -71,6 +71,7 @@ def set_flags(body: dict[str, Any], **flags: object) -> None:
 
 
 def b64(data: bytes) -> str:
+    """``data`` as the base64 text the gateway expects for bytes fields."""
     return base64.b64encode(data).decode("ascii")
 
 
@@ -116,6 +117,7 @@ def get_int(obj: Mapping[str, Any], name: str) -> int:
 
 
 def get_bool(obj: Mapping[str, Any], name: str) -> bool:
+    """A boolean field; omitted means false. Raises :class:`ProtocolError` for a non-boolean."""
     raw = _field(obj, name)
     if raw is None:
         return False
