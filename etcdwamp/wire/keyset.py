@@ -56,10 +56,12 @@ class KeySet:
 
     @classmethod
     def all(cls) -> KeySet:
+        """Every key in the store."""
         return cls(b"", prefix=True)
 
     @property
     def is_single(self) -> bool:
+        """Whether this names exactly one key (no range end, not a prefix)."""
         return self.range_end is None and not self.prefix
 
     def resolve(self) -> tuple[bytes, bytes | None]:
@@ -71,6 +73,7 @@ class KeySet:
         return self.key, self.range_end
 
     def contains(self, key: bytes) -> bool:
+        """Whether ``key`` falls in this set."""
         start, end = self.resolve()
         if end is None:
             return key == start
@@ -80,6 +83,10 @@ class KeySet:
 
 
 def as_keyset(key_or_keyset: bytes | KeySet) -> KeySet:
+    """``key_or_keyset`` as a :class:`KeySet`: bytes become a single key.
+
+    Raises ``TypeError`` for anything else, ``ValueError`` for the empty key.
+    """
     if isinstance(key_or_keyset, KeySet):
         return key_or_keyset
     return KeySet(require_bytes(key_or_keyset, "key"))
