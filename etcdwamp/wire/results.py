@@ -44,6 +44,8 @@ _a2b = binascii.a2b_base64
 
 @dataclass(frozen=True, slots=True)
 class Header:
+    """Which cluster and member answered, at which store revision and Raft term."""
+
     cluster_id: int
     member_id: int
     revision: int
@@ -143,6 +145,10 @@ def _parsed_kv(obj: dict[str, Any], key: bytes, value: bytes) -> KeyValue:
 
 @dataclass(frozen=True, slots=True)
 class RangeResult:
+    """A range's answer: ``kvs`` as served (at most ``limit``), ``more`` if the limit cut it
+    short, ``count`` the number of keys in the whole range.
+    """
+
     header: Header
     kvs: tuple[KeyValue, ...]
     more: bool
@@ -155,11 +161,14 @@ class RangeResult:
 
     @property
     def first(self) -> KeyValue | None:
+        """The first key-value served, or None if the range is empty."""
         return self.kvs[0] if self.kvs else None
 
 
 @dataclass(frozen=True, slots=True)
 class PutResult:
+    """A put's answer; ``prev_kv`` is the key's previous state if asked for (``prev_kv=True``)."""
+
     header: Header
     prev_kv: KeyValue | None
 
@@ -171,12 +180,15 @@ class PutResult:
 
 @dataclass(frozen=True, slots=True)
 class DeleteResult:
+    """A delete's answer: how many keys were ``deleted``, and their previous states if asked for."""
+
     header: Header
     deleted: int
     prev_kvs: tuple[KeyValue, ...]
 
     @property
     def revision(self) -> int:
+        """The store revision after the delete."""
         return self.header.revision
 
 
@@ -190,6 +202,7 @@ class TxnResult:
 
     @property
     def revision(self) -> int:
+        """The store revision after the transaction."""
         return self.header.revision
 
 
@@ -198,11 +211,15 @@ OpResult = RangeResult | PutResult | DeleteResult | TxnResult
 
 @dataclass(frozen=True, slots=True)
 class CompactResult:
+    """A compaction's answer: only the header."""
+
     header: Header
 
 
 @dataclass(frozen=True, slots=True)
 class StatusResult:
+    """A member's status: its etcd version, database sizes, Raft position and leader, errors."""
+
     header: Header
     version: str
     db_size: int
@@ -216,11 +233,14 @@ class StatusResult:
 
     @property
     def revision(self) -> int:
+        """The store revision at the answering member."""
         return self.header.revision
 
 
 @dataclass(frozen=True, slots=True)
 class LeaseGrantResult:
+    """A granted lease: its ``id`` and the ``ttl`` in seconds etcd chose."""
+
     header: Header
     id: int
     ttl: int
@@ -228,6 +248,8 @@ class LeaseGrantResult:
 
 @dataclass(frozen=True, slots=True)
 class LeaseRevokeResult:
+    """A revocation's answer: only the header."""
+
     header: Header
 
 
@@ -259,6 +281,7 @@ def _list(value: Any, what: str) -> list[Any]:
 
 
 def parse_header(obj: JSON) -> Header:
+    """The header of an answer; missing fields are 0. Raises :class:`ProtocolError` for bad ones."""
     h = obj.get("header")
     if type(h) is dict:  # the shape json.loads produces: the fast path
         try:
@@ -276,6 +299,7 @@ def parse_header(obj: JSON) -> Header:
 
 
 def parse_key_value(obj: JSON) -> KeyValue:
+    """One key-value of an answer. Raises :class:`ProtocolError` for a malformed one."""
     if type(obj) is dict:
         # Fast path for well-formed answers (ranges of many keys spend most of
         # their time here); a failure falls through to the checked path
@@ -325,6 +349,7 @@ def _kvs(obj: JSON, name: str) -> tuple[KeyValue, ...]:
 
 
 def parse_range(obj: JSON) -> RangeResult:
+    """A RangeResponse. Raises :class:`ProtocolError` for a malformed one."""
     return RangeResult(
         header=parse_header(obj),
         kvs=_kvs(obj, "kvs"),
@@ -334,6 +359,7 @@ def parse_range(obj: JSON) -> RangeResult:
 
 
 def parse_put(obj: JSON) -> PutResult:
+    """A PutResponse. Raises :class:`ProtocolError` for a malformed one."""
     prev = obj.get("prev_kv")
     return PutResult(
         header=parse_header(obj),
@@ -342,6 +368,7 @@ def parse_put(obj: JSON) -> PutResult:
 
 
 def parse_delete(obj: JSON) -> DeleteResult:
+    """A DeleteRangeResponse. Raises :class:`ProtocolError` for a malformed one."""
     return DeleteResult(
         header=parse_header(obj),
         deleted=get_int(obj, "deleted"),
@@ -379,6 +406,10 @@ def _header_json(h: Header) -> dict[str, str]:
 
 
 def parse_txn(obj: JSON) -> TxnResult:
+    """A TxnResponse, each inner response carrying the transaction's header.
+
+    Raises :class:`ProtocolError` for a malformed answer or an unknown response op.
+    """
     header = parse_header(obj)
     return TxnResult(
         header=header,
@@ -390,6 +421,7 @@ def parse_txn(obj: JSON) -> TxnResult:
 
 
 def parse_compact(obj: JSON) -> CompactResult:
+    """A CompactionResponse. Raises :class:`ProtocolError` for a malformed header."""
     return CompactResult(header=parse_header(obj))
 
 
@@ -403,6 +435,10 @@ def _str(obj: JSON, name: str) -> str:
 
 
 def parse_status(obj: JSON) -> StatusResult:
+    """A StatusResponse, accepting camelCase and snake_case field names.
+
+    Raises :class:`ProtocolError` for a malformed answer.
+    """
     errors = _list(obj.get("errors"), "errors")
     return StatusResult(
         header=parse_header(obj),
