@@ -16,11 +16,14 @@ __all__ = ["LeaseListResult", "lease_leases_request", "parse_lease_leases"]
 
 @dataclass(frozen=True, slots=True)
 class LeaseListResult:
+    """The ids of every lease the cluster holds."""
+
     header: Header
     ids: tuple[int, ...]
 
 
 def parse_lease_leases(obj: Mapping[str, Any]) -> LeaseListResult:
+    """A LeaseLeasesResponse. Raises :class:`ProtocolError` for a malformed one."""
     raw = obj.get("leases") or []
     if not isinstance(raw, list) or not all(isinstance(x, Mapping) for x in raw):
         raise ProtocolError(f"leases should be a list of objects, got {raw!r}"[:300])
@@ -28,4 +31,5 @@ def parse_lease_leases(obj: Mapping[str, Any]) -> LeaseListResult:
 
 
 def lease_leases_request() -> Request[LeaseListResult]:
+    """A ``/lease/leases`` call listing every lease of the cluster."""
     return Request("/lease/leases", {}, parse_lease_leases, idempotent=True)
