@@ -46,6 +46,8 @@ DEFAULT_MAX_TXN_OPS = 128
 
 
 class CompareResult(enum.Enum):
+    """The operator of a :class:`Compare`; given as a member, its symbol (``"=="``) or its name."""
+
     EQUAL = "=="
     NOT_EQUAL = "!="
     GREATER = ">"
@@ -81,6 +83,7 @@ class Compare:
         return require_int(operand, f"{type(self).__name__} operand", minimum=0)
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON of this compare in a TxnRequest."""
         key, range_end = self.keyset.resolve()
         body: dict[str, Any] = {
             "result": self.result.name,
@@ -96,6 +99,7 @@ class Compare:
         return body
 
     def size(self) -> int:
+        """Estimated bytes this compare adds to the request."""
         extra = len(self.operand) if isinstance(self.operand, bytes) else 8
         return keyset_size(self.keyset) + extra
 
@@ -152,9 +156,11 @@ class OpGet:
         object.__setattr__(self, "options", tuple(sorted(options.items())))
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON of this op in a TxnRequest."""
         return {"request_range": range_body(self.keyset, **dict(self.options))}
 
     def size(self) -> int:
+        """Estimated bytes this op adds to the request."""
         return keyset_size(self.keyset)
 
 
@@ -173,9 +179,11 @@ class OpSet:
         object.__setattr__(self, "options", tuple(sorted(options.items())))
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON of this op in a TxnRequest."""
         return {"request_put": put_body(self.key, self.value, **dict(self.options))}
 
     def size(self) -> int:
+        """Estimated bytes this op adds to the request."""
         return len(self.key) + len(self.value) + _OVERHEAD
 
 
@@ -193,9 +201,11 @@ class OpDel:
         object.__setattr__(self, "prev_kv", prev_kv)
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON of this op in a TxnRequest."""
         return {"request_delete_range": delete_body(self.keyset, prev_kv=self.prev_kv)}
 
     def size(self) -> int:
+        """Estimated bytes this op adds to the request."""
         return keyset_size(self.keyset)
 
 
@@ -229,6 +239,7 @@ class Transaction:
         object.__setattr__(self, "failure", fail)
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON of this transaction as a TxnRequest (nested ones as ``request_txn`` ops)."""
         body: dict[str, Any] = {}
         if self.compare:
             body["compare"] = [c.to_json() for c in self.compare]
@@ -239,6 +250,7 @@ class Transaction:
         return body
 
     def size(self) -> int:
+        """Estimated bytes of the request, nested transactions included."""
         return (sum(c.size() for c in self.compare)
                 + sum(op.size() for op in self.success + self.failure) + _OVERHEAD)
 
@@ -315,6 +327,14 @@ def _check_branch(branch: Sequence[Op]) -> None:
 
 
 def txn_request(txn: Transaction, *, max_ops: int = DEFAULT_MAX_TXN_OPS) -> Request[TxnResult]:
+    """A ``/kv/txn`` call for ``txn``, checked against etcd's limits before it is sent.
+
+    Resent on an unknown outcome only if no branch writes.
+
+    :raises TypeError: ``txn`` is not a :class:`Transaction`
+    :raises TooManyOps: more ops in one part than ``max_ops`` (etcd's ``--max-txn-ops``)
+    :raises DuplicateKey: a branch writes one key twice
+    """
     if not isinstance(txn, Transaction):
         raise TypeError(f"expected a Transaction, not {type(txn).__name__}")
     txn.validate(max_ops)
