@@ -42,6 +42,8 @@ MAX_FRAME_BYTES = 256 * 1024 * 1024
 
 
 class EventType(enum.Enum):
+    """Whether a watch event is a put or a delete."""
+
     PUT = "PUT"
     DELETE = "DELETE"
 
@@ -55,6 +57,10 @@ class WatchFilter(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class WatchEvent:
+    """One change of a key: ``kv`` after it (for a delete: the key and the delete's revision),
+    ``prev_kv`` before it when the watch asked for ``prev_kv``.
+    """
+
     type: EventType
     kv: KeyValue
     prev_kv: KeyValue | None
@@ -94,6 +100,13 @@ def watch_create_body(
     watch_id: int = 0,
     fragment: bool = False,
 ) -> dict[str, Any]:
+    """The JSON of a WatchCreateRequest for a key or :class:`KeySet`.
+
+    ``start_revision`` 0 watches from now; ``filters`` name event kinds etcd should not send;
+    ``progress_notify`` asks for periodic empty responses carrying the current revision;
+    ``watch_id`` 0 lets etcd number the watch. Raises ``TypeError``/``ValueError`` for a bad
+    key, revision, id, filter or flag.
+    """
     keyset = as_keyset(key_or_keyset)
     key, range_end = keyset.resolve()
     req: dict[str, Any] = {"key": b64(key)}
@@ -120,6 +133,7 @@ def watch_create_body(
 
 
 def watch_cancel_body(watch_id: int) -> dict[str, Any]:
+    """The JSON of a WatchCancelRequest for ``watch_id`` (>= 0)."""
     return {"cancel_request": {"watch_id": int64(require_int(watch_id, "watch_id", minimum=0))}}
 
 
@@ -175,6 +189,11 @@ class JsonLinesDecoder:
         return len(self._buffer)
 
     def feed(self, chunk: bytes) -> list[Any]:
+        """Append ``chunk``; return the values of the frames it completed, in order.
+
+        A frame that is not JSON, or an unfinished one beyond ``max_frame_bytes`` (then dropped),
+        is returned as a :class:`ProtocolError` instead of raised.
+        """
         self._buffer += chunk
         out: list[Any] = []
         start = 0
@@ -214,9 +233,11 @@ class WatchDecoder(JsonLinesDecoder):
     """
 
     def feed(self, chunk: bytes) -> list[WatchResponse | e.EtcdError]:
+        """Append ``chunk``; return the responses (or errors) of the frames it completed."""
         return [self._response(obj) for obj in super().feed(chunk)]
 
     def close(self) -> list[WatchResponse | e.EtcdError]:
+        """The stream ended: a last frame without its newline still counts."""
         return [self._response(obj) for obj in super().close()]
 
     @staticmethod
