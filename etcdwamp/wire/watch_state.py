@@ -56,6 +56,8 @@ ALL_CREATED = AllCreated()
 
 @dataclass(slots=True)
 class WatchTarget:
+    """One watched key set and the revision it resumes from; ``created`` once etcd confirmed it."""
+
     keyset: KeySet
     next_revision: int  # 0: "from now" (not yet created)
     created: bool = False
@@ -77,6 +79,7 @@ class WatchState:
 
     @property
     def keysets(self) -> tuple[KeySet, ...]:
+        """The watched key sets, in watch-id order."""
         return tuple(t.keyset for t in self.targets)
 
     def resume_revision(self, keyset: KeySet) -> int:
