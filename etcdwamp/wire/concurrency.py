@@ -55,6 +55,7 @@ class LeaderKey:
     lease: int
 
     def to_json(self) -> dict[str, str]:
+        """The JSON of this leadership as the gateway's ``leader`` field."""
         return {"name": b64(self.name), "key": b64(self.key), "rev": int64(self.rev),
                 "lease": int64(self.lease)}
 
@@ -76,6 +77,9 @@ def _parse_keepalive(obj: Mapping[str, Any]) -> LeaseKeepAliveResult:
 
 
 def lease_keepalive_request(lease_id: int) -> Request[LeaseKeepAliveResult]:
+    """A ``/lease/keepalive`` call renewing ``lease_id`` (>= 1) once; a ``ttl`` of 0 in the answer
+    means the lease is gone.
+    """
     body = {"ID": int64(require_int(lease_id, "lease_id", minimum=1))}
     return Request("/lease/keepalive", body, _parse_keepalive, idempotent=True)
 
@@ -92,6 +96,12 @@ def _name(name: bytes) -> str:
 
 
 def lock_request(name: bytes, lease_id: int) -> Request[LockResult]:
+    """A ``/lock/lock`` call that waits until the lock ``name`` is held under ``lease_id``.
+
+    The lock is released by :func:`unlock_request` or when the lease ends. Not resent on an
+    unknown outcome (a second attempt would queue a second waiter). Raises
+    ``TypeError``/``ValueError`` for an empty or non-bytes name or a ``lease_id`` < 1.
+    """
     body = {"name": _name(name), "lease": int64(require_int(lease_id, "lease_id", minimum=1))}
     # Not idempotent: a second attempt would queue a second waiter.
     return Request("/lock/lock", body, _parse_lock, idempotent=False,
@@ -99,6 +109,7 @@ def lock_request(name: bytes, lease_id: int) -> Request[LockResult]:
 
 
 def unlock_request(key: bytes) -> Request[Header]:
+    """A ``/lock/unlock`` call releasing the lock whose holder key is ``key``."""
     body = {"key": b64(require_bytes(key, "key"))}
     return Request("/lock/unlock", body, parse_header, idempotent=True)
 
@@ -115,6 +126,11 @@ def _parse_campaign(obj: Mapping[str, Any]) -> LeaderKey:
 
 
 def campaign_request(name: bytes, lease_id: int, value: bytes) -> Request[LeaderKey]:
+    """A ``/election/campaign`` call that waits until this candidate leads election ``name``.
+
+    ``value`` is announced as the leader's value; the leadership lasts as long as ``lease_id``.
+    Not resent on an unknown outcome. Raises ``TypeError``/``ValueError`` for bad arguments.
+    """
     body = {"name": _name(name), "lease": int64(require_int(lease_id, "lease_id", minimum=1)),
             "value": b64(require_bytes(value, "value"))}
     return Request("/election/campaign", body, _parse_campaign, idempotent=False,
@@ -122,6 +138,7 @@ def campaign_request(name: bytes, lease_id: int, value: bytes) -> Request[Leader
 
 
 def proclaim_request(leader: LeaderKey, value: bytes) -> Request[Header]:
+    """A ``/election/proclaim`` call setting the value the current ``leader`` announces."""
     body = {"leader": leader.to_json(), "value": b64(require_bytes(value, "value"))}
     return Request("/election/proclaim", body, parse_header, idempotent=True,
                    size=len(value) + 64)
@@ -135,15 +152,18 @@ def _parse_leader(obj: Mapping[str, Any]) -> KeyValue:
 
 
 def leader_request(name: bytes) -> Request[KeyValue]:
+    """A ``/election/leader`` call for the key-value of election ``name``'s current leader."""
     return Request("/election/leader", {"name": _name(name)}, _parse_leader, idempotent=True)
 
 
 def resign_request(leader: LeaderKey) -> Request[Header]:
+    """A ``/election/resign`` call giving up ``leader``'s leadership."""
     return Request("/election/resign", {"leader": leader.to_json()}, parse_header,
                    idempotent=True)
 
 
 def observe_body(name: bytes) -> dict[str, str]:
+    """The JSON of an ``/election/observe`` stream for election ``name``."""
     return {"name": _name(name)}
 
 
