@@ -192,6 +192,8 @@ class ServerError(EtcdError):
 
 
 class InvalidArgument(ServerError, InvalidRequest):
+    """etcd refused the request as malformed (gRPC INVALID_ARGUMENT)."""
+
     grpc_code = 3
 
 
@@ -216,10 +218,14 @@ class AuthenticationFailed(InvalidArgument):
 
 
 class DeadlineExceeded(ServerError):
+    """The request's deadline passed before etcd finished it (gRPC DEADLINE_EXCEEDED)."""
+
     grpc_code = 4
 
 
 class NotFound(ServerError):
+    """What the request names does not exist, e.g. a lease, user or role (gRPC NOT_FOUND)."""
+
     grpc_code = 5
 
 
@@ -228,18 +234,26 @@ class LeaseNotFound(NotFound):
 
 
 class PermissionDenied(ServerError):
+    """The authenticated user lacks the permission, e.g. for a key (gRPC PERMISSION_DENIED)."""
+
     grpc_code = 7
 
 
 class ResourceExhausted(ServerError):
+    """etcd is out of a resource, e.g. its storage quota (gRPC RESOURCE_EXHAUSTED)."""
+
     grpc_code = 8
 
 
 class FailedPrecondition(ServerError):
+    """The request cannot run in the cluster's current state (gRPC FAILED_PRECONDITION)."""
+
     grpc_code = 9
 
 
 class OutOfRange(ServerError):
+    """A revision outside what the store holds: compacted or in the future (gRPC OUT_OF_RANGE)."""
+
     grpc_code = 11
 
 
@@ -252,16 +266,24 @@ class FutureRevision(OutOfRange):
 
 
 class Unimplemented(ServerError):
+    """This etcd does not offer the called service or method (gRPC UNIMPLEMENTED)."""
+
     grpc_code = 12
 
 
 class Internal(ServerError):
+    """etcd failed internally (gRPC INTERNAL)."""
+
     grpc_code = 13
 
 
 class Unavailable(ServerError):
+    """The member cannot serve now, e.g. it has no leader or timed out (gRPC UNAVAILABLE)."""
+
     grpc_code = 14
 
 
 class Unauthenticated(ServerError):
+    """No valid auth token: missing, expired or revoked (gRPC UNAUTHENTICATED)."""
+
     grpc_code = 16
