@@ -65,6 +65,7 @@ class Lease:
 
     @property
     def is_lost(self) -> bool:
+        """Whether the keep-alive found the lease gone or saw its TTL run out unrenewed."""
         return self._lost_reason is not None
 
     @property
