@@ -94,6 +94,7 @@ class Lock:
 
     @property
     def held(self) -> bool:
+        """Whether the lock is ours: acquired, not released, and its lease not lost."""
         return self.key is not None and self.lease is not None and not self.lease.is_lost
 
     @deferred
@@ -159,6 +160,7 @@ class Election:
 
     @property
     def is_leader(self) -> bool:
+        """Whether this contender leads: campaign won, not resigned, and its lease not lost."""
         return (self.leader_key is not None and self.lease is not None
                 and not self.lease.is_lost)
 
