@@ -170,6 +170,7 @@ class Watch:
 
     @property
     def keysets(self) -> tuple[KeySet, ...]:
+        """The key sets this watch follows, in the order they were added."""
         return self._state.keysets
 
     def resume_revision(self, keyset: bytes | KeySet) -> int:
