@@ -34,6 +34,11 @@ class WorkerControl(ApplicationSession):
     """Starts workers of the node config again through the node management API."""
 
     async def onJoin(self, details: Any) -> None:
+        """Register ``<prefix>.workers`` and ``<prefix>.start_worker``; needs ``extra.cbdir``.
+
+        Leaves with ``wamp.close.configuration_error`` when the worker does not expose the
+        node controller.
+        """
         extra = self.config.extra or {}
         prefix = extra.get("prefix", "etcdwamp.control")
         if self.config.controller is None:
@@ -46,10 +51,16 @@ class WorkerControl(ApplicationSession):
         await self.register(self.start_worker, f"{prefix}.start_worker")
 
     async def workers(self) -> list[str]:
+        """The ids of the node's running workers."""
         running: list[str] = await self.config.controller.call("crossbar.get_workers")
         return running
 
     async def start_worker(self, worker_id: str) -> dict[str, Any]:
+        """Start container worker ``worker_id`` again, with its options and components from the
+        node config; returns ``{"id": worker_id, "pid": ...}``.
+
+        :raises ValueError: the node config has no container worker of that id
+        """
         with open(os.path.join(self._cbdir, "config.json"), encoding="utf-8") as f:
             config = json.load(f)
         worker = next((w for w in config.get("workers", []) if w.get("id") == worker_id), None)
