@@ -86,9 +86,11 @@ class BodyReader(_Protocol):
         self.done: Deferred[bytes] = Deferred(self._abort)
 
     def dataReceived(self, data: bytes) -> None:
+        """Keep a chunk of the body."""
         self._chunks.append(data)
 
     def connectionLost(self, reason: Failure | None = None) -> None:
+        """Fire ``done`` with the body if it ended cleanly, else fail it with ``reason``."""
         if self.done.called:
             return
         if reason is None or isinstance(reason.value, (ResponseDone, PotentialDataLoss)):
@@ -118,9 +120,11 @@ class StreamProtocol(_Protocol):
         self.ended: Deferred[None] = Deferred()
 
     def dataReceived(self, data: bytes) -> None:
+        """Feed a chunk to the decoder and pass the frames it completed to ``on_frames``."""
         self.on_frames(self.decoder.feed(data))
 
     def connectionLost(self, reason: Failure | None = None) -> None:
+        """Pass on a last unterminated frame, then fire ``ended`` (whatever ended the stream)."""
         tail = self.decoder.close()
         if tail:
             self.on_frames(tail)
@@ -128,6 +132,7 @@ class StreamProtocol(_Protocol):
             self.ended.callback(None)
 
     def abort(self) -> None:
+        """Drop the connection; ``connectionLost`` follows."""
         if self.transport is not None:
             self.transport.stopProducing()
 
@@ -146,7 +151,9 @@ class HTTPClientLike(Protocol):
     """The part of ``treq.client.HTTPClient`` the client uses. Cancelling a
     Deferred that ``post`` returned must abort that request, as treq's does."""
 
-    def post(self, url: str, data: bytes, headers: Any, **kwargs: Any) -> Deferred[Any]: ...
+    def post(self, url: str, data: bytes, headers: Any, **kwargs: Any) -> Deferred[Any]:
+        """POST ``data`` to ``url``; fires with the response once its headers arrived."""
+        ...
 
 
 class HTTP(Protocol):
@@ -154,9 +161,16 @@ class HTTP(Protocol):
     response once its headers arrived (an ``IResponse``); cancelling it aborts."""
 
     def post(self, endpoint: str, path: str, body: bytes, token: str | None, *,
-             stream: bool = False) -> Deferred[Any]: ...
+             stream: bool = False) -> Deferred[Any]:
+        """POST ``body`` to ``endpoint + path`` with ``token`` as Authorization (None: no header).
 
-    def close(self) -> Deferred[None]: ...
+        ``stream=True``: the caller reads the body as it arrives.
+        """
+        ...
+
+    def close(self) -> Deferred[None]:
+        """Close pooled connections; fires when they are closed."""
+        ...
 
 
 @implementer(IBodyProducer)
@@ -169,16 +183,20 @@ class BytesBody:
         self.length = len(data)
 
     def startProducing(self, consumer: Any) -> Deferred[None]:
+        """Write the whole body to ``consumer`` at once."""
         consumer.write(self._data)
         return defer.succeed(None)
 
     def pauseProducing(self) -> None:
+        """Nothing to pause: the body was written in one call."""
         pass
 
     def resumeProducing(self) -> None:
+        """Nothing to resume: the body was written in one call."""
         pass
 
     def stopProducing(self) -> None:
+        """Nothing to stop: the body was written in one call."""
         pass
 
 
@@ -246,6 +264,7 @@ class AgentHTTP:
 
     def post(self, endpoint: str, path: str, body: bytes, token: str | None, *,
              stream: bool = False) -> Deferred[Any]:
+        """:meth:`HTTP.post` over the pooled Agent; cancelling the Deferred aborts the request."""
         route = self._routes.get(endpoint) or self._route(endpoint)
         target = route.uris.get(path)
         if target is None:
@@ -258,6 +277,7 @@ class AgentHTTP:
         return d
 
     def close(self) -> Deferred[None]:
+        """Close the pool's cached connections."""
         d: Deferred[None] = self._pool.closeCachedConnections()  # type: ignore[no-untyped-call]
         return d
 
@@ -270,6 +290,7 @@ class TreqHTTP:
 
     def post(self, endpoint: str, path: str, body: bytes, token: str | None, *,
              stream: bool = False) -> Deferred[Any]:
+        """:meth:`HTTP.post` through the injected client (``unbuffered=True`` for a stream)."""
         headers: dict[bytes, list[bytes]] = {b"Content-Type": [_CONTENT_TYPE]}
         if token is not None:
             headers[b"Authorization"] = [token.encode("ascii")]
@@ -279,6 +300,7 @@ class TreqHTTP:
         return self._client.post(endpoint + path, data=body, headers=headers)
 
     def close(self) -> Deferred[None]:
+        """Nothing to close: the injected client owns its connections."""
         return defer.succeed(None)
 
 
@@ -335,6 +357,7 @@ class Transport:
         return now + (self.timeout if timeout is None else timeout)
 
     def left(self, deadline: float) -> float:
+        """Seconds from now until ``deadline``, never negative."""
         now: float = self.clock.seconds()
         return max(0.0, deadline - now)
 
