@@ -60,9 +60,14 @@ class KeyCodec(Generic[K]):
     name = "key"
 
     def encode(self, key: K) -> bytes:
+        """The bytes of ``key``.
+
+        Raises ``TypeError``/``ValueError`` for a key this codec cannot hold.
+        """
         raise NotImplementedError
 
     def decode(self, data: bytes) -> K:
+        """The key stored as ``data``; raises ``ValueError`` for bytes this codec did not write."""
         raise NotImplementedError
 
 
@@ -72,9 +77,17 @@ class ValueCodec(Generic[V]):
     name = "value"
 
     def encode(self, value: V) -> bytes:
+        """The bytes of ``value``.
+
+        Raises ``TypeError``/``ValueError`` for a value this codec cannot hold.
+        """
         raise NotImplementedError
 
     def decode(self, data: bytes) -> V:
+        """The value stored as ``data``.
+
+        Raises ``ValueError`` for bytes this codec did not write.
+        """
         raise NotImplementedError
 
 
@@ -115,22 +128,36 @@ def _check_uuid(value: object, what: str) -> uuid.UUID:
 
 
 class StringKey(KeyCodec[str]):
+    """``str`` keys as UTF-8 (byte order is code point order)."""
+
     name = "String"
 
     def encode(self, key: str) -> bytes:
+        """``key`` as UTF-8; ``TypeError`` for a non-str, ``ValueError`` for a lone surrogate."""
         return _check_str(key, "key").encode("utf-8")
 
     def decode(self, data: bytes) -> str:
+        """The UTF-8 text of ``data``.
+
+        ``UnicodeDecodeError`` (a ``ValueError``) for invalid UTF-8.
+        """
         return data.decode("utf-8")
 
 
 class BinaryKey(KeyCodec[bytes]):
+    """``bytes`` keys stored as they are."""
+
     name = "Binary"
 
     def encode(self, key: bytes) -> bytes:
+        """``key`` itself (bytearray/memoryview copied to bytes).
+
+        ``TypeError`` for anything else.
+        """
         return _check_bytes(key, "key")
 
     def decode(self, data: bytes) -> bytes:
+        """``data`` itself."""
         return data
 
 
@@ -140,21 +167,30 @@ class OidKey(KeyCodec[int]):
     name = "Oid"
 
     def encode(self, key: int) -> bytes:
+        """``key`` as 8 bytes big-endian.
+
+        ``TypeError`` for a non-int, ``ValueError`` outside 0..2**64-1.
+        """
         return _check_oid(key, "key").to_bytes(8, "big")
 
     def decode(self, data: bytes) -> int:
+        """The OID of 8 big-endian bytes; ``ValueError`` for another length."""
         if len(data) != 8:
             raise ValueError(f"an OID key has 8 bytes, got {len(data)}")
         return int.from_bytes(data, "big")
 
 
 class UuidKey(KeyCodec[uuid.UUID]):
+    """``uuid.UUID`` keys as their 16 bytes."""
+
     name = "Uuid"
 
     def encode(self, key: uuid.UUID) -> bytes:
+        """The 16 bytes of ``key``; ``TypeError`` for anything but a ``uuid.UUID``."""
         return _check_uuid(key, "key").bytes
 
     def decode(self, data: bytes) -> uuid.UUID:
+        """The UUID of 16 bytes; ``ValueError`` for another length."""
         return uuid.UUID(bytes=data)
 
 
@@ -164,6 +200,10 @@ class SlotKey(KeyCodec[int]):
     name = "Slot"
 
     def encode(self, key: int) -> bytes:
+        """``key`` as 2 bytes big-endian.
+
+        ``TypeError`` for a non-int, ``ValueError`` outside 0..65535.
+        """
         if isinstance(key, bool) or not isinstance(key, int):
             raise _type_error("key", "an int (slot)", key)
         if not 0 <= key <= 0xFFFF:
@@ -171,6 +211,7 @@ class SlotKey(KeyCodec[int]):
         return key.to_bytes(2, "big")
 
     def decode(self, data: bytes) -> int:
+        """The slot of 2 big-endian bytes; ``ValueError`` for another length."""
         if len(data) != 2:
             raise ValueError(f"a slot has 2 bytes, got {len(data)}")
         return int.from_bytes(data, "big")
@@ -182,26 +223,37 @@ class _FixedBytes(KeyCodec[bytes], ValueCodec[bytes]):
     size = 0
 
     def encode(self, key: bytes) -> bytes:
+        """``key`` itself.
+
+        ``TypeError`` for non-bytes, ``ValueError`` if not exactly ``size`` bytes.
+        """
         data = _check_bytes(key, "key")
         if len(data) != self.size:
             raise ValueError(f"{self.name} needs exactly {self.size} bytes, got {len(data)}")
         return data
 
     def decode(self, data: bytes) -> bytes:
+        """``data`` itself; ``ValueError`` if not exactly ``size`` bytes."""
         if len(data) != self.size:
             raise ValueError(f"{self.name} has {self.size} bytes, got {len(data)}")
         return bytes(data)
 
 
 class Bytes32Key(_FixedBytes):
+    """Exactly 32 bytes (e.g. a SHA-256 hash or an Ed25519 public key), as key or value."""
+
     name, size = "Bytes32", 32
 
 
 class Bytes20Key(_FixedBytes):
+    """Exactly 20 bytes (e.g. an Ethereum address or a SHA-1 hash), as key or value."""
+
     name, size = "Bytes20", 20
 
 
 class Bytes16Key(_FixedBytes):
+    """Exactly 16 bytes, as key or value."""
+
     name, size = "Bytes16", 16
 
 
@@ -217,6 +269,10 @@ class TimestampKey(KeyCodec[int], ValueCodec[int]):
     name = "Timestamp"
 
     def encode(self, key: int) -> bytes:
+        """``key`` as 8 bytes signed big-endian.
+
+        ``TypeError`` for a non-int, ``ValueError`` beyond 64 bits.
+        """
         if isinstance(key, bool) or not isinstance(key, int):
             raise _type_error("timestamp", "an int (nanoseconds since the epoch)", key)
         if not -(2**63) <= key < 2**63:
@@ -224,6 +280,7 @@ class TimestampKey(KeyCodec[int], ValueCodec[int]):
         return key.to_bytes(8, "big", signed=True)
 
     def decode(self, data: bytes) -> int:
+        """The nanoseconds of 8 signed big-endian bytes; ``ValueError`` for another length."""
         if len(data) != 8:
             raise ValueError(f"a timestamp has 8 bytes, got {len(data)}")
         return int.from_bytes(data, "big", signed=True)
@@ -252,6 +309,11 @@ class CompositeKey(KeyCodec[tuple[Any, ...]]):
         self.name = "".join(p.name for p in parts)
 
     def encode(self, key: tuple[Any, ...]) -> bytes:
+        """Each part's encoding, concatenated.
+
+        :raises TypeError: ``key`` is not a tuple, or a part has the wrong type
+        :raises ValueError: ``key`` has the wrong number of parts, or a part is out of range
+        """
         if not isinstance(key, tuple):
             raise _type_error("key", f"a tuple of {len(self.parts)}", key)
         if len(key) != len(self.parts):
@@ -268,6 +330,11 @@ class CompositeKey(KeyCodec[tuple[Any, ...]]):
         return b"".join(p.encode(k) for p, k in zip(self.parts, key, strict=False))
 
     def decode(self, data: bytes) -> tuple[Any, ...]:
+        """The tuple stored as ``data``, split by the fixed sizes of its parts.
+
+        :raises ValueError: ``data`` is shorter than the fixed parts (or, with only fixed
+            parts, not exactly their size)
+        """
         fixed = sum(s for s in self.sizes if s is not None)
         if None not in self.sizes and len(data) != fixed:
             raise ValueError(f"{self.name} key has {fixed} bytes, got {len(data)}")
@@ -282,42 +349,67 @@ class CompositeKey(KeyCodec[tuple[Any, ...]]):
 
 
 class StringValue(ValueCodec[str]):
+    """``str`` values as UTF-8."""
+
     name = "String"
 
     def encode(self, value: str) -> bytes:
+        """``value`` as UTF-8; ``TypeError`` for a non-str, ``ValueError`` for a lone surrogate."""
         return _check_str(value, "value").encode("utf-8")
 
     def decode(self, data: bytes) -> str:
+        """The UTF-8 text of ``data``.
+
+        ``UnicodeDecodeError`` (a ``ValueError``) for invalid UTF-8.
+        """
         return data.decode("utf-8")
 
 
 class BinaryValue(ValueCodec[bytes]):
+    """``bytes`` values stored as they are."""
+
     name = "Binary"
 
     def encode(self, value: bytes) -> bytes:
+        """``value`` itself (bytearray/memoryview copied to bytes).
+
+        ``TypeError`` for anything else.
+        """
         return _check_bytes(value, "value")
 
     def decode(self, data: bytes) -> bytes:
+        """``data`` itself."""
         return data
 
 
 class OidValue(ValueCodec[int]):
+    """Unsigned 64-bit ids as 8 bytes big-endian."""
+
     name = "Oid"
 
     def encode(self, value: int) -> bytes:
+        """``value`` as 8 bytes big-endian.
+
+        ``TypeError`` for a non-int, ``ValueError`` outside 0..2**64-1.
+        """
         return _check_oid(value, "value").to_bytes(8, "big")
 
     def decode(self, data: bytes) -> int:
+        """The big-endian unsigned number ``data`` holds."""
         return int.from_bytes(data, "big")
 
 
 class UuidValue(ValueCodec[uuid.UUID]):
+    """``uuid.UUID`` values as their 16 bytes."""
+
     name = "Uuid"
 
     def encode(self, value: uuid.UUID) -> bytes:
+        """The 16 bytes of ``value``; ``TypeError`` for anything but a ``uuid.UUID``."""
         return _check_uuid(value, "value").bytes
 
     def decode(self, data: bytes) -> uuid.UUID:
+        """The UUID of 16 bytes; ``ValueError`` for another length."""
         return uuid.UUID(bytes=data)
 
 
@@ -333,11 +425,16 @@ class UuidSetValue(ValueCodec[set[uuid.UUID]]):
     name = "UuidSet"
 
     def encode(self, value: set[uuid.UUID]) -> bytes:
+        """The members' 16 bytes each, sorted.
+
+        ``TypeError`` for a non-set or a member that is not a ``uuid.UUID``.
+        """
         if not isinstance(value, (set, frozenset)):
             raise _type_error("value", "a set of UUIDs", value)
         return b"".join(sorted(_check_uuid(u, "set member").bytes for u in value))
 
     def decode(self, data: bytes) -> set[uuid.UUID]:
+        """The set of UUIDs in ``data``; ``ValueError`` if its length is not a multiple of 16."""
         if len(data) % 16:
             raise ValueError(f"a UUID set has a multiple of 16 bytes, got {len(data)}")
         return {uuid.UUID(bytes=data[i:i + 16]) for i in range(0, len(data), 16)}
@@ -349,11 +446,16 @@ class OidSetValue(ValueCodec[set[int]]):
     name = "OidSet"
 
     def encode(self, value: set[int]) -> bytes:
+        """The members as 8 bytes big-endian each, in numeric order.
+
+        ``TypeError`` for a non-set or a non-int member, ``ValueError`` for one outside 0..2**64-1.
+        """
         if not isinstance(value, (set, frozenset)):
             raise _type_error("value", "a set of OIDs", value)
         return b"".join(_check_oid(v, "set member").to_bytes(8, "big") for v in sorted(value))
 
     def decode(self, data: bytes) -> set[int]:
+        """The set of OIDs in ``data``; ``ValueError`` if its length is not a multiple of 8."""
         if len(data) % 8:
             raise ValueError(f"an OID set has a multiple of 8 bytes, got {len(data)}")
         return {int.from_bytes(data[i:i + 8], "big") for i in range(0, len(data), 8)}
@@ -368,6 +470,10 @@ class _Marshalled(ValueCodec[Any]):
         self.unmarshal = unmarshal
 
     def encode(self, value: Any) -> bytes:
+        """``marshal(value)`` (or ``value`` itself) serialised.
+
+        :raises TypeError: the data cannot be serialised in this format
+        """
         data = self.marshal(value) if self.marshal is not None else value
         try:
             return self._dump(data)
@@ -376,6 +482,7 @@ class _Marshalled(ValueCodec[Any]):
             raise TypeError(f"{self.name} cannot encode {type(value).__name__}: {exc}") from exc
 
     def decode(self, data: bytes) -> Any:
+        """The deserialised data, passed through ``unmarshal`` if given."""
         obj = self._load(data)
         return self.unmarshal(obj) if self.unmarshal is not None else obj
 
@@ -387,6 +494,10 @@ class _Marshalled(ValueCodec[Any]):
 
 
 class JsonValue(_Marshalled):
+    """Values as compact UTF-8 JSON (NaN and infinities refused); ``marshal``/``unmarshal``
+    convert to and from plain data.
+    """
+
     name = "Json"
 
     def _dump(self, data: Any) -> bytes:
@@ -399,6 +510,8 @@ class JsonValue(_Marshalled):
 
 
 class CborValue(_Marshalled):
+    """Values as CBOR; ``marshal``/``unmarshal`` convert to and from plain data."""
+
     name = "Cbor"
 
     def _dump(self, data: Any) -> bytes:
@@ -433,6 +546,9 @@ class FlatBuffersValue(ValueCodec[Any]):
         self.cast = cast
 
     def encode(self, value: Any) -> bytes:
+        """The finished buffer ``build`` writes for ``value``; without ``build``, ``value`` must be
+        a finished buffer already (else ``TypeError``).
+        """
         if self.build is None:
             if isinstance(value, (bytes, bytearray)):
                 return bytes(value)  # an already finished buffer
@@ -445,6 +561,7 @@ class FlatBuffersValue(ValueCodec[Any]):
         return bytes(builder.Output())
 
     def decode(self, data: bytes) -> Any:
+        """``cast(data)``, or the buffer itself without ``cast``."""
         return self.cast(data) if self.cast is not None else data
 
 
@@ -466,6 +583,9 @@ class Compressed(ValueCodec[V]):
         self.name = f"{inner.name}+zlib"
 
     def encode(self, value: V) -> bytes:
+        """The inner encoding behind a flag byte, zlib-compressed if at least ``min_size`` bytes
+        long and compression makes it smaller.
+        """
         raw = self.inner.encode(value)
         if len(raw) >= self.min_size:
             packed = zlib.compress(raw, self.level)
@@ -474,6 +594,10 @@ class Compressed(ValueCodec[V]):
         return self._RAW + raw
 
     def decode(self, data: bytes) -> V:
+        """The inner codec's value of ``data`` (flagged, or a bare zlib stream as zlmdb wrote).
+
+        :raises ValueError: ``data`` starts with neither flag nor a zlib header
+        """
         flag, body = data[:1], data[1:]
         if flag == self._ZLIB:
             return self.inner.decode(zlib.decompress(body))
