@@ -75,6 +75,12 @@ class MapChange(Generic[K, V]):
 
 @dataclass(frozen=True)
 class Index:
+    """An index attached to a map: ``fkey(value)`` is the index key stored in ``index_map``.
+
+    ``nullable``: a record whose ``fkey`` is None has no entry (else that is a ``ValueError``);
+    ``unique``: one record per index key at most.
+    """
+
     name: str
     index_map: PersistentMap[Any, Any]
     fkey: Callable[[Any], Any]
@@ -183,6 +189,7 @@ class PersistentMap(Generic[K, V]):
         self._schedule_index_update(txn, key, raw_key)
 
     def delete(self, txn: MapTransaction, key: K) -> None:
+        """Buffer the deletion of ``key`` (sent at commit; deleting an absent key is no error)."""
         raw_key = self._raw_key(txn, key)
         txn.delete_raw(raw_key)
         self._schedule_index_update(txn, key, raw_key)
@@ -210,6 +217,7 @@ class PersistentMap(Generic[K, V]):
     async def keys(self, txn: MapTransaction, *, from_key: K | None = None,
                    to_key: K | None = None, prefix: Any = None, limit: int = 0,
                    reverse: bool = False) -> AsyncIterator[K]:
+        """The keys in key order, ``from_key`` inclusive, ``to_key`` exclusive (no values read)."""
         keyset = self._keyset(txn, prefix=prefix, from_key=from_key, to_key=to_key)
         async for raw_key, _ in txn.range_raw(keyset, limit=limit, reverse=reverse,
                                               keys_only=True):
@@ -218,6 +226,7 @@ class PersistentMap(Generic[K, V]):
     @deferred
     async def count(self, txn: MapTransaction, *, from_key: K | None = None,
                     to_key: K | None = None, prefix: Any = None) -> int:
+        """How many records the range holds as ``txn`` sees them."""
         return await txn.count_raw(self._keyset(txn, prefix=prefix, from_key=from_key,
                                                 to_key=to_key))
 
