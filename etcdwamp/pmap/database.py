@@ -268,6 +268,10 @@ class MapTransaction:
 
     @deferred
     async def start(self) -> MapTransaction:
+        """Open the transaction at the store's current revision (its snapshot); returns it.
+
+        :raises InvalidRequest: it was started before
+        """
         if self._state != "new":
             raise errors.InvalidRequest("transaction already started")
         self.revision = await self.db.status()
@@ -324,10 +328,18 @@ class MapTransaction:
         return kv.value if kv else None
 
     def put_raw(self, key: bytes, value: bytes) -> None:
+        """Buffer a write of ``value`` at ``key`` (sent at commit).
+
+        :raises InvalidRequest: the transaction is not open or is read-only
+        """
         self._check_writable()
         self._writes[key] = require_bytes(value, "value")
 
     def delete_raw(self, key: bytes) -> None:
+        """Buffer the deletion of ``key`` (sent at commit).
+
+        :raises InvalidRequest: the transaction is not open or is read-only
+        """
         self._check_writable()
         self._writes[key] = _DELETED
 
