@@ -147,18 +147,27 @@ class EtcdMember:
 
     @property
     def url(self) -> str:
+        """The client URL (https when the member has TLS files)."""
         scheme = "https" if self.tls else "http"
         return f"{scheme}://{_HOST}:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
+        """The peer URL other members reach this one at."""
         return f"http://{_HOST}:{self.peer_port}"
 
     @property
     def running(self) -> bool:
+        """Whether the process was started and has not exited."""
         return self.process is not None and self.process.poll() is None
 
     def start(self, *, cluster_state: str = "new") -> None:
+        """Start the etcd process (no-op while it runs), logging to ``<name>.log``.
+
+        ``cluster_state`` is etcd's ``--initial-cluster-state``: ``"new"``, or ``"existing"``
+        for a member joining a running cluster. Returns at once; wait with
+        :meth:`EtcdCluster.wait_healthy` or :meth:`EtcdCluster.wait_serving`.
+        """
         if self.running:
             return
         self.log_path = os.path.join(os.path.dirname(self.data_dir), f"{self.name}.log")
@@ -203,9 +212,11 @@ class EtcdMember:
         self.process = None
 
     def stop(self) -> None:
+        """Stop the process with SIGTERM (an orderly shutdown), waiting for it to exit."""
         self.kill(signal.SIGTERM)
 
     def healthy(self) -> bool:
+        """Whether ``/health`` answers that the member is healthy (false if it does not answer)."""
         context = None
         if self.tls is not None:
             context = ssl.create_default_context(cafile=self.tls.ca_cert)
@@ -238,6 +249,7 @@ class EtcdMember:
         return context
 
     def log_tail(self, lines: int = 30) -> str:
+        """The last ``lines`` lines of the member's log ("" if there is none yet)."""
         try:
             with open(self.log_path, encoding="utf-8", errors="replace") as log:
                 return "".join(log.readlines()[-lines:])
@@ -300,6 +312,11 @@ class EtcdCluster:
         self.members.remove(member)
 
     def wait_serving(self, member: EtcdMember, timeout: float = 60.0) -> None:
+        """Block until ``member`` answers on its client URL.
+
+        :raises RuntimeError: the member's process exited
+        :raises TimeoutError: not serving within ``timeout`` seconds
+        """
         deadline = time.monotonic() + timeout
         while not member.serving():
             if not member.running:
@@ -311,13 +328,20 @@ class EtcdCluster:
 
     @property
     def urls(self) -> list[str]:
+        """The client URLs of every member."""
         return [m.url for m in self.members]
 
     @property
     def url(self) -> str:
+        """The client URL of the first member."""
         return self.members[0].url
 
     def start(self, timeout: float = 60.0) -> EtcdCluster:
+        """Start every member and wait until all are healthy; returns the cluster.
+
+        :raises RuntimeError: a member's process exited
+        :raises TimeoutError: not healthy within ``timeout`` seconds
+        """
         for m in self.members:
             m.start()
         self.wait_healthy(timeout=timeout)
@@ -325,6 +349,11 @@ class EtcdCluster:
 
     def wait_healthy(self, members: Sequence[EtcdMember] | None = None,
                      timeout: float = 60.0) -> None:
+        """Block until ``members`` (default: all) report healthy.
+
+        :raises RuntimeError: a member's process exited
+        :raises TimeoutError: not all healthy within ``timeout`` seconds
+        """
         waiting = list(self.members if members is None else members)
         deadline = time.monotonic() + timeout
         while waiting:
@@ -340,6 +369,7 @@ class EtcdCluster:
                 time.sleep(0.1)
 
     def stop(self) -> None:
+        """Stop every member and delete the data directories."""
         for m in self.members:
             m.stop()
         shutil.rmtree(self.tmpdir, ignore_errors=True)
@@ -497,13 +527,22 @@ class CrossbarNode:
 
     @property
     def url(self) -> str:
+        """The WebSocket URL of the node's WAMP transport."""
         return f"ws://{_HOST}:{self.port}/ws"
 
     @property
     def http_url(self) -> str:
+        """The node's web root (the demo page)."""
         return f"http://{_HOST}:{self.port}/"
 
     def start(self, timeout: float = 60.0) -> CrossbarNode:
+        """Start Crossbar and wait until the node booted, the component registered its procedures
+        and the port accepts connections; returns the node.
+
+        :raises FileNotFoundError: no ``crossbar`` executable
+        :raises RuntimeError: Crossbar exited, or the component refused its config
+        :raises TimeoutError: not ready within ``timeout`` seconds
+        """
         # The crossbar beside this Python first: it imports the same etcdwamp.
         beside = os.path.join(os.path.dirname(os.path.abspath(sys.executable)), "crossbar")
         crossbar = beside if os.path.exists(beside) else shutil.which("crossbar")
@@ -542,6 +581,7 @@ class CrossbarNode:
             return False
 
     def log_tail(self, lines: int = 60) -> str:
+        """The last ``lines`` lines of the node's log ("" if there is none yet)."""
         try:
             with open(self.log_path, encoding="utf-8", errors="replace") as log:
                 return "".join(log.readlines()[-lines:])
@@ -549,6 +589,7 @@ class CrossbarNode:
             return ""
 
     def stop(self) -> None:
+        """Stop the node (SIGINT; SIGKILL to its group after 20 s) and delete its directory."""
         if self.process is not None and self.process.poll() is None:
             # SIGINT is crossbar's orderly shutdown; the whole session (router
             # worker processes included) goes if it does not finish in time.
