@@ -37,6 +37,12 @@ def _record(kv: KeyValue) -> dict[str, Any]:
 
 
 class KvService:
+    """The ``kv.*`` procedures over raw etcd keys under the configured prefixes, with each
+    prefix's read and write rules.
+
+    :raises ValueError: no prefixes are given
+    """
+
     def __init__(self, client: Client, prefixes: tuple[KvPrefix, ...], access: Access,
                  uris: ErrorUris, range_page: int) -> None:
         if not prefixes:
@@ -49,6 +55,7 @@ class KvService:
         self.range_page = range_page
 
     def procedures(self) -> dict[str, Callable[..., Any]]:
+        """The procedures by name relative to the URI prefix (``"kv.get"``, ...)."""
         return {"kv.get": self.get, "kv.put": self.put, "kv.delete": self.delete,
                 "kv.range": self.range, "kv.txn": self.txn}
 
@@ -74,6 +81,11 @@ class KvService:
     # -- procedures ----------------------------------------------------------------
 
     async def get(self, key: Any, details: Any = None) -> dict[str, Any]:
+        """``kv.get(key)``: ``{key, value, revision, version, lease}`` (lease as a string).
+
+        Raises ``ApplicationError`` ``not_found`` for an absent key, ``permission_denied`` for a
+        key outside the prefixes or a caller the read rule does not admit.
+        """
         raw = text_or_bytes(key, "key")
         self._check(raw, Caller.of(details), "kv.get", "read")
         kv = (await self.client.get(raw)).first
@@ -83,6 +95,10 @@ class KvService:
                 "version": kv.version, "lease": str(kv.lease)}
 
     async def put(self, key: Any, value: Any, details: Any = None) -> dict[str, Any]:
+        """``kv.put(key, value)``: write ``value`` at ``key``; returns ``{revision}``.
+
+        Raises ``ApplicationError`` ``permission_denied`` unless the write rule admits the caller.
+        """
         raw = text_or_bytes(key, "key")
         data = text_or_bytes(value, "value")
         self._check(raw, Caller.of(details), "kv.put", "write")
@@ -91,6 +107,13 @@ class KvService:
 
     async def delete(self, key: Any, prefix: Any = False,
                      details: Any = None) -> dict[str, Any]:
+        """``kv.delete(key, prefix=False)``: delete the key, or every key under it; returns
+        ``{deleted, revision}``.
+
+        A prefix delete also needs the write rules of every configured prefix inside it.
+        Raises ``TypeError`` for a non-bool ``prefix``; ``ApplicationError``
+        ``permission_denied`` when a rule does not admit the caller.
+        """
         if not isinstance(prefix, bool):
             raise TypeError("prefix must be true or false")
         raw = text_or_bytes(key, "key")
@@ -100,12 +123,27 @@ class KvService:
 
     async def range(self, prefix: Any, limit: Any = 0,
                     details: Any = None) -> list[dict[str, Any]]:
+        """``kv.range(prefix, limit=0)``: ``{key, value, revision}`` of every key under ``prefix``
+        (at most ``limit``; 0: no limit), at one revision.
+
+        Progressive callers get full pages as they are read; cancelling stops the read.
+        Needs the read rules of the covering prefix and of every configured prefix inside it.
+        """
         raw = text_or_bytes(prefix, "prefix")
         self._check(raw, Caller.of(details), "kv.range", "read", whole_prefix=True)
         return await read_range(self.client, KeySet(raw, prefix=True), limit, details,
                                 self.range_page, _record)
 
     async def txn(self, ops: Any, expect: Any = None, details: Any = None) -> dict[str, Any]:
+        """``kv.txn(ops, expect=None)``: all ``ops`` (``{op: "put"|"delete", key, value}``) at once
+        if every expectation ``{key, revision}`` holds (mod revision equal; 0: absent); returns
+        ``{revision}``.
+
+        Every key is checked against the rules (write for ops, read for expectations) before
+        anything is sent. Raises ``ApplicationError`` ``conflict`` when an expectation fails
+        (nothing is written), ``TypeError``/``ValueError`` for a malformed call, ``TooManyOps``
+        beyond 128 ops or expectations.
+        """
         ops, expect = parse_txn(ops, expect)
         caller = Caller.of(details)
         writes = []
