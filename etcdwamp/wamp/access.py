@@ -32,6 +32,7 @@ class Caller:
 
     @classmethod
     def of(cls, details: Any) -> Caller:
+        """Who made the call, from its ``details`` (None for what the router did not disclose)."""
         return cls(session=getattr(details, "caller", None),
                    authid=getattr(details, "caller_authid", None),
                    authrole=getattr(details, "caller_authrole", None))
@@ -49,6 +50,7 @@ class Access:
         self.uris = uris
 
     def deny(self, caller: Caller, procedure: str, target: str, why: str) -> ApplicationError:
+        """Log a refusal and return (not raise) the ``permission_denied`` error for it."""
         self.log.info("etcdwamp: denied {procedure} on {target} to authid={authid} "
                       "authrole={authrole}: {why}", procedure=procedure, target=target,
                       authid=caller.authid, authrole=caller.authrole, why=why)
