@@ -18,6 +18,7 @@ __all__ = ["TxnItem", "check_limit", "parse_txn", "read_range", "run_txn"]
 
 
 def check_limit(limit: Any) -> int:
+    """``limit`` if it is a non-negative int (0: no limit), else ``TypeError``."""
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
         raise TypeError("limit must be a non-negative int")
     return limit
