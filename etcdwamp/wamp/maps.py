@@ -76,15 +76,22 @@ class WampMap:
         return key
 
     def key_in(self, key: Any) -> bytes:
+        """The etcd key of the caller's ``key`` (raises TypeError/ValueError for a bad one)."""
         return self.table.key_bytes(self.db, self.key_obj(key))
 
     def key_out(self, raw: bytes) -> Any:
+        """The caller-facing key of etcd key ``raw`` (UUIDs and large oids as strings)."""
         key = self.table.key_codec.decode(raw[len(self.base):])
         if isinstance(key, uuid.UUID):
             return str(key)
         return _oid_out(key) if self.spec.key_type == "oid" else key
 
     def value_in(self, value: Any) -> bytes:
+        """The stored bytes of the caller's ``value`` (UUIDs from strings, oids as ints or strings).
+
+        :raises TypeError: ``value`` is null or of the wrong type for the map
+        :raises ValueError: ``value`` is out of range or not parseable for the map
+        """
         if value is None:
             raise TypeError("value must not be null")
         kind = self.spec.value_type
@@ -97,16 +104,21 @@ class WampMap:
         return self.table.value_codec.encode(value)
 
     def value_out(self, raw: bytes) -> Any:
+        """The caller-facing value of ``raw`` (UUIDs and large oids as strings)."""
         value = self.table.value_codec.decode(raw)
         if isinstance(value, uuid.UUID):
             return str(value)
         return _oid_out(value) if self.spec.value_type == "oid" else value
 
     def record(self, kv: KeyValue) -> dict[str, Any]:
+        """``{key, value, revision}`` of one stored record, as callers receive it."""
         return {"key": self.key_out(kv.key), "value": self.value_out(kv.value),
                 "revision": kv.mod_revision}
 
     def keyset(self, from_key: Any = None, to_key: Any = None) -> KeySet:
+        """The etcd keys of this map from ``from_key`` (inclusive) to ``to_key`` (exclusive);
+        None: from the first or to the last record.
+        """
         start = self.key_in(from_key) if from_key is not None else self.base
         end = self.key_in(to_key) if to_key is not None else prefix_range_end(self.base)
         return KeySet(start, range_end=end)
@@ -162,6 +174,11 @@ class MapService:
     # -- procedures --------------------------------------------------------------
 
     async def get(self, name: Any, key: Any, details: Any = None) -> dict[str, Any]:
+        """``map.get(map, key)``: the record's ``{key, value, revision}``.
+
+        Raises ``ApplicationError`` ``not_found`` for an absent key, ``invalid_argument`` for an
+        unknown map, ``permission_denied`` if the read rule does not admit the caller.
+        """
         m = self._readable(name, details, "map.get")
         kv = (await self.client.get(m.key_in(key))).first
         if kv is None:
@@ -169,12 +186,20 @@ class MapService:
         return m.record(kv)
 
     async def put(self, name: Any, key: Any, value: Any, details: Any = None) -> dict[str, Any]:
+        """``map.put(map, key, value)``: write one record; returns ``{revision}``.
+
+        Checks the write rule, and for an owner-only map that ``key`` is the caller's authid.
+        """
         m = self._map(name)
         raw = self._writable(m, key, Caller.of(details), "map.put")
         result = await self.client.put(raw, m.value_in(value))
         return {"revision": result.revision}
 
     async def delete(self, name: Any, key: Any, details: Any = None) -> dict[str, Any]:
+        """``map.delete(map, key)``: delete one record; returns ``{deleted: bool, revision}``.
+
+        Checks the write rule, and for an owner-only map that ``key`` is the caller's authid.
+        """
         m = self._map(name)
         raw = self._writable(m, key, Caller.of(details), "map.delete")
         result = await self.client.delete(raw)
@@ -182,16 +207,28 @@ class MapService:
 
     async def count(self, name: Any, from_key: Any = None, to_key: Any = None,
                     details: Any = None) -> int:
+        """``map.count(map, from_key=None, to_key=None)``: how many records the range holds."""
         m = self._readable(name, details, "map.count")
         return (await self.client.get(m.keyset(from_key, to_key), count_only=True)).count
 
     async def range(self, name: Any, from_key: Any = None, to_key: Any = None,
                     limit: Any = 0, details: Any = None) -> list[dict[str, Any]]:
+        """``map.range(map, from_key=None, to_key=None, limit=0)``: ``{key, value, revision}``
+        of the records in key order, read at one revision (at most ``limit``; 0: no limit).
+
+        Progressive callers get full pages as they are read; cancelling stops the read.
+        """
         m = self._readable(name, details, "map.range")
         return await read_range(self.client, m.keyset(from_key, to_key), limit, details,
                                 self.range_page, m.record)
 
     async def get_and_watch(self, name: Any, details: Any = None) -> dict[str, Any]:
+        """``map.get_and_watch(map)``: every record at one revision, as
+        ``{revision, items: [{key, value, revision}]}``.
+
+        Subscribers of the map's ``on_change`` topic apply events with a higher revision to
+        continue from this snapshot.
+        """
         m = self._readable(name, details, "map.get_and_watch")
         keyset = KeySet(m.base, prefix=True)
         # The revision of the snapshot is the store's at the first read, so
@@ -203,6 +240,14 @@ class MapService:
         return {"revision": revision, "items": items}
 
     async def txn(self, ops: Any, expect: Any = None, details: Any = None) -> dict[str, Any]:
+        """``map.txn(ops, expect=None)``: all ``ops`` (``{op: "put"|"delete", map, key, value}``)
+        at once if every expectation ``{map, key, revision}`` holds (mod revision equal;
+        0: absent); returns ``{revision}``.
+
+        Every rule is checked for every item (write for ops, read for expectations) before
+        anything is sent. Raises ``ApplicationError`` ``conflict`` when an expectation fails
+        (nothing is written).
+        """
         ops, expect = parse_txn(ops, expect)
         caller = Caller.of(details)
         writes = []
