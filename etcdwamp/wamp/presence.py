@@ -55,6 +55,10 @@ def decode_presence(prefix: bytes, kv: KeyValue) -> dict[str, Any]:
 
 
 class PresenceService:
+    """The ``presence.*`` procedures: keys of a session, on one lease per session, that vanish
+    when the session leaves (subscribe :meth:`on_session_leave` to ``wamp.session.on_leave``).
+    """
+
     log = Logger()
 
     def __init__(self, client: Client, settings: PresenceSettings, access: Access,
@@ -68,6 +72,7 @@ class PresenceService:
         self._left: collections.OrderedDict[int, None] = collections.OrderedDict()
 
     def procedures(self) -> dict[str, Callable[..., Any]]:
+        """The procedures by name relative to the URI prefix (``"presence.put"``, ...)."""
         return {"presence.put": self.put, "presence.delete": self.delete,
                 "presence.list": self.list}
 
@@ -105,6 +110,13 @@ class PresenceService:
         return lease
 
     async def put(self, key: Any, value: Any, details: Any = None) -> dict[str, Any]:
+        """``presence.put(key, value)``: create or replace the caller's own ``key``; returns
+        ``{revision, lease}`` (lease id as a string).
+
+        ``key`` is 1 to 256 bytes without ``/`` (else ``ValueError``). Raises ``ApplicationError``
+        ``invalid_argument`` if the router disclosed no caller session, ``permission_denied``
+        if the write rule does not admit the caller.
+        """
         caller = Caller.of(details)
         self.access.require_role(caller, self.settings.write, procedure="presence.put",
                                  target="presence", action="write")
@@ -118,6 +130,9 @@ class PresenceService:
         return {"revision": result.revision, "lease": str(lease.id)}
 
     async def delete(self, key: Any, details: Any = None) -> dict[str, Any]:
+        """``presence.delete(key)``: delete one of the caller's own keys; returns
+        ``{deleted: bool, revision}``.
+        """
         caller = Caller.of(details)
         self.access.require_role(caller, self.settings.write, procedure="presence.delete",
                                  target="presence", action="write")
@@ -125,6 +140,7 @@ class PresenceService:
         return {"deleted": result.deleted > 0, "revision": result.revision}
 
     async def list(self, details: Any = None) -> list[dict[str, Any]]:
+        """``presence.list()``: every present key as ``{session, authid, key, value, revision}``."""
         self.access.require_role(Caller.of(details), self.settings.read,
                                  procedure="presence.list", target="presence", action="read")
         keyset = KeySet(self.settings.prefix, prefix=True)
@@ -151,5 +167,6 @@ class PresenceService:
                           s=session_id, exc=exc)
 
     async def close(self) -> None:
+        """Revoke the lease of every session this instance holds keys for, deleting those keys."""
         for session_id in list(self._leases):
             await self._drop(session_id)
