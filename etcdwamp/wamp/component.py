@@ -94,11 +94,18 @@ class EtcdWampComponent(ApplicationSession):
 
     @property
     def is_publisher(self) -> bool:
+        """Whether this instance publishes the change topics now (it leads the election)."""
         return self.publisher is not None and self.publisher.is_publisher
 
     # -- lifecycle ---------------------------------------------------------------
 
     async def onJoin(self, details: Any) -> None:
+        """Read the settings from ``extra``, connect to etcd, register every procedure and start
+        the publisher.
+
+        Invalid settings are logged and the session leaves with
+        ``wamp.close.configuration_error``; nothing is registered then.
+        """
         if type(self._transport).__name__ == "RouterApplicationSession":
             wrapped: Any = _DeliverInterrupts(self._transport, self)
             self._transport = wrapped
@@ -142,6 +149,7 @@ class EtcdWampComponent(ApplicationSession):
         self.publisher.start()
 
     async def onLeave(self, details: Any) -> None:
+        """Stop the publisher, revoke the presence leases, close the etcd client and disconnect."""
         if self.publisher is not None:
             await self.publisher.stop()
         if self.presence is not None:
@@ -172,6 +180,9 @@ class EtcdWampComponent(ApplicationSession):
     # -- procedures --------------------------------------------------------------
 
     async def status(self, details: Any = None) -> dict[str, Any]:
+        """``status()``: ``{version, revision, db_size, leader, member, publisher}`` of the etcd
+        member that answered (ids as strings) and whether this instance publishes.
+        """
         assert self.client is not None
         st = await self.client.status()
         return {"version": st.version, "revision": st.revision, "db_size": st.db_size,
