@@ -87,6 +87,14 @@ class _Feed:
 
 
 class Publisher:
+    """Publishes the changes of every map, kv prefix and presence as WAMP events, from one
+    instance at a time: the one leading the election ``settings.election``.
+
+    Whoever leads resumes from the checkpoint the previous leader recorded, so an event is
+    published at least once across failover; subscribers drop repeats by revision.
+    ``is_publisher`` tells whether this instance leads now.
+    """
+
     log = Logger()
 
     def __init__(self, client: Client, settings: Settings, maps: dict[str, WampMap],
@@ -179,6 +187,7 @@ class Publisher:
     # -- lifecycle ----------------------------------------------------------------
 
     def start(self) -> None:
+        """Start campaigning in the background; once leading, watch and publish until stopped."""
         self._running = Deferred.fromCoroutine(self._run())
         self._running.addErrback(self._crashed)
 
@@ -187,6 +196,7 @@ class Publisher:
             self.log.failure("etcdwamp: publisher loop failed", failure)
 
     async def stop(self) -> None:
+        """Stop publishing: cancel the watches and the campaign; resign the leadership if held."""
         self._stopping = True
         self._stop_watches()
         if self._running is not None and not self._running.called:
