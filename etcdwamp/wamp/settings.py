@@ -126,6 +126,12 @@ class EtcdSettings:
 
     @classmethod
     def parse(cls, raw: Any) -> EtcdSettings:
+        """Validate ``extra.etcd``; ``user``/``password`` may name ``"${VAR}"`` in the environment.
+
+        :raises SettingsError: an unknown key (naming the closest valid one), no http(s)
+            endpoints, user without password, a TLS file that does not exist or TLS files
+            with http:// endpoints, or any field of the wrong type or range
+        """
         where = "extra.etcd"
         if not isinstance(raw, Mapping):
             raise SettingsError(f'{where} must be an object with "endpoints"')
@@ -194,6 +200,12 @@ class MapSpec:
 
     @classmethod
     def parse(cls, name: Any, raw: Any) -> MapSpec:
+        """Validate the entry ``name`` of ``extra.maps``.
+
+        :raises SettingsError: a name outside a-z, 0-9 and _, an unknown key, a slot outside
+            0..65535, an unknown key or value type, or ``owner``/``events: "owner"`` with keys
+            that are not strings or UUIDs
+        """
         where = f"extra.maps.{name}"
         if not isinstance(name, str) or not _URI_PART.match(name):
             raise SettingsError(f"{where}: map names use a-z, 0-9 and _ only")
@@ -226,6 +238,7 @@ class MapSpec:
                    events=events)
 
     def build(self) -> PersistentMap[Any, Any]:
+        """A new :class:`PersistentMap` of this spec's key and value types in its slot."""
         cls: Any = MAP_TYPES[f"Map{KEY_TYPES[self.key_type]}{VALUE_TYPES[self.value_type]}"]
         built: PersistentMap[Any, Any] = cls(self.slot)
         return built
@@ -246,6 +259,12 @@ class KvPrefix:
 
     @classmethod
     def parse(cls, index: int, raw: Any) -> KvPrefix:
+        """Validate entry ``index`` of ``extra.kv_prefixes``: a prefix string or an object
+        ``{prefix, name, read, write}``.
+
+        :raises SettingsError: an empty prefix, a topic name outside a-z, 0-9 and _, an
+            unknown key or a malformed role list
+        """
         where = f"extra.kv_prefixes[{index}]"
         if isinstance(raw, str):
             raw = {"prefix": raw}
@@ -264,6 +283,7 @@ class KvPrefix:
                    write=_roles(raw.get("write"), f"{where}.write"))
 
     def covers(self, key: bytes) -> bool:
+        """Whether ``key`` lies under this prefix."""
         return key.startswith(self.prefix)
 
 
@@ -278,6 +298,11 @@ class PresenceSettings:
 
     @classmethod
     def parse(cls, raw: Any) -> PresenceSettings | None:
+        """Validate ``extra.presence``: None or false turn presence off, true takes the defaults.
+
+        :raises SettingsError: an unknown key, an empty prefix, a ``ttl`` outside 2..3600
+            seconds or a malformed role list
+        """
         where = "extra.presence"
         if raw is None or raw is False:
             return None
@@ -302,6 +327,8 @@ def _overlap(a: bytes, b: bytes) -> bool:
 
 @dataclass(frozen=True)
 class Settings:
+    """The validated ``extra`` of the component; build it with :meth:`from_extra`."""
+
     etcd: EtcdSettings
     prefix: str = "etcd"
     db_prefix: bytes = b""
@@ -318,10 +345,12 @@ class Settings:
 
     @property
     def endpoints(self) -> tuple[str, ...]:
+        """The etcd endpoints (``extra.etcd.endpoints``)."""
         return self.etcd.endpoints
 
     @property
     def checkpoint_key(self) -> bytes:
+        """The key where the publisher records the last revision it published."""
         # Beside the election, never under "<election>/": etcd counts every key
         # under that prefix as a candidate, and a lease-less one would block
         # all campaigns behind it forever.
@@ -329,6 +358,12 @@ class Settings:
 
     @classmethod
     def from_extra(cls, extra: Any) -> Settings:
+        """Validate a component's whole ``extra``; keys Crossbar adds itself are ignored.
+
+        :raises SettingsError: the first problem found, naming the field: unknown keys,
+            malformed sections, a slot or topic name used twice, or kv prefixes that overlap
+            the maps, the publisher's election or checkpoint, or the presence keys
+        """
         if not isinstance(extra, Mapping):
             raise SettingsError("component extra must be a JSON object")
         _check_keys(extra, set(cls._KEYS), "extra", ignored=_CROSSBAR_ADDED)
