@@ -48,6 +48,8 @@ __all__ = [
 
 
 class Permission(enum.Enum):
+    """What a role may do with a key range: read, write, or both."""
+
     READ = "READ"
     WRITE = "WRITE"
     READWRITE = "READWRITE"
@@ -55,6 +57,8 @@ class Permission(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class AuthResult:
+    """A successful login: ``token`` goes in the Authorization header of later requests."""
+
     header: Header
     token: str
 
@@ -75,29 +79,41 @@ def _name(value: object, what: str) -> str:
 
 
 def authenticate_request(user: str, password: str) -> Request[AuthResult]:
+    """An ``/auth/authenticate`` call that logs ``user`` in with ``password``.
+
+    Raises ``TypeError``/``ValueError`` for a non-str or empty user or password; etcd's answer
+    to wrong credentials is :class:`AuthenticationFailed`.
+    """
     body = {"name": _name(user, "user"), "password": _name(password, "password")}
     return Request("/auth/authenticate", body, _parse_auth, idempotent=True)
 
 
 def auth_enable_request() -> Request[Header]:
+    """An ``/auth/enable`` call turning authentication on (etcd needs a root user first)."""
     return Request("/auth/enable", {}, parse_header, idempotent=True)
 
 
 def auth_disable_request() -> Request[Header]:
+    """An ``/auth/disable`` call turning authentication off."""
     return Request("/auth/disable", {}, parse_header, idempotent=True)
 
 
 def user_add_request(user: str, password: str) -> Request[Header]:
+    """An ``/auth/user/add`` call creating ``user`` with ``password``; not resent on an unknown
+    outcome. Raises ``TypeError``/``ValueError`` for a non-str or empty user or password.
+    """
     body = {"name": _name(user, "user"), "password": _name(password, "password")}
     return Request("/auth/user/add", body, parse_header, idempotent=False)
 
 
 def role_add_request(role: str) -> Request[Header]:
+    """An ``/auth/role/add`` call creating ``role``; not resent on an unknown outcome."""
     return Request("/auth/role/add", {"name": _name(role, "role")}, parse_header,
                    idempotent=False)
 
 
 def user_grant_role_request(user: str, role: str) -> Request[Header]:
+    """An ``/auth/user/grant`` call giving ``user`` the role ``role``."""
     body = {"user": _name(user, "user"), "role": _name(role, "role")}
     return Request("/auth/user/grant", body, parse_header, idempotent=True)
 
@@ -112,6 +128,11 @@ def _key_range(keys: bytes | KeySet) -> dict[str, Any]:
 
 def role_grant_permission_request(role: str, keys: bytes | KeySet,
                                   permission: Permission | str) -> Request[Header]:
+    """An ``/auth/role/grant`` call letting ``role`` use ``keys`` (a key or :class:`KeySet`) with
+    ``permission`` (a :class:`Permission` or its name).
+
+    Raises ``TypeError``/``ValueError`` for a bad role, key or permission.
+    """
     perm = _key_range(keys)
     if isinstance(permission, str):
         try:
@@ -131,6 +152,8 @@ def role_grant_permission_request(role: str, keys: bytes | KeySet,
 
 @dataclass(frozen=True, slots=True)
 class UserInfo:
+    """A user's roles."""
+
     header: Header
     roles: tuple[str, ...]
 
@@ -147,6 +170,8 @@ class RolePermission:
 
 @dataclass(frozen=True, slots=True)
 class RoleInfo:
+    """A role's permissions."""
+
     header: Header
     permissions: tuple[RolePermission, ...]
 
@@ -171,6 +196,7 @@ def _strings(obj: Mapping[str, Any], name: str) -> tuple[str, ...]:
 
 
 def parse_user_get(obj: Mapping[str, Any]) -> UserInfo:
+    """An AuthUserGetResponse. Raises :class:`ProtocolError` for a malformed one."""
     return UserInfo(header=parse_header(obj), roles=_strings(obj, "roles"))
 
 
@@ -182,6 +208,10 @@ def parse_names(field: str) -> Callable[[Mapping[str, Any]], tuple[str, ...]]:
 
 
 def parse_role_get(obj: Mapping[str, Any]) -> RoleInfo:
+    """An AuthRoleGetResponse (a missing permission type is READ, etcd's zero value).
+
+    Raises :class:`ProtocolError` for a malformed answer or an unknown permission type.
+    """
     raw = obj.get("perm") or []
     if not isinstance(raw, list):
         raise ProtocolError(f"perm should be a JSON array, got {raw!r}")
@@ -203,44 +233,57 @@ def parse_role_get(obj: Mapping[str, Any]) -> RoleInfo:
 
 
 def user_get_request(user: str) -> Request[UserInfo]:
+    """An ``/auth/user/get`` call for the roles of ``user``."""
     return Request("/auth/user/get", {"name": _name(user, "user")}, parse_user_get,
                    idempotent=True)
 
 
 def user_list_request() -> Request[tuple[str, ...]]:
+    """An ``/auth/user/list`` call for the names of every user."""
     return Request("/auth/user/list", {}, parse_names("users"), idempotent=True)
 
 
 def user_delete_request(user: str) -> Request[Header]:
+    """An ``/auth/user/delete`` call removing ``user``; not resent on an unknown outcome."""
     return Request("/auth/user/delete", {"name": _name(user, "user")}, parse_header,
                    idempotent=False)
 
 
 def user_change_password_request(user: str, password: str) -> Request[Header]:
+    """An ``/auth/user/changepw`` call setting ``user``'s password to ``password``."""
     body = {"name": _name(user, "user"), "password": _name(password, "password")}
     return Request("/auth/user/changepw", body, parse_header, idempotent=True)
 
 
 def user_revoke_role_request(user: str, role: str) -> Request[Header]:
+    """An ``/auth/user/revoke`` call taking the role ``role`` from ``user``; not resent on an
+    unknown outcome.
+    """
     body = {"name": _name(user, "user"), "role": _name(role, "role")}
     return Request("/auth/user/revoke", body, parse_header, idempotent=False)
 
 
 def role_get_request(role: str) -> Request[RoleInfo]:
+    """An ``/auth/role/get`` call for the permissions of ``role``."""
     return Request("/auth/role/get", {"role": _name(role, "role")}, parse_role_get,
                    idempotent=True)
 
 
 def role_list_request() -> Request[tuple[str, ...]]:
+    """An ``/auth/role/list`` call for the names of every role."""
     return Request("/auth/role/list", {}, parse_names("roles"), idempotent=True)
 
 
 def role_delete_request(role: str) -> Request[Header]:
+    """An ``/auth/role/delete`` call removing ``role``; not resent on an unknown outcome."""
     return Request("/auth/role/delete", {"role": _name(role, "role")}, parse_header,
                    idempotent=False)
 
 
 def role_revoke_permission_request(role: str, keys: bytes | KeySet) -> Request[Header]:
+    """An ``/auth/role/revoke`` call taking ``role``'s permission on exactly ``keys`` away; not
+    resent on an unknown outcome.
+    """
     body = {"role": _name(role, "role"), **_key_range(keys)}
     return Request("/auth/role/revoke", body, parse_header, idempotent=False)
 
@@ -255,6 +298,7 @@ def _parse_auth_status(obj: Mapping[str, Any]) -> AuthStatus:
 
 
 def auth_status_request() -> Request[AuthStatus]:
+    """An ``/auth/status`` call: whether auth is enabled (etcd 3.5+; 3.4 answers 404)."""
     return Request(AUTH_STATUS_PATH, {}, _parse_auth_status, idempotent=True)
 
 
