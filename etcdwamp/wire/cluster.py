@@ -41,6 +41,7 @@ class Member:
 
     @property
     def started(self) -> bool:
+        """Whether the member has started and joined (an added member has no name until then)."""
         return bool(self.name)
 
 
@@ -58,6 +59,8 @@ class MemberListResult:
 
 @dataclass(frozen=True, slots=True)
 class MemberAddResult:
+    """The member just added (its id and peer URLs) and the resulting member list."""
+
     header: Header
     member: Member
     members: tuple[Member, ...]
@@ -84,6 +87,7 @@ def _strings(obj: Mapping[str, Any], name: str) -> tuple[str, ...]:
 
 
 def parse_member(obj: Any) -> Member:
+    """One member of an answer. Raises :class:`ProtocolError` for a malformed one."""
     if not isinstance(obj, Mapping):
         raise ProtocolError(f"a member should be a JSON object, got {obj!r}")
     name = obj.get("name", "")
@@ -108,10 +112,14 @@ def _members(obj: Mapping[str, Any]) -> tuple[Member, ...]:
 
 
 def parse_member_list(obj: Mapping[str, Any]) -> MemberListResult:
+    """A member list (of MemberList, Remove, Update or Promote). Raises :class:`ProtocolError`
+    for a malformed one.
+    """
     return MemberListResult(header=parse_header(obj), members=_members(obj))
 
 
 def parse_member_add(obj: Mapping[str, Any]) -> MemberAddResult:
+    """A MemberAddResponse. Raises :class:`ProtocolError` for a malformed one."""
     if not isinstance(obj.get("member"), Mapping):
         raise ProtocolError("member add answered without the new member")
     return MemberAddResult(header=parse_header(obj), member=parse_member(obj["member"]),
@@ -124,6 +132,11 @@ def member_id(value: object) -> int:
 
 
 def peer_urls(urls: Sequence[str] | str) -> list[str]:
+    """``urls`` as a list after checking each is ``http(s)://host:port``.
+
+    :raises TypeError: a single str instead of a list, or a non-str URL
+    :raises ValueError: a URL without scheme, host or port, or no URL at all
+    """
     if isinstance(urls, str):
         raise TypeError("peer_urls must be a list of URLs, not one str")
     out = []
@@ -140,6 +153,9 @@ def peer_urls(urls: Sequence[str] | str) -> list[str]:
 
 
 def member_list_request(*, linearizable: bool = False) -> Request[MemberListResult]:
+    """A ``/cluster/member/list`` call; ``linearizable=True`` (etcd 3.5+) asks for a
+    linearizable answer rather than the answering member's local view.
+    """
     body: dict[str, Any] = {}
     if linearizable:
         # etcd 3.5+; 3.4's gateway ignores unknown fields, so the flag is harmless there
@@ -149,6 +165,12 @@ def member_list_request(*, linearizable: bool = False) -> Request[MemberListResu
 
 def member_add_request(urls: Sequence[str], *,
                        learner: bool = False) -> Request[MemberAddResult]:
+    """A ``/cluster/member/add`` call announcing a member at ``urls`` (peer URLs), as a
+    non-voting learner if ``learner``; start the member afterwards with
+    :meth:`MemberAddResult.initial_cluster`.
+
+    Not resent on an unknown outcome. Raises ``TypeError``/``ValueError`` for bad URLs.
+    """
     if not isinstance(learner, bool):
         raise TypeError(f"learner must be a bool, not {type(learner).__name__}")
     body: dict[str, Any] = {"peerURLs": peer_urls(urls)}
@@ -159,16 +181,23 @@ def member_add_request(urls: Sequence[str], *,
 
 
 def member_remove_request(member: int) -> Request[MemberListResult]:
+    """A ``/cluster/member/remove`` call removing member ``member`` (its id); not resent on an
+    unknown outcome.
+    """
     return Request("/cluster/member/remove", {"ID": int64(member_id(member))},
                    parse_member_list, idempotent=False)
 
 
 def member_update_request(member: int, urls: Sequence[str]) -> Request[MemberListResult]:
+    """A ``/cluster/member/update`` call setting the peer URLs of member ``member``."""
     body = {"ID": int64(member_id(member)), "peerURLs": peer_urls(urls)}
     return Request("/cluster/member/update", body, parse_member_list, idempotent=True)
 
 
 def member_promote_request(member: int) -> Request[MemberListResult]:
+    """A ``/cluster/member/promote`` call making learner ``member`` a voting member; not resent
+    on an unknown outcome.
+    """
     return Request("/cluster/member/promote", {"ID": int64(member_id(member))},
                    parse_member_list, idempotent=False)
 
