@@ -42,6 +42,8 @@ _UINT64_MAX = 2**64 - 1
 
 
 class Alarm(enum.Enum):
+    """A kind of cluster alarm; ``NONE`` is etcd's zero value, never a raised alarm."""
+
     NONE = "NONE"
     #: the backend exceeded ``--quota-backend-bytes``; writes fail until disarmed
     NOSPACE = "NOSPACE"
@@ -51,6 +53,8 @@ class Alarm(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class AlarmMember:
+    """One raised alarm: which member and what kind."""
+
     member_id: int
     alarm: Alarm
 
@@ -65,6 +69,8 @@ class AlarmResult:
 
 @dataclass(frozen=True, slots=True)
 class DefragmentResult:
+    """A defragmentation's answer: only the header."""
+
     header: Header
 
 
@@ -88,6 +94,8 @@ class HashKVResult:
 
 @dataclass(frozen=True, slots=True)
 class MoveLeaderResult:
+    """A leadership transfer's answer: only the header."""
+
     header: Header
 
 
@@ -103,6 +111,10 @@ def _alarm(value: object) -> Alarm:
 
 
 def parse_alarms(obj: Mapping[str, Any]) -> AlarmResult:
+    """An AlarmResponse (a missing alarm field is ``NONE``, etcd's zero value).
+
+    Raises :class:`ProtocolError` for a malformed answer or an unknown alarm.
+    """
     raw = obj.get("alarms") or []
     if not isinstance(raw, list):
         raise e.ProtocolError(f"alarms should be a JSON array, got {raw!r}")
@@ -121,6 +133,7 @@ def parse_alarms(obj: Mapping[str, Any]) -> AlarmResult:
 
 
 def alarm_list_request() -> Request[AlarmResult]:
+    """A ``/maintenance/alarm`` call listing every raised alarm."""
     return Request("/maintenance/alarm", {"action": "GET"}, parse_alarms, idempotent=True)
 
 
@@ -137,6 +150,9 @@ def alarm_disarm_request(member_id: int, alarm: Alarm | str) -> Request[AlarmRes
 
 
 def defragment_request() -> Request[DefragmentResult]:
+    """A ``/maintenance/defragment`` call for the member it is sent to, without the client's
+    default deadline (defragmenting blocks the member for a while); cancellable.
+    """
     # Defragmenting a large backend blocks the member for a while: no deadline of
     # the client's default length (the caller's Deferred can still be cancelled).
     return Request("/maintenance/defragment", {},
@@ -152,15 +168,18 @@ def _hash_value(obj: Mapping[str, Any]) -> int:
 
 
 def parse_hash(obj: Mapping[str, Any]) -> HashResult:
+    """A HashResponse. Raises :class:`ProtocolError` if malformed (or not a uint32 hash)."""
     return HashResult(header=parse_header(obj), hash=_hash_value(obj))
 
 
 def parse_hash_kv(obj: Mapping[str, Any]) -> HashKVResult:
+    """A HashKVResponse. Raises :class:`ProtocolError` if malformed (or not a uint32 hash)."""
     return HashKVResult(header=parse_header(obj), hash=_hash_value(obj),
                         compact_revision=get_int(obj, "compact_revision"))
 
 
 def hash_request() -> Request[HashResult]:
+    """A ``/maintenance/hash`` call for the hash of the answering member's whole backend."""
     return Request("/maintenance/hash", {}, parse_hash, idempotent=True)
 
 
@@ -204,9 +223,19 @@ class SnapshotDecoder:
         self._lines = JsonLinesDecoder(max_frame_bytes)
 
     def feed(self, data: bytes) -> list[SnapshotChunk]:
+        """Append ``data``; return the chunks of the frames it completed, in order.
+
+        :raises ServerError: etcd sent an error frame (it aborted the snapshot)
+        :raises ProtocolError: a malformed or oversized frame
+        """
         return [self._chunk(frame) for frame in self._lines.feed(data)]
 
     def close(self) -> list[SnapshotChunk]:
+        """The stream ended: a last frame without its newline still counts.
+
+        :raises ServerError: that frame is an error frame
+        :raises ProtocolError: that frame is malformed
+        """
         return [self._chunk(frame) for frame in self._lines.close()]
 
     @staticmethod
