@@ -165,12 +165,18 @@ class Namespace:
     @deferred
     async def put(self, key: bytes, value: bytes, *, lease: int = 0, prev_kv: bool = False,
                   ignore_value: bool = False, ignore_lease: bool = False) -> PutResult:
+        """:meth:`Client.put <etcdwamp.client.Client.put>` of ``key`` inside the namespace; a
+        ``prev_kv`` in the answer comes back without the prefix.
+        """
         result = await self.client.put(self._key(key), value, lease=lease, prev_kv=prev_kv,
                                        ignore_value=ignore_value, ignore_lease=ignore_lease)
         return self._put(result)
 
     @deferred
     async def delete(self, key: bytes | KeySet, *, prev_kv: bool = False) -> DeleteResult:
+        """:meth:`Client.delete <etcdwamp.client.Client.delete>` inside the namespace; a range over
+        every key stops at the namespace's end, and ``prev_kvs`` come back without the prefix.
+        """
         return self._delete(await self.client.delete(self._keyset(key), prev_kv=prev_kv))
 
     @deferred
@@ -181,6 +187,9 @@ class Namespace:
     async def range_iter(self, key: bytes | KeySet, *, page_size: int = 1000,
                          revision: int = 0, keys_only: bool = False,
                          serializable: bool = False) -> AsyncIterator[KeyValue]:
+        """:meth:`Client.range_iter <etcdwamp.client.Client.range_iter>` inside the namespace:
+        key-values page by page at one revision, keys without the prefix.
+        """
         async for kv in self.client.range_iter(self._keyset(key), page_size=page_size,
                                                revision=revision, keys_only=keys_only,
                                                serializable=serializable):
@@ -198,9 +207,13 @@ class Namespace:
         return self.client.lease(ttl, keep_alive=keep_alive, on_lost=on_lost)
 
     def lease_grant(self, ttl: int, *, lease_id: int = 0) -> Deferred[Any]:
+        """Leases are cluster-wide: the same as the client's ``lease_grant``."""
         return self.client.lease_grant(ttl, lease_id=lease_id)
 
     def lease_revoke(self, lease_id: int) -> Deferred[Any]:
+        """Leases are cluster-wide: the same as the client's ``lease_revoke`` (which also deletes
+        the lease's keys outside the namespace).
+        """
         return self.client.lease_revoke(lease_id)
 
     @deferred
@@ -270,12 +283,14 @@ class NamespacedWatch:
         self._outer: dict[KeySet, KeySet] = {}
 
     def map_keyset(self, keys: bytes | KeySet) -> KeySet:
+        """The etcd key set of the caller's ``keys``, remembered so batches name the caller's."""
         outer = as_keyset(keys)
         inner = self._ns._keyset(outer)
         self._outer[inner] = outer
         return inner
 
     def translate(self, batch: WatchBatch) -> WatchBatch:
+        """``batch`` as the caller sees it: its own key set, and keys without the prefix."""
         ns = self._ns
         events = tuple(
             WatchEvent(type=ev.type, kv=ns._kv(ev.kv), prev_kv=ns._kv_or_none(ev.prev_kv))
@@ -285,28 +300,43 @@ class NamespacedWatch:
 
     @property
     def created(self) -> Deferred[None]:
+        """A new Deferred that fires once etcd confirmed every key set (see ``Watch.created``)."""
         return self.watch.created
 
     @property
     def finished(self) -> Deferred[None]:
+        """A new Deferred that fires when the watch ends (see ``Watch.finished``)."""
         return self.watch.finished
 
     @property
     def keysets(self) -> tuple[KeySet, ...]:
+        """The watched key sets as the caller gave them, in the order they were added."""
         return tuple(self._outer.get(k, k) for k in self.watch.keysets)
 
     def resume_revision(self, keyset: bytes | KeySet) -> int:
+        """The revision the watch would resume ``keyset`` from (0 = not created yet).
+
+        :raises KeyError: ``keyset`` is not watched
+        """
         return self.watch.resume_revision(self._ns._keyset(keyset))
 
     def add(self, keyset: bytes | KeySet, *, start_revision: int = 0) -> Deferred[None]:
+        """Watch one more key set of the namespace; fires once etcd confirmed it (as
+        :meth:`Watch.add <etcdwamp.watch.Watch.add>`).
+        """
         return self.watch.add(self.map_keyset(keyset), start_revision=start_revision)
 
     def remove(self, keyset: bytes | KeySet) -> None:
+        """Stop watching one key set (the last one: the watch is cancelled).
+
+        :raises KeyError: ``keyset`` is not watched
+        """
         inner = self._ns._keyset(keyset)
         self._outer.pop(inner, None)
         self.watch.remove(inner)
 
     def cancel(self) -> Deferred[None]:
+        """Stop the watch; the Deferred fires once it stopped."""
         return self.watch.cancel()
 
     def __await__(self) -> Generator[Any, Any, NamespacedWatch]:
