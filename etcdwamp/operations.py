@@ -368,15 +368,19 @@ class OperationsMixin:
         return self.call(user_get_request(user))
 
     def user_list(self) -> Deferred[tuple[str, ...]]:
+        """The names of every user."""
         return self.call(user_list_request())
 
     def user_delete(self, user: str) -> Deferred[Header]:
+        """Delete ``user``. :raises FailedPrecondition: no such user"""
         return self.call(user_delete_request(user))
 
     def user_change_password(self, user: str, password: str) -> Deferred[Header]:
+        """Set ``user``'s password. :raises FailedPrecondition: no such user"""
         return self.call(user_change_password_request(user, password))
 
     def user_revoke_role(self, user: str, role: str) -> Deferred[Header]:
+        """Take ``role`` from ``user``. :raises FailedPrecondition: no such user, or not its role"""
         return self.call(user_revoke_role_request(user, role))
 
     def role_get(self, role: str) -> Deferred[RoleInfo]:
@@ -384,9 +388,14 @@ class OperationsMixin:
         return self.call(role_get_request(role))
 
     def role_list(self) -> Deferred[tuple[str, ...]]:
+        """The names of every role."""
         return self.call(role_list_request())
 
     def role_delete(self, role: str) -> Deferred[Header]:
+        """Delete ``role``; users that had it lose its permissions.
+
+        :raises FailedPrecondition: no such role
+        """
         return self.call(role_delete_request(role))
 
     def role_revoke_permission(self, role: str, keys: bytes | KeySet) -> Deferred[Header]:
