@@ -61,6 +61,7 @@ from .cli_endpoints import endpoint_urls
 from .coalesce import Coalescer
 from .lease import Lease, grant
 from .lock import Election, Lock
+from .operations import OperationsMixin
 from .tls import tls_policy
 from .transport import AgentHTTP, HTTPClientLike, Transport, TreqHTTP
 from .watch import Watch, WatchBatch
@@ -79,7 +80,6 @@ from .wire import (
     Request,
     SortOrder,
     SortTarget,
-    StatusResult,
     Transaction,
     TxnResult,
     as_keyset,
@@ -90,7 +90,6 @@ from .wire import (
     lease_ttl_request,
     put_request,
     range_request,
-    status_request,
     txn_request,
 )
 from .wire.auth import (
@@ -108,7 +107,7 @@ __all__ = ["Client", "HTTPClientLike"]
 
 T = TypeVar("T")
 
-class Client:
+class Client(OperationsMixin):
     """An etcd3 client.
 
     :param reactor: the Twisted reactor (also the clock for timeouts unless ``clock``)
@@ -264,10 +263,6 @@ class Client:
         return self.transport.close()
 
     # -- KV -------------------------------------------------------------------
-
-    def status(self) -> Deferred[StatusResult]:
-        """The status of the member answering (version, db size, leader, revision)."""
-        return self._request(status_request())
 
     def get(
         self,
