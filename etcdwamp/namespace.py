@@ -35,6 +35,7 @@ from .wire import (
     RangeResult,
     SortOrder,
     SortTarget,
+    StatusResult,
     Transaction,
     TxnResult,
     as_keyset,
@@ -142,6 +143,17 @@ class Namespace:
         return Transaction(compare=[self._compare(c) for c in txn.compare],
                            success=[self._op(op) for op in txn.success],
                            failure=[self._op(op) for op in txn.failure])
+
+    # -- what a Database needs besides KV (pmap works on a namespace) ------------------
+
+    @property
+    def max_txn_ops(self) -> int:
+        """The client's limit of ops per transaction (etcd's ``--max-txn-ops``)."""
+        return self.client.max_txn_ops
+
+    def status(self) -> Deferred[StatusResult]:
+        """The status of the member answering: the store is shared, so is its revision."""
+        return self.client.status()
 
     # -- KV ---------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from twisted.internet import reactor
 from waiting import until
 
 from etcdwamp import KeySet
+from etcdwamp.client import Client
 from etcdwamp.testing import EtcdCluster
 from etcdwamp.wire import (
     CompModified,
@@ -167,3 +168,34 @@ async def test_lease_keys_lock_and_election_are_namespaced(
         assert leader.key.startswith(prefix + b"leader")
     finally:
         await election.resign()
+
+
+@ensure
+async def test_a_pmap_database_lives_in_a_namespace(client: Client, prefix: bytes) -> None:
+    """``Database(client.namespace(p))``: maps, transactions and conflicts work
+    unchanged, and every key they write lies under ``p``."""
+    from etcdwamp import pmap
+    from etcdwamp.pmap import Database, TransactionConflict
+
+    ns = client.namespace(prefix + b"ns/")
+    db = Database(ns, prefix=b"app/")
+    notes = pmap.MapStringJson(1)
+    async with db.begin(write=True) as txn:
+        notes[txn, "a"] = {"n": 1}
+        notes[txn, "b"] = {"n": 2}
+    async with db.begin() as txn:
+        assert await notes.get(txn, "a") == {"n": 1}
+        assert await notes.count(txn) == 2
+    stored = (await client.get(KeySet(prefix, prefix=True), keys_only=True)).kvs
+    assert sorted(kv.key for kv in stored) == [prefix + b"ns/app/\x00\x01a",
+                                               prefix + b"ns/app/\x00\x01b"]
+    # A conflict is still detected through the namespace's compares.
+    first, second = db.begin(write=True), db.begin(write=True)
+    for txn in (first, second):
+        await txn.__aenter__()
+        assert await notes.count(txn) == 2
+    notes[first, "a"] = {"n": 10}
+    notes[second, "b"] = {"n": 20}
+    await first.__aexit__(None, None, None)
+    with pytest.raises(TransactionConflict):
+        await second.__aexit__(None, None, None)
