@@ -34,7 +34,9 @@ failure branch is part of what the caller asked etcd to do. Only
           +-- NotFound
           |    +-- LeaseNotFound
           +-- PermissionDenied, Unauthenticated, Unavailable, DeadlineExceeded,
-              FailedPrecondition, ResourceExhausted, Unimplemented, Internal, ...
+              FailedPrecondition, Unimplemented, Internal, ...
+          +-- ResourceExhausted
+               +-- NoSpace
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ __all__ = [
     "InvalidRequest",
     "LeaseExpired",
     "LeaseNotFound",
+    "NoSpace",
     "NotFound",
     "OutOfRange",
     "OutcomeUnknown",
@@ -243,6 +246,12 @@ class ResourceExhausted(ServerError):
     """etcd is out of a resource, e.g. its storage quota (gRPC RESOURCE_EXHAUSTED)."""
 
     grpc_code = 8
+
+
+class NoSpace(ResourceExhausted):
+    """etcd's backend reached its quota (``--quota-backend-bytes``) and raised
+    the NOSPACE alarm: writes fail until space is freed (compact, defragment)
+    and the alarm is disarmed (:meth:`~etcdwamp.Client.alarm_disarm`)."""
 
 
 class FailedPrecondition(ServerError):

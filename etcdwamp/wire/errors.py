@@ -40,6 +40,7 @@ _BY_MESSAGE: tuple[tuple[str, type[e.ServerError]], ...] = (
     ("key is not provided", e.EmptyKey),
     ("requested lease not found", e.LeaseNotFound),
     ("authentication failed", e.AuthenticationFailed),
+    ("database space exceeded", e.NoSpace),
 )
 
 # What a gRPC code becomes when the gateway only gave us an HTTP status.

@@ -98,19 +98,20 @@ async def test_nospace_alarm_refuses_writes_until_compacted_defragmented_and_dis
         for i in range(1000):
             try:
                 await client.put(b"fill/%d" % i, b"x" * 8192)
-            except e.ResourceExhausted as exc:
+            except e.NoSpace as exc:
                 refused = exc
                 break
         assert refused is not None and "database space exceeded" in refused.message
+        assert isinstance(refused, e.ResourceExhausted)
         member = (await client.status()).header.member_id
         assert (await client.alarm_list()).alarms == (AlarmMember(member, Alarm.NOSPACE),)
-        with pytest.raises(e.ResourceExhausted):
+        with pytest.raises(e.NoSpace):
             await client.put(b"small", b"v")
         # disarmed while the backend is still over its quota: the next write raises it again
         assert (await client.alarm_disarm(member, Alarm.NOSPACE)).alarms == \
             (AlarmMember(member, Alarm.NOSPACE),)
         assert (await client.alarm_list()).alarms == ()
-        with pytest.raises(e.ResourceExhausted):
+        with pytest.raises(e.NoSpace):
             await client.put(b"small", b"v")
         assert (await client.alarm_list()).alarms == (AlarmMember(member, Alarm.NOSPACE),)
         # etcd lets deletes and compaction through under NOSPACE, so space can be freed
@@ -118,7 +119,7 @@ async def test_nospace_alarm_refuses_writes_until_compacted_defragmented_and_dis
         await client.compact(deleted.revision, physical=True)
         await client.defragment()
         assert (await client.alarm_list()).alarms != ()  # space freed, still armed
-        with pytest.raises(e.ResourceExhausted):
+        with pytest.raises(e.NoSpace):
             await client.put(b"small", b"v")
         disarmed = await client.alarm_disarm()
         assert disarmed.alarms == (AlarmMember(member, Alarm.NOSPACE),)
