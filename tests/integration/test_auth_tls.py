@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import pytest_twisted
+from auth_setup import enable_auth
 from twisted.internet import reactor
 from waiting import until
 
@@ -26,20 +27,6 @@ def auth_etcd(etcd_factory: Callable[..., EtcdCluster]) -> EtcdCluster:
     """An etcd whose auth tokens live TOKEN_TTL seconds."""
     return etcd_factory(1, extra_args=["--auth-token", "simple",
                                        "--auth-token-ttl", str(TOKEN_TTL)])
-
-
-async def enable_auth(url: str) -> None:
-    admin = Client(reactor, url=url)
-    try:
-        await admin.user_add("root", "rootpw")
-        await admin.user_grant_role("root", "root")
-        await admin.role_add("app")
-        await admin.role_grant_permission("app", KeySet(b"app/", prefix=True), "readwrite")
-        await admin.user_add("app", "apppw")
-        await admin.user_grant_role("app", "app")
-        await admin.auth_enable()
-    finally:
-        await admin.close()
 
 
 async def wait_for_token_expiry(root: Client) -> None:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 import pytest_twisted
+from auth_setup import enable_auth
 
-from etcdwamp import KeySet
 from etcdwamp.client import Client
 from etcdwamp.testing import EtcdCluster, TLSFiles, free_port, make_test_pki
 
@@ -302,15 +302,9 @@ async def test_password_auth(etcd_factory: Callable[..., EtcdCluster]) -> None:
     admin = Client(reactor, url=cluster.url)
     try:
         await admin.put(b"open/k", b"before auth")
-        await admin.user_add("root", "rootpw")
-        await admin.user_grant_role("root", "root")
-        await admin.role_add("app")
-        await admin.role_grant_permission("app", KeySet(b"app/", prefix=True), "readwrite")
-        await admin.user_add("app", "apppw")
-        await admin.user_grant_role("app", "app")
-        await admin.auth_enable()
     finally:
         await admin.close()
+    await enable_auth(cluster.url)
     assert ok(*url, "--user", "app", "--password", "apppw", "put", "app/k", "v") == "OK\n"
     assert ok(*url, "--user", "app:apppw", "get", "app/k") == "app/k\nv\n"
     piped = cli(*url, "--user", "app", "get", "app/k", stdin="apppw\n")  # asked for

@@ -12,10 +12,8 @@ from pathlib import Path
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor
+from auth_setup import enable_auth
 
-from etcdwamp import KeySet
-from etcdwamp.client import Client
 from etcdwamp.testing import EtcdCluster, TLSFiles, make_test_pki
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,17 +82,7 @@ def test_auth_tls_example_with_a_client_certificate(
 async def test_auth_tls_example_with_a_user_login(
         etcd_factory: Callable[..., EtcdCluster]) -> None:
     cluster = etcd_factory(1)
-    admin = Client(reactor, url=cluster.url)
-    try:
-        await admin.user_add("root", "rootpw")
-        await admin.user_grant_role("root", "root")
-        await admin.role_add("app")
-        await admin.role_grant_permission("app", KeySet(b"app/", prefix=True), "readwrite")
-        await admin.user_add("app", "apppw")
-        await admin.user_grant_role("app", "app")
-        await admin.auth_enable()
-    finally:
-        await admin.close()
+    await enable_auth(cluster.url)
     out = run_example("auth_tls.py", "--url", cluster.url, "--user", "app",
                       "--password", "apppw")
     assert out == "app/auth-tls-demo = written over http (as app)\n"

@@ -1,0 +1,26 @@
+"""The one etcd auth set-up the tests share: users ``root`` (role root, password
+``rootpw``) and ``app`` (password ``apppw``, read-write on ``app/``), then auth on."""
+
+from __future__ import annotations
+
+from twisted.internet import reactor
+
+from etcdwamp import KeySet
+from etcdwamp.client import Client
+
+__all__ = ["enable_auth"]
+
+
+async def enable_auth(url: str) -> None:
+    """Create ``root`` and ``app`` on the etcd at ``url`` and turn authentication on."""
+    admin = Client(reactor, url=url)
+    try:
+        await admin.user_add("root", "rootpw")
+        await admin.user_grant_role("root", "root")
+        await admin.role_add("app")
+        await admin.role_grant_permission("app", KeySet(b"app/", prefix=True), "readwrite")
+        await admin.user_add("app", "apppw")
+        await admin.user_grant_role("app", "app")
+        await admin.auth_enable()
+    finally:
+        await admin.close()
