@@ -1,7 +1,6 @@
 // The notes demo: a live table of the etcd map "notes", editable by anyone
 // the router lets in anonymously (the map's rules decide who may write).
-import { liveMap } from "./livemap.js";
-import { connectAnonymously, describeError } from "./session.js";
+import { describeError, followMap } from "./session.js";
 
 const status = document.getElementById("status");
 let live = null;
@@ -41,17 +40,14 @@ function render(rows, revision) {
   status.textContent = "live: " + rows.size + " notes at revision " + revision;
 }
 
-connectAnonymously({
-  onStatus: (text) => {
-    document.body.dataset.ready = "false";
-    status.textContent = text;
-  },
-  onJoin: (session) => {
-    live = liveMap(session, { map: "notes", onValue: render, onError: report });
-    window.notes = live; // for the browser tests and the curious
-    live.ready.then(() => { document.body.dataset.ready = "true"; }, () => {});
-    const mine = live;
-    return () => mine.stop();
+followMap({
+  map: "notes",
+  onValue: render,
+  onError: report,
+  status,
+  onLive: (fresh) => {
+    live = fresh;
+    window.notes = fresh; // for the browser tests and the curious
   },
 });
 

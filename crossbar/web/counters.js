@@ -1,8 +1,8 @@
 // A live oid -> oid map shown exactly: every id and count is a BigInt here,
 // sent and received through the JSON serializer without rounding (see
 // livemap.js for the wire form of oids above 2**53 - 1).
-import { exactOid, liveMap } from "./livemap.js";
-import { connectAnonymously, describeError } from "./session.js";
+import { exactOid } from "./livemap.js";
+import { describeError, followMap } from "./session.js";
 
 const status = document.getElementById("status");
 let live = null;
@@ -29,17 +29,14 @@ function render(rows, revision) {
   status.textContent = "live: " + rows.size + " counters at revision " + revision;
 }
 
-connectAnonymously({
-  onStatus: (text) => {
-    document.body.dataset.ready = "false";
-    status.textContent = text;
-  },
-  onJoin: (session) => {
-    live = liveMap(session, { map: "counters", onValue: render, onError: report });
-    window.counters = live; // for the browser tests
-    live.ready.then(() => { document.body.dataset.ready = "true"; }, () => {});
-    const mine = live;
-    return () => mine.stop();
+followMap({
+  map: "counters",
+  onValue: render,
+  onError: report,
+  status,
+  onLive: (fresh) => {
+    live = fresh;
+    window.counters = fresh; // for the browser tests
   },
 });
 

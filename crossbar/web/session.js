@@ -2,6 +2,7 @@
 // rights the Crossbar config limits to the demo's maps), JSON serializer,
 // reconnecting forever. No secret is ever sent from a page.
 /* global autobahn */
+import { liveMap } from "./livemap.js";
 
 /**
  * Open the connection to this page's own router; `onJoin(session)` runs on
@@ -30,6 +31,27 @@ export function connectAnonymously({ onJoin, onStatus = () => {} }) {
   };
   connection.open();
   return connection;
+}
+
+/**
+ * A page's one live map, kept across reconnects: a fresh `liveMap` of `map`
+ * on every join (stopped when that session ends), handed to `onLive(live)`;
+ * `<body data-ready>` is "true" once its first read is in; `status` shows
+ * disconnects.
+ */
+export function followMap({ map, onValue, onError, onLive, status }) {
+  return connectAnonymously({
+    onStatus: (text) => {
+      document.body.dataset.ready = "false";
+      status.textContent = text;
+    },
+    onJoin: (session) => {
+      const live = liveMap(session, { map, onValue, onError });
+      onLive(live);
+      live.ready.then(() => { document.body.dataset.ready = "true"; }, () => {});
+      return () => live.stop();
+    },
+  });
 }
 
 /** An autobahn error (URI and arguments) or any other failure, as one line. */
