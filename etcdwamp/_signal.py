@@ -5,6 +5,8 @@ from __future__ import annotations
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
+from ._deferred import Dual
+
 __all__ = ["Signal"]
 
 
@@ -32,7 +34,7 @@ class Signal:
             d.errback(Failure(self._error))  # type: ignore[no-untyped-call]
 
     def wait(self) -> Deferred[None]:
-        d: Deferred[None] = Deferred()
+        d: Deferred[None] = Dual()
         if self._fired:
             self._settle(d)
         else:

@@ -39,6 +39,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from . import errors
+from ._deferred import Dual
 from .transport import Transport
 from .wire import Request, check_size
 from .wire.batch import batch_request, plan_batches
@@ -64,7 +65,7 @@ class _Entry:
     def __init__(self, request: Request[Any], started: float) -> None:
         self.request = request
         self.started = started
-        self.waiter: Deferred[Any] = Deferred(self._cancel)
+        self.waiter: Deferred[Any] = Dual(self._cancel)
         # The request carrying this op alone (solo or retried), if any.
         self.inflight: Deferred[Any] | None = None
         self.group: _Group | None = None

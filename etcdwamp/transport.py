@@ -36,6 +36,7 @@ from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
 from . import errors
+from ._deferred import dual
 from .wire import Request, check_size, error_from_response
 from .wire.auth import authenticate_request
 
@@ -168,9 +169,48 @@ class HTTP(Protocol):
         """
         ...
 
+    def exchange(self, endpoint: str, path: str, body: bytes,
+                 token: str | None) -> Deferred[tuple[int, bytes]]:
+        """POST and read the whole answer: its status and body."""
+        ...
+
+    def map_error(self, endpoint: str, exc: Exception, *, timed_out: bool) -> Exception:
+        """The :mod:`etcdwamp.errors` exception for a failed exchange (``timed_out``:
+        our timeout cut it short): ConnectFailed when it provably was not sent."""
+        ...
+
     def close(self) -> Deferred[None]:
         """Close pooled connections; fires when they are closed."""
         ...
+
+
+class TwistedHTTP:
+    """What the Twisted HTTP classes share: reading answers, mapping failures."""
+
+    def post(self, endpoint: str, path: str, body: bytes, token: str | None, *,
+             stream: bool = False) -> Deferred[Any]:
+        raise NotImplementedError
+
+    def exchange(self, endpoint: str, path: str, body: bytes,
+                 token: str | None) -> Deferred[tuple[int, bytes]]:
+        """:meth:`HTTP.exchange` as plain Deferred chaining rather than a
+        coroutine: this runs for every request, and cancelling the result still
+        reaches whichever step runs (the Agent aborts a pending request;
+        read_body drops the connection)."""
+        def read(response: Any) -> Deferred[tuple[int, bytes]]:
+            code = int(response.code)
+            return read_body(response).addCallback(lambda data: (code, data))
+
+        return self.post(endpoint, path, body, token).addCallback(read)
+
+    def map_error(self, endpoint: str, exc: Exception, *, timed_out: bool) -> Exception:
+        """:meth:`HTTP.map_error` for Twisted's failures."""
+        if isinstance(exc, _NOT_SENT):
+            # Also when our timeout cancelled the connection attempt: not sent.
+            return errors.ConnectFailed(f"cannot connect to {endpoint}: {exc}", endpoint=endpoint)
+        if timed_out:
+            return errors.RequestTimeout(f"no answer from {endpoint} in time", endpoint=endpoint)
+        return transport_error(endpoint, exc)
 
 
 @implementer(IBodyProducer)
@@ -211,7 +251,7 @@ class _Route:
     uris: dict[str, tuple[URI, bytes]]  # per request path: parsed URI and request path
 
 
-class AgentHTTP:
+class AgentHTTP(TwistedHTTP):
     """The default :class:`HTTP`: Twisted's ``Agent`` over a persistent pool.
 
     ``Agent.request`` parses the URL, builds a new endpoint object and copies
@@ -282,7 +322,7 @@ class AgentHTTP:
         return d
 
 
-class TreqHTTP:
+class TreqHTTP(TwistedHTTP):
     """:class:`HTTP` over an injected treq-style client (tests: ``StubTreq``)."""
 
     def __init__(self, client: HTTPClientLike) -> None:
@@ -372,8 +412,8 @@ class Transport:
             # One coroutine less per request on the common path.
             limit = self.timeout if request.timeout is None else request.timeout
             deadline = (self.clock.seconds() if started is None else started) + limit
-            return Deferred.fromCoroutine(self._call_once(request, deadline))
-        return Deferred.fromCoroutine(self.call_async(request, started=started))
+            return dual(Deferred.fromCoroutine(self._call_once(request, deadline)))
+        return dual(Deferred.fromCoroutine(self.call_async(request, started=started)))
 
     async def call_async(self, request: Request[T], *, started: float | None = None) -> T:
         """:meth:`call` as a coroutine (saves a Deferred inside other coroutines)."""
@@ -490,14 +530,7 @@ class Transport:
                                  self.left(deadline))
 
     def _exchange(self, endpoint: str, path: str, body: bytes) -> Deferred[tuple[int, bytes]]:
-        # Plain Deferred chaining rather than a coroutine: this runs for every
-        # request, and cancelling the result still reaches whichever step runs
-        # (the Agent aborts a pending request; read_body drops the connection).
-        def read(response: Any) -> Deferred[tuple[int, bytes]]:
-            code = int(response.code)
-            return read_body(response).addCallback(lambda data: (code, data))
-
-        return self.http.post(endpoint, path, body, self.token).addCallback(read)
+        return self.http.exchange(endpoint, path, body, self.token)
 
     async def _post(self, endpoint: str, path: str, body: bytes,
                     timeout: float | None = None) -> tuple[int, bytes]:
@@ -541,13 +574,11 @@ class Transport:
     def _exchange_error(self, endpoint: str, exc: Exception, limit: float, *,
                         timed_out: bool) -> Exception:
         """Map the failure of an exchange the caller did not cancel."""
-        if isinstance(exc, _NOT_SENT):
-            # Also when our timeout cancelled the connection attempt: not sent.
-            return errors.ConnectFailed(f"cannot connect to {endpoint}: {exc}", endpoint=endpoint)
-        if timed_out:
+        mapped = self.http.map_error(endpoint, exc, timed_out=timed_out)
+        if isinstance(mapped, errors.RequestTimeout):
             return errors.RequestTimeout(f"no answer from {endpoint} within {limit}s",
                                          endpoint=endpoint)
-        return transport_error(endpoint, exc)
+        return mapped
 
     # -- gateway prefix -----------------------------------------------------------
 
@@ -625,7 +656,7 @@ class Transport:
 
     def close(self) -> Deferred[None]:
         """Close pooled connections (the transport may be used again afterwards)."""
-        return self.http.close()
+        return dual(self.http.close())
 
 
 def transport_error(endpoint: str, exc: Exception) -> Exception:

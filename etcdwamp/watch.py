@@ -55,6 +55,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from . import errors
+from ._deferred import Dual, dual
 from ._signal import Signal
 from .transport import BodyReader, StreamProtocol, Transport, read_body, relay
 from .wire import KeySet, as_keyset, range_request
@@ -159,7 +160,7 @@ class Watch:
         def give_up(_: Deferred[None]) -> None:
             self.cancel()
 
-        waiter: Deferred[None] = Deferred(give_up)
+        waiter: Deferred[None] = Dual(give_up)
         outcome.addBoth(relay, waiter)
         return waiter
 
@@ -187,7 +188,7 @@ class Watch:
         ks = as_keyset(keyset)
         if ks in self._state:
             raise ValueError(f"{ks!r} is already watched")
-        return Deferred.fromCoroutine(self._add(ks, start_revision))
+        return dual(Deferred.fromCoroutine(self._add(ks, start_revision)))
 
     async def _add(self, ks: KeySet, start_revision: int) -> None:
         if not start_revision:
@@ -244,7 +245,8 @@ class Watch:
                 if self._fatal is not None:
                     raise self._fatal
                 return
-            self._waiter = Deferred()
+            # A Dual: this generator is driven by whichever loop iterates it.
+            self._waiter = Dual()
             await self._waiter
 
     # -- internals -------------------------------------------------------------

@@ -35,6 +35,7 @@ from etcdwamp import KeySet, OpSet, Transaction
 from etcdwamp import errors as e
 from etcdwamp.client import Client
 from etcdwamp.pmap.database import Database, MapTransaction
+from etcdwamp.transport import TwistedHTTP
 from etcdwamp.wire import status_request
 
 HEADER = {"cluster_id": "1", "member_id": "2", "revision": "42", "raft_term": "3"}
@@ -118,7 +119,7 @@ class Post:
         return "/" + self.url.split("/", 3)[3]
 
 
-class FakeHTTP:
+class FakeHTTP(TwistedHTTP):
     """An injected treq-style client: answers via ``handler``, else hangs."""
 
     def __init__(self, handler: Handler = hang,

@@ -17,7 +17,7 @@ from twisted.web.client import ResponseDone
 
 from etcdwamp import errors as e
 from etcdwamp.coalesce import Coalescer
-from etcdwamp.transport import Transport
+from etcdwamp.transport import Transport, TwistedHTTP
 from etcdwamp.wire import (
     DEFAULT_MAX_REQUEST_BYTES,
     PutResult,
@@ -127,7 +127,7 @@ class Post:
         self.d.callback(Response(code, json.dumps(obj).encode()))
 
 
-class ScriptedHTTP:
+class ScriptedHTTP(TwistedHTTP):
     """Keeps every post pending until the test answers it."""
 
     def __init__(self) -> None:
