@@ -63,7 +63,7 @@ from .lease import Lease, grant
 from .lock import Election, Lock
 from .operations import OperationsMixin
 from .tls import tls_policy
-from .transport import AgentHTTP, HTTPClientLike, Transport, TreqHTTP
+from .transport import HTTP, AgentHTTP, HTTPClientLike, Transport, TreqHTTP
 from .watch import Watch, WatchBatch
 from .wire import (
     DEFAULT_MAX_REQUEST_BYTES,
@@ -195,13 +195,11 @@ class Client(OperationsMixin):
         self.max_txn_ops = max_txn_ops
         self._reactor = reactor
         clock = clock if clock is not None else reactor
-        http: AgentHTTP | TreqHTTP
+        http: HTTP
         if http_client is None:
-            tls = None
-            if ca_file is not None or cert_file is not None:
-                tls = tls_policy(ca_file, cert_file, key_file)
-            http = AgentHTTP(reactor, connect_timeout=connect_timeout, pool_size=pool_size,
-                             tls=tls)
+            http = self._default_http(reactor, connect_timeout=connect_timeout,
+                                      pool_size=pool_size, ca_file=ca_file,
+                                      cert_file=cert_file, key_file=key_file)
         else:
             http = TreqHTTP(http_client)
         #: the seam every part of the client sends through (watches, leases, locks too)
@@ -214,6 +212,19 @@ class Client(OperationsMixin):
             self._coalescer = Coalescer(self.transport, window=coalesce_window,
                                         max_ops=min(max_txn_ops, 128),
                                         max_bytes=max_request_bytes)
+
+    #: the event loop the client's methods run on (``etcdwamp.asyncio.Client``: "asyncio")
+    framework = "twisted"
+
+    @staticmethod
+    def _default_http(reactor: Any, *, connect_timeout: float, pool_size: int,
+                      ca_file: str | None, cert_file: str | None,
+                      key_file: str | None) -> HTTP:
+        """The HTTP layer used unless ``http_client`` is given: Twisted's Agent."""
+        tls = None
+        if ca_file is not None or cert_file is not None:
+            tls = tls_policy(ca_file, cert_file, key_file)
+        return AgentHTTP(reactor, connect_timeout=connect_timeout, pool_size=pool_size, tls=tls)
 
     # -- transport ----------------------------------------------------------
 
@@ -261,6 +272,12 @@ class Client(OperationsMixin):
     def close(self) -> Deferred[None]:
         """Close pooled connections (the client may be used again afterwards)."""
         return self.transport.close()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
     # -- KV -------------------------------------------------------------------
 

@@ -1,0 +1,88 @@
+"""The asyncio flavour, as ``autobahn.asyncio``: ``from etcdwamp.asyncio import Client``.
+
+Same methods, arguments, results and exceptions as :class:`etcdwamp.Client`
+(Twisted), awaited in asyncio code; ``async with Client(url=...) as etcd:``
+closes it. Watches (``async for batch in etcd.watch(...)``), leases, locks,
+elections, ``range_iter``, coalescing, auth, TLS, failover and pmap
+(``Database(etcd)``) work unchanged, because everything above HTTP is one
+shared code base: it uses Deferreds as plain futures (no reactor runs) and
+hands users :class:`~etcdwamp._deferred.Dual` objects, which an asyncio task
+awaits like a future. Cancelling the task that awaits a call (or
+``asyncio.wait_for`` running out) cancels the request at once with
+``asyncio.CancelledError``; it is not re-sent. Only time (the running loop,
+:class:`~etcdwamp.asyncio.clock.LoopClock`) and HTTP
+(:class:`~etcdwamp.asyncio.http.AiohttpHTTP`) are asyncio's own.
+
+Why aiohttp
+-----------
+It streams response bodies (watches stay open for hours), pools keep-alive
+connections per host with a bound, speaks TLS with client certificates, and
+cancels a request by dropping its connection. ``benchmarks/client.py``
+measures it against plain aiohttp (the baseline a hand-written client would
+reach); see the README's table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from ..client import Client as _TwistedClient
+from ..transport import HTTP
+from ..wire import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS
+from .clock import LoopClock
+from .http import AiohttpHTTP, ssl_context
+
+__all__ = ["Client", "LoopClock"]
+
+
+class Client(_TwistedClient):
+    """An etcd3 client for asyncio (see the module docstring).
+
+    :param url: the endpoint, e.g. ``"http://127.0.0.1:2379"``; or ``endpoints``
+        (neither: ``$ETCDWAMP_ENDPOINTS``, ``$ETCDCTL_ENDPOINTS``, localhost)
+    :param loop: the asyncio loop (default: the running one, on first use)
+
+    Every other argument is :class:`etcdwamp.Client`'s.
+    """
+
+    framework = "asyncio"
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        endpoints: Sequence[str] | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+        timeout: float = 10.0,
+        connect_timeout: float = 5.0,
+        pool_size: int = 64,
+        api_prefix: str | None = None,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        max_txn_ops: int = DEFAULT_MAX_TXN_OPS,
+        user: str | None = None,
+        password: str | None = None,
+        ca_file: str | None = None,
+        cert_file: str | None = None,
+        key_file: str | None = None,
+        coalesce: bool = False,
+        coalesce_window: float = 0.0,
+    ) -> None:
+        clock = LoopClock(loop)
+        super().__init__(
+            clock, url, endpoints=endpoints, timeout=timeout, connect_timeout=connect_timeout,
+            pool_size=pool_size, clock=clock, api_prefix=api_prefix,
+            max_request_bytes=max_request_bytes, max_txn_ops=max_txn_ops, user=user,
+            password=password, ca_file=ca_file, cert_file=cert_file, key_file=key_file,
+            coalesce=coalesce, coalesce_window=coalesce_window)
+
+    @staticmethod
+    def _default_http(reactor: object, *, connect_timeout: float, pool_size: int,
+                      ca_file: str | None, cert_file: str | None,
+                      key_file: str | None) -> HTTP:
+        assert isinstance(reactor, LoopClock)
+        tls = None
+        if ca_file is not None or cert_file is not None:
+            tls = ssl_context(ca_file, cert_file, key_file)
+        return AiohttpHTTP(reactor, connect_timeout=connect_timeout, pool_size=pool_size,
+                           tls=tls)

@@ -1,0 +1,163 @@
+"""The asyncio HTTP layer: aiohttp behind the shared transport.
+
+It implements :class:`etcdwamp.transport.HTTP`. Each exchange runs as an
+asyncio task and is handed to the shared code as a Deferred
+(``Deferred.fromFuture``): cancelling that Deferred (the caller cancelled,
+or the transport's timeout ran out) cancels the task, which makes aiohttp
+drop the connection. A streamed answer (watches, election observation,
+snapshots) is delivered the way Twisted delivers one, to a protocol's
+``dataReceived``/``connectionLost``, so the stream consumers exist once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any
+
+import aiohttp
+from twisted.internet import error as ierror
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.python.failure import Failure
+from twisted.web.client import ResponseDone
+
+from .. import errors
+from .clock import LoopClock
+
+__all__ = ["AiohttpHTTP", "StreamedResponse", "ssl_context"]
+
+# Failures that prove the request never left this process: the connection
+# (TCP, TLS handshake) could not be made, or not in time.
+_NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+# Failures once a connection carried the request: the answer is unknown.
+_LOST = (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError,
+         aiohttp.ServerTimeoutError, aiohttp.ClientResponseError, ConnectionError)
+
+
+def ssl_context(ca_file: str | None, cert_file: str | None,
+                key_file: str | None) -> ssl.SSLContext:
+    """Verify servers against ``ca_file`` (default: the system's CAs) and present
+    ``cert_file``/``key_file`` to an etcd with ``--client-cert-auth``."""
+    context = ssl.create_default_context(cafile=ca_file)
+    if cert_file is not None:
+        context.load_cert_chain(cert_file, key_file)
+    return context
+
+
+class StreamedResponse:
+    """An aiohttp response whose body goes to a Twisted-style protocol."""
+
+    def __init__(self, response: aiohttp.ClientResponse, loop: asyncio.AbstractEventLoop) -> None:
+        self.code = response.status
+        self._response = response
+        self._loop = loop
+        self._pump: asyncio.Task[None] | None = None
+
+    def deliverBody(self, protocol: Any) -> None:
+        """Feed the body to ``protocol`` as it arrives; ``connectionLost`` at the end
+        (``ResponseDone`` when it ended cleanly)."""
+        protocol.makeConnection(self)
+        self._pump = self._loop.create_task(self._feed(protocol))
+
+    async def _feed(self, protocol: Any) -> None:
+        reason = Failure(ResponseDone())  # type: ignore[no-untyped-call]
+        try:
+            async for chunk in self._response.content.iter_any():
+                protocol.dataReceived(chunk)
+        except asyncio.CancelledError:
+            reason = Failure(ierror.ConnectionAborted())  # type: ignore[no-untyped-call]
+        except Exception as exc:
+            reason = Failure(ierror.ConnectionLost(str(exc)))  # type: ignore[no-untyped-call]
+        finally:
+            self._response.close()
+        protocol.connectionLost(reason)
+
+    def stopProducing(self) -> None:
+        """Drop the connection; the protocol's ``connectionLost`` follows."""
+        if self._pump is not None:
+            self._pump.cancel()
+        else:
+            self._response.close()
+
+
+class AiohttpHTTP:
+    """:class:`~etcdwamp.transport.HTTP` over one ``aiohttp.ClientSession``
+    (made on first use, inside the running loop)."""
+
+    def __init__(self, clock: LoopClock, *, connect_timeout: float, pool_size: int,
+                 tls: ssl.SSLContext | None = None) -> None:
+        self._clock = clock
+        self._connect_timeout = connect_timeout
+        self._pool_size = pool_size
+        self._tls = tls
+        self._session: aiohttp.ClientSession | None = None
+        self._headers: dict[str | None, dict[str, str]] = {}
+
+    def _client(self) -> aiohttp.ClientSession:
+        session = self._session
+        if session is None or session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=0, limit_per_host=self._pool_size,
+                ssl=self._tls if self._tls is not None else True)
+            session = self._session = aiohttp.ClientSession(
+                connector=connector,
+                # The transport times each call; only connecting has its own limit.
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout),
+                cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
+                skip_auto_headers=("User-Agent", "Accept-Encoding"))
+        return session
+
+    def _header_set(self, token: str | None) -> dict[str, str]:
+        headers = self._headers.get(token)
+        if headers is None:
+            if len(self._headers) > 16:
+                self._headers.clear()  # old tokens: nothing will send them again
+            headers = {"Content-Type": "application/json"}
+            if token is not None:
+                headers["Authorization"] = token
+            self._headers[token] = headers
+        return headers
+
+    def _run(self, coro: Any) -> Deferred[Any]:
+        return Deferred.fromFuture(self._clock.loop.create_task(coro))
+
+    def exchange(self, endpoint: str, path: str, body: bytes,
+                 token: str | None) -> Deferred[tuple[int, bytes]]:
+        """POST and read the whole answer; cancelling the Deferred drops the connection."""
+        return self._run(self._exchange(endpoint + path, body, self._header_set(token)))
+
+    async def _exchange(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        async with self._client().post(url, data=body, headers=headers) as response:
+            return response.status, await response.read()
+
+    def post(self, endpoint: str, path: str, body: bytes, token: str | None, *,
+             stream: bool = False) -> Deferred[Any]:
+        """POST; fires with a :class:`StreamedResponse` once the headers arrived."""
+        return self._run(self._open(endpoint + path, body, self._header_set(token)))
+
+    async def _open(self, url: str, body: bytes, headers: dict[str, str]) -> StreamedResponse:
+        response = await self._client().post(url, data=body, headers=headers)
+        return StreamedResponse(response, self._clock.loop)
+
+    def map_error(self, endpoint: str, exc: Exception, *, timed_out: bool) -> Exception:
+        """Map aiohttp's failures onto :mod:`etcdwamp.errors` (see ``HTTP.map_error``)."""
+        if isinstance(exc, _NOT_SENT):
+            return errors.ConnectFailed(f"cannot connect to {endpoint}: {exc}", endpoint=endpoint)
+        if timed_out:
+            return errors.RequestTimeout(f"no answer from {endpoint} in time", endpoint=endpoint)
+        if isinstance(exc, CancelledError):
+            return exc  # a cancellation is never a transport failure
+        if isinstance(exc, _LOST):
+            return errors.ConnectionLost(
+                f"connection to {endpoint} lost before a complete answer: {exc}",
+                endpoint=endpoint)
+        return exc
+
+    def close(self) -> Deferred[None]:
+        """Close the session's pooled connections (a later call opens a new session)."""
+        session, self._session = self._session, None
+        if session is None or session.closed:
+            d: Deferred[None] = Deferred()
+            d.callback(None)
+            return d
+        return self._run(session.close())
