@@ -73,11 +73,19 @@ def prefix(request: pytest.FixtureRequest) -> bytes:
     return f"t{next(_counter)}/{request.node.name}/".encode()
 
 
-@pytest_twisted.async_yield_fixture
-async def client(etcd: EtcdCluster) -> AsyncIterator[Client]:
-    from twisted.internet import reactor
+@pytest.fixture(params=["twisted", "asyncio"])
+def loop(request: pytest.FixtureRequest) -> str:
+    """The event loop a test's clients run on: every test that takes ``client``
+    (or ``loop``) runs once with ``etcdwamp.Client`` (Twisted) and once with
+    ``etcdwamp.asyncio.Client``; see tests/integration/loops.py."""
+    return str(request.param)
 
-    c = Client(reactor, url=etcd.url, timeout=10.0)
+
+@pytest_twisted.async_yield_fixture
+async def client(etcd: EtcdCluster, loop: str) -> AsyncIterator[Client]:
+    from loops import make_client
+
+    c = make_client(loop, url=etcd.url, timeout=10.0)
     try:
         yield c
     finally:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import pytest
-import pytest_twisted
+from loops import ensure
 
 from etcdwamp import KeySet, SortOrder, SortTarget
 from etcdwamp import errors as e
 from etcdwamp.client import Client
-
-ensure = pytest_twisted.ensureDeferred
 
 
 async def _fill(client: Client, prefix: bytes, items: dict[bytes, bytes]) -> dict[bytes, int]:

@@ -17,11 +17,14 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 
+from etcdwamp._deferred import deferred
+
 __all__ = ["until"]
 
 _POLL = 0.01
 
 
+@deferred  # awaitable from a test on either loop (tests/integration/loops.py)
 async def until(condition: Callable[[], Any], *, timeout: float = 30.0,
                 why: Callable[[], str] | str | None = None) -> None:
     """Return as soon as ``condition()`` is true; raise ``AssertionError`` after
