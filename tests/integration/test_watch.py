@@ -5,19 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-import pytest_twisted
+from loops import ensure, make_client
 from twisted.internet import reactor
 from twisted.protocols.portforward import ProxyFactory
 from waiting import until
 
 from etcdwamp import CompVersion, KeySet, OpSet, Transaction
 from etcdwamp import errors as e
+from etcdwamp._deferred import dual
 from etcdwamp.client import Client
 from etcdwamp.testing import EtcdCluster, EtcdMember
 from etcdwamp.watch import WatchBatch
 from etcdwamp.wire.watch import EventType
-
-ensure = pytest_twisted.ensureDeferred
 
 
 def keys_of(batches: list[WatchBatch]) -> list[bytes]:
@@ -201,13 +200,13 @@ async def watch_ends_with(client: Client, got: list[WatchBatch], marker: bytes) 
 
 
 @ensure
-async def test_watch_survives_kill_9_and_restart(own_etcd: EtcdCluster,
+async def test_watch_survives_kill_9_and_restart(own_etcd: EtcdCluster, loop: str,
                                                  prefix: bytes) -> None:
     """5,000 puts with etcd killed (SIGKILL) and restarted in the middle: the watcher
     sees exactly the 5,000 events, in order, none twice."""
     member: EtcdMember = own_etcd.members[0]
-    writer = Client(reactor, url=member.url, timeout=2.0, connect_timeout=1.0)
-    watcher = Client(reactor, url=member.url, timeout=2.0, connect_timeout=1.0)
+    writer = make_client(loop, url=member.url, timeout=2.0, connect_timeout=1.0)
+    watcher = make_client(loop, url=member.url, timeout=2.0, connect_timeout=1.0)
     got: list[WatchBatch] = []
     watch = await watcher.watch(KeySet(prefix, prefix=True), got.append)
     keys = [prefix + b"w/%05d" % i for i in range(5000)]
@@ -230,11 +229,12 @@ async def test_watch_survives_kill_9_and_restart(own_etcd: EtcdCluster,
 
 
 @ensure
-async def test_watch_survives_member_kill_in_cluster(etcd_cluster3: EtcdCluster,
+async def test_watch_survives_member_kill_in_cluster(etcd_cluster3: EtcdCluster, loop: str,
                                                      prefix: bytes) -> None:
     """Same across a member kill in a 3-member cluster: the watch moves on."""
-    writer = Client(reactor, endpoints=etcd_cluster3.urls, timeout=2.0, connect_timeout=1.0)
-    watcher = Client(reactor, endpoints=etcd_cluster3.urls, timeout=2.0, connect_timeout=1.0)
+    writer = make_client(loop, endpoints=etcd_cluster3.urls, timeout=2.0, connect_timeout=1.0)
+    watcher = make_client(loop, endpoints=etcd_cluster3.urls, timeout=2.0,
+                          connect_timeout=1.0)
     got: list[WatchBatch] = []
     watch = await watcher.watch(KeySet(prefix, prefix=True), got.append)
     victim = next(m for m in etcd_cluster3.members if m.url == watcher.endpoint)
@@ -252,14 +252,14 @@ async def test_watch_survives_member_kill_in_cluster(etcd_cluster3: EtcdCluster,
 
 @ensure
 async def test_compaction_while_disconnected_signals_watch_compacted(
-        etcd: EtcdCluster, prefix: bytes) -> None:
+        etcd: EtcdCluster, loop: str, prefix: bytes) -> None:
     """The watch runs through a proxy; the proxy goes away, history is written and
     compacted, the proxy comes back: the watch ends with WatchCompacted."""
     host, port = "127.0.0.1", etcd.members[0].client_port
     proxy_port = reactor.listenTCP(0, ProxyFactory(host, port), interface="127.0.0.1")
     proxy_url = f"http://127.0.0.1:{proxy_port.getHost().port}"
-    direct = Client(reactor, url=etcd.url)
-    via_proxy = Client(reactor, url=proxy_url, timeout=2.0)
+    direct = make_client(loop, url=etcd.url)
+    via_proxy = make_client(loop, url=proxy_url, timeout=2.0)
     got: list[WatchBatch] = []
     watch = await via_proxy.watch(KeySet(prefix, prefix=True), got.append)
     try:
@@ -267,7 +267,7 @@ async def test_compaction_while_disconnected_signals_watch_compacted(
         await until(lambda: len(got) == 1)
         # Cut the stream: stop listening and drop the proxied connections.
         listening = proxy_port.getHost().port
-        await proxy_port.stopListening()
+        await dual(proxy_port.stopListening())
         watch._stream.abort()  # type: ignore[union-attr]
         for i in range(3):
             last = await direct.put(prefix + b"k", b"missed %d" % i)
@@ -291,6 +291,6 @@ async def test_compaction_while_disconnected_signals_watch_compacted(
             await fresh.cancel()
     finally:
         await watch.cancel()
-        await proxy_port.stopListening()
+        await dual(proxy_port.stopListening())
         await direct.close()
         await via_proxy.close()
