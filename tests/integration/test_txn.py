@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-import pytest_twisted
+from loops import ensure, make_client
 
 from etcdwamp import (
     CompCreated,
@@ -19,9 +19,8 @@ from etcdwamp import (
 )
 from etcdwamp import errors as e
 from etcdwamp.client import Client
+from etcdwamp.testing import EtcdCluster
 from etcdwamp.wire import DeleteResult, PutResult, RangeResult, TxnResult
-
-ensure = pytest_twisted.ensureDeferred
 
 
 @ensure
@@ -156,14 +155,10 @@ async def test_128_ops_pass_129_are_refused_before_sending(client: Client,
 
 
 @ensure
-async def test_etcd_itself_refuses_too_many_ops(etcd: object, prefix: bytes) -> None:
+async def test_etcd_itself_refuses_too_many_ops(etcd: EtcdCluster, loop: str,
+                                                 prefix: bytes) -> None:
     """With the client-side limit raised, etcd's own refusal maps to TooManyOps too."""
-    from twisted.internet import reactor
-
-    from etcdwamp.testing import EtcdCluster
-
-    assert isinstance(etcd, EtcdCluster)
-    loose = Client(reactor, url=etcd.url, max_txn_ops=1000)
+    loose = make_client(loop, url=etcd.url, max_txn_ops=1000)
     try:
         txn = Transaction(success=[OpSet(prefix + b"%03d" % i, b"v") for i in range(129)])
         with pytest.raises(e.TooManyOps) as info:
