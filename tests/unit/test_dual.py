@@ -1,0 +1,123 @@
+"""Dual: one Deferred awaited by Twisted's coroutine driver and by asyncio tasks.
+
+The asyncio tests run as tasks on the loop under Twisted's asyncio reactor
+(the suite's reactor); pytest-twisted waits for the Deferred around the task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pytest
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.python.failure import Failure
+
+from etcdwamp._deferred import Dual, deferred, dual
+
+
+def on_asyncio(fn: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], Deferred[None]]:
+    """Run the test coroutine as an asyncio task (a user of etcdwamp.asyncio)."""
+    def run() -> Deferred[None]:
+        return Deferred.fromFuture(asyncio.ensure_future(fn()))
+    run.__name__ = fn.__name__
+    run.__doc__ = fn.__doc__
+    return run
+
+
+def test_twisted_driver_awaits_a_pending_dual() -> None:
+    """Under Deferred.fromCoroutine, awaiting a Dual waits for it like a Deferred."""
+    source: Deferred[int] = Deferred()
+
+    async def body() -> int:
+        return await dual(source) + 1
+
+    outcome = Deferred.fromCoroutine(body())
+    assert not outcome.called
+    source.callback(41)
+    assert outcome.result == 42
+
+
+def test_twisted_driver_sees_the_error_and_cancellation() -> None:
+    """Errors arrive as exceptions; cancelling the outer Deferred cancels the source."""
+    cancelled: list[bool] = []
+    source: Deferred[int] = Deferred(lambda _: cancelled.append(True))
+
+    async def body() -> int:
+        return await dual(source)
+
+    outcome = Deferred.fromCoroutine(body())
+    outcome.cancel()
+    assert cancelled == [True]
+    failures: list[Any] = []
+    outcome.addErrback(failures.append)
+    assert failures[0].check(CancelledError)
+
+
+@on_asyncio
+async def test_asyncio_task_awaits_value_and_error() -> None:
+    """An asyncio task gets the value, and an error as the same exception."""
+    loop = asyncio.get_running_loop()
+    ok: Deferred[str] = Deferred()
+    loop.call_soon(ok.callback, "v")
+    assert await dual(ok) == "v"
+    bad: Deferred[str] = Deferred()
+    loop.call_soon(bad.errback, KeyError("k"))
+    with pytest.raises(KeyError):
+        await dual(bad)
+
+
+@on_asyncio
+async def test_asyncio_cancel_cancels_the_deferred() -> None:
+    """Cancelling the task waiting on a Dual cancels its Deferred at once and the
+    task ends with asyncio.CancelledError."""
+    cancelled: list[bool] = []
+    source: Deferred[int] = Deferred(lambda _: cancelled.append(True))
+    started = asyncio.Event()
+
+    async def waiter() -> int:
+        started.set()
+        return await dual(source)
+
+    task = asyncio.ensure_future(waiter())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert cancelled == [True]
+
+
+@on_asyncio
+async def test_wait_for_and_gather_accept_duals() -> None:
+    """asyncio.wait_for cancels a Dual that runs out of time; gather collects Duals."""
+    cancelled: list[bool] = []
+    never: Deferred[int] = Deferred(lambda _: cancelled.append(True))
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(dual(never), 0.01)
+    assert cancelled == [True]
+
+    @deferred
+    async def double(x: int) -> int:
+        d: Deferred[int] = Deferred()
+        asyncio.get_running_loop().call_soon(d.callback, 2 * x)
+        return await d  # a plain Deferred: this coroutine runs on Twisted's driver
+
+    assert await asyncio.gather(double(1), double(2)) == [2, 4]
+
+
+@on_asyncio
+async def test_error_taken_by_asyncio_leaves_no_unhandled_failure() -> None:
+    """Once an asyncio task received the error, the Deferred's chain holds no
+    Failure any more, so it is not also reported as "Unhandled error in Deferred"."""
+    bad: Dual[int] = Dual()
+    asyncio.get_running_loop().call_soon(bad.errback, ValueError("once"))
+    with pytest.raises(ValueError):
+        await bad
+    assert bad.called and not isinstance(bad.result, Failure)
+
+
+def test_dual_of_a_dual_is_itself() -> None:
+    """dual() does not wrap twice."""
+    d: Dual[int] = Dual()
+    assert dual(d) is d
