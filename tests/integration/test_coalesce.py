@@ -3,31 +3,45 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 import pytest_twisted
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from loops import ensure, make_client
 from twisted.internet import defer
 from twisted.internet.defer import CancelledError, Deferred
 
 from etcdwamp import Client, KeySet
 from etcdwamp import errors as e
+from etcdwamp._deferred import dual
 from etcdwamp.testing import EtcdCluster
 from etcdwamp.wire import DeleteResult, KeyValue, PutResult, RangeResult
-
-ensure = pytest_twisted.ensureDeferred
 
 _run = itertools.count()
 
 
-@pytest_twisted.async_yield_fixture
-async def coalescing(etcd: EtcdCluster) -> AsyncIterator[Client]:
-    from twisted.internet import reactor
+@pytest.fixture(autouse=True)
+def _hypothesis_test_per_item(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Undo pytest-twisted's wrapping of a hypothesis test after each item.
 
-    c = Client(reactor, url=etcd.url, timeout=10.0, coalesce=True)
+    pytest-twisted replaces ``fn.hypothesis.inner_test`` with a wrapper bound to
+    the running item, on the function object that every parametrized item
+    (here: each loop) shares; the next item would then wrap that wrapper and
+    call into the first item's torn-down fixtures."""
+    handle = getattr(request.function, "hypothesis", None)
+    inner = getattr(handle, "inner_test", None)
+    yield
+    if handle is not None:
+        handle.inner_test = inner
+
+
+@pytest_twisted.async_yield_fixture
+async def coalescing(etcd: EtcdCluster, loop: str) -> AsyncIterator[Client]:
+    """A coalescing client of the test's loop (the ``client`` fixture's)."""
+    c = make_client(loop, url=etcd.url, timeout=10.0, coalesce=True)
     try:
         yield c
     finally:
@@ -36,7 +50,7 @@ async def coalescing(etcd: EtcdCluster) -> AsyncIterator[Client]:
 
 async def settle(calls: list[Deferred[Any]]) -> list[tuple[bool, Any]]:
     """Every call's outcome, in order: (True, result) or (False, exception)."""
-    outcomes = await defer.DeferredList(calls, consumeErrors=True)
+    outcomes = await dual(defer.DeferredList(calls, consumeErrors=True))
     return [(ok, value if ok else value.value) for ok, value in outcomes]
 
 
@@ -120,13 +134,13 @@ async def test_calls_of_one_turn_share_one_transaction(coalescing: Client, prefi
     await coalescing.put(prefix + b"old", b"was")
     await coalescing.put(prefix + b"read", b"x")
     await coalescing.put(prefix + b"drop", b"d")
-    put_new, put_old, got, deleted, missing = await defer.gatherResults([
+    put_new, put_old, got, deleted, missing = await dual(defer.gatherResults([
         coalescing.put(prefix + b"new", b"1", prev_kv=True),
         coalescing.put(prefix + b"old", b"2", prev_kv=True),
         coalescing.get(prefix + b"read"),
         coalescing.delete(prefix + b"drop", prev_kv=True),
         coalescing.delete(prefix + b"never", prev_kv=True),
-    ])
+    ]))
     assert put_new.prev_kv is None
     assert put_old.prev_kv is not None and put_old.prev_kv.value == b"was"
     assert [kv.value for kv in got.kvs] == [b"x"]
@@ -142,12 +156,12 @@ async def test_duplicate_keys_go_in_order_in_separate_transactions(
     """The same key twice in one turn: the calls apply in the order they were
     made, each sees the one before, and they do not share a revision."""
     key = prefix + b"k"
-    first, second, read, removed = await defer.gatherResults([
+    first, second, read, removed = await dual(defer.gatherResults([
         coalescing.put(key, b"1", prev_kv=True),
         coalescing.put(key, b"2", prev_kv=True),
         coalescing.get(key),
         coalescing.delete(key, prev_kv=True),
-    ])
+    ]))
     assert first.prev_kv is None
     assert second.prev_kv is not None and second.prev_kv.value == b"1"
     assert [kv.value for kv in read.kvs] == [b"2"]
@@ -160,8 +174,8 @@ async def test_duplicate_keys_go_in_order_in_separate_transactions(
 async def test_129_concurrent_puts_take_two_transactions(
         coalescing: Client, prefix: bytes) -> None:
     """129 puts at once: all applied, 128 at one revision and one at the next."""
-    results = await defer.gatherResults(
-        [coalescing.put(prefix + b"%03d" % i, b"v%d" % i) for i in range(129)])
+    results = await dual(defer.gatherResults(
+        [coalescing.put(prefix + b"%03d" % i, b"v%d" % i) for i in range(129)]))
     revisions = sorted({r.revision for r in results})
     assert len(revisions) == 2 and revisions[1] == revisions[0] + 1
     assert sum(r.revision == revisions[0] for r in results) == 128
@@ -226,6 +240,6 @@ async def test_cancelled_caller_before_sending_is_not_written(
 async def test_coalescing_is_off_by_default(client: Client, prefix: bytes) -> None:
     """A plain client sends each put alone: concurrent puts get their own revisions."""
     assert not client.coalescing
-    results = await defer.gatherResults([client.put(prefix + b"%d" % i, b"v")
-                                         for i in range(4)])
+    results = await dual(defer.gatherResults([client.put(prefix + b"%d" % i, b"v")
+                                              for i in range(4)]))
     assert len({r.revision for r in results}) == 4
