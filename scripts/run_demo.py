@@ -15,7 +15,7 @@ from pathlib import Path
 from etcdwamp.testing import CrossbarNode, EtcdCluster
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ["getting_started.py", "pmap_users.py", "flatbuffers/users.py"]
+EXAMPLES = ["getting_started.py", "asyncio_client.py", "pmap_users.py", "flatbuffers/users.py"]
 
 
 def run_example(name: str, *args: str, env: dict[str, str] | None = None) -> None:
