@@ -33,7 +33,6 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from twisted.internet import defer
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -120,7 +119,9 @@ class Coalescer:
         try:
             check_size(request.size, self._max_bytes)
         except errors.RequestTooLarge:
-            return defer.fail()
+            refused: Dual[T] = Dual()  # users on asyncio await it too
+            refused.errback()
+            return refused
         clock = self._transport.clock
         entry = _Entry(request, clock.seconds())
         self._queue.append(entry)

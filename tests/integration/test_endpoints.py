@@ -5,17 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-import pytest_twisted
+from loops import ensure, make_client
 from twisted.internet import protocol, reactor
 from twisted.internet.interfaces import IListeningPort
 from waiting import until
 
 from etcdwamp import KeySet
 from etcdwamp import errors as e
-from etcdwamp.client import Client
 from etcdwamp.testing import EtcdCluster, free_port
-
-ensure = pytest_twisted.ensureDeferred
 
 
 class _Silent(protocol.Protocol):
@@ -32,9 +29,9 @@ def silent_url() -> Iterator[str]:
 
 @ensure
 async def test_three_members_one_killed_client_keeps_working(
-        etcd_cluster3: EtcdCluster, prefix: bytes) -> None:
+        etcd_cluster3: EtcdCluster, loop: str, prefix: bytes) -> None:
     """Reads and writes keep working when the member in use is killed (SIGKILL)."""
-    client = Client(reactor, endpoints=etcd_cluster3.urls, timeout=5.0, connect_timeout=2.0)
+    client = make_client(loop, endpoints=etcd_cluster3.urls, timeout=5.0, connect_timeout=2.0)
     try:
         await client.put(prefix + b"before", b"1")
         first = client.endpoint
@@ -64,7 +61,7 @@ async def test_three_members_one_killed_client_keeps_working(
         # The killed member comes back and catches up; the client may use it again.
         victim.start()
         etcd_cluster3.wait_healthy([victim])
-        only_victim = Client(reactor, url=victim.url, timeout=5.0)
+        only_victim = make_client(loop, url=victim.url, timeout=5.0)
         try:
             caught_up = await only_victim.get(KeySet(prefix, prefix=True),
                                               count_only=True)
@@ -76,8 +73,8 @@ async def test_three_members_one_killed_client_keeps_working(
 
 
 @ensure
-async def test_all_endpoints_down_is_connect_failed() -> None:
-    client = Client(reactor, endpoints=[f"http://127.0.0.1:{free_port()}",
+async def test_all_endpoints_down_is_connect_failed(loop: str) -> None:
+    client = make_client(loop, endpoints=[f"http://127.0.0.1:{free_port()}",
                                         f"http://127.0.0.1:{free_port()}"])
     try:
         with pytest.raises(e.ConnectFailed, match="no etcd endpoint reachable"):
@@ -87,10 +84,10 @@ async def test_all_endpoints_down_is_connect_failed() -> None:
 
 
 @ensure
-async def test_dead_first_endpoint_falls_over_for_writes(etcd: EtcdCluster,
+async def test_dead_first_endpoint_falls_over_for_writes(etcd: EtcdCluster, loop: str,
                                                          prefix: bytes) -> None:
     """A refused connection proves the write never reached etcd: the next one is tried."""
-    client = Client(reactor, endpoints=[f"http://127.0.0.1:{free_port()}", etcd.url])
+    client = make_client(loop, endpoints=[f"http://127.0.0.1:{free_port()}", etcd.url])
     try:
         await client.put(prefix + b"k", b"v")
         assert client.endpoint == etcd.url
@@ -101,17 +98,17 @@ async def test_dead_first_endpoint_falls_over_for_writes(etcd: EtcdCluster,
 
 @ensure
 async def test_hung_endpoint_write_is_outcome_unknown(silent_url: str, etcd: EtcdCluster,
-                                                      prefix: bytes) -> None:
+                                                      loop: str, prefix: bytes) -> None:
     """A write sent to a server that never answers is not retried elsewhere: its
     outcome is unknown, and the caller is told so."""
-    client = Client(reactor, endpoints=[silent_url, etcd.url], timeout=0.5,
+    client = make_client(loop, endpoints=[silent_url, etcd.url], timeout=0.5,
                     api_prefix="/v3")
     try:
         with pytest.raises(e.RequestTimeout) as info:
             await client.put(prefix + b"k", b"v")
         assert isinstance(info.value, e.OutcomeUnknown)
         assert info.value.endpoint == silent_url
-        direct = Client(reactor, url=etcd.url)
+        direct = make_client(loop, url=etcd.url)
         try:
             assert (await direct.get(prefix + b"k")).count == 0
         finally:
@@ -122,10 +119,10 @@ async def test_hung_endpoint_write_is_outcome_unknown(silent_url: str, etcd: Etc
 
 @ensure
 async def test_hung_endpoint_read_falls_over(silent_url: str, etcd: EtcdCluster,
-                                             prefix: bytes) -> None:
+                                             loop: str, prefix: bytes) -> None:
     """The timeout bounds the whole call: a read to a hung member fails with
     RequestTimeout at the timeout, and the next read goes to the next member."""
-    client = Client(reactor, endpoints=[silent_url, etcd.url], timeout=0.5,
+    client = make_client(loop, endpoints=[silent_url, etcd.url], timeout=0.5,
                     api_prefix="/v3")
     try:
         with pytest.raises(e.RequestTimeout):
