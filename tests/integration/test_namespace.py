@@ -4,14 +4,11 @@ prefix on the server and comes back without it."""
 from __future__ import annotations
 
 import pytest
-import pytest_twisted
-from ops_client import OpsClient
-from twisted.internet import reactor
+from loops import ensure
 from waiting import until
 
 from etcdwamp import KeySet
 from etcdwamp.client import Client
-from etcdwamp.testing import EtcdCluster
 from etcdwamp.wire import (
     CompModified,
     CompValue,
@@ -25,26 +22,15 @@ from etcdwamp.wire import (
 from etcdwamp.wire.watch import EventType
 from etcdwamp.wire.watch_state import WatchBatch
 
-ensure = pytest_twisted.ensureDeferred
-
-
-@pytest_twisted.async_yield_fixture
-async def ops(etcd: EtcdCluster):  # type: ignore[no-untyped-def]
-    c = OpsClient(reactor, url=etcd.url, timeout=10.0)
-    try:
-        yield c
-    finally:
-        await c.close()
-
 
 @ensure
 async def test_kv_lives_under_the_prefix_and_comes_back_without_it(
-        ops: OpsClient, prefix: bytes) -> None:
-    ns = ops.namespace(prefix + b"ns/")
-    await ops.put(prefix + b"outside", b"o")  # beside the namespace, never seen by it
-    await ops.put(prefix + b"ns0", b"o")  # right after the namespace's range
+        client: Client, prefix: bytes) -> None:
+    ns = client.namespace(prefix + b"ns/")
+    await client.put(prefix + b"outside", b"o")  # beside the namespace, never seen by it
+    await client.put(prefix + b"ns0", b"o")  # right after the namespace's range
     put = await ns.put(b"a", b"1")
-    assert (await ops.get(prefix + b"ns/a")).kvs[0].value == b"1"
+    assert (await client.get(prefix + b"ns/a")).kvs[0].value == b"1"
     await ns.put(b"b", b"2")
     replaced = await ns.put(b"a", b"1b", prev_kv=True)
     assert replaced.prev_kv is not None and replaced.prev_kv.key == b"a"
@@ -58,26 +44,26 @@ async def test_kv_lives_under_the_prefix_and_comes_back_without_it(
     assert [kv.key async for kv in ns.range_iter(KeySet.all(), page_size=1)] == [b"a", b"b"]
     deleted = await ns.delete(KeySet.all(), prev_kv=True)
     assert deleted.deleted == 2 and sorted(kv.key for kv in deleted.prev_kvs) == [b"a", b"b"]
-    assert (await ops.get(prefix + b"outside")).count == 1
-    assert (await ops.get(prefix + b"ns0")).count == 1
+    assert (await client.get(prefix + b"outside")).count == 1
+    assert (await client.get(prefix + b"ns0")).count == 1
     nested = ns.namespace(b"inner/")
     await nested.put(b"k", b"v")
-    assert (await ops.get(prefix + b"ns/inner/k")).count == 1
+    assert (await client.get(prefix + b"ns/inner/k")).count == 1
     assert [kv.key for kv in (await ns.get(KeySet(b"inner/", prefix=True))).kvs] == \
         [b"inner/k"]
     with pytest.raises(ValueError):
-        ops.namespace(b"")
+        client.namespace(b"")
     with pytest.raises(TypeError):
         await ns.put("k", b"v")  # type: ignore[arg-type]
 
 
 @ensure
 async def test_transactions_compare_and_write_inside_the_namespace(
-        ops: OpsClient, prefix: bytes) -> None:
-    ns = ops.namespace(prefix)
+        client: Client, prefix: bytes) -> None:
+    ns = client.namespace(prefix + b"ns/")
     first = await ns.put(b"counter", b"1")
     # the same key outside the namespace must not satisfy the compare
-    await ops.put(b"counter", b"elsewhere")
+    await client.put(prefix + b"counter", b"elsewhere")
     result = await ns.txn(Transaction(
         compare=[CompValue(b"counter", "==", b"1"), CompModified(b"counter", "==", first.revision)],
         success=[OpSet(b"counter", b"2"), OpGet(b"counter"),
@@ -89,9 +75,9 @@ async def test_transactions_compare_and_write_inside_the_namespace(
     read = result.responses[1]
     assert isinstance(read, RangeResult) and read.kvs[0].key == b"counter"
     assert read.kvs[0].value == b"2"
-    assert (await ops.get(prefix + b"created")).kvs[0].value == b"yes"
-    assert (await ops.get(b"counter")).kvs[0].value == b"elsewhere"
-    await ops.delete(b"counter")
+    assert (await client.get(prefix + b"ns/created")).kvs[0].value == b"yes"
+    assert (await client.get(prefix + b"counter")).kvs[0].value == b"elsewhere"
+    await client.delete(prefix + b"counter")
     failed = await ns.txn(Transaction(compare=[CompValue(b"counter", "==", b"1")],
                                       failure=[OpGet(KeySet.all())]))
     assert not failed.succeeded
@@ -102,13 +88,13 @@ async def test_transactions_compare_and_write_inside_the_namespace(
 
 @ensure
 async def test_watch_sees_namespace_keys_without_the_prefix(
-        ops: OpsClient, prefix: bytes) -> None:
-    ns = ops.namespace(prefix + b"w/")
+        client: Client, prefix: bytes) -> None:
+    ns = client.namespace(prefix + b"w/")
     batches: list[WatchBatch] = []
     watch = ns.watch(KeySet.all(), batches.append, prev_kv=True)
     await watch
     try:
-        await ops.put(prefix + b"outside", b"x")
+        await client.put(prefix + b"outside", b"x")
         await ns.put(b"k", b"1")
         await ns.delete(b"k")
         await until(lambda: sum(len(b.events) for b in batches) >= 2,
@@ -124,8 +110,8 @@ async def test_watch_sees_namespace_keys_without_the_prefix(
 
 
 @ensure
-async def test_watch_iterated_and_get_and_watch(ops: OpsClient, prefix: bytes) -> None:
-    ns = ops.namespace(prefix)
+async def test_watch_iterated_and_get_and_watch(client: Client, prefix: bytes) -> None:
+    ns = client.namespace(prefix)
     await ns.put(b"a", b"0")
     snapshot, watch = await ns.get_and_watch(b"a")
     try:
@@ -141,12 +127,12 @@ async def test_watch_iterated_and_get_and_watch(ops: OpsClient, prefix: bytes) -
 
 @ensure
 async def test_lease_keys_lock_and_election_are_namespaced(
-        ops: OpsClient, prefix: bytes) -> None:
-    ns = ops.namespace(prefix)
+        client: Client, prefix: bytes) -> None:
+    ns = client.namespace(prefix)
     lease = await ns.lease_grant(60)
     try:
         await ns.put(b"leased", b"v", lease=lease.id)
-        await ops.put(prefix[:-1] + b"-elsewhere", b"v", lease=lease.id)
+        await client.put(prefix[:-1] + b"-elsewhere", b"v", lease=lease.id)
         info = await ns.lease_time_to_live(lease.id, keys=True)
         assert info.keys == (b"leased",)
     finally:
@@ -155,7 +141,7 @@ async def test_lease_keys_lock_and_election_are_namespaced(
     await lock.acquire()
     try:
         assert lock.key is not None and lock.key.startswith(prefix + b"job")
-        other = ops.namespace(prefix + b"other/").lock(b"job")
+        other = client.namespace(prefix + b"other/").lock(b"job")
         await other.acquire(timeout=5)  # a different namespace: a different lock
         await other.release()
     finally:
