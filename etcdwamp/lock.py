@@ -37,7 +37,7 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
 
 from . import errors
-from ._deferred import deferred
+from ._deferred import Dual, deferred, dual
 from .lease import Lease, grant
 from .transport import StreamProtocol, Transport
 from .wire import KeyValue, range_request
@@ -217,7 +217,10 @@ class Election:
     async def observe(self) -> AsyncIterator[KeyValue]:
         """Each leader (and each proclaimed value) as it changes; stop by breaking out."""
         body = json.dumps(observe_body(self.name)).encode()
-        opened = await self._transport.open_stream("/election/observe", body)
+        # Users drive this generator from either loop, so it awaits Duals only
+        # (an asyncio task refuses a plain Deferred).
+        opened = await dual(Deferred.fromCoroutine(
+            self._transport.open_stream("/election/observe", body)))
         endpoint, response = opened.endpoint, opened.response
         frames: list[Any] = []
         waiter: list[Deferred[None]] = []
@@ -240,7 +243,7 @@ class Election:
                 if stream.ended.called:
                     raise errors.ConnectionLost("election observe stream ended",
                                                 endpoint=endpoint)
-                d: Deferred[None] = Deferred()
+                d: Deferred[None] = Dual()
                 waiter.append(d)
                 await d
         finally:

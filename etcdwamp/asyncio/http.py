@@ -1,12 +1,13 @@
 """The asyncio HTTP layer: aiohttp behind the shared transport.
 
 It implements :class:`etcdwamp.transport.HTTP`. Each exchange runs as an
-asyncio task and is handed to the shared code as a Deferred
-(``Deferred.fromFuture``): cancelling that Deferred (the caller cancelled,
-or the transport's timeout ran out) cancels the task, which makes aiohttp
-drop the connection. A streamed answer (watches, election observation,
-snapshots) is delivered the way Twisted delivers one, to a protocol's
-``dataReceived``/``connectionLost``, so the stream consumers exist once.
+asyncio task and is handed to the shared code as a Deferred: cancelling
+that Deferred (the caller cancelled, or the transport's timeout ran out)
+fails it with Twisted's ``CancelledError`` at once and cancels the task,
+which makes aiohttp drop the connection. A streamed answer (watches,
+election observation, snapshots) is delivered the way Twisted delivers one,
+to a protocol's ``dataReceived``/``connectionLost``, so the stream consumers
+exist once.
 """
 
 from __future__ import annotations
@@ -119,7 +120,34 @@ class AiohttpHTTP:
         return headers
 
     def _run(self, coro: Any) -> Deferred[Any]:
-        return Deferred.fromFuture(self._clock.loop.create_task(coro))
+        """Run ``coro`` as a task, seen as a Deferred. Cancelling the Deferred
+        fails it with Twisted's CancelledError at once (the transport tells a
+        cancellation from a failure by that type; ``Deferred.fromFuture`` would
+        wait for the task to unwind and then fail with asyncio's, an exception
+        ``except Exception`` does not catch) and cancels the task, which makes
+        aiohttp drop the connection."""
+        task = self._clock.loop.create_task(coro)
+        d: Deferred[Any] = Deferred(lambda _: task.cancel())
+
+        def settle(done: asyncio.Task[Any]) -> None:
+            if done.cancelled():
+                if not d.called:
+                    d.errback(Failure(CancelledError()))  # type: ignore[no-untyped-call]
+                return
+            exc = done.exception()  # retrieved either way, so asyncio never logs it
+            if d.called:
+                # Cancelled after the task had finished: nobody takes the
+                # outcome, so an opened stream must not keep its connection.
+                if exc is None and isinstance(done.result(), StreamedResponse):
+                    done.result().stopProducing()
+                return
+            if exc is not None:
+                d.errback(Failure(exc, type(exc), exc.__traceback__))  # type: ignore[no-untyped-call]
+            else:
+                d.callback(done.result())
+
+        task.add_done_callback(settle)
+        return d
 
     def exchange(self, endpoint: str, path: str, body: bytes,
                  token: str | None) -> Deferred[tuple[int, bytes]]:

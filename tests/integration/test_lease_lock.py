@@ -1,17 +1,32 @@
-"""Leases, locks and elections against a real etcd."""
+"""Leases, locks and elections against a real etcd, on both event loops
+(tests/integration/loops.py): each test runs with the Twisted client driven
+by Twisted's coroutine driver and with the asyncio client in an asyncio task,
+and concurrent parts of a test run as that loop's users run them."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Coroutine
+from typing import Any
+
 import pytest
-import pytest_twisted
-from twisted.internet.defer import Deferred
+from loops import ensure
+from twisted.internet.defer import Deferred, gatherResults
 from waiting import until
 
 from etcdwamp import CompCreated, KeySet, OpSet, Transaction
 from etcdwamp import errors as e
+from etcdwamp._deferred import Dual, dual
 from etcdwamp.client import Client
 
-ensure = pytest_twisted.ensureDeferred
+
+def start(client: Client, coro: Coroutine[Any, Any, Any]) -> Dual[Any]:
+    """Run ``coro`` concurrently the way a user of ``client``'s loop does: on
+    Twisted's coroutine driver, or as an asyncio task (whose every await must
+    then work under asyncio). The Dual lets the test await it on either loop."""
+    if client.framework == "asyncio":
+        return dual(Deferred.fromFuture(asyncio.ensure_future(coro)))
+    return dual(Deferred.fromCoroutine(coro))
 
 
 async def key_count(client: Client, key: bytes | KeySet) -> int:
@@ -113,19 +128,13 @@ async def test_two_contenders_one_lock_holder_at_a_time(client: Client,
             timeline.append(("out", name))
             await lock.release()
 
-    await Deferred.fromCoroutine(_gather(worker("A"), worker("B")))
+    await dual(gatherResults([start(client, worker("A")), start(client, worker("B"))],
+                             consumeErrors=True))
     assert (await client.get(counter)).kvs[0].value == b"10"
     assert len(tokens) == 10
     assert tokens == sorted(tokens) and len(set(tokens)) == 10
     for i in range(0, len(timeline), 2):
         assert timeline[i][0] == "in" and timeline[i + 1] == ("out", timeline[i][1])
-
-
-async def _gather(*coros: object) -> None:
-    from twisted.internet.defer import gatherResults
-
-    await gatherResults([Deferred.fromCoroutine(c) for c in coros],  # type: ignore[arg-type]
-                        consumeErrors=True)
 
 
 @ensure
@@ -201,7 +210,7 @@ async def test_election_observe_sees_leader_changes(client: Client, prefix: byte
             if len(seen) == 3:
                 return
 
-    watching = Deferred.fromCoroutine(observe())
+    watching = start(client, observe())
     # Observing starts with the current leader: once a1 is seen the stream is
     # open, and every later change must arrive on it.
     await until(lambda: seen == [b"a1"], why=lambda: f"seen: {seen}")
