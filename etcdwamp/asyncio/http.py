@@ -127,7 +127,11 @@ class AiohttpHTTP:
         ``except Exception`` does not catch) and cancels the task, which makes
         aiohttp drop the connection."""
         task = self._clock.loop.create_task(coro)
-        d: Deferred[Any] = Deferred(lambda _: task.cancel())
+
+        def cancel(_: Deferred[Any]) -> None:
+            task.cancel()
+
+        d: Deferred[Any] = Deferred(cancel)
 
         def settle(done: asyncio.Task[Any]) -> None:
             if done.cancelled():
