@@ -6,15 +6,23 @@ and never answers; it records each request and whether the client dropped the
 connection. The proxy forwards whole requests to etcd and records them; the
 requests its ``hold`` predicate picks it swallows instead, so a request can be
 caught in flight. Both let a test count exactly what reached which server.
+
+Every test runs on both event loops (tests/integration/loops.py) and cancels
+the way a user of that loop does (:class:`Awaited`): Twisted code cancels the
+Deferred, which must fail with Twisted's ``CancelledError`` at once; asyncio
+code cancels the task awaiting the call, which must end with
+``asyncio.CancelledError`` on its very next step, before any I/O is handled.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import asyncio
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import Any
 
 import pytest
 import pytest_twisted
+from loops import ensure, make_client
 from proxies import RecordingProxy
 from twisted.internet import reactor
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError
@@ -25,11 +33,9 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 from waiting import until
 
 from etcdwamp import KeySet, OpSet, Transaction
+from etcdwamp._deferred import Dual
 from etcdwamp.client import Client
 from etcdwamp.testing import EtcdCluster
-
-ensure = pytest_twisted.ensureDeferred
-
 
 # -- the hung endpoint ------------------------------------------------------------------
 
@@ -90,8 +96,8 @@ async def clients() -> AsyncIterator[list[Client]]:
             await c.close()
 
 
-def new_client(made: list[Client], endpoints: list[str]) -> Client:
-    c = Client(reactor, endpoints=endpoints, api_prefix="/v3", timeout=30.0)
+def new_client(made: list[Client], loop: str, endpoints: list[str]) -> Client:
+    c = make_client(loop, endpoints=endpoints, api_prefix="/v3", timeout=30.0)
     made.append(c)
     return c
 
@@ -105,11 +111,73 @@ def failure_of(d: Deferred[Any]) -> Failure:
     return results[0]
 
 
-async def round_trip(made: list[Client], proxy: RecordingProxy) -> None:
+class Awaited:
+    """A call (a Dual) or a coroutine awaited as a user of ``loop`` awaits it:
+    Twisted code holds the Deferred (a coroutine runs on Twisted's driver),
+    asyncio code awaits it in a task."""
+
+    def __init__(self, loop: str, work: Deferred[Any] | Coroutine[Any, Any, Any]) -> None:
+        self._task: asyncio.Task[Any] | None = None
+        self._deferred: Deferred[Any] | None = None
+        if isinstance(work, Deferred):
+            assert isinstance(work, Dual), f"a public call handed out a plain {work!r}"
+        if loop == "asyncio":
+            async def wait() -> Any:
+                return await work
+
+            self._task = asyncio.ensure_future(wait())
+        elif isinstance(work, Deferred):
+            self._deferred = work
+        else:
+            self._deferred = Deferred.fromCoroutine(work)
+
+    @property
+    def done(self) -> bool:
+        """Whether the call ended (either way)."""
+        if self._task is not None:
+            return self._task.done()
+        assert self._deferred is not None
+        return self._deferred.called
+
+    async def cancel(self) -> None:
+        """Cancel it and check it failed at once with the loop's CancelledError."""
+        if self._task is None:
+            assert self._deferred is not None
+            self._deferred.cancel()
+            assert failure_of(self._deferred).check(CancelledError)
+            return
+        task = self._task
+        task.cancel()
+        # call_soon runs callbacks in order: this one runs right after the
+        # task's next step, before the loop polls for I/O again. A task that
+        # still waited for the network would not be done by then.
+        ended: Dual[bool] = Dual()
+        asyncio.get_running_loop().call_soon(lambda: ended.callback(task.done()))
+        assert await ended, "the cancelled task did not end on its next step"
+        assert task.cancelled(), f"the task did not end with asyncio.CancelledError: {task!r}"
+
+    async def result(self) -> Any:
+        """Its outcome (waits for it)."""
+        if self._task is not None:
+            return await self._task
+        assert self._deferred is not None
+        return await self._deferred
+
+
+async def with_timeout(loop: str, call: Dual[Any], seconds: float) -> Any:
+    """Give up on ``call`` after ``seconds`` with each loop's own idiom:
+    ``addTimeout`` (Twisted's TimeoutError) or ``asyncio.wait_for``
+    (the builtin TimeoutError)."""
+    if loop == "asyncio":
+        return await asyncio.wait_for(call, seconds)
+    return await call.addTimeout(seconds, reactor)
+
+
+async def round_trip(made: list[Client], loop: str, proxy: RecordingProxy) -> None:
     """A request of our own through the proxy to etcd and back. Anything the
     cancelled client would have sent on (a failover, a retry) was started at
     the cancel, so it arrives at the proxy before this has made its round trip."""
-    await new_client(made, [proxy.url]).status()
+    await new_client(made, loop, [proxy.url]).status()
 
 
 # -- requests -----------------------------------------------------------------------------
@@ -117,18 +185,17 @@ async def round_trip(made: list[Client], proxy: RecordingProxy) -> None:
 @ensure
 async def test_cancelled_get_reaches_only_the_hung_endpoint(
         hung: tuple[str, HungEndpoint], proxy: RecordingProxy, clients: list[Client],
-        prefix: bytes) -> None:
+        loop: str, prefix: bytes) -> None:
     """A get to [hung, etcd] cancelled while the hung endpoint holds it fails
     with CancelledError at once, the connection is dropped, and neither the
     hung endpoint nor etcd receives it again (no resend, no failover)."""
     hung_url, server = hung
-    client = new_client(clients, [hung_url, proxy.url])
-    d = client.get(prefix + b"k")
+    client = new_client(clients, loop, [hung_url, proxy.url])
+    call = Awaited(loop, client.get(prefix + b"k"))
     await until(lambda: server.paths, why="the get reaches the hung endpoint")
-    d.cancel()
-    assert failure_of(d).check(CancelledError)
+    await call.cancel()
     await until(lambda: server.dropped == 1, why="the client drops the connection")
-    await round_trip(clients, proxy)
+    await round_trip(clients, loop, proxy)
     assert server.paths == ["/v3/kv/range"]
     assert proxy.forwarded_paths == ["/v3/maintenance/status"]  # only the round trip
 
@@ -139,31 +206,33 @@ async def test_cancelled_put_on_the_hung_endpoint_writes_nothing(
         client: Client, prefix: bytes) -> None:
     """A put cancelled at the hung endpoint is CancelledError (not
     ConnectionLost) and the key is not written anywhere."""
+    loop = client.framework
     hung_url, server = hung
-    writer = new_client(clients, [hung_url, proxy.url])
-    d = writer.put(prefix + b"k", b"v")
+    writer = new_client(clients, loop, [hung_url, proxy.url])
+    call = Awaited(loop, writer.put(prefix + b"k", b"v"))
     await until(lambda: server.paths, why="the put reaches the hung endpoint")
-    d.cancel()
-    assert failure_of(d).check(CancelledError)
+    await call.cancel()
     await until(lambda: server.dropped == 1, why="the client drops the connection")
-    await round_trip(clients, proxy)
+    await round_trip(clients, loop, proxy)
     assert server.paths == ["/v3/kv/put"]
     assert "/v3/kv/put" not in proxy.forwarded_paths
     assert (await client.get(prefix + b"k")).kvs == ()
 
 
 @ensure
-async def test_add_timeout_on_a_hung_endpoint(
+async def test_timeout_on_a_hung_endpoint(
         hung: tuple[str, HungEndpoint], proxy: RecordingProxy, clients: list[Client],
-        prefix: bytes) -> None:
-    """``addTimeout`` shorter than the client's timeout raises TimeoutError and
-    aborts the one request; etcd never gets it."""
+        loop: str, prefix: bytes) -> None:
+    """The loop's own timeout (``addTimeout`` / ``asyncio.wait_for``) shorter
+    than the client's raises that loop's TimeoutError and aborts the one
+    request; etcd never gets it."""
     hung_url, server = hung
-    client = new_client(clients, [hung_url, proxy.url])
-    with pytest.raises(TimeoutError):
-        await client.get(prefix + b"k").addTimeout(0.3, reactor)
+    client = new_client(clients, loop, [hung_url, proxy.url])
+    expected = asyncio.TimeoutError if loop == "asyncio" else TimeoutError
+    with pytest.raises(expected):
+        await with_timeout(loop, client.get(prefix + b"k"), 0.3)
     await until(lambda: server.dropped == 1, why="the client drops the connection")
-    await round_trip(clients, proxy)
+    await round_trip(clients, loop, proxy)
     assert server.paths == ["/v3/kv/range"]
     assert proxy.forwarded_paths == ["/v3/maintenance/status"]
 
@@ -171,18 +240,17 @@ async def test_add_timeout_on_a_hung_endpoint(
 @ensure
 async def test_cancelling_watch_creation_on_a_hung_endpoint_does_not_reconnect(
         hung: tuple[str, HungEndpoint], proxy: RecordingProxy, clients: list[Client],
-        prefix: bytes) -> None:
+        loop: str, prefix: bytes) -> None:
     hung_url, server = hung
-    client = new_client(clients, [hung_url, proxy.url])
+    client = new_client(clients, loop, [hung_url, proxy.url])
     watch = client.watch(prefix + b"k")
-    created = watch.created
+    created = Awaited(loop, watch.created)
     await until(lambda: server.paths, why="the watch stream reaches the hung endpoint")
-    created.cancel()
-    assert failure_of(created).check(CancelledError)
+    await created.cancel()
     finished = watch.finished
     await until(lambda: finished.called, why="the watch finishes")
     await until(lambda: server.dropped == 1, why="the client drops the stream")
-    await round_trip(clients, proxy)
+    await round_trip(clients, loop, proxy)
     assert server.paths == ["/v3/watch"] and watch.reconnects == 0
     assert "/v3/watch" not in proxy.forwarded_paths
 
@@ -199,8 +267,9 @@ async def test_cancelled_range_iter_consumer_stops_paging(
     """30 keys, 5 per page: the consumer is cancelled while page three is in
     flight; it fails with CancelledError, page three's connection is dropped
     and no later page is requested."""
+    loop = client.framework
     await fill(client, prefix, 30)
-    reader = new_client(clients, [proxy.url])
+    reader = new_client(clients, loop, [proxy.url])
     seen: list[bytes] = []
 
     async def consume() -> None:
@@ -209,14 +278,13 @@ async def test_cancelled_range_iter_consumer_stops_paging(
             if len(seen) == 10:
                 proxy.hold = lambda path, body: True  # catch page three in flight
 
-    d = Deferred.fromCoroutine(consume())
+    consumer = Awaited(loop, consume())
     await until(lambda: proxy.held, why="page three reaches the proxy")
-    d.cancel()
-    assert failure_of(d).check(CancelledError)
+    await consumer.cancel()
     assert len(seen) == 10
     await until(lambda: proxy.dropped_while_held == 1, why="the client drops page three")
     proxy.hold = lambda path, body: False
-    await round_trip(clients, proxy)
+    await round_trip(clients, loop, proxy)
     assert proxy.forwarded_paths == ["/v3/kv/range"] * 2 + ["/v3/maintenance/status"]
     assert proxy.held_paths == ["/v3/kv/range"]
 
@@ -224,14 +292,15 @@ async def test_cancelled_range_iter_consumer_stops_paging(
 @ensure
 async def test_range_iter_consumer_that_breaks_requests_no_more_pages(
         proxy: RecordingProxy, clients: list[Client], client: Client, prefix: bytes) -> None:
+    loop = client.framework
     await fill(client, prefix, 30)
-    reader = new_client(clients, [proxy.url])
+    reader = new_client(clients, loop, [proxy.url])
     seen = []
     async for kv in reader.range_iter(KeySet(prefix, prefix=True), page_size=5):
         seen.append(kv.key)
         if len(seen) == 7:
             break
-    await round_trip(clients, proxy)
+    await round_trip(clients, loop, proxy)
     assert proxy.forwarded_paths == ["/v3/kv/range"] * 2 + ["/v3/maintenance/status"]
 
 
@@ -243,14 +312,15 @@ async def test_cancelled_lock_acquire_leaves_no_candidate(
     """B waits for a lock A holds; B's acquire is cancelled: CancelledError at
     once, B's lease is revoked and its key gone, so C gets the lock as soon as
     A releases it."""
+    loop = client.framework
     name = prefix + b"lock"
     candidates = KeySet(name + b"/", prefix=True)
     holder = client.lock(name, ttl=30)
     await holder.acquire()
     assert holder.lease is not None
 
-    waiter = new_client(clients, [etcd.url]).lock(name, ttl=30)
-    acquiring = waiter.acquire()
+    waiter = new_client(clients, loop, [etcd.url]).lock(name, ttl=30)
+    acquiring = Awaited(loop, waiter.acquire())
 
     async def keys() -> list[Any]:
         return list((await client.get(candidates)).kvs)
@@ -260,8 +330,7 @@ async def test_cancelled_lock_acquire_leaves_no_candidate(
 
     await until(two_candidates, why="B's candidate key is written")
     b_lease = next(kv.lease for kv in await keys() if kv.lease != holder.lease.id)
-    acquiring.cancel()
-    assert failure_of(acquiring).check(CancelledError)
+    await acquiring.cancel()
 
     async def b_gone() -> bool:
         info = await client.lease_time_to_live(b_lease)
@@ -270,11 +339,12 @@ async def test_cancelled_lock_acquire_leaves_no_candidate(
     await until(b_gone, why="B's lease is revoked and its key deleted")
     assert not waiter.held
 
-    third = new_client(clients, [etcd.url]).lock(name, ttl=30)
-    taking = third.acquire()
+    third = new_client(clients, loop, [etcd.url]).lock(name, ttl=30)
+    taking = Awaited(loop, third.acquire())
     await until(two_candidates, why="C's candidate key is written")
-    assert not taking.called
+    assert not taking.done
     await holder.release()
-    await until(lambda: taking.called, why="C gets the lock once A released it")
+    await until(lambda: taking.done, why="C gets the lock once A released it")
+    await taking.result()
     assert third.held
     await third.release()
