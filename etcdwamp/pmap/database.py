@@ -69,12 +69,14 @@ chunk atomic, the whole not).
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
@@ -155,7 +157,9 @@ class Database:
                  max_txn_ops: int | None = None, clock: Any = None,
                  rng: random.Random | None = None) -> None:
         """:param clock: an ``IReactorTime`` for :meth:`run`'s waits and time
-            bound (default: the global reactor; tests pass ``task.Clock``)
+            bound (default: the client's clock, which is the reactor of
+            :class:`etcdwamp.Client` or the loop of
+            :class:`etcdwamp.asyncio.Client`; tests pass ``task.Clock``)
         :param rng: the jitter's random source (default: a fresh ``Random``)"""
         self.client = client
         self.prefix = require_bytes(prefix, "prefix")
@@ -169,10 +173,28 @@ class Database:
 
     def _time(self) -> Any:
         if self._clock is None:
-            from twisted.internet import reactor  # not at import: no side effects
+            # The client's own clock: an asyncio program may have no Twisted
+            # reactor running at all, so waiting on the global one would hang.
+            clock = getattr(getattr(_root_client(self.client), "transport", None), "clock",
+                            None)
+            if clock is None:
+                from twisted.internet import reactor  # not at import: no side effects
 
-            self._clock = reactor
+                clock = reactor
+            self._clock = clock
         return self._clock
+
+    def _as_callers(self, work: Awaitable[T]) -> Awaitable[T]:
+        """``fn(txn)`` of :meth:`run`, driven the way its author's loop drives it.
+
+        :meth:`run` itself runs on Twisted's coroutine driver, which cannot wait
+        for an asyncio future; so with an asyncio client ``fn`` runs as a task of
+        the loop and may await anything asyncio offers (cancelling the run
+        cancels that task)."""
+        if (getattr(_root_client(self.client), "framework", "twisted") != "asyncio"
+                or isinstance(work, Deferred)):
+            return work
+        return Deferred.fromFuture(asyncio.ensure_future(work))
 
     @deferred
     async def status(self) -> int:
@@ -212,7 +234,7 @@ class Database:
                 txn = self.begin(write=write)
                 txn.attempt = attempt
                 async with txn:
-                    return await fn(txn)
+                    return await self._as_callers(fn(txn))
             except TransactionConflict as exc:
                 exc.attempts = attempt
                 wait = 0.0 if backoff is None else backoff.delay(attempt, self._rng)
@@ -244,6 +266,11 @@ class Database:
             await self.client.txn(Transaction(success=chunk))
             written += len(chunk)
         return written
+
+
+def _root_client(client: Any) -> Any:
+    """The client under a :class:`~etcdwamp.namespace.Namespace` (or ``client``)."""
+    return getattr(client, "client", client)
 
 
 class MapTransaction:
@@ -278,9 +305,11 @@ class MapTransaction:
         self._state = "open"
         return self
 
+    @deferred
     async def __aenter__(self) -> MapTransaction:
         return await self.start()
 
+    @deferred
     async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is not None:
             self.abort()

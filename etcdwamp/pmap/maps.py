@@ -15,10 +15,8 @@ from functools import partial
 from typing import Any, ClassVar, Generic, TypeVar
 from uuid import UUID
 
-from twisted.internet.defer import Deferred
-
 from .. import errors
-from .._deferred import deferred
+from .._deferred import Dual, deferred
 from ..wire import KeySet, prefix_range_end
 from ..wire.watch import EventType
 from .codecs import (
@@ -161,7 +159,7 @@ class PersistentMap(Generic[K, V]):
 
     # -- single records ------------------------------------------------------
 
-    def __getitem__(self, txn_key: tuple[MapTransaction, K]) -> Deferred[V | None]:
+    def __getitem__(self, txn_key: tuple[MapTransaction, K]) -> Dual[V | None]:
         txn, key = txn_key
         return self.get(txn, key)
 
