@@ -6,20 +6,20 @@ import uuid
 from typing import Any
 
 import pytest
-import pytest_twisted
-from twisted.internet import reactor
-from twisted.internet.defer import Deferred, gatherResults
+from loops import ensure, make_client
+from twisted.internet.defer import gatherResults
 from waiting import until
 
 from etcdwamp import Client, Database, KeySet, pmap
 from etcdwamp import errors as e
+from etcdwamp._deferred import dual
 from etcdwamp.testing import EtcdCluster
-
-ensure = pytest_twisted.ensureDeferred
 
 
 @pytest.fixture
 def db(client: Client, prefix: bytes) -> Database:
+    """A Database over the test's client; a test taking it takes ``loop`` too, so
+    that ``ensure`` runs it on that client's loop."""
     return Database(client, prefix=prefix)
 
 
@@ -59,7 +59,7 @@ VALUES: dict[str, list[Any]] = {
 @pytest.mark.parametrize("key_type", sorted(KEYS))
 @pytest.mark.parametrize("value_type", sorted(VALUES))
 @ensure
-async def test_every_map_type_round_trips(db: Database, key_type: str,
+async def test_every_map_type_round_trips(loop: str, db: Database, key_type: str,
                                           value_type: str) -> None:
     cls = getattr(pmap, f"Map{key_type}{value_type}")
     table = cls(7)
@@ -76,7 +76,7 @@ async def test_every_map_type_round_trips(db: Database, key_type: str,
 
 
 @ensure
-async def test_readme_shapes(db: Database) -> None:
+async def test_readme_shapes(loop: str, db: Database) -> None:
     """MapUuidCbor with marshal/unmarshal and MapOidPickle with unmarshal=User.parse."""
     users = pmap.MapOidPickle(2, marshal=lambda u: u.marshal(), unmarshal=User.parse)
     spelled = pmap.MapUuidFlatbuffers(3)
@@ -89,7 +89,7 @@ async def test_readme_shapes(db: Database) -> None:
 
 
 @ensure
-async def test_oid_keys_sort_numerically(db: Database) -> None:
+async def test_oid_keys_sort_numerically(loop: str, db: Database) -> None:
     table = pmap.MapOidString(1)
     async with db.begin(write=True) as txn:
         for oid in (256, 1, 2**40, 2):
@@ -130,7 +130,7 @@ async def test_read_only_transaction_refuses_writes(db: Database, client: Client
 
 
 @ensure
-async def test_snapshot_reads_and_own_writes(db: Database) -> None:
+async def test_snapshot_reads_and_own_writes(loop: str, db: Database) -> None:
     table = pmap.MapStringString(1)
     async with db.begin(write=True) as txn:
         table[txn, "a"] = "1"
@@ -155,7 +155,8 @@ async def test_snapshot_reads_and_own_writes(db: Database) -> None:
 
 
 @ensure
-async def test_conflicting_commit_fails_and_leaves_store_unchanged(db: Database) -> None:
+async def test_conflicting_commit_fails_and_leaves_store_unchanged(loop: str,
+                                                                  db: Database) -> None:
     table = pmap.MapStringOid(1)
     async with db.begin(write=True) as txn:
         table[txn, "counter"] = 0
@@ -171,7 +172,7 @@ async def test_conflicting_commit_fails_and_leaves_store_unchanged(db: Database)
 
 
 @ensure
-async def test_insert_into_a_scanned_range_conflicts(db: Database) -> None:
+async def test_insert_into_a_scanned_range_conflicts(loop: str, db: Database) -> None:
     """A phantom: another writer adds a key inside a range this transaction scanned."""
     table = pmap.MapStringString(1)
     txn = await db.begin(write=True).start()
@@ -184,7 +185,7 @@ async def test_insert_into_a_scanned_range_conflicts(db: Database) -> None:
 
 
 @ensure
-async def test_exception_inside_async_with_discards_writes(db: Database) -> None:
+async def test_exception_inside_async_with_discards_writes(loop: str, db: Database) -> None:
     table = pmap.MapStringString(1)
     with pytest.raises(RuntimeError):
         async with db.begin(write=True) as txn:
@@ -195,7 +196,8 @@ async def test_exception_inside_async_with_discards_writes(db: Database) -> None
 
 
 @ensure
-async def test_too_many_ops_names_the_limit_and_writes_nothing(db: Database) -> None:
+async def test_too_many_ops_names_the_limit_and_writes_nothing(loop: str,
+                                                               db: Database) -> None:
     table = pmap.MapOidString(1)
     with pytest.raises(pmap.TransactionTooLarge, match="128"):
         async with db.begin(write=True) as txn:
@@ -212,7 +214,7 @@ async def test_too_many_ops_names_the_limit_and_writes_nothing(db: Database) -> 
 
 
 @ensure
-async def test_select_options_count_and_delete_range(db: Database) -> None:
+async def test_select_options_count_and_delete_range(loop: str, db: Database) -> None:
     table = pmap.MapOidString(1)
     async with db.begin(write=True) as txn:
         for i in range(1, 21):
@@ -232,33 +234,39 @@ async def test_select_options_count_and_delete_range(db: Database) -> None:
 
 
 @ensure
-async def test_concurrent_counter_never_loses_an_update(etcd: EtcdCluster,
+async def test_concurrent_counter_never_loses_an_update(etcd: EtcdCluster, loop: str,
                                                         prefix: bytes) -> None:
-    """8 clients x 500 increments of one counter through db.run: exactly 4,000."""
+    """8 clients x 500 increments of one counter through db.run: exactly 4,000.
+
+    Each worker is driven the way its loop drives user code (an asyncio task on
+    asyncio), so the retries after conflicts run on that loop too."""
     counter = pmap.MapStringOid(1)
-    clients = [Client(reactor, url=etcd.url) for _ in range(8)]
+    clients = [make_client(loop, url=etcd.url) for _ in range(8)]
 
     async def increment(txn: pmap.MapTransaction) -> None:
         value = await counter[txn, "n"]
         counter[txn, "n"] = (value or 0) + 1
 
-    async def worker(c: Client) -> None:
+    async def worker(c: Client) -> int:
         db = Database(c, prefix=prefix)
         for _ in range(500):
             await db.run(increment, retries=10_000)
+        return db.conflicts
 
     try:
-        await gatherResults([Deferred.fromCoroutine(worker(c)) for c in clients],
-                            consumeErrors=True)
+        conflicts = await dual(gatherResults([ensure(worker)(c=c) for c in clients],
+                                             consumeErrors=True))
         async with Database(clients[0], prefix=prefix).begin() as txn:
             assert await counter[txn, "n"] == 4000
+        # The count proves nothing unless the workers really raced.
+        assert sum(conflicts) > 0
     finally:
         for c in clients:
             await c.close()
 
 
 @ensure
-async def test_map_watch_gives_typed_changes(db: Database) -> None:
+async def test_map_watch_gives_typed_changes(loop: str, db: Database) -> None:
     table = pmap.MapUuidJson(4)
     changes: list[pmap.MapChange[uuid.UUID, Any]] = []
     watch = await table.watch(db, changes.append)
@@ -325,7 +333,7 @@ async def test_the_etcd_compare_semantics_pmap_relies_on(client: Client, prefix:
 
 
 @ensure
-async def test_count_then_delete_conflicts(db: Database) -> None:
+async def test_count_then_delete_conflicts(loop: str, db: Database) -> None:
     """A write transaction that counted a range conflicts when a key it counted
     is deleted before it commits (etcd's range compare alone cannot see that)."""
     table = pmap.MapStringString(1)
