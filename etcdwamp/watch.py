@@ -36,6 +36,13 @@ later events. The exception is the *first* call raising ``AttributeError`` or
 took one ``KeyValue``), which would fail the same way on every event, so the
 watch ends at once and ``finished`` fails with that error (logged as critical).
 
+A callback may be an ``async def`` (or return a Deferred): its coroutine runs
+on the client's loop, as an asyncio task with :class:`etcdwamp.asyncio.Client`
+and on Twisted's coroutine driver with :class:`etcdwamp.Client`, so it may
+await what that loop's code awaits. Delivery does not wait for it (later
+batches may be delivered while it runs); a failure is logged like a
+callback's exception.
+
 Cancelling the creation (the Deferred of ``watch.created``, or the one around
 ``await watch``) before etcd confirmed it cancels the whole watch, as
 :meth:`Watch.cancel` does: the stream, or the attempt to open it, is dropped at
@@ -45,8 +52,10 @@ fail with ``CancelledError``.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Generator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterable, Sequence
 from functools import partial
 from typing import Any
 
@@ -136,6 +145,7 @@ class Watch:
         self._restart = False
         self._fatal: BaseException | None = None
         self._queue: deque[WatchBatch] = deque()
+        self._tasks: set[asyncio.Task[object]] = set()  # async callbacks running on asyncio
         self._waiter: Deferred[None] | None = None
         # What _run awaits now besides a live stream (opening one, or the
         # backoff pause), so cancel()/add()/remove() can cut it short.
@@ -409,8 +419,31 @@ class Watch:
                         "the watch goes on", revision=batch.revision)
             return True
         if isinstance(result, Deferred):
-            result.addErrback(lambda f: log.failure("watch callback failed", f))
+            pending: Deferred[Any] = result
+        elif inspect.iscoroutine(result):
+            pending = self._start(result)
+        else:
+            return True
+        pending.addErrback(lambda f: log.failure(
+            "watch callback failed on a batch at revision {revision}; the watch goes on", f,
+            revision=batch.revision))
         return True
+
+    def _start(self, coro: Coroutine[Any, Any, object]) -> Deferred[Any]:
+        """Run the coroutine of an ``async def`` callback as its loop runs coroutines.
+
+        On an asyncio client's loop clock it becomes a task, so it may await
+        asyncio's own futures (``asyncio.sleep``, aiohttp, queues); elsewhere
+        Twisted's driver runs it, so it may await Deferreds. The next batch
+        does not wait for it, as it does not wait for a returned Deferred."""
+        loop = getattr(self._transport.clock, "loop", None)
+        if not isinstance(loop, asyncio.AbstractEventLoop):
+            return Deferred.fromCoroutine(coro)
+        task = loop.create_task(coro)
+        # The loop keeps only a weak reference to a task: hold it until it is done.
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return Deferred.fromFuture(task)
 
 
 def _retryable(exc: errors.EtcdError) -> bool:

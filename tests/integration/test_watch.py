@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import pytest
@@ -156,6 +157,34 @@ async def test_callback_exception_is_logged_and_watch_goes_on(client: Client,
         await client.put(prefix + b"k", b"after")
         await until(lambda: len(got) == 2)
         assert got == [b"boom", b"after"]
+    finally:
+        await watch.cancel()
+
+
+@ensure
+async def test_async_callback_runs_on_the_clients_loop(client: Client, loop: str,
+                                                       prefix: bytes) -> None:
+    """An ``async def`` callback is run, not dropped: as an asyncio task on the
+    asyncio client, on Twisted's coroutine driver on the Twisted one. It may
+    await the client; one whose coroutine fails does not stop the watch."""
+    seen: list[bytes] = []
+    in_task: list[bool] = []
+
+    async def callback(batch: WatchBatch) -> None:
+        in_task.append(asyncio.current_task() is not None)
+        if batch.events[0].kv.value == b"boom":
+            raise RuntimeError("async callback bug")
+        then = await client.get(prefix + b"k", revision=batch.revision)
+        seen.append(then.kvs[0].value)
+
+    watch = await client.watch(prefix + b"k", callback)
+    try:
+        for value in (b"1", b"boom", b"2"):
+            await client.put(prefix + b"k", value)
+        await until(lambda: len(seen) == 2, why=lambda: f"seen: {seen}")
+        # The reads of the two callbacks may answer in either order.
+        assert sorted(seen) == [b"1", b"2"]
+        assert in_task == [loop == "asyncio"] * 3
     finally:
         await watch.cancel()
 
