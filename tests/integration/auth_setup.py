@@ -3,17 +3,17 @@
 
 from __future__ import annotations
 
-from twisted.internet import reactor
+from loops import make_client
 
 from etcdwamp import KeySet
-from etcdwamp.client import Client
 
 __all__ = ["enable_auth"]
 
 
-async def enable_auth(url: str) -> None:
-    """Create ``root`` and ``app`` on the etcd at ``url`` and turn authentication on."""
-    admin = Client(reactor, url=url)
+async def enable_auth(url: str, loop: str = "twisted") -> None:
+    """Create ``root`` and ``app`` on the etcd at ``url`` and turn authentication
+    on, with a client of ``loop`` (tests/integration/loops.py)."""
+    admin = make_client(loop, url=url)
     try:
         await admin.user_add("root", "rootpw")
         await admin.user_grant_role("root", "root")

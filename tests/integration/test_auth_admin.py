@@ -1,32 +1,30 @@
 """The whole auth administration set against a real etcd: a deployment's users
-and roles set up, inspected, changed and torn down from Python."""
+and roles set up, inspected, changed and torn down from Python, on both event
+loops (tests/integration/loops.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import pytest
-import pytest_twisted
-from ops_client import OpsClient
-from twisted.internet import reactor
+from loops import ensure, make_client
 
 from etcdwamp import KeySet
 from etcdwamp import errors as e
+from etcdwamp.client import Client
 from etcdwamp.testing import EtcdCluster
 from etcdwamp.wire.auth import Permission, RolePermission
-
-ensure = pytest_twisted.ensureDeferred
 
 
 @ensure
 async def test_users_and_roles_from_setup_to_teardown(
-        etcd_factory: Callable[..., EtcdCluster]) -> None:
+        etcd_factory: Callable[..., EtcdCluster], loop: str) -> None:
     cluster = etcd_factory(1)
-    admin = OpsClient(reactor, url=cluster.url, timeout=10.0)
+    admin = make_client(loop, url=cluster.url, timeout=10.0)
     clients = [admin]
 
-    def login(user: str, password: str) -> OpsClient:
-        c = OpsClient(reactor, url=cluster.url, timeout=10.0, user=user, password=password)
+    def login(user: str, password: str) -> Client:
+        c = make_client(loop, url=cluster.url, timeout=10.0, user=user, password=password)
         clients.append(c)
         return c
 
@@ -94,8 +92,8 @@ async def test_users_and_roles_from_setup_to_teardown(
 
 
 @ensure
-async def test_bad_auth_input_is_refused_before_sending(etcd: EtcdCluster) -> None:
-    client = OpsClient(reactor, url=etcd.url)
+async def test_bad_auth_input_is_refused_before_sending(etcd: EtcdCluster, loop: str) -> None:
+    client = make_client(loop, url=etcd.url)
     try:
         with pytest.raises(ValueError):
             await client.user_get("")

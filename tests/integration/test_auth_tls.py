@@ -1,4 +1,5 @@
-"""Authentication (users, roles, token renewal) and TLS against real etcd servers."""
+"""Authentication (users, roles, token renewal) and TLS against real etcd
+servers, on both event loops (tests/integration/loops.py)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,8 @@ import tempfile
 from collections.abc import Callable, Iterator
 
 import pytest
-import pytest_twisted
 from auth_setup import enable_auth
-from twisted.internet import reactor
+from loops import ensure, make_client
 from waiting import until
 
 from etcdwamp import KeySet
@@ -16,8 +16,6 @@ from etcdwamp import errors as e
 from etcdwamp.client import Client
 from etcdwamp.testing import EtcdCluster, TLSFiles, make_test_pki
 from etcdwamp.watch import WatchBatch
-
-ensure = pytest_twisted.ensureDeferred
 
 TOKEN_TTL = 2
 
@@ -47,11 +45,11 @@ async def wait_for_token_expiry(root: Client) -> None:
 
 
 @ensure
-async def test_users_roles_and_permission_denied(auth_etcd: EtcdCluster) -> None:
-    await enable_auth(auth_etcd.url)
-    root = Client(reactor, url=auth_etcd.url, user="root", password="rootpw")
-    app = Client(reactor, url=auth_etcd.url, user="app", password="apppw")
-    anonymous = Client(reactor, url=auth_etcd.url)
+async def test_users_roles_and_permission_denied(auth_etcd: EtcdCluster, loop: str) -> None:
+    await enable_auth(auth_etcd.url, loop)
+    root = make_client(loop, url=auth_etcd.url, user="root", password="rootpw")
+    app = make_client(loop, url=auth_etcd.url, user="app", password="apppw")
+    anonymous = make_client(loop, url=auth_etcd.url)
     try:
         await root.put(b"other/x", b"root only")
         await app.put(b"app/x", b"mine")
@@ -69,9 +67,10 @@ async def test_users_roles_and_permission_denied(auth_etcd: EtcdCluster) -> None
 
 
 @ensure
-async def test_wrong_password_is_authentication_failed(auth_etcd: EtcdCluster) -> None:
-    await enable_auth(auth_etcd.url)
-    bad = Client(reactor, url=auth_etcd.url, user="app", password="wrong")
+async def test_wrong_password_is_authentication_failed(auth_etcd: EtcdCluster,
+                                                       loop: str) -> None:
+    await enable_auth(auth_etcd.url, loop)
+    bad = make_client(loop, url=auth_etcd.url, user="app", password="wrong")
     try:
         with pytest.raises(e.AuthenticationFailed):
             await bad.get(b"app/x")
@@ -80,12 +79,13 @@ async def test_wrong_password_is_authentication_failed(auth_etcd: EtcdCluster) -
 
 
 @ensure
-async def test_expired_token_is_renewed_transparently(auth_etcd: EtcdCluster) -> None:
+async def test_expired_token_is_renewed_transparently(auth_etcd: EtcdCluster,
+                                                      loop: str) -> None:
     """The app's token expires on etcd (--auth-token-ttl); its next call
     authenticates again by itself and succeeds."""
-    await enable_auth(auth_etcd.url)
-    app = Client(reactor, url=auth_etcd.url, user="app", password="apppw")
-    root = Client(reactor, url=auth_etcd.url, user="root", password="rootpw")
+    await enable_auth(auth_etcd.url, loop)
+    app = make_client(loop, url=auth_etcd.url, user="app", password="apppw")
+    root = make_client(loop, url=auth_etcd.url, user="root", password="rootpw")
     try:
         await app.put(b"app/k", b"1")
         first_token = app._token
@@ -96,7 +96,7 @@ async def test_expired_token_is_renewed_transparently(auth_etcd: EtcdCluster) ->
         assert (await app.get(b"app/k")).kvs[0].value == b"2"
 
         # The old token really was refused (the renewal was needed, not chosen).
-        stale = Client(reactor, url=auth_etcd.url)
+        stale = make_client(loop, url=auth_etcd.url)
         stale._token = first_token
         try:
             with pytest.raises(e.Unauthenticated):
@@ -109,9 +109,9 @@ async def test_expired_token_is_renewed_transparently(auth_etcd: EtcdCluster) ->
 
 
 @ensure
-async def test_watch_with_auth(auth_etcd: EtcdCluster) -> None:
-    await enable_auth(auth_etcd.url)
-    app = Client(reactor, url=auth_etcd.url, user="app", password="apppw")
+async def test_watch_with_auth(auth_etcd: EtcdCluster, loop: str) -> None:
+    await enable_auth(auth_etcd.url, loop)
+    app = make_client(loop, url=auth_etcd.url, user="app", password="apppw")
     got: list[WatchBatch] = []
     watch = await app.watch(KeySet(b"app/", prefix=True), got.append)
     try:
@@ -136,16 +136,17 @@ async def put_when_back(client: Client, key: bytes, value: bytes) -> None:
 
 
 @ensure
-async def test_watch_reconnect_after_its_token_expired(auth_etcd: EtcdCluster) -> None:
+async def test_watch_reconnect_after_its_token_expired(auth_etcd: EtcdCluster,
+                                                       loop: str) -> None:
     """The watch's token expires while its stream runs (etcd checks it only
     when a watch is created); the stream then breaks (etcd restarts): the
     reconnect must authenticate again and resume, not end with an auth error.
     Another user writes, so no request of the watching client renews its token."""
-    await enable_auth(auth_etcd.url)
+    await enable_auth(auth_etcd.url, loop)
     member = auth_etcd.members[0]
-    app = Client(reactor, url=member.url, user="app", password="apppw", timeout=2.0,
+    app = make_client(loop, url=member.url, user="app", password="apppw", timeout=2.0,
                  connect_timeout=1.0)
-    root = Client(reactor, url=member.url, user="root", password="rootpw", timeout=2.0,
+    root = make_client(loop, url=member.url, user="root", password="rootpw", timeout=2.0,
                   connect_timeout=1.0)
     got: list[WatchBatch] = []
     watch = await app.watch(KeySet(b"app/w/", prefix=True), got.append)
@@ -179,14 +180,14 @@ def pki() -> Iterator[TLSFiles]:
 
 @ensure
 async def test_https_with_ca_and_client_certificate(
-        pki: TLSFiles, etcd_factory: Callable[..., EtcdCluster]) -> None:
+        pki: TLSFiles, etcd_factory: Callable[..., EtcdCluster], loop: str) -> None:
     """etcd requires client certificates; the client verifies the server against the CA."""
     from dataclasses import replace
 
     files = replace(pki, client_cert_auth=True)
     cluster = etcd_factory(1, tls=files)
     assert cluster.url.startswith("https://")
-    client = Client(reactor, url=cluster.url, ca_file=files.ca_cert,
+    client = make_client(loop, url=cluster.url, ca_file=files.ca_cert,
                     cert_file=files.client_cert, key_file=files.client_key)
     try:
         await client.put(b"tls/k", b"secret")
@@ -194,14 +195,14 @@ async def test_https_with_ca_and_client_certificate(
     finally:
         await client.close()
 
-    no_cert = Client(reactor, url=cluster.url, ca_file=files.ca_cert, timeout=3.0)
+    no_cert = make_client(loop, url=cluster.url, ca_file=files.ca_cert, timeout=3.0)
     try:
         with pytest.raises(e.TransportError):
             await no_cert.get(b"tls/k")
     finally:
         await no_cert.close()
 
-    untrusting = Client(reactor, url=cluster.url, cert_file=files.client_cert,
+    untrusting = make_client(loop, url=cluster.url, cert_file=files.client_cert,
                         key_file=files.client_key, timeout=3.0)
     try:  # the system trust store does not know our test CA
         with pytest.raises(e.TransportError):
