@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 import pytest
 from loops import ensure, make_client
-from twisted.internet import reactor
+from twisted.internet import protocol, reactor
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.protocols.portforward import ProxyFactory
 from waiting import until
 
@@ -187,6 +188,69 @@ async def test_async_callback_runs_on_the_clients_loop(client: Client, loop: str
         assert in_task == [loop == "asyncio"] * 3
     finally:
         await watch.cancel()
+
+
+class _Hung(protocol.Protocol):
+    """Accepts a connection and never answers; its factory counts connections."""
+
+    factory: _HungFactory
+
+    def connectionMade(self) -> None:
+        self.factory.made += 1
+        self.factory.open += 1
+
+    def connectionLost(self, reason: object = None) -> None:
+        self.factory.open -= 1
+
+
+class _HungFactory(protocol.Factory):
+    protocol = _Hung
+
+    def __init__(self) -> None:
+        self.made = 0
+        self.open = 0
+
+
+@ensure
+async def test_cancelling_the_wait_for_creation_cancels_the_watch(loop: str,
+                                                                  prefix: bytes) -> None:
+    """``await watch`` against a server that accepts and never answers: cancelling
+    what awaits it (the asyncio task; the Deferred on Twisted) fails it with that
+    loop's CancelledError, ends the watch and drops the connection, and nothing
+    reconnects."""
+    factory = _HungFactory()
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    client = make_client(loop, url=f"http://127.0.0.1:{port.getHost().port}",
+                         api_prefix="/v3", timeout=30.0)
+    try:
+        watch = client.watch(prefix + b"k")
+        waiting: list[bool] = []
+
+        async def wait_for_creation() -> None:
+            waiting.append(True)
+            await watch
+
+        if loop == "asyncio":
+            task = asyncio.ensure_future(wait_for_creation())
+            await until(lambda: factory.open == 1 and waiting)
+            task.cancel()
+            await asyncio.wait([task])
+            assert task.cancelled()
+        else:
+            d = Deferred.fromCoroutine(wait_for_creation())
+            await until(lambda: factory.open == 1 and waiting)
+            d.cancel()
+            assert d.called  # at once
+            with pytest.raises(CancelledError):
+                await d
+        finished = watch.finished
+        await until(lambda: finished.called, timeout=5, why="the watch did not end")
+        assert await finished is None
+        await until(lambda: factory.open == 0, why=lambda: f"{factory.open} open")
+        assert factory.made == 1
+    finally:
+        await client.close()
+        await dual(port.stopListening())
 
 
 # -- resume across failures ----------------------------------------------------
