@@ -1,6 +1,8 @@
 """A loopback HTTP proxy in front of etcd that records every request and can
 hold chosen ones (swallow them, as a hung server would) to catch a request
-in flight."""
+in flight, or cut chosen ones (forward them, then drop the client's
+connection instead of passing etcd's answer back, as a crash or a network
+failure after sending would)."""
 
 from __future__ import annotations
 
@@ -14,13 +16,39 @@ from twisted.python.failure import Failure
 __all__ = ["RecordingProxy"]
 
 
+class _Upstream(portforward.ProxyClient):
+    """The proxy's connection to etcd: passes answers back, unless the request
+    they answer is to be cut."""
+
+    def dataReceived(self, data: bytes) -> None:
+        server: _Server = self.peer
+        if server.cutting:
+            # etcd has handled the request: the client must not learn how.
+            server.proxy.cut_answered += 1
+            if server.proxy.cut_with_reset:
+                server.transport.abortConnection()
+            else:
+                server.transport.loseConnection()
+            self.transport.loseConnection()
+            return
+        super().dataReceived(data)
+
+
+class _UpstreamFactory(portforward.ProxyClientFactory):
+    protocol = _Upstream
+
+
 class _Server(portforward.ProxyServer):
     """Splits the client's byte stream into whole requests (Content-Length
-    bodies, as Twisted's Agent sends them) and forwards or holds each."""
+    bodies, as Twisted's Agent and aiohttp send them) and forwards, holds or
+    cuts each."""
+
+    clientProtocolFactory = _UpstreamFactory
 
     def connectionMade(self) -> None:
         self.buffer = b""
         self.holding = False
+        self.cutting = False
         self.proxy: RecordingProxy = self.factory.proxy
         self.proxy.connections.append(self)
         super().connectionMade()
@@ -48,6 +76,9 @@ class _Server(portforward.ProxyServer):
                 self.proxy.held.append((path, body))
             else:
                 self.proxy.forwarded.append((path, body))
+                if self.proxy.cut(path, body):
+                    self.cutting = True
+                    self.proxy.cut_paths.append(path)
                 super().dataReceived(raw)
 
     def connectionLost(self, reason: Failure = portforward.protocol.connectionDone) -> None:
@@ -68,13 +99,24 @@ class _Factory(portforward.ProxyFactory):
 class RecordingProxy:
     """Forwards to ``target`` (``http://host:port``); ``hold(path, body)`` decides
     which requests are swallowed instead. ``dropped_while_held`` counts the
-    connections the client closed while one of their requests was held."""
+    connections the client closed while one of their requests was held.
+
+    ``cut(path, body)`` picks forwarded requests whose answer never reaches
+    the client: the proxy drops the client's connection once etcd answered,
+    with a TCP reset (``cut_with_reset``, as a crash) or a clean close (as a
+    server closing an idle keep-alive connection). ``cut_paths`` lists them,
+    ``cut_answered`` counts the answers withheld (so a test knows etcd
+    handled each)."""
 
     def __init__(self, target: str) -> None:
         host, port = target.removeprefix("http://").rsplit(":", 1)
         self.forwarded: list[tuple[str, bytes]] = []
         self.held: list[tuple[str, bytes]] = []
         self.hold: Callable[[str, bytes], bool] = lambda path, body: False
+        self.cut: Callable[[str, bytes], bool] = lambda path, body: False
+        self.cut_paths: list[str] = []
+        self.cut_answered = 0
+        self.cut_with_reset = True
         self.dropped_while_held = 0
         self.connections: list[_Server] = []
         self.port: IListeningPort = reactor.listenTCP(  # type: ignore[attr-defined]

@@ -1,0 +1,147 @@
+"""A connection lost after the request was sent, on both event loops
+(tests/integration/loops.py): recording proxies in front of a real etcd
+(tests/integration/proxies.py) forward a request and then drop the client's
+connection instead of passing etcd's answer back.
+
+The rules (etcdwamp/client.py): the answer is unknown, so an idempotent
+request is sent once more on the same endpoint (a pooled connection the
+server closed as it was reused is the usual cause), then to the next
+endpoint; a write is not re-sent anywhere and fails with ConnectionLost, an
+OutcomeUnknown, because etcd may have applied it (here it did).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import pytest
+import pytest_twisted
+from loops import ensure, make_client
+from proxies import RecordingProxy
+
+from etcdwamp import errors as e
+from etcdwamp.client import Client
+from etcdwamp.testing import EtcdCluster
+
+RANGE, PUT = "/v3/kv/range", "/v3/kv/put"
+
+
+@pytest.fixture
+def proxy_factory(etcd: EtcdCluster) -> Iterator[Callable[[], RecordingProxy]]:
+    """Recording proxies in front of the shared etcd (stopped after the test)."""
+    made: list[RecordingProxy] = []
+
+    def make() -> RecordingProxy:
+        made.append(RecordingProxy(etcd.url))
+        return made[-1]
+
+    try:
+        yield make
+    finally:
+        for p in made:
+            p.stop()
+
+
+@pytest_twisted.async_yield_fixture
+async def clients() -> AsyncIterator[list[Client]]:
+    """Clients a test makes (closed afterwards)."""
+    made: list[Client] = []
+    try:
+        yield made
+    finally:
+        for c in made:
+            await c.close()
+
+
+def through(made: list[Client], loop: str, *proxies: RecordingProxy) -> Client:
+    c = make_client(loop, endpoints=[p.url for p in proxies], api_prefix="/v3", timeout=10.0)
+    made.append(c)
+    return c
+
+
+def first_only(path: str) -> Callable[[str, bytes], bool]:
+    """A ``cut`` predicate picking the first request to ``path``."""
+    picked: list[str] = []
+
+    def cut(p: str, body: bytes) -> bool:
+        if p == path and not picked:
+            picked.append(p)
+            return True
+        return False
+
+    return cut
+
+
+@pytest.mark.parametrize("reset", [True, False], ids=["reset", "closed"])
+@ensure
+async def test_read_is_sent_once_more_after_losing_its_connection(
+        proxy_factory: Callable[[], RecordingProxy], clients: list[Client], client: Client,
+        prefix: bytes, reset: bool) -> None:
+    """etcd answered the get, the answer was lost on the way (the connection
+    was reset, or closed cleanly): the get is sent again on the same endpoint
+    and its second answer is the result."""
+    await client.put(prefix + b"k", b"v")
+    proxy = proxy_factory()
+    proxy.cut = first_only(RANGE)
+    proxy.cut_with_reset = reset
+    reader = through(clients, client.framework, proxy)
+    got = await reader.get(prefix + b"k")
+    assert got.kvs[0].value == b"v"
+    assert proxy.forwarded_paths == [RANGE, RANGE]
+    assert proxy.cut_paths == [RANGE] and proxy.cut_answered == 1
+
+
+@ensure
+async def test_read_fails_over_after_losing_its_connection_twice(
+        proxy_factory: Callable[[], RecordingProxy], clients: list[Client], client: Client,
+        prefix: bytes) -> None:
+    """Both attempts on the first endpoint lose their answer: the third goes
+    to the next endpoint, which then is the one calls go to first."""
+    await client.put(prefix + b"k", b"v")
+    lossy, healthy = proxy_factory(), proxy_factory()
+    lossy.cut = lambda path, body: True
+    reader = through(clients, client.framework, lossy, healthy)
+    got = await reader.get(prefix + b"k")
+    assert got.kvs[0].value == b"v"
+    assert lossy.forwarded_paths == [RANGE, RANGE] and lossy.cut_answered == 2
+    assert healthy.forwarded_paths == [RANGE]
+    assert reader.endpoint == healthy.url
+
+
+@ensure
+async def test_read_that_loses_every_answer_is_connection_lost(
+        proxy_factory: Callable[[], RecordingProxy], clients: list[Client], loop: str,
+        prefix: bytes) -> None:
+    """One endpoint, every answer lost: the get is tried twice, then fails
+    with ConnectionLost naming the endpoint."""
+    proxy = proxy_factory()
+    proxy.cut = lambda path, body: True
+    reader = through(clients, loop, proxy)
+    with pytest.raises(e.ConnectionLost) as info:
+        await reader.get(prefix + b"k")
+    assert info.value.endpoint == proxy.url
+    assert proxy.forwarded_paths == [RANGE, RANGE] and proxy.cut_answered == 2
+
+
+@pytest.mark.parametrize("reset", [True, False], ids=["reset", "closed"])
+@ensure
+async def test_write_that_loses_its_answer_is_outcome_unknown_and_not_resent(
+        proxy_factory: Callable[[], RecordingProxy], clients: list[Client], client: Client,
+        prefix: bytes, reset: bool) -> None:
+    """etcd applied the put, its answer was lost: the caller gets
+    ConnectionLost (an OutcomeUnknown), and neither endpoint sees the put again."""
+    lossy, healthy = proxy_factory(), proxy_factory()
+    lossy.cut = first_only(PUT)
+    lossy.cut_with_reset = reset
+    writer = through(clients, client.framework, lossy, healthy)
+    with pytest.raises(e.ConnectionLost) as info:
+        await writer.put(prefix + b"k", b"v")
+    assert isinstance(info.value, e.OutcomeUnknown)
+    assert info.value.endpoint == lossy.url
+    assert lossy.cut_answered == 1  # etcd did answer: the write was applied
+    assert (await client.get(prefix + b"k")).kvs[0].value == b"v"
+    assert lossy.forwarded_paths == [PUT]
+    assert healthy.forwarded_paths == []
+    # The endpoint itself is fine: the next call goes there again and succeeds.
+    await writer.put(prefix + b"k", b"w")
+    assert lossy.forwarded_paths == [PUT, PUT] and healthy.forwarded_paths == []
