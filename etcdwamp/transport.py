@@ -659,13 +659,29 @@ class Transport:
         return dual(self.http.close())
 
 
+def _server_certificate_refused(reason: Failure) -> bool:
+    """Whether ``reason`` is our refusal of the server's certificate (untrusted,
+    or not for this host). That happens inside the TLS handshake, and TLS holds
+    the request back until the handshake completed: it was never sent."""
+    if reason.check("service_identity.exceptions.VerificationError"):  # type: ignore[no-untyped-call]
+        return True
+    if not reason.check("OpenSSL.SSL.Error"):  # type: ignore[no-untyped-call]
+        return False
+    # OpenSSL's error queue: (library, function, reason) triples.
+    args = reason.value.args if reason.value is not None else ()
+    queue = args[0] if args else ()
+    return any(isinstance(entry, tuple) and entry[-1] == "certificate verify failed"
+               for entry in (queue if isinstance(queue, list) else ()))
+
+
 def transport_error(endpoint: str, exc: Exception) -> Exception:
     """Map a failure of an exchange that was not cut short by our timeout."""
     if isinstance(exc, CancelledError):
         return exc  # a cancellation is never a transport failure
     if isinstance(exc, ResponseFailed):
         reasons: list[Failure] = getattr(exc, "reasons", [])
-        if reasons and all(r.check(*_NOT_SENT) for r in reasons):  # type: ignore[no-untyped-call]
+        if reasons and all(r.check(*_NOT_SENT)  # type: ignore[no-untyped-call]
+                           or _server_certificate_refused(r) for r in reasons):
             return errors.ConnectFailed(f"cannot connect to {endpoint}: {exc}",
                                         endpoint=endpoint)
     if isinstance(exc, (ResponseFailed, _newclient.ResponseNeverReceived,

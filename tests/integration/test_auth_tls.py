@@ -181,31 +181,32 @@ def pki() -> Iterator[TLSFiles]:
 @ensure
 async def test_https_with_ca_and_client_certificate(
         pki: TLSFiles, etcd_factory: Callable[..., EtcdCluster], loop: str) -> None:
-    """etcd requires client certificates; the client verifies the server against the CA."""
+    """etcd requires client certificates; the client verifies the server against
+    the CA. Without the client certificate, or without trusting the CA, every
+    call fails with a TransportError."""
     from dataclasses import replace
 
     files = replace(pki, client_cert_auth=True)
     cluster = etcd_factory(1, tls=files)
     assert cluster.url.startswith("https://")
     client = make_client(loop, url=cluster.url, ca_file=files.ca_cert,
-                    cert_file=files.client_cert, key_file=files.client_key)
+                         cert_file=files.client_cert, key_file=files.client_key)
+    no_cert = make_client(loop, url=cluster.url, ca_file=files.ca_cert, timeout=3.0)
+    untrusting = make_client(loop, url=cluster.url, cert_file=files.client_cert,
+                             key_file=files.client_key, timeout=3.0)
     try:
         await client.put(b"tls/k", b"secret")
         assert (await client.get(b"tls/k")).kvs[0].value == b"secret"
-    finally:
-        await client.close()
 
-    no_cert = make_client(loop, url=cluster.url, ca_file=files.ca_cert, timeout=3.0)
-    try:
         with pytest.raises(e.TransportError):
             await no_cert.get(b"tls/k")
-    finally:
-        await no_cert.close()
 
-    untrusting = make_client(loop, url=cluster.url, cert_file=files.client_cert,
-                        key_file=files.client_key, timeout=3.0)
-    try:  # the system trust store does not know our test CA
-        with pytest.raises(e.TransportError):
-            await untrusting.get(b"tls/k")
+        # The system trust store does not know our test CA. The handshake
+        # fails before the request is sent, so even a write is ConnectFailed
+        # (it would fail over), not an OutcomeUnknown.
+        with pytest.raises(e.ConnectFailed, match="certificate verify failed"):
+            await untrusting.put(b"tls/k", b"never")
+        assert (await client.get(b"tls/k")).kvs[0].value == b"secret"
     finally:
-        await untrusting.close()
+        for c in (client, no_cert, untrusting):
+            await c.close()
