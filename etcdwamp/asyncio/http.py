@@ -13,6 +13,7 @@ exist once.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import ssl
 from typing import Any
 
@@ -25,7 +26,7 @@ from twisted.web.client import ResponseDone
 from .. import errors
 from .clock import LoopClock
 
-__all__ = ["AiohttpHTTP", "StreamedResponse", "ssl_context"]
+__all__ = ["AiohttpHTTP", "ConnectingCancelled", "StreamedResponse", "ssl_context"]
 
 # Failures that prove the request never left this process: the connection
 # (TCP, TLS handshake) could not be made, or not in time.
@@ -33,6 +34,37 @@ _NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 # Failures once a connection carried the request: the answer is unknown.
 _LOST = (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError,
          aiohttp.ServerTimeoutError, aiohttp.ClientResponseError, ConnectionError)
+
+
+class ConnectingCancelled(CancelledError):
+    """The exchange was cancelled before it had a connection: not sent (the
+    transport's timeout makes this ConnectFailed, as Twisted's
+    ``ConnectingCancelledError``)."""
+
+
+class _Exchange:
+    """What one exchange's task knows about itself: whether it got a connection."""
+
+    __slots__ = ("connected",)
+
+    def __init__(self) -> None:
+        self.connected = False
+
+
+# The exchange the running task performs (each task runs in its own context).
+_current: contextvars.ContextVar[_Exchange] = contextvars.ContextVar("etcdwamp_exchange")
+
+
+class _Connector(aiohttp.TCPConnector):
+    """Tells the exchange when it got its connection, new or pooled: from then
+    on the request may be on its way."""
+
+    async def connect(self, req: Any, traces: Any, timeout: Any) -> Any:
+        connection = await super().connect(req, traces, timeout)
+        exchange = _current.get(None)
+        if exchange is not None:
+            exchange.connected = True
+        return connection
 
 
 def ssl_context(ca_file: str | None, cert_file: str | None,
@@ -97,7 +129,7 @@ class AiohttpHTTP:
     def _client(self) -> aiohttp.ClientSession:
         session = self._session
         if session is None or session.closed:
-            connector = aiohttp.TCPConnector(
+            connector = _Connector(
                 limit=0, limit_per_host=self._pool_size,
                 ssl=self._tls if self._tls is not None else True)
             session = self._session = aiohttp.ClientSession(
@@ -119,17 +151,24 @@ class AiohttpHTTP:
             self._headers[token] = headers
         return headers
 
-    def _run(self, coro: Any) -> Deferred[Any]:
+    def _run(self, coro: Any, exchange: _Exchange | None = None) -> Deferred[Any]:
         """Run ``coro`` as a task, seen as a Deferred. Cancelling the Deferred
         fails it with Twisted's CancelledError at once (the transport tells a
         cancellation from a failure by that type; ``Deferred.fromFuture`` would
         wait for the task to unwind and then fail with asyncio's, an exception
         ``except Exception`` does not catch) and cancels the task, which makes
-        aiohttp drop the connection."""
-        task = self._clock.loop.create_task(coro)
+        aiohttp drop the connection. ``exchange``: the request's state, bound
+        in the task's context; without a connection yet the cancellation is
+        :class:`ConnectingCancelled`."""
+        context = contextvars.copy_context()
+        if exchange is not None:
+            context.run(_current.set, exchange)
+        task = self._clock.loop.create_task(coro, context=context)
 
-        def cancel(_: Deferred[Any]) -> None:
+        def cancel(d: Deferred[Any]) -> None:
             task.cancel()
+            if exchange is not None and not exchange.connected:
+                d.errback(Failure(ConnectingCancelled()))  # type: ignore[no-untyped-call]
 
         d: Deferred[Any] = Deferred(cancel)
 
@@ -156,7 +195,8 @@ class AiohttpHTTP:
     def exchange(self, endpoint: str, path: str, body: bytes,
                  token: str | None) -> Deferred[tuple[int, bytes]]:
         """POST and read the whole answer; cancelling the Deferred drops the connection."""
-        return self._run(self._exchange(endpoint + path, body, self._header_set(token)))
+        return self._run(self._exchange(endpoint + path, body, self._header_set(token)),
+                         _Exchange())
 
     async def _exchange(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
         async with self._client().post(url, data=body, headers=headers) as response:
@@ -165,7 +205,8 @@ class AiohttpHTTP:
     def post(self, endpoint: str, path: str, body: bytes, token: str | None, *,
              stream: bool = False) -> Deferred[Any]:
         """POST; fires with a :class:`StreamedResponse` once the headers arrived."""
-        return self._run(self._open(endpoint + path, body, self._header_set(token)))
+        return self._run(self._open(endpoint + path, body, self._header_set(token)),
+                         _Exchange())
 
     async def _open(self, url: str, body: bytes, headers: dict[str, str]) -> StreamedResponse:
         response = await self._client().post(url, data=body, headers=headers)
@@ -175,6 +216,11 @@ class AiohttpHTTP:
         """Map aiohttp's failures onto :mod:`etcdwamp.errors` (see ``HTTP.map_error``)."""
         if isinstance(exc, _NOT_SENT):
             return errors.ConnectFailed(f"cannot connect to {endpoint}: {exc}", endpoint=endpoint)
+        if isinstance(exc, ConnectingCancelled) and timed_out:
+            # As Twisted's ConnectingCancelledError: the timeout ran out while
+            # connecting, so the request provably was not sent.
+            return errors.ConnectFailed(f"cannot connect to {endpoint} in time",
+                                        endpoint=endpoint)
         if timed_out:
             return errors.RequestTimeout(f"no answer from {endpoint} in time", endpoint=endpoint)
         if isinstance(exc, CancelledError):

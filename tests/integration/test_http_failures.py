@@ -1,17 +1,24 @@
-"""A connection lost after the request was sent, on both event loops
-(tests/integration/loops.py): recording proxies in front of a real etcd
-(tests/integration/proxies.py) forward a request and then drop the client's
-connection instead of passing etcd's answer back.
+"""What HTTP failures mean, on both event loops (tests/integration/loops.py),
+against real servers (refused and timed-out calls to a hung member are in
+test_endpoints.py, cancellation in test_cancel.py).
 
-The rules (etcdwamp/client.py): the answer is unknown, so an idempotent
-request is sent once more on the same endpoint (a pooled connection the
-server closed as it was reused is the usual cause), then to the next
-endpoint; a write is not re-sent anywhere and fails with ConnectionLost, an
-OutcomeUnknown, because etcd may have applied it (here it did).
+A connection lost after the request was sent: recording proxies in front of a
+real etcd (tests/integration/proxies.py) forward a request and then drop the
+client's connection instead of passing etcd's answer back. The rules
+(etcdwamp/client.py): the answer is unknown, so an idempotent request is sent
+once more on the same endpoint (a pooled connection the server closed as it
+was reused is the usual cause), then to the next endpoint; a write is not
+re-sent anywhere and fails with ConnectionLost, an OutcomeUnknown, because
+etcd may have applied it (here it did).
+
+A member that cannot be reached at all (its SYNs go unanswered): the request
+was never sent, so whether connecting outlasts ``connect_timeout`` or the
+call's own timeout, it is ConnectFailed, and a write fails over like a read.
 """
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
@@ -145,3 +152,58 @@ async def test_write_that_loses_its_answer_is_outcome_unknown_and_not_resent(
     # The endpoint itself is fine: the next call goes there again and succeeds.
     await writer.put(prefix + b"k", b"w")
     assert lossy.forwarded_paths == [PUT, PUT] and healthy.forwarded_paths == []
+
+
+# -- a member that cannot be reached ---------------------------------------------------------
+
+@pytest.fixture
+def unreachable() -> Iterator[str]:
+    """A loopback URL whose connections never complete: a listening socket that
+    never accepts, its accept queue (``listen(0)``) filled by two connections
+    of our own, so Linux drops every further SYN, as it would for a host gone
+    from the network."""
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    address = server.getsockname()
+    fillers = []
+    for _ in range(2):
+        filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        filler.setblocking(False)
+        filler.connect_ex(address)
+        fillers.append(filler)
+    try:
+        yield f"http://{address[0]}:{address[1]}"
+    finally:
+        for sock in [*fillers, server]:
+            sock.close()
+
+
+@ensure
+async def test_connect_timeout_fails_a_write_over(
+        unreachable: str, proxy_factory: Callable[[], RecordingProxy], clients: list[Client],
+        client: Client, prefix: bytes) -> None:
+    """Connecting to the first member outlasts ``connect_timeout``: the put was
+    never sent, so it goes to the next member and succeeds."""
+    proxy = proxy_factory()
+    writer = make_client(client.framework, endpoints=[unreachable, proxy.url],
+                         api_prefix="/v3", timeout=10.0, connect_timeout=0.3)
+    clients.append(writer)
+    await writer.put(prefix + b"k", b"v")
+    assert proxy.forwarded_paths == [PUT]
+    assert writer.endpoint == proxy.url
+    assert (await client.get(prefix + b"k")).kvs[0].value == b"v"
+
+
+@ensure
+async def test_timeout_while_connecting_is_connect_failed(
+        unreachable: str, clients: list[Client], loop: str, prefix: bytes) -> None:
+    """The call's timeout runs out while still connecting (``connect_timeout``
+    is longer): nothing was sent, so even a write is ConnectFailed, not the
+    OutcomeUnknown of a request that went unanswered."""
+    writer = make_client(loop, endpoints=[unreachable], api_prefix="/v3", timeout=0.3,
+                         connect_timeout=30.0)
+    clients.append(writer)
+    with pytest.raises(e.ConnectFailed) as info:
+        await writer.put(prefix + b"k", b"v")
+    assert not isinstance(info.value, e.OutcomeUnknown)
