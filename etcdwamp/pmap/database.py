@@ -76,7 +76,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
@@ -189,12 +189,11 @@ class Database:
 
         :meth:`run` itself runs on Twisted's coroutine driver, which cannot wait
         for an asyncio future; so with an asyncio client ``fn`` runs as a task of
-        the loop and may await anything asyncio offers (cancelling the run
-        cancels that task)."""
+        the loop and may await anything asyncio offers."""
         if (getattr(_root_client(self.client), "framework", "twisted") != "asyncio"
                 or isinstance(work, Deferred)):
             return work
-        return Deferred.fromFuture(asyncio.ensure_future(work))
+        return _task_outcome(asyncio.ensure_future(work))
 
     @deferred
     async def status(self) -> int:
@@ -266,6 +265,33 @@ class Database:
             await self.client.txn(Transaction(success=chunk))
             written += len(chunk)
         return written
+
+
+def _task_outcome(task: asyncio.Future[T]) -> Deferred[T]:
+    """The outcome of an asyncio task as a Deferred. Cancelling the Deferred
+    cancels the task and fails at once, as every cancellation here does (not
+    once the task has unwound, as ``Deferred.fromFuture`` would): the task
+    sees its ``asyncio.CancelledError`` on its next step."""
+    def cancel(_: Deferred[T]) -> None:
+        task.cancel()
+
+    outcome: Deferred[T] = Deferred(cancel)
+
+    def settle(done: asyncio.Future[T]) -> None:
+        if done.cancelled():
+            if not outcome.called:
+                outcome.errback(CancelledError())
+            return
+        exc = done.exception()  # retrieved even when nobody waits any more
+        if outcome.called:
+            return
+        if exc is not None:
+            outcome.errback(exc)
+        else:
+            outcome.callback(done.result())
+
+    task.add_done_callback(settle)
+    return outcome
 
 
 def _root_client(client: Any) -> Any:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import subprocess
+import sys
+import textwrap
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from loops import ensure, make_client
-from twisted.internet.defer import gatherResults
+from twisted.internet import defer
+from twisted.internet.defer import Deferred, gatherResults
 from waiting import until
 
 from etcdwamp import Client, Database, KeySet, pmap
@@ -263,6 +270,135 @@ async def test_concurrent_counter_never_loses_an_update(etcd: EtcdCluster, loop:
     finally:
         for c in clients:
             await c.close()
+
+
+def native_future(loop: str) -> tuple[Any, Callable[[Any], object]]:
+    """A pending future of the loop's own kind (what user code there awaits:
+    a Deferred on Twisted, an asyncio future on asyncio) and its resolver."""
+    if loop == "asyncio":
+        future = asyncio.get_running_loop().create_future()
+        return future, future.set_result
+    d: Deferred[Any] = Deferred()
+    return d, d.callback
+
+
+@ensure
+async def test_run_fn_may_await_its_own_loops_futures(loop: str, db: Database) -> None:
+    """The function given to db.run is user code: it may wait for a future of its
+    loop (an asyncio future on asyncio), resolved by someone else meanwhile."""
+    table = pmap.MapStringString(1)
+    future, resolve = native_future(loop)
+    attempts: list[int] = []
+
+    async def fn(txn: pmap.MapTransaction) -> str:
+        attempts.append(txn.attempt)
+        table[txn, "k"] = await future
+        return "done"
+
+    run = db.run(fn)
+    await until(lambda: attempts, why="fn never started")
+    assert not run.called  # still waiting for the future
+    resolve("from outside")
+    assert await run == "done"
+    assert attempts == [1]
+    async with db.begin() as txn:
+        assert await table[txn, "k"] == "from outside"
+
+
+@ensure
+async def test_cancelling_run_cancels_fn_and_writes_nothing(loop: str, db: Database) -> None:
+    """Cancelling db.run as a user of the loop does (Twisted: the Deferred;
+    asyncio: the task awaiting it) while fn waits ends the run with that loop's
+    CancelledError at once, cancels the wait inside fn, does not run fn again,
+    and writes nothing."""
+    table = pmap.MapStringString(1)
+    future, _ = native_future(loop)
+    attempts: list[int] = []
+    seen: list[type[BaseException]] = []
+
+    async def fn(txn: pmap.MapTransaction) -> None:
+        attempts.append(txn.attempt)
+        table[txn, "k"] = "written before the wait"
+        try:
+            await future
+        except BaseException as exc:
+            seen.append(type(exc))
+            raise
+
+    run = db.run(fn)
+    await until(lambda: attempts, why="fn never started")
+    if loop == "asyncio":
+        awaiting: list[bool] = []
+
+        async def user() -> None:
+            awaiting.append(True)
+            await run  # in the same step as the append
+
+        task = asyncio.ensure_future(user())
+        await until(lambda: awaiting, why="the task awaits the run")
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        expected: type[BaseException] = asyncio.CancelledError
+    else:
+        run.cancel()
+        assert run.called  # at once
+        with pytest.raises(defer.CancelledError):
+            await run
+        expected = defer.CancelledError
+    await until(lambda: seen, why="fn never saw the cancellation")
+    assert seen == [expected] and attempts == [1]
+    assert (db.commits, db.conflicts) == (0, 0)
+    async with db.begin() as txn:
+        assert await table[txn, "k"] is None
+
+
+PLAIN_ASYNCIO = textwrap.dedent("""
+    import asyncio, json, sys
+
+    from etcdwamp import Database, pmap
+    from etcdwamp.asyncio import Client
+
+    async def main(url, prefix):
+        counter = pmap.MapStringOid(1)
+        async with Client(url=url) as etcd:
+            dbs = [Database(etcd, prefix=prefix) for _ in range(4)]
+
+            async def increment(txn):
+                value = await counter[txn, "n"]
+                # fn is asyncio code: it may hand work to a thread, say.
+                counter[txn, "n"] = await asyncio.to_thread(lambda: (value or 0) + 1)
+
+            async def worker(db):
+                for _ in range(25):
+                    await db.run(increment, retries=10_000)
+
+            await asyncio.gather(*(worker(db) for db in dbs))
+            async with dbs[0].begin() as txn:
+                result = {
+                    "n": await counter[txn, "n"],
+                    "keys": [k async for k in counter.keys(txn)],
+                    "count": await counter.count(txn),
+                }
+        result["conflicts"] = sum(db.conflicts for db in dbs)
+        result["reactor"] = "twisted.internet.reactor" in sys.modules
+        print(json.dumps(result))
+
+    asyncio.run(main(sys.argv[1], sys.argv[2].encode()))
+""")
+
+
+def test_pmap_in_a_plain_asyncio_program(etcd: EtcdCluster, prefix: bytes) -> None:
+    """A program with asyncio.run and no Twisted reactor at all: four concurrent
+    db.run workers lose no increment, their retries wait on the loop's clock
+    (they did conflict), and no reactor is ever imported."""
+    done = subprocess.run([sys.executable, "-c", PLAIN_ASYNCIO, etcd.url, prefix.decode()],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert (result["n"], result["keys"], result["count"]) == (100, ["n"], 1)
+    assert result["conflicts"] > 0
+    assert result["reactor"] is False
 
 
 @ensure
