@@ -13,8 +13,10 @@ renewal is cancelled and the loss reported on time. Stopping the keep-alive
 (or revoking) cancels a renewal in flight; that cancellation is neither a
 failed renewal nor a loss.
 
-Every method a user awaits returns a Deferred (``await`` it, or ``yield`` it
-from ``inlineCallbacks``); cancelling it cancels the request behind it.
+Every method a user awaits returns a Deferred that an asyncio task can await
+too (a :class:`~etcdwamp._deferred.Dual`: ``await`` it on either loop, or
+``yield`` it from ``inlineCallbacks``); cancelling it, or the asyncio task
+awaiting it, cancels the request behind it.
 """
 
 from __future__ import annotations

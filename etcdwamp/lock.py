@@ -16,13 +16,16 @@ For resources inside etcd, guard writes with a transaction compare instead
 (``CompCreated(lock.key, "==", lock.fencing_token)``): the write then only
 happens while the lock key still exists.
 
-Every method a user awaits returns a Deferred, as the client's do (``await``
-it, or ``yield`` it from ``inlineCallbacks``); ``observe()`` is an async
-iterator, and ``async with lock:`` works as well.
+Every method a user awaits returns a Deferred an asyncio task can await too,
+as the client's do (``await`` it on either loop, or ``yield`` it from
+``inlineCallbacks``); ``observe()`` is an async iterator, and ``async with
+lock:`` works as well, on both loops.
 
-**Cancelling** the Deferred of ``acquire()`` or ``campaign()`` fails it
-at once with ``CancelledError``; the lease behind the waiting key is revoked in
-the background, so the abandoned candidacy does not hold up later contenders.
+**Cancelling** the Deferred of ``acquire()`` or ``campaign()`` fails it at
+once with ``CancelledError`` (on asyncio, cancelling the task that awaits it
+raises ``asyncio.CancelledError`` there); the lease behind the waiting key is
+revoked in the background, so the abandoned candidacy does not hold up later
+contenders.
 """
 
 from __future__ import annotations

@@ -348,3 +348,31 @@ async def test_cancelled_lock_acquire_leaves_no_candidate(
     await taking.result()
     assert third.held
     await third.release()
+
+
+# -- elections ----------------------------------------------------------------------------
+
+@ensure
+async def test_cancelled_observer_drops_its_stream(
+        proxy: RecordingProxy, clients: list[Client], client: Client, prefix: bytes) -> None:
+    """An observer waiting for the next leader is cancelled: it fails with
+    CancelledError at once and the connection of its stream is closed."""
+    loop = client.framework
+    name = prefix + b"election"
+    leader = client.election(name, ttl=5)
+    await leader.campaign(b"one")
+    observer = new_client(clients, loop, [proxy.url]).election(name)
+    seen: list[bytes] = []
+
+    async def observe() -> None:
+        async for kv in observer.observe():
+            seen.append(kv.value)
+
+    watching = Awaited(loop, observe())
+    await until(lambda: seen == [b"one"], why=lambda: f"seen: {seen}")
+    # The stream is open, and it is the only connection through the proxy.
+    assert proxy.forwarded_paths == ["/v3/election/observe"]
+    assert len(proxy.connections) == 1
+    await watching.cancel()
+    await until(lambda: not proxy.connections, why="the observe stream is closed")
+    await leader.resign()
