@@ -13,15 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import pytest_twisted
+from loops import ensure, make_client
 from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
 
 from etcdwamp import errors
 from etcdwamp.client import Client
 from etcdwamp.testing import EtcdCluster
-
-ensure = pytest_twisted.ensureDeferred
 
 
 def test_the_names_txaioetcd_code_imports() -> None:
@@ -123,13 +121,14 @@ class User:
 
 
 @ensure
-async def test_tutorial_users_table(etcd: EtcdCluster, prefix: bytes) -> None:
-    """txaioetcd's etcdb tutorial: a UUID → CBOR table of User objects, store, load, delete."""
+async def test_tutorial_users_table(etcd: EtcdCluster, loop: str, prefix: bytes) -> None:
+    """txaioetcd's etcdb tutorial: a UUID → CBOR table of User objects, store, load,
+    delete; the same code on asyncio with only the client's class changed."""
     from etcdwamp import Database
     from etcdwamp import _pmap as pmap
 
     tab_users = pmap.MapUuidCbor(1, marshal=lambda user: user.marshal(), unmarshal=User.parse)
-    client = Client(reactor, etcd.url)
+    client = make_client(loop, etcd.url)
     db = Database(client, prefix=prefix)
     try:
         assert await db.status() > 0
@@ -186,7 +185,7 @@ async def test_refreshing_a_lost_lease_raises_expired(etcd: EtcdCluster) -> None
 
 
 @ensure
-async def test_values_of_txaioetcd_compressed_maps_read_back(etcd: EtcdCluster,
+async def test_values_of_txaioetcd_compressed_maps_read_back(etcd: EtcdCluster, loop: str,
                                                              prefix: bytes) -> None:
     """txaioetcd's ``compress=COMPRESS_ZLIB`` stored ``zlib.compress(cbor)`` without a flag
     byte; a ``compress=True`` map reads those and its own (flagged) values alike."""
@@ -197,7 +196,7 @@ async def test_values_of_txaioetcd_compressed_maps_read_back(etcd: EtcdCluster,
     from etcdwamp import Database, pmap
 
     table = pmap.MapUuidCbor(3, compress=True)
-    client = Client(reactor, etcd.url)
+    client = make_client(loop, etcd.url)
     db = Database(client, prefix=prefix)
     old_id, new_id = uuid.UUID(int=1), uuid.UUID(int=2)
     value = {"name": "alice", "notes": "x" * 200}

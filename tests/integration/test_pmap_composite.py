@@ -6,11 +6,9 @@ from __future__ import annotations
 import uuid
 
 import cbor2
-import pytest_twisted
+from loops import ensure
 
 from etcdwamp import Client, Database, KeySet, pmap
-
-ensure = pytest_twisted.ensureDeferred
 
 A, B = uuid.UUID(int=1), uuid.UUID(int=2)
 X, Y, Z = uuid.UUID(int=10), uuid.UUID(int=11), uuid.UUID(int=12)
