@@ -251,11 +251,13 @@ class Namespace:
 
     def watch(self, keys: bytes | KeySet | Sequence[bytes | KeySet],
               callback: Callable[[WatchBatch], object] | None = None, *,
+              on_event: Callable[[WatchEvent], object] | None = None,
               start_revision: int = 0, prev_kv: bool = False,
               filters: Sequence[WatchFilter | str] = (),
               progress_notify: bool = True) -> NamespacedWatch:
         """:meth:`Client.watch <etcdwamp.client.Client.watch>` inside the namespace;
-        batches carry the caller's key sets and keys without the prefix."""
+        batches (``callback``, ``async for``) carry the caller's key sets, and they
+        and the events (``on_event``) carry keys without the prefix."""
         if isinstance(keys, str):
             raise TypeError("keys must be bytes or KeySet, not str")
         outer: list[bytes | KeySet]
@@ -268,9 +270,10 @@ class Namespace:
         view = NamespacedWatch(self)
         inner = [view.map_keyset(k) for k in outer]
         wrapped = None if callback is None else (lambda b: callback(view.translate(b)))
-        view.watch = self.client.watch(inner, wrapped, start_revision=start_revision,
-                                       prev_kv=prev_kv, filters=filters,
-                                       progress_notify=progress_notify)
+        per_event = None if on_event is None else (lambda ev: on_event(view.translate_event(ev)))
+        view.watch = self.client.watch(inner, wrapped, on_event=per_event,
+                                       start_revision=start_revision, prev_kv=prev_kv,
+                                       filters=filters, progress_notify=progress_notify)
         return view
 
     @deferred
@@ -303,12 +306,15 @@ class NamespacedWatch:
 
     def translate(self, batch: WatchBatch) -> WatchBatch:
         """``batch`` as the caller sees it: its own key set, and keys without the prefix."""
-        ns = self._ns
-        events = tuple(
-            WatchEvent(type=ev.type, kv=ns._kv(ev.kv), prev_kv=ns._kv_or_none(ev.prev_kv))
-            for ev in batch.events)
+        events = tuple(self.translate_event(ev) for ev in batch.events)
         return dataclasses.replace(batch, keyset=self._outer.get(batch.keyset, batch.keyset),
                                    events=events)
+
+    def translate_event(self, event: WatchEvent) -> WatchEvent:
+        """``event`` as the caller sees it: keys without the prefix."""
+        ns = self._ns
+        return dataclasses.replace(event, kv=ns._kv(event.kv),
+                                   prev_kv=ns._kv_or_none(event.prev_kv))
 
     @property
     def created(self) -> Deferred[None]:

@@ -19,7 +19,7 @@ from etcdwamp.wire import (
     RangeResult,
     Transaction,
 )
-from etcdwamp.wire.watch import EventType
+from etcdwamp.wire.watch import EventType, WatchEvent
 from etcdwamp.wire.watch_state import WatchBatch
 
 
@@ -105,6 +105,28 @@ async def test_watch_sees_namespace_keys_without_the_prefix(
         assert events[1].prev_kv is not None and events[1].prev_kv.key == b"k"
         assert all(b.keyset == KeySet.all() for b in batches)
         assert watch.keysets == (KeySet.all(),)
+    finally:
+        await watch.cancel()
+
+
+@ensure
+async def test_on_event_gets_each_event_without_the_prefix(client: Client,
+                                                           prefix: bytes) -> None:
+    """``ns.watch(on_event=)``, as ``client.watch(on_event=)``: one call per event,
+    keys (and ``prev_kv``) without the prefix, nothing from outside."""
+    ns = client.namespace(prefix + b"e/")
+    events: list[WatchEvent] = []
+    watch = await ns.watch(KeySet.all(), on_event=events.append, prev_kv=True)
+    try:
+        await client.put(prefix + b"outside", b"x")
+        both = await ns.txn(Transaction(success=[OpSet(b"a", b"1"), OpSet(b"b", b"2")]))
+        await ns.put(b"a", b"3")
+        await until(lambda: len(events) >= 3, why=lambda: repr(events))
+        assert [(ev.kv.key, ev.kv.value) for ev in events] == [
+            (b"a", b"1"), (b"b", b"2"), (b"a", b"3")]
+        assert [ev.revision for ev in events[:2]] == [both.revision] * 2
+        assert events[2].prev_kv is not None
+        assert (events[2].prev_kv.key, events[2].prev_kv.value) == (b"a", b"1")
     finally:
         await watch.cancel()
 
