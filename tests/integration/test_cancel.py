@@ -304,23 +304,60 @@ async def test_range_iter_consumer_that_breaks_requests_no_more_pages(
     assert proxy.forwarded_paths == ["/v3/kv/range"] * 2 + ["/v3/maintenance/status"]
 
 
-# -- locks --------------------------------------------------------------------------------
+# -- locks and elections ---------------------------------------------------------------
 
+class Contender:
+    """A lock or an election candidacy behind one interface: ``take()``
+    (acquire / campaign), ``give_up()`` (release / resign), ``holds``."""
+
+    def __init__(self, client: Client, kind: str, name: bytes) -> None:
+        self.kind = kind
+        self.lock = client.lock(name, ttl=30) if kind == "lock" else None
+        self.election = client.election(name, ttl=30) if kind == "election" else None
+
+    def take(self) -> Deferred[Any]:
+        if self.lock is not None:
+            return self.lock.acquire()
+        assert self.election is not None
+        return self.election.campaign(b"candidate")
+
+    def give_up(self) -> Deferred[None]:
+        if self.lock is not None:
+            return self.lock.release()
+        assert self.election is not None
+        return self.election.resign()
+
+    @property
+    def holds(self) -> bool:
+        if self.lock is not None:
+            return self.lock.held
+        assert self.election is not None
+        return self.election.is_leader
+
+    @property
+    def lease_id(self) -> int:
+        owner = self.lock if self.lock is not None else self.election
+        assert owner is not None and owner.lease is not None
+        lease = owner.lease
+        return lease.id
+
+
+@pytest.mark.parametrize("kind", ["lock", "election"])
 @ensure
-async def test_cancelled_lock_acquire_leaves_no_candidate(
-        clients: list[Client], client: Client, etcd: EtcdCluster, prefix: bytes) -> None:
-    """B waits for a lock A holds; B's acquire is cancelled: CancelledError at
-    once, B's lease is revoked and its key gone, so C gets the lock as soon as
-    A releases it."""
+async def test_cancelled_candidacy_leaves_no_candidate(
+        clients: list[Client], client: Client, etcd: EtcdCluster, prefix: bytes,
+        kind: str) -> None:
+    """B waits for a lock A holds (or for A's leadership to end); B's acquire
+    (campaign) is cancelled: CancelledError at once, B's lease is revoked and
+    its key gone, so C takes over as soon as A releases (resigns)."""
     loop = client.framework
-    name = prefix + b"lock"
+    name = prefix + kind.encode()
     candidates = KeySet(name + b"/", prefix=True)
-    holder = client.lock(name, ttl=30)
-    await holder.acquire()
-    assert holder.lease is not None
+    holder = Contender(client, kind, name)
+    await holder.take()
 
-    waiter = new_client(clients, loop, [etcd.url]).lock(name, ttl=30)
-    acquiring = Awaited(loop, waiter.acquire())
+    waiter = Contender(new_client(clients, loop, [etcd.url]), kind, name)
+    acquiring = Awaited(loop, waiter.take())
 
     async def keys() -> list[Any]:
         return list((await client.get(candidates)).kvs)
@@ -329,7 +366,7 @@ async def test_cancelled_lock_acquire_leaves_no_candidate(
         return len(await keys()) == 2
 
     await until(two_candidates, why="B's candidate key is written")
-    b_lease = next(kv.lease for kv in await keys() if kv.lease != holder.lease.id)
+    b_lease = next(kv.lease for kv in await keys() if kv.lease != holder.lease_id)
     await acquiring.cancel()
 
     async def b_gone() -> bool:
@@ -337,17 +374,17 @@ async def test_cancelled_lock_acquire_leaves_no_candidate(
         return info.ttl == -1 and len(await keys()) == 1
 
     await until(b_gone, why="B's lease is revoked and its key deleted")
-    assert not waiter.held
+    assert not waiter.holds
 
-    third = new_client(clients, loop, [etcd.url]).lock(name, ttl=30)
-    taking = Awaited(loop, third.acquire())
+    third = Contender(new_client(clients, loop, [etcd.url]), kind, name)
+    taking = Awaited(loop, third.take())
     await until(two_candidates, why="C's candidate key is written")
     assert not taking.done
-    await holder.release()
-    await until(lambda: taking.done, why="C gets the lock once A released it")
+    await holder.give_up()
+    await until(lambda: taking.done, why="C takes over once A gave up")
     await taking.result()
-    assert third.held
-    await third.release()
+    assert third.holds
+    await third.give_up()
 
 
 # -- elections ----------------------------------------------------------------------------
