@@ -83,12 +83,14 @@ Usage::
 
 Exits 0 when every row ran and every answer checked out, non-zero otherwise.
 """
-
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
+import contextlib
 import gc
+import importlib
 import json
 import os
 import re
@@ -101,7 +103,9 @@ import traceback
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
+from urllib.parse import urlsplit
 
+import aiohttp
 import treq
 from twisted.internet import defer, threads
 from twisted.internet.defer import Deferred
@@ -110,6 +114,7 @@ from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.iweb import IAgent
 
 from etcdwamp import Client, CompVersion, KeySet, OpSet, Transaction
+from etcdwamp.asyncio import Client as AsyncioClient
 from etcdwamp.testing import EtcdCluster
 
 CONCURRENCY = 64
@@ -131,6 +136,8 @@ class Implementation(Protocol):
     """What a row needs from a client under test."""
 
     name: str
+    #: runs only on the rows where concurrent single-key calls can share a txn
+    coalescing: bool
 
     async def put(self, key: bytes, value: bytes) -> None: ...
 
@@ -143,6 +150,55 @@ class Implementation(Protocol):
     async def close(self) -> None: ...
 
 
+class Loop(Protocol):
+    """What a row needs from the event loop its implementations run on."""
+
+    name: str
+
+    async def gather(self, work: Sequence[Coroutine[Any, Any, None]]) -> None:
+        """Run coroutines concurrently; raise the first failure itself."""
+
+    async def in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` in a thread, the loop running meanwhile."""
+
+
+class TwistedLoop:
+    """Coroutines driven by ``Deferred.fromCoroutine`` on the reactor."""
+
+    name = "Twisted"
+
+    def __init__(self, reactor: Any) -> None:
+        self.reactor = reactor
+
+    async def gather(self, work: Sequence[Coroutine[Any, Any, None]]) -> None:
+        try:
+            await defer.gatherResults([Deferred.fromCoroutine(c) for c in work],
+                                      consumeErrors=True)
+        except defer.FirstError as exc:
+            exc.subFailure.raiseException()
+
+    async def in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        pool = self.reactor.getThreadPool()
+        return await threads.deferToThreadPool(self.reactor, pool, fn, *args)
+
+
+class AsyncioLoop:
+    """Coroutines run as asyncio tasks."""
+
+    name = "asyncio"
+
+    async def gather(self, work: Sequence[Coroutine[Any, Any, None]]) -> None:
+        tasks = [asyncio.ensure_future(c) for c in work]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    async def in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.to_thread(fn, *args)
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -152,10 +208,56 @@ def _prefix_end(prefix: bytes) -> bytes:
     return prefix[:-1] + bytes([prefix[-1] + 1])
 
 
-class Baseline:
-    """The least a client can do: POST JSON, check 200, ``json.loads``."""
+class PlainBaseline:
+    """The least a client can do: POST JSON, check 200, ``json.loads`` (and the
+    base64 of what it reads). Subclasses bring the HTTP library."""
 
     name = "baseline"
+    coalescing = False
+
+    async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def put(self, key: bytes, value: bytes) -> None:
+        answer = await self._post("put", {"key": _b64(key), "value": _b64(value)})
+        if "header" not in answer:
+            raise BenchmarkFailure(f"{self.name} put {key!r}: no header in {answer!r}")
+
+    async def get(self, key: bytes, expected: bytes) -> None:
+        answer = await self._post("range", {"key": _b64(key)})
+        kvs = answer.get("kvs", [])
+        if len(kvs) != 1 or base64.b64decode(kvs[0].get("value", "")) != expected:
+            raise BenchmarkFailure(f"{self.name} get {key!r}: unexpected answer {answer!r}")
+
+    async def range_prefix(self, prefix: bytes, expected: int) -> None:
+        answer = await self._post(
+            "range", {"key": _b64(prefix), "range_end": _b64(_prefix_end(prefix))}
+        )
+        b64decode = base64.b64decode
+        pairs = [(b64decode(kv["key"]), b64decode(kv.get("value", "")))
+                 for kv in answer.get("kvs", [])]
+        if len(pairs) != expected:
+            raise BenchmarkFailure(
+                f"{self.name} range {prefix!r}: {len(pairs)} keys, expected {expected}"
+            )
+
+    async def txn_create(self, key: bytes, value: bytes) -> None:
+        k = _b64(key)
+        answer = await self._post("txn", {
+            "compare": [{"result": "EQUAL", "target": "VERSION", "key": k, "version": "0"}],
+            "success": [{"request_put": {"key": k, "value": _b64(value)}}],
+        })
+        if answer.get("succeeded") is not True:
+            raise BenchmarkFailure(f"{self.name} txn {key!r}: did not succeed: {answer!r}")
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+
+class TreqBaseline(PlainBaseline):
+    """A bare ``treq.client.HTTPClient`` over an ``Agent`` with a persistent pool."""
+
+    name = "treq"
 
     def __init__(self, reactor: Any, url: str) -> None:
         self._pool = HTTPConnectionPool(reactor, persistent=True)  # type: ignore[no-untyped-call]
@@ -169,53 +271,49 @@ class Baseline:
         response = await self._http.post(self._base + path, data=data, headers=_JSON_HEADERS)
         content = await treq.content(response)
         if response.code != 200:
-            raise BenchmarkFailure(f"baseline {path}: HTTP {response.code}: {content[:200]!r}")
+            raise BenchmarkFailure(f"treq {path}: HTTP {response.code}: {content[:200]!r}")
         answer: dict[str, Any] = json.loads(content)
         return answer
-
-    async def put(self, key: bytes, value: bytes) -> None:
-        answer = await self._post("put", {"key": _b64(key), "value": _b64(value)})
-        if "header" not in answer:
-            raise BenchmarkFailure(f"baseline put {key!r}: no header in {answer!r}")
-
-    async def get(self, key: bytes, expected: bytes) -> None:
-        answer = await self._post("range", {"key": _b64(key)})
-        kvs = answer.get("kvs", [])
-        if len(kvs) != 1 or base64.b64decode(kvs[0].get("value", "")) != expected:
-            raise BenchmarkFailure(f"baseline get {key!r}: unexpected answer {answer!r}")
-
-    async def range_prefix(self, prefix: bytes, expected: int) -> None:
-        answer = await self._post(
-            "range", {"key": _b64(prefix), "range_end": _b64(_prefix_end(prefix))}
-        )
-        b64decode = base64.b64decode
-        pairs = [(b64decode(kv["key"]), b64decode(kv.get("value", "")))
-                 for kv in answer.get("kvs", [])]
-        if len(pairs) != expected:
-            raise BenchmarkFailure(
-                f"baseline range {prefix!r}: {len(pairs)} keys, expected {expected}"
-            )
-
-    async def txn_create(self, key: bytes, value: bytes) -> None:
-        k = _b64(key)
-        answer = await self._post("txn", {
-            "compare": [{"result": "EQUAL", "target": "VERSION", "key": k, "version": "0"}],
-            "success": [{"request_put": {"key": k, "value": _b64(value)}}],
-        })
-        if answer.get("succeeded") is not True:
-            raise BenchmarkFailure(f"baseline txn {key!r}: did not succeed: {answer!r}")
 
     async def close(self) -> None:
         await self._pool.closeCachedConnections()  # type: ignore[no-untyped-call]
 
 
+class AiohttpBaseline(PlainBaseline):
+    """A bare ``aiohttp.ClientSession`` limited to the same 64 connections."""
+
+    name = "aiohttp"
+
+    def __init__(self, url: str) -> None:
+        self._base = url.rstrip("/") + "/v3/kv/"
+        self._session: aiohttp.ClientSession | None = None
+
+    async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        if self._session is None:  # a session belongs to the loop running it
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=CONCURRENCY))
+        data = json.dumps(body, separators=(",", ":")).encode("ascii")
+        async with self._session.post(self._base + path, data=data,
+                                      headers={"Content-Type": "application/json"}) as response:
+            content = await response.read()
+        if response.status != 200:
+            raise BenchmarkFailure(f"aiohttp {path}: HTTP {response.status}: {content[:200]!r}")
+        answer: dict[str, Any] = json.loads(content)
+        return answer
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
 class Etcdwamp:
-    """etcdwamp's ``Client`` as an application would use it."""
+    """etcdwamp's client (either loop's) as an application would use it."""
 
-    name = "etcdwamp"
-
-    def __init__(self, reactor: Any, url: str, *, coalesce: bool = False) -> None:
-        self.client = Client(reactor, url, pool_size=CONCURRENCY, coalesce=coalesce)
+    def __init__(self, client: Client, name: str = "etcdwamp", *,
+                 coalescing: bool = False) -> None:
+        self.client = client
+        self.name = name
+        self.coalescing = coalescing
 
     async def put(self, key: bytes, value: bytes) -> None:
         await self.client.put(key, value)
@@ -223,13 +321,13 @@ class Etcdwamp:
     async def get(self, key: bytes, expected: bytes) -> None:
         result = await self.client.get(key)
         if len(result.kvs) != 1 or result.kvs[0].value != expected:
-            raise BenchmarkFailure(f"etcdwamp get {key!r}: unexpected result {result!r}")
+            raise BenchmarkFailure(f"{self.name} get {key!r}: unexpected result {result!r}")
 
     async def range_prefix(self, prefix: bytes, expected: int) -> None:
         result = await self.client.get(KeySet(prefix, prefix=True))
         if len(result.kvs) != expected:
             raise BenchmarkFailure(
-                f"etcdwamp range {prefix!r}: {len(result.kvs)} keys, expected {expected}"
+                f"{self.name} range {prefix!r}: {len(result.kvs)} keys, expected {expected}"
             )
 
     async def txn_create(self, key: bytes, value: bytes) -> None:
@@ -237,19 +335,117 @@ class Etcdwamp:
             Transaction(compare=[CompVersion(key, "==", 0)], success=[OpSet(key, value)])
         )
         if not result.succeeded:
-            raise BenchmarkFailure(f"etcdwamp txn {key!r}: did not succeed: {result!r}")
+            raise BenchmarkFailure(f"{self.name} txn {key!r}: did not succeed: {result!r}")
 
     async def close(self) -> None:
         await self.client.close()
 
 
-class Coalesced(Etcdwamp):
-    """etcdwamp's ``Client(coalesce=True)``: concurrent single-key calls share txns."""
+class TxaioEtcd:
+    """txaioetcd 18.10.2, the abandoned predecessor, as its README uses it.
 
-    name = "coalesced"
+    Patched only where it cannot talk to etcd 3.4 otherwise: its gateway paths
+    are hard-coded ``/v3alpha/...``, which etcd 3.4 no longer serves; they are
+    rewritten to ``/v3/...``. It posts with module-level ``treq.post``, i.e.
+    treq's global pool; that pool is given the same 64 persistent connections
+    per host as every other column (treq's default keeps 2 and opens, then
+    closes, a connection for every other request: tens of thousands of
+    TIME_WAIT sockets per run on a machine others share).
+    """
 
-    def __init__(self, reactor: Any, url: str) -> None:
-        super().__init__(reactor, url, coalesce=True)
+    name = "txaioetcd"
+    coalescing = False
+
+    def __init__(self, module: Any, reactor: Any, url: str) -> None:
+        self._tx = module
+        self._pool = HTTPConnectionPool(reactor, persistent=True)  # type: ignore[no-untyped-call]
+        self._pool.maxPersistentPerHost = CONCURRENCY
+        treq.api.set_global_pool(self._pool)  # type: ignore[no-untyped-call]
+        self._client = module.Client(reactor, url)
+
+    async def put(self, key: bytes, value: bytes) -> None:
+        await self._client.set(key, value)
+
+    async def get(self, key: bytes, expected: bytes) -> None:
+        result = await self._client.get(key)
+        if len(result.kvs) != 1 or result.kvs[0].value != expected:
+            raise BenchmarkFailure(f"txaioetcd get {key!r}: unexpected result {result!r}")
+
+    async def range_prefix(self, prefix: bytes, expected: int) -> None:
+        result = await self._client.get(self._tx.KeySet(prefix, prefix=True))
+        if len(result.kvs) != expected:
+            raise BenchmarkFailure(
+                f"txaioetcd range {prefix!r}: {len(result.kvs)} keys, expected {expected}"
+            )
+
+    async def txn_create(self, key: bytes, value: bytes) -> None:
+        tx = self._tx
+        # submit() raises txaioetcd's Failed when the compare does not hold.
+        await self._client.submit(tx.Transaction(compare=[tx.CompVersion(key, "==", 0)],
+                                                 success=[tx.OpSet(key, value)]))
+
+    async def close(self) -> None:
+        await self._pool.closeCachedConnections()  # type: ignore[no-untyped-call]
+
+
+def make_txaioetcd(reactor: Any, url: str) -> TxaioEtcd | str:
+    """The txaioetcd column, or why it cannot run."""
+    try:
+        txaioetcd = importlib.import_module("txaioetcd")
+        commons = importlib.import_module("txaioetcd._client_commons")
+        tx = importlib.import_module("txaioetcd._client_tx")
+    except Exception as exc:  # ImportError, or its own import-time failure
+        return f"txaioetcd not importable ({exc}); pip install --no-deps txaioetcd"
+    for module in (commons, tx):
+        for name in dir(module):
+            if name.startswith("ENDPOINT_"):
+                setattr(module, name, getattr(module, name).replace("/v3alpha/", "/v3/"))
+    return TxaioEtcd(txaioetcd, reactor, url)
+
+
+class Aetcd:
+    """aetcd, the asyncio gRPC client (etcd's native protocol, no gateway)."""
+
+    name = "aetcd"
+    coalescing = False
+
+    def __init__(self, module: Any, url: str) -> None:
+        parts = urlsplit(url)
+        self._client = module.Client(host=parts.hostname or "127.0.0.1", port=parts.port or 2379)
+
+    async def put(self, key: bytes, value: bytes) -> None:
+        await self._client.put(key, value)
+
+    async def get(self, key: bytes, expected: bytes) -> None:
+        result = await self._client.get(key)
+        if result is None or result.value != expected:
+            raise BenchmarkFailure(f"aetcd get {key!r}: unexpected result {result!r}")
+
+    async def range_prefix(self, prefix: bytes, expected: int) -> None:
+        result = await self._client.get_prefix(prefix)
+        if len(result) != expected:
+            raise BenchmarkFailure(f"aetcd range {prefix!r}: {len(result)} keys, "
+                                   f"expected {expected}")
+
+    async def txn_create(self, key: bytes, value: bytes) -> None:
+        t = self._client.transactions
+        # failure=[] spelled out: aetcd 1.0.0's default (None) fails with TypeError.
+        succeeded, _ = await self._client.transaction(compare=[t.version(key) == 0],
+                                                      success=[t.put(key, value)], failure=[])
+        if succeeded is not True:
+            raise BenchmarkFailure(f"aetcd txn {key!r}: did not succeed")
+
+    async def close(self) -> None:
+        await self._client.close()
+
+
+def make_aetcd(url: str) -> Aetcd | str:
+    """The aetcd column, or why it cannot run."""
+    try:
+        aetcd = importlib.import_module("aetcd")
+    except Exception as exc:
+        return f"aetcd not importable ({exc}); pip install aetcd"
+    return Aetcd(aetcd, url)
 
 
 def _key(prefix: bytes, index: int) -> bytes:
@@ -272,7 +468,7 @@ class Row:
     warmup: int = 50
     #: keys (prefix + index, value of index) written before timing
     preload: int = 0
-    #: also run etcdwamp with coalesce=True (rows where coalescing can apply)
+    #: also run the coalescing implementations (rows where coalescing can apply)
     coalesced: bool = False
 
 
@@ -281,7 +477,7 @@ class Outcome:
     title: str
     ops: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
-    #: process CPU time (user + system) while the implementation ran
+    #: process CPU time (user + system, every thread) while the implementation ran
     cpu: dict[str, float] = field(default_factory=dict)
 
     def rate(self, name: str) -> float:
@@ -292,20 +488,7 @@ class Outcome:
         return 1000 * self.cpu[name] / self.ops[name]
 
 
-async def _in_thread(reactor: Any, fn: Callable[..., Any], *args: Any) -> Any:
-    return await threads.deferToThreadPool(reactor, reactor.getThreadPool(), fn, *args)
-
-
-async def _gather(work: Sequence[Coroutine[Any, Any, None]]) -> None:
-    """Run coroutines concurrently; raise the first failure itself."""
-    try:
-        await defer.gatherResults([Deferred.fromCoroutine(c) for c in work],
-                                  consumeErrors=True)
-    except defer.FirstError as exc:
-        exc.subFailure.raiseException()
-
-
-async def _drive(op: Op, indices: range, concurrency: int) -> None:
+async def _drive(loop: Loop, op: Op, indices: range, concurrency: int) -> None:
     if concurrency == 1:
         for i in indices:
             await op(i)
@@ -316,10 +499,10 @@ async def _drive(op: Op, indices: range, concurrency: int) -> None:
         for i in pending:  # the workers share one iterator
             await op(i)
 
-    await _gather([worker() for _ in range(min(concurrency, len(indices)))])
+    await loop.gather([worker() for _ in range(min(concurrency, len(indices)))])
 
 
-async def _preload(client: Client, prefix: bytes, count: int) -> None:
+async def _preload(loop: Loop, client: Client, prefix: bytes, count: int) -> None:
     batches = iter(range(0, count, PRELOAD_BATCH))
 
     async def worker() -> None:
@@ -331,7 +514,7 @@ async def _preload(client: Client, prefix: bytes, count: int) -> None:
             if not result.succeeded:
                 raise BenchmarkFailure(f"preload of {prefix!r} failed: {result!r}")
 
-    await _gather([worker() for _ in range(PRELOAD_CONCURRENCY)])
+    await loop.gather([worker() for _ in range(PRELOAD_CONCURRENCY)])
 
 
 def _chunks(ops: int, rounds: int) -> list[range]:
@@ -339,29 +522,29 @@ def _chunks(ops: int, rounds: int) -> list[range]:
     return [range(bounds[r], bounds[r + 1]) for r in range(rounds) if bounds[r + 1] > bounds[r]]
 
 
-async def run_row(row: Row, impls: Sequence[Implementation], root: bytes, setup: Client,
-                  rounds: int) -> Outcome:
+async def run_row(loop: Loop, row: Row, impls: Sequence[Implementation], root: bytes,
+                  setup: Client, rounds: int) -> Outcome:
     outcome = Outcome(row.title)
-    impls = [i for i in impls if row.coalesced or i.name != "coalesced"]
+    impls = [i for i in impls if row.coalesced or not i.coalescing]
     ops: dict[str, Op] = {}
     for impl in impls:
-        prefix = root + f"{row.slug}/{impl.name}/".encode()
+        prefix = root + f"{row.slug}/{loop.name}-{impl.name}/".encode()
         if row.preload:
-            await _preload(setup, prefix, row.preload)
+            await _preload(loop, setup, prefix, row.preload)
         ops[impl.name] = row.make_op(impl, prefix)
         outcome.ops[impl.name] = 0
         outcome.seconds[impl.name] = 0.0
         outcome.cpu[impl.name] = 0.0
     # Warm-up on indices past the measured ones (fresh keys for puts and txns).
     for impl in impls:
-        await _drive(ops[impl.name], range(row.ops, row.ops + row.warmup), row.concurrency)
+        await _drive(loop, ops[impl.name], range(row.ops, row.ops + row.warmup), row.concurrency)
     for number, chunk in enumerate(_chunks(row.ops, rounds)):
         order = impls if number % 2 == 0 else list(reversed(impls))
         for impl in order:
             gc.collect()
             started = time.perf_counter()
             cpu = time.process_time()
-            await _drive(ops[impl.name], chunk, row.concurrency)
+            await _drive(loop, ops[impl.name], chunk, row.concurrency)
             outcome.seconds[impl.name] += time.perf_counter() - started
             outcome.cpu[impl.name] += time.process_time() - cpu
             outcome.ops[impl.name] += len(chunk)
@@ -403,6 +586,63 @@ def make_rows(quick: bool) -> list[Row]:
     ]
 
 
+async def run_rows(loop: Loop, rows: Sequence[Row], impls: Sequence[Implementation],
+                   root: bytes, setup: Client, rounds: int) -> list[Outcome]:
+    outcomes = []
+    try:
+        for row in rows:
+            outcomes.append(await run_row(loop, row, impls, root, setup, rounds))
+            print(f"  done: {loop.name}: {row.title}", file=sys.stderr, flush=True)
+        await setup.delete(KeySet(root, prefix=True))
+    finally:
+        for impl in impls:
+            await impl.close()
+        await setup.close()
+    return outcomes
+
+
+@dataclass
+class Column:
+    """One implementation's column in the tables."""
+
+    loop: str
+    name: str  # the implementation's name within its loop
+    label: str
+    #: the baseline its ratio is taken against (None: it is a baseline)
+    baseline: str | None
+
+
+COLUMNS = [
+    Column("Twisted", "treq", "plain treq", None),
+    Column("Twisted", "etcdwamp", "etcdwamp", "treq"),
+    Column("Twisted", "coalesced", "etcdwamp coalesce=True", "treq"),
+    Column("Twisted", "txaioetcd", "txaioetcd (patched)", "treq"),
+    Column("asyncio", "aiohttp", "plain aiohttp", None),
+    Column("asyncio", "etcdwamp", "etcdwamp.asyncio", "aiohttp"),
+    Column("asyncio", "coalesced", "etcdwamp.asyncio coalesce=True", "aiohttp"),
+    Column("asyncio", "aetcd", "aetcd (gRPC)", "aiohttp"),
+]
+
+
+@dataclass
+class Results:
+    """Everything one run measured."""
+
+    rows: list[Row]
+    outcomes: dict[str, list[Outcome]] = field(default_factory=dict)  # by loop
+    skipped: dict[str, str] = field(default_factory=dict)  # column label -> reason
+    wrk: dict[int, float | None] = field(default_factory=dict)  # connections -> puts/s
+    etcd_version: str = "?"
+    reactor: str = "?"
+
+    def has(self, column: Column, index: int) -> bool:
+        outcomes = self.outcomes.get(column.loop)
+        return outcomes is not None and column.name in outcomes[index].ops
+
+    def outcome(self, column: Column, index: int) -> Outcome:
+        return self.outcomes[column.loop][index]
+
+
 def _table(headers: Sequence[str], lines: Sequence[Sequence[str]]) -> str:
     width = [max(len(r[c]) for r in [headers, *lines]) for c in range(len(headers))]
 
@@ -413,30 +653,70 @@ def _table(headers: Sequence[str], lines: Sequence[Sequence[str]]) -> str:
     return "\n".join([fmt(headers), fmt(["-" * w for w in width]), *(fmt(r) for r in lines)])
 
 
-def format_table(outcomes: Sequence[Outcome]) -> str:
-    headers = ("row", "baseline ops/s", "etcdwamp ops/s", "coalesce=True ops/s",
-               "coalesce ratio", "ratio")
+def format_loop_table(results: Results, loop: str, cpu: bool) -> str:
+    """One loop's rows: ops/s (or CPU ms/op) per column, then each one's ratio to
+    the loop's baseline (ops/s ratio > 1: faster; CPU ratio < 1: cheaper)."""
+    outcomes = results.outcomes[loop]
+    columns = [c for c in COLUMNS if c.loop == loop
+               and any(results.has(c, i) for i in range(len(outcomes)))]
+    unit = "CPU ms/op" if cpu else "ops/s"
+    headers = [f"{loop}: row", *(f"{c.label} {unit}" for c in columns),
+               *(f"{c.label} {'CPU ' if cpu else ''}ratio" for c in columns if c.baseline)]
     lines = []
-    for o in outcomes:
-        base = o.rate("baseline")
-        has = "coalesced" in o.ops
-        lines.append((o.title, f"{base:,.1f}", f"{o.rate('etcdwamp'):,.1f}",
-                      f"{o.rate('coalesced'):,.1f}" if has else "-",
-                      f"{o.rate('coalesced') / base:.2f}" if has else "-",
-                      f"{o.rate('etcdwamp') / base:.2f}"))
+    for i, o in enumerate(outcomes):
+        def value(c: Column, o: Outcome = o, i: int = i) -> str:
+            if not results.has(c, i):
+                return "-"
+            return f"{o.cpu_ms(c.name):.3f}" if cpu else f"{o.rate(c.name):,.1f}"
+
+        def ratio(c: Column, o: Outcome = o, i: int = i) -> str:
+            if not results.has(c, i):
+                return "-"
+            assert c.baseline is not None
+            if cpu:
+                return f"{o.cpu_ms(c.name) / o.cpu_ms(c.baseline):.2f}"
+            return f"{o.rate(c.name) / o.rate(c.baseline):.2f}"
+
+        lines.append([o.title, *(value(c) for c in columns),
+                      *(ratio(c) for c in columns if c.baseline)])
     return _table(headers, lines)
 
 
-def format_cpu_table(outcomes: Sequence[Outcome]) -> str:
-    headers = ("row", "baseline CPU ms/op", "etcdwamp CPU ms/op", "coalesce=True CPU ms/op",
-               "CPU ratio")
-    lines = []
-    for o in outcomes:
-        has = "coalesced" in o.ops
-        lines.append((o.title, f"{o.cpu_ms('baseline'):.3f}", f"{o.cpu_ms('etcdwamp'):.3f}",
-                      f"{o.cpu_ms('coalesced'):.3f}" if has else "-",
-                      f"{o.cpu_ms('etcdwamp') / o.cpu_ms('baseline'):.2f}"))
-    return _table(headers, lines)
+def format_summary(results: Results) -> str:
+    """The issue-11 layout (markdown): one column per implementation, both loops."""
+    slugs = [r.slug for r in results.rows]
+
+    def index(slug: str) -> int:
+        return slugs.index(slug)
+
+    lines: list[list[str]] = []
+    specs: list[tuple[str, str, Callable[[Outcome, str], str], int | None]] = [
+        ("sequential put/s", "put", lambda o, n: f"{o.rate(n):,.0f}", 1),
+        ("sequential get/s", "get", lambda o, n: f"{o.rate(n):,.0f}", None),
+        (f"put/s, {CONCURRENCY} outstanding", "cput", lambda o, n: f"{o.rate(n):,.0f}",
+         CONCURRENCY),
+        (f"get/s, {CONCURRENCY} outstanding", "cget", lambda o, n: f"{o.rate(n):,.0f}", None),
+        (f"{results.rows[index('range')].preload:,}-key range, s", "range",
+         lambda o, n: f"{1 / o.rate(n):.3f}", None),
+        ("sequential txn/s", "txn", lambda o, n: f"{o.rate(n):,.0f}", None),
+        ("client CPU per sequential put, ms", "put", lambda o, n: f"{o.cpu_ms(n):.2f}", None),
+        ("client CPU per concurrent put, ms", "cput", lambda o, n: f"{o.cpu_ms(n):.3f}", None),
+        (f"client CPU per {results.rows[index('range')].preload:,} range, ms", "range",
+         lambda o, n: f"{o.cpu_ms(n):.0f}", None),
+    ]
+    for title, slug, show, wrk_connections in specs:
+        i = index(slug)
+        cells = [title]
+        for c in COLUMNS:
+            cells.append(show(results.outcome(c, i), c.name) if results.has(c, i) else "")
+        wrk = results.wrk.get(wrk_connections) if wrk_connections else None
+        conns = "1 conn" if wrk_connections == 1 else f"{wrk_connections} conns"
+        cells.append(f"{wrk:,.0f} ({conns})" if wrk is not None else "")
+        lines.append(cells)
+    headers = ["row", *(c.label for c in COLUMNS), "wrk, raw HTTP"]
+    return "\n".join(["| " + " | ".join(headers) + " |",
+                      "|" + "---|" * len(headers),
+                      *("| " + " | ".join(cells) + " |" for cells in lines)])
 
 
 WRK_SCRIPT = """wrk.method = "POST"
@@ -466,50 +746,75 @@ def run_wrk(url: str, root: bytes, connections: int, seconds: int) -> float | No
     return float(match.group(1))
 
 
-async def benchmark(reactor: Any, url: str, quick: bool, rounds: int) -> None:
-    rows = make_rows(quick)
-    root = f"bench/{os.getpid()}-{time.time_ns()}/".encode()
-    setup = Client(reactor, url)
-    impls: list[Implementation] = [Baseline(reactor, url), Etcdwamp(reactor, url),
-                                   Coalesced(reactor, url)]
-    started = time.perf_counter()
-    try:
-        status = await setup.status()
-        outcomes = []
-        for row in rows:
-            outcomes.append(await run_row(row, impls, root, setup, rounds))
-            print(f"  done: {row.title}", file=sys.stderr, flush=True)
-        # wrk runs in its own process while this reactor idles: its rate is
-        # what the gateway can do, the ceiling for any client here.
-        wrk_seconds = 1 if quick else 3
-        wrk = {n: await _in_thread(reactor, run_wrk, url, root, n, wrk_seconds)
-               for n in (1, CONCURRENCY)}
-        total = time.perf_counter() - started
-        await setup.delete(KeySet(root, prefix=True))
-    finally:
-        for impl in impls:
-            await impl.close()
-        await setup.close()
-    print(format_table(outcomes))
-    print()
-    print(format_cpu_table(outcomes))
-    print()
-    if wrk[1] is None or wrk[CONCURRENCY] is None:
-        print("wrk: not installed (Debian package wrk), raw-HTTP row skipped")
+async def twisted_half(reactor: Any, url: str, results: Results, root: bytes,
+                       rounds: int, quick: bool) -> None:
+    loop = TwistedLoop(reactor)
+    impls: list[Implementation] = [TreqBaseline(reactor, url),
+                                   Etcdwamp(Client(reactor, url, pool_size=CONCURRENCY)),
+                                   Etcdwamp(Client(reactor, url, pool_size=CONCURRENCY,
+                                                   coalesce=True), "coalesced", coalescing=True)]
+    txaioetcd = make_txaioetcd(reactor, url)
+    if isinstance(txaioetcd, str):
+        results.skipped["txaioetcd (patched)"] = txaioetcd
     else:
-        seq = next(o for o in outcomes if o.title.startswith("sequential put"))
-        conc = next(o for o in outcomes if o.title.startswith(f"put, {CONCURRENCY}"))
-        print(f"wrk, raw HTTP puts: {wrk[1]:,.1f}/s on 1 connection, "
-              f"{wrk[CONCURRENCY]:,.1f}/s on {CONCURRENCY} connections; etcdwamp's fraction: "
-              f"sequential put {seq.rate('etcdwamp') / wrk[1]:.2f}, "
-              f"put at {CONCURRENCY} outstanding {conc.rate('etcdwamp') / wrk[CONCURRENCY]:.2f} "
-              f"(coalesce=True {conc.rate('coalesced') / wrk[CONCURRENCY]:.2f})")
+        impls.append(txaioetcd)
+    setup = Client(reactor, url)
+    results.etcd_version = (await setup.status()).version
+    # wrk runs in its own process while this loop idles: its rate is what the
+    # gateway can do, the ceiling for any client here.
+    wrk_seconds = 1 if quick else 3
+    for connections in (1, CONCURRENCY):
+        results.wrk[connections] = await loop.in_thread(run_wrk, url, root, connections,
+                                                        wrk_seconds)
+    results.outcomes[loop.name] = await run_rows(loop, results.rows, impls, root, setup, rounds)
+
+
+async def asyncio_half(url: str, results: Results, root: bytes, rounds: int) -> None:
+    loop = AsyncioLoop()
+    impls: list[Implementation] = [
+        AiohttpBaseline(url),
+        Etcdwamp(AsyncioClient(url, pool_size=CONCURRENCY)),
+        Etcdwamp(AsyncioClient(url, pool_size=CONCURRENCY, coalesce=True), "coalesced",
+                 coalescing=True)]
+    aetcd = make_aetcd(url)
+    if isinstance(aetcd, str):
+        results.skipped["aetcd (gRPC)"] = aetcd
+    else:
+        impls.append(aetcd)
+    results.outcomes[loop.name] = await run_rows(loop, results.rows, impls, root,
+                                                 AsyncioClient(url), rounds)
+
+
+def report(results: Results, url: str, rounds: int, total: float) -> None:
+    for loop in ("Twisted", "asyncio"):
+        print(format_loop_table(results, loop, cpu=False))
+        print()
+    for loop in ("Twisted", "asyncio"):
+        print(format_loop_table(results, loop, cpu=True))
+        print()
+    print(format_summary(results))
+    print()
+    for label, reason in results.skipped.items():
+        print(f"{label}: skipped: {reason}")
+    wrk1, wrk64 = results.wrk.get(1), results.wrk.get(CONCURRENCY)
+    if wrk1 is None or wrk64 is None:
+        print("wrk: skipped: not installed (Debian package wrk)")
+    else:
+        seq, conc = results.rows[0].title, results.rows[2].title
+        for loop in ("Twisted", "asyncio"):
+            s = next(o for o in results.outcomes[loop] if o.title == seq)
+            c = next(o for o in results.outcomes[loop] if o.title == conc)
+            print(f"wrk, raw HTTP puts: {wrk1:,.1f}/s on 1 connection, {wrk64:,.1f}/s on "
+                  f"{CONCURRENCY}; {loop} etcdwamp's fraction: sequential put "
+                  f"{s.rate('etcdwamp') / wrk1:.2f}, put at {CONCURRENCY} outstanding "
+                  f"{c.rate('etcdwamp') / wrk64:.2f} "
+                  f"(coalesce=True {c.rate('coalesced') / wrk64:.2f})")
     print(
         f"Measured: requests completed per second of wall time (time.perf_counter) per "
-        f"implementation, one process and reactor, etcd {status.version} at {url}, "
-        f"{VALUE_SIZE}-byte values; each row alternates the implementations over {rounds} "
-        f"rounds after a warm-up; range rows count full reads; ratio = etcdwamp/baseline "
-        f"(>1: etcdwamp faster); {total:.1f}s in total."
+        f"implementation, one process ({results.reactor}), etcd {results.etcd_version} at "
+        f"{url}, {VALUE_SIZE}-byte values; each row alternates a loop's implementations over "
+        f"{rounds} rounds after a warm-up; range rows count full reads; ratio = column/the "
+        f"same loop's plain baseline (>1: faster; CPU ratio <1: cheaper); {total:.1f}s in total."
     )
 
 
@@ -521,6 +826,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="smoke run with about 1/10 of the operations (for CI)")
     parser.add_argument("--rounds", type=int, default=None,
                         help="alternating rounds per row (default 4, or 2 with --quick)")
+    parser.add_argument("--reactor", choices=("default", "asyncio"), default="default",
+                        help="default: Twisted's default reactor (epoll) for the Twisted half, "
+                             "then asyncio.run for the asyncio half; asyncio: both halves on "
+                             "Twisted's asyncio reactor, one loop")
+    parser.add_argument("--only", choices=("Twisted", "asyncio"), default=None,
+                        help="run one loop's half only")
     args = parser.parse_args(argv)
     if args.rounds is None:
         args.rounds = 2 if args.quick else 4
@@ -529,20 +840,45 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    completed: list[bool] = []
+def measure(url: str, args: argparse.Namespace) -> Results:
+    """Run both halves (see ``--reactor``); raise on any failure."""
+    results = Results(make_rows(args.quick))
+    root = f"bench/{os.getpid()}-{time.time_ns()}/".encode()
+    failed: list[BaseException] = []
+    twisted = args.only in (None, "Twisted")
+    aio = args.only in (None, "asyncio")
+    one_loop = args.reactor == "asyncio"
+    if one_loop:
+        from twisted.internet import asyncioreactor
+        asyncioreactor.install()  # type: ignore[no-untyped-call]
 
     async def run(reactor: Any) -> None:
+        results.reactor = type(reactor).__name__
         try:
-            await benchmark(reactor, url, args.quick, args.rounds)
-        except Exception:
-            traceback.print_exc()
-            raise SystemExit(1) from None
-        completed.append(True)
+            if twisted:
+                await twisted_half(reactor, url, results, root, args.rounds, args.quick)
+            if aio and one_loop:
+                await Deferred.fromFuture(asyncio.ensure_future(
+                    asyncio_half(url, results, root, args.rounds)))
+        except BaseException as exc:
+            failed.append(exc)
 
+    if twisted or one_loop:
+        with contextlib.suppress(SystemExit):  # react() always exits; failures were kept
+            react(lambda reactor: Deferred.fromCoroutine(run(reactor)))
+        if failed:
+            raise failed[0]
+    if aio and not one_loop:
+        # Twisted's reactor has stopped (and cannot run again): the asyncio
+        # client needs none, only a running asyncio loop.
+        asyncio.run(asyncio_half(url, results, root, args.rounds))
+        results.reactor += (" for Twisted, then " if twisted else "") + "asyncio.run"
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
     cluster: EtcdCluster | None = None
-    code: int | str | None = 1
     try:
         if args.url is None:
             cluster = EtcdCluster(1)
@@ -550,17 +886,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             url = cluster.url
         else:
             url = args.url
+        started = time.perf_counter()
         try:
-            react(lambda reactor: Deferred.fromCoroutine(run(reactor)))
-        except SystemExit as exc:
-            code = exc.code
+            results = measure(url, args)
+        except Exception:
+            traceback.print_exc()
+            return 1
+        total = time.perf_counter() - started
     finally:
         if cluster is not None:
             cluster.stop()
-    if code == 0 and not completed:
-        print("benchmark did not complete (reactor stopped early)", file=sys.stderr)
-        return 1
-    return code if isinstance(code, int) else 1
+    if args.only is not None:
+        missing = "asyncio" if args.only == "Twisted" else "Twisted"
+        results.outcomes[missing] = [Outcome(r.title) for r in results.rows]
+    report(results, url, args.rounds, total)
+    return 0
 
 
 if __name__ == "__main__":

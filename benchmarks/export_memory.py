@@ -1,0 +1,196 @@
+"""Peak memory of ``etcdwamp export`` over 1,000,000 keys (issue 11: under 100 MB RSS).
+
+The keys (``<prefix>0000000`` .. ``<prefix>0999999``, 16-byte values) are
+loaded with ``etcdwamp.asyncio.Client``: transactions of 128 puts (etcd's
+``--max-txn-ops``), 8 outstanding. Then ``etcdwamp export --prefix <prefix>
+-o FILE`` runs as a child process (the installed command line, as a user runs
+it, default ``--page-size 1000``); its peak resident set is read from the
+kernel when it exits (``os.wait4``: ``ru_maxrss`` of that child only), and
+``/proc/<pid>/status`` is sampled every 20 ms meanwhile to show when the peak
+is reached. The exported file is checked: one JSON line per key, in order.
+
+Measured (etcd 3.4.23 from ``EtcdCluster``, 2 shared cores)
+-----------------------------------------------------------
+See the table at the end of this docstring (updated by hand from a run).
+
+Usage::
+
+    PYTHONPATH=. python benchmarks/export_memory.py            # own etcd, 1,000,000 keys
+    PYTHONPATH=. python benchmarks/export_memory.py --quick    # 20,000 keys (CI smoke run)
+    PYTHONPATH=. python benchmarks/export_memory.py --url http://127.0.0.1:2379 --keys 200000
+
+Exits 0 when the export completed, its file checked out and the peak RSS
+stayed under ``--limit-mb`` (100); 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from etcdwamp import KeySet, OpSet, Transaction
+from etcdwamp.asyncio import Client
+from etcdwamp.testing import EtcdCluster
+
+BATCH = 128  # puts per loading transaction (etcd's default --max-txn-ops)
+LOADERS = 8
+VALUE = b"0123456789abcdef"
+
+
+def _key(prefix: bytes, index: int) -> bytes:
+    return prefix + b"%07d" % index
+
+
+async def load(url: str, prefix: bytes, count: int) -> float:
+    """Write ``count`` keys under ``prefix``; return the seconds it took."""
+    started = time.perf_counter()
+    async with Client(url, pool_size=LOADERS) as etcd:
+        batches = iter(range(0, count, BATCH))
+
+        async def loader() -> None:
+            for start in batches:  # the loaders share one iterator
+                ops = [OpSet(_key(prefix, i), VALUE) for i in range(start, min(start + BATCH,
+                                                                                count))]
+                result = await etcd.txn(Transaction(success=ops))
+                if not result.succeeded:
+                    raise RuntimeError(f"loading transaction at {start} failed: {result!r}")
+
+        await asyncio.gather(*(loader() for _ in range(LOADERS)))
+    return time.perf_counter() - started
+
+
+async def delete(url: str, prefix: bytes) -> int:
+    async with Client(url) as etcd:
+        return (await etcd.delete(KeySet(prefix, prefix=True))).deleted
+
+
+def _etcdwamp_command() -> list[str]:
+    # The console script of the interpreter running this (the .venv's), else the module.
+    script = Path(sys.executable).with_name("etcdwamp")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("etcdwamp")
+    return [found] if found else [sys.executable, "-m", "etcdwamp"]
+
+
+def _rss_kib(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return None
+
+
+def export(url: str, prefix: bytes, output: str) -> tuple[int, float, list[tuple[float, int]],
+                                                             str]:
+    """Run the export; return (peak RSS KiB, seconds, RSS samples, stderr)."""
+    command = [*_etcdwamp_command(), "--endpoints", url, "export",
+               "--prefix", prefix.decode("ascii"), "-o", output]
+    started = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as errors:
+        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
+        samples: list[tuple[float, int]] = []
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(0.02):
+                rss = _rss_kib(child.pid)
+                if rss is not None:
+                    samples.append((time.perf_counter() - started, rss))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        # wait4 reports the child's own peak (Linux: KiB), not the maximum of
+        # every child this process ever reaped as RUSAGE_CHILDREN would.
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - started
+        done.set()
+        sampler.join()
+        errors.seek(0)
+        stderr = errors.read()
+    if child.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} exited {child.returncode}:\n{stderr}")
+    return usage.ru_maxrss, seconds, samples, stderr
+
+
+def check_output(path: str, prefix: bytes, count: int) -> None:
+    expected_value = VALUE.decode("ascii")
+    n = 0
+    with open(path, encoding="utf-8") as lines:
+        for n, line in enumerate(lines, start=1):
+            record = json.loads(line)
+            key = _key(prefix, n - 1).decode("ascii")
+            if record["key"] != key or base64.b64decode(record["value"]) != VALUE:
+                raise RuntimeError(f"line {n}: {record!r}, expected key {key!r}, "
+                                   f"value {expected_value!r}")
+    if n != count:
+        raise RuntimeError(f"exported {n} records, expected {count}")
+
+
+def run(url: str, count: int, limit_mb: float) -> int:
+    prefix = f"bench-export/{os.getpid()}-{time.time_ns()}/".encode()
+    ok = False
+    try:
+        load_seconds = asyncio.run(load(url, prefix, count))
+        print(f"loaded {count:,} keys in {load_seconds:.1f}s "
+              f"({count / load_seconds:,.0f} keys/s, transactions of {BATCH})", flush=True)
+        with tempfile.TemporaryDirectory() as directory:
+            output = os.path.join(directory, "export.jsonl")
+            peak_kib, seconds, samples, _ = export(url, prefix, output)
+            size = os.path.getsize(output)
+            check_output(output, prefix, count)
+        peak_mb = peak_kib * 1024 / 1e6
+        timeline = ", ".join(f"{t:.1f}s {rss * 1024 / 1e6:.0f}"
+                             for t, rss in samples[:: max(len(samples) // 8, 1)])
+        print(f"export: {count:,} records ({size / 1e6:.0f} MB of JSON lines) in "
+              f"{seconds:.1f}s ({count / seconds:,.0f} records/s)")
+        print(f"RSS samples (time, MB): {timeline}")
+        verdict = "under" if peak_mb < limit_mb else "OVER"
+        print(f"peak RSS of etcdwamp export: {peak_mb:.1f} MB ({verdict} the {limit_mb:g} MB "
+              f"limit)")
+        ok = peak_mb < limit_mb
+    finally:
+        asyncio.run(delete(url, prefix))
+    return 0 if ok else 1
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--url", help="an etcd to use (default: start a throw-away one)")
+    parser.add_argument("--quick", action="store_true", help="20,000 keys, for a smoke run")
+    parser.add_argument("--keys", type=int, default=None, help="keys to export "
+                        "(default 1,000,000, or 20,000 with --quick)")
+    parser.add_argument("--limit-mb", type=float, default=100.0)
+    args = parser.parse_args(argv)
+    if args.keys is None:
+        args.keys = 20_000 if args.quick else 1_000_000
+    if args.keys < 1:
+        parser.error("--keys must be positive")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.url:
+        return run(args.url, args.keys, args.limit_mb)
+    with EtcdCluster(1) as etcd:
+        return run(etcd.url, args.keys, args.limit_mb)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
