@@ -381,6 +381,25 @@ class EtcdCluster:
         self.stop()
 
 
+def _tail(path: str, lines: int) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as log:
+            return "".join(log.readlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _stop_process(process: subprocess.Popen[bytes], sig: int) -> None:
+    """Stop ``process`` (a session leader of its own) by its PID: ``sig``, then SIGKILL."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=20)
+
+
 def _worker_title(worker_id: str) -> str:
     return f"crossbar-worker [{worker_id}]"
 
@@ -404,6 +423,14 @@ class CrossbarNode:
     Crossbar's edge personality, keeps running when a worker dies, and its
     router hosts :class:`etcdwamp.crossbar_control.WorkerControl` so a test can
     start a killed container worker again (see :attr:`backend_socket`).
+
+    With ``component_loop="asyncio"`` the etcdwamp components do not run in
+    Crossbar at all: the node runs without them, and :meth:`start` starts
+    ``instances`` processes of ``python -m etcdwamp.asyncio.component`` that
+    join the router from outside on its ``/backend`` path as the ``backend``
+    principal (a fresh random ticket per node, handed over in their
+    environment), configured with the same ``extra``. Their output is part of
+    :meth:`log_tail`; :meth:`stop` stops them by PID before the router.
     """
 
     CONTAINER_ID = "etcdwamp"
@@ -414,16 +441,27 @@ class CrossbarNode:
                  extra_overrides: dict[str, object] | None = None,
                  env: dict[str, str] | None = None,
                  writer_ticket: str | None = None,
-                 container: bool = False) -> None:
+                 container: bool = False,
+                 component_loop: str = "twisted") -> None:
+        if component_loop not in ("twisted", "asyncio"):
+            raise ValueError(f"component_loop must be 'twisted' or 'asyncio', "
+                             f"not {component_loop!r}")
+        if container and component_loop == "asyncio":
+            raise ValueError("container=True hosts the components in Crossbar; "
+                             "component_loop='asyncio' runs them outside it")
         with open(config_path, encoding="utf-8") as f:
             config = json.load(f)
         # Secrets reach Crossbar through its environment ("${VAR}" in the
-        # config), never through a file: a fresh random writer ticket per node.
+        # config), never through a file: fresh random tickets per node.
         self.writer_ticket = writer_ticket or secrets.token_urlsafe(24)
-        self.env = {**os.environ, "ETCDWAMP_WRITER_TICKET": self.writer_ticket, **(env or {})}
+        self.backend_ticket = secrets.token_urlsafe(24)
+        self.env = {**os.environ, "ETCDWAMP_WRITER_TICKET": self.writer_ticket,
+                    "ETCDWAMP_BACKEND_TICKET": self.backend_ticket, **(env or {})}
         # The edge personality would dial this management uplink: never.
         self.env.pop("CROSSBAR_FABRIC_URL", None)
         self.container = container
+        self.component_loop = component_loop
+        self.instances = instances
         self.port = free_port()
         self.tmpdir = tempfile.mkdtemp(prefix="etcdwamp-crossbar-")
         self.cbdir = os.path.join(self.tmpdir, ".crossbar")
@@ -434,6 +472,7 @@ class CrossbarNode:
         overrides = dict(extra_overrides or {})
         etcd_override = overrides.pop("etcd", None)
         contained: list[dict[str, Any]] = []
+        external: list[dict[str, Any]] = []
         for worker in config["workers"]:
             for transport in worker.get("transports", []):
                 transport["endpoint"]["port"] = self.port
@@ -450,7 +489,10 @@ class CrossbarNode:
                     extra["etcd"]["endpoints"] = list(etcd_urls)
                     extra.update(overrides)
                     copies = [json.loads(json.dumps(component)) for _ in range(instances)]
-                    (contained if container else components).extend(copies)
+                    if component_loop == "asyncio":
+                        external.extend(copies)
+                    else:
+                        (contained if container else components).extend(copies)
                 else:
                     components.append(component)
             worker["components"] = components
@@ -465,9 +507,21 @@ class CrossbarNode:
             # killed container worker is started again instead.
             controller.setdefault("options", {})["shutdown"] = [
                 "shutdown_on_shutdown_requested"]
+        if component_loop == "asyncio" and not external:
+            raise ValueError(f"{config_path} has no etcdwamp component to run on asyncio")
+        #: the ``extra`` file of the asyncio components (None when Crossbar hosts them)
+        self.component_config: str | None = None
+        self.realm = "realm1"
+        if external:
+            self.realm = external[0].get("realm", self.realm)
+            self.component_config = os.path.join(self.tmpdir, "component.json")
+            with open(self.component_config, "w", encoding="utf-8") as f:
+                json.dump(external[0]["extra"], f, indent=2)
         with open(os.path.join(self.cbdir, "config.json"), "w", encoding="utf-8") as f:
             json.dump(config, f, indent=2)
         self.process: subprocess.Popen[bytes] | None = None
+        #: the asyncio component processes (component_loop="asyncio"), in start order
+        self.components: list[subprocess.Popen[bytes]] = []
         self.log_path = os.path.join(self.tmpdir, "crossbar.log")
 
     def _host_control(self, router: dict[str, Any]) -> None:
@@ -531,6 +585,11 @@ class CrossbarNode:
         return f"ws://{_HOST}:{self.port}/ws"
 
     @property
+    def backend_url(self) -> str:
+        """The WebSocket URL where backend components join (ticket auth, ``backend`` role)."""
+        return f"ws://{_HOST}:{self.port}/backend"
+
+    @property
     def http_url(self) -> str:
         """The node's web root (the demo page)."""
         return f"http://{_HOST}:{self.port}/"
@@ -566,12 +625,57 @@ class CrossbarNode:
             # Crossbar starts components before transports, and a transport's
             # web services (the "ws" path) after it listens: only a booted
             # node serves WAMP at the URL.
-            if ("procedures under" in booted and "NODE_BOOT_COMPLETE" in booted
+            hosted = self.component_config is None
+            if (("procedures under" in booted or not hosted) and "NODE_BOOT_COMPLETE" in booted
                     and self._accepting()):
-                return self
+                break
             if time.monotonic() > deadline:
                 raise TimeoutError(f"crossbar not ready after {timeout}s:\n{self.log_tail()}")
             time.sleep(0.2)
+        if self.component_config is not None:
+            # Started together, awaited together: each takes seconds to import.
+            started = [self._spawn_component() for _ in range(self.instances)]
+            for process, log_path in started:
+                self._await_component(process, log_path, deadline)
+        return self
+
+    def start_component(self, timeout: float = 60.0) -> subprocess.Popen[bytes]:
+        """Start one more asyncio component process (``component_loop="asyncio"``) and wait
+        until it registered its procedures; returns the process.
+
+        :raises RuntimeError: the process exited, or the component refused its config
+        :raises TimeoutError: not registered within ``timeout`` seconds
+        """
+        process, log_path = self._spawn_component()
+        self._await_component(process, log_path, time.monotonic() + timeout)
+        return process
+
+    def _spawn_component(self) -> tuple[subprocess.Popen[bytes], str]:
+        if self.component_config is None:
+            raise RuntimeError("this node hosts its components in Crossbar")
+        log_path = os.path.join(self.tmpdir, f"component-{len(self.components)}.log")
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "etcdwamp.asyncio.component", "--router",
+                 self.backend_url, "--realm", self.realm, "--config", self.component_config],
+                stdout=log, stderr=subprocess.STDOUT, cwd=self.tmpdir,
+                start_new_session=True, env=self.env)
+        self.components.append(process)
+        return process, log_path
+
+    @staticmethod
+    def _await_component(process: subprocess.Popen[bytes], log_path: str,
+                         deadline: float) -> None:
+        while True:
+            said = _tail(log_path, 100_000)
+            if "procedures under" in said:
+                return
+            if process.poll() is not None or "invalid configuration in extra" in said:
+                raise RuntimeError(f"the asyncio component ended:\n{_tail(log_path, 60)}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the asyncio component did not register in "
+                                   f"time:\n{_tail(log_path, 60)}")
+            time.sleep(0.1)
 
     def _accepting(self) -> bool:
         try:
@@ -581,15 +685,18 @@ class CrossbarNode:
             return False
 
     def log_tail(self, lines: int = 60) -> str:
-        """The last ``lines`` lines of the node's log ("" if there is none yet)."""
-        try:
-            with open(self.log_path, encoding="utf-8", errors="replace") as log:
-                return "".join(log.readlines()[-lines:])
-        except OSError:
-            return ""
+        """The last ``lines`` lines of the node's log ("" if there is none yet), followed by
+        the last ``lines`` of each asyncio component process's output."""
+        tails = [_tail(self.log_path, lines)]
+        for i in range(len(self.components)):
+            tails.append(_tail(os.path.join(self.tmpdir, f"component-{i}.log"), lines))
+        return "".join(tails)
 
     def stop(self) -> None:
-        """Stop the node (SIGINT; SIGKILL to its group after 20 s) and delete its directory."""
+        """Stop the asyncio components (SIGTERM, SIGKILL after 20 s) and then the node (SIGINT;
+        SIGKILL to its group after 20 s), and delete its directory."""
+        for process in self.components:
+            _stop_process(process, signal.SIGTERM)
         if self.process is not None and self.process.poll() is None:
             # SIGINT is crossbar's orderly shutdown; the whole session (router
             # worker processes included) goes if it does not finish in time.

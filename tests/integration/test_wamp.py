@@ -1,4 +1,6 @@
-"""The WAMP component in a real Crossbar router, against a real etcd."""
+"""The WAMP component in a real Crossbar router, against a real etcd; every test runs
+with the component embedded in the router (Twisted) and outside it on asyncio
+(``component_loop``, see wamp_helpers)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet.defer import Deferred
 from waiting import until
-from wamp_helpers import connect, disconnect
+from wamp_helpers import (
+    component_loop_fixture,  # noqa: F401 (a fixture)
+    connect,
+    disconnect,
+    hypothesis_per_item_fixture,  # noqa: F401 (a fixture)
+    loop_fixture,  # noqa: F401 (a fixture)
+    node_for,
+    registered,
+)
 
 from etcdwamp import Client, KeySet
 from etcdwamp.testing import CrossbarNode, EtcdCluster
@@ -41,13 +51,15 @@ E = "etcd.error."
 
 
 @pytest.fixture(scope="module")
-def node(etcd: EtcdCluster) -> Iterator[CrossbarNode]:
-    cb = CrossbarNode(str(CONFIG), etcd.urls, extra_overrides=EXTRA, instances=2)
-    try:
-        cb.start()
+def crossbar(etcd: EtcdCluster, component_loop: str) -> Iterator[CrossbarNode]:
+    with node_for(component_loop, CONFIG, etcd.urls, extra_overrides=EXTRA,
+                  instances=2) as cb:
         yield cb
-    finally:
-        cb.stop()
+
+
+@pytest_twisted.async_fixture
+async def node(crossbar: CrossbarNode) -> CrossbarNode:
+    return await registered(crossbar)
 
 
 def note_key(name: str) -> bytes:

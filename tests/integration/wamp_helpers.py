@@ -1,27 +1,85 @@
-"""WAMP clients for the Crossbar integration tests (inside the pytest-twisted reactor)."""
+"""WAMP clients for the Crossbar integration tests (inside the pytest-twisted reactor),
+and the one fixture that runs every WAMP test against both placements of the component.
+
+``component_loop`` (module-scoped, parametrized): "twisted" runs the component
+embedded in the Crossbar router, as committed; "asyncio" runs it outside
+Crossbar, as ``python -m etcdwamp.asyncio.component`` processes (txaio's
+framework is per process, and this one's WAMP test clients are Twisted).
+``loop`` follows it, so a test's own etcd client is on the component's loop.
+A test module imports both fixtures (``component_loop_fixture``,
+``loop_fixture``: pytest finds them by the names they declare), starts its
+node with :func:`node_for` in a module-scoped fixture and hands it to tests
+through a function-scoped one awaiting :func:`registered`; the test bodies
+are the same for both placements. (A module-scoped *async* fixture would be
+torn down, when the parameter changes, inside pytest-twisted's reactor
+greenlet, which breaks the tests after it.)
+"""
 
 from __future__ import annotations
 
+import contextlib
+import weakref
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from autobahn.twisted.component import Component
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from waiting import until
 
 from etcdwamp.testing import CrossbarNode
 
+COMPONENT_LOOPS = ("twisted", "asyncio")
+
+
+@pytest.fixture(scope="module", params=COMPONENT_LOOPS, name="component_loop")
+def component_loop_fixture(request: pytest.FixtureRequest) -> str:
+    """Where the etcdwamp component runs: "twisted" (embedded in the router) or
+    "asyncio" (external processes joining the router)."""
+    return str(request.param)
+
+
+@pytest.fixture(name="loop")
+def loop_fixture(component_loop: str) -> str:
+    """The test's own clients run on the component's loop (instead of conftest's
+    parametrization, which would run every placement twice over)."""
+    return component_loop
+
+
+@pytest.fixture(autouse=True, name="_hypothesis_per_item")
+def hypothesis_per_item_fixture(request: pytest.FixtureRequest) -> Iterator[None]:
+    """pytest-twisted (1.14) replaces a @given test's ``inner_test`` with a wrapper
+    bound to the running item and never puts it back, so the next placement of
+    the same test would run inside the previous one's wrapper (with its torn-down
+    fixtures); put the original back after each item."""
+    handle = getattr(request.function, "hypothesis", None)
+    original = getattr(handle, "inner_test", None)
+    yield
+    if handle is not None:
+        handle.inner_test = original
+
 
 async def connect(node: CrossbarNode, *, writer: bool = True, serializer: str = "cbor",
-                  authid: str = "writer", ticket: str | None = None) -> Any:
-    """A joined WAMP session on realm1: the ticket-authenticated writer (the
-    node's random ticket unless ``ticket``), or an anonymous guest."""
+                  authid: str = "writer", ticket: str | None = None,
+                  backend: bool = False) -> Any:
+    """A joined WAMP session on the node's realm: the ticket-authenticated writer (the
+    node's random ticket unless ``ticket``), an anonymous guest, or (``backend``) a
+    session of the ``backend`` role on the node's backend path."""
     joined: Deferred[Any] = Deferred()
-    auth = {"ticket": {"authid": authid, "ticket": ticket or node.writer_ticket}}
+    url = node.url
+    auth: dict[str, Any] | None = {"ticket": {"authid": authid,
+                                              "ticket": ticket or node.writer_ticket}}
+    if backend:
+        url = node.backend_url
+        auth = {"ticket": {"authid": "backend", "ticket": node.backend_ticket}}
+    elif not writer:
+        auth = None
     component = Component(
-        transports=[{"type": "websocket", "url": node.url, "serializers": [serializer],
+        transports=[{"type": "websocket", "url": url, "serializers": [serializer],
                      "max_retries": 0}],
-        realm="realm1",
-        authentication=auth if writer else None,
+        realm=node.realm,
+        authentication=auth,
     )
 
     @component.on_join  # type: ignore[untyped-decorator]
@@ -44,3 +102,54 @@ async def connect(node: CrossbarNode, *, writer: bool = True, serializer: str = 
 async def disconnect(session: Any) -> None:
     if session.is_attached():
         await session.leave()
+
+
+async def callees(node: CrossbarNode, procedure: str) -> int:
+    """How many sessions have registered ``procedure`` (the router's meta API)."""
+    s = await connect(node, backend=True)
+    try:
+        registration = await s.call("wamp.registration.match", procedure)
+        if registration is None:
+            return 0
+        return int(await s.call("wamp.registration.count_callees", registration))
+    finally:
+        await disconnect(s)
+
+
+async def until_registered(node: CrossbarNode, instances: int, *,
+                           prefix: str = "etcd") -> None:
+    """Wait until ``instances`` components registered their procedures (each registers
+    ``<prefix>.status`` after all its others)."""
+    status = f"{prefix}.status"
+
+    async def all_registered() -> bool:
+        return await callees(node, status) >= instances
+
+    await until(all_registered, timeout=60, why=node.log_tail)
+
+
+@contextlib.contextmanager
+def node_for(component_loop: str, config: Any, etcd_urls: Any, *, instances: int = 1,
+             **kwargs: Any) -> Iterator[CrossbarNode]:
+    """A started :class:`CrossbarNode` whose ``instances`` components run on
+    ``component_loop`` (see the module docstring); stopped after. For a
+    module-scoped fixture: tests take the node through :func:`registered`."""
+    node = CrossbarNode(str(config), etcd_urls, instances=instances,
+                        component_loop=component_loop, **kwargs)
+    try:
+        node.start()
+        yield node
+    finally:
+        node.stop()
+
+
+_registered: weakref.WeakSet[CrossbarNode] = weakref.WeakSet()
+
+
+async def registered(node: CrossbarNode, *, prefix: str = "etcd") -> CrossbarNode:
+    """``node`` once every one of its component instances registered its procedures
+    (waited for once per node)."""
+    if node not in _registered:
+        await until_registered(node, node.instances, prefix=prefix)
+        _registered.add(node)
+    return node

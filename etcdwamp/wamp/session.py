@@ -1,0 +1,197 @@
+"""The component's session logic, written once for both of Autobahn's frameworks.
+
+:class:`EtcdWampSession` is a mixin for an Autobahn ``ApplicationSession``:
+:class:`etcdwamp.wamp.EtcdWampComponent` combines it with Twisted's (hosted
+by Crossbar), :class:`etcdwamp.asyncio.component.EtcdWampComponent` with
+asyncio's (connecting to Crossbar from outside). The services below it
+(maps, kv, presence, publisher) use Deferreds as plain futures, whatever loop
+runs; only what crosses to Autobahn must suit the session's framework, and a
+subclass says how in three hooks:
+
+- :meth:`~EtcdWampSession._etcd_client`: the etcd client of its loop;
+- :meth:`~EtcdWampSession._clock`: ``callLater``/``seconds`` for the publisher's retries;
+- :meth:`~EtcdWampSession._expose`: a Deferred-returning procedure or handler as
+  a callable Autobahn accepts (Twisted takes the Deferred; asyncio wants a
+  coroutine or an asyncio future, so the asyncio side awaits it as a
+  :class:`~etcdwamp._deferred.Dual`, which also carries a caller's cancel
+  (INTERRUPT) back to the Deferred).
+
+This module imports neither ``autobahn.twisted`` nor ``autobahn.asyncio``:
+importing either picks txaio's framework for the whole process.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from autobahn.wamp.exception import ApplicationError
+from autobahn.wamp.types import RegisterOptions
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from .._deferred import dual
+from ..client import Client
+from ..pmap import Database
+from .access import Access
+from .errors import ErrorUris, to_application_error
+from .kv import KvService
+from .maps import MapService
+from .presence import PresenceService
+from .publisher import Publisher
+from .settings import Settings, SettingsError
+
+__all__ = ["EtcdWampSession"]
+
+T = TypeVar("T")
+
+
+class EtcdWampSession:
+    """What the component does in its session, on either framework (see the module docstring).
+
+    Mixed in before an Autobahn ``ApplicationSession``, whose ``config``, ``register``,
+    ``subscribe``, ``publish``, ``leave`` and ``disconnect`` it uses.
+    """
+
+    log: Any = Logger()
+    #: the loop the session runs on, as the clients say it ("twisted" or "asyncio")
+    framework = "twisted"
+
+    # Provided by Autobahn's ApplicationSession, which subclasses mix this into.
+    config: Any
+    _session_id: Any
+    register: Callable[..., Any]
+    subscribe: Callable[..., Any]
+    publish: Callable[..., Any]
+    leave: Callable[..., Any]
+    disconnect: Callable[..., Any]
+
+    def _init_state(self) -> None:
+        self.settings: Settings | None = None
+        self.client: Client | None = None
+        self.uris = ErrorUris("etcd")
+        self.maps: MapService | None = None
+        self.kv: KvService | None = None
+        self.presence: PresenceService | None = None
+        self.publisher: Publisher | None = None
+
+    # -- framework hooks ------------------------------------------------------------
+
+    def _etcd_client(self, settings: Settings) -> Client:
+        """The etcd client of this session's loop, as ``settings.etcd`` describes it."""
+        raise NotImplementedError
+
+    def _clock(self) -> Any:
+        """The clock (``callLater``, ``seconds``) of this session's loop."""
+        raise NotImplementedError
+
+    def _expose(self, fn: Callable[..., Deferred[Any]]) -> Callable[..., Any]:
+        """``fn`` as a callable whose result Autobahn accepts on this framework."""
+        raise NotImplementedError
+
+    # -- state -------------------------------------------------------------------
+
+    @property
+    def is_publisher(self) -> bool:
+        """Whether this instance publishes the change topics now (it leads the election)."""
+        return self.publisher is not None and self.publisher.is_publisher
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def onJoin(self, details: Any) -> None:
+        """Read the settings from ``extra``, connect to etcd, register every procedure and start
+        the publisher.
+
+        Invalid settings are logged and the session leaves with
+        ``wamp.close.configuration_error``; nothing is registered then.
+        ``<prefix>.status`` is registered last: once a caller reaches it, every
+        other procedure of the instance is registered too.
+        """
+        try:
+            settings = Settings.from_extra(self.config.extra or {})
+        except SettingsError as exc:
+            self.log.error("etcdwamp: invalid configuration in extra: {exc}", exc=exc)
+            self.leave("wamp.close.configuration_error", str(exc))
+            return
+        self.settings = settings
+        self.uris = uris = ErrorUris(settings.prefix)
+        self.client = client = self._etcd_client(settings)
+        access = Access(uris)
+        db = Database(client, prefix=settings.db_prefix)
+        self.maps = MapService(client, db, settings.maps, access, uris, settings.range_page)
+        procedures: dict[str, Callable[..., Any]] = dict(self.maps.procedures())
+        if settings.kv_prefixes:
+            self.kv = KvService(client, settings.kv_prefixes, access, uris,
+                                settings.range_page)
+            procedures.update(self.kv.procedures())
+        if settings.presence is not None:
+            self.presence = PresenceService(client, settings.presence, access, uris)
+            procedures.update(self.presence.procedures())
+            leave = self._background(self.presence.on_session_leave)
+            await self.subscribe(self._expose(leave), "wamp.session.on_leave")
+        procedures["status"] = self.status
+        shared = RegisterOptions(invoke="roundrobin", details_arg="details")
+        p = settings.prefix
+        for name, fn in procedures.items():
+            await self.register(self._expose(self._guarded(fn)), f"{p}.{name}",
+                                options=shared)
+        self.log.info("etcdwamp: {n} procedures under {p}, maps {maps} ({framework})",
+                      n=len(procedures), p=p, maps=sorted(self.maps.maps),
+                      framework=self.framework)
+        self.publisher = Publisher(client, settings, self.maps.maps, self.publish,
+                                   lambda: self._session_id, self._clock())
+        self.publisher.start()
+
+    async def onLeave(self, details: Any) -> None:
+        """Stop the publisher, revoke the presence leases, close the etcd client and disconnect."""
+        await dual(Deferred.fromCoroutine(self._shut_down()))
+        self.disconnect()
+
+    async def _shut_down(self) -> None:
+        if self.publisher is not None:
+            await self.publisher.stop()
+        if self.presence is not None:
+            await self.presence.close()
+        if self.client is not None:
+            await self.client.close()
+
+    # -- plumbing --------------------------------------------------------------
+
+    def _guarded(self, fn: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., Deferred[T]]:
+        """Run a procedure; every failure reaches the caller as a stable URI.
+
+        A cancelled call (the caller cancelled, autobahn cancels our Deferred)
+        stays a ``CancelledError``: the work stops, nothing is retried. (An
+        errback rather than a wrapping coroutine: one layer less per call.)"""
+        def stable(failure: Failure) -> Failure:
+            if failure.check(CancelledError, ApplicationError):
+                return failure
+            assert isinstance(failure.value, BaseException)
+            raise to_application_error(self.uris, failure.value)
+
+        @functools.wraps(fn)
+        def call(*args: Any, **kwargs: Any) -> Deferred[T]:
+            return Deferred.fromCoroutine(fn(*args, **kwargs)).addErrback(stable)
+        return call
+
+    @staticmethod
+    def _background(fn: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., Deferred[T]]:
+        """An event handler of the shared code, run on Twisted's coroutine driver."""
+        @functools.wraps(fn)
+        def handle(*args: Any, **kwargs: Any) -> Deferred[T]:
+            return Deferred.fromCoroutine(fn(*args, **kwargs))
+        return handle
+
+    # -- procedures --------------------------------------------------------------
+
+    async def status(self, details: Any = None) -> dict[str, Any]:
+        """``status()``: ``{version, revision, db_size, leader, member, publisher}`` of the etcd
+        member that answered (ids as strings) and whether this instance publishes.
+        """
+        assert self.client is not None
+        st = await self.client.status()
+        return {"version": st.version, "revision": st.revision, "db_size": st.db_size,
+                "leader": str(st.leader), "member": str(st.header.member_id),
+                "publisher": self.is_publisher}
