@@ -1,4 +1,5 @@
-"""Watches against a real etcd: delivery, options, resume across crashes, compaction."""
+"""Watches against a real etcd, on both event loops: delivery, options, callbacks,
+cancellation, resume across crashes, compaction."""
 
 from __future__ import annotations
 
@@ -107,6 +108,25 @@ async def test_async_iteration_and_cancel(client: Client, prefix: bytes) -> None
             watch.cancel()
     assert seen == [b"0", b"1", b"2"]
     await watch.finished
+
+
+@ensure
+async def test_async_for_without_awaiting_the_watch_first(client: Client,
+                                                          prefix: bytes) -> None:
+    """``async for batch in etcd.watch(...)`` straight away (the README's form):
+    iteration waits for the creation by itself and replays from ``start_revision``."""
+    first = await client.put(prefix + b"k", b"0")
+    await client.put(prefix + b"k", b"1")
+    watch = client.watch(prefix + b"k", start_revision=first.revision)
+    seen: list[bytes] = []
+    try:
+        async for batch in watch:
+            seen.extend(ev.kv.value for ev in batch.events)
+            if len(seen) >= 2:
+                break
+        assert seen == [b"0", b"1"]
+    finally:
+        await watch.cancel()
 
 
 @ensure
