@@ -391,6 +391,9 @@ async def test_compaction_while_disconnected_signals_watch_compacted(
             await watch.finished
         assert info.value.compact_revision == last.revision
         assert len(got) == 1  # no silent gap: nothing after the first event
+        with pytest.raises(e.WatchCompacted):  # iterating the ended watch says so too
+            async for _ in watch:
+                pass
 
         # The recovery recipe: snapshot, then watch from its revision + 1.
         again: list[WatchBatch] = []
