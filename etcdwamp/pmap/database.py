@@ -185,7 +185,8 @@ class Database:
         return self._clock
 
     def _as_callers(self, work: Awaitable[T]) -> Awaitable[T]:
-        """``fn(txn)`` of :meth:`run`, driven the way its author's loop drives it.
+        """``fn(txn)`` of :meth:`run` (or work deferred until commit), driven the
+        way its author's loop drives it.
 
         :meth:`run` itself runs on Twisted's coroutine driver, which cannot wait
         for an asyncio future; so with an asyncio client ``fn`` runs as a task of
@@ -401,7 +402,8 @@ class MapTransaction:
     def defer_until_commit(self, work: Callable[[], Awaitable[None]], *,
                            once_per: object = None) -> None:
         """Run ``work`` at commit time, before the writes are sent (index upkeep);
-        work registered again under the same ``once_per`` runs only once."""
+        work registered again under the same ``once_per`` runs only once. As
+        :meth:`Database.run`'s ``fn``, it runs on the client's loop."""
         self._check_writable()
         self._pending[object() if once_per is None else once_per] = work
 
@@ -501,7 +503,7 @@ class MapTransaction:
         self._check_open()
         try:
             for work in list(self._pending.values()):
-                await work()
+                await self.db._as_callers(work())
         except BaseException:
             self.abort()
             raise

@@ -9,14 +9,17 @@ siblings, listed at the end of this module, are combinations with a name.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, ClassVar, Generic, TypeVar
 from uuid import UUID
 
+from twisted.internet.defer import Deferred
+
 from .. import errors
-from .._deferred import Dual, deferred
+from .._deferred import Dual, deferred, dual
 from ..wire import KeySet, prefix_range_end
 from ..wire.watch import EventType
 from .codecs import (
@@ -84,6 +87,19 @@ class Index:
     fkey: Callable[[Any], Any]
     nullable: bool
     unique: bool
+
+
+async def _in_order(pending: list[Awaitable[object]]) -> None:
+    """Await each in turn (a Deferred as a Dual: an asyncio task may run this);
+    after a failure, close the coroutines that will not run."""
+    for i, step in enumerate(pending):
+        try:
+            await (dual(step) if isinstance(step, Deferred) else step)
+        except BaseException:
+            for rest in pending[i + 1:]:
+                if inspect.iscoroutine(rest):
+                    rest.close()
+            raise
 
 
 def _escape(data: bytes) -> bytes:
@@ -242,15 +258,25 @@ class PersistentMap(Generic[K, V]):
 
     def watch(self, db: Any, callback: Callable[[MapChange[K, V]], object], *,
               start_revision: int = 0) -> Any:
-        """Watch the whole map; ``callback`` gets one :class:`MapChange` per event."""
+        """Watch the whole map; ``callback`` gets one :class:`MapChange` per event.
+
+        An ``async def`` callback (or one returning a Deferred) runs on the
+        client's loop, as the client's watch runs one: the changes of a batch
+        one after the other, in order; a failure skips the batch's remaining
+        changes and is logged."""
         base = db.prefix + self._slot_bytes
 
-        def on_batch(batch: Any) -> None:
+        def on_batch(batch: Any) -> Coroutine[Any, Any, None] | None:
+            pending: list[Awaitable[object]] = []
             for ev in batch.events:
                 key = self.key_codec.decode(ev.kv.key[len(base):])
                 deleted = ev.type is EventType.DELETE
                 value = None if deleted else self.value_codec.decode(ev.kv.value)
-                callback(MapChange(key, value, deleted, ev.revision))
+                result = callback(MapChange(key, value, deleted, ev.revision))
+                if isinstance(result, Deferred) or inspect.iscoroutine(result):
+                    pending.append(result)
+            # The watch runs a returned coroutine on the client's loop.
+            return _in_order(pending) if pending else None
 
         return db.client.watch(KeySet(base, prefix=True), on_batch,
                                start_revision=start_revision)

@@ -422,6 +422,34 @@ async def test_map_watch_gives_typed_changes(loop: str, db: Database) -> None:
 
 
 @ensure
+async def test_map_watch_runs_an_async_callback_on_the_loop(loop: str, db: Database) -> None:
+    """An ``async def`` callback runs on the client's loop (it may await that
+    loop's own futures), once per change and in order, none dropped unawaited."""
+    table = pmap.MapStringString(5)
+    gate, open_gate = native_future(loop)
+    entered: list[str] = []
+    done: list[tuple[str, str | None]] = []
+
+    async def on_change(change: pmap.MapChange[str, str]) -> None:
+        entered.append(change.key)
+        await gate
+        done.append((change.key, change.value))
+
+    watch = await table.watch(db, on_change)
+    try:
+        async with db.begin(write=True) as txn:
+            table[txn, "a"] = "1"
+            table[txn, "b"] = "2"
+        await until(lambda: entered, why="the callback never ran")
+        assert done == []  # waiting for the gate, a future of its own loop
+        open_gate(None)
+        await until(lambda: len(done) == 2, why=lambda: f"done: {done}")
+        assert done == [("a", "1"), ("b", "2")] and entered == ["a", "b"]
+    finally:
+        await watch.cancel()
+
+
+@ensure
 async def test_compressed_values_round_trip_and_shrink(db: Database, client: Client) -> None:
     plain = pmap.MapStringJson(1)
     packed = pmap.MapStringJson(2, compress=True)
