@@ -65,6 +65,19 @@ etcd applies one txn with at most ``--max-txn-ops`` compares and at most as
 many operations. For bulk loads that need not be atomic, use
 :meth:`Database.put_many`, which writes in chunks of ``max_txn_ops`` (each
 chunk atomic, the whole not).
+
+Event loops
+-----------
+The same code runs over :class:`etcdwamp.Client` (Twisted) and
+:class:`etcdwamp.asyncio.Client`: every call here hands out a
+:class:`~etcdwamp._deferred.Dual`, which Twisted code and asyncio tasks both
+await, and ``async with``/``async for`` work in either. What the user passes
+in runs on the client's loop: with an asyncio client, :meth:`Database.run`'s
+``fn`` (and work deferred until commit) runs as an asyncio task, so it may
+await asyncio's own futures, and the waits between retries use the loop's
+clock, so no Twisted reactor needs to run. Cancelling the run (or the task
+awaiting it) fails it at once and cancels ``fn``'s task, which sees
+``asyncio.CancelledError`` on its next step.
 """
 
 from __future__ import annotations
