@@ -18,7 +18,14 @@ import pytest
 import pytest_twisted
 from autobahn.wamp.exception import ApplicationError
 from waiting import until
-from wamp_helpers import connect, disconnect
+from wamp_helpers import (
+    component_loop_fixture,  # noqa: F401 (a fixture)
+    connect,
+    disconnect,
+    loop_fixture,  # noqa: F401 (a fixture)
+    node_for,
+    registered,
+)
 
 from etcdwamp import Client, KeySet
 from etcdwamp.testing import CrossbarNode, EtcdCluster
@@ -48,13 +55,14 @@ DENIED = E + "permission_denied"
 
 
 @pytest.fixture(scope="module")
-def node(etcd: EtcdCluster) -> Iterator[CrossbarNode]:
-    cb = CrossbarNode(str(CONFIG), etcd.urls, extra_overrides=EXTRA)
-    try:
-        cb.start()
+def crossbar(etcd: EtcdCluster, component_loop: str) -> Iterator[CrossbarNode]:
+    with node_for(component_loop, CONFIG, etcd.urls, extra_overrides=EXTRA) as cb:
         yield cb
-    finally:
-        cb.stop()
+
+
+@pytest_twisted.async_fixture
+async def node(crossbar: CrossbarNode) -> CrossbarNode:
+    return await registered(crossbar)
 
 
 def map_key(slot: int, key: str) -> bytes:
@@ -254,16 +262,17 @@ async def test_presence_keys_belong_to_their_session(node: CrossbarNode,
 
 
 @pytest.fixture(scope="module")
-def bare_node(etcd: EtcdCluster) -> Iterator[CrossbarNode]:
+def bare_crossbar(etcd: EtcdCluster, component_loop: str) -> Iterator[CrossbarNode]:
     """The component with maps only: no kv_prefixes, no presence."""
-    cb = CrossbarNode(str(CONFIG), etcd.urls, extra_overrides={
-        "db_prefix": "acc2/", "election": "acc2-publisher", "kv_prefixes": [],
-        "presence": None, "maps": {"notes": {"slot": 1}}})
-    try:
-        cb.start()
+    with node_for(component_loop, CONFIG, etcd.urls, extra_overrides={
+            "db_prefix": "acc2/", "election": "acc2-publisher", "kv_prefixes": [],
+            "presence": None, "maps": {"notes": {"slot": 1}}}) as cb:
         yield cb
-    finally:
-        cb.stop()
+
+
+@pytest_twisted.async_fixture
+async def bare_node(bare_crossbar: CrossbarNode) -> CrossbarNode:
+    return await registered(bare_crossbar)
 
 
 @ensure

@@ -19,7 +19,14 @@ from typing import Any
 import pytest
 import pytest_twisted
 from waiting import until
-from wamp_helpers import connect, disconnect
+from wamp_helpers import (
+    component_loop_fixture,  # noqa: F401 (a fixture)
+    connect,
+    disconnect,
+    loop_fixture,  # noqa: F401 (a fixture)
+    node_for,
+    registered,
+)
 
 from etcdwamp import Client
 from etcdwamp.testing import CrossbarNode, EtcdCluster
@@ -50,7 +57,8 @@ def map_key(slot: int, key: str) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def node(etcd: EtcdCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CrossbarNode]:
+def crossbar(etcd: EtcdCluster, tmp_path_factory: pytest.TempPathFactory,
+             component_loop: str) -> Iterator[CrossbarNode]:
     config = json.loads(CONFIG.read_text(encoding="utf-8"))
     for worker in config["workers"]:
         for realm in worker.get("realms", []):
@@ -64,13 +72,14 @@ def node(etcd: EtcdCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     path = tmp_path_factory.mktemp("events") / ".crossbar" / "config.json"
     path.parent.mkdir()
     path.write_text(json.dumps(config), encoding="utf-8")
-    cb = CrossbarNode(str(path), etcd.urls, web_dir=str(CONFIG.parents[1] / "web"),
-                      extra_overrides=EXTRA)
-    try:
-        cb.start()
+    with node_for(component_loop, path, etcd.urls, web_dir=str(CONFIG.parents[1] / "web"),
+                  extra_overrides=EXTRA) as cb:
         yield cb
-    finally:
-        cb.stop()
+
+
+@pytest_twisted.async_fixture
+async def node(crossbar: CrossbarNode) -> CrossbarNode:
+    return await registered(crossbar)
 
 
 class Inbox:
