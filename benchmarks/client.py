@@ -708,7 +708,10 @@ def format_summary(results: Results) -> str:
         i = index(slug)
         cells = [title]
         for c in COLUMNS:
-            cells.append(show(results.outcome(c, i), c.name) if results.has(c, i) else "")
+            if results.has(c, i):
+                cells.append(show(results.outcome(c, i), c.name))
+            else:
+                cells.append("skipped" if c.label in results.skipped else "")
         wrk = results.wrk.get(wrk_connections) if wrk_connections else None
         conns = "1 conn" if wrk_connections == 1 else f"{wrk_connections} conns"
         cells.append(f"{wrk:,.0f} ({conns})" if wrk is not None else "")
