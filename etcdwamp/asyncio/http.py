@@ -56,8 +56,25 @@ _current: contextvars.ContextVar[_Exchange] = contextvars.ContextVar("etcdwamp_e
 
 
 class _Connector(aiohttp.TCPConnector):
-    """Tells the exchange when it got its connection, new or pooled: from then
-    on the request may be on its way."""
+    """aiohttp's connector with Twisted's pool semantics: as many connections
+    at once as requests need (a watch, an observed election, a lock waiting
+    without a timeout each hold one for as long as they last, so a bound on
+    concurrent connections would starve every other call of the client), of
+    which at most ``keep`` per endpoint stay open when idle. It also tells the
+    exchange when it got its connection, new or pooled: from then on the
+    request may be on its way."""
+
+    def __init__(self, *, keep: int, **kwargs: Any) -> None:
+        super().__init__(limit=0, limit_per_host=0, **kwargs)
+        self._keep = keep
+
+    def _release(self, key: Any, protocol: Any, *, should_close: bool = False) -> None:
+        # aiohttp has no public cap on idle connections; past ``keep`` this
+        # one is closed instead of joining them. (Should aiohttp stop calling
+        # _release, idle connections simply expire after keepalive_timeout.)
+        idle = getattr(self, "_conns", {}).get(key, ())
+        super()._release(key, protocol,
+                         should_close=should_close or len(idle) >= self._keep)
 
     async def connect(self, req: Any, traces: Any, timeout: Any) -> Any:
         connection = await super().connect(req, traces, timeout)
@@ -130,8 +147,7 @@ class AiohttpHTTP:
         session = self._session
         if session is None or session.closed:
             connector = _Connector(
-                limit=0, limit_per_host=self._pool_size,
-                ssl=self._tls if self._tls is not None else True)
+                keep=self._pool_size, ssl=self._tls if self._tls is not None else True)
             session = self._session = aiohttp.ClientSession(
                 connector=connector,
                 # The transport times each call; only connecting has its own limit.

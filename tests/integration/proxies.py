@@ -51,6 +51,8 @@ class _Server(portforward.ProxyServer):
         self.cutting = False
         self.proxy: RecordingProxy = self.factory.proxy
         self.proxy.connections.append(self)
+        self.proxy.peak_connections = max(self.proxy.peak_connections,
+                                          len(self.proxy.connections))
         super().connectionMade()
 
     def dataReceived(self, data: bytes) -> None:
@@ -119,6 +121,8 @@ class RecordingProxy:
         self.cut_with_reset = True
         self.dropped_while_held = 0
         self.connections: list[_Server] = []
+        #: the most client connections open at once
+        self.peak_connections = 0
         self.port: IListeningPort = reactor.listenTCP(  # type: ignore[attr-defined]
             0, _Factory(host, int(port), self), interface="127.0.0.1")
         self.url = f"http://127.0.0.1:{self.port.getHost().port}"

@@ -25,8 +25,11 @@ import pytest
 import pytest_twisted
 from loops import ensure, make_client
 from proxies import RecordingProxy
+from twisted.internet.defer import gatherResults
+from waiting import until
 
 from etcdwamp import errors as e
+from etcdwamp._deferred import dual
 from etcdwamp.client import Client
 from etcdwamp.testing import EtcdCluster
 
@@ -207,3 +210,51 @@ async def test_timeout_while_connecting_is_connect_failed(
     with pytest.raises(e.ConnectFailed) as info:
         await writer.put(prefix + b"k", b"v")
     assert not isinstance(info.value, e.OutcomeUnknown)
+
+
+# -- the connection pool ------------------------------------------------------------------
+
+@ensure
+async def test_long_lived_requests_do_not_starve_the_others(
+        proxy_factory: Callable[[], RecordingProxy], clients: list[Client], client: Client,
+        prefix: bytes) -> None:
+    """``pool_size`` bounds the idle connections kept, not the requests in
+    flight: with pool_size=1, a watch stream and a lock acquire waiting for
+    its holder each hold a connection, and puts and gets still go through."""
+    proxy = proxy_factory()
+    lonely = make_client(client.framework, url=proxy.url, api_prefix="/v3", timeout=5.0,
+                         pool_size=1)
+    clients.append(lonely)
+    watch = lonely.watch(prefix + b"w")
+    await watch.created
+    holder = client.lock(prefix + b"lock")
+    await holder.acquire()
+    waiter = lonely.lock(prefix + b"lock")
+    waiting = waiter.acquire()
+    try:
+        await lonely.put(prefix + b"k", b"v")
+        assert (await lonely.get(prefix + b"k")).kvs[0].value == b"v"
+        assert not waiting.called
+        await holder.release()
+        await waiting
+        assert waiter.held
+        await waiter.release()
+    finally:
+        await watch.cancel()
+
+
+@ensure
+async def test_pool_keeps_at_most_pool_size_idle_connections(
+        proxy_factory: Callable[[], RecordingProxy], clients: list[Client], loop: str,
+        prefix: bytes) -> None:
+    """Ten gets at once open ten connections; once they are answered, all but
+    ``pool_size`` (2) of them are closed."""
+    proxy = proxy_factory()
+    reader = make_client(loop, url=proxy.url, api_prefix="/v3", timeout=5.0, pool_size=2)
+    clients.append(reader)
+    await dual(gatherResults([reader.get(prefix + b"%d" % i) for i in range(10)],
+                             consumeErrors=True))
+    assert proxy.peak_connections == 10
+    await until(lambda: len(proxy.connections) <= 2,
+                why=lambda: f"{len(proxy.connections)} connections stay open")
+    assert len(proxy.connections) == 2
