@@ -1,10 +1,11 @@
 """A WAMP caller cancelling a progressive range stops the component's reading
-within one page (real Crossbar, real etcd, a recording proxy between them)."""
+within one page (real Crossbar, real etcd, a recording proxy between them), with
+the component embedded in the router (Twisted) and outside it on asyncio."""
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,14 @@ from autobahn.wamp.types import CallOptions
 from proxies import RecordingProxy
 from twisted.internet.defer import CancelledError, Deferred
 from waiting import until
-from wamp_helpers import connect, disconnect
+from wamp_helpers import (
+    component_loop_fixture,  # noqa: F401 (a fixture)
+    connect,
+    disconnect,
+    loop_fixture,  # noqa: F401 (a fixture)
+    node_for,
+    registered,
+)
 
 from etcdwamp import Client
 from etcdwamp.testing import CrossbarNode, EtcdCluster
@@ -43,19 +51,15 @@ def proxy(etcd: EtcdCluster) -> Iterator[RecordingProxy]:
         recording.stop()
 
 
-@pytest.fixture
-def node(proxy: RecordingProxy) -> Iterator[CrossbarNode]:
+@pytest_twisted.async_yield_fixture
+async def node(proxy: RecordingProxy, component_loop: str) -> AsyncIterator[CrossbarNode]:
     # A request timeout far beyond the test's waits: the held page can only
     # end early because the call was cancelled.
-    cb = CrossbarNode(str(CONFIG), [proxy.url], extra_overrides={
-        "etcd": {"timeout": 120}, "db_prefix": "wcancel/", "election": "wcancel-publisher",
-        "maps": {"notes": {"slot": 1}}, "kv_prefixes": [], "presence": None,
-        "range_page": PAGE})
-    try:
-        cb.start()
-        yield cb
-    finally:
-        cb.stop()
+    with node_for(component_loop, CONFIG, [proxy.url], extra_overrides={
+            "etcd": {"timeout": 120}, "db_prefix": "wcancel/", "election": "wcancel-publisher",
+            "maps": {"notes": {"slot": 1}}, "kv_prefixes": [], "presence": None,
+            "range_page": PAGE}) as cb:
+        yield await registered(cb)
 
 
 @ensure
