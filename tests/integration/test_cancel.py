@@ -119,8 +119,10 @@ class Awaited:
     def __init__(self, loop: str, work: Deferred[Any] | Coroutine[Any, Any, Any]) -> None:
         self._task: asyncio.Task[Any] | None = None
         self._deferred: Deferred[Any] | None = None
+        self._call: Dual[Any] | None = None
         if isinstance(work, Deferred):
             assert isinstance(work, Dual), f"a public call handed out a plain {work!r}"
+            self._call = work
         if loop == "asyncio":
             async def wait() -> Any:
                 return await work
@@ -139,15 +141,23 @@ class Awaited:
         assert self._deferred is not None
         return self._deferred.called
 
-    async def cancel(self) -> None:
-        """Cancel it and check it failed at once with the loop's CancelledError."""
+    async def cancel(self, *, via_call: bool = False) -> None:
+        """Cancel it and check it failed at once with the loop's CancelledError.
+
+        ``via_call``: on asyncio, cancel the call (the Dual the client
+        returned) instead of the task awaiting it; the task must end the same
+        way. (On Twisted both are the Deferred's ``cancel()``.)"""
         if self._task is None:
             assert self._deferred is not None
             self._deferred.cancel()
             assert failure_of(self._deferred).check(CancelledError)
             return
         task = self._task
-        task.cancel()
+        if via_call:
+            assert self._call is not None, "only a call can be cancelled via the call"
+            self._call.cancel()
+        else:
+            task.cancel()
         # call_soon runs callbacks in order: this one runs right after the
         # task's next step, before the loop polls for I/O again. A task that
         # still waited for the network would not be done by then.
@@ -205,13 +215,14 @@ async def test_cancelled_put_on_the_hung_endpoint_writes_nothing(
         hung: tuple[str, HungEndpoint], proxy: RecordingProxy, clients: list[Client],
         client: Client, prefix: bytes) -> None:
     """A put cancelled at the hung endpoint is CancelledError (not
-    ConnectionLost) and the key is not written anywhere."""
+    ConnectionLost) and the key is not written anywhere. (On asyncio this
+    test cancels the call the client returned, not the task awaiting it.)"""
     loop = client.framework
     hung_url, server = hung
     writer = new_client(clients, loop, [hung_url, proxy.url])
     call = Awaited(loop, writer.put(prefix + b"k", b"v"))
     await until(lambda: server.paths, why="the put reaches the hung endpoint")
-    await call.cancel()
+    await call.cancel(via_call=True)
     await until(lambda: server.dropped == 1, why="the client drops the connection")
     await round_trip(clients, loop, proxy)
     assert server.paths == ["/v3/kv/put"]
