@@ -40,7 +40,9 @@ class Dual(Deferred[T]):
     """A Deferred an asyncio task can await too (see the module docstring)."""
 
     def __await__(self) -> Generator[Any, Any, T]:
-        if not self.called or self.paused:
+        if not self.called or self.paused or self._cancelled_already():
+            # (A cancellation must surface as each loop's own CancelledError:
+            # the probe tells which loop awaits.)
             probe = _Probe(self)
             answer = yield probe
             if answer is probe:
@@ -51,6 +53,10 @@ class Dual(Deferred[T]):
             value: T = probe.value
             return value
         return (yield from Deferred.__iter__(self))
+
+    def _cancelled_already(self) -> bool:
+        result = self.result
+        return isinstance(result, Failure) and isinstance(result.value, CancelledError)
 
     def cancel(self) -> None:
         """Cancel the work; a no-op once the outcome is known."""

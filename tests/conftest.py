@@ -64,6 +64,21 @@ def etcd_cluster3(etcd_factory: Callable[..., EtcdCluster]) -> EtcdCluster:
     return etcd_factory(3)
 
 
+@pytest.fixture(autouse=True)
+def _hypothesis_test_per_item(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Undo pytest-twisted's wrapping of a hypothesis test after each item.
+
+    pytest-twisted replaces ``fn.hypothesis.inner_test`` with a wrapper bound to
+    the running item, on the function object that every parametrized item
+    (e.g. each loop) shares; the next item would then wrap that wrapper and
+    call into the first item's torn-down fixtures."""
+    handle = getattr(request.function, "hypothesis", None)
+    inner = getattr(handle, "inner_test", None)
+    yield
+    if handle is not None:
+        handle.inner_test = inner
+
+
 _counter = itertools.count()
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -21,21 +21,6 @@ from etcdwamp.testing import EtcdCluster
 from etcdwamp.wire import DeleteResult, KeyValue, PutResult, RangeResult
 
 _run = itertools.count()
-
-
-@pytest.fixture(autouse=True)
-def _hypothesis_test_per_item(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Undo pytest-twisted's wrapping of a hypothesis test after each item.
-
-    pytest-twisted replaces ``fn.hypothesis.inner_test`` with a wrapper bound to
-    the running item, on the function object that every parametrized item
-    (here: each loop) shares; the next item would then wrap that wrapper and
-    call into the first item's torn-down fixtures."""
-    handle = getattr(request.function, "hypothesis", None)
-    inner = getattr(handle, "inner_test", None)
-    yield
-    if handle is not None:
-        handle.inner_test = inner
 
 
 @pytest_twisted.async_yield_fixture

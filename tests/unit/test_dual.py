@@ -121,3 +121,26 @@ def test_dual_of_a_dual_is_itself() -> None:
     """dual() does not wrap twice."""
     d: Dual[int] = Dual()
     assert dual(d) is d
+
+
+@on_asyncio
+async def test_asyncio_awaiting_an_already_cancelled_dual_gets_asyncio_cancelled() -> None:
+    """A Dual cancelled before an asyncio task awaits it raises asyncio.CancelledError
+    there (not Twisted's), as one cancelled while awaited does."""
+    d: Dual[int] = Dual()
+    d.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await d
+
+
+def test_twisted_awaiting_an_already_cancelled_dual_gets_twisted_cancelled() -> None:
+    """The same on Twisted's driver gives Twisted's CancelledError."""
+    d: Dual[int] = Dual()
+    d.cancel()
+
+    async def body() -> int:
+        return await d
+
+    failures: list[Any] = []
+    Deferred.fromCoroutine(body()).addErrback(failures.append)
+    assert failures and failures[0].check(CancelledError)
