@@ -429,8 +429,10 @@ class CrossbarNode:
     ``instances`` processes of ``python -m etcdwamp.asyncio.component`` that
     join the router from outside on its ``/backend`` path as the ``backend``
     principal (a fresh random ticket per node, handed over in their
-    environment), configured with the same ``extra``. Their output is part of
-    :meth:`log_tail`; :meth:`stop` stops them by PID before the router.
+    environment), configured with the same ``extra`` (written to
+    :attr:`component_config`; :meth:`start_component` starts one more, e.g.
+    after ``instances=0``). Their output is part of :meth:`log_tail`;
+    :meth:`stop` stops them by PID before the router.
     """
 
     CONTAINER_ID = "etcdwamp"
@@ -490,7 +492,8 @@ class CrossbarNode:
                     extra.update(overrides)
                     copies = [json.loads(json.dumps(component)) for _ in range(instances)]
                     if component_loop == "asyncio":
-                        external.extend(copies)
+                        # Kept even for instances=0: the extra for processes started later.
+                        external.append(json.loads(json.dumps(component)))
                     else:
                         (contained if container else components).extend(copies)
                 else:

@@ -24,8 +24,8 @@ path with the ``backend`` role. SIGINT or SIGTERM leaves the realm in order:
 the publisher resigns, presence leases are revoked, the etcd client closes.
 
 In your own asyncio program, :func:`component` builds the Autobahn
-``Component`` and :func:`serve` runs it until a signal (see
-``examples/asyncio_component.py``). The session class is
+``Component``, :func:`serve` runs it until a signal and :func:`start_logging`
+shows what it logs (see ``examples/asyncio_component.py``). The session class is
 ``etcdwamp.asyncio.component.EtcdWampComponent``, loaded on first use.
 
 txaio's framework is chosen per process: importing ``autobahn.asyncio`` (which
@@ -43,17 +43,23 @@ import logging
 import os
 import signal
 import sys
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..wamp.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
-    from ..wamp._asyncio import EtcdWampComponent  # noqa: F401 (typing of __getattr__)
+    from ..wamp._asyncio import EtcdWampComponent
 
-__all__ = ["component", "load_config", "main", "serve"]
+__all__ = ["component", "load_config", "main", "serve", "start_logging"]
 
 _CLASSNAME = "etcdwamp.wamp.EtcdWampComponent"
+
+# The sessions each Component made, so serve() can wait for their clean-up:
+# Autobahn's Component is done at the disconnect, which on asyncio does not
+# wait for onLeave to finish.
+_sessions: weakref.WeakKeyDictionary[Any, list[Any]] = weakref.WeakKeyDictionary()
 
 
 def __getattr__(name: str) -> Any:
@@ -117,18 +123,27 @@ def component(router: str, *, realm: str, extra: Mapping[str, Any], authid: str 
     from ..wamp._asyncio import EtcdWampComponent
 
     auth = None if ticket is None else {"ticket": {"authid": authid, "ticket": ticket}}
+    made: list[EtcdWampComponent] = []
+
+    def new_session(config: Any) -> EtcdWampComponent:
+        session = EtcdWampComponent(config)
+        made.append(session)
+        return session
+
     make: Any = _Component  # Autobahn's constructor carries no annotations
-    return make(
+    wamp = make(
         transports=[{"type": "websocket", "url": router, "serializers": list(serializers),
                      "max_retries": max_retries}],
-        realm=realm, extra=dict(extra), authentication=auth,
-        session_factory=EtcdWampComponent)
+        realm=realm, extra=dict(extra), authentication=auth, session_factory=new_session)
+    _sessions[wamp] = made
+    return wamp
 
 
 async def serve(wamp: Any, *, signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM)
                 ) -> None:
     """Run the Autobahn ``Component`` ``wamp`` until it is done; each of ``signals`` stops it
     in order (the session leaves the realm, which stops the publisher and closes etcd).
+    Returns once the clean-up of every session :func:`component` made for it is done.
 
     :raises Exception: what ended the component (e.g. the router refused the connection
         and no retries were left)
@@ -144,16 +159,26 @@ async def serve(wamp: Any, *, signals: Sequence[int] = (signal.SIGINT, signal.SI
     try:
         await done
     finally:
-        for sig in signals:
-            loop.remove_signal_handler(sig)
+        try:
+            for session in _sessions.get(wamp, []):
+                await session.closed()
+        finally:
+            for sig in signals:
+                loop.remove_signal_handler(sig)
 
 
-def _log_to_stderr(level: str) -> None:
-    """Autobahn's and the shared code's (Twisted's logger) messages on stderr, as lines."""
+def start_logging(level: str = "info") -> None:
+    """Log Autobahn's messages and the component's own (which the shared services write
+    to Twisted's logger) to stderr, as lines, at ``level`` and above.
+
+    Sets txaio's framework to asyncio: call it in the asyncio component's process only."""
     import txaio
     from twisted.logger import ILogObserver, STDLibLogObserver, globalLogBeginner
 
     txaio_api: Any = txaio  # its functions are bound at run time (txaio.use_asyncio)
+    # This process runs the asyncio component: say so even if nothing imported
+    # autobahn.asyncio yet (txaio refuses to log before a framework is chosen).
+    txaio_api.use_asyncio()
     txaio_api.start_logging(level=level)
     # The shared services log through twisted.logger; hand it to the stdlib
     # logging txaio just set up, so one stream holds everything.
@@ -201,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError) as exc:  # SettingsError is a ValueError
         print(f"etcdwamp: {exc}", file=sys.stderr)
         return 2
-    _log_to_stderr(args.loglevel)
+    start_logging(args.loglevel)
     try:
         asyncio.run(serve(wamp))
     except Exception as exc:

@@ -58,6 +58,21 @@ _RETRY_MAX = 5.0
 _OPS_PER_TXN = DEFAULT_MAX_TXN_OPS
 
 
+def _settled(d: Deferred[Any], *, cancel: bool = False) -> Deferred[None]:
+    """Fires once ``d`` has (after cancelling it, with ``cancel``), whatever its outcome;
+    ``d`` keeps its result for its other callbacks."""
+    done: Deferred[None] = Deferred()
+
+    def settle(result: Any) -> Any:
+        done.callback(None)
+        return result
+
+    d.addBoth(settle)
+    if cancel:
+        d.cancel()
+    return done
+
+
 class _Feed:
     """One watched key set, how its events become WAMP events, and who may get them."""
 
@@ -111,6 +126,7 @@ class Publisher:
         self._election: Election | None = None
         self._running: Deferred[None] | None = None
         self._recording = False  # a checkpoint write is under way
+        self._recorder: Deferred[None] | None = None
         self._positions = True  # the feeds' own positions can be read and written
         self._positions_prefix = settings.checkpoint_key + b"/"
         self._unrecorded: bytes | None = None
@@ -196,11 +212,20 @@ class Publisher:
             self.log.failure("etcdwamp: publisher loop failed", failure)
 
     async def stop(self) -> None:
-        """Stop publishing: cancel the watches and the campaign; resign the leadership if held."""
+        """Stop publishing: cancel the watches and the campaign; resign the leadership if held.
+
+        Returns once nothing of the publisher talks to etcd any more (the client may be
+        closed then: an asyncio loop that ends next would drop a request still under way).
+        """
         self._stopping = True
         self._stop_watches()
-        if self._running is not None and not self._running.called:
-            self._running.cancel()
+        running = self._running
+        if running is not None and not running.called:
+            # Cancelled, the campaign gives up its leadership on its way out:
+            # wait for that, not just for the cancel.
+            await _settled(running, cancel=True)
+        if self._recorder is not None and not self._recorder.called:
+            await _settled(self._recorder)
         if self._election is not None:
             with contextlib.suppress(errors.EtcdError):  # best effort: the lease expires anyway
                 await self._election.resign()
@@ -335,7 +360,8 @@ class Publisher:
         if not self._recording:
             # Set before starting: the loop may well end before fromCoroutine returns.
             self._recording = True
-            Deferred.fromCoroutine(self._record_while_new()).addErrback(self._crashed)
+            self._recorder = Deferred.fromCoroutine(self._record_while_new())
+            self._recorder.addErrback(self._crashed)
 
     async def _record_while_new(self) -> None:
         try:

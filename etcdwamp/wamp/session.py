@@ -32,7 +32,7 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from .._deferred import dual
+from .._deferred import Dual, dual
 from ..client import Client
 from ..pmap import Database
 from .access import Access
@@ -46,6 +46,37 @@ from .settings import Settings, SettingsError
 __all__ = ["EtcdWampSession"]
 
 T = TypeVar("T")
+
+
+class _Outcome:
+    """An outcome many may wait for (a Deferred hands its result down one chain only)."""
+
+    def __init__(self) -> None:
+        self._done = False
+        self._failure: Failure | None = None
+        self._waiters: list[Dual[None]] = []
+
+    def wait(self) -> Dual[None]:
+        waiter: Dual[None] = Dual()
+        if self._done:
+            self._deliver(waiter)
+        else:
+            self._waiters.append(waiter)
+        return waiter
+
+    def fire(self, failure: Failure | None = None) -> None:
+        if self._done:
+            return
+        self._done, self._failure = True, failure
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            self._deliver(waiter)
+
+    def _deliver(self, waiter: Dual[None]) -> None:
+        if self._failure is None:
+            waiter.callback(None)
+        else:
+            waiter.errback(self._failure)
 
 
 class EtcdWampSession:
@@ -76,6 +107,23 @@ class EtcdWampSession:
         self.kv: KvService | None = None
         self.presence: PresenceService | None = None
         self.publisher: Publisher | None = None
+        self._serving = _Outcome()
+        self._closed = _Outcome()
+        self._closed.fire()  # nothing to clean up until it joined
+
+    def serving(self) -> Dual[None]:
+        """Fires once every procedure is registered and the publisher started; fails with
+        what stopped that (:class:`SettingsError` for an invalid ``extra``).
+
+        Autobahn on asyncio fires its ``ready`` event before ``onJoin`` is done (on
+        Twisted, after): a ``ready`` listener that needs the procedures awaits this.
+        """
+        return self._serving.wait()
+
+    def closed(self) -> Dual[None]:
+        """Fires once the clean-up after leaving (publisher stopped and resigned, presence
+        leases revoked, etcd client closed) is done; at once when none is under way."""
+        return self._closed.wait()
 
     # -- framework hooks ------------------------------------------------------------
 
@@ -110,11 +158,21 @@ class EtcdWampSession:
         other procedure of the instance is registered too.
         """
         try:
+            await self._join()
+        except BaseException as exc:
+            self._serving.fire(Failure(exc))
+            raise
+        self._serving.fire()
+
+    async def _join(self) -> None:
+        try:
             settings = Settings.from_extra(self.config.extra or {})
         except SettingsError as exc:
             self.log.error("etcdwamp: invalid configuration in extra: {exc}", exc=exc)
+            self._serving.fire(Failure(exc))
             self.leave("wamp.close.configuration_error", str(exc))
             return
+        self._closed = _Outcome()
         self.settings = settings
         self.uris = uris = ErrorUris(settings.prefix)
         self.client = client = self._etcd_client(settings)
@@ -150,12 +208,17 @@ class EtcdWampSession:
         self.disconnect()
 
     async def _shut_down(self) -> None:
-        if self.publisher is not None:
-            await self.publisher.stop()
-        if self.presence is not None:
-            await self.presence.close()
-        if self.client is not None:
-            await self.client.close()
+        try:
+            if self.publisher is not None:
+                await self.publisher.stop()
+            if self.presence is not None:
+                await self.presence.close()
+            if self.client is not None:
+                await self.client.close()
+        except BaseException as exc:
+            self._closed.fire(Failure(exc))
+            raise
+        self._closed.fire()
 
     # -- plumbing --------------------------------------------------------------
 
