@@ -7,6 +7,7 @@ sending a request against gateway will be ignored"): with auth enabled a client
 certificate's CN would be the user, which the gateway cannot pass on. And an
 etcd given a CA (``--trusted-ca-file``) asks every client for a certificate. So
 the client certificate is tried on an https etcd, the login on a plain one.
+Both with the component embedded in the router (Twisted) and outside it on asyncio.
 """
 
 from __future__ import annotations
@@ -20,7 +21,12 @@ from pathlib import Path
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from wamp_helpers import connect, disconnect
+from wamp_helpers import (
+    component_loop_fixture,  # noqa: F401 (a fixture)
+    connect,
+    disconnect,
+    registered,
+)
 
 from etcdwamp import KeySet
 from etcdwamp.client import Client
@@ -40,7 +46,8 @@ def pki() -> Iterator[TLSFiles]:
 @pytest.mark.parametrize("mode", ["client-certificate", "login"])
 @ensure
 async def test_component_reaches_a_guarded_etcd(mode: str, pki: TLSFiles,
-                                    etcd_factory: Callable[..., EtcdCluster]) -> None:
+                                    etcd_factory: Callable[..., EtcdCluster],
+                                    component_loop: str) -> None:
     password = secrets.token_urlsafe(16)
     etcd: dict[str, object] = {}
     if mode == "client-certificate":
@@ -65,11 +72,19 @@ async def test_component_reaches_a_guarded_etcd(mode: str, pki: TLSFiles,
     node = CrossbarNode(str(CONFIG), cluster.urls, env={"ETCDWAMP_TEST_ETCD_PW": password},
                         extra_overrides={"etcd": etcd, "db_prefix": "tlsapp/",
                                          "election": "tlspub", "kv_prefixes": [],
-                                         "presence": None})
+                                         "presence": None},
+                        component_loop=component_loop)
     # The password is nowhere in the node's files: only in its environment.
-    assert password not in (Path(node.cbdir) / "config.json").read_text()
-    node.start()
-    s = await connect(node)
+    written = [Path(node.cbdir) / "config.json"]
+    if node.component_config is not None:
+        written.append(Path(node.component_config))
+    assert all(password not in path.read_text() for path in written)
+    try:
+        node.start()
+        s = await connect(await registered(node))
+    except BaseException:
+        node.stop()
+        raise
     try:
         put = await s.call("etcd.map.notes.put", "k", {"over": "tls"})
         got = await s.call("etcd.map.notes.get", "k")
