@@ -151,7 +151,18 @@ def dual(d: Deferred[T]) -> Dual[T]:
     if isinstance(d, Dual):
         return d
     out: Dual[T] = Dual(lambda _: d.cancel())
-    d.addCallbacks(out.callback, out.errback)
+
+    def forward(result: Any) -> None:
+        # After out was cancelled, d may still settle later (e.g. a future
+        # that finishes unwinding): nothing to pass on then, and no failure
+        # left in d's chain either.
+        if not out.called:
+            if isinstance(result, Failure):
+                out.errback(result)
+            else:
+                out.callback(result)
+
+    d.addBoth(forward)
     return out
 
 

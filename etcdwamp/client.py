@@ -119,7 +119,8 @@ class Client(OperationsMixin):
     :param timeout: seconds a call may take, failover to other endpoints and
         logging in again included (a stream: until its answer starts)
     :param connect_timeout: seconds to establish a TCP connection
-    :param pool_size: persistent connections kept per endpoint (bounds concurrency)
+    :param pool_size: idle persistent connections kept per endpoint (calls in flight
+        are not bounded by it)
     :param http_client: a treq-style client to use instead of the built-in one
     :param clock: an ``IReactorTime`` for timeouts (tests pass ``task.Clock``)
     :param api_prefix: skip detection and use this gateway prefix (e.g. ``"/v3"``)

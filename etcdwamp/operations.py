@@ -124,31 +124,12 @@ class OperationsMixin:
 
     # -- sending to one member ----------------------------------------------------
 
-    def _member_transport(self, endpoint: str) -> Transport:
-        """A transport to ``endpoint`` alone, sharing the client's connection
-        pool, TLS settings, credentials and timeout (no failover: the answer
-        must come from that member)."""
-        endpoint = _endpoint_url(endpoint)
-        main = self.transport
-        if main.endpoints == (endpoint,):
-            return main
-        cache: dict[str, Transport] = self.__dict__.setdefault("_ops_member_transports", {})
-        single = cache.get(endpoint)
-        if single is None:
-            single = Transport(main.http, main.clock, [endpoint], timeout=main.timeout,
-                               max_request_bytes=main.max_request_bytes,
-                               api_prefix=main.api_prefix, credentials=main.credentials)
-            cache[endpoint] = single
-        single.timeout = main.timeout
-        if single.token is None:
-            single.token = main.token  # tokens are valid on every member
-        return single
-
     def call_on(self, endpoint: str | None, request: Request[T]) -> Deferred[T]:
-        """Send ``request`` to the member at ``endpoint`` only (None: as :meth:`call`)."""
+        """Send ``request`` to the member at ``endpoint`` only, without failover
+        (None: as :meth:`call`); the client's pool, TLS, token and timeout apply."""
         if endpoint is None:
             return self.call(request)
-        return self._member_transport(endpoint).call(request)
+        return self.transport.call(request, endpoint=_endpoint_url(endpoint))
 
     # -- cluster ------------------------------------------------------------------
 
@@ -194,15 +175,9 @@ class OperationsMixin:
         urls = tuple(dict.fromkeys(u.rstrip("/") for u in result.client_urls()))
         if not urls:
             raise errors.ProtocolError("member list names no client URL")
-        self._set_endpoints(urls)
+        self.transport.set_endpoints(urls)
+        self.endpoints = self.transport.endpoints
         return urls
-
-    def _set_endpoints(self, urls: tuple[str, ...]) -> None:
-        transport = self.transport
-        current = transport.endpoint
-        transport.endpoints = urls
-        transport.preferred = urls.index(current) if current in urls else 0
-        self.endpoints = urls
 
     # -- maintenance ----------------------------------------------------------------
 
@@ -309,7 +284,9 @@ class OperationsMixin:
         """
         if progress is not None and not callable(progress):
             raise TypeError("progress must be callable")
-        transport = self.transport if endpoint is None else self._member_transport(endpoint)
+        transport = self.transport
+        if endpoint is not None:
+            endpoint = _endpoint_url(endpoint)
         target: IO[bytes]
         part: str | None = None
         if isinstance(path_or_file, (str, os.PathLike)):

@@ -403,32 +403,47 @@ class Transport:
 
     # -- requests -------------------------------------------------------------
 
-    def call(self, request: Request[T], *, started: float | None = None) -> Deferred[T]:
+    def call(self, request: Request[T], *, started: float | None = None,
+             endpoint: str | None = None) -> Deferred[T]:
         """Send ``request`` with failover; the Deferred fires with its parsed answer.
 
         ``started``: the clock's time the caller's call began (default: now);
-        the timeout counts from there."""
+        the timeout counts from there. ``endpoint``: send to that member only,
+        without failover (maintenance calls whose answer must come from it);
+        it need not be one of :attr:`endpoints`."""
         if self.credentials is None:
             # One coroutine less per request on the common path.
             limit = self.timeout if request.timeout is None else request.timeout
             deadline = (self.clock.seconds() if started is None else started) + limit
-            return dual(Deferred.fromCoroutine(self._call_once(request, deadline)))
-        return dual(Deferred.fromCoroutine(self.call_async(request, started=started)))
+            return dual(Deferred.fromCoroutine(self._call_once(request, deadline, endpoint)))
+        return dual(Deferred.fromCoroutine(
+            self.call_async(request, started=started, endpoint=endpoint)))
 
-    async def call_async(self, request: Request[T], *, started: float | None = None) -> T:
+    async def call_async(self, request: Request[T], *, started: float | None = None,
+                         endpoint: str | None = None) -> T:
         """:meth:`call` as a coroutine (saves a Deferred inside other coroutines)."""
         limit = self.timeout if request.timeout is None else request.timeout
         deadline = (self.clock.seconds() if started is None else started) + limit
         if self.credentials is None:
-            return await self._call_once(request, deadline)
+            return await self._call_once(request, deadline, endpoint)
         token = await self.current_token(deadline)
         try:
-            return await self._call_once(request, deadline)
+            return await self._call_once(request, deadline, endpoint)
         except errors.Unauthenticated:
             # The token expired (--auth-token-ttl) or the member restarted:
             # authenticate again and retry once.
             await self.renew_token(token, deadline)
-            return await self._call_once(request, deadline)
+            return await self._call_once(request, deadline, endpoint)
+
+    def set_endpoints(self, urls: Sequence[str]) -> None:
+        """Replace the endpoints (e.g. from the member list); the one in use stays
+        first if it is still among them. Calls in flight finish where they are."""
+        cleaned = tuple(u.rstrip("/") for u in urls)
+        if not cleaned:
+            raise ValueError("no endpoint given")
+        current = self.endpoint
+        self.endpoints = cleaned
+        self.preferred = cleaned.index(current) if current in cleaned else 0
 
     async def open_stream(self, path: str, body: bytes, *,
                           endpoint: str | None = None) -> StreamOpened:
@@ -451,16 +466,19 @@ class Transport:
             raise error_from_response(int(response.code), content)
         return StreamOpened(response, endpoint, token)
 
-    async def _call_once(self, request: Request[T], deadline: float | None = None) -> T:
+    async def _call_once(self, request: Request[T], deadline: float | None = None,
+                         only: str | None = None) -> T:
         """Send ``request``, failing over to the next endpoints, all by ``deadline``
-        (None: ``request.timeout`` or the client's from now)."""
+        (None: ``request.timeout`` or the client's from now); to ``only`` alone if given."""
         check_size(request.size, self.max_request_bytes)
         if deadline is None:
             deadline = self.deadline(request.timeout)
         body = _encode(request.body).encode("ascii")
         failures: list[errors.EtcdError] = []
-        for index in self._indices():
-            endpoint = self.endpoints[index]
+        # index -1: a pinned member, whose answer says nothing about failover order
+        targets = ([(i, self.endpoints[i]) for i in self._indices()] if only is None
+                   else [(-1, only.rstrip("/"))])
+        for index, endpoint in targets:
             if self.left(deadline) <= 0:
                 if failures:
                     break  # the last attempt's failure is the answer
@@ -477,7 +495,7 @@ class Transport:
                 continue
             except errors.OutcomeUnknown as exc:
                 if (isinstance(exc, errors.RequestTimeout) and request.timeout is None
-                        and self.preferred == index):
+                        and index >= 0 and self.preferred == index):
                     # A timeout now ends the call, so no retry moves on from a
                     # hung member: the next call starts with another one. (Not
                     # for a request with its own timeout, e.g. a lock that
@@ -492,9 +510,11 @@ class Transport:
                 if isinstance(err, errors.Unavailable) and request.idempotent:
                     failures.append(err)
                     continue
-                self.preferred = index
+                if index >= 0:
+                    self.preferred = index
                 raise err
-            self.preferred = index
+            if index >= 0:
+                self.preferred = index
             try:
                 decoded = json.loads(content)
             except ValueError as exc:

@@ -13,7 +13,7 @@ made to read before either commits.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,19 +34,6 @@ RANGES: list[tuple[str | None, str | None]] = [(None, None), ("k2", "k6"), ("k0"
                                                ("k5", None)]
 _run = itertools.count()
 _uid = itertools.count(1)
-
-
-@pytest.fixture(autouse=True)
-def _hypothesis_per_item(request: pytest.FixtureRequest) -> Iterator[None]:
-    """pytest-twisted (1.14) replaces a @given test's ``inner_test`` with a wrapper
-    bound to the running item and never puts it back, so the next parameter of
-    the same test would run inside the previous one's wrapper (with its torn-down
-    fixtures); put the original back after each item."""
-    handle = getattr(request.function, "hypothesis", None)
-    original = getattr(handle, "inner_test", None)
-    yield
-    if handle is not None:
-        handle.inner_test = original
 
 
 def tables() -> tuple[Any, Any]:

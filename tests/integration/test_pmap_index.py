@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,19 +13,6 @@ from loops import ensure
 from etcdwamp import Client, Database, pmap
 
 _run = itertools.count()
-
-
-@pytest.fixture(autouse=True)
-def _hypothesis_per_item(request: pytest.FixtureRequest) -> Iterator[None]:
-    """pytest-twisted (1.14) replaces a @given test's ``inner_test`` with a wrapper
-    bound to the running item and never puts it back, so the next parameter of
-    the same test would run inside the previous one's wrapper (with its torn-down
-    fixtures); put the original back after each item."""
-    handle = getattr(request.function, "hypothesis", None)
-    original = getattr(handle, "inner_test", None)
-    yield
-    if handle is not None:
-        handle.inner_test = original
 
 
 def tables() -> tuple[Any, Any, Any]:

@@ -144,3 +144,17 @@ def test_twisted_awaiting_an_already_cancelled_dual_gets_twisted_cancelled() -> 
     failures: list[Any] = []
     Deferred.fromCoroutine(body()).addErrback(failures.append)
     assert failures and failures[0].check(CancelledError)
+
+
+def test_source_settling_after_the_dual_was_cancelled_leaves_nothing_unhandled() -> None:
+    """A source that settles only after its Dual was cancelled (a future still
+    unwinding) is not passed on twice and leaves no failure in its own chain."""
+    source: Deferred[int] = Deferred(lambda _: None)
+    source.pause()  # its outcome arrives later, whatever cancel() did
+    out = dual(source)
+    out.cancel()
+    source.unpause()
+    assert out.called
+    late: list[Any] = []
+    source.addBoth(late.append)
+    assert late and not isinstance(late[0], Failure)
