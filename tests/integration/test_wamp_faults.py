@@ -1,5 +1,6 @@
 """Faults through the whole path: real etcd processes killed under load, a real
-Crossbar node, the component in its router or in a container worker.
+Crossbar node, the component in its router or in a container worker; the tests
+of etcd's faults also with the component outside Crossbar on asyncio.
 
 Each test has its own etcd (``etcd_factory``), its own node and its own
 ``db_prefix``/election, so killing things here disturbs no other test.
@@ -22,7 +23,11 @@ from autobahn.wamp.exception import ApplicationError
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, TimeoutError, gatherResults
 from waiting import until
-from wamp_helpers import connect, disconnect
+from wamp_helpers import (
+    component_loop_fixture,  # noqa: F401 (a fixture)
+    connect,
+    disconnect,
+)
 
 from etcdwamp import Client, errors
 from etcdwamp.testing import CrossbarNode, EtcdCluster
@@ -134,16 +139,12 @@ LEASE_LOST = re.compile(r"lease \d+ lost")  # etcdwamp.lease logs it so
 
 def leases_lost(node: CrossbarNode) -> int:
     """How many leases the node's components reported lost so far."""
-    try:
-        with open(node.log_path, encoding="utf-8", errors="replace") as log:
-            return len(LEASE_LOST.findall(log.read()))
-    except OSError:
-        return 0
+    return len(LEASE_LOST.findall(node.log_tail(10**7)))
 
 
 @ensure
 async def test_etcd_killed_twice_under_writes_every_revision_exactly_once_in_order(
-        etcd_factory: Callable[..., EtcdCluster]) -> None:
+        etcd_factory: Callable[..., EtcdCluster], component_loop: str) -> None:
     """1,000 puts made directly against etcd while etcd is SIGKILLed and restarted
     twice (once briefly, once for longer than the publisher's election lease):
     the WAMP subscriber gets each acknowledged put's revision exactly once, in
@@ -152,7 +153,7 @@ async def test_etcd_killed_twice_under_writes_every_revision_exactly_once_in_ord
     member = etcd.members[0]
     name = "faults1"
     client = Client(reactor, endpoints=etcd.urls, timeout=2.0)
-    with running(CrossbarNode(str(CONFIG), etcd.urls,
+    with running(CrossbarNode(str(CONFIG), etcd.urls, component_loop=component_loop,
                               extra_overrides=extra(name, timeout=2.0))) as node:
         s = await connect(node)
         events = Recorder()
@@ -276,14 +277,14 @@ async def steady_flow(call: Callable[[int], Any], *, kill: Callable[[], object],
 
 @ensure
 async def test_cluster_leader_killed_during_wamp_puts(
-        etcd_factory: Callable[..., EtcdCluster]) -> None:
+        etcd_factory: Callable[..., EtcdCluster], component_loop: str) -> None:
     """WAMP puts in a steady flow while the etcd leader is SIGKILLed: every put
     acknowledged to the caller is in etcd afterwards, calls that fail during
     the election fail with ``etcd.error.unavailable``, and no call takes longer
     than the configured timeout (plus a margin)."""
     cluster = etcd_factory(3)
     name = "faults2"
-    with running(CrossbarNode(str(CONFIG), cluster.urls,
+    with running(CrossbarNode(str(CONFIG), cluster.urls, component_loop=component_loop,
                               extra_overrides=extra(name, timeout=TIMEOUT))) as node:
         s = await connect(node)
         calls = TimedCalls(s)
@@ -318,7 +319,7 @@ async def test_cluster_leader_killed_during_wamp_puts(
 
 @ensure
 async def test_cluster_reads_during_a_slow_election_end_within_the_timeout(
-        etcd_factory: Callable[..., EtcdCluster]) -> None:
+        etcd_factory: Callable[..., EtcdCluster], component_loop: str) -> None:
     """WAMP reads in a steady flow while the etcd leader is SIGKILLed and the
     election outlasts twice the component's timeout (etcd's election timeout is
     5 s here, so no survivor answers a linearizable read for 5 s or more):
@@ -327,7 +328,7 @@ async def test_cluster_reads_during_a_slow_election_end_within_the_timeout(
     cluster = etcd_factory(3, extra_args=["--heartbeat-interval=500",
                                           "--election-timeout=5000"])
     name = "faults2r"
-    with running(CrossbarNode(str(CONFIG), cluster.urls,
+    with running(CrossbarNode(str(CONFIG), cluster.urls, component_loop=component_loop,
                               extra_overrides=extra(name, timeout=TIMEOUT))) as node:
         s = await connect(node)
         calls = TimedCalls(s)
