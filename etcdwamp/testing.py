@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "BACKEND_PATH",
     "CrossbarNode",
     "EtcdCluster",
     "EtcdMember",
@@ -400,6 +401,20 @@ def _stop_process(process: subprocess.Popen[bytes], sig: int) -> None:
             process.wait(timeout=20)
 
 
+#: the web transport path where :class:`CrossbarNode` admits backend components
+BACKEND_PATH = "backend"
+
+
+def _backend_path() -> dict[str, Any]:
+    """A WebSocket path admitting only the ``backend`` principal, by a ticket Crossbar
+    reads from ``$ETCDWAMP_BACKEND_TICKET`` (its value never lands in a file)."""
+    return {
+        "type": "websocket", "serializers": ["cbor", "msgpack", "json"],
+        "auth": {"ticket": {"type": "static", "principals": {"backend": {
+            "ticket": "${ETCDWAMP_BACKEND_TICKET}", "role": "backend"}}}},
+    }
+
+
 def _worker_title(worker_id: str) -> str:
     return f"crossbar-worker [{worker_id}]"
 
@@ -424,15 +439,18 @@ class CrossbarNode:
     router hosts :class:`etcdwamp.crossbar_control.WorkerControl` so a test can
     start a killed container worker again (see :attr:`backend_socket`).
 
-    With ``component_loop="asyncio"`` the etcdwamp components do not run in
-    Crossbar at all: the node runs without them, and :meth:`start` starts
-    ``instances`` processes of ``python -m etcdwamp.asyncio.component`` that
-    join the router from outside on its ``/backend`` path as the ``backend``
-    principal (a fresh random ticket per node, handed over in their
-    environment), configured with the same ``extra`` (written to
-    :attr:`component_config`; :meth:`start_component` starts one more, e.g.
-    after ``instances=0``). Their output is part of :meth:`log_tail`;
-    :meth:`stop` stops them by PID before the router.
+    Every node's web transport gets a ``/backend`` WebSocket path
+    (:attr:`backend_url`) where only the ``backend`` principal joins, with the
+    node's random :attr:`backend_ticket` (in Crossbar's environment, not in
+    the config); the committed config has no such path, so a node started from
+    it by hand asks for no second secret. With ``component_loop="asyncio"``
+    the etcdwamp components do not run in Crossbar at all: the node runs
+    without them, and :meth:`start` starts ``instances`` processes of
+    ``python -m etcdwamp.asyncio.component`` that join there, configured
+    with the same ``extra`` (written to :attr:`component_config`;
+    :meth:`start_component` starts one more, e.g. after ``instances=0``).
+    Their output is part of :meth:`log_tail`; :meth:`stop` stops them by PID
+    before the router.
     """
 
     CONTAINER_ID = "etcdwamp"
@@ -482,6 +500,8 @@ class CrossbarNode:
                 root = transport.get("paths", {}).get("/")
                 if root and root.get("type") == "static":
                     root["directory"] = os.path.abspath(web)
+                if "ws" in transport.get("paths", {}):
+                    transport["paths"].setdefault(BACKEND_PATH, _backend_path())
             components: list[dict[str, Any]] = []
             for component in worker.get("components", []):
                 if component.get("classname", "").startswith("etcdwamp."):
@@ -590,7 +610,7 @@ class CrossbarNode:
     @property
     def backend_url(self) -> str:
         """The WebSocket URL where backend components join (ticket auth, ``backend`` role)."""
-        return f"ws://{_HOST}:{self.port}/backend"
+        return f"ws://{_HOST}:{self.port}/{BACKEND_PATH}"
 
     @property
     def http_url(self) -> str:

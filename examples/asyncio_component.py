@@ -11,10 +11,12 @@ crossbar/.crossbar/config.json, with your etcd), through
 
 It prints one line once it serves, and leaves the realm in order on Ctrl-C or
 SIGTERM (its publisher resigns, so another instance takes over at once). The
-ticket is the one the Crossbar node was started with (its
-``ETCDWAMP_BACKEND_TICKET``); it is read from the environment, never written
-down. Without a program of your own around it, ``python -m
-etcdwamp.asyncio.component`` does the same.
+router needs a ``/backend`` path for the ``backend`` principal (the snippet is
+in ``etcdwamp.asyncio.component``'s docstring; ``etcdwamp.testing.CrossbarNode``
+adds it); the ticket is the one that node was started with (its
+``ETCDWAMP_BACKEND_TICKET``), read from the environment, never written down.
+Without a program of your own around it, ``python -m etcdwamp.asyncio.component``
+does the same.
 """
 
 from __future__ import annotations

@@ -19,9 +19,23 @@ node config whose etcdwamp component's ``extra`` (and realm) are taken. The
 component authenticates with WAMP-Ticket as ``--authid`` (default
 ``backend``); the ticket is read from the environment variable named by
 ``--ticket-env`` (default ``ETCDWAMP_BACKEND_TICKET``), never from a file or
-the command line. The committed node config admits it on the ``/backend``
-path with the ``backend`` role. SIGINT or SIGTERM leaves the realm in order:
-the publisher resigns, presence leases are revoked, the etcd client closes.
+the command line. SIGINT or SIGTERM leaves the realm in order: the publisher
+resigns, presence leases are revoked, the etcd client closes.
+
+The router must admit it with a role that may register and publish under the
+prefix and subscribe to ``wamp.session.on_leave`` (the committed node config's
+``backend``); callers' roles must disclose the caller, as for the hosted
+component. :class:`etcdwamp.testing.CrossbarNode` adds such a path to the web
+transport; in a node config of your own, e.g. beside ``"ws"``::
+
+    "backend": {"type": "websocket", "serializers": ["cbor"],
+                "auth": {"ticket": {"type": "static", "principals": {
+                    "backend": {"ticket": "${ETCDWAMP_BACKEND_TICKET}",
+                                "role": "backend"}}}}}
+
+(Crossbar reads the ticket from its environment; it refuses to start while
+the variable is unset, which is why the committed demo config, run with the
+writer's ticket alone, has no such path.)
 
 In your own asyncio program, :func:`component` builds the Autobahn
 ``Component``, :func:`serve` runs it until a signal and :func:`start_logging`

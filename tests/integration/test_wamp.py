@@ -252,9 +252,17 @@ async def test_get_and_watch_under_concurrent_writes_is_exact(node: CrossbarNode
         await s.subscribe(apply, "etcd.map.notes.on_change")
 
         revisions: list[int] = []
+        snapshot: list[str] = []  # "asked", then "read"
 
         async def writer() -> None:
             for i in range(300):
+                # Writes go on while the snapshot is read (from 150 on, it has
+                # been asked for), and the last ones surely come after it: a
+                # fast writer must not finish before the snapshot starts.
+                if i == 150:
+                    await until(lambda: snapshot)
+                if i == 250:
+                    await until(lambda: "read" in snapshot)
                 key = note_key(f"{name}{i % 17}")
                 if i % 5 == 4:
                     revisions.append((await client.delete(key)).revision)
@@ -263,7 +271,9 @@ async def test_get_and_watch_under_concurrent_writes_is_exact(node: CrossbarNode
 
         writing = Deferred.fromCoroutine(writer())
         await until(lambda: len(revisions) >= 50)  # the snapshot starts mid-stream
+        snapshot.append("asked")
         snap = await s.call("etcd.map.get_and_watch", "notes")
+        snapshot.append("read")
         state.update({r["key"]: r["value"] for r in snap["items"] if r["key"].startswith(name)})
         snapshot_rev.append(snap["revision"])
         for ev in early:
