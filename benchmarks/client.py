@@ -1,17 +1,57 @@
-"""Throughput of etcdwamp's ``Client`` against a minimal treq baseline.
+"""Throughput of etcdwamp's clients, on both event loops, against plain HTTP baselines.
 
-Both implementations talk to the same etcd through its JSON gateway, from one
-process and one Twisted reactor (``twisted.internet.task.react``):
+Every implementation talks to the same etcd from one process; ratios are taken
+against the plain baseline *of the same loop*, measured in the same run.
 
-- **baseline**: a bare ``treq.client.HTTPClient`` over an ``Agent`` with a
+The Twisted half runs first, on Twisted's default reactor (epoll) under
+``twisted.internet.task.react``:
+
+- **plain treq**: a bare ``treq.client.HTTPClient`` over an ``Agent`` with a
   persistent ``HTTPConnectionPool`` (``maxPersistentPerHost=64``) that posts
   the same JSON bodies (keys and values base64, ints as strings) to
   ``/v3/kv/...``, checks ``response.code == 200`` and decodes the answer with
   ``json.loads`` (plus the base64 of the keys and values it reads);
 - **etcdwamp**: ``etcdwamp.Client`` with its defaults (request validation,
   timeouts, failover bookkeeping, typed results);
-- **coalesce=True**: ``etcdwamp.Client(coalesce=True)``, on the rows where
-  concurrent single-key calls can share a transaction.
+- **etcdwamp coalesce=True**: ``etcdwamp.Client(coalesce=True)``, on the rows
+  where concurrent single-key calls can share a transaction;
+- **txaioetcd (patched)**, when installed (``pip install --no-deps
+  txaioetcd``; not a project dependency): the abandoned predecessor, 18.10.2,
+  as its README uses it. Two patches, both needed to run it at all here: its
+  hard-coded ``/v3alpha/`` paths become ``/v3/`` (etcd 3.4 no longer serves
+  ``v3alpha``), and treq's global pool, which its module-level ``treq.post``
+  uses, gets the same 64 persistent connections as every column (treq's
+  default keeps 2 and opens and closes a connection per extra request:
+  ~20,000 sockets in TIME_WAIT per run on a machine others share).
+
+Then the asyncio half, with ``asyncio.run`` in the same process (the reactor
+has stopped; the asyncio client needs none):
+
+- **plain aiohttp**: a bare ``aiohttp.ClientSession`` with the same
+  connection limit (``TCPConnector(limit=64)``) posting the same JSON bodies,
+  checking ``status == 200``, decoding with ``json.loads`` and base64 as the
+  treq baseline does;
+- **etcdwamp.asyncio** and **etcdwamp.asyncio coalesce=True**:
+  ``etcdwamp.asyncio.Client`` (aiohttp underneath) with its defaults;
+- **aetcd (gRPC)**, when installed (``pip install aetcd``; not a project
+  dependency): the asyncio gRPC client, 1.0.0, speaking etcd's native
+  protocol (no gateway); it works against etcd 3.4 unpatched, except that
+  ``transaction()`` must be given ``failure=[]`` (its default ``None`` fails
+  with ``TypeError``). Its ratio is taken against plain aiohttp too.
+
+A column whose package is missing prints ``skipped: <reason>``; nothing is
+estimated in its place.
+
+Why two loops one after the other, not both on Twisted's asyncio reactor
+(``--reactor asyncio`` runs that way, to check): each client is measured on
+the loop its users run. Twisted's asyncio reactor costs the Twisted client
+CPU: in one A/B run (3 processes per reactor, alternated; 2,000 sequential and
+6,000 concurrent puts of etcdwamp's Twisted client) a sequential put took
+314-319 us of client CPU on the asyncio reactor against 249-258 us on epoll
+(+25%, and 7% fewer puts/s), a put at 64 outstanding 220-236 us against
+190-202 us (+15%); the put rate at 64 outstanding was higher on the asyncio
+reactor (2,900-3,700/s against 1,600-2,600/s), which is etcd batching the
+burstier arrivals, not a cheaper client.
 
 Rows, each counted in requests per second of wall-clock time
 (``time.perf_counter``):
@@ -21,14 +61,16 @@ Rows, each counted in requests per second of wall-clock time
 3. concurrent put: puts with 64 requests outstanding;
 4. concurrent get: single-key gets with 64 requests outstanding;
 5. prefix range: full reads of a prefix holding 10,000 keys (preloaded in
-   transactions of 100 puts); the baseline decodes every key and value;
+   transactions of 100 puts); the baselines decode every key and value;
 6. sequential txn: a transaction "create if absent" (compare ``version == 0``,
    one put in ``success``), which must succeed.
 
-A second table gives the client's CPU time (``time.process_time``) per
-operation, and a last line what ``wrk`` (when installed) drives through the
-same gateway with raw HTTP puts, on 1 and on 64 connections, and etcdwamp's
-fraction of it.
+For each loop a table of ops/s with ratios, then a table of the client's
+CPU time (``time.process_time``: the whole process, every thread, so gRPC's
+own threads count for aetcd) per operation; then the summary in the layout
+of issue 11 (markdown, one column per implementation), and what ``wrk``
+(when installed) drives through the same gateway with raw HTTP puts, on 1
+and on 64 connections, and etcdwamp's fraction of it.
 
 Where a request's time goes
 ---------------------------
@@ -69,20 +111,45 @@ time; the profiler inflates Python-heavy parts) against a local etcd 3.4 from
   costs the same ~200 us of CPU whatever the concurrency. With
   ``coalesce=True`` the 64 puts of a turn travel as one transaction: ~25 us of
   client CPU per put, and etcd applies one Raft entry instead of 64.
+- On asyncio, a sequential put of ``etcdwamp.asyncio`` costs ~100 us more
+  client CPU than plain aiohttp (330-430 us against 235-315 us per put over
+  3,000 puts, three runs). cProfile counts where: plain aiohttp needs 3.7
+  event-loop iterations per put (each an ``epoll_wait`` and a pass of
+  ``_run_once``), etcdwamp.asyncio 6.8, with one more task and three more
+  ``call_soon`` per request. The exchange runs as an asyncio task of its own
+  (``AiohttpHTTP._run``), its result reaches the shared code through
+  ``Deferred.fromFuture`` (a done-callback, scheduled for the next turn), and
+  the ``Dual`` hands the outcome to the awaiting task with ``call_soon``
+  again; on top come the shared code's Deferred driver (the
+  ``_call_once``/``_send``/``_timed`` coroutines under
+  ``Deferred.fromCoroutine``, four callback chains per call) and etcdwamp's
+  own request and answer work (~25 us, as on Twisted). aiohttp itself costs
+  the same in both. The overhead is per request, so it shows on the
+  sequential and uncoalesced concurrent rows; the range row (decoding-bound)
+  and the coalesced rows are at par or far ahead of the baseline.
 
 Every row runs a short warm-up for each implementation, then several rounds
-that alternate which implementation goes first, so drift (etcd's WAL and
-compaction, the page cache) hits both alike. Each implementation and row uses
-its own key prefix under ``bench/<run id>/``, deleted at the end.
+that alternate which of a loop's implementations goes first, so drift (etcd's
+WAL and compaction, the page cache, other work on the machine) hits them
+alike. The two loops run one after the other, so compare ratios, not raw
+rates, across loops. Each implementation and row uses its own key prefix
+under ``bench/<run id>/``, deleted at the end.
+
+Measured
+--------
+MEASURED_TABLE
 
 Usage::
 
     PYTHONPATH=. python benchmarks/client.py            # own throw-away etcd
     PYTHONPATH=. python benchmarks/client.py --quick    # smoke run (CI)
     PYTHONPATH=. python benchmarks/client.py --url http://127.0.0.1:2379
+    PYTHONPATH=. python benchmarks/client.py --reactor asyncio   # both on one loop
+    PYTHONPATH=. python benchmarks/client.py --only asyncio      # one loop's half
 
 Exits 0 when every row ran and every answer checked out, non-zero otherwise.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -95,11 +95,13 @@ def _rss_kib(pid: int) -> int | None:
     return None
 
 
-def export(url: str, prefix: bytes, output: str) -> tuple[int, float, list[tuple[float, int]],
-                                                             str]:
+def export(url: str, prefix: bytes, output: str,
+           page_size: int | None) -> tuple[int, float, list[tuple[float, int]], str]:
     """Run the export; return (peak RSS KiB, seconds, RSS samples, stderr)."""
     command = [*_etcdwamp_command(), "--endpoints", url, "export",
                "--prefix", prefix.decode("ascii"), "-o", output]
+    if page_size is not None:
+        command += ["--page-size", str(page_size)]
     started = time.perf_counter()
     with tempfile.TemporaryFile("w+") as errors:
         child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
@@ -142,7 +144,7 @@ def check_output(path: str, prefix: bytes, count: int) -> None:
         raise RuntimeError(f"exported {n} records, expected {count}")
 
 
-def run(url: str, count: int, limit_mb: float) -> int:
+def run(url: str, count: int, limit_mb: float, page_size: int | None) -> int:
     prefix = f"bench-export/{os.getpid()}-{time.time_ns()}/".encode()
     ok = False
     try:
@@ -151,7 +153,7 @@ def run(url: str, count: int, limit_mb: float) -> int:
               f"({count / load_seconds:,.0f} keys/s, transactions of {BATCH})", flush=True)
         with tempfile.TemporaryDirectory() as directory:
             output = os.path.join(directory, "export.jsonl")
-            peak_kib, seconds, samples, _ = export(url, prefix, output)
+            peak_kib, seconds, samples, _ = export(url, prefix, output, page_size)
             size = os.path.getsize(output)
             check_output(output, prefix, count)
         peak_mb = peak_kib * 1024 / 1e6
@@ -176,6 +178,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--keys", type=int, default=None, help="keys to export "
                         "(default 1,000,000, or 20,000 with --quick)")
     parser.add_argument("--limit-mb", type=float, default=100.0)
+    parser.add_argument("--page-size", type=int, default=None,
+                        help="passed to etcdwamp export (default: its own default)")
     args = parser.parse_args(argv)
     if args.keys is None:
         args.keys = 20_000 if args.quick else 1_000_000
@@ -187,9 +191,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.url:
-        return run(args.url, args.keys, args.limit_mb)
+        return run(args.url, args.keys, args.limit_mb, args.page_size)
     with EtcdCluster(1) as etcd:
-        return run(etcd.url, args.keys, args.limit_mb)
+        return run(etcd.url, args.keys, args.limit_mb, args.page_size)
 
 
 if __name__ == "__main__":
