@@ -851,15 +851,19 @@ async def asyncio_half(url: str, results: Results, root: bytes, rounds: int) -> 
         results.skipped["aetcd (gRPC)"] = aetcd
     else:
         impls.append(aetcd)
-    results.outcomes[loop.name] = await run_rows(loop, results.rows, impls, root,
-                                                 AsyncioClient(url), rounds)
+    setup = AsyncioClient(url)
+    if results.etcd_version == "?":
+        results.etcd_version = (await setup.status()).version
+    results.outcomes[loop.name] = await run_rows(loop, results.rows, impls, root, setup, rounds)
 
 
 def report(results: Results, url: str, rounds: int, total: float) -> None:
-    for loop in ("Twisted", "asyncio"):
+    loops = [loop for loop in ("Twisted", "asyncio")
+             if any(o.ops for o in results.outcomes[loop])]
+    for loop in loops:
         print(format_loop_table(results, loop, cpu=False))
         print()
-    for loop in ("Twisted", "asyncio"):
+    for loop in loops:
         print(format_loop_table(results, loop, cpu=True))
         print()
     print(format_summary(results))
@@ -867,11 +871,13 @@ def report(results: Results, url: str, rounds: int, total: float) -> None:
     for label, reason in results.skipped.items():
         print(f"{label}: skipped: {reason}")
     wrk1, wrk64 = results.wrk.get(1), results.wrk.get(CONCURRENCY)
-    if wrk1 is None or wrk64 is None:
+    if not results.wrk:
+        print("wrk: not run (it runs with the Twisted half)")
+    elif wrk1 is None or wrk64 is None:
         print("wrk: skipped: not installed (Debian package wrk)")
     else:
         seq, conc = results.rows[0].title, results.rows[2].title
-        for loop in ("Twisted", "asyncio"):
+        for loop in loops:
             s = next(o for o in results.outcomes[loop] if o.title == seq)
             c = next(o for o in results.outcomes[loop] if o.title == conc)
             print(f"wrk, raw HTTP puts: {wrk1:,.1f}/s on 1 connection, {wrk64:,.1f}/s on "
@@ -942,7 +948,8 @@ def measure(url: str, args: argparse.Namespace) -> Results:
         # Twisted's reactor has stopped (and cannot run again): the asyncio
         # client needs none, only a running asyncio loop.
         asyncio.run(asyncio_half(url, results, root, args.rounds))
-        results.reactor += (" for Twisted, then " if twisted else "") + "asyncio.run"
+        first = f"{results.reactor} for Twisted, then " if twisted else ""
+        results.reactor = first + "asyncio.run"
     return results
 
 
