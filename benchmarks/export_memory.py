@@ -45,6 +45,7 @@ from etcdwamp.testing import EtcdCluster
 
 BATCH = 128  # puts per loading transaction (etcd's default --max-txn-ops)
 LOADERS = 8
+DELETE_SLICE = 50_000
 VALUE = b"0123456789abcdef"
 
 
@@ -70,9 +71,22 @@ async def load(url: str, prefix: bytes, count: int) -> float:
     return time.perf_counter() - started
 
 
-async def delete(url: str, prefix: bytes) -> int:
+async def delete(url: str, prefix: bytes, count: int) -> int:
+    """Delete the loaded keys in slices: etcd applies one delete as one Raft
+    entry, and a million keys at once outlast its request timeout."""
+    deleted = 0
     async with Client(url) as etcd:
-        return (await etcd.delete(KeySet(prefix, prefix=True))).deleted
+        for start in range(0, count, DELETE_SLICE):
+            end = _key(prefix, start + DELETE_SLICE) if start + DELETE_SLICE < count else None
+            keys = (KeySet(_key(prefix, start), range_end=end) if end is not None
+                    else KeySet(_key(prefix, start), range_end=_prefix_end(prefix)))
+            deleted += (await etcd.delete(keys)).deleted
+    return deleted
+
+
+def _prefix_end(prefix: bytes) -> bytes:
+    # The prefix is ASCII and ends in "/", so its last byte is never 0xFF.
+    return prefix[:-1] + bytes([prefix[-1] + 1])
 
 
 def _etcdwamp_command() -> list[str]:
@@ -144,7 +158,8 @@ def check_output(path: str, prefix: bytes, count: int) -> None:
         raise RuntimeError(f"exported {n} records, expected {count}")
 
 
-def run(url: str, count: int, limit_mb: float, page_size: int | None) -> int:
+def run(url: str, count: int, limit_mb: float, page_size: int | None, *,
+        clean_up: bool = True) -> int:
     prefix = f"bench-export/{os.getpid()}-{time.time_ns()}/".encode()
     ok = False
     try:
@@ -167,7 +182,8 @@ def run(url: str, count: int, limit_mb: float, page_size: int | None) -> int:
               f"limit)")
         ok = peak_mb < limit_mb
     finally:
-        asyncio.run(delete(url, prefix))
+        if clean_up:
+            asyncio.run(delete(url, prefix, count))
     return 0 if ok else 1
 
 
@@ -193,7 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.url:
         return run(args.url, args.keys, args.limit_mb, args.page_size)
     with EtcdCluster(1) as etcd:
-        return run(etcd.url, args.keys, args.limit_mb, args.page_size)
+        # A throw-away etcd goes with its keys.
+        return run(etcd.url, args.keys, args.limit_mb, args.page_size, clean_up=False)
 
 
 if __name__ == "__main__":
