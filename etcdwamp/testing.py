@@ -448,7 +448,8 @@ class CrossbarNode:
     without them, and :meth:`start` starts ``instances`` processes of
     ``python -m etcdwamp.asyncio.component`` that join there, configured
     with the same ``extra`` (written to :attr:`component_config`;
-    :meth:`start_component` starts one more, e.g. after ``instances=0``).
+    :meth:`start_component` starts one more, e.g. after ``instances=0``, or
+    beside the components Crossbar hosts).
     Their output is part of :meth:`log_tail`; :meth:`stop` stops them by PID
     before the router.
     """
@@ -511,10 +512,10 @@ class CrossbarNode:
                     extra["etcd"]["endpoints"] = list(etcd_urls)
                     extra.update(overrides)
                     copies = [json.loads(json.dumps(component)) for _ in range(instances)]
-                    if component_loop == "asyncio":
-                        # Kept even for instances=0: the extra for processes started later.
-                        external.append(json.loads(json.dumps(component)))
-                    else:
+                    # Kept even for instances=0: the extra of asyncio
+                    # components started later (start_component).
+                    external.append(json.loads(json.dumps(component)))
+                    if component_loop == "twisted":
                         (contained if container else components).extend(copies)
                 else:
                     components.append(component)
@@ -532,7 +533,7 @@ class CrossbarNode:
                 "shutdown_on_shutdown_requested"]
         if component_loop == "asyncio" and not external:
             raise ValueError(f"{config_path} has no etcdwamp component to run on asyncio")
-        #: the ``extra`` file of the asyncio components (None when Crossbar hosts them)
+        #: the ``extra`` file of asyncio components (None without an etcdwamp component)
         self.component_config: str | None = None
         self.realm = "realm1"
         if external:
@@ -648,14 +649,14 @@ class CrossbarNode:
             # Crossbar starts components before transports, and a transport's
             # web services (the "ws" path) after it listens: only a booted
             # node serves WAMP at the URL.
-            hosted = self.component_config is None
+            hosted = self.component_loop == "twisted" and self.instances > 0
             if (("procedures under" in booted or not hosted) and "NODE_BOOT_COMPLETE" in booted
                     and self._accepting()):
                 break
             if time.monotonic() > deadline:
                 raise TimeoutError(f"crossbar not ready after {timeout}s:\n{self.log_tail()}")
             time.sleep(0.2)
-        if self.component_config is not None:
+        if self.component_loop == "asyncio":
             # Started together, awaited together: each takes seconds to import.
             started = [self._spawn_component() for _ in range(self.instances)]
             for process, log_path in started:
@@ -663,8 +664,9 @@ class CrossbarNode:
         return self
 
     def start_component(self, timeout: float = 60.0) -> subprocess.Popen[bytes]:
-        """Start one more asyncio component process (``component_loop="asyncio"``) and wait
-        until it registered its procedures; returns the process.
+        """Start one more asyncio component process and wait until it registered its
+        procedures; returns the process. On a node whose components Crossbar hosts
+        (``component_loop="twisted"``) it joins them: both kinds serve side by side.
 
         :raises RuntimeError: the process exited, or the component refused its config
         :raises TimeoutError: not registered within ``timeout`` seconds
@@ -675,7 +677,7 @@ class CrossbarNode:
 
     def _spawn_component(self) -> tuple[subprocess.Popen[bytes], str]:
         if self.component_config is None:
-            raise RuntimeError("this node hosts its components in Crossbar")
+            raise RuntimeError("the node config has no etcdwamp component to take extra from")
         log_path = os.path.join(self.tmpdir, f"component-{len(self.components)}.log")
         with open(log_path, "ab") as log:
             process = subprocess.Popen(

@@ -250,11 +250,12 @@ class EtcdWampSession:
     # -- procedures --------------------------------------------------------------
 
     async def status(self, details: Any = None) -> dict[str, Any]:
-        """``status()``: ``{version, revision, db_size, leader, member, publisher}`` of the etcd
-        member that answered (ids as strings) and whether this instance publishes.
+        """``status()``: ``{version, revision, db_size, leader, member, publisher, framework}``
+        of the etcd member that answered (ids as strings), whether this instance publishes,
+        and the framework it runs on (``"twisted"`` or ``"asyncio"``).
         """
         assert self.client is not None
         st = await self.client.status()
         return {"version": st.version, "revision": st.revision, "db_size": st.db_size,
                 "leader": str(st.leader), "member": str(st.header.member_id),
-                "publisher": self.is_publisher}
+                "publisher": self.is_publisher, "framework": self.framework}

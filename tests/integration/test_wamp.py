@@ -16,6 +16,7 @@ from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import CallOptions
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from waiting import until
 from wamp_helpers import (
@@ -26,6 +27,7 @@ from wamp_helpers import (
     loop_fixture,  # noqa: F401 (a fixture)
     node_for,
     registered,
+    until_registered,
 )
 
 from etcdwamp import Client, KeySet
@@ -468,3 +470,59 @@ async def test_every_event_of_one_revision_reaches_subscribers(node: CrossbarNod
         assert len(seen) == 6
     finally:
         await disconnect(s)
+
+
+@ensure
+async def test_twisted_and_asyncio_instances_share_calls_and_the_publisher(
+        etcd: EtcdCluster) -> None:
+    """One instance embedded in the router, one on asyncio outside it, same extra: calls
+    reach both, one of them publishes, and when its leadership ends the other takes
+    over and publishes what follows."""
+    db = "mixed/maps/"
+    name = "mixed"
+    node = CrossbarNode(str(CONFIG), etcd.urls, extra_overrides={
+        "db_prefix": db, "election": "mixed/publisher", "maps": {"notes": {"slot": 1}},
+        "kv_prefixes": [], "presence": None})
+    client = Client(reactor, etcd.url)
+    try:
+        node.start()
+        node.start_component()
+        await until_registered(node, 2)
+        s = await connect(node)
+        try:
+            async def answers() -> dict[str, bool]:
+                found: dict[str, bool] = {}
+                for _ in range(6):
+                    status = await s.call("etcd.status")
+                    found[status["framework"]] = status["publisher"]
+                return found
+
+            async def one_publishes() -> bool:
+                found = await answers()
+                return set(found) == {"twisted", "asyncio"} and sum(found.values()) == 1
+
+            await until(one_publishes, why=node.log_tail)
+            before = [fw for fw, publishes in (await answers()).items() if publishes]
+            events: list[int] = []
+            await s.subscribe(lambda ev: events.append(ev["revision"]),
+                              "etcd.map.notes.on_change")
+            key = (db + "\x00\x01" + name).encode()
+            written = [(await client.put(key + b"%d" % i, b"1")).revision for i in range(20)]
+            await until(lambda: set(written) <= set(events))
+            leader = await client.election(b"mixed/publisher").leader()
+            assert leader is not None
+            await client.lease_revoke(leader.lease)
+
+            async def other_publishes() -> bool:
+                found = await answers()
+                return [fw for fw, publishes in found.items() if publishes] not in ([], before)
+
+            await until(other_publishes, why=node.log_tail)
+            written += [(await client.put(key + b"%d" % i, b"2")).revision
+                        for i in range(20, 40)]
+            await until(lambda: set(written) <= set(events), why=node.log_tail)
+        finally:
+            await disconnect(s)
+    finally:
+        await client.close()
+        node.stop()
