@@ -544,8 +544,9 @@ class CrossbarNode:
         with open(os.path.join(self.cbdir, "config.json"), "w", encoding="utf-8") as f:
             json.dump(config, f, indent=2)
         self.process: subprocess.Popen[bytes] | None = None
-        #: the asyncio component processes (component_loop="asyncio"), in start order
+        #: the asyncio component processes, in start order, and their output files
         self.components: list[subprocess.Popen[bytes]] = []
+        self.component_logs: list[str] = []
         self.log_path = os.path.join(self.tmpdir, "crossbar.log")
 
     def _host_control(self, router: dict[str, Any]) -> None:
@@ -686,6 +687,7 @@ class CrossbarNode:
                 stdout=log, stderr=subprocess.STDOUT, cwd=self.tmpdir,
                 start_new_session=True, env=self.env)
         self.components.append(process)
+        self.component_logs.append(log_path)
         return process, log_path
 
     @staticmethod
@@ -713,8 +715,7 @@ class CrossbarNode:
         """The last ``lines`` lines of the node's log ("" if there is none yet), followed by
         the last ``lines`` of each asyncio component process's output."""
         tails = [_tail(self.log_path, lines)]
-        for i in range(len(self.components)):
-            tails.append(_tail(os.path.join(self.tmpdir, f"component-{i}.log"), lines))
+        tails += [_tail(path, lines) for path in self.component_logs]
         return "".join(tails)
 
     def stop(self) -> None:

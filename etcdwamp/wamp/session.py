@@ -195,9 +195,10 @@ class EtcdWampSession:
         for name, fn in procedures.items():
             await self.register(self._expose(self._guarded(fn)), f"{p}.{name}",
                                 options=shared)
-        self.log.info("etcdwamp: {n} procedures under {p}, maps {maps} ({framework})",
-                      n=len(procedures), p=p, maps=sorted(self.maps.maps),
-                      framework=self.framework)
+        self.log.info("etcdwamp: {n} procedures under {p}, maps {maps} ({framework}, "
+                      "session {session})", n=len(procedures), p=p,
+                      maps=sorted(self.maps.maps), framework=self.framework,
+                      session=self._session_id)
         self.publisher = Publisher(client, settings, self.maps.maps, self.publish,
                                    lambda: self._session_id, self._clock())
         self.publisher.start()

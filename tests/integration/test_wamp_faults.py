@@ -24,9 +24,11 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, TimeoutError, gatherResults
 from waiting import until
 from wamp_helpers import (
+    callees,
     component_loop_fixture,  # noqa: F401 (a fixture)
     connect,
     disconnect,
+    until_registered,
 )
 
 from etcdwamp import Client, errors
@@ -449,4 +451,57 @@ async def test_container_worker_restart_brings_back_procedures_and_publisher(
         finally:
             await disconnect(s)
             await disconnect(backend)
+            await client.close()
+
+
+# -- an asyncio component process killed -------------------------------------------------
+
+
+@ensure
+async def test_asyncio_component_killed_the_other_serves_and_publishes(
+        etcd_factory: Callable[..., EtcdCluster]) -> None:
+    """Two asyncio component processes outside Crossbar; the one that publishes is
+    SIGKILLed: the other serves every call, takes the publisher's election when the
+    dead one's lease expires, and publishes every write made after the kill (resuming
+    from the checkpoint); a replacement process joins and serves too."""
+    etcd = etcd_factory(1)
+    name = "faults4"
+    client = Client(reactor, endpoints=etcd.urls, timeout=5.0)
+    with running(CrossbarNode(str(CONFIG), etcd.urls, component_loop="asyncio",
+                              instances=2, extra_overrides=extra(name))) as node:
+        await until_registered(node, 2)
+        s = await connect(node)
+        events = Recorder()
+        try:
+            await s.subscribe(events, TOPIC)
+            await publishing(client, name, events, via=s)
+            leader = await client.election(f"{name}/publisher".encode()).leader()
+            assert leader is not None
+            session = leader.value.decode()
+            (victim,) = [process for process, log in zip(node.components, node.component_logs,
+                                                         strict=True)
+                         if f"session {session})" in Path(log).read_text()]
+            victim.kill()  # SIGKILL: no goodbye, no resignation
+            victim.wait()
+
+            async def served() -> bool:
+                try:
+                    return (await s.call("etcd.status"))["framework"] == "asyncio"
+                except ApplicationError:
+                    return False
+
+            await until(served, why=lambda: node.log_tail(30))
+            assert await callees(node, "etcd.map.put") == 1
+            after = [(await client.put(note_key(name, f"after{i}"), b"%d" % i)).revision
+                     for i in range(20)]
+            got = await s.call("etcd.map.get", "notes", "after7")
+            assert got["revision"] == after[7]
+            # Published once the survivor leads (the dead one's lease expires).
+            await until(lambda: set(after) <= set(events.revisions()), timeout=60,
+                        why=lambda: f"missing {sorted(set(after) - set(events.revisions()))}"
+                                    f"\n{node.log_tail(30)}")
+            node.start_component()
+            await until_registered(node, 2)
+        finally:
+            await disconnect(s)
             await client.close()
