@@ -908,6 +908,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                              "Twisted's asyncio reactor, one loop")
     parser.add_argument("--only", choices=("Twisted", "asyncio"), default=None,
                         help="run one loop's half only")
+    parser.add_argument("--json", metavar="FILE",
+                        help="also write every measurement to FILE as JSON")
     args = parser.parse_args(argv)
     if args.rounds is None:
         args.rounds = 2 if args.quick else 4
@@ -977,6 +979,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         missing = "asyncio" if args.only == "Twisted" else "Twisted"
         results.outcomes[missing] = [Outcome(r.title) for r in results.rows]
     report(results, url, args.rounds, total)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as out:
+            json.dump({"url": url, "etcd": results.etcd_version, "reactor": results.reactor,
+                       "rounds": args.rounds, "seconds": total,
+                       "wrk": {str(k): v for k, v in results.wrk.items()},
+                       "skipped": results.skipped,
+                       "rows": [r.slug for r in results.rows],
+                       "outcomes": {loop: [vars(o) for o in outcomes]
+                                    for loop, outcomes in results.outcomes.items()}},
+                      out, indent=1)
     return 0
 
 
