@@ -23,7 +23,6 @@ from wamp_helpers import (
     component_loop_fixture,  # noqa: F401 (a fixture)
     connect,
     disconnect,
-    hypothesis_per_item_fixture,  # noqa: F401 (a fixture)
     loop_fixture,  # noqa: F401 (a fixture)
     node_for,
     registered,

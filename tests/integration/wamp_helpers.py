@@ -47,19 +47,6 @@ def loop_fixture(component_loop: str) -> str:
     return component_loop
 
 
-@pytest.fixture(autouse=True, name="_hypothesis_per_item")
-def hypothesis_per_item_fixture(request: pytest.FixtureRequest) -> Iterator[None]:
-    """pytest-twisted (1.14) replaces a @given test's ``inner_test`` with a wrapper
-    bound to the running item and never puts it back, so the next placement of
-    the same test would run inside the previous one's wrapper (with its torn-down
-    fixtures); put the original back after each item."""
-    handle = getattr(request.function, "hypothesis", None)
-    original = getattr(handle, "inner_test", None)
-    yield
-    if handle is not None:
-        handle.inner_test = original
-
-
 async def connect(node: CrossbarNode, *, writer: bool = True, serializer: str = "cbor",
                   authid: str = "writer", ticket: str | None = None,
                   backend: bool = False) -> Any:
