@@ -143,7 +143,60 @@ under ``bench/<run id>/``, deleted at the end.
 
 Measured
 --------
-MEASURED_TABLE
+One run (``python benchmarks/client.py``, 2026-11-26, 108 s), etcd 3.4.23
+from ``EtcdCluster`` on the 2-core machine, quiet at the time; each cell is
+ops/s (range: seconds per full read; CPU: client ms per op) and, in
+parentheses, the ratio to the same loop's plain baseline (CPU: <1 is
+cheaper). aetcd 1.0.0 and txaioetcd 18.10.2 were installed for the run.
+
+row                     plain treq       etcdwamp   coalesce=True      txaioetcd
+----------------------  ----------  -------------  --------------  -------------
+sequential put/s             1,010  1,294 (1.28x)               -    957 (0.95x)
+sequential get/s             1,280  1,600 (1.25x)               -  1,129 (0.88x)
+put/s, 64 outstanding        2,748  4,824 (1.76x)  15,357 (5.59x)  2,415 (0.88x)
+get/s, 64 outstanding        2,134  3,005 (1.41x)  12,121 (5.68x)  1,843 (0.86x)
+10,000-key range, s          0.107  0.111 (0.97x)               -  0.127 (0.84x)
+sequential txn/s               701    793 (1.13x)               -    696 (0.99x)
+CPU/sequential put, ms        0.47   0.28 (0.59x)               -   0.52 (1.10x)
+CPU/concurrent put, ms        0.33   0.16 (0.49x)   0.022 (0.07x)   0.39 (1.17x)
+CPU/10k range, ms               25     31 (1.24x)               -     43 (1.71x)
+
+row                     plain aiohttp  etcdwamp.asyncio   coalesce=True    aetcd (gRPC)
+----------------------  -------------  ----------------  --------------  --------------
+sequential put/s                1,374     1,212 (0.88x)               -   1,650 (1.20x)
+sequential get/s                1,670     1,476 (0.88x)               -   1,938 (1.16x)
+put/s, 64 outstanding           6,713     5,022 (0.75x)  14,678 (2.19x)  11,922 (1.78x)
+get/s, 64 outstanding           3,420     2,970 (0.87x)  13,536 (3.96x)   5,080 (1.49x)
+10,000-key range, s             0.102     0.108 (0.94x)               -   0.014 (7.42x)
+sequential txn/s                  935       806 (0.86x)               -   1,078 (1.15x)
+CPU/sequential put, ms           0.24      0.31 (1.29x)               -    0.34 (1.38x)
+CPU/concurrent put, ms           0.11      0.17 (1.61x)   0.026 (0.24x)   0.076 (0.71x)
+CPU/10k range, ms                  23        29 (1.29x)               -    2.38 (0.10x)
+
+wrk: 1,671 puts/s on 1 connection, 10,099 on 64
+
+What it says:
+
+- Twisted: etcdwamp is 1.13-1.76x plain treq on every row but the range
+  (0.97x; its client CPU 1.24x, the cyclic GC over 10,000 tracked
+  ``KeyValue`` objects, see above), at half treq's CPU per request;
+  ``coalesce=True`` puts at 64 outstanding 5.6x treq, 6.4x txaioetcd and
+  1.5x what ``wrk`` drives through the gateway with raw HTTP. Patched
+  txaioetcd is 0.84-0.99x treq (it *is* treq plus its own layers).
+- asyncio: etcdwamp.asyncio is 0.75-0.94x plain aiohttp without
+  coalescing: aiohttp is the cheaper baseline (0.11 ms CPU per concurrent put
+  against treq's 0.33) and the loop crossing costs 60-70 us a request (see
+  above). With coalescing it is 2.2x (puts) and 4.0x (gets) aiohttp at 64
+  outstanding, ahead of aetcd (14,678 against 11,922 puts/s).
+- aetcd (gRPC, no JSON and base64): 1.15-1.78x aiohttp; 7.4x on the
+  10,000-key range (protobuf decoding in C: 2.4 ms of client CPU against
+  ~25-30 ms for every JSON client).
+- Run to run, wall-clock rates move by up to ~30% with other work on the
+  machine; CPU per op and the ratios within a loop are steadier. In an
+  earlier run the Twisted half's single delete of its ~150,000 keys made
+  etcd 3.4 serve the asyncio half's reads ~7x slower (a separate check:
+  1,340 -> 180 gets/s after such a delete, puts unchanged, 1,600 again after
+  a compaction); the keys are now deleted once, at the end.
 
 Usage::
 
