@@ -15,11 +15,16 @@ awaits like a future. Cancelling the task that awaits a call (or
 
 Why aiohttp
 -----------
-It streams response bodies (watches stay open for hours), pools keep-alive
-connections per host with a bound, speaks TLS with client certificates, and
-cancels a request by dropping its connection. ``benchmarks/client.py``
-measures it against plain aiohttp (the baseline a hand-written client would
-reach); see the README's table.
+Measured (``benchmarks/client.py``, one run, etcd 3.4 on a 2-core machine): a
+bare aiohttp session posting the gateway's JSON did 1,374 sequential puts/s
+and 6,713 puts/s at 64 outstanding, against 1,010 and 2,748 for a bare treq
+client (Twisted's HTTP stack, the only other one at hand, and it would need a
+reactor in an asyncio program), at 0.107 against 0.332 ms of client CPU per
+concurrent put. Beyond speed it streams response bodies (watches stay open
+for hours), pools keep-alive connections per host, speaks TLS with client
+certificates, and cancels a request by dropping its connection. The client
+itself runs at 0.75-0.94x bare aiohttp without coalescing (an extra task and
+loop turns per request bridge the shared code) and 2.2-4x with it.
 """
 
 from __future__ import annotations
