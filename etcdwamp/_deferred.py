@@ -100,13 +100,15 @@ class _Probe:
         self._callbacks[:] = kept
         return removed
 
-    def _settle(self, outcome: Any) -> None:
-        # The outcome now belongs to the asyncio side: the Deferred's chain
-        # goes on with None, so an error is not also "unhandled in Deferred".
+    def _settle(self, outcome: Any) -> Any:
+        # An error now belongs to the asyncio side: the Deferred's chain goes
+        # on with None, so it is not also "unhandled in Deferred". A value
+        # stays for any later listener.
         self._outcome = outcome
         loop = self.get_loop()
         for fn, context in self._callbacks:
             loop.call_soon(fn, self, context=context)
+        return None if isinstance(outcome, Failure) else outcome
 
     def done(self) -> bool:
         return self._outcome is not _PENDING
