@@ -109,6 +109,24 @@ class Recorder:
         return True
 
 
+async def effects_missing(db: Database, txns: list[Txn]) -> list[str]:
+    """Each recorded write as etcd holds it at the writer's commit revision: the
+    checker takes the recorded history as fact, so check the store has it."""
+    items, _ = tables()
+    problems = []
+    for t in txns:
+        if not t.writes:
+            continue
+        txn = await db.begin().start()
+        txn.revision = t.commit  # a read-only view of the store at that revision
+        for key, want in t.writes.items():
+            got = as_value(await items.get(txn, key))
+            if got != want:
+                problems.append(f"T{t.id} (client {t.client}) recorded {key}={want} at "
+                                f"{t.commit}, etcd has {got} there")
+    return problems
+
+
 async def seed(db: Database, initial: dict[str, Value]) -> None:
     items, _ = tables()
     async with db.begin(write=True) as txn:
@@ -177,8 +195,12 @@ async def test_random_concurrent_transactions_are_serializable(
         # ensure runs each on the loop of its client (an asyncio task on asyncio).
         await dual(gatherResults([ensure(one_client)(client=clients[i], no=i)
                                   for i in range(len(workload))], consumeErrors=True))
+        missing.extend(await effects_missing(Database(clients[0], prefix=prefix),
+                                             recorder.txns))
 
+    missing: list[str] = []
     await run_clients(loop, etcd.url, len(workload), body)
+    assert not missing, "\n".join(missing)
     history = History(initial, recorder.txns)
     verdict = check(history)
     print(f"history: {verdict.txns} committed, {recorder.conflicts} conflicted, "
