@@ -105,3 +105,14 @@ async def client(etcd: EtcdCluster, loop: str) -> AsyncIterator[Client]:
         yield c
     finally:
         await c.close()
+
+
+@pytest_twisted.async_yield_fixture
+async def clients() -> AsyncIterator[list[Client]]:
+    """Clients a test makes (any loop's; closed afterwards)."""
+    made: list[Client] = []
+    try:
+        yield made
+    finally:
+        for c in made:
+            await c.close()

@@ -17,11 +17,10 @@ code cancels the task awaiting the call, which must end with
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import Coroutine, Iterator
 from typing import Any
 
 import pytest
-import pytest_twisted
 from loops import ensure, make_client
 from proxies import RecordingProxy
 from twisted.internet import reactor
@@ -83,17 +82,6 @@ def proxy(etcd: EtcdCluster) -> Iterator[RecordingProxy]:
         yield recording
     finally:
         recording.stop()
-
-
-@pytest_twisted.async_yield_fixture
-async def clients() -> AsyncIterator[list[Client]]:
-    """Clients a test makes (closed afterwards)."""
-    made: list[Client] = []
-    try:
-        yield made
-    finally:
-        for c in made:
-            await c.close()
 
 
 def new_client(made: list[Client], loop: str, endpoints: list[str]) -> Client:

@@ -19,10 +19,9 @@ call's own timeout, it is ConnectFailed, and a write fails over like a read.
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
-import pytest_twisted
 from loops import ensure, make_client
 from proxies import RecordingProxy
 from twisted.internet.defer import gatherResults
@@ -50,17 +49,6 @@ def proxy_factory(etcd: EtcdCluster) -> Iterator[Callable[[], RecordingProxy]]:
     finally:
         for p in made:
             p.stop()
-
-
-@pytest_twisted.async_yield_fixture
-async def clients() -> AsyncIterator[list[Client]]:
-    """Clients a test makes (closed afterwards)."""
-    made: list[Client] = []
-    try:
-        yield made
-    finally:
-        for c in made:
-            await c.close()
 
 
 def through(made: list[Client], loop: str, *proxies: RecordingProxy) -> Client:
