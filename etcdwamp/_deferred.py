@@ -58,11 +58,6 @@ class Dual(Deferred[T]):
         result = self.result
         return isinstance(result, Failure) and isinstance(result.value, CancelledError)
 
-    def cancel(self) -> None:
-        """Cancel the work; a no-op once the outcome is known."""
-        if not self.called:
-            Deferred.cancel(self)
-
 
 class _Probe:
     """What a :class:`Dual` yields first: asyncio's future protocol, backed by
