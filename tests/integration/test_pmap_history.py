@@ -27,6 +27,7 @@ from twisted.internet.defer import gatherResults
 from etcdwamp import Client, Database, pmap
 from etcdwamp._deferred import Dual, dual
 from etcdwamp.pmap import MapTransaction, TransactionConflict
+from etcdwamp.wire import KeySet
 
 KEYS = [f"k{i}" for i in range(8)]
 GROUPS = ["a", "b", "c"]
@@ -79,6 +80,9 @@ class Recorder:
     def __init__(self) -> None:
         self.txns: list[Txn] = []
         self.conflicts = 0
+        #: each committed transaction's guards: (key, mod revision) compares and
+        #: range guards, as sent at commit (to replay them if a cycle shows up)
+        self.guards: dict[int, tuple[dict[bytes, int], list[KeySet]]] = {}
         self._ids = itertools.count(1)
 
     async def execute(self, db: Database, client_no: int, plan: Plan,
@@ -105,8 +109,33 @@ class Recorder:
             self.conflicts += 1
             return False
         commit = txn.committed_revision if plan.writes else txn.revision
-        self.txns.append(Txn(next(self._ids), client_no, txn.revision, commit, reads, writes))
+        record = Txn(next(self._ids), client_no, txn.revision, commit, reads, writes)
+        self.txns.append(record)
+        self.guards[record.id] = (dict(txn._reads), list(txn._ranges))
         return True
+
+
+async def guards_replayed(client: Client, recorder: Recorder, ids: set[int]) -> list[str]:
+    """Evaluate the guards of transactions ``ids`` against etcd as it was just
+    before each one's commit: a guard that fails there should have refused the
+    commit (a pmap or etcd fault); all passing points at the recorded history."""
+    out = []
+    for t in recorder.txns:
+        if t.id not in ids or not t.writes:
+            continue
+        reads, ranges = recorder.guards[t.id]
+        at = t.commit - 1
+        for key, rev in sorted(reads.items()):
+            kv = (await client.get(key, revision=at)).first
+            now = kv.mod_revision if kv else 0
+            out.append(f"T{t.id} guard mod({key!r}) == {rev}: at {at} it is {now}"
+                       + ("" if now == rev else "  <-- FAILS"))
+        for ks in ranges:
+            newer = [kv.key for kv in (await client.get(ks, revision=at)).kvs
+                     if kv.mod_revision > t.snapshot]
+            out.append(f"T{t.id} guard mod({ks}) < {t.snapshot + 1}: newer at {at}: {newer}"
+                       + ("  <-- FAILS" if newer else ""))
+    return out
 
 
 async def effects_missing(db: Database, txns: list[Txn]) -> list[str]:
@@ -197,15 +226,22 @@ async def test_random_concurrent_transactions_are_serializable(
                                   for i in range(len(workload))], consumeErrors=True))
         missing.extend(await effects_missing(Database(clients[0], prefix=prefix),
                                              recorder.txns))
+        verdict = check(History(initial, recorder.txns))
+        if verdict.cycle:
+            replay.extend(await guards_replayed(
+                clients[0], recorder, {e.src for e in verdict.cycle}))
 
     missing: list[str] = []
+    replay: list[str] = []
     await run_clients(loop, etcd.url, len(workload), body)
     assert not missing, "\n".join(missing)
     history = History(initial, recorder.txns)
     verdict = check(history)
+    if replay:
+        print("guards of the cycle's transactions, replayed:\n" + "\n".join(replay))
     print(f"history: {verdict.txns} committed, {recorder.conflicts} conflicted, "
           f"{verdict.edges} edges")
-    assert verdict.ok, verdict.report(history)
+    assert verdict.ok, verdict.report(history) + "\n" + "\n".join(replay)
     assert verdict.txns > 0
 
 
