@@ -30,7 +30,9 @@ key that did not match at the snapshot and does not match just before the
 transaction's commit is taken to have been seen in its latest non-matching
 version before the commit: absence is not a version one can tell apart, and
 a key inserted and deleted again while the transaction ran changed nothing
-it read. Write transactions in these workloads read before they write, so
+it read. ("Just before the commit" is the state etcd evaluated the commit's
+compares against: the revision before the commit's, or, for a commit that
+changed nothing, the revision etcd reported, which was current then.) Write transactions in these workloads read before they write, so
 their reads never see their own writes.
 """
 
@@ -94,7 +96,8 @@ class Read:
 class Txn:
     """A committed transaction: reads at ``snapshot``; writes (final value per
     key, None for a delete) installed at ``commit`` (``== snapshot`` when it
-    wrote nothing)."""
+    wrote nothing). When every write was a delete of an absent key, etcd made no
+    change and ``commit`` is the revision current when etcd applied it."""
 
     id: int
     client: int
@@ -164,10 +167,11 @@ class _Version:
 
 
 class _Versions:
-    """Every key's versions in commit order."""
+    """Every key's versions in commit order, and which transactions installed any."""
 
     def __init__(self, history: History) -> None:
         self.chains: dict[str, list[_Version]] = {}
+        self.installed: set[int] = set()
         keys = set(history.initial)
         for t in history.txns:
             keys.update(t.writes)
@@ -180,6 +184,7 @@ class _Versions:
                 if v is None and chain[-1].value is None:
                     continue  # deleting an absent key leaves no trace in etcd
                 chain.append(_Version(t.commit, t.id, v))
+                self.installed.add(t.id)
 
     def index_at(self, key: str, revision: int) -> int:
         """Index of the version visible at ``revision`` (inclusive)."""
@@ -275,11 +280,16 @@ def check(history: History) -> Verdict:
                                  f"revision {t.snapshot} holds {want!r}")
                 continue
             keys, sees_values = _scope(read, universe)
+            # The state etcd checked t's compares against: the one before its
+            # commit revision; but a txn that changed nothing (its writes all
+            # deletes of absent keys) creates no revision, and etcd reports the
+            # one current when it ran, so its compares saw that state itself.
+            checked_at = t.commit - 1 if t.id in versions.installed else t.commit
             for key in keys:
                 chain = versions.chains[key]
                 seen = versions.index_at(key, t.snapshot)
-                if not _matches(read, chain[seen].value) and t.commit > t.snapshot:
-                    before_commit = versions.index_at(key, t.commit - 1)
+                if not _matches(read, chain[seen].value) and checked_at > t.snapshot:
+                    before_commit = versions.index_at(key, checked_at)
                     if not _matches(read, chain[before_commit].value):
                         seen = before_commit
                     # else: a key that started matching while t ran: the version

@@ -207,3 +207,31 @@ def test_a_key_nobody_ever_wrote_can_be_read() -> None:
     """get of a key no transaction wrote: seen absent in its initial version."""
     h = History({}, [Txn(1, 1, snapshot=1, commit=1, reads=[Read("get", None, key="q")])])
     assert check(h).ok
+
+
+def test_commit_that_changed_nothing_saw_the_state_current_when_it_ran() -> None:
+    """T3's only write deletes an absent key: etcd creates no revision and reports
+    the current one (2, X's), so T3's guards held at state 2, where k, inserted
+    into group b by T1 and deleted by X, is gone again. T3 read at its snapshot
+    and changed nothing: serial order T3, T1, X (or T1, X, T3) explains it."""
+    initial = {"k5": v("k5-0", "b"), "k6": v("k6-0", "a")}
+    reads = [Read("lookup", frozenset({"k5"}), group="b"),
+             Read("lookup", frozenset({"k6"}), group="a")]
+    h = History(initial, [
+        Txn(1, 1, snapshot=0, commit=1, writes={"k": v("k1", "b")}),
+        Txn(2, 2, snapshot=1, commit=2, reads=[Read("get", v("k1", "b"), key="k")],
+            writes={"k": None}),
+        Txn(3, 3, snapshot=0, commit=2, reads=reads, writes={"absent": None}),
+    ])
+    verdict = check(h)
+    assert verdict.ok, verdict.report(h)
+    # Had T3 installed a version at 2 (X then at 3), its guards ran at state 1,
+    # where k is in group b: a guard pmap must fail, so the checker finds a cycle.
+    real = History(initial, [
+        Txn(1, 1, snapshot=0, commit=1, writes={"k": v("k1", "b")}),
+        Txn(3, 3, snapshot=0, commit=2, reads=reads, writes={"z": v("z1")}),
+        Txn(2, 2, snapshot=1, commit=3, reads=[Read("get", v("k1", "b"), key="k")],
+            writes={"k": None}),
+    ])
+    cycle = check(real).cycle
+    assert cycle is not None and {e.src for e in cycle} == {1, 3}
