@@ -255,6 +255,12 @@ class Client(OperationsMixin):
         self.transport.token = token
 
     @property
+    def root(self) -> Client:
+        """The client itself (a :class:`~etcdwamp.namespace.Namespace` answers
+        with the client under it): where keys are addressed in full."""
+        return self
+
+    @property
     def coalescing(self) -> bool:
         """Whether concurrent single-key put/get/delete calls share transactions."""
         return self._coalescer is not None

@@ -70,6 +70,12 @@ class Namespace:
         self.prefix = prefix
         self._end = prefix_range_end(prefix)
 
+    @property
+    def root(self) -> Client:
+        """The client under the namespace, addressing keys in full (lock and
+        election keys are reported that way)."""
+        return self.client
+
     def namespace(self, prefix: bytes) -> Namespace:
         """A namespace nested in this one (the prefixes add up)."""
         return Namespace(self.client, self.prefix + require_bytes(prefix, "prefix"))

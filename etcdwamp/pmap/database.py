@@ -107,6 +107,7 @@ from ..wire.encoding import require_bytes
 
 if TYPE_CHECKING:
     from ..client import Client
+    from ..namespace import Namespace
 
 __all__ = ["Backoff", "Database", "MapTransaction", "TransactionConflict",
            "TransactionTooLarge"]
@@ -166,7 +167,7 @@ class Database:
     that committed and that failed with :class:`TransactionConflict` (a measure
     of contention)."""
 
-    def __init__(self, client: Client, *, prefix: bytes = b"",
+    def __init__(self, client: Client | Namespace, *, prefix: bytes = b"",
                  max_txn_ops: int | None = None, clock: Any = None,
                  rng: random.Random | None = None) -> None:
         """:param clock: an ``IReactorTime`` for :meth:`run`'s waits and time
@@ -310,7 +311,7 @@ def _task_outcome(task: asyncio.Future[T]) -> Deferred[T]:
 
 def _root_client(client: Any) -> Any:
     """The client under a :class:`~etcdwamp.namespace.Namespace` (or ``client``)."""
-    return getattr(client, "client", client)
+    return getattr(client, "root", client)
 
 
 class MapTransaction:

@@ -23,6 +23,7 @@ from typing import Any
 from autobahn.wamp.exception import ApplicationError
 
 from ..client import Client
+from ..namespace import Namespace
 from ..wire import KeySet, KeyValue, text_or_bytes
 from .access import Access, Caller
 from .errors import ErrorUris
@@ -43,7 +44,7 @@ class KvService:
     :raises ValueError: no prefixes are given
     """
 
-    def __init__(self, client: Client, prefixes: tuple[KvPrefix, ...], access: Access,
+    def __init__(self, client: Client | Namespace, prefixes: tuple[KvPrefix, ...], access: Access,
                  uris: ErrorUris, range_page: int) -> None:
         if not prefixes:
             raise ValueError("KvService needs at least one kv prefix")

@@ -29,6 +29,7 @@ from typing import Any
 from autobahn.wamp.exception import ApplicationError
 
 from ..client import Client
+from ..namespace import Namespace
 from ..pmap import Database, PersistentMap
 from ..wire import KeySet, KeyValue, prefix_range_end
 from .access import Access, Caller
@@ -127,7 +128,7 @@ class WampMap:
 class MapService:
     """``map.*`` procedures; every one checks the map's rules for its caller."""
 
-    def __init__(self, client: Client, db: Database, specs: tuple[MapSpec, ...],
+    def __init__(self, client: Client | Namespace, db: Database, specs: tuple[MapSpec, ...],
                  access: Access, uris: ErrorUris, range_page: int) -> None:
         self.client = client
         self.access = access

@@ -11,6 +11,7 @@ from autobahn.wamp.exception import ApplicationError
 
 from .. import errors
 from ..client import Client
+from ..namespace import Namespace
 from ..wire import DEFAULT_MAX_TXN_OPS, CompModified, KeySet, OpDel, OpSet, Transaction
 from .errors import ErrorUris
 
@@ -24,7 +25,7 @@ def check_limit(limit: Any) -> int:
     return limit
 
 
-async def read_range(client: Client, keyset: KeySet, limit: Any, details: Any,
+async def read_range(client: Client | Namespace, keyset: KeySet, limit: Any, details: Any,
                      page_size: int, record: Callable[[Any], dict[str, Any]]
                      ) -> list[dict[str, Any]]:
     """Read ``keyset`` at one revision, ``page_size`` keys per etcd request.
@@ -87,7 +88,7 @@ def parse_txn(ops: Any, expect: Any) -> tuple[list[dict[str, Any]], list[dict[st
     return ops, expect
 
 
-async def run_txn(client: Client, uris: ErrorUris, writes: list[TxnItem],
+async def run_txn(client: Client | Namespace, uris: ErrorUris, writes: list[TxnItem],
                   expectations: list[TxnItem]) -> dict[str, Any]:
     """All writes if every expectation holds (mod revision equal; 0 = absent),
     else nothing and ``<prefix>.error.conflict``. Callers check every rule on

@@ -28,6 +28,7 @@ from twisted.python.failure import Failure
 from .. import errors
 from ..client import Client
 from ..lease import Lease
+from ..namespace import Namespace
 from ..wire import KeySet, KeyValue, text_or_bytes
 from .access import Access, Caller
 from .errors import ErrorUris
@@ -61,7 +62,7 @@ class PresenceService:
 
     log = Logger()
 
-    def __init__(self, client: Client, settings: PresenceSettings, access: Access,
+    def __init__(self, client: Client | Namespace, settings: PresenceSettings, access: Access,
                  uris: ErrorUris) -> None:
         self.client = client
         self.settings = settings

@@ -44,6 +44,7 @@ from twisted.logger import Logger
 from .. import errors
 from ..client import Client
 from ..lock import Election
+from ..namespace import Namespace, NamespacedWatch
 from ..watch import Watch, WatchBatch
 from ..wire import DEFAULT_MAX_TXN_OPS, KeySet, KeyValue, OpSet, Transaction
 from ..wire.watch import EventType
@@ -97,7 +98,7 @@ class _Feed:
         # publisher that regains leadership resumes after it, whatever an
         # older checkpoint says, so it never repeats an event.
         self.published = 0
-        self.watch: Watch | None = None
+        self.watch: Watch | NamespacedWatch | None = None
         self.recorded = -1  # the position last written to this feed's checkpoint
 
 
@@ -112,7 +113,7 @@ class Publisher:
 
     log = Logger()
 
-    def __init__(self, client: Client, settings: Settings, maps: dict[str, WampMap],
+    def __init__(self, client: Client | Namespace, settings: Settings, maps: dict[str, WampMap],
                  publish: Callable[..., Any], session_id: Callable[[], Any],
                  clock: Any) -> None:
         self.client = client
@@ -122,7 +123,7 @@ class Publisher:
         self._session_id = session_id
         self.is_publisher = False
         self._stopping = False
-        self._watches: list[Watch] = []
+        self._watches: list[Watch | NamespacedWatch] = []
         self._election: Election | None = None
         self._running: Deferred[None] | None = None
         self._recording = False  # a checkpoint write is under way
@@ -310,8 +311,9 @@ class Publisher:
             if not gone.called and any(ev.type is EventType.DELETE for ev in batch.events):
                 gone.callback(None)
 
-        self._watches.append(self.client.watch(leader.key, on_batch,
-                                               start_revision=leader.rev + 1))
+        # Leader keys are full keys even under a namespace: watch them from the root.
+        self._watches.append(self.client.root.watch(leader.key, on_batch,
+                                                    start_revision=leader.rev + 1))
         return gone
 
     # -- watching and publishing ---------------------------------------------------

@@ -34,6 +34,7 @@ from twisted.python.failure import Failure
 
 from .._deferred import Dual, dual
 from ..client import Client
+from ..namespace import Namespace
 from ..pmap import Database
 from .access import Access
 from .errors import ErrorUris, to_application_error
@@ -101,7 +102,11 @@ class EtcdWampSession:
 
     def _init_state(self) -> None:
         self.settings: Settings | None = None
-        self.client: Client | None = None
+        #: the etcd client as the services see it: a namespace of
+        #: :attr:`root_client` when ``extra.etcd.namespace`` is set
+        self.client: Client | Namespace | None = None
+        #: the etcd client itself (closed on leave)
+        self.root_client: Client | None = None
         self.uris = ErrorUris("etcd")
         self.maps: MapService | None = None
         self.kv: KvService | None = None
@@ -175,7 +180,9 @@ class EtcdWampSession:
         self._closed = _Outcome()
         self.settings = settings
         self.uris = uris = ErrorUris(settings.prefix)
-        self.client = client = self._etcd_client(settings)
+        self.root_client = root = self._etcd_client(settings)
+        namespace = settings.etcd.namespace
+        self.client = client = root.namespace(namespace) if namespace else root
         access = Access(uris)
         db = Database(client, prefix=settings.db_prefix)
         self.maps = MapService(client, db, settings.maps, access, uris, settings.range_page)
@@ -214,8 +221,8 @@ class EtcdWampSession:
                 await self.publisher.stop()
             if self.presence is not None:
                 await self.presence.close()
-            if self.client is not None:
-                await self.client.close()
+            if self.root_client is not None:
+                await self.root_client.close()
         except BaseException as exc:
             self._closed.fire(Failure(exc))
             raise

@@ -4,7 +4,8 @@ Example ``extra``::
 
     {
       "etcd": {"endpoints": ["https://127.0.0.1:2379"], "timeout": 10,
-               "ca_file": "/etc/etcd/ca.pem", "user": "web", "password": "${ETCD_PASSWORD}"},
+               "ca_file": "/etc/etcd/ca.pem", "user": "web", "password": "${ETCD_PASSWORD}",
+               "namespace": "tenant1/"},
       "prefix": "etcd",
       "db_prefix": "app/",
       "maps": {"notes": {"slot": 1, "key": "string", "value": "json",
@@ -21,6 +22,11 @@ Every level rejects keys it does not know (naming the closest valid one), so
 a typo never silently turns a rule off. Defaults live once, in the dataclass
 fields below. ``"${VAR}"`` as ``etcd.user`` or ``etcd.password`` is read from
 the environment, so no secret needs to be written into a config file.
+
+``etcd.namespace`` runs the component on ``client.namespace(...)``: every key it
+keeps (maps, raw keys, presence, the publisher's election and checkpoint) lives
+under that prefix, the other prefixes here are inside it, and callers and
+subscribers see keys without it.
 
 Access rules (``read`` / ``write``: lists of WAMP authroles): absent means
 "every role the router lets call the procedure"; present means only those
@@ -123,6 +129,11 @@ class EtcdSettings:
     #: :mod:`etcdwamp.coalesce`); on by default here, where many browsers call at once
     coalesce: bool = True
     coalesce_window: float = 0.0
+    #: every key the component reads, writes, watches, leases or elects on lives
+    #: under this prefix and is addressed without it (``client.namespace``); the
+    #: other settings' prefixes, and the keys callers and subscribers see, are
+    #: inside it. Empty: no namespace.
+    namespace: bytes = b""
 
     @classmethod
     def parse(cls, raw: Any) -> EtcdSettings:
@@ -174,8 +185,12 @@ class EtcdSettings:
         if (isinstance(window, bool) or not isinstance(window, (int, float))
                 or not 0 <= window <= 1):
             raise SettingsError(f"{where}.coalesce_window must be a number of seconds in [0, 1]")
+        namespace = raw.get("namespace")
+        if namespace is not None and (not isinstance(namespace, str) or not namespace):
+            raise SettingsError(f"{where}.namespace must be a non-empty string (a key prefix)")
         return cls(endpoints=tuple(endpoints), timeout=float(timeout), user=user,
                    password=password, coalesce=coalesce, coalesce_window=float(window),
+                   namespace=b"" if namespace is None else namespace.encode("utf-8"),
                    **files)
 
 

@@ -32,8 +32,9 @@ version before the commit: absence is not a version one can tell apart, and
 a key inserted and deleted again while the transaction ran changed nothing
 it read. ("Just before the commit" is the state etcd evaluated the commit's
 compares against: the revision before the commit's, or, for a commit that
-changed nothing, the revision etcd reported, which was current then.) Write transactions in these workloads read before they write, so
-their reads never see their own writes.
+changed nothing, the revision etcd reported, which was current then.) Write
+transactions in these workloads read before they write, so their reads never
+see their own writes.
 """
 
 from __future__ import annotations

@@ -69,3 +69,13 @@ def test_bad_prefixes_are_refused() -> None:
     with pytest.raises(TypeError):
         Namespace(client=None, prefix="app/")  # type: ignore[arg-type]
     assert NS.namespace(b"inner/").prefix == b"app/inner/"
+
+
+def test_root_is_the_client_under_every_namespace() -> None:
+    from twisted.internet.task import Clock
+
+    from etcdwamp import Client
+
+    client = Client(Clock(), "http://127.0.0.1:1")
+    inner = client.namespace(b"a/").namespace(b"b/")
+    assert client.root is client and inner.root is client and inner.prefix == b"a/b/"

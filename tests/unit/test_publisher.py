@@ -119,6 +119,10 @@ class FakeClient:
         self.held: Deferred[None] | None = None  # writes wait for it while set
         self.denied: bytes | None = None  # keys under it are refused, as etcd's RBAC does
 
+    @property
+    def root(self) -> FakeClient:
+        return self
+
     def wake(self) -> None:
         queued, self.queued = self.queued, []
         for d in queued:

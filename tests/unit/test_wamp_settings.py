@@ -27,6 +27,13 @@ def test_good_extra() -> None:
     assert s.maps[0].read is None and s.maps[0].write is None and not s.maps[0].owner
     assert s.kv_prefixes == () and s.presence is None and s.etcd.timeout == 10.0
     assert s.etcd.coalesce is True and s.etcd.coalesce_window == 0.0
+    assert s.etcd.namespace == b""
+
+
+def test_namespace_is_a_key_prefix() -> None:
+    s = Settings.from_extra({**GOOD, "etcd": {"endpoints": ["http://a"],
+                                              "namespace": "tenant-ä/"}})
+    assert s.etcd.namespace == "tenant-ä/".encode()
 
 
 def test_rules_tls_and_secrets_from_the_environment(tmp_path: Any,
@@ -110,6 +117,9 @@ def test_committed_node_config_is_valid() -> None:
     ({"prev_value": "yes"}, "prev_value"),
     ({"etcd": {"endpoints": ["http://a"], "coalesce": 1}}, "coalesce must be"),
     ({"etcd": {"endpoints": ["http://a"], "coalesce_window": 5}}, "coalesce_window"),
+    ({"etcd": {"endpoints": ["http://a"], "namespace": ""}}, "namespace must be a non-empty"),
+    ({"etcd": {"endpoints": ["http://a"], "namespace": b"x/"}}, "namespace must be"),
+    ({"etcd": {"endpoints": ["http://a"], "namespce": "x/"}}, "did you mean 'namespace'"),
     ({"maps": {"x": {"slot": 1, "events": "all"}}}, "extra.maps.x.events"),
     ({"maps": {"x": {"slot": 1, "key": "oid", "events": "owner"}}}, "needs string or uuid"),
     ({"db_prefix": "app/", "kv_prefixes": ["a/b", "a.b"]}, "topic name 'a_b' is already used"),
