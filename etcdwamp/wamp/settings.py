@@ -15,13 +15,18 @@ Example ``extra``::
       "presence": {"prefix": "presence/", "ttl": 10},
       "prev_value": false,
       "election": "etcdwamp/publisher",
-      "range_page": 100
+      "range_page": 100,
+      "checkpoint_interval": 0.1
     }
 
 Every level rejects keys it does not know (naming the closest valid one), so
 a typo never silently turns a rule off. Defaults live once, in the dataclass
 fields below. ``"${VAR}"`` as ``etcd.user`` or ``etcd.password`` is read from
 the environment, so no secret needs to be written into a config file.
+
+``checkpoint_interval`` (seconds, default 0.1) spaces the publisher's
+checkpoint writes while events stream in; after a failover the successor may
+publish up to about that much again (subscribers drop revisions they have seen).
 
 ``etcd.namespace`` runs the component on ``client.namespace(...)``: every key it
 keeps (maps, raw keys, presence, the publisher's election and checkpoint) lives
@@ -353,10 +358,15 @@ class Settings:
     prev_value: bool = False
     election: bytes = b"etcdwamp/publisher"
     range_page: int = 100
+    #: seconds at least between two checkpoint writes of the publisher while events
+    #: stream in (a quiet publisher records at once); a successor may publish up to
+    #: about that much again after a failover (at least once), and etcd is spared a
+    #: write for every published batch
+    checkpoint_interval: float = 0.1
     extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     _KEYS = frozenset({"etcd", "prefix", "db_prefix", "maps", "kv_prefixes", "presence",
-                       "prev_value", "election", "range_page"})
+                       "prev_value", "election", "range_page", "checkpoint_interval"})
 
     @property
     def endpoints(self) -> tuple[str, ...]:
@@ -414,6 +424,11 @@ class Settings:
         page = extra.get("range_page", _default(cls, "range_page"))
         if isinstance(page, bool) or not isinstance(page, int) or not 1 <= page <= 10000:
             raise SettingsError("extra.range_page must be an int in [1, 10000]")
+        interval = extra.get("checkpoint_interval", _default(cls, "checkpoint_interval"))
+        if (isinstance(interval, bool) or not isinstance(interval, (int, float))
+                or not 0 <= interval <= 60):
+            raise SettingsError("extra.checkpoint_interval must be a number of seconds in "
+                                "[0, 60]")
         prev_value = extra.get("prev_value", _default(cls, "prev_value"))
         if not isinstance(prev_value, bool):
             raise SettingsError("extra.prev_value must be true or false")
@@ -422,7 +437,7 @@ class Settings:
             kv_prefixes=tuple(kv_prefixes), presence=PresenceSettings.parse(
                 extra.get("presence")),
             prev_value=prev_value, election=election.encode(), range_page=page,
-            extra=dict(extra),
+            checkpoint_interval=float(interval), extra=dict(extra),
         )
         settings._check_disjoint()
         return settings

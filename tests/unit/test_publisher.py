@@ -272,7 +272,8 @@ def test_each_feed_records_its_own_position_and_a_lowered_shared_one_still_repla
 
 def test_checkpoint_writes_one_at_a_time_with_the_newest_state() -> None:
     """Batches arriving while a checkpoint write is in flight make one more
-    write when it is done, with the newest checkpoint, not one write each."""
+    write, checkpoint_interval (0.1 s) after it, with the newest checkpoint,
+    not one write each."""
     clock = Clock()
     etcd = FakeClient()
     publisher = Publisher(etcd, settings(), {}, lambda *a, **k: None,  # type: ignore[arg-type]
@@ -285,9 +286,35 @@ def test_checkpoint_writes_one_at_a_time_with_the_newest_state() -> None:
     assert len(etcd.txns) == 1
     held, etcd.held = etcd.held, None
     held.callback(None)
+    assert etcd.kv[b"pub.checkpoint"] == b"101"
+    clock.advance(0.099)
+    assert len(etcd.txns) == 1
+    clock.advance(0.001)
     assert len(etcd.txns) == 2
     assert etcd.kv[b"pub.checkpoint"] == b"103"
     assert etcd.kv[b"pub.checkpoint/" + b"raw/".hex().encode()] == b"103"
+
+
+def test_a_quiet_publisher_records_at_once_and_stopping_drops_the_wait() -> None:
+    """The first batch after a quiet spell is recorded at once; a batch that
+    comes during the pause after a write waits for it, and stopping ends the
+    pause without writing (a successor resumes from the last checkpoint)."""
+    clock = Clock()
+    etcd = FakeClient()
+    publisher = Publisher(etcd, settings(), {}, lambda *a, **k: None,  # type: ignore[arg-type]
+                          lambda: 1, clock)
+    publisher.start()
+    (watch,) = etcd.live_watches()
+    deliver(watch, b"raw/a", 101)
+    assert etcd.kv[b"pub.checkpoint"] == b"101"
+    clock.advance(1.0)
+    deliver(watch, b"raw/a", 102)
+    assert etcd.kv[b"pub.checkpoint"] == b"102"  # quiet for longer than the interval
+    deliver(watch, b"raw/a", 103)
+    assert etcd.kv[b"pub.checkpoint"] == b"102"  # within the interval: waits
+    stopped = Deferred.fromCoroutine(publisher.stop())
+    assert stopped.called and not clock.getDelayedCalls()
+    assert etcd.kv[b"pub.checkpoint"] == b"102" and len(etcd.txns) == 2
 
 
 def test_without_access_to_the_feed_positions_it_publishes_as_before() -> None:
@@ -306,6 +333,7 @@ def test_without_access_to_the_feed_positions_it_publishes_as_before() -> None:
     deliver(watch, b"raw/a", 95)
     assert etcd.kv[b"pub.checkpoint"] == b"95"
     deliver(watch, b"raw/a", 96)
+    clock.advance(0.1)  # checkpoint_interval
     assert etcd.kv[b"pub.checkpoint"] == b"96"
     assert not any(key.startswith(b"pub.checkpoint/") for key in etcd.kv)
 

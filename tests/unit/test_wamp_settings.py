@@ -27,7 +27,7 @@ def test_good_extra() -> None:
     assert s.maps[0].read is None and s.maps[0].write is None and not s.maps[0].owner
     assert s.kv_prefixes == () and s.presence is None and s.etcd.timeout == 10.0
     assert s.etcd.coalesce is True and s.etcd.coalesce_window == 0.0
-    assert s.etcd.namespace == b""
+    assert s.etcd.namespace == b"" and s.checkpoint_interval == 0.1
 
 
 def test_namespace_is_a_key_prefix() -> None:
@@ -118,6 +118,11 @@ def test_committed_node_config_is_valid() -> None:
     ({"etcd": {"endpoints": ["http://a"], "coalesce": 1}}, "coalesce must be"),
     ({"etcd": {"endpoints": ["http://a"], "coalesce_window": 5}}, "coalesce_window"),
     ({"etcd": {"endpoints": ["http://a"], "namespace": ""}}, "namespace must be a non-empty"),
+    ({"checkpoint_interval": -1}, "checkpoint_interval must be"),
+    ({"checkpoint_interval": "0.1"}, "checkpoint_interval must be"),
+    ({"checkpoint_interval": True}, "checkpoint_interval must be"),
+    ({"checkpoint_interval": 61}, "checkpoint_interval must be"),
+    ({"checkpoint_intervall": 1}, "did you mean 'checkpoint_interval'"),
     ({"etcd": {"endpoints": ["http://a"], "namespace": b"x/"}}, "namespace must be"),
     ({"etcd": {"endpoints": ["http://a"], "namespce": "x/"}}, "did you mean 'namespace'"),
     ({"maps": {"x": {"slot": 1, "events": "all"}}}, "extra.maps.x.events"),
