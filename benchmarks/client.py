@@ -144,55 +144,64 @@ under ``bench/<run id>/``, deleted at the end.
 Measured
 --------
 One run (``python benchmarks/client.py``, 2026-11-26, 108 s), etcd 3.4.23
-from ``EtcdCluster`` on the 2-core machine, quiet at the time; each cell is
-ops/s (range: seconds per full read; CPU: client ms per op) and, in
-parentheses, the ratio to the same loop's plain baseline (CPU: <1 is
-cheaper). aetcd 1.0.0 and txaioetcd 18.10.2 were installed for the run.
+from ``EtcdCluster`` on the 2-core machine; each cell is ops/s (range:
+seconds per full read; CPU: client ms per op) and, in parentheses, the ratio
+to the same loop's plain baseline (CPU: <1 is cheaper). aetcd 1.0.0 and
+txaioetcd 18.10.2 were installed for the run.
 
 row                     plain treq       etcdwamp   coalesce=True      txaioetcd
 ----------------------  ----------  -------------  --------------  -------------
-sequential put/s             1,010  1,294 (1.28x)               -    957 (0.95x)
-sequential get/s             1,280  1,600 (1.25x)               -  1,129 (0.88x)
-put/s, 64 outstanding        2,748  4,824 (1.76x)  15,357 (5.59x)  2,415 (0.88x)
-get/s, 64 outstanding        2,134  3,005 (1.41x)  12,121 (5.68x)  1,843 (0.86x)
-10,000-key range, s          0.107  0.111 (0.97x)               -  0.127 (0.84x)
-sequential txn/s               701    793 (1.13x)               -    696 (0.99x)
-CPU/sequential put, ms        0.47   0.28 (0.59x)               -   0.52 (1.10x)
-CPU/concurrent put, ms        0.33   0.16 (0.49x)   0.022 (0.07x)   0.39 (1.17x)
-CPU/10k range, ms               25     31 (1.24x)               -     43 (1.71x)
+sequential put/s             1,025  1,271 (1.24x)               -    900 (0.88x)
+sequential get/s             1,055  1,336 (1.27x)               -  1,093 (1.04x)
+put/s, 64 outstanding        2,621  4,274 (1.63x)  14,275 (5.45x)  2,328 (0.89x)
+get/s, 64 outstanding        2,344  3,302 (1.41x)  14,553 (6.21x)  2,100 (0.90x)
+10,000-key range, s          0.106  0.110 (0.96x)               -  0.121 (0.88x)
+sequential txn/s               811    992 (1.22x)               -    749 (0.92x)
+CPU/sequential put, ms        0.46   0.28 (0.61x)               -   0.54 (1.18x)
+CPU/concurrent put, ms        0.35   0.18 (0.53x)   0.026 (0.07x)   0.40 (1.15x)
+CPU/10k range, ms               24     31 (1.28x)               -     41 (1.68x)
 
 row                     plain aiohttp  etcdwamp.asyncio   coalesce=True    aetcd (gRPC)
 ----------------------  -------------  ----------------  --------------  --------------
-sequential put/s                1,374     1,212 (0.88x)               -   1,650 (1.20x)
-sequential get/s                1,670     1,476 (0.88x)               -   1,938 (1.16x)
-put/s, 64 outstanding           6,713     5,022 (0.75x)  14,678 (2.19x)  11,922 (1.78x)
-get/s, 64 outstanding           3,420     2,970 (0.87x)  13,536 (3.96x)   5,080 (1.49x)
-10,000-key range, s             0.102     0.108 (0.94x)               -   0.014 (7.42x)
-sequential txn/s                  935       806 (0.86x)               -   1,078 (1.15x)
-CPU/sequential put, ms           0.24      0.31 (1.29x)               -    0.34 (1.38x)
-CPU/concurrent put, ms           0.11      0.17 (1.61x)   0.026 (0.24x)   0.076 (0.71x)
-CPU/10k range, ms                  23        29 (1.29x)               -    2.38 (0.10x)
+sequential put/s                1,390     1,226 (0.88x)               -   1,612 (1.16x)
+sequential get/s                1,562     1,426 (0.91x)               -   1,832 (1.17x)
+put/s, 64 outstanding           6,635     4,887 (0.74x)  15,149 (2.28x)  11,651 (1.76x)
+get/s, 64 outstanding           3,708     3,269 (0.88x)  14,618 (3.94x)   5,501 (1.48x)
+10,000-key range, s             0.100     0.104 (0.95x)               -   0.013 (7.80x)
+sequential txn/s                1,078       963 (0.89x)               -   1,324 (1.23x)
+CPU/sequential put, ms           0.23      0.31 (1.36x)               -    0.35 (1.52x)
+CPU/concurrent put, ms           0.11      0.17 (1.57x)   0.025 (0.23x)   0.079 (0.72x)
+CPU/10k range, ms                  22        28 (1.25x)               -    2.16 (0.10x)
 
-wrk: 1,671 puts/s on 1 connection, 10,099 on 64
+wrk: 2,113 puts/s on 1 connection, 11,919 on 64; the 10,000-key range read
+by wrk on one connection, nothing decoded: 0.077 s.
 
 What it says:
 
-- Twisted: etcdwamp is 1.13-1.76x plain treq on every row but the range
-  (0.97x; its client CPU 1.24x, the cyclic GC over 10,000 tracked
-  ``KeyValue`` objects, see above), at half treq's CPU per request;
-  ``coalesce=True`` puts at 64 outstanding 5.6x treq, 6.4x txaioetcd and
-  1.5x what ``wrk`` drives through the gateway with raw HTTP. Patched
-  txaioetcd is 0.84-0.99x treq (it *is* treq plus its own layers).
-- asyncio: etcdwamp.asyncio is 0.75-0.94x plain aiohttp without
+- Twisted: etcdwamp is 1.22-1.63x plain treq on every row but the range
+  (0.96x), at about half treq's CPU per request; ``coalesce=True`` puts at
+  64 outstanding 5.5x treq, 6.1x txaioetcd and 1.2x what ``wrk`` drives
+  through the gateway with raw HTTP. Patched txaioetcd is 0.88-1.04x treq
+  (it *is* treq plus its own layers).
+- The range is the gateway's: it takes 0.077 s to produce the answer (wrk,
+  which decodes nothing), and the answer only leaves etcd once it is whole,
+  so a client's decoding adds to that time rather than overlapping it. A
+  client at 1.2x plain treq (0.088 s) would have to decode 10,000 key-values
+  in ~11 ms; ``json.loads`` and the 20,000 base64 decodes alone take ~9 ms
+  (plain treq spends 24 ms of CPU in all). The client CPU of the range stays
+  1.25-1.28x the baselines': the cyclic GC over 10,000 tracked ``KeyValue``
+  objects (see above), the price of typed results.
+- asyncio: etcdwamp.asyncio is 0.74-0.95x plain aiohttp without
   coalescing: aiohttp is the cheaper baseline (0.11 ms CPU per concurrent put
-  against treq's 0.33) and the loop crossing costs 60-70 us a request (see
-  above). With coalescing it is 2.2x (puts) and 4.0x (gets) aiohttp at 64
-  outstanding, ahead of aetcd (14,678 against 11,922 puts/s).
-- aetcd (gRPC, no JSON and base64): 1.15-1.78x aiohttp; 7.4x on the
-  10,000-key range (protobuf decoding in C: 2.4 ms of client CPU against
-  ~25-30 ms for every JSON client).
+  against treq's 0.35) and the loop crossing costs 60-70 us a request (see
+  above). With coalescing it is 2.3x (puts) and 3.9x (gets) aiohttp at 64
+  outstanding, ahead of aetcd (15,149 against 11,651 puts/s).
+- aetcd (gRPC, no JSON and base64): 1.16-1.76x aiohttp; 7.8x on the
+  10,000-key range (no gateway, protobuf decoding in C: 2.2 ms of client CPU
+  against ~22-31 ms for every JSON client).
 - Run to run, wall-clock rates move by up to ~30% with other work on the
-  machine; CPU per op and the ratios within a loop are steadier. In an
+  machine (the previous run had sequential txn at 1.13x treq, this one
+  1.22x); CPU per op and the ratios within a loop are steadier. In an
   earlier run the Twisted half's single delete of its ~150,000 keys made
   etcd 3.4 serve the asyncio half's reads ~7x slower (a separate check:
   1,340 -> 180 gets/s after such a delete, puts unchanged, 1,600 again after
@@ -215,6 +224,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import functools
 import gc
 import importlib
 import json
@@ -763,6 +773,9 @@ class Results:
     outcomes: dict[str, list[Outcome]] = field(default_factory=dict)  # by loop
     skipped: dict[str, str] = field(default_factory=dict)  # column label -> reason
     wrk: dict[int, float | None] = field(default_factory=dict)  # connections -> puts/s
+    #: seconds per read of the range row's prefix by wrk on one connection: the
+    #: gateway's own time for the answer, nothing decoded (None: not installed)
+    wrk_range: float | None = None
     etcd_version: str = "?"
     reactor: str = "?"
 
@@ -855,28 +868,32 @@ def format_summary(results: Results) -> str:
 
 WRK_SCRIPT = """wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"key":"%s","value":"%s"}'
+wrk.body = '%s'
 """
 
 
-def run_wrk(url: str, root: bytes, connections: int, seconds: int) -> float | None:
-    """Puts per second ``wrk`` drives through the gateway with ``connections``
-    connections on one thread (None when wrk is not installed)."""
+def run_wrk(url: str, root: bytes, connections: int, seconds: int, *,
+            path: str = "put", body: str | None = None) -> float | None:
+    """Requests per second ``wrk`` drives through the gateway with ``connections``
+    connections on one thread: puts under ``root``, or ``body`` posted to
+    ``path`` (None when wrk is not installed)."""
     wrk = shutil.which("wrk")
     if wrk is None:
         return None
+    if body is None:
+        body = json.dumps({"key": _b64(root + b"wrk"), "value": _b64(_value(0))})
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(WRK_SCRIPT % (_b64(root + b"wrk"), _b64(_value(0))))
+        script.write(WRK_SCRIPT % body)
     try:
         done = subprocess.run(
             [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "-s", script.name,
-             url.rstrip("/") + "/v3/kv/put"],
+             url.rstrip("/") + "/v3/kv/" + path],
             capture_output=True, text=True, timeout=seconds + 30, check=True)
     finally:
         os.unlink(script.name)
     match = re.search(r"Requests/sec:\s*([0-9.]+)", done.stdout)
     if match is None or "Non-2xx" in done.stdout:
-        raise BenchmarkFailure(f"wrk did not report clean puts:\n{done.stdout}")
+        raise BenchmarkFailure(f"wrk did not report clean answers to {path}:\n{done.stdout}")
     return float(match.group(1))
 
 
@@ -900,6 +917,16 @@ async def twisted_half(reactor: Any, url: str, results: Results, root: bytes,
     for connections in (1, CONCURRENCY):
         results.wrk[connections] = await loop.in_thread(run_wrk, url, root, connections,
                                                         wrk_seconds)
+    # The range row's answer as the gateway alone produces it: wrk reads it whole
+    # and decodes nothing, so no JSON client can read that range faster.
+    range_row = next(r for r in results.rows if r.slug == "range")
+    if results.wrk.get(1) is not None:
+        prefix = root + b"range/wrk/"
+        await _preload(loop, setup, prefix, range_row.preload)
+        body = json.dumps({"key": _b64(prefix), "range_end": _b64(_prefix_end(prefix))})
+        reads = await loop.in_thread(
+            functools.partial(run_wrk, url, root, 1, wrk_seconds, path="range", body=body))
+        results.wrk_range = None if not reads else 1.0 / reads
     results.outcomes[loop.name] = await run_rows(loop, results.rows, impls, root, setup, rounds,
                                                  clean_up=last)
 
@@ -951,6 +978,18 @@ def report(results: Results, url: str, rounds: int, total: float) -> None:
                   f"{s.rate('etcdwamp') / wrk1:.2f}, put at {CONCURRENCY} outstanding "
                   f"{c.rate('etcdwamp') / wrk64:.2f} "
                   f"(coalesce=True {c.rate('coalesced') / wrk64:.2f})")
+    if results.wrk_range is not None:
+        title = next(r.title for r in results.rows if r.slug == "range")
+        floor = results.wrk_range
+        for loop in loops:
+            o = next(o for o in results.outcomes[loop] if o.title == title)
+            base = "treq" if loop == "Twisted" else "aiohttp"
+            if not o.ops.get(base):
+                continue
+            per_read = o.seconds[base] / o.ops[base]
+            print(f"wrk, raw HTTP range ({title}): {floor:.3f} s per read, nothing decoded; "
+                  f"{loop}'s plain {base} takes {per_read:.3f} s, so a client that decoded "
+                  f"for free would be at most {per_read / floor:.2f}x it")
     print(
         f"Measured: requests completed per second of wall time (time.perf_counter) per "
         f"implementation, one process ({results.reactor}), etcd {results.etcd_version} at "
@@ -1051,6 +1090,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             json.dump({"url": url, "etcd": results.etcd_version, "reactor": results.reactor,
                        "rounds": args.rounds, "seconds": total,
                        "wrk": {str(k): v for k, v in results.wrk.items()},
+                       "wrk_range_seconds": results.wrk_range,
                        "skipped": results.skipped,
                        "rows": [r.slug for r in results.rows],
                        "outcomes": {loop: [vars(o) for o in outcomes]
