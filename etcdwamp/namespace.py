@@ -85,6 +85,12 @@ class Namespace:
     def _key(self, key: bytes) -> bytes:
         return self.prefix + require_bytes(key, "key")
 
+    def _key_or_keyset(self, keys: bytes | KeySet) -> bytes | KeySet:
+        # A single key stays bytes: the client coalesces single-key calls only.
+        if isinstance(keys, (bytes, bytearray, memoryview)) and keys:
+            return self._key(bytes(keys))
+        return self._keyset(keys)
+
     def _keyset(self, keys: bytes | KeySet) -> KeySet:
         start, end = as_keyset(keys).resolve()
         if end is None:
@@ -173,7 +179,7 @@ class Namespace:
                   max_create_revision: int = 0) -> RangeResult:
         """:meth:`Client.get <etcdwamp.client.Client.get>` inside the namespace."""
         result = await self.client.get(
-            self._keyset(key), limit=limit, revision=revision, sort_order=sort_order,
+            self._key_or_keyset(key), limit=limit, revision=revision, sort_order=sort_order,
             sort_target=sort_target, serializable=serializable, keys_only=keys_only,
             count_only=count_only, min_mod_revision=min_mod_revision,
             max_mod_revision=max_mod_revision, min_create_revision=min_create_revision,
@@ -195,7 +201,7 @@ class Namespace:
         """:meth:`Client.delete <etcdwamp.client.Client.delete>` inside the namespace; a range over
         every key stops at the namespace's end, and ``prev_kvs`` come back without the prefix.
         """
-        return self._delete(await self.client.delete(self._keyset(key), prev_kv=prev_kv))
+        return self._delete(await self.client.delete(self._key_or_keyset(key), prev_kv=prev_kv))
 
     @deferred
     async def txn(self, transaction: Transaction) -> TxnResult:

@@ -97,6 +97,7 @@ from .. import errors
 from .._deferred import deferred
 from ..wire import (
     CompModified,
+    DeleteResult,
     KeySet,
     KeyValue,
     OpDel,
@@ -322,8 +323,14 @@ class MapTransaction:
         self.write = write
         #: the snapshot revision every read sees (set when the transaction starts)
         self.revision = 0
-        #: the revision the commit created (0 until a write transaction committed)
+        #: the revision the commit created (0 until a write transaction committed);
+        #: when the commit changed nothing (see :attr:`changed`), the store's
+        #: revision when etcd applied it, which another change made
         self.committed_revision = 0
+        #: whether the commit changed the store: False until committed, and for a
+        #: commit whose every write deleted a key that was absent (etcd then creates
+        #: no revision); a transaction without writes never changes it
+        self.changed = False
         self._reads: dict[bytes, int] = {}
         self._ranges: list[KeySet] = []
         self._writes: dict[bytes, bytes | None] = {}
@@ -552,4 +559,6 @@ class MapTransaction:
         self._state = "committed"
         self.db.commits += 1
         self.committed_revision = result.revision
+        self.changed = any(not isinstance(r, DeleteResult) or r.deleted
+                           for r in result.responses)
         return result.revision

@@ -391,6 +391,11 @@ class Publisher:
                         return  # stopped: the successor resumes from the last one written
                     finally:
                         self._pause = None
+                    if not self.is_publisher:
+                        # Deposed meanwhile: what is left is ours to record (we
+                        # published it), but the successor writes the checkpoint now.
+                        self._unrecorded = None
+                        return
         finally:
             self._recording = False
 

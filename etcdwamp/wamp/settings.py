@@ -191,8 +191,11 @@ class EtcdSettings:
                 or not 0 <= window <= 1):
             raise SettingsError(f"{where}.coalesce_window must be a number of seconds in [0, 1]")
         namespace = raw.get("namespace")
-        if namespace is not None and (not isinstance(namespace, str) or not namespace):
-            raise SettingsError(f"{where}.namespace must be a non-empty string (a key prefix)")
+        if namespace is not None and (not isinstance(namespace, str)
+                                      or not namespace.endswith("/")):
+            raise SettingsError(f'{where}.namespace must be a key prefix ending in "/", like '
+                                '"tenant1/" (so that no namespace is a prefix of another, as '
+                                '"tenant1" is of "tenant10")')
         return cls(endpoints=tuple(endpoints), timeout=float(timeout), user=user,
                    password=password, coalesce=coalesce, coalesce_window=float(window),
                    namespace=b"" if namespace is None else namespace.encode("utf-8"),

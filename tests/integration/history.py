@@ -98,7 +98,9 @@ class Txn:
     """A committed transaction: reads at ``snapshot``; writes (final value per
     key, None for a delete) installed at ``commit`` (``== snapshot`` when it
     wrote nothing). When every write was a delete of an absent key, etcd made no
-    change and ``commit`` is the revision current when etcd applied it."""
+    change and ``commit`` is the revision current when etcd applied it, made by
+    another transaction: ``changed`` says which case it is, as etcd answered
+    (several transactions may then share one commit revision)."""
 
     id: int
     client: int
@@ -106,6 +108,9 @@ class Txn:
     commit: int
     reads: list[Read] = field(default_factory=list)
     writes: dict[str, Value | None] = field(default_factory=dict)
+    #: whether etcd changed anything for it (``MapTransaction.changed``); None:
+    #: work it out from the other writes (a delete of an absent key changes nothing)
+    changed: bool | None = None
 
     def describe(self) -> str:
         parts = [r.describe() for r in self.reads]
@@ -179,7 +184,10 @@ class _Versions:
             keys.update(r.key for r in t.reads if r.key is not None)
         for k in keys:
             self.chains[k] = [_Version(0, INIT, history.initial.get(k))]
-        for t in sorted((t for t in history.txns if t.writes), key=lambda t: t.commit):
+        # Commit order; a commit that changed nothing shares its revision with
+        # the one that made it, and installs no version.
+        for t in sorted((t for t in history.txns if t.writes and t.changed is not False),
+                        key=lambda t: t.commit):
             for k, v in t.writes.items():
                 chain = self.chains[k]
                 if v is None and chain[-1].value is None:
@@ -285,7 +293,8 @@ def check(history: History) -> Verdict:
             # commit revision; but a txn that changed nothing (its writes all
             # deletes of absent keys) creates no revision, and etcd reports the
             # one current when it ran, so its compares saw that state itself.
-            checked_at = t.commit - 1 if t.id in versions.installed else t.commit
+            changed = t.id in versions.installed if t.changed is None else t.changed
+            checked_at = t.commit - 1 if changed else t.commit
             for key in keys:
                 chain = versions.chains[key]
                 seen = versions.index_at(key, t.snapshot)

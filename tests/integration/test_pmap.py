@@ -137,6 +137,27 @@ async def test_read_only_transaction_refuses_writes(db: Database, client: Client
 
 
 @ensure
+async def test_changed_says_whether_the_commit_changed_the_store(
+        loop: str, db: Database, client: Client, prefix: bytes) -> None:
+    """Deleting only absent keys commits but changes nothing: etcd makes no
+    revision, and committed_revision is the store's revision at that time."""
+    table = pmap.MapStringString(1)
+    async with db.begin(write=True) as txn:
+        table[txn, "a"] = "1"
+    assert txn.changed and txn.committed_revision == (await client.status()).revision
+    other = await client.put(b"elsewhere/" + prefix, b"x")  # the store moves on
+    async with db.begin(write=True) as txn:
+        del table[txn, "absent"]
+    assert not txn.changed and txn.committed_revision == other.revision
+    async with db.begin(write=True) as txn:
+        del table[txn, "a"]
+    assert txn.changed and txn.committed_revision == other.revision + 1
+    async with db.begin() as txn:
+        assert await table[txn, "a"] is None
+    assert not txn.changed
+
+
+@ensure
 async def test_snapshot_reads_and_own_writes(loop: str, db: Database) -> None:
     table = pmap.MapStringString(1)
     async with db.begin(write=True) as txn:

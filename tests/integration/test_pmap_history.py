@@ -109,7 +109,8 @@ class Recorder:
             self.conflicts += 1
             return False
         commit = txn.committed_revision if plan.writes else txn.revision
-        record = Txn(next(self._ids), client_no, txn.revision, commit, reads, writes)
+        record = Txn(next(self._ids), client_no, txn.revision, commit, reads, writes,
+                     changed=txn.changed)
         self.txns.append(record)
         self.guards[record.id] = (dict(txn._reads), list(txn._ranges))
         return True
@@ -124,7 +125,7 @@ async def guards_replayed(client: Client, recorder: Recorder, ids: set[int]) -> 
         if t.id not in ids or not t.writes:
             continue
         reads, ranges = recorder.guards[t.id]
-        at = t.commit - 1
+        at = t.commit - 1 if t.changed else t.commit  # what etcd checked them against
         for key, rev in sorted(reads.items()):
             kv = (await client.get(key, revision=at)).first
             now = kv.mod_revision if kv else 0

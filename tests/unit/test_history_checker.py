@@ -235,3 +235,19 @@ def test_commit_that_changed_nothing_saw_the_state_current_when_it_ran() -> None
     ])
     cycle = check(real).cycle
     assert cycle is not None and {e.src for e in cycle} == {1, 3}
+
+
+def test_a_commit_that_changed_nothing_does_not_take_the_version_of_the_one_that_did() -> None:
+    """X changes a at revision 2 (a real anomaly: it read c0, which T1 had
+    changed at 1); T3 deletes the absent a and changes nothing, so etcd reports
+    revision 2 for it too. With etcd's ``changed`` recorded, the cycle T1 -> X
+    -> T1 is found whichever of X and T3 was recorded first."""
+    initial = {"a": v("a0"), "c": v("c0")}
+    t1 = Txn(1, 1, snapshot=0, commit=1, writes={"c": v("c1"), "a": v("a1")}, changed=True)
+    x = Txn(3, 3, snapshot=0, commit=2, reads=[Read("get", v("c0"), key="c")],
+            writes={"a": None}, changed=True)
+    t3 = Txn(2, 2, snapshot=2, commit=2, reads=[Read("get", None, key="a")],
+             writes={"a": None}, changed=False)
+    for order in ([t1, x, t3], [t1, t3, x]):
+        cycle = check(History(initial, order)).cycle
+        assert cycle is not None and {e.src for e in cycle} == {1, 3}, order

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from twisted.internet.defer import Deferred
 
 from etcdwamp import errors as e
 from etcdwamp.namespace import Namespace
@@ -79,3 +80,23 @@ def test_root_is_the_client_under_every_namespace() -> None:
     client = Client(Clock(), "http://127.0.0.1:1")
     inner = client.namespace(b"a/").namespace(b"b/")
     assert client.root is client and inner.root is client and inner.prefix == b"a/b/"
+
+
+def test_single_keys_reach_the_client_as_bytes_so_they_can_be_coalesced() -> None:
+    """Client.get/delete coalesce bytes keys only: the namespace passes a single
+    key on as bytes, a range as a KeySet, and still refuses an empty key."""
+    from twisted.internet.task import Clock
+
+    from etcdwamp import Client
+
+    client = Client(Clock(), "http://127.0.0.1:1", coalesce=True)
+    ns = client.namespace(b"app/")
+    assert ns._key_or_keyset(b"k") == b"app/k"
+    assert ns._key_or_keyset(KeySet(b"k", prefix=True)) == KeySet(b"app/k", range_end=b"app/l")
+    with pytest.raises(ValueError):
+        ns._key_or_keyset(b"")
+    sent = []
+    client._coalescer.submit = lambda request: sent.append(request) or Deferred()  # type: ignore[union-attr,method-assign]
+    ns.get(b"k")
+    ns.delete(b"k")
+    assert len(sent) == 2  # both went to the coalescer

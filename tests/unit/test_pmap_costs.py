@@ -51,7 +51,7 @@ class Store:
 
     def txn(self, txn: Any) -> Deferred[Any]:
         self.commits.append(txn)
-        return succeed(SimpleNamespace(succeeded=True, revision=SNAPSHOT + 1))
+        return succeed(SimpleNamespace(succeeded=True, revision=SNAPSHOT + 1, responses=()))
 
 
 def compares(store: Store) -> list[tuple[bytes, bytes | None, str, int]]:

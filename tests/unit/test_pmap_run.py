@@ -42,7 +42,7 @@ class FakeClient:
         ok = self.outcomes.pop(0)
         if ok:
             self.revision += 1
-        return succeed(SimpleNamespace(succeeded=ok, revision=self.revision))
+        return succeed(SimpleNamespace(succeeded=ok, revision=self.revision, responses=()))
 
 
 def result_of(d: Deferred[Any]) -> Any:

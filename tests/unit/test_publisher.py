@@ -317,6 +317,27 @@ def test_a_quiet_publisher_records_at_once_and_stopping_drops_the_wait() -> None
     assert etcd.kv[b"pub.checkpoint"] == b"102" and len(etcd.txns) == 2
 
 
+def test_a_publisher_deposed_during_the_pause_leaves_the_checkpoint_to_its_successor() -> None:
+    """Leadership lost while the recorder waits out checkpoint_interval: the
+    batches still unrecorded are not written (the successor records its own)."""
+    clock = Clock()
+    etcd = FakeClient()
+    publisher = Publisher(etcd, settings(), {}, lambda *a, **k: None,  # type: ignore[arg-type]
+                          lambda: 1, clock)
+    publisher.start()
+    (watch,) = etcd.live_watches()
+    deliver(watch, b"raw/a", 101)
+    deliver(watch, b"raw/a", 102)  # waits for the pause
+    assert etcd.kv[b"pub.checkpoint"] == b"101"
+    ours = etcd.leader
+    assert ours is not None
+    etcd.leader = FakeLease()  # a successor leads once our lease has expired
+    ours.lose()
+    assert not publisher.is_publisher
+    clock.advance(0.1)
+    assert etcd.kv[b"pub.checkpoint"] == b"101" and len(etcd.txns) == 1
+
+
 def test_without_access_to_the_feed_positions_it_publishes_as_before() -> None:
     """An etcd role that grants the shared checkpoint key only (all a publisher
     used to need): the publisher still publishes and records that key."""
