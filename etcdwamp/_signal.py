@@ -33,8 +33,9 @@ class Signal:
         else:
             d.errback(Failure(self._error))  # type: ignore[no-untyped-call]
 
-    def wait(self) -> Deferred[None]:
-        d: Deferred[None] = Dual()
+    def wait(self) -> Dual[None]:
+        """A new Dual that fires with the outcome (at once if it is known)."""
+        d: Dual[None] = Dual()
         if self._fired:
             self._settle(d)
         else:

@@ -33,6 +33,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from .._deferred import Dual, dual
+from .._signal import Signal
 from ..client import Client
 from ..namespace import Namespace
 from ..pmap import Database
@@ -47,37 +48,6 @@ from .settings import Settings, SettingsError
 __all__ = ["EtcdWampSession"]
 
 T = TypeVar("T")
-
-
-class _Outcome:
-    """An outcome many may wait for (a Deferred hands its result down one chain only)."""
-
-    def __init__(self) -> None:
-        self._done = False
-        self._failure: Failure | None = None
-        self._waiters: list[Dual[None]] = []
-
-    def wait(self) -> Dual[None]:
-        waiter: Dual[None] = Dual()
-        if self._done:
-            self._deliver(waiter)
-        else:
-            self._waiters.append(waiter)
-        return waiter
-
-    def fire(self, failure: Failure | None = None) -> None:
-        if self._done:
-            return
-        self._done, self._failure = True, failure
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            self._deliver(waiter)
-
-    def _deliver(self, waiter: Dual[None]) -> None:
-        if self._failure is None:
-            waiter.callback(None)
-        else:
-            waiter.errback(self._failure)
 
 
 class EtcdWampSession:
@@ -112,9 +82,9 @@ class EtcdWampSession:
         self.kv: KvService | None = None
         self.presence: PresenceService | None = None
         self.publisher: Publisher | None = None
-        self._serving = _Outcome()
-        self._closed = _Outcome()
-        self._closed.fire()  # nothing to clean up until it joined
+        self._serving = Signal()
+        self._closed = Signal()
+        self._closed.fire(None)  # nothing to clean up until it joined
 
     def serving(self) -> Dual[None]:
         """Fires once every procedure is registered and the publisher started; fails with
@@ -165,19 +135,19 @@ class EtcdWampSession:
         try:
             await self._join()
         except BaseException as exc:
-            self._serving.fire(Failure(exc))
+            self._serving.fire(exc)
             raise
-        self._serving.fire()
+        self._serving.fire(None)
 
     async def _join(self) -> None:
         try:
             settings = Settings.from_extra(self.config.extra or {})
         except SettingsError as exc:
             self.log.error("etcdwamp: invalid configuration in extra: {exc}", exc=exc)
-            self._serving.fire(Failure(exc))
+            self._serving.fire(exc)
             self.leave("wamp.close.configuration_error", str(exc))
             return
-        self._closed = _Outcome()
+        self._closed = Signal()
         self.settings = settings
         self.uris = uris = ErrorUris(settings.prefix)
         self.root_client = root = self._etcd_client(settings)
@@ -224,9 +194,9 @@ class EtcdWampSession:
             if self.root_client is not None:
                 await self.root_client.close()
         except BaseException as exc:
-            self._closed.fire(Failure(exc))
+            self._closed.fire(exc)
             raise
-        self._closed.fire()
+        self._closed.fire(None)
 
     # -- plumbing --------------------------------------------------------------
 
