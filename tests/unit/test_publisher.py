@@ -182,6 +182,16 @@ def settings(*kv_prefixes: str) -> Settings:
                                 "election": "pub"})
 
 
+def started(etcd: FakeClient, *kv_prefixes: str, session: int = 1,
+            publish: Any = None) -> tuple[Clock, Publisher]:
+    """A publisher over ``etcd`` on a fresh ``task.Clock``, started."""
+    clock = Clock()
+    publisher = Publisher(etcd, settings(*kv_prefixes), {},  # type: ignore[arg-type]
+                          publish or (lambda *a, **k: None), lambda: session, clock)
+    publisher.start()
+    return clock, publisher
+
+
 def deliver(watch: FakeWatch, key: bytes, revision: int) -> None:
     """A batch of one put event, as the watch would hand it over."""
     kv = KeyValue(key, b"v", revision, revision, 1, 0)
@@ -194,12 +204,9 @@ def test_a_failure_right_after_winning_gives_the_leadership_back_and_leads_again
     resigns that leadership (else its kept-alive lease would keep the leader key,
     and its own next campaign would wait behind it forever), and campaigns again
     after a pause, this time to publish."""
-    clock = Clock()
     etcd = FakeClient()
     etcd.failing_reads = 1
-    publisher = Publisher(etcd, settings(), {}, lambda *a, **k: None,  # type: ignore[arg-type]
-                          lambda: 1, clock)
-    publisher.start()
+    clock, publisher = started(etcd)
     assert etcd.watches == [] and not publisher.is_publisher
     clock.advance(10)
     assert publisher.is_publisher
@@ -209,11 +216,8 @@ def test_a_failure_right_after_winning_gives_the_leadership_back_and_leads_again
 def test_leadership_lost_and_won_again_resumes_after_the_checkpoint() -> None:
     """The usual path still works: a lost lease stops the watches; the next
     leadership resumes after the stored checkpoint."""
-    clock = Clock()
     etcd = FakeClient()
-    publisher = Publisher(etcd, settings(), {}, lambda *a, **k: None,  # type: ignore[arg-type]
-                          lambda: 1, clock)
-    publisher.start()
+    clock, publisher = started(etcd)
     assert publisher.is_publisher and len(etcd.live_watches()) == 1
     etcd.kv[b"pub.checkpoint"] = b"150"
     assert etcd.leader is not None
@@ -228,13 +232,11 @@ def test_a_feed_behind_another_loses_no_event_when_the_leadership_changes() -> N
     order between them: the second still owes its event at 102 when the first
     publishes 103 and records it. After the leadership is lost and won again,
     the second feed resumes at 102 at the latest, the first after 103."""
-    clock = Clock()
     etcd = FakeClient()
     published: list[int] = []
-    publisher = Publisher(etcd, settings("raw/", "raw2/"), {},  # type: ignore[arg-type]
-                          lambda topic, event, **kw: published.append(event["revision"]),
-                          lambda: 1, clock)
-    publisher.start()
+    clock, _publisher = started(
+        etcd, "raw/", "raw2/",
+        publish=lambda topic, event, **kw: published.append(event["revision"]))
     first, second = etcd.live_watches()
     assert (first.keyset.key, second.keyset.key) == (b"raw/", b"raw2/")
     deliver(first, b"raw/a", 103)
@@ -251,11 +253,8 @@ def test_each_feed_records_its_own_position_and_a_lowered_shared_one_still_repla
     """Publishing on one feed records every feed's position (what its watch
     delivered, or was told by a progress notification); a shared checkpoint
     lowered by hand (to replay) still wins over a feed's own higher one."""
-    clock = Clock()
     etcd = FakeClient()
-    publisher = Publisher(etcd, settings("raw/", "raw2/"), {},  # type: ignore[arg-type]
-                          lambda *a, **k: None, lambda: 1, clock)
-    publisher.start()
+    clock, publisher = started(etcd, "raw/", "raw2/")
     first, second = etcd.live_watches()
     second.next = 120  # a progress notification: nothing for raw2/ before 120
     deliver(first, b"raw/a", 125)
@@ -274,11 +273,8 @@ def test_checkpoint_writes_one_at_a_time_with_the_newest_state() -> None:
     """Batches arriving while a checkpoint write is in flight make one more
     write, checkpoint_interval (0.1 s) after it, with the newest checkpoint,
     not one write each."""
-    clock = Clock()
     etcd = FakeClient()
-    publisher = Publisher(etcd, settings(), {}, lambda *a, **k: None,  # type: ignore[arg-type]
-                          lambda: 1, clock)
-    publisher.start()
+    clock, _publisher = started(etcd)
     (watch,) = etcd.live_watches()
     etcd.held = Deferred()
     for revision in (101, 102, 103):
@@ -299,11 +295,8 @@ def test_a_quiet_publisher_records_at_once_and_stopping_drops_the_wait() -> None
     """The first batch after a quiet spell is recorded at once; a batch that
     comes during the pause after a write waits for it, and stopping ends the
     pause without writing (a successor resumes from the last checkpoint)."""
-    clock = Clock()
     etcd = FakeClient()
-    publisher = Publisher(etcd, settings(), {}, lambda *a, **k: None,  # type: ignore[arg-type]
-                          lambda: 1, clock)
-    publisher.start()
+    clock, publisher = started(etcd)
     (watch,) = etcd.live_watches()
     deliver(watch, b"raw/a", 101)
     assert etcd.kv[b"pub.checkpoint"] == b"101"
@@ -320,11 +313,8 @@ def test_a_quiet_publisher_records_at_once_and_stopping_drops_the_wait() -> None
 def test_a_publisher_deposed_during_the_pause_leaves_the_checkpoint_to_its_successor() -> None:
     """Leadership lost while the recorder waits out checkpoint_interval: the
     batches still unrecorded are not written (the successor records its own)."""
-    clock = Clock()
     etcd = FakeClient()
-    publisher = Publisher(etcd, settings(), {}, lambda *a, **k: None,  # type: ignore[arg-type]
-                          lambda: 1, clock)
-    publisher.start()
+    clock, publisher = started(etcd)
     (watch,) = etcd.live_watches()
     deliver(watch, b"raw/a", 101)
     deliver(watch, b"raw/a", 102)  # waits for the pause
@@ -341,13 +331,10 @@ def test_a_publisher_deposed_during_the_pause_leaves_the_checkpoint_to_its_succe
 def test_without_access_to_the_feed_positions_it_publishes_as_before() -> None:
     """An etcd role that grants the shared checkpoint key only (all a publisher
     used to need): the publisher still publishes and records that key."""
-    clock = Clock()
     etcd = FakeClient()
     etcd.denied = b"pub.checkpoint/"
     etcd.kv[b"pub.checkpoint"] = b"90"
-    publisher = Publisher(etcd, settings(), {}, lambda *a, **k: None,  # type: ignore[arg-type]
-                          lambda: 1, clock)
-    publisher.start()
+    clock, publisher = started(etcd)
     assert publisher.is_publisher
     (watch,) = etcd.live_watches()
     assert watch.start == 91
@@ -363,11 +350,8 @@ def test_deleting_the_leader_key_deposes_the_publisher_at_once() -> None:
     """A revoked lease or a leader key removed by an operator: the publisher
     steps down when the key's deletion arrives, not at its next keep-alive,
     and gives back its lease."""
-    clock = Clock()
     etcd = FakeClient()
-    publisher = Publisher(etcd, settings(), {}, lambda *a, **k: None,  # type: ignore[arg-type]
-                          lambda: 7, clock)
-    publisher.start()
+    _clock, publisher = started(etcd, session=7)
     assert publisher.is_publisher and etcd.live_watches()
     guard = next(w for w in etcd.watches if w.keyset == b"pub/7")
     assert guard.start == etcd.revision + 1
