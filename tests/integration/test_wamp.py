@@ -5,8 +5,6 @@ with the component embedded in the router (Twisted) and outside it on asyncio
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import cbor2
@@ -20,12 +18,12 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from waiting import until
 from wamp_helpers import (
+    CONFIG,
     component_loop_fixture,  # noqa: F401 (a fixture)
     connect,
     disconnect,
     loop_fixture,  # noqa: F401 (a fixture)
-    node_for,
-    registered,
+    node_fixtures,
     until_registered,
 )
 
@@ -34,7 +32,6 @@ from etcdwamp.testing import CrossbarNode, EtcdCluster
 
 ensure = pytest_twisted.ensureDeferred
 
-CONFIG = Path(__file__).resolve().parents[2] / "crossbar" / ".crossbar" / "config.json"
 DB = b"wamptest/maps/"
 EXTRA = {
     "db_prefix": DB.decode(),
@@ -51,16 +48,7 @@ RAW = "wamptest/raw/"
 E = "etcd.error."
 
 
-@pytest.fixture(scope="module")
-def crossbar(etcd: EtcdCluster, component_loop: str) -> Iterator[CrossbarNode]:
-    with node_for(component_loop, CONFIG, etcd.urls, extra_overrides=EXTRA,
-                  instances=2) as cb:
-        yield cb
-
-
-@pytest_twisted.async_fixture
-async def node(crossbar: CrossbarNode) -> CrossbarNode:
-    return await registered(crossbar)
+crossbar, node = node_fixtures(EXTRA, instances=2)
 
 
 def note_key(name: str) -> bytes:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import cbor2
@@ -19,10 +18,12 @@ import pytest_twisted
 from autobahn.wamp.exception import ApplicationError
 from waiting import until
 from wamp_helpers import (
+    CONFIG,
     component_loop_fixture,  # noqa: F401 (a fixture)
     connect,
     disconnect,
     loop_fixture,  # noqa: F401 (a fixture)
+    node_fixtures,
     node_for,
     registered,
 )
@@ -32,7 +33,6 @@ from etcdwamp.testing import CrossbarNode, EtcdCluster
 
 ensure = pytest_twisted.ensureDeferred
 
-CONFIG = Path(__file__).resolve().parents[2] / "crossbar" / ".crossbar" / "config.json"
 DB = b"acc/maps/"
 RAW = "acc/raw/"
 LOCKED = RAW + "locked/"
@@ -54,15 +54,7 @@ E = "etcd.error."
 DENIED = E + "permission_denied"
 
 
-@pytest.fixture(scope="module")
-def crossbar(etcd: EtcdCluster, component_loop: str) -> Iterator[CrossbarNode]:
-    with node_for(component_loop, CONFIG, etcd.urls, extra_overrides=EXTRA) as cb:
-        yield cb
-
-
-@pytest_twisted.async_fixture
-async def node(crossbar: CrossbarNode) -> CrossbarNode:
-    return await registered(crossbar)
+crossbar, node = node_fixtures(EXTRA)
 
 
 def map_key(slot: int, key: str) -> bytes:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ from proxies import RecordingProxy
 from twisted.internet.defer import CancelledError, Deferred
 from waiting import until
 from wamp_helpers import (
+    CONFIG,
     component_loop_fixture,  # noqa: F401 (a fixture)
     connect,
     disconnect,
@@ -30,7 +30,6 @@ from etcdwamp.wire import OpSet, Transaction, prefix_range_end
 
 ensure = pytest_twisted.ensureDeferred
 
-CONFIG = Path(__file__).resolve().parents[2] / "crossbar" / ".crossbar" / "config.json"
 BASE = b"wcancel/\x00\x01"
 PAGE = 5
 PAGES = 200

@@ -13,13 +13,13 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_twisted
 from waiting import until
 from wamp_helpers import (
+    CONFIG,
     component_loop_fixture,  # noqa: F401 (a fixture)
     connect,
     disconnect,
@@ -33,7 +33,6 @@ from etcdwamp.testing import CrossbarNode, EtcdCluster
 
 ensure = pytest_twisted.ensureDeferred
 
-CONFIG = Path(__file__).resolve().parents[2] / "crossbar" / ".crossbar" / "config.json"
 DB = b"ev/maps/"
 ELECTION = b"ev/publisher"
 EXTRA = {

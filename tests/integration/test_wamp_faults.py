@@ -24,6 +24,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, TimeoutError, gatherResults
 from waiting import until
 from wamp_helpers import (
+    CONFIG,
     callees,
     component_loop_fixture,  # noqa: F401 (a fixture)
     connect,
@@ -37,7 +38,6 @@ from etcdwamp.wire import CompVersion, OpGet, OpSet, Transaction
 
 ensure = pytest_twisted.ensureDeferred
 
-CONFIG = Path(__file__).resolve().parents[2] / "crossbar" / ".crossbar" / "config.json"
 TOPIC = "etcd.map.notes.on_change"
 SLOT = b"\x00\x01"
 

@@ -9,8 +9,6 @@ The test's own etcd client is not namespaced: it checks where keys really are.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,16 +20,14 @@ from wamp_helpers import (
     connect,
     disconnect,
     loop_fixture,  # noqa: F401 (a fixture)
-    node_for,
-    registered,
+    node_fixtures,
 )
 
 from etcdwamp import Client, KeySet
-from etcdwamp.testing import CrossbarNode, EtcdCluster
+from etcdwamp.testing import CrossbarNode
 
 ensure = pytest_twisted.ensureDeferred
 
-CONFIG = Path(__file__).resolve().parents[2] / "crossbar" / ".crossbar" / "config.json"
 NS = b"nstenant/"
 DB = b"nsw/maps/"
 RAW = "nsw/raw/"
@@ -45,15 +41,7 @@ EXTRA = {
 }
 
 
-@pytest.fixture(scope="module")
-def crossbar(etcd: EtcdCluster, component_loop: str) -> Iterator[CrossbarNode]:
-    with node_for(component_loop, CONFIG, etcd.urls, extra_overrides=EXTRA) as cb:
-        yield cb
-
-
-@pytest_twisted.async_fixture
-async def node(crossbar: CrossbarNode) -> CrossbarNode:
-    return await registered(crossbar)
+crossbar, node = node_fixtures(EXTRA)
 
 
 def note_key(name: str) -> bytes:

@@ -22,6 +22,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from wamp_helpers import (
+    CONFIG,
     component_loop_fixture,  # noqa: F401 (a fixture)
     connect,
     disconnect,
@@ -34,7 +35,6 @@ from etcdwamp.testing import CrossbarNode, EtcdCluster, TLSFiles, make_test_pki
 
 ensure = pytest_twisted.ensureDeferred
 
-CONFIG = Path(__file__).resolve().parents[2] / "crossbar" / ".crossbar" / "config.json"
 
 
 @pytest.fixture

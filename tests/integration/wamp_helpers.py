@@ -9,10 +9,10 @@ framework is per process, and this one's WAMP test clients are Twisted).
 A test module imports both fixtures (``component_loop_fixture``,
 ``loop_fixture``: pytest finds them by the names they declare), starts its
 node with :func:`node_for` in a module-scoped fixture and hands it to tests
-through a function-scoped one awaiting :func:`registered`; the test bodies
-are the same for both placements. (A module-scoped *async* fixture would be
-torn down, when the parameter changes, inside pytest-twisted's reactor
-greenlet, which breaks the tests after it.)
+through a function-scoped one awaiting :func:`registered` (:func:`node_fixtures`
+makes the usual pair); the test bodies are the same for both placements. (A
+module-scoped *async* fixture would be torn down, when the parameter changes,
+inside pytest-twisted's reactor greenlet, which breaks the tests after it.)
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ from __future__ import annotations
 import contextlib
 import weakref
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_twisted
 from autobahn.twisted.component import Component
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
@@ -31,6 +33,8 @@ from waiting import until
 from etcdwamp.testing import CrossbarNode
 
 COMPONENT_LOOPS = ("twisted", "asyncio")
+#: the committed Crossbar node configuration every WAMP test node is made from
+CONFIG = Path(__file__).resolve().parents[2] / "crossbar" / ".crossbar" / "config.json"
 
 
 @pytest.fixture(scope="module", params=COMPONENT_LOOPS, name="component_loop")
@@ -140,3 +144,21 @@ async def registered(node: CrossbarNode, *, prefix: str = "etcd") -> CrossbarNod
         await until_registered(node, node.instances, prefix=prefix)
         _registered.add(node)
     return node
+
+
+def node_fixtures(extra: dict[str, Any], **kwargs: Any) -> tuple[Any, Any]:
+    """The ``crossbar`` (module-scoped: one node per placement, started with
+    ``extra`` and ``kwargs`` by :func:`node_for`) and ``node`` (that node once
+    :func:`registered`) fixtures of a test module: ``crossbar, node = node_fixtures(EXTRA)``."""
+    @pytest.fixture(scope="module")
+    def crossbar(etcd: Any, component_loop: str) -> Iterator[CrossbarNode]:
+        with node_for(component_loop, CONFIG, etcd.urls, extra_overrides=extra,
+                      **kwargs) as cb:
+            yield cb
+
+    @pytest_twisted.async_fixture
+    async def node(crossbar: CrossbarNode) -> CrossbarNode:
+        return await registered(crossbar)
+
+    return crossbar, node
+
