@@ -76,8 +76,10 @@ class KvService:
             rules += [p for p in self.prefixes if p is not covering and p.prefix.startswith(raw)]
         for p in rules:
             roles = p.read if action == "read" else p.write
-            self.access.require_role(caller, roles, procedure=procedure,
-                                     target=f"kv prefix {p.prefix!r}", action=action)
+            # The target named is the caller's own key: a nested prefix's name
+            # is the configuration's business, not the caller's.
+            self.access.require_role(caller, roles, procedure=procedure, target=target,
+                                     action=action)
 
     # -- procedures ----------------------------------------------------------------
 

@@ -152,8 +152,9 @@ class MapService:
 
     def _map(self, name: Any) -> WampMap:
         if not isinstance(name, str) or name not in self.maps:
-            raise ApplicationError(self.uris.invalid_argument,
-                                   f"no such map: {name!r} (configured: {sorted(self.maps)})")
+            # Never list the configured maps: some may be closed to this caller.
+            shown = name[:100] if isinstance(name, str) else type(name).__name__
+            raise ApplicationError(self.uris.invalid_argument, f"no such map: {shown!r}")
         return self.maps[name]
 
     def _readable(self, name: Any, details: Any, procedure: str) -> WampMap:

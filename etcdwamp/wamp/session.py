@@ -22,12 +22,15 @@ importing either picks txaio's framework for the whole process.
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import inspect
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import RegisterOptions
+from twisted.internet import defer
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -43,6 +46,7 @@ from .kv import KvService
 from .maps import MapService
 from .presence import PresenceService
 from .publisher import Publisher
+from .quietlog import QuietLog
 from .settings import Settings, SettingsError
 
 __all__ = ["EtcdWampSession"]
@@ -78,6 +82,9 @@ class EtcdWampSession:
         #: the etcd client itself (closed on leave)
         self.root_client: Client | None = None
         self.uris = ErrorUris("etcd")
+        #: calls whose caller cancelled them or left: counted, never logged one by one
+        self.cancelled_calls = 0
+        self.quiet: QuietLog | None = None
         self.maps: MapService | None = None
         self.kv: KvService | None = None
         self.presence: PresenceService | None = None
@@ -150,6 +157,7 @@ class EtcdWampSession:
         self._closed = Signal()
         self.settings = settings
         self.uris = uris = ErrorUris(settings.prefix)
+        self.quiet = QuietLog(self._clock().seconds, log=self.log)
         self.root_client = root = self._etcd_client(settings)
         namespace = settings.etcd.namespace
         self.client = client = root.namespace(namespace) if namespace else root
@@ -170,8 +178,8 @@ class EtcdWampSession:
         shared = RegisterOptions(invoke="roundrobin", details_arg="details")
         p = settings.prefix
         for name, fn in procedures.items():
-            await self.register(self._expose(self._guarded(fn)), f"{p}.{name}",
-                                options=shared)
+            await self.register(self._expose(self._guarded(fn, f"{p}.{name}")),
+                                f"{p}.{name}", options=shared)
         self.log.info("etcdwamp: {n} procedures under {p}, maps {maps} ({framework}, "
                       "session {session})", n=len(procedures), p=p,
                       maps=sorted(self.maps.maps), framework=self.framework,
@@ -200,22 +208,51 @@ class EtcdWampSession:
 
     # -- plumbing --------------------------------------------------------------
 
-    def _guarded(self, fn: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., Deferred[T]]:
+    def _guarded(self, fn: Callable[..., Coroutine[Any, Any, T]],
+                 uri: str) -> Callable[..., Deferred[T]]:
         """Run a procedure; every failure reaches the caller as a stable URI.
 
-        A cancelled call (the caller cancelled, autobahn cancels our Deferred)
-        stays a ``CancelledError``: the work stops, nothing is retried. (An
-        errback rather than a wrapping coroutine: one layer less per call.)"""
+        Arguments are bound to ``fn``'s signature first, so a missing, extra or
+        unknown one is ``invalid_argument`` naming the public signature (never
+        a Python TypeError about our own methods). A cancelled call (the
+        caller cancelled or left; autobahn cancels our Deferred) stays a
+        ``CancelledError``: the work stops, nothing is retried. (An errback
+        rather than a wrapping coroutine: one layer less per call.)"""
+        full = inspect.signature(fn)
+        signature = full.replace(parameters=[
+            p.replace(annotation=inspect.Parameter.empty)
+            for p in full.parameters.values() if p.name != "details"],
+            return_annotation=inspect.Signature.empty)
+        public = str(signature)
+
         def stable(failure: Failure) -> Failure:
             if failure.check(CancelledError, ApplicationError):
                 return failure
             assert isinstance(failure.value, BaseException)
-            raise to_application_error(self.uris, failure.value)
+            raise to_application_error(self.uris, failure.value, self.quiet)
 
         @functools.wraps(fn)
         def call(*args: Any, **kwargs: Any) -> Deferred[T]:
+            try:
+                signature.bind(*args, **{k: v for k, v in kwargs.items() if k != "details"})
+            except TypeError as exc:
+                return defer.fail(ApplicationError(self.uris.invalid_argument,
+                                                   f"{uri}{public}: {exc}"))
             return Deferred.fromCoroutine(fn(*args, **kwargs)).addErrback(stable)
         return call
+
+    def onUserError(self, fail: Any, msg: str) -> None:
+        """Autobahn's report of a procedure that failed: a call cancelled because its caller
+        cancelled or left is counted (:attr:`cancelled_calls`), an ``ApplicationError`` was
+        already logged where it arose (or needs no line: the caller's mistake); anything
+        else is Autobahn's to log."""
+        value = getattr(fail, "value", None)
+        if isinstance(value, (CancelledError, asyncio.CancelledError)):
+            self.cancelled_calls += 1
+            return
+        if isinstance(value, ApplicationError):
+            return
+        super().onUserError(fail, msg)  # type: ignore[misc]
 
     @staticmethod
     def _background(fn: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., Deferred[T]]:
