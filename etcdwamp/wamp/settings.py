@@ -119,6 +119,38 @@ def _prefix_bytes(value: Any, where: str) -> bytes:
     return value.encode("utf-8")
 
 
+#: a value larger than this is refused unless a map or kv prefix sets its own limit: big
+#: enough for documents, small enough that a flood of puts cannot fill etcd's quota fast
+DEFAULT_MAX_VALUE_BYTES = 64 * 1024
+#: keys are names, not payload
+DEFAULT_MAX_KEY_BYTES = 1024
+#: etcd refuses requests above 1.5 MiB (``--max-request-bytes``); no configured limit
+#: may promise more
+_ETCD_MAX_REQUEST = 1536 * 1024
+_SIZE_KEYS = ("max_value_bytes", "max_key_bytes", "max_keys")
+
+
+def _positive_int(raw: Mapping[str, Any], name: str, default: int | None, where: str,
+                  highest: int) -> int | None:
+    value = raw.get(name, default)
+    if value is None and default is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= highest:
+        raise SettingsError(f"{where}.{name} must be an int in [1, {highest}]")
+    return value
+
+
+def _sizes(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """``max_value_bytes``, ``max_key_bytes`` and ``max_keys`` of a map or kv prefix."""
+    return {
+        "max_value_bytes": _positive_int(raw, "max_value_bytes", DEFAULT_MAX_VALUE_BYTES,
+                                         where, _ETCD_MAX_REQUEST - 64 * 1024),
+        "max_key_bytes": _positive_int(raw, "max_key_bytes", DEFAULT_MAX_KEY_BYTES, where,
+                                       64 * 1024),
+        "max_keys": _positive_int(raw, "max_keys", None, where, 10**9),
+    }
+
+
 @dataclass(frozen=True)
 class EtcdSettings:
     """``extra.etcd``: how the component reaches etcd."""
@@ -216,9 +248,16 @@ class MapSpec:
     #: who receives a key's change events: every role in ``read`` ("readers"), or
     #: only the sessions whose authid is the key ("owner")
     events: str = "readers"
+    #: the largest encoded value a put may store (bytes)
+    max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
+    #: the largest encoded key a put may create (bytes, without the map's prefix)
+    max_key_bytes: int = DEFAULT_MAX_KEY_BYTES
+    #: at most this many keys in the map: a put creating one more is refused (None: no cap)
+    max_keys: int | None = None
 
     # the JSON names of the fields above
-    _KEYS = frozenset({"slot", "key", "value", "read", "write", "owner", "events"})
+    _KEYS = frozenset({"slot", "key", "value", "read", "write", "owner", "events",
+                       *_SIZE_KEYS})
     _EVENTS = frozenset({"readers", "owner"})
 
     @classmethod
@@ -258,7 +297,7 @@ class MapSpec:
         return cls(name=name, slot=slot, key_type=key, value_type=value,
                    read=_roles(raw.get("read"), f"{where}.read"),
                    write=_roles(raw.get("write"), f"{where}.write"), owner=owner,
-                   events=events)
+                   events=events, **_sizes(raw, where))
 
     def build(self) -> PersistentMap[Any, Any]:
         """A new :class:`PersistentMap` of this spec's key and value types in its slot."""
@@ -279,11 +318,20 @@ class KvPrefix:
     name: str
     read: Roles = None
     write: Roles = None
+    #: this prefix lies inside another entry's on purpose (its rules take over there);
+    #: without it, such an entry is refused as a likely mistake
+    nested: bool = False
+    #: the largest value a put may store (bytes)
+    max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
+    #: the largest key a put may write (bytes, the whole key)
+    max_key_bytes: int = DEFAULT_MAX_KEY_BYTES
+    #: at most this many keys under the prefix: a put creating one more is refused
+    max_keys: int | None = None
 
     @classmethod
     def parse(cls, index: int, raw: Any) -> KvPrefix:
         """Validate entry ``index`` of ``extra.kv_prefixes``: a prefix string or an object
-        ``{prefix, name, read, write}``.
+        ``{prefix, name, read, write, nested, max_value_bytes, max_key_bytes, max_keys}``.
 
         :raises SettingsError: an empty prefix, a topic name outside a-z, 0-9 and _, an
             unknown key or a malformed role list
@@ -292,7 +340,7 @@ class KvPrefix:
         if isinstance(raw, str):
             raw = {"prefix": raw}
         raw = _object(raw, where)
-        _check_keys(raw, {"prefix", "name", "read", "write"}, where)
+        _check_keys(raw, {"prefix", "name", "read", "write", "nested", *_SIZE_KEYS}, where)
         prefix = _prefix_bytes(raw.get("prefix"), f"{where}.prefix")
         if not prefix:
             raise SettingsError(f"{where}.prefix must not be empty (it would expose every key)")
@@ -302,8 +350,12 @@ class KvPrefix:
             name = name.strip("_") or f"prefix{index}"
         if not isinstance(name, str) or not _URI_PART.match(name):
             raise SettingsError(f"{where}.name must use a-z, 0-9 and _ only: {name!r}")
+        nested = raw.get("nested", _default(cls, "nested"))
+        if not isinstance(nested, bool):
+            raise SettingsError(f"{where}.nested must be true or false")
         return cls(prefix=prefix, name=name, read=_roles(raw.get("read"), f"{where}.read"),
-                   write=_roles(raw.get("write"), f"{where}.write"))
+                   write=_roles(raw.get("write"), f"{where}.write"), nested=nested,
+                   **_sizes(raw, where))
 
     def covers(self, key: bytes) -> bool:
         """Whether ``key`` lies under this prefix."""
@@ -346,6 +398,24 @@ class PresenceSettings:
 
 def _overlap(a: bytes, b: bytes) -> bool:
     return a.startswith(b) or b.startswith(a)
+
+
+def _check_nesting(prefixes: list[KvPrefix]) -> None:
+    """Refuse a kv prefix listed twice, or inside another entry without ``nested: true``:
+    the inner entry's rules replace the outer one's for its keys, so an entry added by
+    mistake (without rules) would open what the outer one guards."""
+    for i, inner in enumerate(prefixes):
+        for j, outer in enumerate(prefixes):
+            if i == j or not inner.prefix.startswith(outer.prefix):
+                continue
+            shown = (f"extra.kv_prefixes[{i}] {inner.prefix.decode(errors='replace')!r} and "
+                     f"extra.kv_prefixes[{j}] {outer.prefix.decode(errors='replace')!r}")
+            if inner.prefix == outer.prefix:
+                raise SettingsError(f"{shown} are the same prefix: list it once")
+            if not inner.nested:
+                raise SettingsError(f"{shown}: the first lies inside the second and its rules "
+                                    "would replace the second's there; if that is meant, set "
+                                    '"nested": true on the first')
 
 
 @dataclass(frozen=True)
@@ -413,6 +483,7 @@ class Settings:
         if not isinstance(raw_kv, list):
             raise SettingsError("extra.kv_prefixes must be a list of prefixes")
         kv_prefixes = [KvPrefix.parse(i, p) for i, p in enumerate(raw_kv)]
+        _check_nesting(kv_prefixes)
         names: dict[str, bytes] = {}
         for i, kv in enumerate(kv_prefixes):
             if kv.name in names:

@@ -46,7 +46,8 @@ EXTRA = {
         "readonly": {"slot": 4, "read": ["writer"], "write": []},
         "open": {"slot": 5},
     },
-    "kv_prefixes": [RAW, {"prefix": LOCKED, "read": ["guest"], "write": ["guest"]}],
+    "kv_prefixes": [RAW, {"prefix": LOCKED, "read": ["guest"], "write": ["guest"],
+                                  "nested": True}],
     "presence": {"prefix": "acc/presence/"},
     "election": "acc/publisher",
 }

@@ -46,7 +46,8 @@ EXTRA = {
     },
     "kv_prefixes": [{"prefix": "ev/raw/", "read": ["writer"]},
                     {"prefix": "ev/pub/", "name": "pub", "read": ["guest", "writer"]},
-                    {"prefix": "ev/pub/locked/", "name": "locked", "read": ["writer"]}],
+                    {"prefix": "ev/pub/locked/", "name": "locked", "read": ["writer"],
+                     "nested": True}],
     "presence": {"prefix": "ev/presence/", "read": ["writer"]},
 }
 

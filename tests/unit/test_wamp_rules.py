@@ -44,7 +44,8 @@ SETTINGS = Settings.from_extra({
     "maps": {"team": {"slot": 1, "read": ["staff"], "write": ["staff"]},
              "mine": {"slot": 2, "owner": True},
              "frozen": {"slot": 3, "write": []}},
-    "kv_prefixes": ["raw/", {"prefix": "raw/admin/", "read": ["admin"], "write": ["admin"]}],
+    "kv_prefixes": ["raw/", {"prefix": "raw/admin/", "read": ["admin"], "write": ["admin"],
+                                "nested": True}],
 })
 
 

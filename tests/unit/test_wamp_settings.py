@@ -28,6 +28,20 @@ def test_good_extra() -> None:
     assert s.kv_prefixes == () and s.presence is None and s.etcd.timeout == 10.0
     assert s.etcd.coalesce is True and s.etcd.coalesce_window == 0.0
     assert s.etcd.namespace == b"" and s.checkpoint_interval == 0.1
+    # size limits: safe defaults, no key cap unless configured
+    assert (s.maps[0].max_value_bytes, s.maps[0].max_key_bytes, s.maps[0].max_keys) == \
+        (64 * 1024, 1024, None)
+
+
+def test_size_limits_per_map_and_kv_prefix() -> None:
+    s = Settings.from_extra({**GOOD, "db_prefix": "app/", "maps": {"m": {
+        "slot": 1, "max_value_bytes": 100, "max_key_bytes": 10, "max_keys": 5}},
+        "kv_prefixes": [{"prefix": "raw/", "max_keys": 3},
+                        {"prefix": "raw/in/", "name": "inner", "nested": True}]})
+    m = s.maps[0]
+    assert (m.max_value_bytes, m.max_key_bytes, m.max_keys) == (100, 10, 5)
+    assert s.kv_prefixes[0].max_keys == 3 and s.kv_prefixes[0].max_value_bytes == 64 * 1024
+    assert s.kv_prefixes[1].nested and not s.kv_prefixes[0].nested
 
 
 def test_namespace_is_a_key_prefix() -> None:
@@ -46,7 +60,7 @@ def test_rules_tls_and_secrets_from_the_environment(tmp_path: Any,
                  "password": "${ETCDWAMP_TEST_PASSWORD}", "timeout": 2},
         "db_prefix": "app/",
         "maps": {"p": {"slot": 1, "read": ["guest"], "write": [], "owner": True}},
-        "kv_prefixes": ["raw/", {"prefix": "raw/secret/", "read": ["admin"]}],
+        "kv_prefixes": ["raw/", {"prefix": "raw/secret/", "read": ["admin"], "nested": True}],
         "presence": {"prefix": "here/"},
     })
     assert s.etcd.password == "s3cret" and s.etcd.user == "web" and s.etcd.ca_file == str(ca)
@@ -106,6 +120,17 @@ def test_committed_node_config_is_valid() -> None:
     ({"maps": {"x": {"slot": 1, "key": "oid", "owner": True}}}, "owner needs string"),
     ({"kv_prefixes": [{"prefix": "a/", "wrte": []}]}, "kv_prefixes\\[0\\]: unknown key"),
     ({"kv_prefixes": [""]}, "must not be empty"),
+    ({"db_prefix": "app/", "kv_prefixes": ["raw/", {"prefix": "raw/", "read": ["w"]}]},
+     r"kv_prefixes\[0\] 'raw/' and extra.kv_prefixes\[1\] 'raw/' are the same prefix"),
+    ({"db_prefix": "app/", "kv_prefixes": ["raw/", {"prefix": "raw/x/", "name": "x"}]},
+     r"kv_prefixes\[1\] 'raw/x/' and extra.kv_prefixes\[0\] 'raw/'.*\"nested\": true"),
+    ({"db_prefix": "app/", "kv_prefixes": [{"prefix": "raw/", "nested": "yes"}]},
+     "nested must be true or false"),
+    ({"maps": {"x": {"slot": 1, "max_value_bytes": 0}}}, "max_value_bytes must be an int"),
+    ({"maps": {"x": {"slot": 1, "max_value_bytes": 2 * 1024 * 1024}}}, "max_value_bytes"),
+    ({"maps": {"x": {"slot": 1, "max_key_bytes": True}}}, "max_key_bytes"),
+    ({"maps": {"x": {"slot": 1, "max_keys": -5}}}, "max_keys"),
+    ({"db_prefix": "app/", "kv_prefixes": [{"prefix": "r/", "max_keys": "9"}]}, "max_keys"),
     ({"kv_prefixes": ["app/"], "db_prefix": "app/"}, "overlaps db_prefix"),
     ({"kv_prefixes": ["raw/"]}, "overlaps db_prefix"),  # db_prefix "" holds every key
     ({"kv_prefixes": ["etc"], "db_prefix": "app/", "election": "etcdwamp/pub"},
@@ -138,7 +163,7 @@ def test_bad_extra_names_the_field(change: dict[str, Any], message: str) -> None
 
 def test_kv_prefix_topic_names() -> None:
     s = Settings.from_extra({**GOOD, "db_prefix": "app/", "kv_prefixes": [
-        "demo/raw/", {"prefix": "demo/raw/admin/", "name": "admin"}]})
+        "demo/raw/", {"prefix": "demo/raw/admin/", "name": "admin", "nested": True}]})
     assert [p.name for p in s.kv_prefixes] == ["demo_raw", "admin"]
     assert s.maps[0].events == "readers"
 
