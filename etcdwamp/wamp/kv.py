@@ -28,6 +28,7 @@ from ..wire import KeySet, KeyValue, text_or_bytes
 from .access import Access, Caller
 from .errors import ErrorUris
 from .ops import TxnItem, parse_txn, read_range, run_txn
+from .quota import Cap, check_sizes
 from .settings import KvPrefix
 
 __all__ = ["KvService"]
@@ -63,9 +64,10 @@ class KvService:
     # -- rules -----------------------------------------------------------------
 
     def _check(self, raw: bytes, caller: Caller, procedure: str, action: str, *,
-               whole_prefix: bool = False) -> None:
+               whole_prefix: bool = False) -> KvPrefix:
         """Refuse unless ``raw`` (or, with ``whole_prefix``, every key under it)
-        lies under a configured prefix whose ``action`` rule admits the caller."""
+        lies under a configured prefix whose ``action`` rule admits the caller;
+        returns the prefix whose rules and limits apply to ``raw``."""
         covering = next((p for p in self.prefixes if p.covers(raw)), None)
         target = f"raw key {raw[:200]!r}"
         if covering is None:
@@ -80,6 +82,16 @@ class KvService:
             # is the configuration's business, not the caller's.
             self.access.require_role(caller, roles, procedure=procedure, target=target,
                                      action=action)
+        return covering
+
+    def _sized(self, p: KvPrefix, raw: bytes, value: bytes | None) -> Cap | None:
+        """Refuse a key or value beyond ``p``'s limits; ``p``'s key cap, if any."""
+        check_sizes(self.uris, "raw key", key=len(raw),
+                    value=None if value is None else len(value),
+                    max_key=p.max_key_bytes, max_value=p.max_value_bytes)
+        if p.max_keys is None:
+            return None
+        return Cap(KeySet(p.prefix, prefix=True), p.max_keys, "this kv prefix")
 
     # -- procedures ----------------------------------------------------------------
 
@@ -104,7 +116,9 @@ class KvService:
         """
         raw = text_or_bytes(key, "key")
         data = text_or_bytes(value, "value")
-        self._check(raw, Caller.of(details), "kv.put", "write")
+        cap = self._sized(self._check(raw, Caller.of(details), "kv.put", "write"), raw, data)
+        if cap is not None:
+            return await run_txn(self.client, self.uris, [TxnItem(raw, "put", data)], [], [cap])
         result = await self.client.put(raw, data)
         return {"revision": result.revision}
 
@@ -150,14 +164,16 @@ class KvService:
         ops, expect = parse_txn(ops, expect)
         caller = Caller.of(details)
         writes = []
+        caps = []
         for item in ops:
             raw = text_or_bytes(item.get("key"), "key")
-            self._check(raw, caller, "kv.txn", "write")
+            covering = self._check(raw, caller, "kv.txn", "write")
             value = text_or_bytes(item.get("value"), "value") if item["op"] == "put" else None
+            caps.append(self._sized(covering, raw, value))
             writes.append(TxnItem(raw, item["op"], value))
         expectations = []
         for item in expect:
             raw = text_or_bytes(item.get("key"), "key")
             self._check(raw, caller, "kv.txn", "read")
             expectations.append(TxnItem(raw, revision=item["revision"]))
-        return await run_txn(self.client, self.uris, writes, expectations)
+        return await run_txn(self.client, self.uris, writes, expectations, caps)

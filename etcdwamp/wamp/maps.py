@@ -35,6 +35,7 @@ from ..wire import KeySet, KeyValue, prefix_range_end
 from .access import Access, Caller
 from .errors import ErrorUris
 from .ops import TxnItem, parse_txn, read_range, run_txn
+from .quota import Cap, check_sizes
 from .settings import MapSpec
 
 __all__ = ["MAX_SAFE_INTEGER", "MapService", "WampMap"]
@@ -173,6 +174,16 @@ class MapService:
                                       target=f"map {m.name}")
         return m.table.key_bytes(m.db, key_obj)
 
+    def _sized(self, m: WampMap, raw: bytes, value: bytes | None) -> None:
+        check_sizes(self.uris, f"map {m.name}", key=len(raw) - len(m.base),
+                    value=None if value is None else len(value),
+                    max_key=m.spec.max_key_bytes, max_value=m.spec.max_value_bytes)
+
+    def _cap(self, m: WampMap) -> Cap | None:
+        if m.spec.max_keys is None:
+            return None
+        return Cap(KeySet(m.base, prefix=True), m.spec.max_keys, f"map {m.name}")
+
     # -- procedures --------------------------------------------------------------
 
     async def get(self, name: Any, key: Any, details: Any = None) -> dict[str, Any]:
@@ -194,7 +205,12 @@ class MapService:
         """
         m = self._map(name)
         raw = self._writable(m, key, Caller.of(details), "map.put")
-        result = await self.client.put(raw, m.value_in(value))
+        data = m.value_in(value)
+        self._sized(m, raw, data)
+        cap = self._cap(m)
+        if cap is not None:
+            return await run_txn(self.client, self.uris, [TxnItem(raw, "put", data)], [], [cap])
+        result = await self.client.put(raw, data)
         return {"revision": result.revision}
 
     async def delete(self, name: Any, key: Any, details: Any = None) -> dict[str, Any]:
@@ -253,15 +269,18 @@ class MapService:
         ops, expect = parse_txn(ops, expect)
         caller = Caller.of(details)
         writes = []
+        caps = []
         for item in ops:
             m = self._map(item.get("map"))
             raw = self._writable(m, item.get("key"), caller, "map.txn")
             value = m.value_in(item.get("value")) if item["op"] == "put" else None
+            self._sized(m, raw, value)
             writes.append(TxnItem(raw, item["op"], value))
+            caps.append(self._cap(m))
         expectations = []
         for item in expect:
             # An expectation reveals whether the record changed: that is a read.
             m = self._readable(item.get("map"), details, "map.txn")
             expectations.append(TxnItem(m.key_in(item.get("key")),
                                         revision=item["revision"]))
-        return await run_txn(self.client, self.uris, writes, expectations)
+        return await run_txn(self.client, self.uris, writes, expectations, caps)

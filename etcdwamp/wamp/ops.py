@@ -4,16 +4,14 @@ all-or-nothing transactions with expectations."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
-
-from autobahn.wamp.exception import ApplicationError
 
 from .. import errors
 from ..client import Client
 from ..namespace import Namespace
-from ..wire import DEFAULT_MAX_TXN_OPS, CompModified, KeySet, OpDel, OpSet, Transaction
+from ..wire import DEFAULT_MAX_TXN_OPS, KeySet
 from .errors import ErrorUris
+from .quota import Cap, TxnItem, capped_txn
 
 __all__ = ["TxnItem", "check_limit", "parse_txn", "read_range", "run_txn"]
 
@@ -54,16 +52,6 @@ async def read_range(client: Client | Namespace, keyset: KeySet, limit: Any, det
     return page if progress is not None else out
 
 
-@dataclass(frozen=True)
-class TxnItem:
-    """One op or expectation of a ``txn`` call, its key resolved to etcd bytes."""
-
-    key: bytes
-    op: str | None = None  # "put" / "delete" for ops, None for expectations
-    value: bytes | None = None
-    revision: int = 0
-
-
 def parse_txn(ops: Any, expect: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Check the shape of a ``txn`` call before any key is resolved."""
     if not isinstance(ops, list) or not ops:
@@ -89,16 +77,16 @@ def parse_txn(ops: Any, expect: Any) -> tuple[list[dict[str, Any]], list[dict[st
 
 
 async def run_txn(client: Client | Namespace, uris: ErrorUris, writes: list[TxnItem],
-                  expectations: list[TxnItem]) -> dict[str, Any]:
-    """All writes if every expectation holds (mod revision equal; 0 = absent),
-    else nothing and ``<prefix>.error.conflict``. Callers check every rule on
-    every item before calling this: nothing is sent to etcd before that."""
-    success: list[OpSet | OpDel] = [
-        OpSet(w.key, w.value if w.value is not None else b"") if w.op == "put" else OpDel(w.key)
-        for w in writes]
-    compares = [CompModified(e.key, "==", e.revision) for e in expectations]
-    result = await client.txn(Transaction(compare=compares, success=success))
-    if not result.succeeded:
-        raise ApplicationError(uris.conflict,
-                               "an expected revision is stale; nothing was written")
+                  expectations: list[TxnItem], caps: list[Cap | None] | None = None
+                  ) -> dict[str, Any]:
+    """All writes if every expectation holds (mod revision equal; 0 = absent) and no key
+    cap would be exceeded, else nothing and ``<prefix>.error.conflict`` (or
+    ``quota_exceeded``). Callers check every rule and size on every item before calling
+    this: nothing is sent to etcd before that."""
+    keys = [w.key for w in writes]
+    if len(set(keys)) != len(keys):
+        # etcd would refuse it too, naming the key as stored (with our prefixes).
+        raise ValueError("ops name the same key twice")
+    result = await capped_txn(client, uris, writes, expectations,
+                              caps if caps is not None else [None] * len(writes))
     return {"revision": result.revision}

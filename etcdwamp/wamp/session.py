@@ -43,6 +43,7 @@ from ..pmap import Database
 from .access import Access
 from .errors import ErrorUris, to_application_error
 from .kv import KvService
+from .limits import Limiter
 from .maps import MapService
 from .presence import PresenceService
 from .publisher import Publisher
@@ -52,6 +53,14 @@ from .settings import Settings, SettingsError
 __all__ = ["EtcdWampSession"]
 
 T = TypeVar("T")
+
+#: procedures (the last part of their URI) that write: they count against the write rates
+_WRITES = frozenset({"put", "delete", "txn"})
+
+
+def _finally(result: T, done: Callable[[], None]) -> T:
+    done()
+    return result
 
 
 class EtcdWampSession:
@@ -85,6 +94,7 @@ class EtcdWampSession:
         #: calls whose caller cancelled them or left: counted, never logged one by one
         self.cancelled_calls = 0
         self.quiet: QuietLog | None = None
+        self.limiter: Limiter | None = None
         self.maps: MapService | None = None
         self.kv: KvService | None = None
         self.presence: PresenceService | None = None
@@ -158,6 +168,7 @@ class EtcdWampSession:
         self.settings = settings
         self.uris = uris = ErrorUris(settings.prefix)
         self.quiet = QuietLog(self._clock().seconds, log=self.log)
+        self.limiter = Limiter(settings.limits, uris, self._clock().seconds)
         self.root_client = root = self._etcd_client(settings)
         namespace = settings.etcd.namespace
         self.client = client = root.namespace(namespace) if namespace else root
@@ -231,14 +242,27 @@ class EtcdWampSession:
             assert isinstance(failure.value, BaseException)
             raise to_application_error(self.uris, failure.value, self.quiet)
 
+        write = uri.rsplit(".", 1)[-1] in _WRITES
+
         @functools.wraps(fn)
         def call(*args: Any, **kwargs: Any) -> Deferred[T]:
+            arguments = {k: v for k, v in kwargs.items() if k != "details"}
             try:
-                signature.bind(*args, **{k: v for k, v in kwargs.items() if k != "details"})
+                signature.bind(*args, **arguments)
+                done = None if self.limiter is None else self.limiter.admit(
+                    kwargs.get("details"), write=write, payload=(args, arguments))
             except TypeError as exc:
                 return defer.fail(ApplicationError(self.uris.invalid_argument,
                                                    f"{uri}{public}: {exc}"))
-            return Deferred.fromCoroutine(fn(*args, **kwargs)).addErrback(stable)
+            except ApplicationError as exc:
+                if self.quiet is not None and self.limiter is not None:
+                    self.quiet.warn("rate_limited", "etcdwamp: calls refused by extra.limits "
+                                    "({refused} so far)", refused=self.limiter.refused)
+                return defer.fail(exc)
+            d = Deferred.fromCoroutine(fn(*args, **kwargs)).addErrback(stable)
+            if done is not None:
+                d.addBoth(_finally, done)
+            return d
         return call
 
     def onUserError(self, fail: Any, msg: str) -> None:

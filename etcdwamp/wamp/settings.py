@@ -45,10 +45,11 @@ import difflib
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
 from ..pmap.maps import MAP_TYPES, PersistentMap
+from .limits import LimitSettings, Rates, RoleLimits
 
 __all__ = ["EtcdSettings", "KvPrefix", "MapSpec", "PresenceSettings", "Settings",
            "SettingsError"]
@@ -396,6 +397,47 @@ class PresenceSettings:
                    write=_roles(raw.get("write"), f"{where}.write"))
 
 
+def _rates(raw: Any, base: Rates, where: str) -> Rates:
+    """``base`` with the fields ``raw`` names (numbers > 0, or null for no limit)."""
+    raw = _object(raw, where)
+    _check_keys(raw, {f.name for f in fields(Rates)}, where)
+    changes: dict[str, Any] = {}
+    for name, value in raw.items():
+        whole = name == "in_flight"
+        allowed = int if whole else (int, float)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, allowed)
+                                  or value <= 0):
+            kind = "a positive int" if whole else "a positive number"
+            raise SettingsError(f"{where}.{name} must be {kind} or null (no limit)")
+        changes[name] = value if value is None or whole else float(value)
+    return replace(base, **changes)
+
+
+def _role_limits(raw: Any, base: RoleLimits, where: str) -> RoleLimits:
+    raw = _object(raw, where)
+    _check_keys(raw, {"session", "authid"}, where)
+    return RoleLimits(session=_rates(raw.get("session", {}), base.session, f"{where}.session"),
+                      authid=_rates(raw.get("authid", {}), base.authid, f"{where}.authid"))
+
+
+def parse_limits(raw: Any) -> LimitSettings:
+    """Validate ``extra.limits`` (absent: the defaults for every role; see
+    :mod:`etcdwamp.wamp.limits`)."""
+    where = "extra.limits"
+    if raw is None:
+        return LimitSettings()
+    raw = _object(raw, where)
+    _check_keys(raw, {"default", "roles"}, where)
+    default = _role_limits(raw.get("default", {}), RoleLimits(), f"{where}.default")
+    roles: dict[str, RoleLimits | None] = {}
+    for role, value in _object(raw.get("roles", {}), f"{where}.roles").items():
+        if not isinstance(role, str) or not role:
+            raise SettingsError(f"{where}.roles: role names are non-empty strings")
+        roles[role] = None if value is None else _role_limits(value, default,
+                                                              f"{where}.roles.{role}")
+    return LimitSettings(default=default, roles=roles)
+
+
 def _overlap(a: bytes, b: bytes) -> bool:
     return a.startswith(b) or b.startswith(a)
 
@@ -436,10 +478,13 @@ class Settings:
     #: about that much again after a failover (at least once), and etcd is spared a
     #: write for every published batch
     checkpoint_interval: float = 0.1
+    #: rates per session and per authid, by role (:mod:`etcdwamp.wamp.limits`)
+    limits: LimitSettings = field(default_factory=LimitSettings)
     extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     _KEYS = frozenset({"etcd", "prefix", "db_prefix", "maps", "kv_prefixes", "presence",
-                       "prev_value", "election", "range_page", "checkpoint_interval"})
+                       "prev_value", "election", "range_page", "checkpoint_interval",
+                       "limits"})
 
     @property
     def endpoints(self) -> tuple[str, ...]:
@@ -511,7 +556,8 @@ class Settings:
             kv_prefixes=tuple(kv_prefixes), presence=PresenceSettings.parse(
                 extra.get("presence")),
             prev_value=prev_value, election=election.encode(), range_page=page,
-            checkpoint_interval=float(interval), extra=dict(extra),
+            checkpoint_interval=float(interval), limits=parse_limits(extra.get("limits")),
+            extra=dict(extra),
         )
         settings._check_disjoint()
         return settings

@@ -1,0 +1,223 @@
+"""Rates per session and per authid: what one caller may make the component spend.
+
+``extra.limits`` (every key optional; numbers > 0, ``null`` for "no limit")::
+
+    {"default": {"session": {"calls_per_second": 200, "writes_per_second": 50,
+                             "write_bytes_per_second": 262144, "in_flight": 64},
+                 "authid": {"calls_per_second": 400, "writes_per_second": 100,
+                            "write_bytes_per_second": 524288, "in_flight": 128}},
+     "roles": {"writer": {"session": {"writes_per_second": 1000}},
+               "backend": null}}
+
+``default`` applies to every role not named in ``roles`` (anonymous guests
+among them); a role's entry changes only the fields it names; a role mapped to
+``null`` is not limited at all. The ``session`` rates apply to each WAMP
+session, the ``authid`` rates to all sessions of one authid together (an
+authenticated user cannot multiply its budget by opening sessions).
+
+Rates are token buckets holding one second's worth (a caller may burst to its
+rate at once, then keeps to it). Writes are the ``put``, ``delete`` and ``txn``
+procedures; their bytes are the sizes of the keys and values they carry. A
+call past a limit fails at once with ``<prefix>.error.rate_limited`` and the
+kwarg ``retry_after`` (seconds), and nothing is sent to etcd.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from autobahn.wamp.exception import ApplicationError
+
+from .errors import ErrorUris
+
+__all__ = ["LimitSettings", "Limiter", "Rates", "RoleLimits", "payload_bytes"]
+
+#: state of this many idle callers at most is kept between sweeps
+_SWEEP_EVERY = 1024
+#: the payload is measured this deep at most (deeper values are refused elsewhere)
+_MAX_DEPTH = 64
+
+
+@dataclass(frozen=True)
+class Rates:
+    """What one session (or all sessions of one authid) may spend; None: no limit."""
+
+    calls_per_second: float | None = 200.0
+    writes_per_second: float | None = 50.0
+    write_bytes_per_second: float | None = 256 * 1024
+    in_flight: int | None = 64
+
+@dataclass(frozen=True)
+class RoleLimits:
+    """The rates of one role: per session and per authid."""
+
+    session: Rates = field(default_factory=Rates)
+    authid: Rates = field(default_factory=lambda: Rates(
+        calls_per_second=400.0, writes_per_second=100.0, write_bytes_per_second=512 * 1024,
+        in_flight=128))
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    """``extra.limits``: the rates of each role (see the module docstring)."""
+
+    default: RoleLimits = field(default_factory=RoleLimits)
+    roles: Mapping[str, RoleLimits | None] = field(default_factory=dict)
+
+    def of(self, role: str | None) -> RoleLimits | None:
+        """The limits of ``role`` (None: unlimited)."""
+        if role is not None and role in self.roles:
+            return self.roles[role]
+        return self.default
+
+
+def payload_bytes(value: Any, depth: int = 0) -> int:
+    """About how many bytes ``value`` (a call's arguments) would store: the lengths of its
+    strings and byte strings, 8 per other scalar."""
+    if isinstance(value, (str, bytes, bytearray)):
+        return len(value)
+    if depth >= _MAX_DEPTH:
+        return 0
+    if isinstance(value, Mapping):
+        return sum(payload_bytes(k, depth + 1) + payload_bytes(v, depth + 1)
+                   for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return sum(payload_bytes(v, depth + 1) for v in value)
+    return 8
+
+
+class _Bucket:
+    """A token bucket holding one second's worth of ``rate``."""
+
+    __slots__ = ("at", "rate", "tokens")
+
+    def __init__(self, rate: float, now: float) -> None:
+        self.rate = rate
+        self.tokens = rate
+        self.at = now
+
+    def _refill(self, now: float) -> None:
+        if now > self.at:
+            self.tokens = min(self.rate, self.tokens + (now - self.at) * self.rate)
+            self.at = now
+
+    def wait(self, cost: float, now: float) -> float:
+        """Seconds until ``cost`` tokens are there (0: now). A cost beyond one second's
+        worth needs a full bucket, not more: a single write larger than the byte rate is
+        allowed once the bucket is full."""
+        self._refill(now)
+        cost = min(cost, self.rate)
+        return 0.0 if self.tokens >= cost else (cost - self.tokens) / self.rate
+
+    def take(self, cost: float) -> None:
+        self.tokens -= min(cost, self.rate)
+
+    def full(self, now: float) -> bool:
+        self._refill(now)
+        return self.tokens >= self.rate
+
+
+class _Account:
+    """What one session or one authid spends now."""
+
+    __slots__ = ("bytes", "calls", "in_flight", "rates", "writes")
+
+    def __init__(self, rates: Rates, now: float) -> None:
+        self.rates = rates
+        self.calls = _bucket(rates.calls_per_second, now)
+        self.writes = _bucket(rates.writes_per_second, now)
+        self.bytes = _bucket(rates.write_bytes_per_second, now)
+        self.in_flight = 0
+
+    def idle(self, now: float) -> bool:
+        return self.in_flight == 0 and all(
+            b is None or b.full(now) for b in (self.calls, self.writes, self.bytes))
+
+
+def _bucket(rate: float | None, now: float) -> _Bucket | None:
+    return None if rate is None else _Bucket(rate, now)
+
+
+class Limiter:
+    """Admits or refuses calls by the rates of :class:`LimitSettings`.
+
+    :param seconds: the clock (``reactor.seconds``; a ``task.Clock``'s in tests)
+    """
+
+    def __init__(self, settings: LimitSettings, uris: ErrorUris,
+                 seconds: Callable[[], float]) -> None:
+        self.settings = settings
+        self.uris = uris
+        self._seconds = seconds
+        self._sessions: dict[Any, _Account] = {}
+        self._authids: dict[str, _Account] = {}
+        self._opened = 0
+        #: calls refused so far (the log gets a line a minute, see QuietLog)
+        self.refused = 0
+
+    def admit(self, details: Any, *, write: bool, payload: Any) -> Callable[[], None] | None:
+        """Count a call of ``details``' caller; returns what to call when it is done (None
+        when its role is unlimited).
+
+        :raises ApplicationError: ``rate_limited`` with ``retry_after`` (seconds), before
+            anything was counted
+        """
+        role = getattr(details, "caller_authrole", None)
+        limits = self.settings.of(role)
+        if limits is None:
+            return None
+        now = self._seconds()
+        accounts = [self._account(self._sessions, getattr(details, "caller", None),
+                                  limits.session, now)]
+        authid = getattr(details, "caller_authid", None)
+        if authid is not None:
+            accounts.append(self._account(self._authids, authid, limits.authid, now))
+        size = payload_bytes(payload) if write else 0
+        retry = 0.0
+        for account in accounts:
+            if account.rates.in_flight is not None and \
+                    account.in_flight >= account.rates.in_flight:
+                self._refuse("too many calls in flight", 0.05)
+            for bucket, cost in ((account.calls, 1.0), (account.writes, 1.0 if write else 0),
+                                 (account.bytes, size)):
+                if bucket is not None and cost:
+                    retry = max(retry, bucket.wait(cost, now))
+        if retry > 0:
+            self._refuse("too many calls or bytes per second", retry)
+        for account in accounts:
+            for bucket, cost in ((account.calls, 1.0), (account.writes, 1.0 if write else 0),
+                                 (account.bytes, size)):
+                if bucket is not None and cost:
+                    bucket.take(cost)
+            account.in_flight += 1
+
+        def done() -> None:
+            for account in accounts:
+                account.in_flight -= 1
+        return done
+
+    def _account(self, table: dict[Any, _Account], who: Any, rates: Rates,
+                 now: float) -> _Account:
+        account = table.get(who)
+        if account is None or account.rates is not rates:
+            self._opened += 1
+            if self._opened % _SWEEP_EVERY == 0:
+                self._sweep(now)
+            account = table[who] = _Account(rates, now)
+        return account
+
+    def _sweep(self, now: float) -> None:
+        """Forget callers with nothing in flight and full buckets: a fresh account is the
+        same, so memory follows the callers active now, not every caller ever seen."""
+        for table in (self._sessions, self._authids):
+            for who in [w for w, a in table.items() if a.idle(now)]:
+                del table[who]
+
+    def _refuse(self, why: str, retry_after: float) -> None:
+        self.refused += 1
+        seconds = round(max(retry_after, 0.01) + 0.005, 2)
+        raise ApplicationError(self.uris.rate_limited,
+                               f"rate limit reached ({why}); retry after {seconds} s",
+                               retry_after=seconds)

@@ -1,0 +1,126 @@
+"""What one write may cost etcd: key and value sizes, and key caps, of maps and kv prefixes.
+
+Sizes are checked before anything is sent. A key cap (``max_keys``) is exact,
+also under concurrent writers: a write that creates keys under a capped
+prefix commits only if no key was created there since the count it was
+decided on (a range compare on the create revision, evaluated by etcd in the
+same transaction as the writes), and counts again otherwise. Updates of
+existing keys never need the count: the first attempt commits at once when
+every capped put finds its key present.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from autobahn.wamp.exception import ApplicationError
+
+from ..client import Client
+from ..namespace import Namespace
+from ..wire import (
+    Compare,
+    CompCreated,
+    CompModified,
+    CompVersion,
+    KeySet,
+    OpDel,
+    OpGet,
+    OpSet,
+    Transaction,
+    TxnResult,
+)
+from .errors import ErrorUris
+
+__all__ = ["Cap", "TxnItem", "capped_txn", "check_sizes"]
+
+#: attempts of a capped write whose count went stale (another writer created a key
+#: under the same cap meanwhile) before the caller is told to retry
+_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class TxnItem:
+    """One op or expectation of a write, its key resolved to etcd bytes."""
+
+    key: bytes
+    op: str | None = None  # "put" / "delete" for ops, None for expectations
+    value: bytes | None = None
+    revision: int = 0
+
+
+@dataclass(frozen=True)
+class Cap:
+    """At most ``max_keys`` keys in ``keyset``; ``target`` names it to callers."""
+
+    keyset: KeySet
+    max_keys: int
+    target: str
+
+
+def check_sizes(uris: ErrorUris, target: str, *, key: int, value: int | None,
+                max_key: int, max_value: int) -> None:
+    """Refuse a key of ``key`` bytes or a value of ``value`` bytes beyond the limits of
+    ``target`` with ``too_large``, before anything is sent."""
+    if key > max_key:
+        raise ApplicationError(uris.too_large, f"{target}: the key is {key} bytes, at most "
+                               f"{max_key} are allowed")
+    if value is not None and value > max_value:
+        raise ApplicationError(uris.too_large, f"{target}: the value is {value} bytes, at "
+                               f"most {max_value} are allowed")
+
+
+def _ops(writes: list[TxnItem]) -> list[OpSet | OpDel]:
+    return [OpSet(w.key, w.value if w.value is not None else b"") if w.op == "put"
+            else OpDel(w.key) for w in writes]
+
+
+async def capped_txn(client: Client | Namespace, uris: ErrorUris, writes: list[TxnItem],
+                     expectations: list[TxnItem], caps: list[Cap | None]) -> TxnResult:
+    """All ``writes`` if every expectation holds (mod revision equal; 0: absent) and no
+    cap of ``caps`` (one per write, None: uncapped) would hold more keys than allowed.
+
+    :raises ApplicationError: ``conflict`` when an expectation fails, ``quota_exceeded``
+        when the writes would create keys beyond a cap (nothing is written either way)
+    """
+    expected: list[Compare] = [CompModified(e.key, "==", e.revision) for e in expectations]
+    success = _ops(writes)
+    capped = [(w, c) for w, c in zip(writes, caps, strict=True) if c is not None]
+    if not capped:
+        return await _checked(client, uris, Transaction(compare=expected, success=success))
+    distinct = list({c.keyset: c for _, c in capped}.values())
+    keys = sorted({w.key for w, _ in capped})
+    # What a decision needs, read by etcd when the guard fails: each cap's count and
+    # whether each capped key exists, all at the failed attempt's revision.
+    snapshot = ([OpGet(c.keyset, count_only=True) for c in distinct]
+                + [OpGet(k, count_only=True) for k in keys])
+    # First attempt: commit at once if no capped put creates a key.
+    guard: list[Compare] = [CompVersion(w.key, ">", 0) for w, _ in capped if w.op == "put"]
+    for _ in range(_ATTEMPTS):
+        inner = Transaction(compare=guard, success=success, failure=snapshot)
+        result = await _checked(client, uris, Transaction(compare=expected, success=[inner]))
+        answer = result.responses[0]
+        assert isinstance(answer, TxnResult)
+        if answer.succeeded:
+            return result
+        counts: list[int] = [getattr(r, "count", 0) for r in answer.responses]
+        present = {k: n > 0 for k, n in zip(keys, counts[len(distinct):], strict=True)}
+        for cap, count in zip(distinct, counts, strict=True):
+            mine = [w for w, c in capped if c is not None and c.keyset == cap.keyset]
+            created = {w.key for w in mine if w.op == "put" and not present[w.key]}
+            deleted = {w.key for w in mine if w.op == "delete" and present[w.key]}
+            if created and count + len(created) - len(deleted) > cap.max_keys:
+                raise ApplicationError(uris.quota_exceeded, f"{cap.target} holds at most "
+                                       f"{cap.max_keys} keys; delete some before adding more")
+        revision = result.revision
+        guard = [CompCreated(c.keyset, "<", revision + 1) for c in distinct]
+    raise ApplicationError(uris.conflict, "keys were added concurrently too often to count "
+                           "them; nothing was written, try again")
+
+
+async def _checked(client: Client | Namespace, uris: ErrorUris,
+                   transaction: Transaction) -> TxnResult:
+    result: TxnResult = await client.txn(transaction)
+    if not result.succeeded:
+        raise ApplicationError(uris.conflict,
+                               "an expected revision is stale; nothing was written")
+    return result
