@@ -35,11 +35,13 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from .. import errors
 from .._deferred import Dual, dual
 from .._signal import Signal
 from ..client import Client
 from ..namespace import Namespace
 from ..pmap import Database
+from ..wire import KeySet
 from .access import Access
 from .errors import ErrorUris, to_application_error
 from .kv import KvService
@@ -172,6 +174,18 @@ class EtcdWampSession:
         self.root_client = root = self._etcd_client(settings)
         namespace = settings.etcd.namespace
         self.client = client = root.namespace(namespace) if namespace else root
+        try:
+            await self._check_etcd(client, settings)
+        except errors.EtcdError as exc:
+            # Wrong CA, password or grants, or no etcd at all: say so now, in the log
+            # where the operator looks, instead of looking ready and failing every call.
+            self.log.error("etcdwamp: cannot start: etcd at {endpoints} failed the start-up "
+                           "check: {kind}: {exc}", endpoints=list(settings.endpoints),
+                           kind=type(exc).__name__, exc=exc)
+            self._serving.fire(exc)
+            self.leave("wamp.close.configuration_error",
+                       f"etcd failed the start-up check: {type(exc).__name__}")
+            return
         access = Access(uris)
         db = Database(client, prefix=settings.db_prefix)
         self.maps = MapService(client, db, settings.maps, access, uris, settings.range_page)
@@ -198,6 +212,20 @@ class EtcdWampSession:
         self.publisher = Publisher(client, settings, self.maps.maps, self.publish,
                                    lambda: self._session_id, self._clock())
         self.publisher.start()
+
+    @staticmethod
+    async def _check_etcd(client: Client | Namespace, settings: Settings) -> None:
+        """Reach etcd once as the component will: TLS and login (the first request logs
+        in), and a read under every prefix it serves (etcd's grants)."""
+        await client.status()
+        keysets = [KeySet(settings.db_prefix + spec.slot.to_bytes(2, "big"), prefix=True)
+                   for spec in settings.maps]
+        keysets += [KeySet(p.prefix, prefix=True) for p in settings.kv_prefixes]
+        if settings.presence is not None:
+            keysets.append(KeySet(settings.presence.prefix, prefix=True))
+        keysets.append(KeySet(settings.checkpoint_key))
+        for keyset in keysets:
+            await client.get(keyset, count_only=True)
 
     async def onLeave(self, details: Any) -> None:
         """Stop the publisher, revoke the presence leases, close the etcd client and disconnect."""

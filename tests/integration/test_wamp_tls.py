@@ -21,8 +21,10 @@ from pathlib import Path
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
+from waiting import until
 from wamp_helpers import (
     CONFIG,
+    callees,
     component_loop_fixture,  # noqa: F401 (a fixture)
     connect,
     disconnect,
@@ -93,4 +95,35 @@ async def test_component_reaches_a_guarded_etcd(mode: str, pki: TLSFiles,
         assert status["revision"] >= put["revision"]
     finally:
         await disconnect(s)
+        node.stop()
+
+
+@ensure
+async def test_wrong_etcd_credentials_fail_start_up_with_the_cause(
+        etcd_factory: Callable[..., EtcdCluster], component_loop: str) -> None:
+    """A component whose etcd login fails does not look ready: it logs the cause at
+    start-up and registers nothing (instead of "component ready" and every call failing)."""
+    cluster = etcd_factory(1)
+    admin = Client(reactor, url=cluster.url)
+    await admin.user_add("root", secrets.token_urlsafe(16))
+    await admin.user_grant_role("root", "root")
+    await admin.user_add("web", secrets.token_urlsafe(16))
+    await admin.auth_enable()
+    await admin.close()
+    node = CrossbarNode(str(CONFIG), cluster.urls, env={"ETCDWAMP_TEST_ETCD_PW": "wrong"},
+                        extra_overrides={"etcd": {"user": "web",
+                                                  "password": "${ETCDWAMP_TEST_ETCD_PW}"},
+                                         "db_prefix": "badlogin/", "election": "badpub",
+                                         "kv_prefixes": [], "presence": None},
+                        component_loop=component_loop)
+    try:
+        node.start()
+
+        def refused() -> bool:
+            return "failed the start-up check: AuthenticationFailed" in node.log_tail(400)
+
+        await until(refused, timeout=60, why=node.log_tail)
+        assert await callees(node, "etcd.status") == 0
+        assert await callees(node, "etcd.map.notes.get") == 0
+    finally:
         node.stop()
