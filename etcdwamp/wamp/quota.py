@@ -104,7 +104,7 @@ async def capped_txn(client: Client | Namespace, uris: ErrorUris, writes: list[T
             return result
         counts: list[int] = [getattr(r, "count", 0) for r in answer.responses]
         present = {k: n > 0 for k, n in zip(keys, counts[len(distinct):], strict=True)}
-        for cap, count in zip(distinct, counts, strict=True):
+        for cap, count in zip(distinct, counts[:len(distinct)], strict=True):
             mine = [w for w, c in capped if c is not None and c.keyset == cap.keyset]
             created = {w.key for w in mine if w.op == "put" and not present[w.key]}
             deleted = {w.key for w in mine if w.op == "delete" and present[w.key]}

@@ -317,12 +317,16 @@ class EtcdWampSession:
     # -- procedures --------------------------------------------------------------
 
     async def status(self, details: Any = None) -> dict[str, Any]:
-        """``status()``: ``{version, revision, db_size, leader, member, publisher, framework}``
-        of the etcd member that answered (ids as strings), whether this instance publishes,
-        and the framework it runs on (``"twisted"`` or ``"asyncio"``).
+        """``status()``: ``{version, revision, db_size, leader, member, publisher, framework,
+        cancelled_calls, rate_limited_calls}``: the etcd member that answered (ids as
+        strings), whether this instance publishes, the framework it runs on (``"twisted"`` or
+        ``"asyncio"``), and how many calls this instance saw cancelled (their caller cancelled
+        or left) and refused by ``extra.limits``.
         """
         assert self.client is not None
         st = await self.client.status()
         return {"version": st.version, "revision": st.revision, "db_size": st.db_size,
                 "leader": str(st.leader), "member": str(st.header.member_id),
-                "publisher": self.is_publisher, "framework": self.framework}
+                "publisher": self.is_publisher, "framework": self.framework,
+                "cancelled_calls": self.cancelled_calls,
+                "rate_limited_calls": 0 if self.limiter is None else self.limiter.refused}
