@@ -33,6 +33,11 @@ keeps (maps, raw keys, presence, the publisher's election and checkpoint) lives
 under that prefix, the other prefixes here are inside it, and callers and
 subscribers see keys without it.
 
+Bounds (see :mod:`etcdwamp.wamp.limits` and :mod:`etcdwamp.wamp.quota`): each map and
+kv prefix takes ``max_value_bytes`` (default 64 KiB), ``max_key_bytes`` (1 KiB) and
+``max_keys`` (no cap); ``limits`` sets rates per session and per authid by role. A kv
+prefix inside another entry needs ``"nested": true`` (its rules replace the outer one's).
+
 Access rules (``read`` / ``write``: lists of WAMP authroles): absent means
 "every role the router lets call the procedure"; present means only those
 roles, enforced by the component on every procedure that reaches the data.
