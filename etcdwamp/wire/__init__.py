@@ -1,7 +1,7 @@
 """Floor 1: the etcd JSON gateway as pure data, no I/O.
 
 Build requests (:mod:`.requests`, :mod:`.txn`), parse answers into frozen
-dataclasses (:mod:`.results`) and errors into exceptions (:mod:`.errors`).
+dataclasses (:mod:`.results`) and errors into exceptions (:mod:`etcdwamp.wire.errors`).
 """
 
 from .cluster import (
