@@ -16,7 +16,7 @@ Example ``extra``::
       "prev_value": false,
       "election": "etcdwamp/publisher",
       "range_page": 100,
-      "max_range_rows": 1000, "max_snapshot_rows": 10000, "max_inflight_bytes": 67108864,
+      "max_range_rows": 1000, "max_snapshot_rows": 10000, "max_inflight_bytes": 33554432,
       "checkpoint_interval": 0.1
     }
 
@@ -34,7 +34,7 @@ etcd request and per progressive result (default 100); a non-progressive
 ``range`` result carries at most ``max_range_rows`` rows (default 1000) and a
 non-progressive ``get_and_watch`` snapshot at most ``max_snapshot_rows``
 (default 10000), a bigger one is refused with ``too_large`` (progressive callers
-get any size in pages); ``max_inflight_bytes`` (default 64 MiB) bounds the
+get any size in pages); ``max_inflight_bytes`` (default 32 MiB) bounds the
 estimated bytes of all results in flight at once, beyond it a call gets ``busy``.
 
 ``etcd.namespace`` runs the component on ``client.namespace(...)``: every key it
@@ -386,7 +386,7 @@ class Settings:
     #: rows a non-progressive get_and_watch snapshot may carry (more: too_large)
     max_snapshot_rows: int = 10000
     #: estimated bytes of all read results in flight at once (more: busy)
-    max_inflight_bytes: int = 64 * 1024 * 1024
+    max_inflight_bytes: int = 32 * 1024 * 1024
     extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     _KEYS = frozenset({"etcd", "prefix", "db_prefix", "maps", "kv_prefixes", "presence",

@@ -25,7 +25,7 @@ ETCD = {"etcd": {"endpoints": ["http://127.0.0.1:2379"]}}
 def test_defaults() -> None:
     s = Settings.from_extra(ETCD)
     assert (s.max_range_rows, s.max_snapshot_rows, s.max_inflight_bytes) == (
-        1000, 10000, 64 * 1024 * 1024)
+        1000, 10000, 32 * 1024 * 1024)
     s = Settings.from_extra({**ETCD, "max_range_rows": 5, "max_snapshot_rows": 7,
                              "max_inflight_bytes": 2**20})
     assert (s.max_range_rows, s.max_snapshot_rows, s.max_inflight_bytes) == (5, 7, 2**20)
