@@ -15,7 +15,9 @@
 // Protocol (the etcdwamp component, per-map URIs under `<prefix>.map.<map>.`):
 //   1. subscribe to `on_change` and `on_resync` first; events that arrive
 //      before the snapshot wait in a buffer, so none falls into a gap;
-//   2. call `get_and_watch()` -> {revision, items}: the map at `revision`;
+//   2. call `get_and_watch()` -> {revision, items}: the map at `revision`
+//      (in pages of that shape, as progressive results, when the session's
+//      promises can carry them: a big map never travels as one message);
 //   3. apply an event only if its revision is above the snapshot's and above
 //      the revision this copy last saw for the key (a delete is remembered as
 //      a tombstone until the next snapshot), so re-delivered or old events
@@ -30,8 +32,8 @@
 //
 // Debugging: `globalThis.etcdLiveMapDebug` counts, for all live maps of the
 // page, the handlers held per topic (`handlers[topic]`, 1 while a map is
-// live), the snapshots read and the resyncs asked for per map
-// (`snapshots["etcd.map.notes"]`, `resyncs[...]`).
+// live), the snapshots read, their progressive pages and the resyncs asked
+// for per map (`snapshots["etcd.map.notes"]`, `pages[...]`, `resyncs[...]`).
 //
 // Exact 64-bit ids: an oid (key or value) above 2**53 - 1 cannot be a JSON
 // number without rounding, so the component sends such oids as decimal
@@ -62,6 +64,12 @@ export function wireValue(x) {
 // and debugging: handlers per topic (counted where subscribed/unsubscribed),
 // snapshots read, resyncs asked for.
 const debug = (globalThis.etcdLiveMapDebug ??= { handlers: {}, snapshots: {}, resyncs: {} });
+debug.pages ??= {}; // progressive snapshot pages received per map
+
+/** Whether calls on `session` can receive progressive results (when.js deferreds can). */
+function progressive(session) {
+  return typeof session._defer === "function" && typeof session._defer().notify === "function";
+}
 
 function bump(table, key, by) {
   table[key] = (table[key] || 0) + by;
@@ -126,7 +134,7 @@ export function liveMap(session, { prefix = "etcd", map, onValue = () => {}, onE
     // snapshot: the buffer can start empty.
     snapshotRevision = null;
     pending = [];
-    const snap = await session.call(procedure("get_and_watch"), []);
+    const snap = await readSnapshot();
     bump(debug.snapshots, base, 1);
     if (stopped) return;
     rows.clear();
@@ -138,6 +146,24 @@ export function liveMap(session, { prefix = "etcd", map, onValue = () => {}, onE
     pending = [];
     early.forEach(apply);
     changed();
+  }
+
+  // The snapshot {revision, items}: pages of it (progressive results, all at
+  // one revision) are gathered until the last arrives as the call's result.
+  // Only autobahn's default (when.js) promises carry progressive results;
+  // with ES6 ones the call asks for the snapshot whole (maps up to the
+  // component's max_snapshot_rows).
+  async function readSnapshot() {
+    if (!progressive(session)) return session.call(procedure("get_and_watch"), []);
+    const items = [];
+    const call = session.call(procedure("get_and_watch"), [], {}, { receive_progress: true });
+    call.progress((page) => {
+      items.push(...page.items);
+      bump(debug.pages, base, 1);
+    });
+    const last = await call;
+    items.push(...last.items);
+    return { revision: last.revision, items };
   }
 
   // One read at a time; any number of resyncs during it cost one more read.

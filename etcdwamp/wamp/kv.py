@@ -3,7 +3,8 @@
 - ``kv.get(key)`` → ``{key, value, revision, version, lease}``
 - ``kv.put(key, value)`` → ``{revision}``
 - ``kv.delete(key, prefix=False)`` → ``{deleted, revision}``
-- ``kv.range(prefix, limit=0)`` → list of ``{key, value, revision}`` (progressive, cancellable)
+- ``kv.range(prefix, limit=0, from_key=None)`` → list of ``{key, value, revision}``
+  (progressive, cancellable; bounded like ``map.range``)
 - ``kv.txn(ops, expect=None)`` with ``ops`` = ``[{op, key, value}]``, ``expect`` =
   ``[{key, revision}]``
 
@@ -29,6 +30,7 @@ from .access import Access, Caller
 from .errors import ErrorUris
 from .ops import TxnItem, parse_txn, read_range, run_txn
 from .quota import Cap, check_sizes
+from .reads import ReadBounds
 from .settings import KvPrefix
 
 __all__ = ["KvService"]
@@ -46,7 +48,7 @@ class KvService:
     """
 
     def __init__(self, client: Client | Namespace, prefixes: tuple[KvPrefix, ...], access: Access,
-                 uris: ErrorUris, range_page: int) -> None:
+                 uris: ErrorUris, reads: ReadBounds) -> None:
         if not prefixes:
             raise ValueError("KvService needs at least one kv prefix")
         self.client = client
@@ -54,7 +56,7 @@ class KvService:
         self.prefixes = sorted(prefixes, key=lambda p: len(p.prefix), reverse=True)
         self.access = access
         self.uris = uris
-        self.range_page = range_page
+        self.reads = reads
 
     def procedures(self) -> dict[str, Callable[..., Any]]:
         """The procedures by name relative to the URI prefix (``"kv.get"``, ...)."""
@@ -138,18 +140,27 @@ class KvService:
         result = await self.client.delete(KeySet(raw, prefix=prefix))
         return {"deleted": result.deleted, "revision": result.revision}
 
-    async def range(self, prefix: Any, limit: Any = 0,
+    async def range(self, prefix: Any, limit: Any = 0, from_key: Any = None,
                     details: Any = None) -> list[dict[str, Any]]:
-        """``kv.range(prefix, limit=0)``: ``{key, value, revision}`` of every key under ``prefix``
-        (at most ``limit``; 0: no limit), at one revision.
+        """``kv.range(prefix, limit=0, from_key=None)``: ``{key, value, revision}`` of every
+        key under ``prefix`` from ``from_key`` on (a key under ``prefix``; None: the first),
+        at most ``limit`` (0: no limit), at one revision.
 
         Progressive callers get full pages as they are read; cancelling stops the read.
-        Needs the read rules of the covering prefix and of every configured prefix inside it.
+        Other callers get at most ``max_range_rows`` rows, else ``too_large`` (page with
+        ``limit`` and ``from_key``). Needs the read rules of the covering prefix and of
+        every configured prefix inside it.
         """
         raw = text_or_bytes(prefix, "prefix")
         self._check(raw, Caller.of(details), "kv.range", "read", whole_prefix=True)
-        return await read_range(self.client, KeySet(raw, prefix=True), limit, details,
-                                self.range_page, _record)
+        keyset = KeySet(raw, prefix=True)
+        if from_key is not None:
+            start = text_or_bytes(from_key, "from_key")
+            if not start.startswith(raw):
+                raise ValueError("from_key must lie under prefix")
+            keyset = KeySet(start, range_end=keyset.resolve()[1])
+        return await read_range(self.client, keyset, limit, details, self.reads, self.uris,
+                                _record)
 
     async def txn(self, ops: Any, expect: Any = None, details: Any = None) -> dict[str, Any]:
         """``kv.txn(ops, expect=None)``: all ``ops`` (``{op: "put"|"delete", key, value}``) at once

@@ -34,8 +34,9 @@ from ..pmap import Database, PersistentMap
 from ..wire import KeySet, KeyValue, prefix_range_end
 from .access import Access, Caller
 from .errors import ErrorUris
-from .ops import TxnItem, parse_txn, read_range, run_txn
+from .ops import TxnItem, parse_txn, read_range, read_snapshot, run_txn
 from .quota import Cap, check_sizes
+from .reads import ReadBounds
 from .settings import MapSpec
 
 __all__ = ["MAX_SAFE_INTEGER", "MapService", "WampMap"]
@@ -130,11 +131,11 @@ class MapService:
     """``map.*`` procedures; every one checks the map's rules for its caller."""
 
     def __init__(self, client: Client | Namespace, db: Database, specs: tuple[MapSpec, ...],
-                 access: Access, uris: ErrorUris, range_page: int) -> None:
+                 access: Access, uris: ErrorUris, reads: ReadBounds) -> None:
         self.client = client
         self.access = access
         self.uris = uris
-        self.range_page = range_page
+        self.reads = reads
         self.maps = {spec.name: WampMap(spec, db) for spec in specs}
 
     def procedures(self) -> dict[str, Callable[..., Any]]:
@@ -235,27 +236,25 @@ class MapService:
         of the records in key order, read at one revision (at most ``limit``; 0: no limit).
 
         Progressive callers get full pages as they are read; cancelling stops the read.
+        Other callers get at most ``max_range_rows`` rows, else ``too_large`` (page with
+        ``limit`` and ``from_key``).
         """
         m = self._readable(name, details, "map.range")
         return await read_range(self.client, m.keyset(from_key, to_key), limit, details,
-                                self.range_page, m.record)
+                                self.reads, self.uris, m.record)
 
     async def get_and_watch(self, name: Any, details: Any = None) -> dict[str, Any]:
         """``map.get_and_watch(map)``: every record at one revision, as
         ``{revision, items: [{key, value, revision}]}``.
 
         Subscribers of the map's ``on_change`` topic apply events with a higher revision to
-        continue from this snapshot.
+        continue from this snapshot (its revision is the store's at the first read).
+        Progressive callers get it in pages of that shape, the last as the result; other
+        callers get at most ``max_snapshot_rows`` rows, else ``too_large``.
         """
         m = self._readable(name, details, "map.get_and_watch")
-        keyset = KeySet(m.base, prefix=True)
-        # The revision of the snapshot is the store's at the first read, so
-        # topic events with a higher revision are exactly what came after.
-        first = await self.client.get(keyset, limit=1)
-        revision = first.header.revision
-        items = [m.record(kv) async for kv in
-                 self.client.range_iter(keyset, revision=revision, page_size=self.range_page)]
-        return {"revision": revision, "items": items}
+        return await read_snapshot(self.client, KeySet(m.base, prefix=True), details,
+                                   self.reads, self.uris, m.record)
 
     async def txn(self, ops: Any, expect: Any = None, details: Any = None) -> dict[str, Any]:
         """``map.txn(ops, expect=None)``: all ``ops`` (``{op: "put"|"delete", map, key, value}``)

@@ -1,19 +1,23 @@
-"""Procedure bodies the map and raw-key services share: paged ranges and
-all-or-nothing transactions with expectations."""
+"""Procedure bodies the map and raw-key services share: paged, bounded ranges and
+snapshots (see :mod:`.reads`), and all-or-nothing transactions with expectations."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+from autobahn.wamp.exception import ApplicationError
+
 from .. import errors
 from ..client import Client
 from ..namespace import Namespace
-from ..wire import DEFAULT_MAX_TXN_OPS, KeySet
+from ..wire import DEFAULT_MAX_TXN_OPS, KeySet, KeyValue
 from .errors import ErrorUris
 from .quota import Cap, TxnItem, capped_txn
+from .reads import ROW_BYTES, ReadBounds
 
-__all__ = ["TxnItem", "check_limit", "parse_txn", "read_range", "run_txn"]
+__all__ = ["TxnItem", "check_limit", "parse_txn", "read_range", "read_rows", "read_snapshot",
+           "run_txn"]
 
 
 def check_limit(limit: Any) -> int:
@@ -23,33 +27,110 @@ def check_limit(limit: Any) -> int:
     return limit
 
 
-async def read_range(client: Client | Namespace, keyset: KeySet, limit: Any, details: Any,
-                     page_size: int, record: Callable[[Any], dict[str, Any]]
-                     ) -> list[dict[str, Any]]:
-    """Read ``keyset`` at one revision, ``page_size`` keys per etcd request.
+async def read_rows(client: Client | Namespace, keyset: KeySet, *, limit: int,
+                    progress: Callable[[int, list[dict[str, Any]]], object] | None,
+                    bounds: ReadBounds, uris: ErrorUris, max_rows: int,
+                    refuse: Callable[[int], str], record: Callable[[KeyValue], dict[str, Any]]
+                    ) -> tuple[int, list[dict[str, Any]]]:
+    """Read at most ``limit`` (0: all) rows of ``keyset`` at one revision, ``bounds.page``
+    keys per etcd request; returns that revision and the rows not yet sent.
 
-    With a caller that asked for progressive results, every full page is sent
-    as soon as it is read and only the rest is returned; a cancelled call
-    stops before the next page is requested (the client's read is cancelled
-    with the call)."""
+    With ``progress``, every full page goes to it (with the revision) as soon as
+    it is read and is then forgotten. Without, the result may carry at most
+    ``max_rows`` rows: the first page's answer says how many the range holds,
+    and a bigger result is refused before more is read (``too_large`` with
+    ``refuse(max_rows)`` as message), never cut short. Every row counts against ``bounds.budget``
+    until it is sent or the call ends. A cancelled call stops before the next
+    page is requested (the client's read is cancelled with it).
+
+    :raises ApplicationError: ``too_large``, or ``busy`` from the budget
+    """
+    hold = bounds.budget.hold(uris)
+    rows: list[dict[str, Any]] = []
+    start, end = keyset.resolve()
+    revision, left = 0, limit
+    try:
+        while True:
+            ask = min(bounds.page, left) if limit else bounds.page
+            page = await client.get(KeySet(start, range_end=end), limit=ask, revision=revision)
+            if not revision:
+                revision = page.header.revision
+                total = min(limit, page.count) if limit else page.count
+                if progress is None and total > max_rows:
+                    raise ApplicationError(uris.too_large, refuse(max_rows))
+            for kv in page.kvs:
+                hold.add(len(kv.key) + len(kv.value) + ROW_BYTES)
+                rows.append(record(kv))
+            if progress is not None and len(rows) >= bounds.page:
+                progress(revision, rows)  # a progressive result: the caller sees it now
+                rows = []
+                hold.release()
+            left -= len(page.kvs)
+            if not page.more or not page.kvs or (limit and left <= 0):
+                return revision, rows
+            # The next page starts right after the last key seen.
+            start = page.kvs[-1].key + b"\x00"
+    finally:
+        hold.release()
+
+
+def _progress(details: Any) -> Callable[..., object] | None:
+    """The caller's progressive-result channel, if it asked for progressive results."""
+    return getattr(details, "progress", None)
+
+
+async def read_range(client: Client | Namespace, keyset: KeySet, limit: Any, details: Any,
+                     bounds: ReadBounds, uris: ErrorUris,
+                     record: Callable[[KeyValue], dict[str, Any]]) -> list[dict[str, Any]]:
+    """A ``range`` procedure's result: at most ``limit`` rows (0: no limit) of ``keyset``
+    at one revision.
+
+    A progressive caller gets every full page as a progressive result as it is
+    read, and the rest as the result; any other caller gets at most
+    ``bounds.max_range_rows`` rows, else ``too_large`` naming that limit and how
+    to page (see :func:`read_rows`).
+    """
     limit = check_limit(limit)
-    progress = getattr(details, "progress", None)
-    page: list[dict[str, Any]] = []
-    out: list[dict[str, Any]] = []
-    n = 0
-    per_request = min(page_size, limit) if limit else page_size
-    async for kv in client.range_iter(keyset, page_size=per_request):
-        n += 1
-        if progress is not None:
-            page.append(record(kv))
-            if len(page) >= page_size:
-                progress(page)  # a progressive result: the caller sees it now
-                page = []
-        else:
-            out.append(record(kv))
-        if limit and n >= limit:
-            break
-    return page if progress is not None else out
+    channel = _progress(details)
+    def refuse(most: int) -> str:
+        return (f"the range holds more than {most} rows, the most one result carries "
+                f"(max_range_rows): read it in pages with limit={most}, each next page "
+                "from_key=<the last key received> (skip that key when it comes again), or "
+                "call with receive_progress")
+
+    _, rows = await read_rows(client, keyset, limit=limit,
+                              progress=None if channel is None else (
+                                  lambda revision, rows: channel(rows)),
+                              bounds=bounds, uris=uris, max_rows=bounds.max_range_rows,
+                              refuse=refuse, record=record)
+    return rows
+
+
+async def read_snapshot(client: Client | Namespace, keyset: KeySet, details: Any,
+                        bounds: ReadBounds, uris: ErrorUris,
+                        record: Callable[[KeyValue], dict[str, Any]]) -> dict[str, Any]:
+    """A ``get_and_watch`` procedure's result: ``{revision, items}``, every row of
+    ``keyset`` at one revision.
+
+    A progressive caller gets the snapshot in pages, each a progressive result
+    ``{revision, items}`` with the same revision, the last page as the result;
+    any other caller gets at most ``bounds.max_snapshot_rows`` rows, else
+    ``too_large`` saying to call with receive_progress.
+    """
+    channel = _progress(details)
+    def refuse(most: int) -> str:
+        return (f"the map holds more than {most} rows, the most one snapshot carries "
+                "(max_snapshot_rows): call get_and_watch with receive_progress to get it "
+                "in pages")
+
+    revision, rows = await read_rows(client, keyset, limit=0,
+                                     progress=None if channel is None else (
+                                         lambda revision, rows: channel(
+                                             {"revision": revision, "items": rows})),
+                                     bounds=bounds, uris=uris,
+                                     max_rows=bounds.max_snapshot_rows, refuse=refuse,
+                                     record=record)
+    return {"revision": revision, "items": rows}
 
 
 def parse_txn(ops: Any, expect: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -50,6 +50,7 @@ from .maps import MapService
 from .presence import PresenceService
 from .publisher import Publisher
 from .quietlog import QuietLog
+from .reads import InflightBudget, ReadBounds
 from .settings import Settings, SettingsError
 
 __all__ = ["EtcdWampSession"]
@@ -188,11 +189,12 @@ class EtcdWampSession:
             return
         access = Access(uris)
         db = Database(client, prefix=settings.db_prefix)
-        self.maps = MapService(client, db, settings.maps, access, uris, settings.range_page)
+        reads = ReadBounds(InflightBudget(settings.max_inflight_bytes), settings.range_page,
+                           settings.max_range_rows, settings.max_snapshot_rows)
+        self.maps = MapService(client, db, settings.maps, access, uris, reads)
         procedures: dict[str, Callable[..., Any]] = dict(self.maps.procedures())
         if settings.kv_prefixes:
-            self.kv = KvService(client, settings.kv_prefixes, access, uris,
-                                settings.range_page)
+            self.kv = KvService(client, settings.kv_prefixes, access, uris, reads)
             procedures.update(self.kv.procedures())
         if settings.presence is not None:
             self.presence = PresenceService(client, settings.presence, access, uris)

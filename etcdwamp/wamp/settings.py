@@ -16,6 +16,7 @@ Example ``extra``::
       "prev_value": false,
       "election": "etcdwamp/publisher",
       "range_page": 100,
+      "max_range_rows": 1000, "max_snapshot_rows": 10000, "max_inflight_bytes": 33554432,
       "checkpoint_interval": 0.1
     }
 
@@ -27,6 +28,14 @@ the environment, so no secret needs to be written into a config file.
 ``checkpoint_interval`` (seconds, default 0.1) spaces the publisher's
 checkpoint writes while events stream in; after a failover the successor may
 publish up to about that much again (subscribers drop revisions they have seen).
+
+Reads are bounded (see :mod:`etcdwamp.wamp.reads`): ``range_page`` keys per
+etcd request and per progressive result (default 100); a non-progressive
+``range`` result carries at most ``max_range_rows`` rows (default 1000) and a
+non-progressive ``get_and_watch`` snapshot at most ``max_snapshot_rows``
+(default 10000), a bigger one is refused with ``too_large`` (progressive callers
+get any size in pages); ``max_inflight_bytes`` (default 32 MiB) bounds the
+estimated bytes of all results in flight at once, beyond it a call gets ``busy``.
 
 ``etcd.namespace`` runs the component on ``client.namespace(...)``: every key it
 keeps (maps, raw keys, presence, the publisher's election and checkpoint) lives
@@ -116,6 +125,12 @@ def _from_env(value: Any, where: str) -> Any:
             if name not in os.environ:
                 raise SettingsError(f"{where}: environment variable {name} is not set")
             return os.environ[name]
+    return value
+
+
+def _int_in(value: Any, where: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise SettingsError(f"{where} must be an int in [{low}, {high}]")
     return value
 
 
@@ -485,11 +500,18 @@ class Settings:
     checkpoint_interval: float = 0.1
     #: rates per session and per authid, by role (:mod:`etcdwamp.wamp.limits`)
     limits: LimitSettings = field(default_factory=LimitSettings)
+    #: rows a non-progressive range result may carry (more: too_large)
+    max_range_rows: int = 1000
+    #: rows a non-progressive get_and_watch snapshot may carry (more: too_large)
+    max_snapshot_rows: int = 10000
+    #: estimated bytes of all read results in flight at once (more: busy)
+    max_inflight_bytes: int = 32 * 1024 * 1024
     extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     _KEYS = frozenset({"etcd", "prefix", "db_prefix", "maps", "kv_prefixes", "presence",
                        "prev_value", "election", "range_page", "checkpoint_interval",
-                       "limits"})
+                       "limits", "max_range_rows", "max_snapshot_rows",
+                       "max_inflight_bytes"})
 
     @property
     def endpoints(self) -> tuple[str, ...]:
@@ -553,6 +575,10 @@ class Settings:
                 or not 0 <= interval <= 60):
             raise SettingsError("extra.checkpoint_interval must be a number of seconds in "
                                 "[0, 60]")
+        bounds = {name: _int_in(extra.get(name, _default(cls, name)), f"extra.{name}", low, high)
+                  for name, low, high in (("max_range_rows", 1, 10**6),
+                                          ("max_snapshot_rows", 1, 10**7),
+                                          ("max_inflight_bytes", 2**16, 2**40))}
         prev_value = extra.get("prev_value", _default(cls, "prev_value"))
         if not isinstance(prev_value, bool):
             raise SettingsError("extra.prev_value must be true or false")
@@ -562,7 +588,7 @@ class Settings:
                 extra.get("presence")),
             prev_value=prev_value, election=election.encode(), range_page=page,
             checkpoint_interval=float(interval), limits=parse_limits(extra.get("limits")),
-            extra=dict(extra),
+            **bounds, extra=dict(extra),
         )
         settings._check_disjoint()
         return settings

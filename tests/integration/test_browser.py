@@ -21,6 +21,7 @@ from waiting import until
 
 from etcdwamp import Client, KeySet
 from etcdwamp.testing import CrossbarNode, EtcdCluster
+from etcdwamp.wire import OpSet, Transaction
 
 ensure = pytest_twisted.ensureDeferred
 T = TypeVar("T")
@@ -268,6 +269,23 @@ async def test_page_shows_notes_and_follows_writes_from_python(
 
     await client.delete(note(name + "from-python"))
     await page.wait_for_row(name + "from-python", state="detached")
+    assert await page.evaluate(PAGE_NOTES) == await etcd_notes(client)
+
+
+@ensure
+async def test_page_reads_a_big_map_in_snapshot_pages(
+        demo_node: CrossbarNode, client: Client, prefix: bytes, open_page: Any) -> None:
+    """livemap.js asks for get_and_watch's snapshot in progressive pages and joins
+    them: a map of several pages shows whole and exact, and follows later writes."""
+    name = prefix.decode()
+    for start in range(0, 350, 128):
+        await client.txn(Transaction(success=[
+            OpSet(note(f"{name}{i:03d}"), b"%d" % i) for i in range(start, min(start + 128, 350))]))
+    page = await open_page(demo_node.http_url)
+    assert await page.evaluate("window.etcdLiveMapDebug.pages['etcd.map.notes']") >= 3
+    assert await page.evaluate(PAGE_NOTES) == await etcd_notes(client)
+    written = await client.put(note(name + "after"), b'"after the pages"')
+    await page.wait_for("rev => window.notes.revision >= rev", written.revision)
     assert await page.evaluate(PAGE_NOTES) == await etcd_notes(client)
 
 

@@ -15,6 +15,7 @@ from etcdwamp.wamp.access import Access
 from etcdwamp.wamp.errors import ErrorUris
 from etcdwamp.wamp.kv import KvService
 from etcdwamp.wamp.maps import MapService
+from etcdwamp.wamp.reads import InflightBudget, ReadBounds
 from etcdwamp.wamp.settings import Settings
 
 ensure = pytest_twisted.ensureDeferred
@@ -52,8 +53,10 @@ SETTINGS = Settings.from_extra({
 def services() -> tuple[MapService, KvService]:
     client: Any = Untouchable()
     access = Access(URIS)
-    maps = MapService(client, Database(client, prefix=b"app/"), SETTINGS.maps, access, URIS, 100)
-    kv = KvService(client, SETTINGS.kv_prefixes, access, URIS, 100)
+    reads = ReadBounds(InflightBudget(2**20))
+    maps = MapService(client, Database(client, prefix=b"app/"), SETTINGS.maps, access, URIS,
+                      reads)
+    kv = KvService(client, SETTINGS.kv_prefixes, access, URIS, reads)
     return maps, kv
 
 
