@@ -22,6 +22,8 @@ class ErrorUris:
         self.invalid_argument = f"{prefix}.error.invalid_argument"
         self.conflict = f"{prefix}.error.conflict"
         self.too_large = f"{prefix}.error.too_large"
+        #: too many calls already wait for etcd; nothing was sent
+        self.busy = f"{prefix}.error.busy"
         self.unavailable = f"{prefix}.error.unavailable"
         self.permission_denied = f"{prefix}.error.permission_denied"
         self.internal = f"{prefix}.error.internal"
@@ -40,6 +42,9 @@ def to_application_error(uris: ErrorUris, exc: BaseException) -> ApplicationErro
         return ApplicationError(uris.too_large, str(exc))
     if isinstance(exc, (errors.PermissionDenied, errors.Unauthenticated)):
         return ApplicationError(uris.permission_denied, str(exc))
+    if isinstance(exc, errors.Busy):
+        return ApplicationError(uris.busy, "too many calls are waiting for the store; "
+                                "try again later")
     if isinstance(exc, (errors.TransportError, errors.Unavailable,
                         errors.DeadlineExceeded)):
         return ApplicationError(uris.unavailable, str(exc))
