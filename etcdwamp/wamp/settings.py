@@ -212,7 +212,8 @@ class EtcdSettings:
         return cls(endpoints=tuple(endpoints), timeout=float(timeout), user=user,
                    password=password, coalesce=coalesce, coalesce_window=float(window),
                    namespace=b"" if namespace is None else namespace.encode("utf-8"),
-                   **limits, **files)
+                   max_connections=limits["max_connections"],
+                   max_queued=limits["max_queued"], **files)
 
 
 @dataclass(frozen=True)
