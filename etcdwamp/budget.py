@@ -107,11 +107,11 @@ class ConnectionBudget:
     def wait(self, endpoint: str, timeout: float) -> Deferred[None]:
         """Queue for a slot of ``endpoint``; the Deferred fires once the caller
         holds it (and must :meth:`release` it). Call after :meth:`take` failed.
+        The Deferred fails with :class:`~etcdwamp.errors.RequestTimeout` after
+        ``timeout``; cancelling it leaves the queue with ``CancelledError``.
 
         :param timeout: seconds to wait at most (inf: no limit)
         :raises Busy: ``max_queued`` calls wait already (raised at once, not queued)
-        The Deferred fails with :class:`~etcdwamp.errors.RequestTimeout` after
-        ``timeout``; cancelling it leaves the queue with ``CancelledError``.
         """
         if self._queued >= self.max_queued:
             raise errors.Busy(f"every connection to {endpoint} is in use and "
