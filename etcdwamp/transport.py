@@ -707,6 +707,9 @@ class Transport:
             if self.token is not None and self.token != stale:
                 return  # another caller already renewed it
             self.token = None
+            # Outside the call budget: the lock lets one login run at a time,
+            # and inside it, with the queue full, the login would be refused
+            # (Busy) or wait behind calls that all need its token.
             result = await self._call_once(authenticate_request(*self.credentials), deadline)
             self.token = result.token
         finally:
