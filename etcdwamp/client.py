@@ -39,6 +39,22 @@ endpoint, not re-authenticated, and not turned into ``RequestTimeout``. A
 cancelled write, like a timed-out one, may or may not have been applied.
 ``d.addTimeout(seconds, reactor)`` therefore works as with any Twisted API.
 
+Connections
+-----------
+Calls are bounded, however many are made at once: each takes one of
+``max_connections`` slots of its endpoint before sending (coalesced
+transactions too, one slot each); more calls wait in a first-in-first-out
+queue of at most ``max_queued`` calls (for the whole client), and a call
+beyond that fails at once with :class:`~etcdwamp.errors.Busy` (nothing was
+sent: retry later). Waiting counts against the call's timeout (then
+``RequestTimeout``); a waiting call that is cancelled leaves the queue at
+once. A call failing over to another endpoint takes a slot of that one.
+Watches, elections being observed, blocking calls (lock, campaign,
+defragment) and lease keep-alives hold their connections outside this budget
+(see :class:`~etcdwamp.transport.Transport` for why), so they never starve
+calls, nor calls them. ``pool_size`` is unrelated: how many idle connections
+are kept open for reuse.
+
 Coalescing
 ----------
 With ``coalesce=True``, concurrent ``put``, ``delete`` and ``get`` calls of
@@ -57,6 +73,7 @@ from twisted.internet.defer import Deferred
 
 from . import errors
 from ._deferred import deferred
+from .budget import DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_QUEUED
 from .cli_endpoints import endpoint_urls
 from .coalesce import Coalescer
 from .lease import Lease, grant
@@ -120,7 +137,11 @@ class Client(OperationsMixin):
         logging in again included (a stream: until its answer starts)
     :param connect_timeout: seconds to establish a TCP connection
     :param pool_size: idle persistent connections kept per endpoint (calls in flight
-        are not bounded by it)
+        are bounded by ``max_connections`` instead)
+    :param max_connections: calls in flight per endpoint at once, each on its own
+        connection (see "Connections" above)
+    :param max_queued: calls that may wait for a connection, for the whole client;
+        beyond it a call fails at once with :class:`~etcdwamp.errors.Busy`
     :param http_client: a treq-style client to use instead of the built-in one
     :param clock: an ``IReactorTime`` for timeouts (tests pass ``task.Clock``)
     :param api_prefix: skip detection and use this gateway prefix (e.g. ``"/v3"``)
@@ -159,6 +180,8 @@ class Client(OperationsMixin):
         key_file: str | None = None,
         coalesce: bool = False,
         coalesce_window: float = 0.0,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_queued: int = DEFAULT_MAX_QUEUED,
     ) -> None:
         if url is not None and endpoints is not None:
             raise ValueError("give url or endpoints, not both")
@@ -207,7 +230,8 @@ class Client(OperationsMixin):
         self.transport = Transport(
             http, clock, self.endpoints, timeout=timeout, max_request_bytes=max_request_bytes,
             api_prefix=api_prefix,
-            credentials=None if user is None else (user, password or ""))
+            credentials=None if user is None else (user, password or ""),
+            max_connections=max_connections, max_queued=max_queued)
         self._coalescer: Coalescer | None = None
         if coalesce:
             self._coalescer = Coalescer(self.transport, window=coalesce_window,

@@ -16,7 +16,8 @@ failure branch is part of what the caller asked etcd to do. Only
 
     EtcdError
      +-- InvalidRequest (also ValueError)      bad input, caught before or by etcd
-     +-- TransportError                        the request did not get a clean answer
+     +-- Busy                                  too many calls wait already: nothing sent
+ +-- TransportError                        the request did not get a clean answer
      |    +-- ConnectFailed                    never reached any server: safe to retry
      |    +-- OutcomeUnknown                   may have been applied
      |         +-- RequestTimeout
@@ -45,6 +46,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "AuthenticationFailed",
+    "Busy",
     "ConnectFailed",
     "ConnectionLost",
     "DeadlineExceeded",
@@ -86,6 +88,15 @@ class EtcdError(Exception):
 
 class InvalidRequest(EtcdError, ValueError):
     """The request is invalid (detected by etcdwamp before sending, or by etcd)."""
+
+
+class Busy(EtcdError):
+    """Too many calls of this client wait for a connection already (``max_queued``):
+    nothing was sent, so it is safe to retry later."""
+
+    def __init__(self, message: str, *, endpoint: str | None = None) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
 
 
 class TransportError(EtcdError):

@@ -101,7 +101,8 @@ class Lease:
         # etcd restarts the TTL when it handles the renewal, which is after
         # this moment: counting from here never overestimates the deadline.
         sent: float = self._clock.seconds()
-        result = await self._transport.call_async(lease_keepalive_request(self.id))
+        result = await self._transport.call_async(lease_keepalive_request(self.id),
+                                                  keepalive=True)
         if result.ttl <= 0:
             raise errors.LeaseExpired(self.id)
         self.renewals += 1

@@ -37,6 +37,7 @@ from zope.interface import implementer
 
 from . import errors
 from ._deferred import dual
+from .budget import DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_QUEUED, ConnectionBudget
 from .wire import Request, check_size, error_from_response
 from .wire.auth import authenticate_request
 
@@ -59,6 +60,9 @@ T = TypeVar("T")
 
 #: gateway prefixes tried in order: etcd 3.4+, 3.3, 3.2
 API_PREFIXES = ("/v3", "/v3beta", "/v3alpha")
+
+#: connections per endpoint lease keep-alives may use at once, beside the calls'
+KEEPALIVE_CONNECTIONS = 8
 
 _CONTENT_TYPE = b"application/json"
 
@@ -357,11 +361,27 @@ class StreamOpened:
 class Transport:
     """Endpoints, clock, gateway prefixes, auth token and failover: the seam
     between the client's parts and HTTP. See :mod:`etcdwamp.client` for the
-    failover, deadline and cancellation rules it implements."""
+    failover, deadline and cancellation rules it implements.
+
+    Connections: every request/answer exchange first takes a slot of its
+    endpoint in :attr:`budget` (at most ``max_connections`` per endpoint at
+    once, then a queue of ``max_queued``, then :class:`~etcdwamp.errors.Busy`;
+    see :mod:`etcdwamp.budget`), so calls never hold more connections than
+    that, however many are made. Three kinds hold connections outside it,
+    because each lasts as long as something the program holds, not as long
+    as an answer takes, and counting them would let a few of them starve
+    every call: streams (watches, observed elections, snapshots), one per
+    watch; blocking requests with their own timeout (lock, campaign,
+    defragment), one per waiter; and lease keep-alives, which have their own
+    :attr:`keepalive_budget` (``KEEPALIVE_CONNECTIONS`` per endpoint) so that
+    calls queueing behind a slow etcd cannot make the program lose its leases.
+    """
 
     def __init__(self, http: HTTP, clock: Any, endpoints: Sequence[str], *,
                  timeout: float, max_request_bytes: int, api_prefix: str | None = None,
-                 credentials: tuple[str, str] | None = None) -> None:
+                 credentials: tuple[str, str] | None = None,
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS,
+                 max_queued: int = DEFAULT_MAX_QUEUED) -> None:
         self.http = http
         self.clock = clock
         self.endpoints: tuple[str, ...] = tuple(endpoints)
@@ -374,6 +394,13 @@ class Transport:
         self.credentials = credentials
         self.token: str | None = None
         self._auth_lock = DeferredLock()
+        #: the slots of request/answer calls per endpoint, and their queue
+        self.budget = ConnectionBudget(clock, max_connections=max_connections,
+                                       max_queued=max_queued)
+        #: lease keep-alives' own slots (see the class docstring)
+        self.keepalive_budget = ConnectionBudget(
+            clock, max_connections=min(KEEPALIVE_CONNECTIONS, max_connections),
+            max_queued=max_queued)
 
     # -- endpoints and time -------------------------------------------------
 
@@ -404,36 +431,51 @@ class Transport:
     # -- requests -------------------------------------------------------------
 
     def call(self, request: Request[T], *, started: float | None = None,
-             endpoint: str | None = None) -> Deferred[T]:
+             endpoint: str | None = None, keepalive: bool = False) -> Deferred[T]:
         """Send ``request`` with failover; the Deferred fires with its parsed answer.
 
         ``started``: the clock's time the caller's call began (default: now);
-        the timeout counts from there. ``endpoint``: send to that member only,
-        without failover (maintenance calls whose answer must come from it);
-        it need not be one of :attr:`endpoints`."""
+        the timeout counts from there, waiting for a connection included.
+        ``endpoint``: send to that member only, without failover (maintenance
+        calls whose answer must come from it); it need not be one of
+        :attr:`endpoints`. ``keepalive``: a lease keep-alive, which takes its
+        connection from :attr:`keepalive_budget`.
+
+        :raises Busy: every connection of the endpoint is in use and
+            ``max_queued`` calls wait already (nothing was sent)
+        """
         if self.credentials is None:
             # One coroutine less per request on the common path.
             limit = self.timeout if request.timeout is None else request.timeout
             deadline = (self.clock.seconds() if started is None else started) + limit
-            return dual(Deferred.fromCoroutine(self._call_once(request, deadline, endpoint)))
+            return dual(Deferred.fromCoroutine(self._call_once(
+                request, deadline, endpoint, self._budget_of(request, keepalive))))
         return dual(Deferred.fromCoroutine(
-            self.call_async(request, started=started, endpoint=endpoint)))
+            self.call_async(request, started=started, endpoint=endpoint, keepalive=keepalive)))
 
     async def call_async(self, request: Request[T], *, started: float | None = None,
-                         endpoint: str | None = None) -> T:
+                         endpoint: str | None = None, keepalive: bool = False) -> T:
         """:meth:`call` as a coroutine (saves a Deferred inside other coroutines)."""
         limit = self.timeout if request.timeout is None else request.timeout
         deadline = (self.clock.seconds() if started is None else started) + limit
+        budget = self._budget_of(request, keepalive)
         if self.credentials is None:
-            return await self._call_once(request, deadline, endpoint)
+            return await self._call_once(request, deadline, endpoint, budget)
         token = await self.current_token(deadline)
         try:
-            return await self._call_once(request, deadline, endpoint)
+            return await self._call_once(request, deadline, endpoint, budget)
         except errors.Unauthenticated:
             # The token expired (--auth-token-ttl) or the member restarted:
             # authenticate again and retry once.
             await self.renew_token(token, deadline)
-            return await self._call_once(request, deadline, endpoint)
+            return await self._call_once(request, deadline, endpoint, budget)
+
+    def _budget_of(self, request: Request[Any], keepalive: bool) -> ConnectionBudget | None:
+        """Where ``request`` takes its connection slots; None: outside any budget
+        (a blocking request: see the class docstring)."""
+        if request.timeout is not None:
+            return None
+        return self.keepalive_budget if keepalive else self.budget
 
     def set_endpoints(self, urls: Sequence[str]) -> None:
         """Replace the endpoints (e.g. from the member list); the one in use stays
@@ -455,6 +497,8 @@ class Transport:
         """
         if endpoint is None:
             endpoint = self.endpoint
+        # Outside the call budget (see the class docstring): a stream holds its
+        # connection for as long as the watch lasts.
         prefix = await self.prefix(endpoint)
         token = await self.current_token()
         # Nothing runs between reading the token and posting: the stream
@@ -467,9 +511,11 @@ class Transport:
         return StreamOpened(response, endpoint, token)
 
     async def _call_once(self, request: Request[T], deadline: float | None = None,
-                         only: str | None = None) -> T:
+                         only: str | None = None,
+                         budget: ConnectionBudget | None = None) -> T:
         """Send ``request``, failing over to the next endpoints, all by ``deadline``
-        (None: ``request.timeout`` or the client's from now); to ``only`` alone if given."""
+        (None: ``request.timeout`` or the client's from now); to ``only`` alone if given.
+        Each attempt holds a slot of its endpoint in ``budget`` (None: none)."""
         check_size(request.size, self.max_request_bytes)
         if deadline is None:
             deadline = self.deadline(request.timeout)
@@ -489,7 +535,7 @@ class Transport:
             try:
                 status, content = await self._send(endpoint, request.path, body,
                                                    idempotent=request.idempotent,
-                                                   deadline=deadline)
+                                                   deadline=deadline, budget=budget)
             except errors.ConnectFailed as exc:
                 failures.append(exc)
                 continue
@@ -532,22 +578,33 @@ class Transport:
         # latest such failure (not a ConnectFailed, which would claim "not sent").
         raise next(f for f in reversed(failures) if not isinstance(f, errors.ConnectFailed))
 
-    async def _send(self, endpoint: str, path: str, body: bytes, *,
-                    idempotent: bool, deadline: float) -> tuple[int, bytes]:
-        """POST to one endpoint, ending by ``deadline``. An idempotent request
-        whose connection was lost is sent once more: the usual cause is a
-        pooled keep-alive connection the server closed just as we reused it."""
-        prefix = (self.api_prefix or self.prefixes.get(endpoint)
-                  or await self.prefix(endpoint, deadline))
-        url_path = prefix + path
+    async def _send(self, endpoint: str, path: str, body: bytes, *, idempotent: bool,
+                    deadline: float, budget: ConnectionBudget | None) -> tuple[int, bytes]:
+        """POST to one endpoint, ending by ``deadline``, holding a slot of it in
+        ``budget`` (waiting for one counts against the deadline). An idempotent
+        request whose connection was lost is sent once more: the usual cause is
+        a pooled keep-alive connection the server closed just as we reused it.
+
+        :raises Busy: no slot free and the budget's queue is full
+        """
+        if budget is not None and not budget.take(endpoint):
+            await budget.wait(endpoint, self.left(deadline))
         try:
+            # Detecting the prefix is an exchange too: inside the slot.
+            prefix = (self.api_prefix or self.prefixes.get(endpoint)
+                      or await self.prefix(endpoint, deadline))
+            url_path = prefix + path
+            try:
+                return await self._timed(endpoint, self._exchange(endpoint, url_path, body),
+                                         self.left(deadline))
+            except errors.ConnectionLost:
+                if not idempotent or self.left(deadline) <= 0:
+                    raise
             return await self._timed(endpoint, self._exchange(endpoint, url_path, body),
                                      self.left(deadline))
-        except errors.ConnectionLost:
-            if not idempotent or self.left(deadline) <= 0:
-                raise
-        return await self._timed(endpoint, self._exchange(endpoint, url_path, body),
-                                 self.left(deadline))
+        finally:
+            if budget is not None:
+                budget.release(endpoint)
 
     def _exchange(self, endpoint: str, path: str, body: bytes) -> Deferred[tuple[int, bytes]]:
         return self.http.exchange(endpoint, path, body, self.token)
@@ -650,6 +707,9 @@ class Transport:
             if self.token is not None and self.token != stale:
                 return  # another caller already renewed it
             self.token = None
+            # Outside the call budget: the lock lets one login run at a time,
+            # and inside it, with the queue full, the login would be refused
+            # (Busy) or wait behind calls that all need its token.
             result = await self._call_once(authenticate_request(*self.credentials), deadline)
             self.token = result.token
         finally:

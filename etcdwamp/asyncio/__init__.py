@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from ..budget import DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_QUEUED
 from ..client import Client as _TwistedClient
 from ..transport import HTTP
 from ..wire import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS
@@ -72,6 +73,8 @@ class Client(_TwistedClient):
         key_file: str | None = None,
         coalesce: bool = False,
         coalesce_window: float = 0.0,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_queued: int = DEFAULT_MAX_QUEUED,
     ) -> None:
         clock = LoopClock(loop)
         super().__init__(
@@ -79,7 +82,8 @@ class Client(_TwistedClient):
             pool_size=pool_size, clock=clock, api_prefix=api_prefix,
             max_request_bytes=max_request_bytes, max_txn_ops=max_txn_ops, user=user,
             password=password, ca_file=ca_file, cert_file=cert_file, key_file=key_file,
-            coalesce=coalesce, coalesce_window=coalesce_window)
+            coalesce=coalesce, coalesce_window=coalesce_window,
+            max_connections=max_connections, max_queued=max_queued)
 
     @staticmethod
     def _default_http(reactor: object, *, connect_timeout: float, pool_size: int,

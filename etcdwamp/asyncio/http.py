@@ -57,12 +57,14 @@ _current: contextvars.ContextVar[_Exchange] = contextvars.ContextVar("etcdwamp_e
 
 class _Connector(aiohttp.TCPConnector):
     """aiohttp's connector with Twisted's pool semantics: as many connections
-    at once as requests need (a watch, an observed election, a lock waiting
-    without a timeout each hold one for as long as they last, so a bound on
-    concurrent connections would starve every other call of the client), of
-    which at most ``keep`` per endpoint stay open when idle. It also tells the
-    exchange when it got its connection, new or pooled: from then on the
-    request may be on its way."""
+    at once as requests ask for, of which at most ``keep`` per endpoint stay
+    open when idle. The bound on calls in flight is the transport's (its
+    :class:`~etcdwamp.budget.ConnectionBudget`, the same on both loops), not
+    aiohttp's ``limit``: that one would count watches, observed elections and
+    waiting locks too, which hold a connection for as long as they last, so a
+    few of them would starve every call, and its queue has no bound. It also
+    tells the exchange when it got its connection, new or pooled: from then
+    on the request may be on its way."""
 
     def __init__(self, *, keep: int, **kwargs: Any) -> None:
         super().__init__(limit=0, limit_per_host=0, **kwargs)

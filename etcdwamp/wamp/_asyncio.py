@@ -40,7 +40,8 @@ class EtcdWampComponent(EtcdWampSession, Session):
             endpoints=list(etcd.endpoints), timeout=etcd.timeout, user=etcd.user,
             password=etcd.password, ca_file=etcd.ca_file, cert_file=etcd.cert_file,
             key_file=etcd.key_file, coalesce=etcd.coalesce,
-            coalesce_window=etcd.coalesce_window)
+            coalesce_window=etcd.coalesce_window, max_connections=etcd.max_connections,
+            max_queued=etcd.max_queued)
 
     def _clock(self) -> Any:
         return LoopClock()

@@ -96,8 +96,7 @@ def to_application_error(uris: ErrorUris, exc: BaseException,
         _detail(quiet, "etcd_permission", exc, "etcd denied the component access")
         return ApplicationError(uris.permission_denied,
                                 "the service may not access this data")
-    busy = getattr(errors, "Busy", None)
-    if busy is not None and isinstance(exc, busy):
+    if isinstance(exc, errors.Busy):
         _detail(quiet, "busy", exc, "calls refused: too many already wait for etcd")
         return ApplicationError(uris.busy, "too many calls are waiting for the store; "
                                 "try again later")

@@ -192,6 +192,13 @@ class EtcdSettings:
     #: other settings' prefixes, and the keys callers and subscribers see, are
     #: inside it. Empty: no namespace.
     namespace: bytes = b""
+    #: calls in flight to each etcd member at once, each on its own connection
+    #: (:mod:`etcdwamp.budget`): a router worker has 1,024 open files for its
+    #: WebSocket clients and everything else, so etcd gets a small share of them
+    max_connections: int = 32
+    #: calls that may wait for one of those connections; beyond it callers get
+    #: ``<prefix>.error.busy`` at once instead of waiting out their timeout
+    max_queued: int = 1024
 
     @classmethod
     def parse(cls, raw: Any) -> EtcdSettings:
@@ -243,6 +250,12 @@ class EtcdSettings:
         if (isinstance(window, bool) or not isinstance(window, (int, float))
                 or not 0 <= window <= 1):
             raise SettingsError(f"{where}.coalesce_window must be a number of seconds in [0, 1]")
+        limits: dict[str, int] = {}
+        for name, least in (("max_connections", 1), ("max_queued", 0)):
+            value = raw.get(name, _default(cls, name))
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise SettingsError(f"{where}.{name} must be an integer of at least {least}")
+            limits[name] = value
         namespace = raw.get("namespace")
         if namespace is not None and (not isinstance(namespace, str)
                                       or not namespace.endswith("/")):
@@ -252,7 +265,8 @@ class EtcdSettings:
         return cls(endpoints=tuple(endpoints), timeout=float(timeout), user=user,
                    password=password, coalesce=coalesce, coalesce_window=float(window),
                    namespace=b"" if namespace is None else namespace.encode("utf-8"),
-                   **files)
+                   max_connections=limits["max_connections"],
+                   max_queued=limits["max_queued"], **files)
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,19 @@ def test_namespace_is_a_key_prefix() -> None:
     assert s.etcd.namespace == "tenant-ä/".encode()
 
 
+def test_connection_limits_default_for_a_router_worker_and_are_validated() -> None:
+    s = Settings.from_extra(GOOD)
+    assert (s.etcd.max_connections, s.etcd.max_queued) == (32, 1024)
+    s = Settings.from_extra({**GOOD, "etcd": {"endpoints": ["http://a"],
+                                              "max_connections": 4, "max_queued": 0}})
+    assert (s.etcd.max_connections, s.etcd.max_queued) == (4, 0)
+    for bad in ({"max_connections": 0}, {"max_connections": 2.5}, {"max_queued": -1},
+                {"max_queued": True}, {"max_queued": "9"}):
+        name = next(iter(bad))
+        with pytest.raises(SettingsError, match=f"extra.etcd.{name} must be an integer"):
+            Settings.from_extra({**GOOD, "etcd": {"endpoints": ["http://a"], **bad}})
+
+
 def test_rules_tls_and_secrets_from_the_environment(tmp_path: Any,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     ca = tmp_path / "ca.pem"

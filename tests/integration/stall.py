@@ -1,0 +1,35 @@
+"""A stalled etcd and a process's open files, for the connection-bound tests.
+
+``stalled`` stops an etcd member with SIGSTOP: the kernel still completes TCP
+handshakes on its listening socket and buffers what is sent, but nothing is
+answered, which is what an overloaded or hung member looks like to a client.
+It always sends SIGCONT on the way out, so the fixtures can stop the member.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from etcdwamp.testing import EtcdMember
+
+__all__ = ["open_files", "stalled"]
+
+
+@contextmanager
+def stalled(member: EtcdMember) -> Iterator[None]:
+    """``member``'s process stopped (SIGSTOP) for the ``with`` block, then continued."""
+    assert member.process is not None and member.running, "the member is not running"
+    pid = member.process.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def open_files(pid: int | str = "self") -> int:
+    """How many file descriptors process ``pid`` has open (from /proc)."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
