@@ -18,6 +18,7 @@ from autobahn.wamp.exception import ApplicationError
 from twisted.logger import Logger
 
 from .errors import ErrorUris
+from .quietlog import QuietLog
 
 __all__ = ["Access", "Caller"]
 
@@ -41,19 +42,27 @@ class Caller:
 class Access:
     """Checks rules and turns a refusal into ``<prefix>.error.permission_denied``.
 
-    Refusals are logged at info level with who, what and where, never with
-    the values involved (they may be secrets or personal data)."""
+    Refusals are logged with who, what and where, never with the values
+    involved (they may be secrets or personal data); with ``quiet``, at most
+    one line a minute per procedure and role (a caller probing the rules in a
+    loop must not fill the log), else each at info level."""
 
     log = Logger()
 
-    def __init__(self, uris: ErrorUris) -> None:
+    def __init__(self, uris: ErrorUris, quiet: QuietLog | None = None) -> None:
         self.uris = uris
+        self.quiet = quiet
 
     def deny(self, caller: Caller, procedure: str, target: str, why: str) -> ApplicationError:
         """Log a refusal and return (not raise) the ``permission_denied`` error for it."""
-        self.log.info("etcdwamp: denied {procedure} on {target} to authid={authid} "
-                      "authrole={authrole}: {why}", procedure=procedure, target=target,
-                      authid=caller.authid, authrole=caller.authrole, why=why)
+        fmt = ("etcdwamp: denied {procedure} on {target} to authid={authid} "
+               "authrole={authrole}: {why}")
+        fields = {"procedure": procedure, "target": target, "authid": caller.authid,
+                  "authrole": caller.authrole, "why": why}
+        if self.quiet is None:
+            self.log.info(fmt, **fields)
+        else:
+            self.quiet.warn(f"denied:{procedure}:{caller.authrole}", fmt, **fields)
         return ApplicationError(self.uris.permission_denied,
                                 f"{procedure}: not allowed on {target} ({why})")
 

@@ -187,7 +187,7 @@ class EtcdWampSession:
             self.leave("wamp.close.configuration_error",
                        f"etcd failed the start-up check: {type(exc).__name__}")
             return
-        access = Access(uris)
+        access = Access(uris, self.quiet)
         db = Database(client, prefix=settings.db_prefix)
         reads = ReadBounds(InflightBudget(settings.max_inflight_bytes), settings.range_page,
                            settings.max_range_rows, settings.max_snapshot_rows)

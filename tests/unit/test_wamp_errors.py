@@ -142,3 +142,26 @@ def test_cancelled_calls_are_counted_not_logged() -> None:
     assert s.fallback == []
     s.onUserError(Failure(RuntimeError("boom")), "x")
     assert len(s.fallback) == 1
+
+
+def test_refusals_are_logged_once_a_minute_per_procedure_and_role() -> None:
+    """A caller probing the rules in a loop gets every refusal, the log one line a minute."""
+    from etcdwamp.wamp.access import Access, Caller
+
+    clock = Clock()
+    log = RecordingLog()
+    access = Access(URIS, QuietLog(clock.seconds, log=log))
+    guest = Caller(session=1, authid="a", authrole="guest")
+    for _ in range(1000):
+        with pytest.raises(ApplicationError) as raised:
+            access.require_role(guest, frozenset({"writer"}), procedure="etcd.kv.get",
+                                target="raw key b'x'", action="read")
+        assert raised.value.error == "etcd.error.permission_denied"
+    access.require_role(guest, None, procedure="etcd.kv.get", target="x", action="read")
+    assert len(log.lines) == 1
+    assert log.lines[0][2]["authrole"] == "guest"
+    clock.advance(60)
+    with pytest.raises(ApplicationError):
+        access.require_role(guest, frozenset(), procedure="etcd.kv.get", target="x",
+                            action="read")
+    assert len(log.lines) == 2 and log.lines[1][2]["suppressed"] == 999
