@@ -419,6 +419,10 @@ def _worker_title(worker_id: str) -> str:
     return f"crossbar-worker [{worker_id}]"
 
 
+#: what the component logs when it will not serve: bad ``extra``, or etcd failed its check
+_COMPONENT_REFUSALS = ("invalid configuration in extra", "failed the start-up check")
+
+
 class CrossbarNode:
     """A Crossbar router generated from a committed node config, on a free port.
 
@@ -624,7 +628,8 @@ class CrossbarNode:
         and the port accepts connections; returns the node.
 
         :raises FileNotFoundError: no ``crossbar`` executable
-        :raises RuntimeError: Crossbar exited, or the component refused its config
+        :raises RuntimeError: Crossbar exited, or the component refused its config or
+            could not reach etcd as configured (its start-up check)
         :raises TimeoutError: not ready within ``timeout`` seconds
         """
         # The crossbar beside this Python first: it imports the same etcdwamp.
@@ -645,8 +650,8 @@ class CrossbarNode:
             if self.process.poll() is not None:
                 raise RuntimeError(f"crossbar exited:\n{self.log_tail()}")
             booted = self.log_tail(100_000)
-            if "invalid configuration in extra" in booted:
-                raise RuntimeError(f"the component refused its config:\n{self.log_tail()}")
+            if any(refusal in booted for refusal in _COMPONENT_REFUSALS):
+                raise RuntimeError(f"the component refused to start:\n{self.log_tail()}")
             # Crossbar starts components before transports, and a transport's
             # web services (the "ws" path) after it listens: only a booted
             # node serves WAMP at the URL.
@@ -697,7 +702,7 @@ class CrossbarNode:
             said = _tail(log_path, 100_000)
             if "procedures under" in said:
                 return
-            if process.poll() is not None or "invalid configuration in extra" in said:
+            if process.poll() is not None or any(r in said for r in _COMPONENT_REFUSALS):
                 raise RuntimeError(f"the asyncio component ended:\n{_tail(log_path, 60)}")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the asyncio component did not register in "

@@ -34,8 +34,11 @@ from .errors import ErrorUris
 __all__ = ["Cap", "TxnItem", "capped_txn", "check_sizes"]
 
 #: attempts of a capped write whose count went stale (another writer created a key
-#: under the same cap meanwhile) before the caller is told to retry
-_ATTEMPTS = 5
+#: under the same cap meanwhile) before the caller is told to retry. Each round lets at
+#: least one of the concurrent creators commit, and once the cap is full every other one
+#: sees it: enough rounds that writers racing for the last keys get ``quota_exceeded``,
+#: not ``conflict``
+_ATTEMPTS = 16
 
 
 @dataclass(frozen=True)
