@@ -25,6 +25,7 @@ class ErrorUris:
         self.unavailable = f"{prefix}.error.unavailable"
         self.permission_denied = f"{prefix}.error.permission_denied"
         self.internal = f"{prefix}.error.internal"
+        self.bad_value = f"{prefix}.error.bad_value"  # a row's marker, never raised
 
 
 def to_application_error(uris: ErrorUris, exc: BaseException) -> ApplicationError:

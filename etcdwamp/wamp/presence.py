@@ -33,6 +33,7 @@ from ..wire import KeySet, KeyValue, text_or_bytes
 from .access import Access, Caller
 from .errors import ErrorUris
 from .settings import PresenceSettings
+from .values import check_carriable
 
 __all__ = ["PresenceService", "decode_presence"]
 
@@ -122,6 +123,7 @@ class PresenceService:
         self.access.require_role(caller, self.settings.write, procedure="presence.put",
                                  target="presence", action="write")
         raw = self._own_key(caller, key)
+        check_carriable(value)  # it reaches every reader of presence, whatever their serializer
         data = cbor2.dumps({"authid": caller.authid, "value": value})
         assert caller.session is not None
         lease = await self._lease(caller.session)

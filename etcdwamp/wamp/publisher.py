@@ -167,11 +167,17 @@ class Publisher:
                    ) -> Callable[[str, KeyValue, KeyValue | None, int], dict[str, Any]]:
         def event(op: str, kv: KeyValue, prev_kv: KeyValue | None,
                   revision: int) -> dict[str, Any]:
-            out = {"op": op, "key": m.key_out(kv.key),
-                   "value": m.value_out(kv.value) if op == "put" else None,
-                   "revision": revision}
+            # A stored value no reader can have becomes a marker (``error``,
+            # ``prev_error``): the event still reaches every subscriber.
+            value, error = m.readable(kv) if op == "put" else (None, None)
+            out = {"op": op, "key": m.key_out(kv.key), "value": value, "revision": revision}
+            if error is not None:
+                out["error"] = error
             if prev:
-                out["prev_value"] = m.value_out(prev_kv.value) if prev_kv else None
+                prev_value, prev_error = m.readable(prev_kv) if prev_kv else (None, None)
+                out["prev_value"] = prev_value
+                if prev_error is not None:
+                    out["prev_error"] = prev_error
             return out
         return event
 
