@@ -49,6 +49,10 @@ def decode_presence(prefix: bytes, kv: KeyValue) -> dict[str, Any]:
         stored = cbor2.loads(kv.value) if kv.value else {}
     except (cbor2.CBORDecodeError, ValueError):
         stored = {}
+    try:
+        check_carriable(stored)  # written behind our back: it must not stop the event
+    except (TypeError, ValueError):
+        stored = {}
     if not isinstance(stored, dict):
         stored = {}
     return {"session": int(session) if session.isdigit() else None,
@@ -83,8 +87,9 @@ class PresenceService:
             raise ApplicationError(self.uris.invalid_argument,
                                    "presence needs the router to disclose the caller")
         raw = text_or_bytes(key, "key")
-        if not raw or b"/" in raw or len(raw) > 256:
-            raise ValueError("a presence key is 1 to 256 bytes without '/'")
+        # A leading NUL: JSON clients would read the key in events as bytes.
+        if not raw or b"/" in raw or len(raw) > 256 or raw.startswith(b"\x00"):
+            raise ValueError("a presence key is 1 to 256 bytes without '/' or a leading NUL")
         return self.settings.prefix + str(caller.session).encode() + b"/" + raw
 
     async def _lease(self, session: int) -> Lease:

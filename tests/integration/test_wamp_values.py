@@ -148,6 +148,8 @@ async def test_values_some_client_cannot_carry_are_refused_and_nothing_is_writte
         uri, text = await call_error(writer, "etcd.presence.put", name.replace("/", "_"),
                                      {"big": 2**64 - 1})
         assert uri == INVALID and text.startswith("value.big: an integer beyond"), text
+        uri, text = await call_error(writer, "etcd.presence.put", "\x00k", 1)
+        assert uri == INVALID and "leading NUL" in text, text
         for slot in (1, 2):
             found = await client.get(KeySet(etcd_key(slot, name), prefix=True),
                                      count_only=True)

@@ -23,6 +23,7 @@ from twisted.logger import formatEvent, globalLogPublisher
 
 from etcdwamp.pmap import Database
 from etcdwamp.wamp.maps import WampMap
+from etcdwamp.wamp.presence import decode_presence
 from etcdwamp.wamp.settings import MapSpec
 from etcdwamp.wamp.values import (
     BAD_VALUE_MESSAGE,
@@ -297,3 +298,13 @@ def test_a_bad_value_is_logged_once_with_its_key_and_never_its_content(
     text = formatEvent(lines[0])
     assert "'bad'" in text and "revision 7" in text
     assert "secret" not in text and "NaN" not in text
+
+
+def test_a_stored_presence_value_no_reader_can_have_is_left_out() -> None:
+    """Presence keys hold CBOR {authid, value}; one written behind the component's back
+    with what not every client carries reads as unknown, as undecodable ones always did."""
+    kv = KeyValue(b"p/5/k", cbor2.dumps({"authid": "a", "value": {1, 2}}), 3, 3, 1, 0)
+    assert decode_presence(b"p/", kv) == {"session": 5, "authid": None, "key": "k",
+                                          "value": None, "revision": 3}
+    kv = KeyValue(b"p/5/k", cbor2.dumps({"authid": "a", "value": [1]}), 3, 3, 1, 0)
+    assert decode_presence(b"p/", kv)["value"] == [1]
