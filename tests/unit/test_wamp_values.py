@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from twisted.logger import formatEvent, globalLogPublisher
 
 from etcdwamp.pmap import Database
+from etcdwamp.wamp import values
 from etcdwamp.wamp.maps import WampMap
 from etcdwamp.wamp.presence import decode_presence
 from etcdwamp.wamp.settings import MapSpec
@@ -170,6 +171,29 @@ def test_one_bad_part_anywhere_is_found_at_its_path(value: Any, bad: Any,
     with pytest.raises((TypeError, ValueError)) as info:
         check_carriable({"ok": value, "list": holder}, "ops[0].value")
     assert str(info.value).startswith(f"ops[0].value.list[{at}]: ")
+
+
+anything = st.recursive(
+    st.one_of(scalars, st.integers(), st.floats(), st.text(), st.just("\x00x"),
+              st.sets(st.integers(), max_size=2), st.datetimes(), st.just(cbor2.undefined),
+              st.builds(cbor2.CBORTag, st.integers(6, 2**16), st.integers())),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.tuples(inner),
+                            st.dictionaries(st.one_of(st.text(), st.integers()), inner,
+                                            max_size=3)),
+    max_leaves=12)
+
+
+@given(anything, st.integers(0, 4))
+def test_the_quick_check_and_the_one_naming_the_path_agree(value: Any, depth: int) -> None:
+    """check_carriable decides with a quick walk and only then looks for the path: both
+    walks must judge every value alike, or a bad value would pass unnamed."""
+    try:
+        values._check(value, "value", depth)
+    except (TypeError, ValueError):
+        refused = True
+    else:
+        refused = False
+    assert values._carriable(value, depth) is not refused
 
 
 # -- BadValueLog ---------------------------------------------------------------------
