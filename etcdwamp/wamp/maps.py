@@ -178,11 +178,27 @@ class WampMap:
                       map=self.name, key=key, revision=kv.mod_revision, why=why,
                       more=f" ({held_back} more not logged)" if held_back else "")
 
-    def record(self, kv: KeyValue) -> dict[str, Any]:
+    def readable_key(self, kv: KeyValue) -> Any:
+        """The caller-facing key of ``kv``, or None for a key no reader can have (written
+        behind the component's back: it does not decode, or not every client carries it),
+        logged."""
+        try:
+            key = self.key_out(kv.key)
+            check_carriable(key, "key")
+        except Exception as exc:  # key codecs raise many types for garbage
+            self._report(kv, f"has a key no reader can have ({type(exc).__name__})")
+            return None
+        return key
+
+    def record(self, kv: KeyValue, *, value: bool = True) -> dict[str, Any]:
         """``{key, value, revision}`` of one stored record, as callers receive it; plus
-        ``error`` (with ``value`` null) for a stored value no reader can have."""
-        value, error = self.readable(kv)
-        out = {"key": self.key_out(kv.key), "value": value, "revision": kv.mod_revision}
+        ``error`` (with ``value`` null, and ``key`` null if the key is the bad part) for a
+        record no reader can have. ``value=False``: ``value`` null (a deleted record)."""
+        key = self.readable_key(kv)
+        shown, error = self.readable(kv) if value else (None, None)
+        out = {"key": key, "value": shown, "revision": kv.mod_revision}
+        if error is None and key is None:
+            error = bad_value_marker(self.bad_value)
         if error is not None:
             out["error"] = error
         return out

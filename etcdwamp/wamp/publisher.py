@@ -159,7 +159,10 @@ class Publisher:
     @staticmethod
     def _owner_of(m: WampMap) -> Callable[[bytes], str]:
         def owner(raw: bytes) -> str:
-            return str(m.key_out(raw))
+            try:
+                return str(m.key_out(raw))
+            except Exception:  # a key that does not decode has no owner: nobody gets it
+                return ""
         return owner
 
     @staticmethod
@@ -169,10 +172,7 @@ class Publisher:
                   revision: int) -> dict[str, Any]:
             # A stored value no reader can have becomes a marker (``error``,
             # ``prev_error``): the event still reaches every subscriber.
-            value, error = m.readable(kv) if op == "put" else (None, None)
-            out = {"op": op, "key": m.key_out(kv.key), "value": value, "revision": revision}
-            if error is not None:
-                out["error"] = error
+            out = {"op": op, **m.record(kv, value=op == "put"), "revision": revision}
             if prev:
                 prev_value, prev_error = m.readable(prev_kv) if prev_kv else (None, None)
                 out["prev_value"] = prev_value

@@ -311,6 +311,20 @@ def logged() -> Iterator[list[dict[str, Any]]]:
         globalLogPublisher.removeObserver(events.append)
 
 
+@pytest.mark.parametrize(("key_type", "raw_key"), [
+    ("string", b"\xff\xfe"),
+    ("string", b"\x00abc"),
+    ("uuid", b"short"),
+])
+def test_a_stored_key_no_reader_can_have_is_one_marked_row(key_type: str,
+                                                           raw_key: bytes) -> None:
+    m = wamp_map("json", key_type)
+    marked = {"key": None, "value": None, "revision": 7,
+              "error": {"uri": "p.error.bad_value", "message": BAD_VALUE_MESSAGE}}
+    assert m.record(stored(m, raw_key, b'"fine"')) == dict(marked, value="fine")
+    assert m.record(stored(m, raw_key, b'"fine"'), value=False) == marked
+
+
 def test_a_bad_value_is_logged_once_with_its_key_and_never_its_content(
         logged: list[dict[str, Any]]) -> None:
     m = wamp_map("json")
