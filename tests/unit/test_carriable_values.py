@@ -12,11 +12,6 @@ from typing import Any
 
 import cbor2
 import pytest
-from autobahn.wamp.serializer import (
-    CBORObjectSerializer,
-    JsonObjectSerializer,
-    MsgPackObjectSerializer,
-)
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.logger import formatEvent, globalLogPublisher
@@ -35,7 +30,20 @@ from etcdwamp.wamp.values import (
 )
 from etcdwamp.wire import KeyValue
 
-SERIALIZERS = (JsonObjectSerializer(), CBORObjectSerializer(), MsgPackObjectSerializer())
+
+def wamp_serializers() -> tuple[Any, ...]:
+    """Autobahn's JSON, CBOR and msgpack serializers (what the router and clients use)."""
+    # Imported here, Twisted first: autobahn.wamp.serializer binds txaio's
+    # time_ns when first imported, and bound before this process picked its
+    # framework it breaks every later WAMP connection of the test run.
+    import autobahn.twisted  # noqa: F401
+    from autobahn.wamp.serializer import (
+        CBORObjectSerializer,
+        JsonObjectSerializer,
+        MsgPackObjectSerializer,
+    )
+
+    return JsonObjectSerializer(), CBORObjectSerializer(), MsgPackObjectSerializer()
 
 safe_ints = st.integers(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER)
 safe_text = st.text(st.characters(blacklist_categories=("Cs",))).filter(
@@ -68,7 +76,7 @@ def refusal(value: Any) -> tuple[type[Exception], str]:
 def test_an_accepted_value_travels_through_every_serializer_unchanged(value: Any) -> None:
     """What check_carriable accepts, JSON, CBOR and msgpack each write, and read back equal."""
     check_carriable(value)
-    for serializer in SERIALIZERS:
+    for serializer in wamp_serializers():
         payload = serializer.serialize([value])
         assert serializer.unserialize(payload) == [[as_lists(value)]], serializer.NAME
 
