@@ -13,10 +13,13 @@ function render(rows, revision) {
   const body = document.getElementById("rows");
   body.textContent = "";
   for (const key of [...rows.keys()].sort()) {
-    const { value, revision: rowRevision } = rows.get(key);
+    const { value, revision: rowRevision, error } = rows.get(key);
     const tr = document.createElement("tr");
     tr.dataset.key = key;
-    for (const text of [key, JSON.stringify(value), String(rowRevision)]) {
+    // A marked row (its stored value cannot be read): say so instead of "null".
+    if (error) tr.className = "bad-value";
+    const shown = error ? "unreadable: " + error.message : JSON.stringify(value);
+    for (const text of [key, shown, String(rowRevision)]) {
       const td = document.createElement("td");
       td.textContent = text;
       tr.appendChild(td);

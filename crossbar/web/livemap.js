@@ -7,7 +7,8 @@
 //   live.stop();
 //
 // `session` is a joined autobahn-js session. `live.rows` is the copy itself, a
-// Map from key to {value, revision} (read it, never change it; `live.revision`
+// Map from key to {value, revision} (and `error` for a row whose stored value
+// cannot be read: see rowOf; read it, never change it; `live.revision`
 // is the highest etcd revision it reflects); `onValue(rows, revision)` gets a
 // fresh Map after every change (Firebase's onValue, with etcd revisions).
 // Stop it when its session closes: the next session needs a live map of its own.
@@ -75,6 +76,16 @@ function bump(table, key, by) {
   table[key] = (table[key] || 0) + by;
 }
 
+// A row of the copy from a snapshot item or an event. A stored value the
+// component cannot read (written to etcd behind its back) comes marked:
+// value null and `error` {uri: "<prefix>.error.bad_value", message}; the row
+// keeps the marker so a page can show it, and the rest of the map is intact.
+function rowOf(item) {
+  const row = { value: item.value, revision: item.revision };
+  if (item.error) row.error = item.error;
+  return row;
+}
+
 /**
  * Keep a live copy of map `map`; returns {ready, rows, revision, put, delete,
  * get, resync, stop}. `onError(err)` gets failures of subscribing and reading
@@ -115,7 +126,7 @@ export function liveMap(session, { prefix = "etcd", map, onValue = () => {}, onE
       rows.delete(event.key);
       tombstones.set(event.key, event.revision);
     } else {
-      rows.set(event.key, { value: event.value, revision: event.revision });
+      rows.set(event.key, rowOf(event));
       tombstones.delete(event.key);
     }
     if (event.revision > revision) revision = event.revision;
@@ -139,7 +150,7 @@ export function liveMap(session, { prefix = "etcd", map, onValue = () => {}, onE
     if (stopped) return;
     rows.clear();
     tombstones = new Map();
-    for (const item of snap.items) rows.set(item.key, { value: item.value, revision: item.revision });
+    for (const item of snap.items) rows.set(item.key, rowOf(item));
     snapshotRevision = snap.revision;
     revision = snap.revision;
     const early = pending;

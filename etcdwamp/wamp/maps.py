@@ -17,16 +17,26 @@ breaks one.
 Numbers: oid keys and values up to 2**53 - 1 travel as ints; larger ones as
 decimal strings, because JSON readers (browsers) turn bigger numbers into
 doubles and lose digits. Oids are accepted as ints or decimal strings.
+
+Values: a json, cbor or string value (and a string key) is accepted only if
+every WAMP serializer carries it to every reader (:mod:`.values`); anything
+else is ``invalid_argument`` naming the offending part. A stored value no
+reader can have (written to etcd behind the component's back) reaches readers
+as a row ``{key, value: null, revision, error: {uri: <prefix>.error.bad_value,
+message}}`` in ``get``, ``range`` and ``get_and_watch``, and is logged once per
+key and revision; the other rows are unaffected.
 """
 
 from __future__ import annotations
 
 import functools
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from autobahn.wamp.exception import ApplicationError
+from twisted.logger import Logger
 
 from ..client import Client
 from ..namespace import Namespace
@@ -38,11 +48,13 @@ from .ops import TxnItem, parse_txn, read_range, read_snapshot, run_txn
 from .quota import Cap, check_sizes
 from .reads import ReadBounds
 from .settings import MapSpec
+from .values import MAX_SAFE_INTEGER, BadValueLog, bad_value_marker, check_carriable
 
 __all__ = ["MAX_SAFE_INTEGER", "MapService", "WampMap"]
 
-#: the largest integer every JSON reader keeps exact (JavaScript's Number.MAX_SAFE_INTEGER)
-MAX_SAFE_INTEGER = 2**53 - 1
+# Value types whose values reach callers as they were put (the others are
+# converted, or constrained by their codec to what every client carries).
+_FREE_VALUES = frozenset({"json", "cbor", "string"})
 
 
 def _oid_in(value: Any, what: str) -> Any:
@@ -58,14 +70,23 @@ def _oid_out(value: Any) -> Any:
 
 
 class WampMap:
-    """A configured map with the WAMP-side conversions of its keys and values."""
+    """A configured map with the WAMP-side conversions of its keys and values.
 
-    def __init__(self, spec: MapSpec, db: Database) -> None:
+    ``bad_value`` is the URI in the marker of a stored value no reader can have;
+    ``bad_values`` decides which of those are logged (shared by a service's maps).
+    """
+
+    log = Logger()
+
+    def __init__(self, spec: MapSpec, db: Database, *, bad_value: str = "etcd.error.bad_value",
+                 bad_values: BadValueLog | None = None) -> None:
         self.spec = spec
         self.name = spec.name
         self.table: PersistentMap[Any, Any] = spec.build()
         self.db = db
         self.base = db.prefix + spec.slot.to_bytes(2, "big")
+        self.bad_value = bad_value
+        self.bad_values = bad_values if bad_values is not None else BadValueLog(time.monotonic)
 
     def key_obj(self, key: Any) -> Any:
         """The caller's key as the map's key type (raises TypeError/ValueError)."""
@@ -76,6 +97,8 @@ class WampMap:
             if not isinstance(key, str):
                 raise TypeError(f"a uuid key must be a string, not {type(key).__name__}")
             return uuid.UUID(key)
+        if kind == "string":
+            check_carriable(key, "key")  # keys travel in every event and row
         return key
 
     def key_in(self, key: Any) -> bytes:
@@ -89,16 +112,20 @@ class WampMap:
             return str(key)
         return _oid_out(key) if self.spec.key_type == "oid" else key
 
-    def value_in(self, value: Any) -> bytes:
+    def value_in(self, value: Any, path: str = "value") -> bytes:
         """The stored bytes of the caller's ``value`` (UUIDs from strings, oids as ints or strings).
 
-        :raises TypeError: ``value`` is null or of the wrong type for the map
-        :raises ValueError: ``value`` is out of range or not parseable for the map
+        :raises TypeError: ``value`` is null or of the wrong type for the map, or holds a
+            type not every client can carry (the message names its ``path``)
+        :raises ValueError: ``value`` is out of range or not parseable for the map, or holds
+            a number or string not every client can carry
         """
         if value is None:
-            raise TypeError("value must not be null")
+            raise TypeError(f"{path} must not be null")
         kind = self.spec.value_type
-        if kind == "uuid":
+        if kind in _FREE_VALUES:
+            check_carriable(value, path)
+        elif kind == "uuid":
             if not isinstance(value, str):
                 raise TypeError(f"a uuid value must be a string, not {type(value).__name__}")
             value = uuid.UUID(value)
@@ -107,16 +134,76 @@ class WampMap:
         return self.table.value_codec.encode(value)
 
     def value_out(self, raw: bytes) -> Any:
-        """The caller-facing value of ``raw`` (UUIDs and large oids as strings)."""
+        """The caller-facing value of ``raw`` (UUIDs and large oids as strings).
+
+        Raises what the value codec raises for bytes it did not write, and
+        ``TypeError``/``ValueError`` for a value not every client can carry.
+        """
+        value = self._decoded(raw)
+        check_carriable(value)
+        return value
+
+    def _decoded(self, raw: bytes) -> Any:
         value = self.table.value_codec.decode(raw)
         if isinstance(value, uuid.UUID):
             return str(value)
         return _oid_out(value) if self.spec.value_type == "oid" else value
 
-    def record(self, kv: KeyValue) -> dict[str, Any]:
-        """``{key, value, revision}`` of one stored record, as callers receive it."""
-        return {"key": self.key_out(kv.key), "value": self.value_out(kv.value),
-                "revision": kv.mod_revision}
+    def readable(self, kv: KeyValue) -> tuple[Any, dict[str, str] | None]:
+        """``(value, None)`` for the stored value of ``kv``; ``(None, marker)`` for one no
+        reader can have (it does not decode, or not every client can carry it), logged."""
+        try:
+            value = self._decoded(kv.value)
+        except Exception as exc:  # decoders raise many types for garbage
+            why = f"does not decode ({type(exc).__name__})"
+        else:
+            try:
+                check_carriable(value)
+                return value, None
+            except (TypeError, ValueError) as exc:
+                why = f"holds what not every client can carry ({type(exc).__name__})"
+        self._report(kv, why)
+        return None, bad_value_marker(self.bad_value)
+
+    def _report(self, kv: KeyValue, why: str) -> None:
+        # Once per key and revision, whichever of range, get or the publisher
+        # meets it first; the value itself never goes to the log.
+        held_back = self.bad_values.admit((self.name, kv.key, kv.mod_revision))
+        if held_back is None:
+            return
+        try:
+            key = repr(self.key_out(kv.key))
+        except Exception:  # a key as corrupt as its value
+            key = "(undecodable)"
+        self.log.warn("etcdwamp: map {map}: the stored value of key {key} at revision {revision} "
+                      "{why}; readers get a bad_value marker{more}",
+                      map=self.name, key=key, revision=kv.mod_revision, why=why,
+                      more=f" ({held_back} more not logged)" if held_back else "")
+
+    def readable_key(self, kv: KeyValue) -> Any:
+        """The caller-facing key of ``kv``, or None for a key no reader can have (written
+        behind the component's back: it does not decode, or not every client carries it),
+        logged."""
+        try:
+            key = self.key_out(kv.key)
+            check_carriable(key, "key")
+        except Exception as exc:  # key codecs raise many types for garbage
+            self._report(kv, f"has a key no reader can have ({type(exc).__name__})")
+            return None
+        return key
+
+    def record(self, kv: KeyValue, *, value: bool = True) -> dict[str, Any]:
+        """``{key, value, revision}`` of one stored record, as callers receive it; plus
+        ``error`` (with ``value`` null, and ``key`` null if the key is the bad part) for a
+        record no reader can have. ``value=False``: ``value`` null (a deleted record)."""
+        key = self.readable_key(kv)
+        shown, error = self.readable(kv) if value else (None, None)
+        out = {"key": key, "value": shown, "revision": kv.mod_revision}
+        if error is None and key is None:
+            error = bad_value_marker(self.bad_value)
+        if error is not None:
+            out["error"] = error
+        return out
 
     def keyset(self, from_key: Any = None, to_key: Any = None) -> KeySet:
         """The etcd keys of this map from ``from_key`` (inclusive) to ``to_key`` (exclusive);
@@ -136,7 +223,9 @@ class MapService:
         self.access = access
         self.uris = uris
         self.reads = reads
-        self.maps = {spec.name: WampMap(spec, db) for spec in specs}
+        bad_values = BadValueLog(time.monotonic)
+        self.maps = {spec.name: WampMap(spec, db, bad_value=uris.bad_value, bad_values=bad_values)
+                     for spec in specs}
 
     def procedures(self) -> dict[str, Callable[..., Any]]:
         """Relative URI → callable; every callable takes ``details`` as keyword."""
@@ -188,7 +277,8 @@ class MapService:
     # -- procedures --------------------------------------------------------------
 
     async def get(self, name: Any, key: Any, details: Any = None) -> dict[str, Any]:
-        """``map.get(map, key)``: the record's ``{key, value, revision}``.
+        """``map.get(map, key)``: the record's ``{key, value, revision}`` (with ``error``, as in
+        ``range``, for a stored value no reader can have).
 
         Raises ``ApplicationError`` ``not_found`` for an absent key, ``invalid_argument`` for an
         unknown map, ``permission_denied`` if the read rule does not admit the caller.
@@ -269,10 +359,11 @@ class MapService:
         caller = Caller.of(details)
         writes = []
         caps = []
-        for item in ops:
+        for index, item in enumerate(ops):
             m = self._map(item.get("map"))
             raw = self._writable(m, item.get("key"), caller, "map.txn")
-            value = m.value_in(item.get("value")) if item["op"] == "put" else None
+            value = (m.value_in(item.get("value"), f"ops[{index}].value")
+                     if item["op"] == "put" else None)
             self._sized(m, raw, value)
             writes.append(TxnItem(raw, item["op"], value))
             caps.append(self._cap(m))

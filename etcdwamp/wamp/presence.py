@@ -33,6 +33,7 @@ from ..wire import KeySet, KeyValue, text_or_bytes
 from .access import Access, Caller
 from .errors import ErrorUris
 from .settings import PresenceSettings
+from .values import check_carriable
 
 __all__ = ["PresenceService", "decode_presence"]
 
@@ -47,6 +48,10 @@ def decode_presence(prefix: bytes, kv: KeyValue) -> dict[str, Any]:
     try:
         stored = cbor2.loads(kv.value) if kv.value else {}
     except (cbor2.CBORDecodeError, ValueError):
+        stored = {}
+    try:
+        check_carriable(stored)  # written behind our back: it must not stop the event
+    except (TypeError, ValueError):
         stored = {}
     if not isinstance(stored, dict):
         stored = {}
@@ -82,8 +87,9 @@ class PresenceService:
             raise ApplicationError(self.uris.invalid_argument,
                                    "presence needs the router to disclose the caller")
         raw = text_or_bytes(key, "key")
-        if not raw or b"/" in raw or len(raw) > 256:
-            raise ValueError("a presence key is 1 to 256 bytes without '/'")
+        # A leading NUL: JSON clients would read the key in events as bytes.
+        if not raw or b"/" in raw or len(raw) > 256 or raw.startswith(b"\x00"):
+            raise ValueError("a presence key is 1 to 256 bytes without '/' or a leading NUL")
         return self.settings.prefix + str(caller.session).encode() + b"/" + raw
 
     async def _lease(self, session: int) -> Lease:
@@ -122,6 +128,7 @@ class PresenceService:
         self.access.require_role(caller, self.settings.write, procedure="presence.put",
                                  target="presence", action="write")
         raw = self._own_key(caller, key)
+        check_carriable(value)  # it reaches every reader of presence, whatever their serializer
         data = cbor2.dumps({"authid": caller.authid, "value": value})
         assert caller.session is not None
         lease = await self._lease(caller.session)

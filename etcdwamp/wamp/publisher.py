@@ -159,7 +159,10 @@ class Publisher:
     @staticmethod
     def _owner_of(m: WampMap) -> Callable[[bytes], str]:
         def owner(raw: bytes) -> str:
-            return str(m.key_out(raw))
+            try:
+                return str(m.key_out(raw))
+            except Exception:  # a key that does not decode has no owner: nobody gets it
+                return ""
         return owner
 
     @staticmethod
@@ -167,11 +170,14 @@ class Publisher:
                    ) -> Callable[[str, KeyValue, KeyValue | None, int], dict[str, Any]]:
         def event(op: str, kv: KeyValue, prev_kv: KeyValue | None,
                   revision: int) -> dict[str, Any]:
-            out = {"op": op, "key": m.key_out(kv.key),
-                   "value": m.value_out(kv.value) if op == "put" else None,
-                   "revision": revision}
+            # A stored value no reader can have becomes a marker (``error``,
+            # ``prev_error``): the event still reaches every subscriber.
+            out = {"op": op, **m.record(kv, value=op == "put"), "revision": revision}
             if prev:
-                out["prev_value"] = m.value_out(prev_kv.value) if prev_kv else None
+                prev_value, prev_error = m.readable(prev_kv) if prev_kv else (None, None)
+                out["prev_value"] = prev_value
+                if prev_error is not None:
+                    out["prev_error"] = prev_error
             return out
         return event
 

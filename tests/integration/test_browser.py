@@ -309,6 +309,42 @@ async def test_add_button_writes_to_etcd(demo_node: CrossbarNode, client: Client
 
 
 @ensure
+async def test_a_note_that_cannot_be_read_is_one_marked_row(
+        demo_node: CrossbarNode, client: Client, prefix: bytes, open_page: Any) -> None:
+    """Values written to etcd behind the component's back that it cannot read show as
+    marked rows, from the snapshot and from events (NaN, which JSON.parse refuses);
+    the other notes load, and later events still arrive."""
+    name = prefix.decode()
+    unreadable = "unreadable: stored value cannot be decoded"
+    marker = {"uri": "etcd.error.bad_value", "message": "stored value cannot be decoded"}
+    good = await client.put(note(name + "good"), b'"fine"')
+    corrupt = await client.put(note(name + "corrupt"), b"{not json")
+    try:
+        page = await open_page(demo_node.http_url)
+        assert await page.row_text(name + "good") == (
+            f'{name}good\t"fine"\t{good.revision}\tedit delete')
+        assert await page.row_text(name + "corrupt") == (
+            f"{name}corrupt\t{unreadable}\t{corrupt.revision}\tedit delete")
+        assert await page.evaluate("k => window.notes.rows.get(k).error",
+                                   name + "corrupt") == marker
+        nan = await client.put(note(name + "nan"), b"[NaN]")
+        await page.wait_for_row(name + "nan")
+        assert await page.row_text(name + "nan") == (
+            f"{name}nan\t{unreadable}\t{nan.revision}\tedit delete")
+        after = await client.put(note(name + "after"), b'"still live"')
+        await page.wait_for_row(name + "after")
+        assert await page.row_text(name + "after") == (
+            f'{name}after\t"still live"\t{after.revision}\tedit delete')
+        assert await page.evaluate(
+            "p => [...document.querySelectorAll('tr.bad-value')].map(tr => tr.dataset.key)"
+            ".filter(k => k.startsWith(p)).sort()", name) == [name + "corrupt", name + "nan"]
+    finally:
+        # The other tests compare the page with etcd's notes, decoded as JSON.
+        for key in ("corrupt", "nan"):
+            await client.delete(note(name + key))
+
+
+@ensure
 async def test_anonymous_page_is_a_guest_with_the_demo_rights_only(
         demo_node: CrossbarNode, open_page: Any) -> None:
     """No page carries a ticket; the page joins anonymously as ``guest`` and the router
