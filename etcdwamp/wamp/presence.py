@@ -32,6 +32,7 @@ from ..namespace import Namespace
 from ..wire import KeySet, KeyValue, text_or_bytes
 from .access import Access, Caller
 from .errors import ErrorUris
+from .quota import Cap, TxnItem, capped_txn, check_sizes
 from .settings import PresenceSettings
 from .values import check_carriable
 
@@ -130,9 +131,15 @@ class PresenceService:
         raw = self._own_key(caller, key)
         check_carriable(value)  # it reaches every reader of presence, whatever their serializer
         data = cbor2.dumps({"authid": caller.authid, "value": value})
+        check_sizes(self.uris, "presence", key=0, value=len(data), max_key=0,
+                    max_value=self.settings.max_value_bytes)
         assert caller.session is not None
         lease = await self._lease(caller.session)
-        result = await self.client.put(raw, data, lease=lease.id)
+        # Every key of the session counts, whichever instance wrote it.
+        own = self.settings.prefix + str(caller.session).encode() + b"/"
+        cap = Cap(KeySet(own, prefix=True), self.settings.max_keys, "a session's presence")
+        result = await capped_txn(self.client, self.uris,
+                                  [TxnItem(raw, "put", data, lease=lease.id)], [], [cap])
         if caller.session in self._left:  # it left while we were writing
             await self._drop(caller.session)
         return {"revision": result.revision, "lease": str(lease.id)}

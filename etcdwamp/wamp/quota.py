@@ -49,6 +49,7 @@ class TxnItem:
     op: str | None = None  # "put" / "delete" for ops, None for expectations
     value: bytes | None = None
     revision: int = 0
+    lease: int = 0  # a put's lease (0: none)
 
 
 @dataclass(frozen=True)
@@ -73,8 +74,8 @@ def check_sizes(uris: ErrorUris, target: str, *, key: int, value: int | None,
 
 
 def _ops(writes: list[TxnItem]) -> list[OpSet | OpDel]:
-    return [OpSet(w.key, w.value if w.value is not None else b"") if w.op == "put"
-            else OpDel(w.key) for w in writes]
+    return [OpSet(w.key, w.value if w.value is not None else b"", lease=w.lease)
+            if w.op == "put" else OpDel(w.key) for w in writes]
 
 
 async def capped_txn(client: Client | Namespace, uris: ErrorUris, writes: list[TxnItem],

@@ -405,6 +405,10 @@ class PresenceSettings:
     ttl: int = 10
     read: Roles = None
     write: Roles = None
+    #: the largest stored presence value (bytes, CBOR with the authid): a status, not a file
+    max_value_bytes: int = 4096
+    #: keys one session may hold at once (over every instance: counted in etcd)
+    max_keys: int = 16
 
     @classmethod
     def parse(cls, raw: Any) -> PresenceSettings | None:
@@ -419,7 +423,8 @@ class PresenceSettings:
         if raw is True:
             raw = {}
         raw = _object(raw, where)
-        _check_keys(raw, {"prefix", "ttl", "read", "write"}, where)
+        _check_keys(raw, {"prefix", "ttl", "read", "write", "max_value_bytes", "max_keys"},
+                    where)
         prefix = _prefix_bytes(raw.get("prefix", _default(cls, "prefix").decode()),
                                f"{where}.prefix")
         if not prefix:
@@ -427,8 +432,13 @@ class PresenceSettings:
         ttl = raw.get("ttl", _default(cls, "ttl"))
         if isinstance(ttl, bool) or not isinstance(ttl, int) or not 2 <= ttl <= 3600:
             raise SettingsError(f"{where}.ttl must be an int in [2, 3600] seconds")
+        max_value = _positive_int(raw, "max_value_bytes", _default(cls, "max_value_bytes"),
+                                  where, _ETCD_MAX_REQUEST - 64 * 1024)
+        max_keys = _positive_int(raw, "max_keys", _default(cls, "max_keys"), where, 10_000)
+        assert max_value is not None and max_keys is not None
         return cls(prefix=prefix, ttl=ttl, read=_roles(raw.get("read"), f"{where}.read"),
-                   write=_roles(raw.get("write"), f"{where}.write"))
+                   write=_roles(raw.get("write"), f"{where}.write"),
+                   max_value_bytes=max_value, max_keys=max_keys)
 
 
 def _rates(raw: Any, base: Rates, where: str) -> Rates:

@@ -46,7 +46,7 @@ EXTRA = {
     },
     "kv_prefixes": [{"prefix": RAW, "read": ["writer"], "write": ["writer"],
                      "max_key_bytes": 64, "max_keys": 3}],
-    "presence": None,
+    "presence": {"prefix": "abuse/presence/", "max_keys": 3, "max_value_bytes": 500},
     "limits": {"default": {"session": GUEST_RATES, "authid": GUEST_RATES},
                "roles": {"writer": None}},
 }
@@ -269,3 +269,27 @@ async def test_calls_abandoned_by_a_leaving_caller_are_counted_not_logged(
     await until(all_cancelled, timeout=30)
     await disconnect(writer)
     assert node.log_tail(100_000).count("Traceback") == tracebacks
+
+
+@ensure
+async def test_presence_keys_and_values_per_session_are_bounded(
+        node: CrossbarNode, etcd_client: Client) -> None:
+    """A session holds at most ``max_keys`` presence keys (counted in etcd, so over every
+    instance) of at most ``max_value_bytes``; others are unaffected."""
+    s = await connect(node)
+    other = await connect(node)
+    try:
+        for i in range(3):
+            await s.call("etcd.presence.put", f"p{i}", {"at": i})
+        over = await error_of(s.call("etcd.presence.put", "p3", 1))
+        assert over.error == E + "quota_exceeded"
+        await s.call("etcd.presence.put", "p0", {"at": "again"})  # replacing is not adding
+        big = await error_of(s.call("etcd.presence.put", "p0", "x" * 600))
+        assert big.error == E + "too_large"
+        assert await stored(etcd_client, f"abuse/presence/{s._session_id}/".encode()) == 3
+        await other.call("etcd.presence.put", "p0", 1)  # another session has its own keys
+        await s.call("etcd.presence.delete", "p1")
+        await s.call("etcd.presence.put", "p3", 1)
+    finally:
+        await disconnect(s)
+        await disconnect(other)

@@ -151,6 +151,8 @@ def test_committed_node_config_is_valid() -> None:
     ({"kv_prefixes": ["p/"], "db_prefix": "app/", "presence": {"prefix": "p/x/"}},
      "overlaps presence.prefix"),
     ({"presence": {"ttl": 1}}, "extra.presence.ttl"),
+    ({"presence": {"max_keys": 0}}, "extra.presence.max_keys"),
+    ({"presence": {"max_value_bytes": "4k"}}, "extra.presence.max_value_bytes"),
     ({"presence": {"prefx": "x/"}}, "did you mean 'prefix'"),
     ({"prev_value": "yes"}, "prev_value"),
     ({"etcd": {"endpoints": ["http://a"], "coalesce": 1}}, "coalesce must be"),
