@@ -82,6 +82,8 @@ class ConnectionBudget:
         self.max_queued = max_queued
         self._lanes: dict[str, _Lane] = {}
         self._queued = 0
+        self._releases: deque[str] = deque()  # releases to hand on (see release)
+        self._handing_on = False
 
     @property
     def queued(self) -> int:
@@ -133,7 +135,23 @@ class ConnectionBudget:
         return waiter.ready
 
     def release(self, endpoint: str) -> None:
-        """Give back a slot of ``endpoint``: to its oldest waiter if there is one."""
+        """Give back a slot of ``endpoint``: to its oldest waiter if there is one.
+
+        The waiter runs at once, and may give its slot back at once too (an
+        exchange that fails synchronously): such a release is queued and handed
+        on by the outermost one, so a long queue never deepens the stack
+        (recursing, 1,500 waiters ran out of stack and leaked a slot for good)."""
+        self._releases.append(endpoint)
+        if self._handing_on:
+            return
+        self._handing_on = True
+        try:
+            while self._releases:
+                self._hand_on(self._releases.popleft())
+        finally:
+            self._handing_on = False
+
+    def _hand_on(self, endpoint: str) -> None:
         lane = self._lanes[endpoint]
         if lane.waiting:
             waiter = lane.waiting.popleft()

@@ -63,6 +63,20 @@ def test_a_freed_slot_goes_to_the_oldest_waiter_of_that_endpoint() -> None:
     assert outcome(second) is None and pending(other) and budget.queued == 1
 
 
+def test_waiters_that_give_their_slot_back_at_once_do_not_deepen_the_stack() -> None:
+    """5,000 waiters whose exchange fails synchronously each release their slot inside the
+    release that woke them: every one is served, and the slot ends free, not leaked."""
+    budget = ConnectionBudget(Clock(), max_connections=1, max_queued=5000)
+    assert budget.take(A)
+    served = []
+    for i in range(5000):
+        d = budget.wait(A, math.inf)
+        d.addCallback(lambda _, i=i: (served.append(i), budget.release(A)))
+    budget.release(A)
+    assert served == list(range(5000))
+    assert budget.busy(A) == 0 and budget.queued == 0 and budget.take(A)
+
+
 def test_beyond_max_queued_a_call_is_refused_at_once_for_the_whole_client() -> None:
     budget = ConnectionBudget(Clock(), max_connections=1, max_queued=2)
     assert budget.take(A) and budget.take(B)
