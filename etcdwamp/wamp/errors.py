@@ -110,6 +110,13 @@ def to_application_error(uris: ErrorUris, exc: BaseException,
                                 f"as invalid ({type(exc).__name__})")
     if isinstance(exc, (TypeError, ValueError, UnicodeError, errors.InvalidRequest)):
         return ApplicationError(uris.invalid_argument, _public(exc))
+    if isinstance(exc, errors.EtcdError):
+        # etcd answered in a way the call cannot go on from (history compacted under
+        # a paged read, a lease gone, a protocol hiccup): expected of a store, not a
+        # bug of ours, and nothing the caller can fix but by trying again.
+        _detail(quiet, f"etcd:{type(exc).__name__}", exc, "etcd failed a call")
+        return ApplicationError(uris.unavailable, "the store could not complete the call; "
+                                "try again")
     failure = Failure(exc, type(exc), exc.__traceback__)
     if quiet is None:
         log.failure("etcdwamp: unexpected error in a procedure", failure=failure)

@@ -152,10 +152,12 @@ class Limiter:
         self.uris = uris
         self._seconds = seconds
         self._sessions: dict[Any, _Account] = {}
-        self._authids: dict[str, _Account] = {}
+        self._authids: dict[tuple[str, str | None], _Account] = {}
         self._opened = 0
         #: calls refused so far (the log gets a line a minute, see QuietLog)
         self.refused = 0
+        #: calls whose session the router did not disclose (they share one account)
+        self.undisclosed = 0
 
     def admit(self, details: Any, *, write: bool, payload: Any) -> Callable[[], None] | None:
         """Count a call of ``details``' caller; returns what to call when it is done (None
@@ -168,12 +170,18 @@ class Limiter:
         limits = self.settings.of(role)
         if limits is None:
             return None
+        if getattr(details, "caller", None) is None:
+            # The router disclosed no session: all such callers share one account
+            # (bounded, if unfair); the node config should disclose the caller.
+            self.undisclosed += 1
         now = self._seconds()
         accounts = [self._account(self._sessions, getattr(details, "caller", None),
                                   limits.session, now)]
         authid = getattr(details, "caller_authid", None)
         if authid is not None:
-            accounts.append(self._account(self._authids, authid, limits.authid, now))
+            # Per role too: an authid whose sessions have roles of different rates
+            # keeps one account per role instead of swapping (and so resetting) one.
+            accounts.append(self._account(self._authids, (authid, role), limits.authid, now))
         size = payload_bytes(payload) if write else 0
         retry = 0.0
         for account in accounts:

@@ -279,16 +279,24 @@ class EtcdWampSession:
             arguments = {k: v for k, v in kwargs.items() if k != "details"}
             try:
                 signature.bind(*args, **arguments)
-                done = None if self.limiter is None else self.limiter.admit(
-                    kwargs.get("details"), write=write, payload=(args, arguments))
             except TypeError as exc:
                 return defer.fail(ApplicationError(self.uris.invalid_argument,
                                                    f"{uri}{public}: {exc}"))
+            try:
+                done = None if self.limiter is None else self.limiter.admit(
+                    kwargs.get("details"), write=write, payload=(args, arguments))
             except ApplicationError as exc:
                 if self.quiet is not None and self.limiter is not None:
                     self.quiet.warn("rate_limited", "etcdwamp: calls refused by extra.limits "
                                     "({refused} so far)", refused=self.limiter.refused)
                 return defer.fail(exc)
+            if (self.limiter is not None and self.limiter.undisclosed
+                    and self.quiet is not None):
+                self.quiet.warn("undisclosed", "etcdwamp: the router discloses no caller "
+                                "session ({n} calls): they share one rate account and "
+                                "rules needing a role refuse them; set \"disclose\": "
+                                "{{\"caller\": true}} in the role's permissions",
+                                n=self.limiter.undisclosed)
             d = Deferred.fromCoroutine(fn(*args, **kwargs)).addErrback(stable)
             if done is not None:
                 d.addBoth(_finally, done)

@@ -44,6 +44,10 @@ class RecordingLog:
     (e.DuplicateKey("duplicate key given in txn request: b'demo/maps/\\x00\\x04k'"),
      "invalid_argument"),
     (e.InvalidArgument("etcdserver: key is not provided demo/maps/"), "invalid_argument"),
+    (e.RevisionCompacted("etcdserver: mvcc: required revision has been compacted"),
+     "unavailable"),
+    (e.LeaseNotFound("etcdserver: requested lease not found"), "unavailable"),
+    (e.ProtocolError("gateway sent garbage from http://127.0.0.1:42115"), "unavailable"),
 ])
 def test_server_side_errors_reveal_no_internals(exc: BaseException, suffix: str) -> None:
     """Endpoints, key layout, raw timings and etcd's wording stay in the log; the caller

@@ -153,3 +153,27 @@ def test_limits_settings_merge_and_validate() -> None:
                        ({"roles": []}, "must be an object")]:
         with pytest.raises(SettingsError, match=match):
             Settings.from_extra({**GOOD, "limits": bad})
+
+
+def test_an_authid_with_sessions_of_two_roles_cannot_reset_its_account() -> None:
+    """Alternating roles of one authid must not swap (and so refill) one account."""
+    tight = Rates(calls_per_second=None, writes_per_second=None, write_bytes_per_second=None,
+                  in_flight=2)
+    _, lim = limiter(Rates(None, None, None, None), authid=tight, roles={
+        "other": RoleLimits(session=Rates(None, None, None, None), authid=tight)})
+    lim.admit(caller(1, authid="mallory", role="guest"), write=False, payload=())
+    lim.admit(caller(2, authid="mallory", role="other"), write=False, payload=())
+    lim.admit(caller(1, authid="mallory", role="guest"), write=False, payload=())
+    refused(lim, caller(1, authid="mallory", role="guest"))
+    lim.admit(caller(2, authid="mallory", role="other"), write=False, payload=())
+    refused(lim, caller(2, authid="mallory", role="other"))
+
+
+def test_calls_without_a_disclosed_session_are_counted_and_share_an_account() -> None:
+    _, lim = limiter(Rates(calls_per_second=None, writes_per_second=None,
+                           write_bytes_per_second=None, in_flight=2))
+    anonymous = SimpleNamespace(caller=None, caller_authid=None, caller_authrole="guest")
+    lim.admit(anonymous, write=False, payload=())
+    lim.admit(anonymous, write=False, payload=())
+    refused(lim, anonymous)
+    assert lim.undisclosed == 3
