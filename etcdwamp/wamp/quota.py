@@ -18,6 +18,7 @@ from autobahn.wamp.exception import ApplicationError
 from ..client import Client
 from ..namespace import Namespace
 from ..wire import (
+    DEFAULT_MAX_TXN_OPS,
     Compare,
     CompCreated,
     CompModified,
@@ -83,30 +84,47 @@ async def capped_txn(client: Client | Namespace, uris: ErrorUris, writes: list[T
     """All ``writes`` if every expectation holds (mod revision equal; 0: absent) and no
     cap of ``caps`` (one per write, None: uncapped) would hold more keys than allowed.
 
+    One flat etcd transaction per attempt: its compares are the expectations and the
+    cap guard; when they fail, its failure branch reads what tells the two apart (the
+    expected keys' revisions) and what a new decision needs (each cap's count and
+    whether each capped key exists), all at one revision.
+
     :raises ApplicationError: ``conflict`` when an expectation fails, ``quota_exceeded``
-        when the writes would create keys beyond a cap (nothing is written either way)
+        when the writes would create keys beyond a cap, ``too_large`` when the guarded
+        form of the transaction would exceed etcd's 128 operations per branch (nothing
+        is written in every case)
     """
     expected: list[Compare] = [CompModified(e.key, "==", e.revision) for e in expectations]
     success = _ops(writes)
     capped = [(w, c) for w, c in zip(writes, caps, strict=True) if c is not None]
     if not capped:
-        return await _checked(client, uris, Transaction(compare=expected, success=success))
+        result = await client.txn(Transaction(compare=expected, success=success))
+        if not result.succeeded:
+            raise _stale(uris)
+        return result
     distinct = list({c.keyset: c for _, c in capped}.values())
     keys = sorted({w.key for w, _ in capped})
-    # What a decision needs, read by etcd when the guard fails: each cap's count and
-    # whether each capped key exists, all at the failed attempt's revision.
-    snapshot = ([OpGet(c.keyset, count_only=True) for c in distinct]
-                + [OpGet(k, count_only=True) for k in keys])
+    failure = ([OpGet(e.key, keys_only=True) for e in expectations]
+               + [OpGet(c.keyset, count_only=True) for c in distinct]
+               + [OpGet(k, count_only=True) for k in keys])
     # First attempt: commit at once if no capped put creates a key.
     guard: list[Compare] = [CompVersion(w.key, ">", 0) for w, _ in capped if w.op == "put"]
+    widest = max(len(expected) + max(len(guard), len(distinct)), len(failure))
+    if widest > DEFAULT_MAX_TXN_OPS:
+        raise ApplicationError(uris.too_large, "a transaction writing where keys are capped "
+                               f"takes at most {DEFAULT_MAX_TXN_OPS} expectations, caps and "
+                               "capped keys together; split it")
     for _ in range(_ATTEMPTS):
-        inner = Transaction(compare=guard, success=success, failure=snapshot)
-        result = await _checked(client, uris, Transaction(compare=expected, success=[inner]))
-        answer = result.responses[0]
-        assert isinstance(answer, TxnResult)
-        if answer.succeeded:
+        result = await client.txn(Transaction(compare=expected + guard, success=success,
+                                              failure=failure))
+        if result.succeeded:
             return result
-        counts: list[int] = [getattr(r, "count", 0) for r in answer.responses]
+        answers = list(result.responses)
+        for item, answer in zip(expectations, answers, strict=False):
+            found = getattr(answer, "kvs", ())
+            if (found[0].mod_revision if found else 0) != item.revision:
+                raise _stale(uris)
+        counts = [getattr(r, "count", 0) for r in answers[len(expectations):]]
         present = {k: n > 0 for k, n in zip(keys, counts[len(distinct):], strict=True)}
         for cap, count in zip(distinct, counts[:len(distinct)], strict=True):
             mine = [w for w, c in capped if c is not None and c.keyset == cap.keyset]
@@ -115,16 +133,10 @@ async def capped_txn(client: Client | Namespace, uris: ErrorUris, writes: list[T
             if created and count + len(created) - len(deleted) > cap.max_keys:
                 raise ApplicationError(uris.quota_exceeded, f"{cap.target} holds at most "
                                        f"{cap.max_keys} keys; delete some before adding more")
-        revision = result.revision
-        guard = [CompCreated(c.keyset, "<", revision + 1) for c in distinct]
+        guard = [CompCreated(c.keyset, "<", result.revision + 1) for c in distinct]
     raise ApplicationError(uris.conflict, "keys were added concurrently too often to count "
                            "them; nothing was written, try again")
 
 
-async def _checked(client: Client | Namespace, uris: ErrorUris,
-                   transaction: Transaction) -> TxnResult:
-    result: TxnResult = await client.txn(transaction)
-    if not result.succeeded:
-        raise ApplicationError(uris.conflict,
-                               "an expected revision is stale; nothing was written")
-    return result
+def _stale(uris: ErrorUris) -> ApplicationError:
+    return ApplicationError(uris.conflict, "an expected revision is stale; nothing was written")

@@ -172,6 +172,18 @@ async def test_max_keys_is_exact_under_concurrent_creators(node: CrossbarNode,
         await s.call("etcd.map.txn", [{"op": "delete", "map": "capped", "key": key},
                                       {"op": "put", "map": "capped", "key": "n1", "value": 1}])
         assert await stored(etcd_client, capped) == 5
+        # Wide transactions on a capped map: decided by the cap, or refused whole
+        # (never etcd's own "too many ops") when the guarded form cannot fit in etcd's
+        # 128 operations per branch.
+        wide = [{"op": "put", "map": "capped", "key": f"w{i}", "value": i} for i in range(100)]
+        over = await error_of(s.call("etcd.map.txn", wide, expect=[
+            {"map": "notes", "key": f"e{i}", "revision": 0} for i in range(20)]))
+        assert over.error == E + "quota_exceeded"
+        widest = await error_of(s.call("etcd.map.txn", wide + [
+            {"op": "put", "map": "capped", "key": f"x{i}", "value": i} for i in range(28)], expect=[
+            {"map": "notes", "key": "e0", "revision": 0}]))
+        assert widest.error == E + "too_large" and "split it" in widest.args[0]
+        assert await stored(etcd_client, capped) == 5
         # kv prefixes have caps of their own
         for i in range(3):
             await s.call("etcd.kv.put", f"{RAW}k{i}", "v")
