@@ -32,7 +32,9 @@ from ..namespace import Namespace
 from ..wire import KeySet, KeyValue, text_or_bytes
 from .access import Access, Caller
 from .errors import ErrorUris
+from .ops import read_range
 from .quota import Cap, TxnItem, capped_txn, check_sizes
+from .reads import ReadBounds
 from .settings import PresenceSettings
 from .values import check_carriable
 
@@ -69,8 +71,9 @@ class PresenceService:
     log = Logger()
 
     def __init__(self, client: Client | Namespace, settings: PresenceSettings, access: Access,
-                 uris: ErrorUris) -> None:
+                 uris: ErrorUris, reads: ReadBounds) -> None:
         self.client = client
+        self.reads = reads
         self.settings = settings
         self.access = access
         self.uris = uris
@@ -155,12 +158,18 @@ class PresenceService:
         return {"deleted": result.deleted > 0, "revision": result.revision}
 
     async def list(self, details: Any = None) -> list[dict[str, Any]]:
-        """``presence.list()``: every present key as ``{session, authid, key, value, revision}``."""
+        """``presence.list()``: every present key as ``{session, authid, key, value, revision}``,
+        bounded as ``range`` is (progressive pages, or at most ``max_range_rows`` rows)."""
         self.access.require_role(Caller.of(details), self.settings.read,
                                  procedure="presence.list", target="presence", action="read")
-        keyset = KeySet(self.settings.prefix, prefix=True)
-        return [decode_presence(self.settings.prefix, kv)
-                async for kv in self.client.range_iter(keyset)]
+        prefix = self.settings.prefix
+
+        def record(kv: KeyValue) -> dict[str, Any]:
+            return decode_presence(prefix, kv)
+
+        # Bounded like every range: progressive pages, or at most max_range_rows rows.
+        return await read_range(self.client, KeySet(prefix, prefix=True), 0, details,
+                                self.reads, self.uris, record)
 
     async def on_session_leave(self, session_id: Any, *args: Any, **kwargs: Any) -> None:
         """``wamp.session.on_leave``: the session's keys go with it."""

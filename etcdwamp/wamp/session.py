@@ -197,7 +197,7 @@ class EtcdWampSession:
             self.kv = KvService(client, settings.kv_prefixes, access, uris, reads)
             procedures.update(self.kv.procedures())
         if settings.presence is not None:
-            self.presence = PresenceService(client, settings.presence, access, uris)
+            self.presence = PresenceService(client, settings.presence, access, uris, reads)
             procedures.update(self.presence.procedures())
             leave = self._background(self.presence.on_session_leave)
             await self.subscribe(self._expose(leave), "wamp.session.on_leave")
