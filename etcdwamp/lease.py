@@ -128,12 +128,19 @@ class Lease:
             if self._keeping:
                 self._timer = clock.callLater(delay, tick)
 
+        failing = False  # within a streak of failed renewals (logged once per streak)
+
         def renewed(ttl: int) -> None:
+            nonlocal failing
             self._renewal = None
+            if failing:
+                failing = False
+                log.info("lease {id} renewed again", id=self.id)
             self._watch_deadline()  # refresh() moved the deadline
             schedule(period)
 
         def failed(failure: Any) -> None:
+            nonlocal failing
             self._renewal = None
             if failure.check(CancelledError):
                 return  # stop_keep_alive() or the deadline cut it short: nothing failed
@@ -142,8 +149,13 @@ class Lease:
             elif clock.seconds() >= self._deadline:
                 self._expired()
             else:
-                log.warn("lease {id} renewal failed, retrying: {err}", id=self.id,
-                         err=failure.getErrorMessage())
+                if not failing:
+                    # Once per streak, not per retry: with etcd away, a process
+                    # holding many leases would otherwise log each of them every
+                    # second until they come back or are lost.
+                    failing = True
+                    log.warn("lease {id} renewal failed, retrying every second until "
+                             "its deadline: {err}", id=self.id, err=failure.getErrorMessage())
                 schedule(min(period, 1.0))
 
         self._watch_deadline()

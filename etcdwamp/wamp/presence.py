@@ -187,8 +187,11 @@ class PresenceService:
         try:
             await lease.revoke()
         except errors.EtcdError as exc:  # the lease expires by itself anyway
-            self.log.warn("etcdwamp: presence lease of session {s} not revoked: {exc}",
-                          s=session_id, exc=exc)
+            fmt = "etcdwamp: presence lease of session {s} not revoked: {exc}"
+            if self.access.quiet is None:
+                self.log.warn(fmt, s=session_id, exc=exc)
+            else:  # one line a minute however many sessions leave while etcd is away
+                self.access.quiet.warn("presence_revoke", fmt, s=session_id, exc=exc)
 
     async def close(self) -> None:
         """Revoke the lease of every session this instance holds keys for, deleting those keys."""

@@ -175,3 +175,27 @@ def test_keep_alive_started_late_counts_from_the_grant() -> None:
     lease.keep_alive()
     rig.advance(0)
     assert lease.is_lost
+
+
+def test_a_streak_of_failed_renewals_is_logged_once() -> None:
+    """Retries every second while etcd is away, one warning for the whole streak (a
+    process holding many leases would otherwise log each of them every second)."""
+    from twisted.logger import globalLogPublisher
+
+    events: list[dict[str, object]] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        rig = Rig.make()
+        kept_alive(rig, 9)
+        rig.advance_to(3.0)
+        rig.etcd.unavailable.add(KEEPALIVE)
+        rig.advance_to(10.0)
+        rig.etcd.unavailable.clear()
+        rig.advance_to(14.0)
+        rig.etcd.unavailable.add(KEEPALIVE)
+        rig.advance_to(19.0)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert len([t for t in renewal_times(rig) if 3.0 < t <= 10.0]) >= 5
+    warned = [ev for ev in events if "renewal failed" in str(ev.get("log_format"))]
+    assert len(warned) == 2  # one per streak
