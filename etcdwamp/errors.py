@@ -17,7 +17,7 @@ failure branch is part of what the caller asked etcd to do. Only
     EtcdError
      +-- InvalidRequest (also ValueError)      bad input, caught before or by etcd
      +-- Busy                                  too many calls wait already: nothing sent
- +-- TransportError                        the request did not get a clean answer
+     +-- TransportError                        the request did not get a clean answer
      |    +-- ConnectFailed                    never reached any server: safe to retry
      |    +-- OutcomeUnknown                   may have been applied
      |         +-- RequestTimeout

@@ -62,7 +62,9 @@ from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
+from ..budget import DEFAULT_MAX_QUEUED
 from ..pmap.maps import MAP_TYPES, PersistentMap
+from ..wire import DEFAULT_MAX_REQUEST_BYTES
 from .limits import LimitSettings, Rates, RoleLimits
 
 __all__ = ["EtcdSettings", "KvPrefix", "MapSpec", "PresenceSettings", "Settings",
@@ -147,7 +149,7 @@ DEFAULT_MAX_VALUE_BYTES = 64 * 1024
 DEFAULT_MAX_KEY_BYTES = 1024
 #: etcd refuses requests above 1.5 MiB (``--max-request-bytes``); no configured limit
 #: may promise more
-_ETCD_MAX_REQUEST = 1536 * 1024
+_ETCD_MAX_REQUEST = DEFAULT_MAX_REQUEST_BYTES
 _SIZE_KEYS = ("max_value_bytes", "max_key_bytes", "max_keys")
 
 
@@ -198,7 +200,7 @@ class EtcdSettings:
     max_connections: int = 32
     #: calls that may wait for one of those connections; beyond it callers get
     #: ``<prefix>.error.busy`` at once instead of waiting out their timeout
-    max_queued: int = 1024
+    max_queued: int = DEFAULT_MAX_QUEUED
 
     @classmethod
     def parse(cls, raw: Any) -> EtcdSettings:
