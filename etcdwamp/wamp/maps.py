@@ -133,16 +133,6 @@ class WampMap:
             value = _oid_in(value, "value")
         return self.table.value_codec.encode(value)
 
-    def value_out(self, raw: bytes) -> Any:
-        """The caller-facing value of ``raw`` (UUIDs and large oids as strings).
-
-        Raises what the value codec raises for bytes it did not write, and
-        ``TypeError``/``ValueError`` for a value not every client can carry.
-        """
-        value = self._decoded(raw)
-        check_carriable(value)
-        return value
-
     def _decoded(self, raw: bytes) -> Any:
         value = self.table.value_codec.decode(raw)
         if isinstance(value, uuid.UUID):
