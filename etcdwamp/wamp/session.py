@@ -38,6 +38,7 @@ from ..client import Client
 from ..namespace import Namespace
 from ..pmap import Database
 from .access import Access
+from .alarms import active_alarms
 from .errors import ErrorUris, to_application_error
 from .kv import KvService
 from .maps import MapService
@@ -234,8 +235,12 @@ class EtcdWampSession:
         of the etcd member that answered (ids as strings), whether this instance publishes,
         and the framework it runs on (``"twisted"`` or ``"asyncio"``).
         """
-        assert self.client is not None
+        assert self.client is not None and self.root_client is not None
+        # Cluster-wide, so asked of the client outside any namespace. While one is
+        # raised (NOSPACE: the backend is over its quota), every write fails.
+        alarms = await active_alarms(self.root_client)
         st = await self.client.status()
-        return {"version": st.version, "revision": st.revision, "db_size": st.db_size,
+        return {"alarms": alarms,
+                "version": st.version, "revision": st.revision, "db_size": st.db_size,
                 "leader": str(st.leader), "member": str(st.header.member_id),
                 "publisher": self.is_publisher, "framework": self.framework}
