@@ -157,11 +157,11 @@ class EtcdWampSession:
         access = Access(uris)
         db = Database(client, prefix=settings.db_prefix)
         self.maps = MapService(client, db, settings.maps, access, uris, settings.range_page)
+        procedures: dict[str, Callable[..., Any]] = dict(self.maps.procedures())
         self.publisher = Publisher(client, settings, self.maps.maps, self.publish,
                                    lambda: self._session_id, self._clock())
         # Before this instance serves any write: the first publisher resumes before it.
         await self.publisher.prepare()
-        procedures: dict[str, Callable[..., Any]] = dict(self.maps.procedures())
         if settings.kv_prefixes:
             self.kv = KvService(client, settings.kv_prefixes, access, uris,
                                 settings.range_page)
