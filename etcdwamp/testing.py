@@ -26,6 +26,8 @@ from typing import Any
 
 __all__ = [
     "BACKEND_PATH",
+    "DEFAULT_AUTO_COMPACTION",
+    "DEFAULT_QUOTA_BACKEND_BYTES",
     "CrossbarNode",
     "EtcdCluster",
     "EtcdMember",
@@ -36,6 +38,20 @@ __all__ = [
 ]
 
 _HOST = "127.0.0.1"
+
+# etcd keeps every revision of every key until it is compacted, and a backend grown
+# past --quota-backend-bytes raises NOSPACE, which stops every write, of every user,
+# until an operator compacts, defragments and disarms (one browser could fill etcd's
+# default 2 GiB with ~2,000 puts of 1 MB). So no etcd started here runs unbounded; see
+# docs/operations.rst, "Bounding storage".
+
+#: the backend quota of the servers :class:`EtcdCluster` starts: far above what a test
+#: writes, but a runaway test fills it with NOSPACE instead of the disk
+DEFAULT_QUOTA_BACKEND_BYTES = 1024 ** 3
+#: their auto-compaction (``--auto-compaction-mode``, ``--auto-compaction-retention``):
+#: by revision, keeping the newest million, so a test never loses history it reads or
+#: watches to a compaction it did not make (that would depend on timing)
+DEFAULT_AUTO_COMPACTION = ("revision", "1000000")
 
 
 def free_port() -> int:
@@ -261,13 +277,31 @@ class EtcdMember:
 class EtcdCluster:
     """``size`` etcd members on free loopback ports with temporary data dirs.
 
+    Storage is bounded: ``quota_backend_bytes`` (``--quota-backend-bytes``) and
+    ``auto_compaction`` (mode and retention, e.g. ``("periodic", "5m")``; None
+    compacts nothing, for a test that needs every revision whatever it writes).
+    ``extra_args`` come after them, so a flag given there again wins.
     Use as a context manager, or call :meth:`start` and :meth:`stop`.
+
+    :raises ValueError: a quota below 1 or an unknown compaction mode
     """
 
     def __init__(self, size: int = 1, *, extra_args: Sequence[str] = (),
-                 tls: TLSFiles | None = None) -> None:
+                 tls: TLSFiles | None = None,
+                 quota_backend_bytes: int = DEFAULT_QUOTA_BACKEND_BYTES,
+                 auto_compaction: tuple[str, str] | None = DEFAULT_AUTO_COMPACTION) -> None:
+        if quota_backend_bytes < 1:
+            raise ValueError(f"quota_backend_bytes must be positive, not {quota_backend_bytes}")
+        storage = [f"--quota-backend-bytes={quota_backend_bytes}"]
+        if auto_compaction is not None:
+            mode, retention = auto_compaction
+            if mode not in ("periodic", "revision"):
+                raise ValueError(f"auto_compaction mode must be 'periodic' or 'revision', "
+                                 f"not {mode!r}")
+            storage += [f"--auto-compaction-mode={mode}",
+                        f"--auto-compaction-retention={retention}"]
         self.tmpdir = tempfile.mkdtemp(prefix="etcdwamp-etcd-")
-        self.extra_args = tuple(extra_args)
+        self.extra_args = (*storage, *extra_args)
         self.tls = tls
         self.members: list[EtcdMember] = []
         for i in range(size):

@@ -15,6 +15,14 @@ from pathlib import Path
 from etcdwamp.testing import CrossbarNode, EtcdCluster
 
 ROOT = Path(__file__).resolve().parent.parent
+# The page lets anyone write notes, and etcd keeps every revision until compacted:
+# at its default 2 GiB quota ~2,000 puts of 1 MB raise NOSPACE, which stops every
+# write for everyone. So history older than 5 to 10 minutes is compacted (a publisher
+# failover or a reconnecting watch needs seconds of it), and the quota is explicit:
+# 512 MiB holds more than 30 minutes of writes at the guest rate limit (256 KiB/s).
+# See docs/operations.rst, "Bounding storage".
+DEMO_QUOTA_BACKEND_BYTES = 512 * 1024 ** 2
+DEMO_AUTO_COMPACTION = ("periodic", "5m")
 EXAMPLES = ["getting_started.py", "asyncio_client.py", "pmap_users.py", "flatbuffers/users.py"]
 
 
@@ -28,7 +36,8 @@ def main() -> int:
     parser.add_argument("--no-serve", action="store_true",
                         help="stop after the examples instead of serving the web page")
     args = parser.parse_args()
-    with EtcdCluster(1) as etcd:
+    with EtcdCluster(1, quota_backend_bytes=DEMO_QUOTA_BACKEND_BYTES,
+                     auto_compaction=DEMO_AUTO_COMPACTION) as etcd:
         print(f"etcd running at {etcd.url} (data in {etcd.tmpdir})", flush=True)
         for name in EXAMPLES:
             run_example(name, "--url", etcd.url)

@@ -3,8 +3,9 @@
 Topics (``p`` = the URI prefix):
 
 - ``p.map.<name>.on_change``: ``{op, key, value, revision}`` (plus ``prev_value`` when
-  ``extra.prev_value``), and ``p.map.<name>.on_resync`` ``{compact_revision}`` after a
-  compaction made the watch lose history (re-read with ``get_and_watch``);
+  ``extra.prev_value``), and ``p.map.<name>.on_resync`` ``{compact_revision}`` when
+  events before that revision may be missing (a compaction made the watch lose history,
+  or the publisher found no checkpoint): re-read with ``get_and_watch``;
 - ``p.kv.<name>.on_change`` / ``p.kv.<name>.on_resync`` for the keys under each of
   ``kv_prefixes`` (``name`` is the prefix's topic name; keys under a longer configured
   prefix go to that prefix's topic only);
@@ -28,6 +29,15 @@ shared one. Across a failover events are delivered at least once (subscribers
 drop revisions they have seen); one publisher never publishes a revision twice,
 even when it loses and regains leadership, and never skips one: without
 history (compacted) it says so on ``on_resync``.
+
+The first publisher of a fresh etcd has no checkpoint to resume from, yet the
+instances may have served writes before any of them led (while a dead
+predecessor's leader key waits for its lease to expire, say). So every instance
+creates the checkpoint, if absent, at join, before it serves anything
+(:meth:`Publisher.prepare`): whoever leads first resumes before every write an
+instance served. A leader that still finds none (the checkpoint deleted, or
+etcd unreachable when every instance joined) cannot tell what it missed: it
+starts at the current revision and says so on every ``on_resync``.
 """
 
 from __future__ import annotations
@@ -46,7 +56,15 @@ from ..client import Client
 from ..lock import Election
 from ..namespace import Namespace, NamespacedWatch
 from ..watch import Watch, WatchBatch
-from ..wire import DEFAULT_MAX_TXN_OPS, KeySet, KeyValue, OpSet, Transaction
+from ..wire import (
+    DEFAULT_MAX_TXN_OPS,
+    CompCreated,
+    KeySet,
+    KeyValue,
+    OpGet,
+    OpSet,
+    Transaction,
+)
 from ..wire.watch import EventType
 from .maps import WampMap
 from .presence import decode_presence
@@ -210,6 +228,38 @@ class Publisher:
 
     # -- lifecycle ----------------------------------------------------------------
 
+    async def prepare(self) -> None:
+        """Create the checkpoint at the current revision unless one exists; call it
+        before this instance serves any write (at join, before registering procedures).
+
+        Then the first publisher, whenever it is elected, resumes before every write
+        an instance served. Never fails for etcd's sake (it is logged): a leader that
+        finds no checkpoint then publishes ``on_resync`` instead.
+        """
+        try:
+            await self._checkpoint()
+        except errors.EtcdError as exc:
+            self.log.warn("etcdwamp: publisher checkpoint not prepared ({exc}); if none "
+                          "exists when a publisher is elected, it sends on_resync", exc=exc)
+
+    async def _checkpoint(self) -> tuple[int, bool]:
+        """The recorded checkpoint, and whether it was there: if absent, it is created
+        at the current revision (unless someone else creates it first, whose value wins:
+        an existing checkpoint is never overwritten here)."""
+        key = self.settings.checkpoint_key
+        found = await self.client.get(key)
+        if found.first is not None:
+            return int(found.first.value), True
+        # Every write served after this read has a higher revision than it.
+        at = found.revision
+        created = await self.client.txn(Transaction(
+            compare=[CompCreated(key, "==", 0)], success=[OpSet(key, str(at).encode())],
+            failure=[OpGet(key)]))
+        if created.succeeded:
+            return at, False
+        (kv,) = created.responses[0].kvs  # type: ignore[union-attr]
+        return int(kv.value), True
+
     def start(self) -> None:
         """Start campaigning in the background; once leading, watch and publish until stopped."""
         self._running = Deferred.fromCoroutine(self._run())
@@ -280,11 +330,8 @@ class Publisher:
         assert election.lease is not None
         self.is_publisher = True
         self.log.info("etcdwamp: this instance publishes watch events")
-        stored = (await self.client.get(self.settings.checkpoint_key)).first
-        if stored is not None:
-            start = int(stored.value) + 1
-        else:
-            start = (await self.client.status()).revision + 1
+        recorded, existed = await self._checkpoint()
+        start = recorded + 1
         own = await self._own_positions()
         lost: Deferred[None] = election.lease.lost
         deposed = self._deposed(election)
@@ -294,6 +341,8 @@ class Publisher:
             position = own.get(self._checkpoint_of(feed))
             resume = start if position is None else min(start, position + 1)
             self._watch(feed, max(resume, feed.published + 1))
+        if not existed:
+            self._history_unknown(start)
         try:
             # Leadership ends when our lease is lost, or, much sooner than the
             # next keep-alive would tell, when our leader key is deleted (the
@@ -453,6 +502,17 @@ class Publisher:
             return
         for feed, position in moved:
             feed.recorded = position
+
+    def _history_unknown(self, start: int) -> None:
+        """Without a checkpoint, writes before ``start`` may never have been published:
+        every feed tells its subscribers to re-read (what they read is at ``start - 1``
+        or later, and the watches deliver everything from ``start`` on)."""
+        self.log.warn("etcdwamp: the publisher found no checkpoint; it publishes from "
+                      "revision {start} and sends on_resync", start=start)
+        for feed in self.feeds:
+            if not feed.silent:
+                self._publish(f"{feed.topic}.on_resync", {"compact_revision": start},
+                              options=feed.options)
 
     def _resync(self, failure: Any, feed: _Feed) -> None:
         if failure.check(errors.WatchCompacted):

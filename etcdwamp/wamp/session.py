@@ -43,6 +43,7 @@ from ..namespace import Namespace
 from ..pmap import Database
 from ..wire import KeySet
 from .access import Access
+from .alarms import active_alarms
 from .errors import ErrorUris, to_application_error
 from .kv import KvService
 from .limits import Limiter
@@ -193,6 +194,10 @@ class EtcdWampSession:
                            settings.max_range_rows, settings.max_snapshot_rows)
         self.maps = MapService(client, db, settings.maps, access, uris, reads)
         procedures: dict[str, Callable[..., Any]] = dict(self.maps.procedures())
+        self.publisher = Publisher(client, settings, self.maps.maps, self.publish,
+                                   lambda: self._session_id, self._clock())
+        # Before this instance serves any write: the first publisher resumes before it.
+        await self.publisher.prepare()
         if settings.kv_prefixes:
             self.kv = KvService(client, settings.kv_prefixes, access, uris, reads)
             procedures.update(self.kv.procedures())
@@ -211,8 +216,6 @@ class EtcdWampSession:
                       "session {session})", n=len(procedures), p=p,
                       maps=sorted(self.maps.maps), framework=self.framework,
                       session=self._session_id)
-        self.publisher = Publisher(client, settings, self.maps.maps, self.publish,
-                                   lambda: self._session_id, self._clock())
         self.publisher.start()
 
     @staticmethod
@@ -327,15 +330,20 @@ class EtcdWampSession:
     # -- procedures --------------------------------------------------------------
 
     async def status(self, details: Any = None) -> dict[str, Any]:
-        """``status()``: ``{version, revision, db_size, leader, member, publisher, framework,
-        cancelled_calls, rate_limited_calls}``: the etcd member that answered (ids as
-        strings), whether this instance publishes, the framework it runs on (``"twisted"`` or
-        ``"asyncio"``), and how many calls this instance saw cancelled (their caller cancelled
-        or left) and refused by ``extra.limits``.
+        """``status()``: ``{alarms, version, revision, db_size, leader, member, publisher,
+        framework, cancelled_calls, rate_limited_calls}``: the alarms etcd has raised (e.g.
+        ``["NOSPACE"]``; None if the component may not list them), the etcd member that
+        answered (ids as strings), whether this instance publishes, the framework it runs on
+        (``"twisted"`` or ``"asyncio"``), and how many calls this instance saw cancelled
+        (their caller cancelled or left) and refused by ``extra.limits``.
         """
-        assert self.client is not None
+        assert self.client is not None and self.root_client is not None
+        # Cluster-wide, so asked of the client outside any namespace. While one is
+        # raised (NOSPACE: the backend is over its quota), every write fails.
+        alarms = await active_alarms(self.root_client)
         st = await self.client.status()
-        return {"version": st.version, "revision": st.revision, "db_size": st.db_size,
+        return {"alarms": alarms,
+                "version": st.version, "revision": st.revision, "db_size": st.db_size,
                 "leader": str(st.leader), "member": str(st.header.member_id),
                 "publisher": self.is_publisher, "framework": self.framework,
                 "cancelled_calls": self.cancelled_calls,

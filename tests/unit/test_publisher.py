@@ -17,7 +17,7 @@ from etcdwamp import errors
 from etcdwamp.wamp.publisher import Publisher
 from etcdwamp.wamp.settings import Settings
 from etcdwamp.watch import WatchBatch
-from etcdwamp.wire import KeySet, KeyValue, OpSet, Transaction
+from etcdwamp.wire import CompCreated, KeySet, KeyValue, OpGet, OpSet, Transaction
 from etcdwamp.wire.concurrency import LeaderKey
 from etcdwamp.wire.watch import EventType, WatchEvent
 
@@ -96,6 +96,7 @@ class Stored:
 @dataclass
 class Range:
     kvs: list[Stored]
+    revision: int = 0
 
     @property
     def first(self) -> Stored | None:
@@ -105,6 +106,12 @@ class Range:
 @dataclass
 class Status:
     revision: int
+
+
+@dataclass
+class TxnAnswer:
+    succeeded: bool
+    responses: list[Range]
 
 
 class FakeClient:
@@ -118,6 +125,8 @@ class FakeClient:
         self.txns: list[Transaction] = []
         self.held: Deferred[None] | None = None  # writes wait for it while set
         self.denied: bytes | None = None  # keys under it are refused, as etcd's RBAC does
+        # written by someone else between a read and the next transaction
+        self.meanwhile: dict[bytes, bytes] = {}
 
     @property
     def root(self) -> FakeClient:
@@ -141,7 +150,7 @@ class FakeClient:
             return Range([Stored(k, v) for k, v in sorted(self.kv.items())
                           if k.startswith(key.key)])
         value = self.kv.get(key)
-        return Range([] if value is None else [Stored(key, value)])
+        return Range([] if value is None else [Stored(key, value)], self.revision)
 
     async def status(self) -> Status:
         return Status(self.revision)
@@ -149,17 +158,31 @@ class FakeClient:
     async def put(self, key: bytes, value: bytes) -> None:
         self.kv[key] = value
 
-    async def txn(self, transaction: Transaction) -> None:
-        assert not transaction.compare and not transaction.failure
+    async def txn(self, transaction: Transaction) -> TxnAnswer:
         self.txns.append(transaction)
         if self.held is not None:
             await self.held
+        self.kv.update(self.meanwhile)
+        self.meanwhile = {}
+        for compare in transaction.compare:
+            # The only compare the publisher makes: "the key does not exist yet".
+            assert isinstance(compare, CompCreated) and compare.operand == 0
+            if compare.keyset.key in self.kv:
+                gets = [op for op in transaction.failure if isinstance(op, OpGet)]
+                return TxnAnswer(False, [await self.get(op.keyset.key) for op in gets])
         for op in transaction.success:
             assert isinstance(op, OpSet)
             self.check_access(op.key)
         for op in transaction.success:
             assert isinstance(op, OpSet)
             self.kv[op.key] = op.value
+        return TxnAnswer(True, [])
+
+    @property
+    def checkpoint_writes(self) -> list[Transaction]:
+        """The publisher's recordings (unconditional, unlike its creation of a missing
+        checkpoint)."""
+        return [t for t in self.txns if not t.compare]
 
     def check_access(self, key: bytes) -> None:
         if self.denied is not None and key.startswith(self.denied):
@@ -183,11 +206,14 @@ def settings(*kv_prefixes: str) -> Settings:
 
 
 def started(etcd: FakeClient, *kv_prefixes: str, session: int = 1,
-            publish: Any = None) -> tuple[Clock, Publisher]:
-    """A publisher over ``etcd`` on a fresh ``task.Clock``, started."""
+            publish: Any = None, prepare: bool = True) -> tuple[Clock, Publisher]:
+    """A publisher over ``etcd`` on a fresh ``task.Clock``, prepared (as the session does
+    before it registers any procedure) unless not ``prepare``, and started."""
     clock = Clock()
     publisher = Publisher(etcd, settings(*kv_prefixes), {},  # type: ignore[arg-type]
                           publish or (lambda *a, **k: None), lambda: session, clock)
+    if prepare:
+        assert Deferred.fromCoroutine(publisher.prepare()).called
     publisher.start()
     return clock, publisher
 
@@ -206,7 +232,7 @@ def test_a_failure_right_after_winning_gives_the_leadership_back_and_leads_again
     after a pause, this time to publish."""
     etcd = FakeClient()
     etcd.failing_reads = 1
-    clock, publisher = started(etcd)
+    clock, publisher = started(etcd, prepare=False)
     assert etcd.watches == [] and not publisher.is_publisher
     clock.advance(10)
     assert publisher.is_publisher
@@ -279,14 +305,14 @@ def test_checkpoint_writes_one_at_a_time_with_the_newest_state() -> None:
     etcd.held = Deferred()
     for revision in (101, 102, 103):
         deliver(watch, b"raw/a", revision)
-    assert len(etcd.txns) == 1
+    assert len(etcd.checkpoint_writes) == 1
     held, etcd.held = etcd.held, None
     held.callback(None)
     assert etcd.kv[b"pub.checkpoint"] == b"101"
     clock.advance(0.099)
-    assert len(etcd.txns) == 1
+    assert len(etcd.checkpoint_writes) == 1
     clock.advance(0.001)
-    assert len(etcd.txns) == 2
+    assert len(etcd.checkpoint_writes) == 2
     assert etcd.kv[b"pub.checkpoint"] == b"103"
     assert etcd.kv[b"pub.checkpoint/" + b"raw/".hex().encode()] == b"103"
 
@@ -307,7 +333,7 @@ def test_a_quiet_publisher_records_at_once_and_stopping_drops_the_wait() -> None
     assert etcd.kv[b"pub.checkpoint"] == b"102"  # within the interval: waits
     stopped = Deferred.fromCoroutine(publisher.stop())
     assert stopped.called and not clock.getDelayedCalls()
-    assert etcd.kv[b"pub.checkpoint"] == b"102" and len(etcd.txns) == 2
+    assert etcd.kv[b"pub.checkpoint"] == b"102" and len(etcd.checkpoint_writes) == 2
 
 
 def test_a_publisher_deposed_during_the_pause_leaves_the_checkpoint_to_its_successor() -> None:
@@ -325,7 +351,7 @@ def test_a_publisher_deposed_during_the_pause_leaves_the_checkpoint_to_its_succe
     ours.lose()
     assert not publisher.is_publisher
     clock.advance(0.1)
-    assert etcd.kv[b"pub.checkpoint"] == b"101" and len(etcd.txns) == 1
+    assert etcd.kv[b"pub.checkpoint"] == b"101" and len(etcd.checkpoint_writes) == 1
 
 
 def test_without_access_to_the_feed_positions_it_publishes_as_before() -> None:
@@ -365,3 +391,71 @@ def test_deleting_the_leader_key_deposes_the_publisher_at_once() -> None:
     # ...and campaigned again; with nobody else here it leads again, anew.
     assert publisher.is_publisher and etcd.leader is not lease
     assert etcd.live_watches() and not set(map(id, etcd.live_watches())) & set(map(id, feeds))
+
+
+def test_the_first_leader_resumes_before_the_writes_served_while_it_waited() -> None:
+    """On a fresh etcd an orphaned leader key (a dead instance's, its lease not yet
+    expired) keeps the first publisher waiting while writes are served: prepared at
+    join, before serving any, the checkpoint holds the revision then, and the leader
+    elected once the orphan's lease expires resumes right after it; nothing to resync."""
+    etcd = FakeClient(revision=100)
+    orphan = etcd.leader = FakeLease()
+    published: list[tuple[str, Any]] = []
+    _clock, publisher = started(etcd, publish=lambda topic, event, **kw:
+                                published.append((topic, event)))
+    assert etcd.kv[b"pub.checkpoint"] == b"100"
+    assert not publisher.is_publisher and not etcd.live_watches()
+    etcd.revision = 140  # 40 writes served meanwhile
+    orphan.lose()
+    etcd.wake()
+    assert publisher.is_publisher
+    assert [w.start for w in etcd.live_watches()] == [101]
+    assert published == []
+    assert etcd.kv[b"pub.checkpoint"] == b"100"
+
+
+def test_prepare_never_overwrites_a_checkpoint() -> None:
+    """A checkpoint already there is left as it is, without a write; one created by
+    another instance between the read and the write wins (the write is conditional),
+    and the leader resumes after that one."""
+    etcd = FakeClient(revision=100)
+    etcd.kv[b"pub.checkpoint"] = b"90"
+    started(etcd)
+    assert etcd.txns == [] and etcd.kv[b"pub.checkpoint"] == b"90"
+    assert [w.start for w in etcd.live_watches()] == [91]
+
+    etcd = FakeClient(revision=100)
+    etcd.meanwhile = {b"pub.checkpoint": b"97"}
+    etcd.leader = FakeLease()  # somebody else leads for now
+    started(etcd)
+    (creation,) = etcd.txns
+    assert creation.compare and etcd.kv[b"pub.checkpoint"] == b"97"
+    assert etcd.leader is not None
+    etcd.leader.lose()
+    etcd.wake()
+    assert [w.start for w in etcd.live_watches()] == [98]
+
+
+def test_a_leader_that_finds_no_checkpoint_resyncs_every_feed_first() -> None:
+    """etcd failed when the instance joined, so it could not prepare a checkpoint
+    (logged, not raised): the leader then cannot tell which writes it missed. It
+    creates the checkpoint, starts every watch at the current revision + 1, and sends
+    ``on_resync`` on every feed with that revision, before any event."""
+    etcd = FakeClient(revision=100)
+    etcd.failing_reads = 1
+    published: list[tuple[str, Any]] = []
+    clock, publisher = started(etcd, "raw/", "raw2/", publish=lambda topic, event, **kw:
+                               published.append((topic, event)))
+    assert publisher.is_publisher
+    assert etcd.kv[b"pub.checkpoint"] == b"100"
+    first, second = etcd.live_watches()
+    assert (first.start, second.start) == (101, 101)
+    assert published == [("etcd.kv.raw.on_resync", {"compact_revision": 101}),
+                         ("etcd.kv.raw2.on_resync", {"compact_revision": 101})]
+    deliver(first, b"raw/a", 101)
+    assert published[-1][0] == "etcd.kv.raw.on_change" and len(published) == 3
+    # The next leadership finds the checkpoint: no second resync.
+    assert etcd.leader is not None
+    etcd.leader.lose()
+    clock.advance(10)
+    assert publisher.is_publisher and len(published) == 3
