@@ -43,7 +43,7 @@ from ..namespace import Namespace
 from ..pmap import Database
 from ..wire import KeySet
 from .access import Access
-from .alarms import active_alarms
+from .alarms import AlarmWatch, active_alarms
 from .errors import ErrorUris, to_application_error
 from .kv import KvService
 from .limits import Limiter
@@ -99,6 +99,7 @@ class EtcdWampSession:
         self.cancelled_calls = 0
         self.quiet: QuietLog | None = None
         self.limiter: Limiter | None = None
+        self.alarm_watch: AlarmWatch | None = None
         self.maps: MapService | None = None
         self.kv: KvService | None = None
         self.presence: PresenceService | None = None
@@ -217,6 +218,8 @@ class EtcdWampSession:
                       maps=sorted(self.maps.maps), framework=self.framework,
                       session=self._session_id)
         self.publisher.start()
+        self.alarm_watch = AlarmWatch(root, self._clock(), self.log)
+        self.alarm_watch.start()
 
     @staticmethod
     async def _check_etcd(client: Client | Namespace, settings: Settings) -> None:
@@ -238,6 +241,8 @@ class EtcdWampSession:
         self.disconnect()
 
     async def _shut_down(self) -> None:
+        if self.alarm_watch is not None:
+            self.alarm_watch.stop()
         try:
             if self.publisher is not None:
                 await self.publisher.stop()
