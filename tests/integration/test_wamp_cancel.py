@@ -13,6 +13,7 @@ import pytest_twisted
 from autobahn.wamp.types import CallOptions
 from proxies import RecordingProxy
 from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.threads import deferToThread
 from waiting import until
 from wamp_helpers import (
     CONFIG,
@@ -20,7 +21,6 @@ from wamp_helpers import (
     connect,
     disconnect,
     loop_fixture,  # noqa: F401 (a fixture)
-    node_for,
     registered,
 )
 
@@ -54,11 +54,18 @@ def proxy(etcd: EtcdCluster) -> Iterator[RecordingProxy]:
 async def node(proxy: RecordingProxy, component_loop: str) -> AsyncIterator[CrossbarNode]:
     # A request timeout far beyond the test's waits: the held page can only
     # end early because the call was cancelled.
-    with node_for(component_loop, CONFIG, [proxy.url], extra_overrides={
-            "etcd": {"timeout": 120}, "db_prefix": "wcancel/", "election": "wcancel-publisher",
-            "maps": {"notes": {"slot": 1}}, "kv_prefixes": [], "presence": None,
-            "range_page": PAGE}) as cb:
+    cb = CrossbarNode(str(CONFIG), [proxy.url], component_loop=component_loop,
+                      extra_overrides={
+                          "etcd": {"timeout": 120}, "db_prefix": "wcancel/",
+                          "election": "wcancel-publisher", "maps": {"notes": {"slot": 1}},
+                          "kv_prefixes": [], "presence": None, "range_page": PAGE})
+    try:
+        # In a thread: the component reaches etcd (its start-up check) through the
+        # proxy, which this process's reactor runs, before it registers anything.
+        await deferToThread(cb.start)
         yield await registered(cb)
+    finally:
+        cb.stop()
 
 
 @ensure
