@@ -1,11 +1,13 @@
-"""Rates per session and per authid: what one caller may make the component spend.
+"""Rates per session, per authid and per role: what callers may make the component spend.
 
 ``extra.limits`` (every key optional; numbers > 0, ``null`` for "no limit")::
 
     {"default": {"session": {"calls_per_second": 200, "writes_per_second": 50,
                              "write_bytes_per_second": 262144, "in_flight": 64},
                  "authid": {"calls_per_second": 400, "writes_per_second": 100,
-                            "write_bytes_per_second": 524288, "in_flight": 128}},
+                            "write_bytes_per_second": 524288, "in_flight": 128},
+                 "role": {"calls_per_second": 2000, "writes_per_second": 200,
+                          "write_bytes_per_second": 524288, "in_flight": 512}},
      "roles": {"writer": {"session": {"writes_per_second": 1000}},
                "backend": null}}
 
@@ -13,7 +15,16 @@
 among them); a role's entry changes only the fields it names; a role mapped to
 ``null`` is not limited at all. The ``session`` rates apply to each WAMP
 session, the ``authid`` rates to all sessions of one authid together (an
-authenticated user cannot multiply its budget by opening sessions).
+authenticated user cannot multiply its budget by opening sessions), and the
+``role`` rates to all sessions of the role together: anonymous guests get a
+new authid per session, so only this bound adds them up, and it is what keeps
+many browsers from filling etcd's quota between two compactions (size the
+quota to at least the roles' written bytes/s times twice the compaction
+retention, see docs/operations.rst).
+
+A cancelled call (its caller cancelled it or left) costs ``CANCEL_COST``
+calls more: cancelling tears down its connection to etcd, and a caller that
+cancels in a loop would otherwise keep the component busy opening new ones.
 
 Rates are token buckets holding one second's worth (a caller may burst to its
 rate at once, then keeps to it). Writes are the ``put``, ``delete`` and ``txn``
@@ -32,12 +43,15 @@ from autobahn.wamp.exception import ApplicationError
 
 from .errors import ErrorUris
 
-__all__ = ["LimitSettings", "Limiter", "Rates", "RoleLimits", "payload_bytes"]
+__all__ = ["CANCEL_COST", "LimitSettings", "Limiter", "Rates", "RoleLimits",
+           "payload_bytes"]
 
 #: state of this many idle callers at most is kept between sweeps
 _SWEEP_EVERY = 1024
 #: the payload is measured this deep at most (deeper values are refused elsewhere)
 _MAX_DEPTH = 64
+#: what a cancelled call costs on top of itself, in calls (see the module docstring)
+CANCEL_COST = 10.0
 
 
 @dataclass(frozen=True)
@@ -49,14 +63,18 @@ class Rates:
     write_bytes_per_second: float | None = 256 * 1024
     in_flight: int | None = 64
 
+
 @dataclass(frozen=True)
 class RoleLimits:
-    """The rates of one role: per session and per authid."""
+    """The rates of one role: per session, per authid and for the whole role."""
 
     session: Rates = field(default_factory=Rates)
     authid: Rates = field(default_factory=lambda: Rates(
         calls_per_second=400.0, writes_per_second=100.0, write_bytes_per_second=512 * 1024,
         in_flight=128))
+    role: Rates = field(default_factory=lambda: Rates(
+        calls_per_second=2000.0, writes_per_second=200.0, write_bytes_per_second=512 * 1024,
+        in_flight=512))
 
 
 @dataclass(frozen=True)
@@ -114,6 +132,10 @@ class _Bucket:
     def take(self, cost: float) -> None:
         self.tokens -= min(cost, self.rate)
 
+    def charge(self, cost: float) -> None:
+        """Spend ``cost`` after the fact: the bucket may go into debt, at most a second's worth."""
+        self.tokens = max(self.tokens - cost, -self.rate)
+
     def full(self, now: float) -> bool:
         self._refill(now)
         return self.tokens >= self.rate
@@ -153,15 +175,17 @@ class Limiter:
         self._seconds = seconds
         self._sessions: dict[Any, _Account] = {}
         self._authids: dict[tuple[str, str | None], _Account] = {}
+        self._roles: dict[str, _Account] = {}
         self._opened = 0
         #: calls refused so far (the log gets a line a minute, see QuietLog)
         self.refused = 0
         #: calls whose session the router did not disclose (they share one account)
         self.undisclosed = 0
 
-    def admit(self, details: Any, *, write: bool, payload: Any) -> Callable[[], None] | None:
-        """Count a call of ``details``' caller; returns what to call when it is done (None
-        when its role is unlimited).
+    def admit(self, details: Any, *, write: bool,
+              payload: Any) -> Callable[[bool], None] | None:
+        """Count a call of ``details``' caller; returns what to call when it is done, with
+        whether it was cancelled (None when its role is unlimited).
 
         :raises ApplicationError: ``rate_limited`` with ``retry_after`` (seconds), before
             anything was counted
@@ -177,6 +201,8 @@ class Limiter:
         now = self._seconds()
         accounts = [self._account(self._sessions, getattr(details, "caller", None),
                                   limits.session, now)]
+        if role is not None:
+            accounts.append(self._account(self._roles, role, limits.role, now))
         authid = getattr(details, "caller_authid", None)
         if authid is not None:
             # Per role too: an authid whose sessions have roles of different rates
@@ -201,9 +227,11 @@ class Limiter:
                     bucket.take(cost)
             account.in_flight += 1
 
-        def done() -> None:
+        def done(cancelled: bool) -> None:
             for account in accounts:
                 account.in_flight -= 1
+                if cancelled and account.calls is not None:
+                    account.calls.charge(CANCEL_COST)
         return done
 
     def _account(self, table: dict[Any, _Account], who: Any, rates: Rates,
@@ -219,7 +247,8 @@ class Limiter:
     def _sweep(self, now: float) -> None:
         """Forget callers with nothing in flight and full buckets: a fresh account is the
         same, so memory follows the callers active now, not every caller ever seen."""
-        for table in (self._sessions, self._authids):
+        tables: tuple[dict[Any, _Account], ...] = (self._sessions, self._authids, self._roles)
+        for table in tables:
             for who in [w for w, a in table.items() if a.idle(now)]:
                 del table[who]
 

@@ -62,8 +62,8 @@ T = TypeVar("T")
 _WRITES = frozenset({"put", "delete", "txn"})
 
 
-def _finally(result: T, done: Callable[[], None]) -> T:
-    done()
+def _finally(result: T, done: Callable[[bool], None]) -> T:
+    done(isinstance(result, Failure) and result.check(CancelledError) is not None)
     return result
 
 

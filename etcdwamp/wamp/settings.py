@@ -461,9 +461,10 @@ def _rates(raw: Any, base: Rates, where: str) -> Rates:
 
 def _role_limits(raw: Any, base: RoleLimits, where: str) -> RoleLimits:
     raw = _object(raw, where)
-    _check_keys(raw, {"session", "authid"}, where)
+    _check_keys(raw, {"session", "authid", "role"}, where)
     return RoleLimits(session=_rates(raw.get("session", {}), base.session, f"{where}.session"),
-                      authid=_rates(raw.get("authid", {}), base.authid, f"{where}.authid"))
+                      authid=_rates(raw.get("authid", {}), base.authid, f"{where}.authid"),
+                      role=_rates(raw.get("role", {}), base.role, f"{where}.role"))
 
 
 def parse_limits(raw: Any) -> LimitSettings:

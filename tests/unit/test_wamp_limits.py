@@ -22,11 +22,15 @@ def caller(session: int, authid: str = "anon", role: str = "guest") -> Any:
     return SimpleNamespace(caller=session, caller_authid=authid, caller_authrole=role)
 
 
+UNLIMITED = Rates(None, None, None, None)
+
+
 def limiter(session: Rates, authid: Rates | None = None,
-            roles: dict[str, RoleLimits | None] | None = None) -> tuple[Clock, Limiter]:
+            roles: dict[str, RoleLimits | None] | None = None,
+            role: Rates | None = None) -> tuple[Clock, Limiter]:
     clock = Clock()
-    settings = LimitSettings(default=RoleLimits(session=session, authid=authid or Rates(
-        None, None, None, None)), roles=roles or {})
+    settings = LimitSettings(default=RoleLimits(session=session, authid=authid or UNLIMITED,
+                                                role=role or UNLIMITED), roles=roles or {})
     return clock, Limiter(settings, ErrorUris("etcd"), clock.seconds)
 
 
@@ -46,7 +50,7 @@ def test_writes_per_second_refuse_at_once_and_refill() -> None:
     for _ in range(5):
         done = lim.admit(who, write=True, payload=("k", "v"))
         assert done is not None
-        done()
+        done(False)
     retry = refused(lim, who, write=True)
     assert 0.15 <= retry <= 0.25  # one token at 5/s
     lim.admit(who, write=False, payload=())  # reads do not spend write tokens
@@ -78,7 +82,7 @@ def test_in_flight_counts_until_done() -> None:
     lim.admit(caller(2), write=False, payload=())  # another session has its own budget
     done = pending.pop()
     assert done is not None
-    done()
+    done(False)
     lim.admit(who, write=False, payload=())
 
 
@@ -121,7 +125,7 @@ def test_idle_callers_are_forgotten() -> None:
     for session in range(5000):
         done = lim.admit(caller(session, authid=f"a{session}"), write=False, payload=())
         assert done is not None
-        done()
+        done(False)
         clock.advance(0.2)  # each one's bucket is full again long before the sweep
     assert len(lim._sessions) < 2048
 
@@ -144,6 +148,9 @@ def test_limits_settings_merge_and_validate() -> None:
     assert writer is not None and writer.session.writes_per_second == 10.0
     assert writer.authid.in_flight is None
     assert s.limits.of("backend") is None
+    assert s.limits.default.role.write_bytes_per_second == 512 * 1024
+    assert Settings.from_extra({**GOOD, "limits": {"default": {"role": {
+        "write_bytes_per_second": None}}}}).limits.default.role.write_bytes_per_second is None
     assert Settings.from_extra(GOOD).limits.of("guest") == RoleLimits()
     for bad, match in [({"defualt": {}}, "did you mean 'default'"),
                        ({"default": {"session": {"in_flight": 1.5}}}, "positive int"),
@@ -177,3 +184,40 @@ def test_calls_without_a_disclosed_session_are_counted_and_share_an_account() ->
     lim.admit(anonymous, write=False, payload=())
     refused(lim, anonymous)
     assert lim.undisclosed == 3
+
+
+def test_the_role_bound_adds_up_sessions_with_authids_of_their_own() -> None:
+    """Anonymous guests get a new authid per session: only the role's rate adds them up."""
+    clock, lim = limiter(Rates(calls_per_second=None, writes_per_second=None,
+                               write_bytes_per_second=1000, in_flight=None),
+                         role=Rates(calls_per_second=None, writes_per_second=None,
+                                    write_bytes_per_second=3000, in_flight=None))
+    stored = 0
+    for session in range(20):
+        try:
+            lim.admit(caller(session, authid=f"anon-{session}"), write=True,
+                      payload=("k", "x" * 899))
+            stored += 900
+        except ApplicationError as exc:
+            assert exc.error == RATE_LIMITED
+    assert stored == 2700  # three sessions' worth, not twenty
+    lim.admit(caller(99, role="writer"), write=True, payload=("x" * 900,))  # another role
+    clock.advance(1)
+    lim.admit(caller(50, authid="anon-50"), write=True, payload=("x" * 900,))
+
+
+def test_a_cancelled_call_costs_more_than_a_finished_one() -> None:
+    _, lim = limiter(Rates(calls_per_second=100, writes_per_second=None,
+                           write_bytes_per_second=None, in_flight=None))
+    who = caller(1)
+    finished = 0
+    for _ in range(100):
+        done = lim.admit(who, write=False, payload=())
+        assert done is not None
+        done(True)  # cancelled: 1 + CANCEL_COST
+        finished += 1
+        try:
+            lim.admit(who, write=False, payload=())(False)  # type: ignore[misc]
+        except ApplicationError:
+            break
+    assert finished <= 10
