@@ -28,7 +28,8 @@ So every read is bounded three ways (settings in ``extra``, defaults in
   stays within ``max_inflight_bytes`` (32 MiB). A call whose rows would go
   beyond it is refused at once with ``<prefix>.error.busy`` (retry later; a
   progressive caller may continue with ``from_key``), or with ``too_large`` if
-  its result alone exceeds the budget: a clear error for some callers rather
+  its result alone exceeds the budget or :data:`MAX_RESULT_BYTES` (8 MiB, half
+  of Crossbar's default message size limit): a clear error for some callers rather
   than a slow death for all. Refused, not queued: a wait would hold the
   caller's rows, and its connection, for nothing. Decoded rows and their
   serialized copy take about three times the estimate: 32 plain snapshots of
@@ -48,11 +49,16 @@ from autobahn.wamp.exception import ApplicationError
 
 from .errors import ErrorUris
 
-__all__ = ["ROW_BYTES", "Hold", "InflightBudget", "ReadBounds"]
+__all__ = ["MAX_RESULT_BYTES", "ROW_BYTES", "Hold", "InflightBudget", "ReadBounds"]
 
 #: what a row costs beyond its key and value bytes in the estimate (the record's
 #: field names, revision and framing as serialized)
 ROW_BYTES = 64
+#: the most one result may hold, estimated: Crossbar refuses a WAMP message above its
+#: ``max_message_size`` (16 MiB by default) with its own error, naming the component's
+#: session and role, and a result serialized as JSON (bytes as base64) grows beyond the
+#: estimate; half of that limit leaves the margin
+MAX_RESULT_BYTES = 8 * 1024 * 1024
 
 
 class InflightBudget:
@@ -88,12 +94,12 @@ class Hold:
             is added then; what the call held so far stays held until :meth:`release`)
         """
         budget = self.budget
-        if self.held + size > budget.limit:
+        most = min(budget.limit, MAX_RESULT_BYTES)
+        if self.held + size > most:
             raise ApplicationError(
                 self.uris.too_large,
-                f"the result is larger than the component's read budget "
-                f"({budget.limit} bytes in flight): read it in pages with limit and "
-                "from_key, or call with receive_progress")
+                f"the result is larger than one result may be ({most} bytes): read it in "
+                "pages with limit and from_key, or call with receive_progress")
         if budget.used + size > budget.limit:
             raise ApplicationError(
                 self.uris.busy, "the component is busy sending other results; try again "

@@ -178,3 +178,18 @@ async def test_budget_counts_rows_until_sent_and_is_freed_on_failure() -> None:
         await read_rows(etcd, ALL, limit=0, progress=None, bounds=ReadBounds(budget, page=10),
                         uris=URIS, max_rows=100, refuse=str, record=record)
     assert large.value.error == "etcd.error.too_large" and budget.used == 0
+
+
+def test_one_result_stays_under_crossbars_message_limit() -> None:
+    """A big budget shared by many calls still lets no single plain result grow past
+    MAX_RESULT_BYTES (Crossbar would refuse it with its own error)."""
+    from etcdwamp.wamp.reads import MAX_RESULT_BYTES
+
+    budget = InflightBudget(64 * 2**20)
+    hold = budget.hold(ErrorUris("etcd"))
+    hold.add(MAX_RESULT_BYTES - 10)
+    with pytest.raises(ApplicationError) as raised:
+        hold.add(11)
+    assert raised.value.error == "etcd.error.too_large"
+    assert budget.used == MAX_RESULT_BYTES - 10
+    budget.hold(ErrorUris("etcd")).add(2**20)  # another call has room of its own
