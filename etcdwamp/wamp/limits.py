@@ -23,8 +23,10 @@ quota to at least the roles' written bytes/s times twice the compaction
 retention, see docs/operations.rst).
 
 A cancelled call (its caller cancelled it or left) costs ``CANCEL_COST``
-calls more: cancelling tears down its connection to etcd, and a caller that
-cancels in a loop would otherwise keep the component busy opening new ones.
+calls more to its session and authid (not to its role, so one caller's
+cancels never lock out the others): cancelling tears down its connection to
+etcd, and a caller that cancels in a loop would otherwise keep the component
+busy opening new ones.
 
 Rates are token buckets holding one second's worth (a caller may burst to its
 rate at once, then keeps to it). Writes are the ``put``, ``delete`` and ``txn``
@@ -201,8 +203,10 @@ class Limiter:
         now = self._seconds()
         accounts = [self._account(self._sessions, getattr(details, "caller", None),
                                   limits.session, now)]
+        role_account = None
         if role is not None:
-            accounts.append(self._account(self._roles, role, limits.role, now))
+            role_account = self._account(self._roles, role, limits.role, now)
+            accounts.append(role_account)
         authid = getattr(details, "caller_authid", None)
         if authid is not None:
             # Per role too: an authid whose sessions have roles of different rates
@@ -230,7 +234,9 @@ class Limiter:
         def done(cancelled: bool) -> None:
             for account in accounts:
                 account.in_flight -= 1
-                if cancelled and account.calls is not None:
+                # The caller's own accounts pay for its cancels, never the role's: one
+                # caller cancelling in a loop must not lock out the rest of its role.
+                if cancelled and account is not role_account and account.calls is not None:
                     account.calls.charge(CANCEL_COST)
         return done
 

@@ -39,11 +39,9 @@ EXTRA = {
     "db_prefix": DB.decode(),
     "election": "abuse/publisher",
     "maps": {
-        "notes": {"slot": 1, "read": ["guest", "writer"], "write": ["guest", "writer"],
-                  "max_value_bytes": 1000},
+        "notes": {"slot": 1, "read": ["guest", "writer"], "write": ["guest", "writer"]},
         "secret": {"slot": 2, "read": ["writer"], "write": ["writer"]},
         "capped": {"slot": 3, "read": ["writer"], "write": ["writer"], "max_keys": 5},
-        "flood": {"slot": 4, "read": ["guest"], "write": ["guest"]},
     },
     "kv_prefixes": [{"prefix": RAW, "read": ["writer"], "write": ["writer"],
                      "max_key_bytes": 64, "max_keys": 3}],
@@ -119,18 +117,19 @@ async def test_sizes_are_refused_before_anything_is_sent(node: CrossbarNode,
     writer = await connect(node)
     try:
         before = await stored(etcd_client, b"abuse/")
-        big = await error_of(guest.call("etcd.map.notes.put", "sizes", "x" * 2000))
-        assert big.error == E + "too_large" and "at most 1000" in big.args[0]
-        long_key = await error_of(guest.call("etcd.map.notes.put", "k" * 2000, 1))
+        # The writer (no rates): a refused call still spends the caller's byte rate.
+        big = await error_of(writer.call("etcd.map.notes.put", "sizes", "x" * 70_000))
+        assert big.error == E + "too_large" and "at most 65536" in big.args[0]  # default
+        long_key = await error_of(writer.call("etcd.map.notes.put", "k" * 2000, 1))
         assert long_key.error == E + "too_large"  # the default max_key_bytes, 1 KiB
         txn = await error_of(writer.call("etcd.map.txn", [
             {"op": "put", "map": "notes", "key": "sizes-ok", "value": 1},
-            {"op": "put", "map": "notes", "key": "sizes-big", "value": "y" * 2000}]))
+            {"op": "put", "map": "notes", "key": "sizes-big", "value": "y" * 70_000}]))
         assert txn.error == E + "too_large"
         raw = await error_of(writer.call("etcd.kv.put", RAW + "k" * 80, "v"))
         assert raw.error == E + "too_large"
         assert await stored(etcd_client, b"abuse/") == before  # nothing written, not half
-        assert await guest.call("etcd.map.notes.put", "sizes", "x" * 900)
+        assert await guest.call("etcd.map.notes.put", "sizes", "x" * 60_000)
     finally:
         await disconnect(guest)
         await disconnect(writer)
@@ -314,14 +313,14 @@ async def test_guests_flooding_with_big_values_store_only_their_byte_rate(
     """The measured attack: 1 MB puts filled a 32 MiB quota in 1.9 s. Now a value above
     64 KiB is refused by size, and 5 guests sending 40 puts of 50 kB each at once store no more than
     their byte rate allows (64 KiB/s each here), the rest refused at once."""
-    flood = DB + (4).to_bytes(2, "big")
+    flood = DB + (1).to_bytes(2, "big") + b"g"
     guests = [await connect(node, writer=False) for _ in range(5)]
     try:
         sizer = await connect(node, writer=False)
-        huge = await error_of(sizer.call("etcd.map.flood.put", "huge", "x" * 200_000))
-        assert huge.error == E + "too_large"
+        huge = await error_of(sizer.call("etcd.map.notes.put", "huge", "x" * 200_000))
+        assert huge.error == E + "too_large", huge.args
         await disconnect(sizer)
-        calls = [g.call("etcd.map.flood.put", f"g{n}-{i}", "y" * 50_000)
+        calls = [g.call("etcd.map.notes.put", f"g{n}-{i}", "y" * 50_000)
                  for n, g in enumerate(guests) for i in range(40)]
         outcomes = await defer.DeferredList(calls, consumeErrors=True)
         accepted = sum(1 for ok, _ in outcomes if ok)

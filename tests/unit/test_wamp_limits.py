@@ -221,3 +221,13 @@ def test_a_cancelled_call_costs_more_than_a_finished_one() -> None:
         except ApplicationError:
             break
     assert finished <= 10
+
+
+def test_one_callers_cancels_do_not_lock_out_its_role() -> None:
+    _, lim = limiter(UNLIMITED, role=Rates(calls_per_second=100, writes_per_second=None,
+                                           write_bytes_per_second=None, in_flight=None))
+    for _ in range(50):
+        done = lim.admit(caller(1), write=False, payload=())
+        assert done is not None
+        done(True)
+    lim.admit(caller(2), write=False, payload=())  # 50 of the role's 100 are left
