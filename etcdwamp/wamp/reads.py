@@ -28,8 +28,8 @@ So every read is bounded three ways (settings in ``extra``, defaults in
   stays within ``max_inflight_bytes`` (32 MiB). A call whose rows would go
   beyond it is refused at once with ``<prefix>.error.busy`` (retry later; a
   progressive caller may continue with ``from_key``), or with ``too_large`` if
-  its result alone exceeds the budget or :data:`MAX_RESULT_BYTES` (8 MiB, half
-  of Crossbar's default message size limit): a clear error for some callers rather
+  its result alone exceeds the budget or :data:`MAX_RESULT_BYTES` (4 MiB, half
+  of the committed node config's message size limit): a clear error for some callers rather
   than a slow death for all. Refused, not queued: a wait would hold the
   caller's rows, and its connection, for nothing. Decoded rows and their
   serialized copy take about three times the estimate: 32 plain snapshots of
@@ -54,11 +54,12 @@ __all__ = ["MAX_RESULT_BYTES", "ROW_BYTES", "Hold", "InflightBudget", "ReadBound
 #: what a row costs beyond its key and value bytes in the estimate (the record's
 #: field names, revision and framing as serialized)
 ROW_BYTES = 64
-#: the most one result may hold, estimated: Crossbar refuses a WAMP message above its
-#: ``max_message_size`` (16 MiB by default) with its own error, naming the component's
-#: session and role, and a result serialized as JSON (bytes as base64) grows beyond the
-#: estimate; half of that limit leaves the margin
-MAX_RESULT_BYTES = 8 * 1024 * 1024
+#: the most one result may hold, estimated: Crossbar refuses a WebSocket message above
+#: the transport's ``max_message_size`` (16 MiB by default, 8 MiB in the committed node
+#: config), outgoing ones included, with its own error naming the component's session
+#: and role; a result serialized as JSON (bytes as base64) grows beyond the estimate, so
+#: half of that limit leaves the margin
+MAX_RESULT_BYTES = 4 * 1024 * 1024
 
 
 class InflightBudget:
