@@ -3,11 +3,14 @@
 ``extra.limits`` (every key optional; numbers > 0, ``null`` for "no limit")::
 
     {"default": {"session": {"calls_per_second": 200, "writes_per_second": 50,
-                             "write_bytes_per_second": 262144, "in_flight": 64},
+                             "write_bytes_per_second": 262144, "in_flight": 64,
+                             "read_bytes_per_second": 1048576},
                  "authid": {"calls_per_second": 400, "writes_per_second": 100,
-                            "write_bytes_per_second": 524288, "in_flight": 128},
+                            "write_bytes_per_second": 524288, "in_flight": 128,
+                            "read_bytes_per_second": 2097152},
                  "role": {"calls_per_second": 2000, "writes_per_second": 200,
-                          "write_bytes_per_second": 524288, "in_flight": 512}},
+                          "write_bytes_per_second": 524288, "in_flight": 512,
+                          "read_bytes_per_second": 8388608}},
      "roles": {"writer": {"session": {"writes_per_second": 1000}},
                "backend": null}}
 
@@ -21,6 +24,12 @@ new authid per session, so only this bound adds them up, and it is what keeps
 many browsers from filling etcd's quota between two compactions (size the
 quota to at least the roles' written bytes/s times twice the compaction
 retention, see docs/operations.rst).
+
+Results are paid for after the fact: a call's result and progressive pages
+count against ``read_bytes_per_second``, a big result passes, and its caller
+then waits (``rate_limited``) until the rate has paid for it. Crossbar queues
+results for a caller that reads its socket slowly without telling the
+component, so this is what bounds how fast such a queue can grow.
 
 A cancelled call (its caller cancelled it or left) costs ``CANCEL_COST``
 calls more to its session and authid (not to its role, so one caller's
@@ -45,7 +54,7 @@ from autobahn.wamp.exception import ApplicationError
 
 from .errors import ErrorUris
 
-__all__ = ["CANCEL_COST", "LimitSettings", "Limiter", "Rates", "RoleLimits",
+__all__ = ["CANCEL_COST", "LimitSettings", "Limiter", "Rates", "RoleLimits", "Ticket",
            "payload_bytes"]
 
 #: state of this many idle callers at most is kept between sweeps
@@ -64,6 +73,9 @@ class Rates:
     writes_per_second: float | None = 50.0
     write_bytes_per_second: float | None = 256 * 1024
     in_flight: int | None = 64
+    #: bytes of results (plain and progressive) per second: charged after the fact, so
+    #: a big result passes and its caller then waits until the rate has paid for it
+    read_bytes_per_second: float | None = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -73,10 +85,10 @@ class RoleLimits:
     session: Rates = field(default_factory=Rates)
     authid: Rates = field(default_factory=lambda: Rates(
         calls_per_second=400.0, writes_per_second=100.0, write_bytes_per_second=512 * 1024,
-        in_flight=128))
+        in_flight=128, read_bytes_per_second=2 * 1024 * 1024))
     role: Rates = field(default_factory=lambda: Rates(
         calls_per_second=2000.0, writes_per_second=200.0, write_bytes_per_second=512 * 1024,
-        in_flight=512))
+        in_flight=512, read_bytes_per_second=8 * 1024 * 1024))
 
 
 @dataclass(frozen=True)
@@ -134,9 +146,10 @@ class _Bucket:
     def take(self, cost: float) -> None:
         self.tokens -= min(cost, self.rate)
 
-    def charge(self, cost: float) -> None:
-        """Spend ``cost`` after the fact: the bucket may go into debt, at most a second's worth."""
-        self.tokens = max(self.tokens - cost, -self.rate)
+    def charge(self, cost: float, *, most: float | None = None) -> None:
+        """Spend ``cost`` after the fact: the bucket may go into debt, of at most ``most``
+        (default: a second's worth)."""
+        self.tokens = max(self.tokens - cost, -(self.rate if most is None else most))
 
     def full(self, now: float) -> bool:
         self._refill(now)
@@ -146,18 +159,48 @@ class _Bucket:
 class _Account:
     """What one session or one authid spends now."""
 
-    __slots__ = ("bytes", "calls", "in_flight", "rates", "writes")
+    __slots__ = ("bytes", "calls", "in_flight", "rates", "read", "writes")
 
     def __init__(self, rates: Rates, now: float) -> None:
         self.rates = rates
         self.calls = _bucket(rates.calls_per_second, now)
         self.writes = _bucket(rates.writes_per_second, now)
         self.bytes = _bucket(rates.write_bytes_per_second, now)
+        self.read = _bucket(rates.read_bytes_per_second, now)
         self.in_flight = 0
 
     def idle(self, now: float) -> bool:
         return self.in_flight == 0 and all(
-            b is None or b.full(now) for b in (self.calls, self.writes, self.bytes))
+            b is None or b.full(now) for b in (self.calls, self.writes, self.bytes, self.read))
+
+
+class Ticket:
+    """One admitted call: report what it sent (:meth:`sent`) and when it ended (:meth:`done`)."""
+
+    __slots__ = ("_accounts", "_role")
+
+    def __init__(self, accounts: list[_Account], role: _Account | None) -> None:
+        self._accounts = accounts
+        self._role = role
+
+    def sent(self, size: int) -> None:
+        """Charge ``size`` bytes of results (a page or the whole result) to the caller.
+
+        A debt of the whole size: the caller then waits until its rate has paid
+        for it. Crossbar queues results for a caller that reads its socket slowly,
+        without backpressure; this bounds how fast that queue can grow."""
+        for account in self._accounts:
+            if account.read is not None:
+                account.read.charge(size, most=max(float(size), account.read.rate))
+
+    def done(self, cancelled: bool) -> None:
+        """The call ended (``cancelled``: its caller cancelled it or left)."""
+        for account in self._accounts:
+            account.in_flight -= 1
+            # The caller's own accounts pay for its cancels, never the role's: one
+            # caller cancelling in a loop must not lock out the rest of its role.
+            if cancelled and account is not self._role and account.calls is not None:
+                account.calls.charge(CANCEL_COST)
 
 
 def _bucket(rate: float | None, now: float) -> _Bucket | None:
@@ -184,10 +227,9 @@ class Limiter:
         #: calls whose session the router did not disclose (they share one account)
         self.undisclosed = 0
 
-    def admit(self, details: Any, *, write: bool,
-              payload: Any) -> Callable[[bool], None] | None:
-        """Count a call of ``details``' caller; returns what to call when it is done, with
-        whether it was cancelled (None when its role is unlimited).
+    def admit(self, details: Any, *, write: bool, payload: Any) -> Ticket | None:
+        """Count a call of ``details``' caller; returns its :class:`Ticket` (None when its
+        role is unlimited).
 
         :raises ApplicationError: ``rate_limited`` with ``retry_after`` (seconds), before
             anything was counted
@@ -222,6 +264,8 @@ class Limiter:
                                  (account.bytes, size)):
                 if bucket is not None and cost:
                     retry = max(retry, bucket.wait(cost, now))
+            if account.read is not None:  # results sent before are paid for first
+                retry = max(retry, account.read.wait(0.0, now))
         if retry > 0:
             self._refuse("too many calls or bytes per second", retry)
         for account in accounts:
@@ -230,15 +274,7 @@ class Limiter:
                 if bucket is not None and cost:
                     bucket.take(cost)
             account.in_flight += 1
-
-        def done(cancelled: bool) -> None:
-            for account in accounts:
-                account.in_flight -= 1
-                # The caller's own accounts pay for its cancels, never the role's: one
-                # caller cancelling in a loop must not lock out the rest of its role.
-                if cancelled and account is not role_account and account.calls is not None:
-                    account.calls.charge(CANCEL_COST)
-        return done
+        return Ticket(accounts, role_account)
 
     def _account(self, table: dict[Any, _Account], who: Any, rates: Rates,
                  now: float) -> _Account:

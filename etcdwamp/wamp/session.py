@@ -46,7 +46,7 @@ from .access import Access
 from .alarms import AlarmWatch, active_alarms
 from .errors import ErrorUris, to_application_error
 from .kv import KvService
-from .limits import Limiter
+from .limits import Limiter, Ticket, payload_bytes
 from .maps import MapService
 from .presence import PresenceService
 from .publisher import Publisher
@@ -62,9 +62,21 @@ T = TypeVar("T")
 _WRITES = frozenset({"put", "delete", "txn"})
 
 
-def _finally(result: T, done: Callable[[bool], None]) -> T:
-    done(isinstance(result, Failure) and result.check(CancelledError) is not None)
+def _finally(result: T, ticket: Ticket) -> T:
+    if isinstance(result, Failure):
+        ticket.done(result.check(CancelledError) is not None)
+    else:
+        ticket.sent(payload_bytes(result))
+        ticket.done(False)
     return result
+
+
+def _counting(progress: Callable[..., Any], ticket: Ticket) -> Callable[..., Any]:
+    """``progress`` (a call's progressive-result channel) charging what it sends."""
+    def send(*args: Any, **kwargs: Any) -> Any:
+        ticket.sent(payload_bytes((args, kwargs)))
+        return progress(*args, **kwargs)
+    return send
 
 
 class EtcdWampSession:
@@ -290,9 +302,10 @@ class EtcdWampSession:
             except TypeError as exc:
                 return defer.fail(ApplicationError(self.uris.invalid_argument,
                                                    f"{uri}{public}: {exc}"))
+            details: Any = kwargs.get("details")
             try:
-                done = None if self.limiter is None else self.limiter.admit(
-                    kwargs.get("details"), write=write, payload=(args, arguments))
+                ticket = None if self.limiter is None else self.limiter.admit(
+                    details, write=write, payload=(args, arguments))
             except ApplicationError as exc:
                 if self.quiet is not None and self.limiter is not None:
                     self.quiet.warn("rate_limited", "etcdwamp: calls refused by extra.limits "
@@ -305,9 +318,12 @@ class EtcdWampSession:
                                 "rules needing a role refuse them; set \"disclose\": "
                                 "{{\"caller\": true}} in the role's permissions",
                                 n=self.limiter.undisclosed)
+            progress = getattr(details, "progress", None)
+            if ticket is not None and progress is not None:
+                details.progress = _counting(progress, ticket)
             d = Deferred.fromCoroutine(fn(*args, **kwargs)).addErrback(stable)
-            if done is not None:
-                d.addBoth(_finally, done)
+            if ticket is not None:
+                d.addBoth(_finally, ticket)
             return d
         return call
 

@@ -48,9 +48,9 @@ def test_writes_per_second_refuse_at_once_and_refill() -> None:
                                write_bytes_per_second=None, in_flight=None))
     who = caller(1)
     for _ in range(5):
-        done = lim.admit(who, write=True, payload=("k", "v"))
-        assert done is not None
-        done(False)
+        ticket = lim.admit(who, write=True, payload=("k", "v"))
+        assert ticket is not None
+        ticket.done(False)
     retry = refused(lim, who, write=True)
     assert 0.15 <= retry <= 0.25  # one token at 5/s
     lim.admit(who, write=False, payload=())  # reads do not spend write tokens
@@ -80,9 +80,9 @@ def test_in_flight_counts_until_done() -> None:
     pending = [lim.admit(who, write=False, payload=()) for _ in range(3)]
     refused(lim, who)
     lim.admit(caller(2), write=False, payload=())  # another session has its own budget
-    done = pending.pop()
-    assert done is not None
-    done(False)
+    ticket = pending.pop()
+    assert ticket is not None
+    ticket.done(False)
     lim.admit(who, write=False, payload=())
 
 
@@ -123,9 +123,9 @@ def test_idle_callers_are_forgotten() -> None:
     clock, lim = limiter(Rates(calls_per_second=10, writes_per_second=None,
                                write_bytes_per_second=None, in_flight=None))
     for session in range(5000):
-        done = lim.admit(caller(session, authid=f"a{session}"), write=False, payload=())
-        assert done is not None
-        done(False)
+        ticket = lim.admit(caller(session, authid=f"a{session}"), write=False, payload=())
+        assert ticket is not None
+        ticket.done(False)
         clock.advance(0.2)  # each one's bucket is full again long before the sweep
     assert len(lim._sessions) < 2048
 
@@ -212,12 +212,12 @@ def test_a_cancelled_call_costs_more_than_a_finished_one() -> None:
     who = caller(1)
     finished = 0
     for _ in range(100):
-        done = lim.admit(who, write=False, payload=())
-        assert done is not None
-        done(True)  # cancelled: 1 + CANCEL_COST
+        ticket = lim.admit(who, write=False, payload=())
+        assert ticket is not None
+        ticket.done(True)  # cancelled: 1 + CANCEL_COST
         finished += 1
         try:
-            lim.admit(who, write=False, payload=())(False)  # type: ignore[misc]
+            lim.admit(who, write=False, payload=()).done(False)  # type: ignore[union-attr]
         except ApplicationError:
             break
     assert finished <= 10
@@ -227,7 +227,25 @@ def test_one_callers_cancels_do_not_lock_out_its_role() -> None:
     _, lim = limiter(UNLIMITED, role=Rates(calls_per_second=100, writes_per_second=None,
                                            write_bytes_per_second=None, in_flight=None))
     for _ in range(50):
-        done = lim.admit(caller(1), write=False, payload=())
-        assert done is not None
-        done(True)
+        ticket = lim.admit(caller(1), write=False, payload=())
+        assert ticket is not None
+        ticket.done(True)
     lim.admit(caller(2), write=False, payload=())  # 50 of the role's 100 are left
+
+
+def test_results_are_paid_for_after_the_fact() -> None:
+    """A big result passes; then its caller waits until its read rate has paid for it (a
+    caller reading slowly cannot have results piled up for it faster than that)."""
+    clock, lim = limiter(Rates(calls_per_second=None, writes_per_second=None,
+                               write_bytes_per_second=None, in_flight=None,
+                               read_bytes_per_second=1000))
+    who = caller(1)
+    ticket = lim.admit(who, write=False, payload=())
+    assert ticket is not None
+    ticket.sent(4000)  # e.g. 4 kB of progressive pages and result
+    ticket.done(False)
+    retry = refused(lim, who)
+    assert retry == pytest.approx(3.0, abs=0.05)  # a full bucket of 1000 paid the rest
+    lim.admit(caller(2), write=False, payload=())  # another session pays its own
+    clock.advance(retry)
+    lim.admit(who, write=False, payload=())
