@@ -3,10 +3,10 @@
 ``extra.limits`` (every key optional; numbers > 0, ``null`` for "no limit")::
 
     {"default": {"session": {"calls_per_second": 200, "writes_per_second": 50,
-                             "write_bytes_per_second": 262144, "in_flight": 64,
+                             "write_bytes_per_second": 262144, "in_flight": 16,
                              "read_bytes_per_second": 1048576},
                  "authid": {"calls_per_second": 400, "writes_per_second": 100,
-                            "write_bytes_per_second": 524288, "in_flight": 128,
+                            "write_bytes_per_second": 524288, "in_flight": 32,
                             "read_bytes_per_second": 2097152},
                  "role": {"calls_per_second": 2000, "writes_per_second": 200,
                           "write_bytes_per_second": 524288, "in_flight": 512,
@@ -63,6 +63,9 @@ _SWEEP_EVERY = 1024
 _MAX_DEPTH = 64
 #: what a cancelled call costs on top of itself, in calls (see the module docstring)
 CANCEL_COST = 10.0
+#: how far a caller's result bytes may run ahead of its read rate, in seconds of it: all
+#: its calls in flight may end at once, and each of their results is paid for in full
+READ_DEBT_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,9 @@ class Rates:
     calls_per_second: float | None = 200.0
     writes_per_second: float | None = 50.0
     write_bytes_per_second: float | None = 256 * 1024
-    in_flight: int | None = 64
+    #: a browser page needs a few calls at once; each may bring back a result of up to
+    #: 4 MiB before its bytes are paid for, so this also bounds that first burst
+    in_flight: int | None = 16
     #: bytes of results (plain and progressive) per second: charged after the fact, so
     #: a big result passes and its caller then waits until the rate has paid for it
     read_bytes_per_second: float | None = 1024 * 1024
@@ -85,7 +90,7 @@ class RoleLimits:
     session: Rates = field(default_factory=Rates)
     authid: Rates = field(default_factory=lambda: Rates(
         calls_per_second=400.0, writes_per_second=100.0, write_bytes_per_second=512 * 1024,
-        in_flight=128, read_bytes_per_second=2 * 1024 * 1024))
+        in_flight=32, read_bytes_per_second=2 * 1024 * 1024))
     role: Rates = field(default_factory=lambda: Rates(
         calls_per_second=2000.0, writes_per_second=200.0, write_bytes_per_second=512 * 1024,
         in_flight=512, read_bytes_per_second=8 * 1024 * 1024))
@@ -190,8 +195,14 @@ class Ticket:
         for it. Crossbar queues results for a caller that reads its socket slowly,
         without backpressure; this bounds how fast that queue can grow."""
         for account in self._accounts:
-            if account.read is not None:
-                account.read.charge(size, most=max(float(size), account.read.rate))
+            if account.read is None:
+                continue
+            if account is self._role:
+                # The role's account shares the bound among callers, never the blame:
+                # one slow reader must not lock out the rest of its role for long.
+                account.read.charge(size)
+            else:
+                account.read.charge(size, most=READ_DEBT_SECONDS * account.read.rate)
 
     def done(self, cancelled: bool) -> None:
         """The call ended (``cancelled``: its caller cancelled it or left)."""

@@ -52,7 +52,8 @@ EXTRA = {
     "kv_prefixes": [], "presence": None,
     # The connection bound itself is under test: the guests' rates (the role's 512
     # calls in flight would refuse most of the 1,500 first) are lifted here.
-    "limits": {"default": {"role": {"in_flight": None, "calls_per_second": None}}},
+    "limits": {"default": {level: {"in_flight": None, "calls_per_second": None}
+                           for level in ("session", "authid", "role")}},
 }
 
 

@@ -143,7 +143,7 @@ def test_limits_settings_merge_and_validate() -> None:
         "default": {"session": {"writes_per_second": 10}},
         "roles": {"writer": {"authid": {"in_flight": None}}, "backend": None}}})
     assert s.limits.default.session.writes_per_second == 10.0
-    assert s.limits.default.session.in_flight == 64  # the field not named keeps its default
+    assert s.limits.default.session.in_flight == 16  # the field not named keeps its default
     writer = s.limits.of("writer")
     assert writer is not None and writer.session.writes_per_second == 10.0
     assert writer.authid.in_flight is None
