@@ -19,6 +19,7 @@ from wamp_helpers import (
     component_loop_fixture,  # noqa: F401 (a fixture)
     connect,
     disconnect,
+    error_of,
     loop_fixture,  # noqa: F401 (a fixture)
     node_for,
     registered,
@@ -96,14 +97,6 @@ class Paused:
 
     def __exit__(self, *exc: object) -> None:
         os.kill(self.pid, signal.SIGCONT)
-
-
-async def error_of(d: Any) -> ApplicationError:
-    try:
-        await d
-    except ApplicationError as exc:
-        return exc
-    raise AssertionError("the call unexpectedly succeeded")
 
 
 async def stored(client: Client, prefix: bytes) -> int:

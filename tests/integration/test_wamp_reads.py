@@ -12,7 +12,6 @@ import os
 from typing import Any
 
 import pytest_twisted
-from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import CallOptions
 from twisted.internet.defer import Deferred, DeferredList
 from waiting import until
@@ -20,6 +19,7 @@ from wamp_helpers import (
     component_loop_fixture,  # noqa: F401 (a fixture)
     connect,
     disconnect,
+    error_of,
     loop_fixture,  # noqa: F401 (a fixture)
     node_fixtures,
 )
@@ -54,14 +54,6 @@ async def fill(client: Client, keys: list[bytes], value: bytes) -> None:
     """Write ``value`` at every key, 128 puts per etcd transaction."""
     for i in range(0, len(keys), 128):
         await client.txn(Transaction(success=[OpSet(k, value) for k in keys[i:i + 128]]))
-
-
-async def error_of(call: Deferred[Any]) -> ApplicationError:
-    try:
-        await call
-    except ApplicationError as exc:
-        return exc
-    raise AssertionError("the call unexpectedly succeeded")
 
 
 @ensure

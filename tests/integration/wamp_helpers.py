@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 import pytest_twisted
 from autobahn.twisted.component import Component
+from autobahn.wamp.exception import ApplicationError
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from waiting import until
@@ -88,6 +89,15 @@ async def connect(node: CrossbarNode, *, writer: bool = True, serializer: str = 
     session = await joined
     session._etcdwamp_component = component
     return session
+
+
+async def error_of(call: Any) -> ApplicationError:
+    """The ``ApplicationError`` a pending call fails with (fails the test if it succeeds)."""
+    try:
+        await call
+    except ApplicationError as exc:
+        return exc
+    raise AssertionError("the call unexpectedly succeeded")
 
 
 async def disconnect(session: Any) -> None:
