@@ -29,14 +29,7 @@ from twisted.internet.defer import CancelledError, Deferred, DeferredLock
 from twisted.internet.protocol import Protocol as _Protocol
 from twisted.python.failure import Failure
 from twisted.web import _newclient
-from twisted.web.client import (
-    URI,
-    Agent,
-    HTTPConnectionPool,
-    ResponseDone,
-    ResponseFailed,
-    _HTTP11ClientFactory,
-)
+from twisted.web.client import URI, Agent, HTTPConnectionPool, ResponseDone, ResponseFailed
 from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IBodyProducer
@@ -262,14 +255,6 @@ class _Route:
     uris: dict[str, tuple[URI, bytes]]  # per request path: parsed URI and request path
 
 
-class _QuietHTTP11ClientFactory(_HTTP11ClientFactory):
-    """Twisted's per-connection factory without its "Starting/Stopping factory" log lines:
-    two lines for every new connection to etcd, which callers cancelling in a loop (each
-    cancel drops a connection) turned into a steady stream."""
-
-    noisy = False
-
-
 class AgentHTTP(TwistedHTTP):
     """The default :class:`HTTP`: Twisted's ``Agent`` over a persistent pool.
 
@@ -284,7 +269,6 @@ class AgentHTTP(TwistedHTTP):
                  tls: Any = None) -> None:
         self._pool = HTTPConnectionPool(reactor, persistent=True)  # type: ignore[no-untyped-call]
         self._pool.maxPersistentPerHost = pool_size
-        self._pool._factory = _QuietHTTP11ClientFactory
         extra: dict[str, Any] = {} if tls is None else {"contextFactory": tls}
         self._agent = Agent(  # type: ignore[no-untyped-call]
             reactor, connectTimeout=connect_timeout, pool=self._pool, **extra)

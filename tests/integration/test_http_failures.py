@@ -22,7 +22,6 @@ import socket
 from collections.abc import Callable, Iterator
 
 import pytest
-import pytest_twisted
 from loops import ensure, make_client
 from proxies import RecordingProxy
 from twisted.internet.defer import gatherResults
@@ -247,24 +246,3 @@ async def test_pool_keeps_at_most_pool_size_idle_connections(
     await until(lambda: len(proxy.connections) <= 2,
                 why=lambda: f"{len(proxy.connections)} connections stay open")
     assert len(proxy.connections) == 2
-
-
-@pytest_twisted.ensureDeferred
-async def test_new_connections_to_etcd_log_nothing(etcd: EtcdCluster, prefix: bytes) -> None:
-    """Twisted's client factory logs two lines per new connection; callers that cancel in a
-    loop (each cancel drops a connection) made that a stream. Ours logs none."""
-    from twisted.internet import reactor
-    from twisted.logger import globalLogPublisher
-
-    events: list[dict[str, object]] = []
-    globalLogPublisher.addObserver(events.append)
-    client = Client(reactor, url=etcd.url)
-    try:
-        for _ in range(5):
-            d = client.get(prefix + b"k")
-            d.cancel()  # drops the connection: the next call opens a new one
-            await client.get(prefix + b"k")
-    finally:
-        await client.close()
-        globalLogPublisher.removeObserver(events.append)
-    assert not [ev for ev in events if "factory" in str(ev.get("log_format", ""))]
