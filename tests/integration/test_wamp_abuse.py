@@ -4,14 +4,13 @@ module's own (it is paused with SIGSTOP here, which the shared etcd must never b
 
 from __future__ import annotations
 
-import os
-import signal
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import pytest_twisted
 from autobahn.wamp.exception import ApplicationError
+from stall import stalled
 from twisted.internet import defer, reactor
 from waiting import until
 from wamp_helpers import (
@@ -81,22 +80,6 @@ async def etcd_client(own_etcd: EtcdCluster) -> Any:
         yield c
     finally:
         await c.close()
-
-
-class Paused:
-    """etcd stopped with SIGSTOP (a hung member), and SIGCONT again on exit, always."""
-
-    def __init__(self, cluster: EtcdCluster) -> None:
-        process = cluster.members[0].process
-        assert process is not None
-        self.pid = process.pid
-
-    def __enter__(self) -> Paused:
-        os.kill(self.pid, signal.SIGSTOP)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        os.kill(self.pid, signal.SIGCONT)
 
 
 async def stored(client: Client, prefix: bytes) -> int:
@@ -239,7 +222,7 @@ async def test_errors_tell_callers_what_they_did_not_how_we_are_built(
             {"op": "put", "map": "notes", "key": "dup", "value": 1},
             {"op": "delete", "map": "notes", "key": "dup"}]))
         assert same.error == E + "invalid_argument" and "abuse" not in same.args[0]
-        with Paused(own_etcd):
+        with stalled(own_etcd.members[0]):
             away = await error_of(guest.call("etcd.map.notes.get", "x"))
         assert away.error == E + "unavailable"
         for leak in ("127.0.0.1", "http", ":", "within"):
@@ -258,7 +241,7 @@ async def test_calls_abandoned_by_a_leaving_caller_are_counted_not_logged(
     before = (await writer.call("etcd.status"))["cancelled_calls"]
     tracebacks = node.log_tail(100_000).count("Traceback")
     guest = await connect(node, writer=False)
-    with Paused(own_etcd):
+    with stalled(own_etcd.members[0]):
         pending = [guest.call("etcd.map.notes.count") for _ in range(300)]
         for d in pending:
             d.addErrback(lambda _: None)
