@@ -158,9 +158,7 @@ def _positive_int(raw: Mapping[str, Any], name: str, default: int | None, where:
     value = raw.get(name, default)
     if value is None and default is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= highest:
-        raise SettingsError(f"{where}.{name} must be an int in [1, {highest}]")
-    return value
+    return _int_in(value, f"{where}.{name}", 1, highest)
 
 
 def _sizes(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
