@@ -100,8 +100,8 @@ def stream_error(err: Any) -> e.ServerError:
 
 
 # Answers that prove the request was refused before etcd proposed it.
-_DEFINITE_MESSAGES = ("not capable", "too many requests", "authentication failed",
-                      "permission denied", "invalid auth token")
+_DEFINITE_MESSAGES = ("not capable", "unhealthy cluster", "not leader", "too many requests",
+                      "authentication failed", "permission denied", "invalid auth token")
 
 # gRPC codes after which a proposal may still be committed: UNAVAILABLE
 # (etcd's own request timeout, "leader changed", "server stopped", the

@@ -115,6 +115,8 @@ def test_an_election_without_leader_is_not_a_member_without_leader() -> None:
     (502, 2, "HTTP 502: Bad Gateway", True),
     (503, 14, "etcdserver: no leader", False),
     (503, 14, "etcdserver: not capable", False),
+    (503, 14, "etcdserver: unhealthy cluster", False),  # member add/remove refused
+    (503, 14, "etcdserver: not leader", False),
     (429, 8, "etcdserver: too many requests", False),
     (400, 3, "etcdserver: request is too large", False),
     (403, 7, "etcdserver: permission denied", False),
