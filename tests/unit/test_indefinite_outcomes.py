@@ -60,8 +60,9 @@ class Cluster:
         return self.etcd.value(b"bank/\x00\x01" + key.encode())
 
 
-def failure_of(result: Any, kind: type[BaseException]) -> BaseException:
-    assert isinstance(result, Failure) and result.check(kind), result
+def failure_of(result: Any, kind: type[BaseException]) -> Any:
+    """The exception of ``result``, a Failure of ``kind``."""
+    assert isinstance(result, Failure) and result.check(kind), result  # type: ignore[no-untyped-call]
     return result.value
 
 
