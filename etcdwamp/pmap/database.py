@@ -233,7 +233,9 @@ class Database:
 
     @deferred
     async def status(self) -> int:
-        """The current revision of the store."""
+        """The store's revision as the answering member knows it (``status()``:
+        it may lag behind a write acknowledged by another member, which a
+        transaction's ``txn.revision`` never does)."""
         return (await self.client.status()).revision
 
     def begin(self, write: bool = False, *, serializable: bool = False) -> MapTransaction:
