@@ -138,6 +138,9 @@ class FakeEtcd(Resource):
         self.unavailable_message = "etcdserver: no leader"
         #: host names whose every request is answered so (one member without leader)
         self.unavailable_hosts: set[str] = set()
+        #: host names that carry out every request, then answer it so anyway (a
+        #: proposal etcd committed after its own request timeout had answered)
+        self.applied_unavailable_hosts: set[str] = set()
         #: paths whose requests are never answered (a hung member)
         self.hang: set[str] = set()
         #: paths whose requests wait for release() (to have several in flight at once;
@@ -177,6 +180,11 @@ class FakeEtcd(Resource):
 
     def put(self, key: bytes, value: bytes, lease: int = 0) -> int:
         self.revision += 1
+        self._store(key, value, lease)
+        return self.revision
+
+    def _store(self, key: bytes, value: bytes, lease: int) -> None:
+        """Write ``key`` at the current revision (several keys of one txn share it)."""
         old = self.kvs.get(key)
         kv = {"key": b64(key), "value": b64(value), "mod_revision": str(self.revision),
               "create_revision": old["create_revision"] if old else str(self.revision),
@@ -185,16 +193,19 @@ class FakeEtcd(Resource):
             kv["lease"] = str(lease)
         self.kvs[key] = kv
         self._event({"kv": kv}, key)
-        return self.revision
 
     def delete(self, key: bytes) -> int:
         if key not in self.kvs:
             return 0
-        del self.kvs[key]
         self.revision += 1
+        self._remove(key)
+        return 1
+
+    def _remove(self, key: bytes) -> None:
+        """Delete ``key`` (present) at the current revision."""
+        del self.kvs[key]
         self._event({"type": "DELETE", "kv": {"key": b64(key),
                                                 "mod_revision": str(self.revision)}}, key)
-        return 1
 
     def revoke(self, lease_id: int) -> bool:
         """Drop a lease and its keys (revoked elsewhere, or expired)."""
@@ -239,6 +250,9 @@ class FakeEtcd(Resource):
         required = request.getHeader(b"grpc-metadata-hasleader") == b"true"
         self.calls.append(Call(path, body, auth, self.clock.seconds(), host, required))
         if host in self.unavailable_hosts:
+            return self._answer(request, 14, self.unavailable_message)
+        if host in self.applied_unavailable_hosts:
+            self._respond(request, path, body, auth)
             return self._answer(request, 14, self.unavailable_message)
         if path in self.hang:
             return NOT_DONE_YET
@@ -304,14 +318,77 @@ class FakeEtcd(Resource):
         return {"header": self.header()}
 
     def _do_kv_range(self, request: Request, body: dict[str, Any]) -> Any:
-        start = unb64(body["key"])
-        end = unb64(body["range_end"]) if "range_end" in body else None
-        target = _Target(0, start, end)
-        kvs = [kv for key, kv in sorted(self.kvs.items()) if target.matches(key)]
+        kvs = self._in_range(body)
         answer: dict[str, Any] = {"header": self.header(), "count": str(len(kvs))}
         if kvs and not body.get("count_only"):
             answer["kvs"] = kvs
         return answer
+
+    def _in_range(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """The current key/values of a request's ``key``/``range_end`` (the
+        revision asked for is not modelled: the fake keeps no old versions)."""
+        target = _Target(0, unb64(body["key"]),
+                         unb64(body["range_end"]) if "range_end" in body else None)
+        return [kv for key, kv in sorted(self.kvs.items()) if target.matches(key)]
+
+    def _holds(self, compare: dict[str, Any]) -> bool:
+        """One compare, as etcd evaluates it: every key present in its range
+        must satisfy it; an empty range compares as a key with all fields 0."""
+        field = {"MOD": "mod_revision", "VERSION": "version", "CREATE": "create_revision",
+                 "VALUE": "value"}[compare.get("target", "VERSION")]
+        kvs = self._in_range(compare)
+        if not kvs:
+            if field == "value":
+                return False
+            kvs = [{}]
+        for kv in kvs:
+            if field == "value":
+                have: Any = unb64(kv.get("value", ""))
+                want: Any = unb64(compare.get("value", ""))
+            else:
+                have, want = int(kv.get(field, "0")), int(compare.get(field, "0"))
+            result = compare.get("result", "EQUAL")
+            if not {"EQUAL": have == want, "NOT_EQUAL": have != want,
+                    "GREATER": have > want, "LESS": have < want}[result]:
+                return False
+        return True
+
+    def _do_kv_txn(self, request: Request, body: dict[str, Any]) -> Any:
+        """A flat transaction (compares; put, range and delete_range ops), all
+        its writes at one revision."""
+        succeeded = all(self._holds(c) for c in body.get("compare", []))
+        ops = body.get("success" if succeeded else "failure", [])
+        for op in ops:
+            lease = int(op.get("request_put", {}).get("lease", "0"))
+            if lease and lease not in self.leases:
+                return 5, "etcdserver: requested lease not found"
+        changed = False
+        responses: list[dict[str, Any]] = []
+        for op in ops:
+            (kind, inner), = op.items()
+            if kind == "request_range":
+                responses.append({"response_range": self._do_kv_range(request, inner)})
+                continue
+            if kind == "request_put":
+                if not changed:
+                    self.revision, changed = self.revision + 1, True
+                self._store(unb64(inner["key"]), unb64(inner.get("value", "")),
+                            int(inner.get("lease", "0")))
+                responses.append({"response_put": {"header": self.header()}})
+                continue
+            assert kind == "request_delete_range", f"the fake does not run {kind} in a txn"
+            gone = self._in_range(inner)
+            if gone and not changed:
+                self.revision, changed = self.revision + 1, True
+            for kv in gone:
+                self._remove(unb64(kv["key"]))
+            responses.append({"response_delete_range": {"header": self.header(),
+                                                        "deleted": str(len(gone))}})
+        return {"header": self.header(), "succeeded": succeeded, "responses": responses}
+
+    def _do_maintenance_status(self, request: Request, body: dict[str, Any]) -> Any:
+        return {"header": self.header(), "version": "3.4.23", "leader": "2",
+                "raftIndex": str(self.revision), "raftTerm": "3"}
 
     def _do_lease_grant(self, request: Request, body: dict[str, Any]) -> Any:
         lease_id, ttl = next(self._ids), int(body["TTL"])

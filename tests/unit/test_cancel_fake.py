@@ -478,16 +478,17 @@ def test_stopping_keep_alive_cancels_the_renewal_without_a_failure() -> None:
 # (ensureDeferred: these tests are about cancelling, whether pmap hands out a
 # coroutine or, as issue #10 asks, a Deferred.)
 
-def status_then_hang(path: str, body: dict[str, Any]) -> tuple[int, Any] | None:
-    if path == "/v3/maintenance/status":
-        return 200, {"header": HEADER, "version": "3.5.0"}
+def snapshot_then_hang(path: str, body: dict[str, Any]) -> tuple[int, Any] | None:
+    """Answers the read a transaction starts with (count only, at no revision)."""
+    if path == "/v3/kv/range" and body.get("count_only") and "revision" not in body:
+        return 200, {"header": HEADER, "count": "0"}
     return None
 
 
 def test_database_run_is_not_retried_after_cancel() -> None:
     """Database.run retries conflicts only: cancelled while ``fn`` reads, it
     fails with CancelledError at once and ``fn`` ran once."""
-    client, http, clock = make(status_then_hang)
+    client, http, clock = make(snapshot_then_hang)
     db = Database(client)
     calls: list[int] = []
 
@@ -496,7 +497,7 @@ def test_database_run_is_not_retried_after_cancel() -> None:
         return await txn.get_raw(b"k")
 
     d = ensureDeferred(db.run(fn))
-    assert http.paths() == ["/v3/maintenance/status", "/v3/kv/range"]
+    assert http.paths() == ["/v3/kv/range", "/v3/kv/range"]
     d.cancel()
     assert_cancelled(d)
     assert http.posts[1].cancelled and calls == [1]
@@ -504,7 +505,7 @@ def test_database_run_is_not_retried_after_cancel() -> None:
 
 
 def test_database_run_cancelled_during_commit_is_not_retried() -> None:
-    client, http, clock = make(status_then_hang)
+    client, http, clock = make(snapshot_then_hang)
     db = Database(client)
     calls: list[int] = []
 
@@ -513,7 +514,7 @@ def test_database_run_cancelled_during_commit_is_not_retried() -> None:
         txn.put_raw(b"k", b"v")
 
     d = ensureDeferred(db.run(fn))
-    assert http.paths() == ["/v3/maintenance/status", "/v3/kv/txn"]
+    assert http.paths() == ["/v3/kv/range", "/v3/kv/txn"]
     d.cancel()
     assert_cancelled(d)
     assert http.posts[1].cancelled and calls == [1]
@@ -523,7 +524,7 @@ def test_database_run_cancelled_during_commit_is_not_retried() -> None:
 @pytest.mark.parametrize("step", ["start", "range", "count", "commit"])
 def test_transaction_operations_cancel(step: str) -> None:
     """Each step of ``db.begin`` cancels like a client call."""
-    client, http, clock = make(hang if step == "start" else status_then_hang)
+    client, http, clock = make(hang if step == "start" else snapshot_then_hang)
     txn = Database(client).begin(write=True)
     if step == "start":
         d = ensureDeferred(txn.start())
