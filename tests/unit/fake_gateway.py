@@ -140,6 +140,8 @@ class FakeEtcd(Resource):
         self.unavailable_hosts: set[str] = set()
         #: paths whose requests are never answered (a hung member)
         self.hang: set[str] = set()
+        #: host names whose every request is never answered (one hung member)
+        self.hung_hosts: set[str] = set()
         #: paths whose requests wait for release() (to have several in flight at once;
         #: StubTreq otherwise answers each request as soon as it is made)
         self.hold: set[str] = set()
@@ -240,7 +242,7 @@ class FakeEtcd(Resource):
         self.calls.append(Call(path, body, auth, self.clock.seconds(), host, required))
         if host in self.unavailable_hosts:
             return self._answer(request, 14, self.unavailable_message)
-        if path in self.hang:
+        if path in self.hang or host in self.hung_hosts:
             return NOT_DONE_YET
         if path in self.hold:
             held = _Held(request, path, body, auth)
@@ -312,6 +314,10 @@ class FakeEtcd(Resource):
         if kvs and not body.get("count_only"):
             answer["kvs"] = kvs
         return answer
+
+    def _do_maintenance_status(self, request: Request, body: dict[str, Any]) -> Any:
+        return {"header": self.header(), "version": "3.4.23", "dbSize": "20480",
+                "leader": "2", "raftIndex": str(self.revision), "raftTerm": "3"}
 
     def _do_lease_grant(self, request: Request, body: dict[str, Any]) -> Any:
         lease_id, ttl = next(self._ids), int(body["TTL"])
