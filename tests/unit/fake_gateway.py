@@ -98,6 +98,7 @@ class WatchStream:
     request: Request
     targets: list[_Target]
     open: bool = True
+    host: str = ""  # the endpoint's host name it was opened on
 
     def send(self, result: dict[str, Any]) -> None:
         self.request.write(json.dumps({"result": result}).encode() + b"\n")
@@ -171,6 +172,20 @@ class FakeEtcd(Resource):
         for stream in list(self.streams):
             stream.close()
 
+    def streams_on(self, host: str) -> list[WatchStream]:
+        """The open watch streams to ``host``."""
+        return [s for s in self.streams if s.host == host]
+
+    def end_streams(self, host: str, code: int = 14,
+                    message: str = "etcdserver: no leader") -> None:
+        """End every stream on ``host`` with an error frame, as etcd ends a
+        require-leader stream once its member lost its leader."""
+        for stream in self.streams_on(host):
+            stream.request.write(json.dumps({"error": {
+                "grpc_code": code, "http_code": _HTTP[code], "message": message,
+                "http_status": "Service Unavailable"}}).encode() + b"\n")
+            stream.close()
+
     # -- state changes, also callable by tests ---------------------------------
 
     def header(self) -> dict[str, str]:
@@ -207,15 +222,19 @@ class FakeEtcd(Resource):
                 self.delete(key)
         return True
 
+    def _live_streams(self) -> list[WatchStream]:
+        """The streams whose member sends (a hung member sends nothing)."""
+        return [s for s in self.streams if s.host not in self.hung_hosts]
+
     def progress(self) -> None:
         """Send a progress notification on every stream: "current up to now"."""
-        for stream in self.streams:
+        for stream in self._live_streams():
             for target in stream.targets:
                 stream.send({"header": self.header(), "watch_id": str(target.watch_id)})
 
     def _event(self, event: dict[str, Any], key: bytes) -> None:
         self.history.append({**event, "_key": key, "_rev": self.revision})
-        for stream in self.streams:
+        for stream in self._live_streams():
             for target in stream.targets:
                 if target.matches(key):
                     stream.send({"header": self.header(), "watch_id": str(target.watch_id),
@@ -237,7 +256,7 @@ class FakeEtcd(Resource):
         body = _split_json(raw) if path == "/watch" else json.loads(raw)
         raw_auth = request.getHeader(b"authorization")
         auth = None if raw_auth is None else raw_auth.decode()
-        host = (request.getHeader(b"host") or b"").decode().split(":")[0]
+        host = _host(request)
         required = request.getHeader(b"grpc-metadata-hasleader") == b"true"
         self.calls.append(Call(path, body, auth, self.clock.seconds(), host, required))
         if host in self.unavailable_hosts:
@@ -364,7 +383,7 @@ class FakeEtcd(Resource):
         stream.request.notifyFinish().addBoth(gone)
 
     def _do_watch(self, request: Request, body: list[dict[str, Any]]) -> Any:
-        stream = WatchStream(request, [])
+        stream = WatchStream(request, [], host=_host(request))
         replay: list[tuple[_Target, int]] = []
         for message in body:
             create = message["create_request"]
@@ -384,6 +403,11 @@ class FakeEtcd(Resource):
                                  "events": [clean]})
         self._keep(stream)
         return NOT_DONE_YET
+
+
+def _host(request: Request) -> str:
+    """The host name a request was sent to."""
+    return (request.getHeader(b"host") or b"").decode().split(":")[0]
 
 
 def _split_json(raw: bytes) -> list[Any]:
@@ -407,12 +431,16 @@ class Rig:
 
     @classmethod
     def make(cls, *, users: dict[str, str] | None = None, token_ttl: float = 300.0,
-             **client_args: Any) -> Rig:
+             endpoints: list[str] | None = None, **client_args: Any) -> Rig:
+        """A client of one member (``http://etcd.test:2379``), or of ``endpoints``:
+        several host names of one fake cluster sharing one store."""
         clock = Clock()
         etcd = FakeEtcd(clock, users=users, token_ttl=token_ttl)
         stub = StubTreq(etcd)
-        client = Client(clock, url="http://etcd.test:2379", http_client=stub,
-                        api_prefix=API, **client_args)
+        if endpoints is None:
+            client_args["url"] = "http://etcd.test:2379"
+        client = Client(clock, endpoints=endpoints, http_client=stub, api_prefix=API,
+                        **client_args)
         return cls(clock, etcd, stub, client)
 
     def flush(self) -> None:
