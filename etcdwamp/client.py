@@ -510,9 +510,11 @@ class Client(OperationsMixin):
         """Remaining TTL of a lease (``-1`` once gone) and optionally its keys."""
         return self._request(lease_ttl_request(lease_id, keys=keys))
 
-    def lock(self, name: bytes, *, ttl: int = 10) -> Lock:
-        """A :class:`~etcdwamp.lock.Lock` named ``name`` (not yet acquired)."""
-        return Lock(self.transport, name, ttl=ttl)
+    def lock(self, name: bytes, *, ttl: int = 10,
+             on_lost: Callable[[errors.LeaseExpired], object] | None = None) -> Lock:
+        """A :class:`~etcdwamp.lock.Lock` named ``name`` (not yet acquired);
+        ``on_lost`` is called if its lease is lost while it is held."""
+        return Lock(self.transport, name, ttl=ttl, on_lost=on_lost)
 
     def election(self, name: bytes, *, ttl: int = 10) -> Election:
         """An :class:`~etcdwamp.lock.Election` named ``name``."""

@@ -98,11 +98,24 @@ class Lease:
     @deferred
     async def refresh(self) -> int:
         """Renew once; returns the new TTL. Raises :class:`LeaseExpired` if it is gone."""
+        return await self._renew(by_deadline=False)
+
+    async def _renew(self, *, by_deadline: bool) -> int:
+        """Renew once (``by_deadline``: the call ends by the lease's deadline at
+        the latest, failing over within what is left of it)."""
         # etcd restarts the TTL when it handles the renewal, which is after
         # this moment: counting from here never overestimates the deadline.
         sent: float = self._clock.seconds()
+        started = sent
+        if by_deadline:
+            # The call's timeout counts from ``started``: pretending it started
+            # earlier makes it end by the deadline. Each endpoint then gets a
+            # share of what is left of the TTL, not of the client's timeout,
+            # so a hung member cannot use up the TTL before the next one is
+            # tried (with ttl=3 and timeout=10, three endpoints: 0.67 s, not 3.3 s).
+            started = min(sent, self._deadline - self._transport.timeout)
         result = await self._transport.call_async(lease_keepalive_request(self.id),
-                                                  keepalive=True)
+                                                  started=started, keepalive=True)
         if result.ttl <= 0:
             raise errors.LeaseExpired(self.id)
         self.renewals += 1
@@ -121,7 +134,7 @@ class Lease:
 
         def tick() -> None:
             self._timer = None
-            d = self._renewal = self.refresh()
+            d = self._renewal = Deferred.fromCoroutine(self._renew(by_deadline=True))
             d.addCallbacks(renewed, failed)
 
         def schedule(delay: float) -> None:

@@ -18,7 +18,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-__all__ = ["Reconnects"]
+from . import errors
+
+__all__ = ["Reconnects", "may_resume"]
+
+
+def may_resume(exc: errors.EtcdError) -> bool:
+    """Whether a stream that failed with ``exc`` may resume (on another member):
+    a transport failure, a member without leader or a garbled frame may heal;
+    compaction, a permission or a bad request will not."""
+    if isinstance(exc, (errors.TransportError, errors.Unavailable, errors.ProtocolError)):
+        return True
+    return isinstance(exc, errors.ServerError) and exc.code in (4, 13, 14)
 
 
 class Reconnects:

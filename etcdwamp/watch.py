@@ -81,7 +81,7 @@ from twisted.python.failure import Failure
 from . import errors
 from ._deferred import Dual, dual
 from ._signal import Signal
-from .reconnect import Reconnects
+from .reconnect import Reconnects, may_resume
 from .transport import BodyReader, StreamProtocol, Transport, read_body, relay
 from .wire import KeySet, as_keyset, range_request
 from .wire.watch import (
@@ -332,7 +332,7 @@ class Watch:
             except errors.EtcdError as exc:
                 if isinstance(exc, errors.Unauthenticated) and transport.credentials:
                     self._token_refused = True
-                elif not _retryable(exc):
+                elif not may_resume(exc):
                     self._finish(exc)
                     return
                 log.info("watch stream to {endpoint} failed: {exc}", endpoint=endpoint, exc=exc)
@@ -468,14 +468,6 @@ class Watch:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return Deferred.fromFuture(task)
-
-
-def _retryable(exc: errors.EtcdError) -> bool:
-    if isinstance(exc, (errors.TransportError, errors.Unavailable, errors.ProtocolError)):
-        return True
-    # etcd answers a stream to a member that lost its leader with Unavailable;
-    # anything else (compaction, permission, bad request) will not heal by retrying.
-    return isinstance(exc, errors.ServerError) and exc.code in (4, 13, 14)
 
 
 def _sleep(clock: Any, seconds: float) -> Deferred[None]:

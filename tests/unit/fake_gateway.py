@@ -99,6 +99,7 @@ class WatchStream:
     targets: list[_Target]
     open: bool = True
     host: str = ""  # the endpoint's host name it was opened on
+    election: bytes | None = None  # an /election/observe stream: of this election
 
     def send(self, result: dict[str, Any]) -> None:
         self.request.write(json.dumps({"result": result}).encode() + b"\n")
@@ -132,6 +133,8 @@ class FakeEtcd(Resource):
         self.tokens: dict[str, float] = {}  # token → expiry time
         self.calls: list[Call] = []
         self.streams: list[WatchStream] = []
+        #: the current leader key-value of each election (see lead())
+        self.leaders: dict[bytes, dict[str, Any]] = {}
         #: paths (e.g. "/lease/keepalive") answered 503 Unavailable, as by a member
         #: without leader
         self.unavailable: set[str] = set()
@@ -225,6 +228,19 @@ class FakeEtcd(Resource):
     def _live_streams(self) -> list[WatchStream]:
         """The streams whose member sends (a hung member sends nothing)."""
         return [s for s in self.streams if s.host not in self.hung_hosts]
+
+    def lead(self, election: bytes, value: bytes) -> int:
+        """Make ``value`` the leader value of ``election`` (a new leader key the
+        first time, then a proclamation) and tell its observers; returns the
+        key's mod revision. The fake keeps no candidates: this stands for a
+        campaign or proclaim by some client."""
+        key = election + b"/leader"
+        revision = self.put(key, value)
+        self.leaders[election] = self.kvs[key]
+        for stream in self._live_streams():
+            if stream.election == election:
+                stream.send({"header": self.header(), "kv": self.kvs[key]})
+        return revision
 
     def progress(self) -> None:
         """Send a progress notification on every stream: "current up to now"."""
@@ -333,6 +349,31 @@ class FakeEtcd(Resource):
         if kvs and not body.get("count_only"):
             answer["kvs"] = kvs
         return answer
+
+    def _do_lock_lock(self, request: Request, body: dict[str, Any]) -> Any:
+        """The lock is granted at once (the fake has no contention): its key is
+        the name and the lease's hex id, attached to the lease."""
+        lease = int(body["lease"])
+        if lease not in self.leases:
+            return 5, "etcdserver: requested lease not found"
+        key = unb64(body["name"]) + b"/" + format(lease, "x").encode()
+        self.put(key, b"", lease)
+        return {"header": self.header(), "key": b64(key)}
+
+    def _do_lock_unlock(self, request: Request, body: dict[str, Any]) -> Any:
+        self.delete(unb64(body["key"]))
+        return {"header": self.header()}
+
+    def _do_election_observe(self, request: Request, body: dict[str, Any]) -> Any:
+        """As etcd: the current leader first, if any; until then not even the
+        answer's headers (the gateway sends them with the first frame)."""
+        election = unb64(body["name"])
+        stream = WatchStream(request, [], host=_host(request), election=election)
+        leader = self.leaders.get(election)
+        if leader is not None:
+            stream.send({"header": self.header(), "kv": leader})
+        self._keep(stream)
+        return NOT_DONE_YET
 
     def _do_maintenance_status(self, request: Request, body: dict[str, Any]) -> Any:
         return {"header": self.header(), "version": "3.4.23", "dbSize": "20480",
