@@ -13,6 +13,15 @@ renewal is cancelled and the loss reported on time. Stopping the keep-alive
 (or revoking) cancels a renewal in flight; that cancellation is neither a
 failed renewal nor a loss.
 
+A renewal must end by that deadline, so it fails over within what is left
+of the TTL, not within the client's timeout: each endpoint gets a share of
+the time left (or ``attempt_timeout``, if shorter), then the next one is
+tried. A member that hangs or is cut off from its cluster (it answers
+``no leader``) therefore costs a renewal a fraction of the TTL, is demoted
+(see :mod:`etcdwamp.health`), and the next renewals go to the others first:
+with ``ttl=3`` (a renewal every second, 2 s left) and three endpoints, a
+hung first one costs 0.67 s.
+
 Every method a user awaits returns a Deferred that an asyncio task can await
 too (a :class:`~etcdwamp._deferred.Dual`: ``await`` it on either loop, or
 ``yield`` it from ``inlineCallbacks``); cancelling it, or the asyncio task
