@@ -265,7 +265,8 @@ async def cmd_lock(client: Client, args: argparse.Namespace) -> int:
         if not command:
             # etcdctl's habit: print the key and hold the lock until interrupted.
             print(os.fsdecode(lock.key), flush=True)
-            await lock.lease.lost
+            with contextlib.suppress(errors.LeaseExpired):
+                await lock.lost
             if shutting_down:
                 return 0  # released on Ctrl-C, as asked
             raise CliError(f"lock {os.fsdecode(args.name)} lost: its lease expired")
@@ -275,7 +276,9 @@ async def cmd_lock(client: Client, args: argparse.Namespace) -> int:
         process = reactor.spawnProcess(child, executable, command, env=env,
                                        childFDs={0: 0, 1: 1, 2: 2})
         running.append((process, child))
-        lost: Deferred[Any] = lock.lease.lost
+        # lock.lost only ever fails (LeaseExpired): as a result, the list sees it
+        # (a failure would wait for the command to end, two holders meanwhile).
+        lost: Deferred[Any] = lock.lost.addErrback(lambda failure: failure.value)
         ended: Deferred[Any] = child.ended
         first = defer.DeferredList([ended, lost], fireOnOneCallback=True, consumeErrors=True)
         outcome, which = await first

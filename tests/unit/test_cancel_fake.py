@@ -602,12 +602,15 @@ def test_watch_cancel_during_backoff_finishes_at_once() -> None:
 
     client, http, clock = make()
     watch = client.watch(b"k")
-    http.posts[0].deferred.errback(refused())  # the stream could not connect
+    # The stream cannot connect to any endpoint: it tries each at once, then pauses.
+    for i in range(len(ENDPOINTS)):
+        http.posts[i].deferred.errback(refused())
+    assert len(http.posts) == len(ENDPOINTS)
     assert clock.getDelayedCalls(), "the watch should be backing off"
     stopped = watch.cancel()
     assert outcome(stopped) is None
     assert clock.getDelayedCalls() == []
-    assert_nothing_more(http, clock, 1)
+    assert_nothing_more(http, clock, len(ENDPOINTS))
 
 
 def test_watch_cancel_while_streaming_drops_the_stream() -> None:
@@ -630,7 +633,7 @@ def test_watch_cancel_while_streaming_drops_the_stream() -> None:
 def test_cancelled_add_stops_watching_that_key_set() -> None:
     """add() cancelled before etcd confirmed the new key set: CancelledError at
     once, the key set is dropped again and the watch goes on with the others."""
-    client, http, clock = make()
+    client, http, clock = make(probe_interval=None)  # the fake answers no probe
     watch = client.watch(b"k")
     created = {"result": {"header": HEADER, "created": True}}
     first = FakeResponse(200, json.dumps(created).encode() + b"\n", complete=False)
@@ -646,6 +649,8 @@ def test_cancelled_add_stops_watching_that_key_set() -> None:
     assert [c["create_request"]["key"] for c in http.posts[1].body] == [b64(b"k"), b64(b"other")]
     assert http.posts[1].cancelled  # the attempt with both key sets was dropped
     assert len(http.posts) == 3 and http.posts[2].body["create_request"]["key"] == b64(b"k")
+    http.posts[2].deferred.callback(
+        FakeResponse(200, json.dumps(created).encode() + b"\n", complete=False))
     assert not watch.finished.called
     assert_nothing_more(http, clock, 3)
     watch.cancel()
