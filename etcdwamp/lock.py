@@ -251,7 +251,9 @@ class Election:
         try:
             return await self._transport.call_async(leader_request(self.name))
         except errors.ServerError as exc:
-            if "no leader" in exc.message:
+            # "election: no leader" (nobody campaigns), not NoLeader: a member
+            # without a raft leader cannot tell who leads the election.
+            if "no leader" in exc.message and not isinstance(exc, errors.NoLeader):
                 return None
             raise
 
