@@ -626,9 +626,13 @@ class Transport:
                 failures.append(exc)
                 continue
             except errors.OutcomeUnknown as exc:
-                if isinstance(exc, errors.RequestTimeout) and index >= 0:
+                if (isinstance(exc, errors.RequestTimeout) and index >= 0
+                        and request.timeout is None):
                     # Whether the member hangs or is just slow, calls should
                     # not queue behind it: try it after the others for a while.
+                    # (Not a blocking request with its own timeout: a lock
+                    # that waited as long as its caller allowed says nothing
+                    # about the member.)
                     self.demote(endpoint, "no answer in time")
                 if not request.idempotent:
                     raise

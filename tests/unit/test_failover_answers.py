@@ -144,3 +144,18 @@ def test_asking_a_cluster_without_raft_leader_who_leads_an_election_raises() -> 
     etcd.unavailable_hosts.update({"one.test", "two.test", "three.test"})
     result = outcome(client.election(b"e").leader(), stub)
     assert isinstance(result, Failure) and result.check(e.NoLeader), result
+
+
+def test_a_lock_that_waited_its_whole_timeout_does_not_demote_its_member() -> None:
+    """A blocking request times out because another holder keeps the lock, not
+    because the member hangs: the member stays healthy."""
+    from fake_gateway import Rig
+    rig = Rig.make(endpoints=ENDPOINTS)
+    rig.etcd.hang.add("/lock/lock")  # held elsewhere: etcd answers once it is free
+    lock = rig.client.lock(b"job")
+    d = lock.acquire(timeout=1.0)
+    failures: list[Failure] = []
+    d.addErrback(failures.append)
+    rig.advance_to(1.5)
+    assert len(failures) == 1 and failures[0].check(e.RequestTimeout), failures
+    assert rig.client.transport.health.demoted() == {}
