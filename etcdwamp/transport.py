@@ -99,6 +99,15 @@ class _QueueTimeout(errors.RequestTimeout):
     was sent (still a RequestTimeout to callers, as before)."""
 
 
+class _PrefixFailed(Exception):
+    """Detecting an endpoint's gateway prefix failed (``cause``): the request
+    itself was never sent, so any request may try the next endpoint."""
+
+    def __init__(self, cause: errors.EtcdError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
 class BodyReader(_Protocol):
     """Collects a whole response body into ``done``; cancelling ``done`` drops
     the connection (treq's ``content`` would go on reading the body)."""
@@ -622,6 +631,16 @@ class Transport:
                 # Nothing was sent: any request may try the next endpoint.
                 failures.append(exc)
                 continue
+            except _PrefixFailed as exc:
+                # Only the status exchange that detects the prefix went out (a
+                # member without leader refuses it too under require-leader).
+                cause = exc.cause
+                if index >= 0 and isinstance(cause, (errors.RequestTimeout,
+                                                     errors.Unavailable)):
+                    self.demote(endpoint, "no answer in time"
+                                if isinstance(cause, errors.RequestTimeout) else cause.message)
+                failures.append(cause)
+                continue
             except errors.ConnectFailed as exc:
                 failures.append(exc)
                 continue
@@ -686,6 +705,7 @@ class Transport:
         a pooled keep-alive connection the server closed just as we reused it.
 
         :raises Busy: no slot free and the budget's queue is full
+        :raises _PrefixFailed: detecting the gateway prefix failed (nothing sent)
         """
         if budget is not None and not budget.take(endpoint):
             try:
@@ -694,8 +714,12 @@ class Transport:
                 raise _QueueTimeout(str(exc), endpoint=endpoint) from None
         try:
             # Detecting the prefix is an exchange too: inside the slot.
-            prefix = (self.api_prefix or self.prefixes.get(endpoint)
-                      or await self.prefix(endpoint, deadline))
+            prefix = self.api_prefix or self.prefixes.get(endpoint)
+            if prefix is None:
+                try:
+                    prefix = await self.prefix(endpoint, deadline)
+                except (errors.OutcomeUnknown, errors.Unavailable) as exc:
+                    raise _PrefixFailed(exc) from exc
             url_path = prefix + path
             try:
                 return await self._timed(endpoint, self._exchange(endpoint, url_path, body),

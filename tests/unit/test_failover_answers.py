@@ -159,3 +159,26 @@ def test_a_lock_that_waited_its_whole_timeout_does_not_demote_its_member() -> No
     rig.advance_to(1.5)
     assert len(failures) == 1 and failures[0].check(e.RequestTimeout), failures
     assert rig.client.transport.health.demoted() == {}
+
+
+def test_a_member_without_leader_refusing_prefix_detection_is_skipped() -> None:
+    """Without ``api_prefix`` the first exchange with a member is a status
+    request, which a member without leader refuses under require-leader: the
+    call moves on (the request itself was never sent there), reads and writes."""
+    clock = Clock()
+    etcd = FakeEtcd(clock)
+    stub = StubTreq(etcd)
+    client = Client(clock, endpoints=ENDPOINTS, http_client=stub, timeout=2.0)
+    etcd.put(b"k", b"v")
+    etcd.unavailable_hosts.add("one.test")
+    result = outcome(client.get(b"k"), stub)
+    assert not isinstance(result, Failure), result
+    assert result.kvs[0].value == b"v"
+    assert not client.transport.health.is_healthy("http://one.test:2379")
+    assert [c.host for c in etcd.calls_to("/kv/range")] == ["two.test"]
+    # A write on a new client: the same, nothing sent to the member twice.
+    client = Client(clock, endpoints=ENDPOINTS, http_client=stub, timeout=2.0)
+    result = outcome(client.put(b"w", b"x"), stub)
+    assert not isinstance(result, Failure), result
+    assert [c.host for c in etcd.calls_to("/kv/put")] == ["two.test"]
+    assert etcd.value(b"w") == b"x"
