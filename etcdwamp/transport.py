@@ -568,16 +568,27 @@ class Transport:
         """
         if endpoint is None:
             endpoint = self.endpoint
-        # Outside the call budget (see the class docstring): a stream holds its
-        # connection for as long as the watch lasts.
-        prefix = await self.prefix(endpoint)
-        token = await self.current_token()
-        # Nothing runs between reading the token and posting: the stream
-        # carries exactly this one.
         # The answer's headers come with the first frame, at once on a healthy
         # member: a stream waits one attempt's share, then its owner moves on.
         limit = (self.attempt_limit(self.deadline(None), len(self.endpoints))
                  if timeout is None else timeout)
+        # Detecting the prefix (a new client's first exchange with the member)
+        # gets that share too, and a member that fails it is demoted alike.
+        detect_by = (self.deadline(None) if math.isinf(limit)
+                     else self.clock.seconds() + limit)
+        # Outside the call budget (see the class docstring): a stream holds its
+        # connection for as long as the watch lasts.
+        try:
+            prefix = await self.prefix(endpoint, detect_by)
+        except errors.RequestTimeout:
+            self.demote(endpoint, "no answer in time")
+            raise
+        except errors.Unavailable as exc:
+            self.demote(endpoint, exc.message)
+            raise
+        token = await self.current_token()
+        # Nothing runs between reading the token and posting: the stream
+        # carries exactly this one.
         try:
             response = await self._timed(
                 endpoint, self.http.post(endpoint, prefix + path, body, token, stream=True),

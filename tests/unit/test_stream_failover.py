@@ -256,3 +256,26 @@ def test_the_resume_revision_carries_over_the_move() -> None:
     assert starts == {b"a": rev_a2 + 1, b"b": rev_b1 + 1}
     assert values(got) == [b"a1", b"b1", b"a2", b"b2"]
     rig.run(watch.cancel())
+
+
+def test_a_hung_member_costs_a_new_client_s_stream_one_share_and_is_demoted() -> None:
+    """Without ``api_prefix`` opening a stream first detects the member's
+    gateway prefix: on a hung member that waits one attempt's share too, not
+    the client's whole timeout."""
+    from fake_gateway import FakeEtcd
+    from treq.testing import StubTreq
+    from twisted.internet.task import Clock
+    clock = Clock()
+    etcd = FakeEtcd(clock)
+    stub = StubTreq(etcd)
+    client = Client(clock, endpoints=ENDPOINTS, http_client=stub, timeout=3.0)
+    rig = Rig(clock, etcd, stub, client)
+    etcd.hung_hosts.add("one.test")
+    created: list[object] = []
+    watch = client.watch(UNDER_W, lambda _: None)
+    watch.created.addBoth(created.append)
+    rig.advance_to(1.0, step=0.125)
+    assert created == [None]
+    assert stream_hosts(rig) == ["two.test"]
+    assert not client.transport.health.is_healthy(ONE)
+    rig.run(watch.cancel())
