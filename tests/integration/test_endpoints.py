@@ -45,7 +45,12 @@ async def test_three_members_one_killed_client_keeps_working(
         statuses: list[object] = []
 
         async def survivors_have_a_new_leader() -> bool:
-            st = await client.status()
+            try:
+                st = await client.status()
+            except e.NoLeader:
+                # Require-leader: while the survivors elect, every member refuses.
+                statuses.append("no leader")
+                return False
             statuses.append(st)
             return st.leader not in (0, victim_id)
 
