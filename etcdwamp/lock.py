@@ -143,20 +143,36 @@ class Lock:
         """
         if self.key is not None:
             raise errors.InvalidRequest(f"lock {self.name!r} is already held by this object")
-        lease = await grant(self._transport, self.ttl, keep_alive=True,
-                            on_lost=self._lease_lost)
-        try:
-            request = replace(lock_request(self.name, lease.id),
-                              timeout=math.inf if timeout is None else timeout)
-            result = await self._transport.call_async(request)
-            held = await self._transport.call_async(range_request(result.key))
-            if not held.kvs:
-                raise errors.LeaseExpired(lease.id, "lock key vanished right after acquiring")
-            if lease.is_lost:
-                raise errors.LeaseExpired(lease.id, "the lease was lost while acquiring")
-        except BaseException as exc:
-            await _abandon(lease, exc)
-            raise
+        clock = self._transport.clock
+        deadline = None if timeout is None else clock.seconds() + timeout
+        while True:
+            lease = await grant(self._transport, self.ttl, keep_alive=True,
+                                on_lost=self._lease_lost)
+            try:
+                wait = math.inf if deadline is None else max(0.0, deadline - clock.seconds())
+                request = replace(lock_request(self.name, lease.id), timeout=wait)
+                result = await self._transport.call_async(request)
+                held = await self._transport.call_async(range_request(result.key))
+                if not held.kvs:
+                    raise errors.LeaseExpired(lease.id,
+                                              "lock key vanished right after acquiring")
+                if lease.is_lost:
+                    raise errors.LeaseExpired(lease.id, "the lease was lost while acquiring")
+            except errors.ConnectionLost as exc:
+                # The member we waited on hung, lost its leader or died (a
+                # probe or the connection said so). Revoking the lease deletes
+                # our waiting key wherever it was queued, so waiting again,
+                # through another member, cannot make us a holder twice.
+                await _abandon(lease, exc)
+                if deadline is not None and clock.seconds() >= deadline:
+                    raise
+                log.info("lock {name!r}: {err}; waiting again through another member",
+                         name=self.name, err=exc)
+                continue
+            except BaseException as exc:
+                await _abandon(lease, exc)
+                raise
+            break
         self.lease = lease
         self.key = result.key
         self.fencing_token = held.kvs[0].create_revision
@@ -212,14 +228,26 @@ class Election:
         value = require_bytes(value, "value")
         if self.leader_key is not None:
             raise errors.InvalidRequest("this contender already leads")
-        lease = await grant(self._transport, self.ttl, keep_alive=True)
-        try:
-            request = replace(campaign_request(self.name, lease.id, value),
-                              timeout=math.inf if timeout is None else timeout)
-            leader = await self._transport.call_async(request)
-        except BaseException as exc:
-            await _abandon(lease, exc)
-            raise
+        clock = self._transport.clock
+        deadline = None if timeout is None else clock.seconds() + timeout
+        while True:
+            lease = await grant(self._transport, self.ttl, keep_alive=True)
+            try:
+                wait = math.inf if deadline is None else max(0.0, deadline - clock.seconds())
+                request = replace(campaign_request(self.name, lease.id, value), timeout=wait)
+                leader = await self._transport.call_async(request)
+            except errors.ConnectionLost as exc:
+                # As for a lock: the revoked lease takes our candidacy with it.
+                await _abandon(lease, exc)
+                if deadline is not None and clock.seconds() >= deadline:
+                    raise
+                log.info("election {name!r}: {err}; campaigning again through another "
+                         "member", name=self.name, err=exc)
+                continue
+            except BaseException as exc:
+                await _abandon(lease, exc)
+                raise
+            break
         self.lease, self.leader_key = lease, leader
         return leader
 

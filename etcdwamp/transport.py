@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -635,9 +635,13 @@ class Transport:
                 self.clock.seconds() + self.attempt_limit(deadline, len(targets) - position)
                 if shared else deadline)
             try:
-                status, content = await self._send(endpoint, request.path, body,
-                                                   idempotent=request.idempotent,
-                                                   deadline=attempt_deadline, budget=budget)
+                sending = self._send(endpoint, request.path, body,
+                                     idempotent=request.idempotent,
+                                     deadline=attempt_deadline, budget=budget)
+                if request.timeout is not None and index >= 0 and self.probes.enabled:
+                    status, content = await self._probed(endpoint, sending)
+                else:
+                    status, content = await sending
             except _QueueTimeout as exc:
                 # Nothing was sent: any request may try the next endpoint.
                 failures.append(exc)
@@ -677,12 +681,15 @@ class Transport:
                         # "no leader" is answered before etcd proposes anything.
                         failures.append(err)
                         continue
+                elif isinstance(err, errors.DeadlineExceeded) and request.idempotent:
+                    failures.append(err)  # a read that ran out of etcd's time: elsewhere
+                    continue
+                elif index >= 0:
+                    self._answered(index, endpoint)
                 if not request.idempotent and is_indefinite(err):
                     raise errors.IndefiniteAnswer(err.message, code=err.code,
                                                   http_status=err.http_status,
                                                   endpoint=endpoint) from err
-                if index >= 0:
-                    self._answered(index, endpoint)
                 raise err
             if index >= 0:
                 self._answered(index, endpoint)
@@ -702,6 +709,34 @@ class Transport:
         # Some endpoint took the request without a clean answer: re-raise the
         # latest such failure (not a ConnectFailed, which would claim "not sent").
         raise next(f for f in reversed(failures) if not isinstance(f, errors.ConnectFailed))
+
+    async def _probed(self, endpoint: str,
+                      sending: Coroutine[Any, Any, tuple[int, bytes]]) -> tuple[int, bytes]:
+        """Await a blocking request (a lock or campaign that waits for its turn)
+        while probing its member, as a stream's: a member that hangs or loses
+        its leader meanwhile would otherwise keep the caller waiting forever.
+
+        :raises ConnectionLost: a probe failed; the request was dropped (whether
+            the member queued it is unknown, as after any lost connection)
+        """
+        d: Deferred[tuple[int, bytes]] = Deferred.fromCoroutine(sending)
+        lost: list[str] = []
+
+        def on_failure(reason: str) -> None:
+            lost.append(reason)
+            d.cancel()
+
+        registration = self.probes.track(endpoint, on_failure)
+        try:
+            return await d
+        except CancelledError:
+            if lost:
+                raise errors.ConnectionLost(
+                    f"{endpoint} stopped serving while the request waited ({lost[0]})",
+                    endpoint=endpoint) from None
+            raise
+        finally:
+            registration.close()
 
     def _answered(self, index: int, endpoint: str) -> None:
         """``endpoint`` answered: the next call starts there, and it is healthy."""

@@ -47,7 +47,7 @@ def error_body(code: int, message: str) -> dict[str, Any]:
 
 
 #: gRPC code → HTTP status, as grpc-gateway maps them
-_HTTP = {3: 400, 5: 404, 14: 503, 16: 401}
+_HTTP = {3: 400, 4: 504, 5: 404, 14: 503, 16: 401}
 
 
 @dataclass(frozen=True)
@@ -140,6 +140,8 @@ class FakeEtcd(Resource):
         self.unavailable: set[str] = set()
         #: what those answers say
         self.unavailable_message = "etcdserver: no leader"
+        #: and their gRPC code (4: a deadline exceeded on etcd's side)
+        self.unavailable_code = 14
         #: host names whose every request is answered so (one member without leader)
         self.unavailable_hosts: set[str] = set()
         #: host names that carry out every request, then answer it so anyway (a
@@ -287,7 +289,7 @@ class FakeEtcd(Resource):
         required = request.getHeader(b"grpc-metadata-hasleader") == b"true"
         self.calls.append(Call(path, body, auth, self.clock.seconds(), host, required))
         if host in self.unavailable_hosts:
-            return self._answer(request, 14, self.unavailable_message)
+            return self._answer(request, self.unavailable_code, self.unavailable_message)
         if host in self.applied_unavailable_hosts:
             self._respond(request, path, body, auth)
             return self._answer(request, 14, self.unavailable_message)

@@ -95,3 +95,29 @@ def test_an_on_lost_that_raises_is_logged_and_lost_still_fails() -> None:
     assert len(lost) == 1 and lost[0].check(e.LeaseExpired)
     raised = [ev for ev in events if "on_lost callback raised" in str(ev.get("log_format"))]
     assert len(raised) == 1
+
+
+def test_a_lock_waiting_on_a_member_that_hangs_waits_again_through_another() -> None:
+    """The lock request waits on one member (someone else holds the lock, say);
+    that member then hangs. Its probe fails within interval + timeout, the
+    waiting lease is revoked (taking its queued key with it) and the lock is
+    acquired through another member, under a new lease, without a timeout."""
+    rig = Rig.make(endpoints=["http://one.test:2379", "http://two.test:2379"],
+                   probe_interval=2.0, probe_timeout=2.0)
+    lock = rig.client.lock(b"job", ttl=9)
+    rig.etcd.hold.add("/lock/lock")
+    acquired: list[object] = []
+    lock.acquire().addBoth(acquired.append)
+    rig.flush()
+    first = [c for c in rig.etcd.calls_to("/lock/lock")]
+    assert [c.host for c in first] == ["one.test"] and not acquired
+    first_lease = int(first[0].body["lease"])
+    rig.etcd.hold.discard("/lock/lock")
+    rig.etcd.hung_hosts.add("one.test")
+    rig.advance_to(3.9)
+    assert not acquired, "detected before its probe could fail"
+    rig.advance_to(4.25)  # probe sent at 2 s, given up at 4 s
+    assert len(acquired) == 1 and isinstance(acquired[0], int), acquired
+    assert lock.held and lock.lease is not None and lock.lease.id != first_lease
+    assert [c.host for c in rig.etcd.calls_to("/lock/lock")] == ["one.test", "two.test"]
+    assert not rig.etcd.lease_alive(first_lease)

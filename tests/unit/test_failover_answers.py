@@ -182,3 +182,26 @@ def test_a_member_without_leader_refusing_prefix_detection_is_skipped() -> None:
     assert not isinstance(result, Failure), result
     assert [c.host for c in etcd.calls_to("/kv/put")] == ["two.test"]
     assert etcd.value(b"w") == b"x"
+
+
+def test_a_read_whose_deadline_ran_out_on_etcd_s_side_moves_on() -> None:
+    client, etcd, stub, _ = cluster()
+    etcd.put(b"k", b"v")
+    etcd.unavailable_code, etcd.unavailable_message = 4, "context deadline exceeded"
+    etcd.unavailable_hosts.add("one.test")
+    result = outcome(client.get(b"k"), stub)
+    assert result.kvs[0].value == b"v"
+    assert [c.host for c in etcd.calls_to("/kv/range")] == ["one.test", "two.test"]
+
+
+def test_a_write_refused_as_unavailable_leaves_its_member_demoted() -> None:
+    """Refused before proposing ("unhealthy cluster"): raised as Unavailable, and
+    the member stays demoted rather than becoming the preferred one."""
+    client, etcd, stub, _ = cluster()
+    etcd.unavailable_message = "etcdserver: unhealthy cluster"
+    etcd.unavailable_hosts.add("one.test")
+    result = outcome(client.put(b"k", b"v"), stub)
+    assert isinstance(result, Failure) and result.check(e.Unavailable), result
+    assert not result.check(e.OutcomeUnknown)
+    assert not client.transport.health.is_healthy("http://one.test:2379")
+    assert client.endpoint == "http://two.test:2379"
