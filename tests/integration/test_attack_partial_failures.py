@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from loops import ensure, make_client
 from stall import stalled
+from waiting import until
 
 from etcdwamp import errors
 from etcdwamp.client import Client
@@ -61,3 +62,28 @@ async def test_a_proclaim_a_hung_member_did_not_answer_is_not_sent_elsewhere(
         await contender.resign()
         await client.close()
         await other.close()
+
+
+@ensure
+async def test_a_short_lease_outlives_a_hung_first_member_with_an_attempt_timeout(
+        etcd_cluster3: EtcdCluster, loop: str, prefix: bytes) -> None:
+    """The CLI's settings (``attempt_timeout=2``, ``timeout=10``) and ``lock --ttl 3``:
+    a renewal whose first attempt goes to the hung member still leaves time for
+    the others before the TTL runs out (it got all of it: the lease was lost)."""
+    victim = await a_follower(etcd_cluster3, loop)
+    others = [m.url for m in etcd_cluster3.members if m is not victim]
+    client = make_client(loop, endpoints=[victim.url, *others], timeout=10.0,
+                         attempt_timeout=2.0)
+    lease = await client.lease(3, keep_alive=True)
+    try:
+        with stalled(victim):
+            renewed = lease.renewals
+            # Three TTLs' worth of renewals while the member hangs.
+            await until(lambda: lease.renewals >= renewed + 9 or lease.is_lost, timeout=30,
+                        why=lambda: f"renewals: {lease.renewals - renewed}")
+            assert not lease.is_lost
+        assert (await lease.remaining()) > 0
+    finally:
+        if not lease.is_lost:
+            await lease.revoke()
+        await client.close()
