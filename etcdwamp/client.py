@@ -184,9 +184,10 @@ class Client(OperationsMixin):
         request and stream, so a member cut off from its cluster answers
         ``NoLeader`` at once and ends its watches (see "Partitions" above)
     :param attempt_timeout: seconds one attempt of a request that may move to
-        another endpoint (reads, idempotent requests) waits before it does; None
-        (default): an equal share of what is left of ``timeout`` per endpoint
-        not yet tried. The last endpoint gets all that is left.
+        another endpoint (reads, idempotent requests) waits at most before it
+        does, never more than an equal share of what is left of ``timeout`` per
+        endpoint not yet tried; None (default): that share. The last endpoint
+        gets all that is left.
     :param probe_interval: seconds between probes of an endpoint that carries
         streams (watches, observed elections), from one probe's answer to the
         next; None or 0: no probes (see :mod:`etcdwamp.probe`)

@@ -479,12 +479,13 @@ class Transport:
     def attempt_limit(self, deadline: float, remaining: int) -> float:
         """Seconds the next attempt may take when ``remaining`` endpoints (this
         one included) are left to try by ``deadline``: the last gets all that
-        is left; the others ``attempt_timeout`` or an equal share."""
+        is left; the others an equal share, or ``attempt_timeout`` if that is less
+        (never more: the endpoints after it would get nothing left to try)."""
         left = self.left(deadline)
         if remaining <= 1:
             return left
-        share = left / remaining if self.attempt_timeout is None else self.attempt_timeout
-        return min(left, share)
+        share = left / remaining
+        return share if self.attempt_timeout is None else min(share, self.attempt_timeout)
 
     def deadline(self, timeout: float | None) -> float:
         """When a call starting now with ``timeout`` (None: the client's) must end."""

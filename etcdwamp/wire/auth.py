@@ -90,12 +90,15 @@ def authenticate_request(user: str, password: str) -> Request[AuthResult]:
 
 def auth_enable_request() -> Request[Header]:
     """An ``/auth/enable`` call turning authentication on (etcd needs a root user first)."""
-    return Request("/auth/enable", {}, parse_header, idempotent=True)
+    # Not idempotent: a member that hung applies a copy it buffered late, after
+    # later changes: resent elsewhere, that copy would undo them.
+    return Request("/auth/enable", {}, parse_header, idempotent=False)
 
 
 def auth_disable_request() -> Request[Header]:
     """An ``/auth/disable`` call turning authentication off."""
-    return Request("/auth/disable", {}, parse_header, idempotent=True)
+    # Not idempotent (a late disable turns auth off again): see auth_enable_request.
+    return Request("/auth/disable", {}, parse_header, idempotent=False)
 
 
 def user_add_request(user: str, password: str) -> Request[Header]:
@@ -115,7 +118,8 @@ def role_add_request(role: str) -> Request[Header]:
 def user_grant_role_request(user: str, role: str) -> Request[Header]:
     """An ``/auth/user/grant`` call giving ``user`` the role ``role``."""
     body = {"user": _name(user, "user"), "role": _name(role, "role")}
-    return Request("/auth/user/grant", body, parse_header, idempotent=True)
+    # Not idempotent (a late grant undoes a revoke): see auth_enable_request.
+    return Request("/auth/user/grant", body, parse_header, idempotent=False)
 
 
 def _key_range(keys: bytes | KeySet) -> dict[str, Any]:
@@ -144,7 +148,8 @@ def role_grant_permission_request(role: str, keys: bytes | KeySet,
         raise TypeError(f"permission must be a Permission, not {type(permission).__name__}")
     perm["permType"] = permission.value
     body = {"name": _name(role, "role"), "perm": perm}
-    return Request("/auth/role/grant", body, parse_header, idempotent=True)
+    # Not idempotent (a late grant undoes a revoke): see auth_enable_request.
+    return Request("/auth/role/grant", body, parse_header, idempotent=False)
 
 
 # -- the rest of the administration set ---------------------------------------
@@ -252,7 +257,8 @@ def user_delete_request(user: str) -> Request[Header]:
 def user_change_password_request(user: str, password: str) -> Request[Header]:
     """An ``/auth/user/changepw`` call setting ``user``'s password to ``password``."""
     body = {"name": _name(user, "user"), "password": _name(password, "password")}
-    return Request("/auth/user/changepw", body, parse_header, idempotent=True)
+    # Not idempotent (a late change restores an older password): see auth_enable_request.
+    return Request("/auth/user/changepw", body, parse_header, idempotent=False)
 
 
 def user_revoke_role_request(user: str, role: str) -> Request[Header]:

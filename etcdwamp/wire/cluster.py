@@ -191,7 +191,9 @@ def member_remove_request(member: int) -> Request[MemberListResult]:
 def member_update_request(member: int, urls: Sequence[str]) -> Request[MemberListResult]:
     """A ``/cluster/member/update`` call setting the peer URLs of member ``member``."""
     body = {"ID": int64(member_id(member)), "peerURLs": peer_urls(urls)}
-    return Request("/cluster/member/update", body, parse_member_list, idempotent=True)
+    # Not idempotent: a member that hung applies a copy it buffered late, after
+    # later updates; resent elsewhere, that copy would restore older peer URLs.
+    return Request("/cluster/member/update", body, parse_member_list, idempotent=False)
 
 
 def member_promote_request(member: int) -> Request[MemberListResult]:

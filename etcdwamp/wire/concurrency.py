@@ -138,9 +138,12 @@ def campaign_request(name: bytes, lease_id: int, value: bytes) -> Request[Leader
 
 
 def proclaim_request(leader: LeaderKey, value: bytes) -> Request[Header]:
-    """A ``/election/proclaim`` call setting the value the current ``leader`` announces."""
+    """A ``/election/proclaim`` call setting the value the current ``leader`` announces;
+    not resent on an unknown outcome."""
     body = {"leader": leader.to_json(), "value": b64(require_bytes(value, "value"))}
-    return Request("/election/proclaim", body, parse_header, idempotent=True,
+    # Not idempotent: a member that hung applies a copy it buffered late, after
+    # later proclaims; resent elsewhere, that copy would replace a newer value.
+    return Request("/election/proclaim", body, parse_header, idempotent=False,
                    size=len(value) + 64)
 
 

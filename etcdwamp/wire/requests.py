@@ -70,7 +70,9 @@ class Request(Generic[T]):
     path: str
     body: Mapping[str, Any]
     parse: Callable[[Mapping[str, Any]], T]
-    #: safe to send again (to another endpoint) when the outcome is unknown
+    #: safe to send again (to another endpoint) when the outcome is unknown:
+    #: it changes nothing, or a copy applied late (a member that hung runs what
+    #: it buffered after the others applied later changes) undoes nothing
     idempotent: bool
     #: estimated size of the gRPC message etcd will check against its limit
     size: int = _OVERHEAD

@@ -104,6 +104,21 @@ def test_by_default_each_attempt_gets_an_equal_share_of_what_is_left() -> None:
         assert share <= got < share + STEP, times
 
 
+def test_an_attempt_timeout_above_an_equal_share_gets_the_share() -> None:
+    """``attempt_timeout`` caps an attempt, never lets it take the others' time:
+    with 1.5 s of 2 s, the first attempt would leave the second 0.5 s and the
+    third nothing (a lease renewal bounded by its TTL was lost so)."""
+    client, etcd, stub, clock = cluster(attempt_timeout=1.5)
+    etcd.hang.add(RANGE)
+    at, failure = when_it_fails(client.get(b"k"), clock, stub)
+    assert failure.check(e.RequestTimeout), failure
+    assert at == TIMEOUT, at
+    times = [c.at for c in etcd.calls_to(RANGE)]
+    assert len(times) == 3
+    for got, share in zip(times, (0.0, TIMEOUT / 3, 2 * TIMEOUT / 3), strict=True):
+        assert share <= got < share + STEP, times
+
+
 def test_a_write_is_not_cut_into_shares() -> None:
     """A write cannot move on once sent, so its one attempt gets the whole timeout."""
     client, etcd, stub, clock = cluster(attempt_timeout=0.5)
