@@ -4,8 +4,9 @@ A member that timed out, answered ``no leader`` or failed a stream probe is
 *demoted* for a back-off period: calls try the healthy endpoints first and the
 demoted ones only after them, so one hung or cut-off member costs one
 attempt, not one per call (etcd's Go client does the same with its health
-balancer). Each demotion in a row doubles the period, from ``min_backoff`` to
-``max_backoff``; an answer from the member ends the streak. A demoted member
+balancer). Each demotion in a row (the member failed again when tried after
+its back-off) doubles the period, from ``min_backoff`` to ``max_backoff``;
+an answer from the member ends the streak. A demoted member
 is never excluded: when every endpoint is demoted, they are all still tried,
 the one whose back-off ends first before the others.
 
@@ -42,13 +43,19 @@ class EndpointHealth:
         self.demotions = 0
 
     def demote(self, endpoint: str, reason: str) -> float:
-        """Demote ``endpoint``; returns until when (the clock's time). A demotion
-        while one runs extends it with the next, doubled, period."""
+        """Demote ``endpoint``; returns until when (the clock's time). The first
+        failure after a back-off ran out doubles the next one; failures while one
+        runs (calls that were in flight together) leave it as it is."""
         now: float = self._clock.seconds()
         previous = self._demoted.get(endpoint)
+        if previous is not None and now < previous.until:
+            # Calls that were in flight together fail together: one incident,
+            # not a streak (ten timeouts at once would jump to the longest back-off).
+            previous.reason = reason
+            return previous.until
         streak = 1 if previous is None else previous.streak + 1
         period = min(self.max_backoff, self.min_backoff * 2.0 ** (streak - 1))
-        until = max(now + period, previous.until if previous is not None else 0.0)
+        until = now + period
         self._demoted[endpoint] = _Demotion(until, streak, reason)
         self.demotions += 1
         return until

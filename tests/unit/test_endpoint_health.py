@@ -56,22 +56,28 @@ def test_an_answer_ends_the_streak() -> None:
     assert health.demote(A, "hung") == clock.seconds() + 1.0
 
 
-def test_a_demotion_never_shortens_a_running_one() -> None:
+def test_failures_while_a_backoff_runs_are_one_incident() -> None:
+    """Ten calls in flight to a member that hangs all time out together: one
+    demotion of 1 s, not a jump to the longest back-off."""
     clock = Clock()
     health = EndpointHealth(clock, min_backoff=1.0, max_backoff=30.0)
-    for _ in range(4):
-        health.demote(A, "hung")  # 1, 2, 4, 8 s: ends at 8
-    assert health.demoted() == {A: 8.0}
+    for _ in range(10):
+        health.demote(A, "hung")
+    assert health.demoted() == {A: 1.0}
+    assert health.demotions == 1
+    clock.advance(1.0)
+    assert health.demote(A, "hung") == 3.0  # tried again after it, failed: 2 s
 
 
 def test_with_every_endpoint_demoted_all_are_still_tried_soonest_recovery_first() -> None:
     clock = Clock()
     health = EndpointHealth(clock, min_backoff=1.0)
     health.demote(B, "hung")
-    health.demote(B, "hung")  # until 2
+    clock.advance(1.0)
+    health.demote(B, "hung")  # again after its back-off: until 3
     clock.advance(0.5)
-    health.demote(C, "hung")  # until 1.5
-    health.demote(A, "hung")  # until 1.5 too: a tie keeps the rotation order
+    health.demote(C, "hung")  # until 2.5
+    health.demote(A, "hung")  # until 2.5 too: a tie keeps the rotation order
     assert health.order(ALL, 0) == [0, 2, 1]
     assert set(health.demoted()) == {A, B, C}
 
