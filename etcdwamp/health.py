@@ -65,6 +65,11 @@ class EndpointHealth:
         if self._demoted:
             self._demoted.pop(endpoint, None)
 
+    def keep_only(self, endpoints: tuple[str, ...] | list[str]) -> None:
+        """Forget the demotions of endpoints no longer in use (the member list changed)."""
+        for endpoint in [e for e in self._demoted if e not in endpoints]:
+            del self._demoted[endpoint]
+
     def is_healthy(self, endpoint: str) -> bool:
         """Whether ``endpoint`` is not demoted now."""
         demotion = self._demoted.get(endpoint)

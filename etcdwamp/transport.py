@@ -555,6 +555,7 @@ class Transport:
         current = self.endpoint
         self.endpoints = cleaned
         self.preferred = cleaned.index(current) if current in cleaned else 0
+        self.health.keep_only(cleaned)
 
     async def open_stream(self, path: str, body: bytes, *, endpoint: str | None = None,
                           timeout: float | None = None) -> StreamOpened:

@@ -86,3 +86,11 @@ def test_with_every_endpoint_demoted_all_are_still_tried_soonest_recovery_first(
 def test_backoff_bounds_are_checked(low: float, high: float) -> None:
     with pytest.raises(ValueError, match="min_backoff"):
         EndpointHealth(Clock(), min_backoff=low, max_backoff=high)
+
+
+def test_endpoints_no_longer_in_use_are_forgotten() -> None:
+    health = EndpointHealth(Clock())
+    health.demote(A, "hung")
+    health.demote(B, "hung")
+    health.keep_only([B, C])
+    assert set(health.demoted()) == {B}
