@@ -108,19 +108,17 @@ class NetnsCluster:
         self.member_namespaces = [_unique(f"m{i}") for i in range(size)]
         #: every namespace this cluster created, in creation order (deleted in reverse)
         self.namespaces: list[str] = []
-        # Shared memory when there is some: raft's fsyncs then cost nothing, so
-        # what a test measures is the fault, not a busy disk.
-        base = "/dev/shm" if os.path.isdir("/dev/shm") else None
-        self.tmpdir = tempfile.mkdtemp(prefix="etcdwamp-netns-", dir=base)
-        token = [f"--initial-cluster-token={self.switch}",
+        #: the members' data directories and logs (made by :meth:`start`)
+        self.tmpdir = ""
+        flags = [f"--initial-cluster-token={self.switch}",
                  f"--quota-backend-bytes={DEFAULT_QUOTA_BACKEND_BYTES}",
                  f"--auto-compaction-mode={DEFAULT_AUTO_COMPACTION[0]}",
                  f"--auto-compaction-retention={DEFAULT_AUTO_COMPACTION[1]}"]
         self.members = [
             EtcdMember(name=f"m{i}", client_port=_CLIENT_PORT, peer_port=_PEER_PORT,
-                       data_dir=os.path.join(self.tmpdir, f"m{i}"),
-                       host=f"{CLIENT_NET}.{i + 1}", peer_host=f"{PEER_NET}.{i + 1}",
-                       command_prefix=("ip", "netns", "exec", ns), extra_args=token)
+                       data_dir="", host=f"{CLIENT_NET}.{i + 1}",
+                       peer_host=f"{PEER_NET}.{i + 1}",
+                       command_prefix=("ip", "netns", "exec", ns), extra_args=flags)
             for i, ns in enumerate(self.member_namespaces)]
         initial = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
         for m in self.members:
@@ -137,9 +135,14 @@ class NetnsCluster:
             member exited
         :raises TimeoutError: not healthy within ``timeout`` seconds
         """
+        # Shared memory when there is some: raft's fsyncs then cost nothing, so
+        # what a test measures is the fault, not a busy disk.
+        base = "/dev/shm" if os.path.isdir("/dev/shm") else None
+        self.tmpdir = tempfile.mkdtemp(prefix="etcdwamp-netns-", dir=base)
         try:
             self._build_network()
             for m in self.members:
+                m.data_dir = os.path.join(self.tmpdir, m.name)
                 m.start()
             self.wait_healthy(timeout=timeout)
         except BaseException:
@@ -188,7 +191,8 @@ class NetnsCluster:
             self._empty(ns)
             _ip("netns", "del", ns, check=False)
         self.namespaces = []
-        shutil.rmtree(self.tmpdir, ignore_errors=True)
+        if self.tmpdir:
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
 
     @staticmethod
     def _empty(ns: str) -> None:
