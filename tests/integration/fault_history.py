@@ -18,9 +18,9 @@ end over plain HTTP. :func:`analyse` checks:
   to etcd (wrong value or revision);
 - **stalls**: how long after its write was acknowledged each event arrived; the
   longest is the channel's longest stall; and, per fault, how long until each part
-  (the test client, the watch, the WAMP events, the WAMP calls) served something
-  begun after the fault started (a write acknowledged after it, a call made
-  after it): the part's time to detect the fault and route around it;
+  (the test client, the watch, the WAMP events, the WAMP calls) served well again:
+  until its last failed or slow call, or late event, of the fault ended (the
+  part's time to detect the fault and route around it);
 - **no call outlives its timeout**: a call that took longer than its timeout
   plus ``slack``, or never ended, is an overrun.
 """
@@ -44,6 +44,9 @@ TABLE_HEADER = ("| fault | held | back after: client / watch / WAMP events / WAM
                 "| longest stall watch / WAMP | overruns | run |")
 #: the parts whose recovery :class:`FaultReport` measures, in the table's order
 PARTS = ("client", "watch", "WAMP events", "WAMP calls")
+#: a call slower than this (or failed), or an event later than this after its write's
+#: acknowledgement, is a part not serving (seconds; healthy ones take milliseconds)
+LATE = 1.0
 
 
 @dataclass
@@ -89,7 +92,8 @@ class FaultReport:
     #: how long each fault was held (s)
     held: list[float]
     #: per part (:data:`PARTS`): the longest time, over the faults, from a fault's start
-    #: until the part served something begun after it (None: some fault lasted longer)
+    #: until the part served well again (None: not while some fault lasted); see
+    #: :func:`_back_after`
     back_after: dict[str, float | None]
     ops: dict[str, int]
     acked_lost: list[str]
@@ -191,16 +195,29 @@ def _channel(events: list[dict[str, Any]], etcd: dict[int, tuple[str, str]],
     return report
 
 
-def _back_after(served: list[tuple[float, float]],
+def _back_after(experiences: list[tuple[float, float | None, bool]],
                 faults: Sequence[tuple[float, float]]) -> float | None:
-    """The longest time from a fault's start until something begun after it was served:
-    ``served`` holds (began, served) pairs; None if some fault ended first."""
+    """The longest time, over the faults, from a fault's start until the part's last
+    bad experience of it ended; None if one outlasted the fault.
+
+    ``experiences`` are (began, ended, good): a call from its invocation to its
+    completion (None: never), good if it succeeded within :data:`LATE`; an event
+    from its write's acknowledgement to its arrival (None: never), good if it took
+    at most :data:`LATE`. Those of a fault are the ones that ended after it began
+    and began :data:`LATE` before it ended or earlier: what begins in its last
+    moments may meet the heal's own disturbance (a member rejoining with a higher
+    term makes etcd 3.4 elect again).
+    """
     worst = 0.0
     for start, end in faults:
-        first = min((done for began, done in served if began >= start), default=None)
-        if first is None or first > end:
-            return None
-        worst = max(worst, first - start)
+        last_bad = start
+        for began, ended, good in experiences:
+            if good or began > end - LATE or (ended is not None and ended < start):
+                continue
+            if ended is None or ended > end:
+                return None
+            last_bad = max(last_bad, ended)
+        worst = max(worst, last_bad - start)
     return worst
 
 
@@ -277,12 +294,21 @@ def analyse(history: dict[str, Any], fault: str, *,
             stale_reads.append(f"{op['actor']} read {op['key']}={op['value']!r} (revision "
                                f"{seen}) after revision {floor} was acknowledged")
 
-    def calls(group: str) -> list[tuple[float, float]]:
-        return [(op["invoke"], op["complete"]) for op in ops
-                if op["outcome"] == "ok" and _group(op["actor"]) == group]
+    def calls(group: str) -> list[tuple[float, float | None, bool]]:
+        return [(op["invoke"], op["complete"],
+                 op["outcome"] == "ok" and op["complete"] - op["invoke"] <= LATE)
+                for op in ops if _group(op["actor"]) == group]
 
-    def events(channel: str) -> list[tuple[float, float]]:
-        return [(acked[e["value"]], e["t"]) for e in history[channel] if e["value"] in acked]
+    def events(channel: str) -> list[tuple[float, float | None, bool]]:
+        arrived: dict[int, float] = {}
+        for e in history[channel]:
+            arrived.setdefault(e["revision"], e["t"])
+        out = []
+        for revision, (_, value) in etcd.items():
+            if value in acked:
+                t = arrived.get(revision)
+                out.append((acked[value], t, t is not None and t - acked[value] <= LATE))
+        return out
 
     back_after = {"client": _back_after(calls("test"), faults),
                   "watch": _back_after(events("watch"), faults),

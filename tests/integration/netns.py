@@ -187,12 +187,18 @@ class NetnsCluster:
             if m.process is not None and m.process.poll() is None:
                 os.kill(m.process.pid, signal.SIGCONT)
             m.kill()
+        stuck = []
         for ns in reversed(self.namespaces):
-            self._empty(ns)
+            try:
+                self._empty(ns)
+            except RuntimeError as exc:
+                stuck.append(str(exc))
             _ip("netns", "del", ns, check=False)
         self.namespaces = []
         if self.tmpdir:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
+        if stuck:
+            raise RuntimeError("; ".join(stuck))
 
     @staticmethod
     def _empty(ns: str) -> None:

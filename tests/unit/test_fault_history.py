@@ -152,22 +152,39 @@ def test_a_call_that_outlives_its_timeout_or_never_ends_is_an_overrun() -> None:
     assert "never ended" in report.overruns[1]
 
 
-def test_recovery_is_timed_from_each_faults_start_while_it_lasts() -> None:
-    """A fault from 10 to 20: the client served a call begun at 12 by 13, the channels
-    an event of a write acknowledged at 14 by 16; calls through WAMP only after the
-    fault ended (None)."""
+def test_recovery_is_timed_from_each_faults_start_to_its_last_bad_experience() -> None:
+    """A fault from 10 to 20. The client: a write sent at 9 timed out at 14, then its
+    calls went well: back after 4 s. The channels: the event of a write acknowledged at
+    12 arrived at 16: back after 6 s. The WAMP calls: one begun at 16 failed only at 21,
+    after the fault: not back while it lasted. A read begun in the fault's last second
+    and failed after it is the heal's business, not counted."""
     run = healthy()
-    run.op("test-w0", "write", "k", "c", 12.0, 14.0)
-    run.applied("k", "c", 9, delivered=16.0)
-    run.op("test-r", "read", "k", "c", 12.5, 13.0)
-    run.op("wamp", "read", "k", "c", 19.0, 21.0)
-    run.finals["k"] = {"value": "c", "invoke": 22.0, "complete": 22.1}
+    run.op("test-w0", "write", "k", "c", 9.0, 14.0, "indefinite", "RequestTimeout")
+    run.op("test-w1", "write", "k", "d", 12.0, 12.1)
+    run.applied("k", "d", 9, delivered=16.0)
+    run.op("test-r", "read", "k", "d", 14.5, 14.6)
+    run.op("test-r", "read", "k", None, 19.5, 20.5, "failed", "NoLeader")
+    run.op("wamp", "read", "k", None, 16.0, 21.0, "failed", "unavailable")
+    run.op("steady-w", "write", "k", "e", 17.0, 17.1)
+    run.applied("k", "e", 10, delivered=17.2)
+    run.finals["k"] = {"value": "e", "invoke": 22.0, "complete": 22.1}
     report = analyse(run.history(), "x", faults=[(10.0, 20.0)])
-    assert report.back_after == {"client": 3.0, "watch": 6.0, "WAMP events": 6.0,
+    assert report.back_after == {"client": 4.0, "watch": 6.0, "WAMP events": 6.0,
                                  "WAMP calls": None}
     problems = report.problems(stall_bound=10, recover_within=5.0)
     assert problems == [
         "watch: not serving again within 5.0 s of a fault's start (after 6.0 s)",
         "WAMP events: not serving again within 5.0 s of a fault's start (after 6.0 s)",
         "WAMP calls: not serving again within 5.0 s of a fault's start (not while it lasted)"]
-    assert "| 10.0 s | 3.0 / 6.0 / 6.0 / — |" in report.row()
+    assert "| 10.0 s | 4.0 / 6.0 / 6.0 / — |" in report.row()
+
+
+def test_a_part_that_never_met_the_fault_is_back_at_once() -> None:
+    """Nothing bad happened to a part during a fault (its member was not the faulted
+    one): back after 0 s. Several faults: the worst counts."""
+    run = healthy()
+    run.op("test-w0", "write", "k", "c", 31.0, 33.5, "indefinite", "RequestTimeout")
+    run.finals["k"] = {"value": "b", "invoke": 40.0, "complete": 40.1}
+    report = analyse(run.history(), "x", faults=[(10.0, 20.0), (30.0, 35.0)])
+    assert report.back_after == {"client": 3.5, "watch": 0.0, "WAMP events": 0.0,
+                                 "WAMP calls": 0.0}
