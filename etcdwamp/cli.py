@@ -384,6 +384,9 @@ def _add_globals(p: argparse.ArgumentParser, *, top: bool) -> None:
                    help="client private key (with --cert)")
     g.add_argument("--timeout", type=_seconds, default=default(10.0), metavar="SECONDS",
                    help="per request, failover included (default 10)")
+    g.add_argument("--attempt-timeout", type=_seconds, default=default(2.0), metavar="SECONDS",
+                   help="how long a read waits on one endpoint before trying the next "
+                        "(default 2)")
     g.add_argument("-w", "--write-out", choices=("simple", "json", "table"),
                    default=default("simple"),
                    help="output format (default simple; table: the operator commands)")
@@ -497,6 +500,7 @@ def _client_options(args: argparse.Namespace) -> dict[str, Any]:
         if path is not None and not os.path.isfile(path):
             raise CliError(f"{path}: no such file")
     return {"timeout": args.timeout, "user": user, "password": password,
+            "attempt_timeout": args.attempt_timeout,
             "ca_file": args.cacert, "cert_file": args.cert, "key_file": args.key_file}
 
 

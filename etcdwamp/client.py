@@ -13,8 +13,8 @@ With several endpoints, a request goes to the endpoint that answered last; if
 no connection can be made to it, the next one is tried, for every kind of
 request, since such a request provably never reached etcd. When a request
 *was* sent but no answer came (timeout, connection lost after sending, an
-``Unavailable`` answer), only idempotent requests (ranges, status, read-only
-transactions) are retried on the next endpoint. A write in that situation
+``Unavailable`` answer other than ``NoLeader``), only idempotent requests
+(ranges, status, read-only transactions) are retried on the next endpoint. A write in that situation
 raises :class:`~etcdwamp.errors.OutcomeUnknown`: it may or may not have been
 applied, and the caller decides (read back, or guard the retry with a
 transaction compare on the mod revision).
@@ -26,9 +26,31 @@ left of it. When it is spent, the call fails with the error of its last
 attempt: :class:`~etcdwamp.errors.RequestTimeout` for a request sent without
 an answer, :class:`~etcdwamp.errors.ConnectFailed` if no endpoint could even
 be reached. During a slow leader election a read therefore fails after
-``timeout`` instead of waiting on one member after another; and since a
-timeout ends the call, the member that did not answer in time is no longer
-the first one the next call tries.
+``timeout`` instead of waiting on one member after another; and the member
+that did not answer in time is demoted, no longer the first one the next call
+tries.
+
+Partitions and hung members
+---------------------------
+Every request and stream carries etcd's require-leader metadata
+(``require_leader=True``): a member cut off from the majority answers
+:class:`~etcdwamp.errors.NoLeader` instead of serving stale data or waiting,
+and etcd ends a watch it serves once it lost its leader. ``NoLeader`` is
+answered before anything is proposed, so *every* request, writes included,
+moves on to the next endpoint. A read (any idempotent request) gets a share of
+the call's ``timeout`` per attempt (``attempt_timeout``), then moves on too;
+the last endpoint gets what is left. A member that timed out or had no leader
+is *demoted* for a back-off period (1 s, doubling to 30 s while it keeps
+failing; see :mod:`etcdwamp.health`): calls try the others first, so a hung
+member costs one attempt, not one per call. ``client.transport.health``
+tells which endpoints are demoted.
+
+A write etcd answers with an error that leaves its outcome open (its own
+request timeout, ``leader changed``: gRPC codes 14, 4, 1) raises
+:class:`~etcdwamp.errors.IndefiniteAnswer`, an
+:class:`~etcdwamp.errors.OutcomeUnknown`: it may have been applied. The
+table of which errors mean "not applied" and which "maybe" is in
+``docs/cluster.rst``.
 
 Cancellation
 ------------
@@ -157,6 +179,13 @@ class Client(OperationsMixin):
         as one transaction (see "Coalescing" above)
     :param coalesce_window: seconds a coalesced call waits for company
         (0: only calls made in the same reactor turn share a transaction)
+    :param require_leader: send etcd's require-leader metadata with every
+        request and stream, so a member cut off from its cluster answers
+        ``NoLeader`` at once and ends its watches (see "Partitions" above)
+    :param attempt_timeout: seconds one attempt of a request that may move to
+        another endpoint (reads, idempotent requests) waits before it does; None
+        (default): an equal share of what is left of ``timeout`` per endpoint
+        not yet tried. The last endpoint gets all that is left.
     """
 
     def __init__(
@@ -182,6 +211,8 @@ class Client(OperationsMixin):
         coalesce_window: float = 0.0,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         max_queued: int = DEFAULT_MAX_QUEUED,
+        require_leader: bool = True,
+        attempt_timeout: float | None = None,
     ) -> None:
         if url is not None and endpoints is not None:
             raise ValueError("give url or endpoints, not both")
@@ -214,6 +245,13 @@ class Client(OperationsMixin):
                             f"{type(coalesce_window).__name__}")
         if coalesce_window < 0:
             raise ValueError("coalesce_window must not be negative")
+        if not isinstance(require_leader, bool):
+            raise TypeError(f"require_leader must be a bool, not {type(require_leader).__name__}")
+        if attempt_timeout is not None and (
+                isinstance(attempt_timeout, bool) or not isinstance(attempt_timeout, (int, float))
+                or not attempt_timeout > 0):
+            raise ValueError(f"attempt_timeout must be a positive number of seconds or None, "
+                             f"not {attempt_timeout!r}")
         self.endpoints: tuple[str, ...] = tuple(u.rstrip("/") for u in urls)
         self.max_request_bytes = max_request_bytes
         self.max_txn_ops = max_txn_ops
@@ -231,7 +269,8 @@ class Client(OperationsMixin):
             http, clock, self.endpoints, timeout=timeout, max_request_bytes=max_request_bytes,
             api_prefix=api_prefix,
             credentials=None if user is None else (user, password or ""),
-            max_connections=max_connections, max_queued=max_queued)
+            max_connections=max_connections, max_queued=max_queued,
+            require_leader=require_leader, attempt_timeout=attempt_timeout)
         self._coalescer: Coalescer | None = None
         if coalesce:
             self._coalescer = Coalescer(self.transport, window=coalesce_window,

@@ -22,6 +22,7 @@ failure branch is part of what the caller asked etcd to do. Only
      |    +-- OutcomeUnknown                   may have been applied
      |         +-- RequestTimeout
      |         +-- ConnectionLost
+     |         +-- IndefiniteAnswer            etcd answered, but not whether it applied it
      +-- ProtocolError                         the gateway sent something unparseable
      +-- WatchCompacted, WatchCanceled         a watch that cannot go on
      +-- LeaseExpired                          a kept-alive lease was lost
@@ -34,7 +35,9 @@ failure branch is part of what the caller asked etcd to do. Only
           |    +-- RevisionCompacted, FutureRevision
           +-- NotFound
           |    +-- LeaseNotFound
-          +-- PermissionDenied, Unauthenticated, Unavailable, DeadlineExceeded,
+          +-- Unavailable
+          |    +-- NoLeader                    the member has no leader: not applied
+          +-- PermissionDenied, Unauthenticated, DeadlineExceeded,
               FailedPrecondition, Unimplemented, Internal, ...
           +-- ResourceExhausted
                +-- NoSpace
@@ -55,11 +58,13 @@ __all__ = [
     "EtcdError",
     "FailedPrecondition",
     "FutureRevision",
+    "IndefiniteAnswer",
     "Internal",
     "InvalidArgument",
     "InvalidRequest",
     "LeaseExpired",
     "LeaseNotFound",
+    "NoLeader",
     "NoSpace",
     "NotFound",
     "OutOfRange",
@@ -124,6 +129,28 @@ class RequestTimeout(OutcomeUnknown):
 
 class ConnectionLost(OutcomeUnknown):
     """The connection broke after the request was sent."""
+
+
+class IndefiniteAnswer(OutcomeUnknown):
+    """etcd answered a request that is not idempotent with an error that does not
+    say whether it was applied: its own request timeout (``request timed out``,
+    ``... possibly due to previous leader failure``), ``leader changed``,
+    a deadline or a cancellation on its side (gRPC codes 14, 4, 1). The
+    proposal may have been committed after the answer was sent: read back, or
+    guard a retry with a compare, as for any :class:`OutcomeUnknown`.
+
+    :ivar code: etcd's gRPC status code
+    :ivar message: etcd's message
+    :ivar http_status: the HTTP status of the gateway's answer
+    """
+
+    def __init__(self, message: str, *, code: int, http_status: int | None,
+                 endpoint: str | None = None) -> None:
+        super().__init__(f"{message} (gRPC code {code}): the request may or may not "
+                         "have been applied", endpoint=endpoint)
+        self.message = message
+        self.code = code
+        self.http_status = http_status
 
 
 class WatchCompacted(EtcdError):
@@ -301,6 +328,12 @@ class Unavailable(ServerError):
     """The member cannot serve now, e.g. it has no leader or timed out (gRPC UNAVAILABLE)."""
 
     grpc_code = 14
+
+
+class NoLeader(Unavailable):
+    """The member answering has no leader (``etcdserver: no leader``): it is cut
+    off from a majority or an election runs. etcd refused the request before
+    proposing it, so it was **not** applied; another member may serve it."""
 
 
 class Unauthenticated(ServerError):

@@ -27,6 +27,7 @@ from twisted.internet import defer
 from twisted.internet import error as ierror
 from twisted.internet.defer import CancelledError, Deferred, DeferredLock
 from twisted.internet.protocol import Protocol as _Protocol
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import _newclient
 from twisted.web.client import URI, Agent, HTTPConnectionPool, ResponseDone, ResponseFailed
@@ -38,12 +39,15 @@ from zope.interface import implementer
 from . import errors
 from ._deferred import dual
 from .budget import DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_QUEUED, ConnectionBudget
+from .health import EndpointHealth
 from .wire import Request, check_size, error_from_response
 from .wire.auth import authenticate_request
+from .wire.errors import is_indefinite
 
 __all__ = [
     "API_PREFIXES",
     "HTTP",
+    "REQUIRE_LEADER_HEADER",
     "AgentHTTP",
     "BodyReader",
     "BytesBody",
@@ -58,6 +62,8 @@ __all__ = [
 
 T = TypeVar("T")
 
+log = Logger()
+
 #: gateway prefixes tried in order: etcd 3.4+, 3.3, 3.2
 API_PREFIXES = ("/v3", "/v3beta", "/v3alpha")
 
@@ -65,6 +71,11 @@ API_PREFIXES = ("/v3", "/v3beta", "/v3alpha")
 KEEPALIVE_CONNECTIONS = 8
 
 _CONTENT_TYPE = b"application/json"
+
+#: etcd's require-leader metadata through the gateway (the Go client's
+#: WithRequireLeader): a member without a leader answers "no leader" at once,
+#: and ends a stream it serves once it has lost its leader.
+REQUIRE_LEADER_HEADER = (b"Grpc-Metadata-hasleader", b"true")
 
 # One encoder for every request: json.dumps with any non-default option
 # builds a new JSONEncoder per call.
@@ -80,6 +91,11 @@ _NOT_SENT = (
     # An incomplete request (e.g. the TLS handshake failed) cannot be processed.
     _newclient.RequestTransmissionFailed,
 )
+
+
+class _QueueTimeout(errors.RequestTimeout):
+    """The attempt's time ran out while waiting for a connection slot: nothing
+    was sent (still a RequestTimeout to callers, as before)."""
 
 
 class BodyReader(_Protocol):
@@ -190,6 +206,9 @@ class HTTP(Protocol):
 
 class TwistedHTTP:
     """What the Twisted HTTP classes share: reading answers, mapping failures."""
+
+    #: send :data:`REQUIRE_LEADER_HEADER` with every request (the transport sets it)
+    require_leader = True
 
     def post(self, endpoint: str, path: str, body: bytes, token: str | None, *,
              stream: bool = False) -> Deferred[Any]:
@@ -303,6 +322,8 @@ class AgentHTTP(TwistedHTTP):
             }
             if token is not None:
                 raw[b"Authorization"] = [token.encode("ascii")]
+            if self.require_leader:
+                raw[REQUIRE_LEADER_HEADER[0]] = [REQUIRE_LEADER_HEADER[1]]
             headers = self._headers[(endpoint, token)] = Headers(raw)
         return headers
 
@@ -338,6 +359,8 @@ class TreqHTTP(TwistedHTTP):
         headers: dict[bytes, list[bytes]] = {b"Content-Type": [_CONTENT_TYPE]}
         if token is not None:
             headers[b"Authorization"] = [token.encode("ascii")]
+        if self.require_leader:
+            headers[REQUIRE_LEADER_HEADER[0]] = [REQUIRE_LEADER_HEADER[1]]
         if stream:
             return self._client.post(endpoint + path, data=body, headers=headers,
                                      unbuffered=True)
@@ -381,8 +404,22 @@ class Transport:
                  timeout: float, max_request_bytes: int, api_prefix: str | None = None,
                  credentials: tuple[str, str] | None = None,
                  max_connections: int = DEFAULT_MAX_CONNECTIONS,
-                 max_queued: int = DEFAULT_MAX_QUEUED) -> None:
+                 max_queued: int = DEFAULT_MAX_QUEUED,
+                 require_leader: bool = True,
+                 attempt_timeout: float | None = None) -> None:
+        if attempt_timeout is not None and not attempt_timeout > 0:
+            raise ValueError("attempt_timeout must be a positive number of seconds (or None)")
         self.http = http
+        # Every request and stream carries it (see REQUIRE_LEADER_HEADER); an
+        # injected HTTP without the attribute sends what it sends.
+        self.require_leader = require_leader
+        if hasattr(http, "require_leader"):
+            http.require_leader = require_leader
+        #: seconds one attempt may take before an idempotent request moves on
+        #: to the next endpoint (None: an equal share of what is left)
+        self.attempt_timeout = attempt_timeout
+        #: endpoints demoted after a timeout or "no leader" (see etcdwamp.health)
+        self.health = EndpointHealth(clock)
         self.clock = clock
         self.endpoints: tuple[str, ...] = tuple(endpoints)
         self.timeout = timeout
@@ -406,17 +443,34 @@ class Transport:
 
     @property
     def endpoint(self) -> str:
-        """The endpoint requests currently go to first."""
-        return self.endpoints[self.preferred]
+        """The endpoint requests currently go to first (healthy, or the one whose
+        demotion ends first)."""
+        return self.endpoints[self._indices()[0]]
 
     def order(self) -> list[str]:
-        """The endpoints in the order the next request tries them."""
-        n = len(self.endpoints)
-        return [self.endpoints[(self.preferred + i) % n] for i in range(n)]
+        """The endpoints in the order the next request tries them: healthy ones
+        first, from the one that answered last, then the demoted ones."""
+        return [self.endpoints[i] for i in self._indices()]
 
     def _indices(self) -> list[int]:
-        n = len(self.endpoints)
-        return [(self.preferred + i) % n for i in range(n)]
+        return self.health.order(self.endpoints, self.preferred)
+
+    def demote(self, endpoint: str, reason: str) -> None:
+        """Try ``endpoint`` after the others for a back-off period (it timed out,
+        has no leader, or failed a probe)."""
+        until = self.health.demote(endpoint, reason)
+        log.info("etcd endpoint {endpoint} demoted for {seconds:.1f}s: {reason}",
+                 endpoint=endpoint, seconds=until - self.clock.seconds(), reason=reason)
+
+    def attempt_limit(self, deadline: float, remaining: int) -> float:
+        """Seconds the next attempt may take when ``remaining`` endpoints (this
+        one included) are left to try by ``deadline``: the last gets all that
+        is left; the others ``attempt_timeout`` or an equal share."""
+        left = self.left(deadline)
+        if remaining <= 1:
+            return left
+        share = left / remaining if self.attempt_timeout is None else self.attempt_timeout
+        return min(left, share)
 
     def deadline(self, timeout: float | None) -> float:
         """When a call starting now with ``timeout`` (None: the client's) must end."""
@@ -503,11 +557,23 @@ class Transport:
         token = await self.current_token()
         # Nothing runs between reading the token and posting: the stream
         # carries exactly this one.
-        response = await self._timed(
-            endpoint, self.http.post(endpoint, prefix + path, body, token, stream=True), None)
+        # The answer's headers come with the first frame, at once on a healthy
+        # member: a stream waits one attempt's share, then its owner moves on.
+        limit = self.attempt_limit(self.deadline(None), len(self.endpoints))
+        try:
+            response = await self._timed(
+                endpoint, self.http.post(endpoint, prefix + path, body, token, stream=True),
+                limit)
+        except errors.RequestTimeout:
+            self.demote(endpoint, "no answer in time")
+            raise
         if response.code != 200:
             content = await read_body(response)
-            raise error_from_response(int(response.code), content)
+            err = error_from_response(int(response.code), content)
+            if isinstance(err, errors.Unavailable):
+                self.demote(endpoint, err.message)
+            raise err
+        self.health.succeeded(endpoint)
         return StreamOpened(response, endpoint, token)
 
     async def _call_once(self, request: Request[T], deadline: float | None = None,
@@ -524,7 +590,11 @@ class Transport:
         # index -1: a pinned member, whose answer says nothing about failover order
         targets = ([(i, self.endpoints[i]) for i in self._indices()] if only is None
                    else [(-1, only.rstrip("/"))])
-        for index, endpoint in targets:
+        # A blocking request (its own timeout: a lock waits as long as its
+        # caller allows) and a request that cannot move on after it was sent
+        # get all that is left; the others a share, then the next endpoint.
+        shared = request.timeout is None and request.idempotent
+        for position, (index, endpoint) in enumerate(targets):
             if self.left(deadline) <= 0:
                 if failures:
                     break  # the last attempt's failure is the answer
@@ -532,35 +602,47 @@ class Transport:
                 # still the timeout's error, the type callers handle timeouts by.
                 raise errors.RequestTimeout(
                     f"the timeout ran out before {request.path} was sent", endpoint=endpoint)
+            attempt_deadline = (
+                self.clock.seconds() + self.attempt_limit(deadline, len(targets) - position)
+                if shared else deadline)
             try:
                 status, content = await self._send(endpoint, request.path, body,
                                                    idempotent=request.idempotent,
-                                                   deadline=deadline, budget=budget)
+                                                   deadline=attempt_deadline, budget=budget)
+            except _QueueTimeout as exc:
+                # Nothing was sent: any request may try the next endpoint.
+                failures.append(exc)
+                continue
             except errors.ConnectFailed as exc:
                 failures.append(exc)
                 continue
             except errors.OutcomeUnknown as exc:
-                if (isinstance(exc, errors.RequestTimeout) and request.timeout is None
-                        and index >= 0 and self.preferred == index):
-                    # A timeout now ends the call, so no retry moves on from a
-                    # hung member: the next call starts with another one. (Not
-                    # for a request with its own timeout, e.g. a lock that
-                    # waited as long as its caller allowed.)
-                    self.preferred = (index + 1) % len(self.endpoints)
+                if isinstance(exc, errors.RequestTimeout) and index >= 0:
+                    # Whether the member hangs or is just slow, calls should
+                    # not queue behind it: try it after the others for a while.
+                    self.demote(endpoint, "no answer in time")
                 if not request.idempotent:
                     raise
                 failures.append(exc)
                 continue
             if status != 200:
                 err = error_from_response(status, content)
-                if isinstance(err, errors.Unavailable) and request.idempotent:
-                    failures.append(err)
-                    continue
+                if isinstance(err, errors.Unavailable):
+                    if index >= 0:
+                        self.demote(endpoint, err.message)
+                    if request.idempotent or isinstance(err, errors.NoLeader):
+                        # "no leader" is answered before etcd proposes anything.
+                        failures.append(err)
+                        continue
+                if not request.idempotent and is_indefinite(err):
+                    raise errors.IndefiniteAnswer(err.message, code=err.code,
+                                                  http_status=err.http_status,
+                                                  endpoint=endpoint) from err
                 if index >= 0:
-                    self.preferred = index
+                    self._answered(index, endpoint)
                 raise err
             if index >= 0:
-                self.preferred = index
+                self._answered(index, endpoint)
             try:
                 decoded = json.loads(content)
             except ValueError as exc:
@@ -578,6 +660,11 @@ class Transport:
         # latest such failure (not a ConnectFailed, which would claim "not sent").
         raise next(f for f in reversed(failures) if not isinstance(f, errors.ConnectFailed))
 
+    def _answered(self, index: int, endpoint: str) -> None:
+        """``endpoint`` answered: the next call starts there, and it is healthy."""
+        self.preferred = index
+        self.health.succeeded(endpoint)
+
     async def _send(self, endpoint: str, path: str, body: bytes, *, idempotent: bool,
                     deadline: float, budget: ConnectionBudget | None) -> tuple[int, bytes]:
         """POST to one endpoint, ending by ``deadline``, holding a slot of it in
@@ -588,7 +675,10 @@ class Transport:
         :raises Busy: no slot free and the budget's queue is full
         """
         if budget is not None and not budget.take(endpoint):
-            await budget.wait(endpoint, self.left(deadline))
+            try:
+                await budget.wait(endpoint, self.left(deadline))
+            except errors.RequestTimeout as exc:
+                raise _QueueTimeout(str(exc), endpoint=endpoint) from None
         try:
             # Detecting the prefix is an exchange too: inside the slot.
             prefix = (self.api_prefix or self.prefixes.get(endpoint)

@@ -75,6 +75,8 @@ class Client(_TwistedClient):
         coalesce_window: float = 0.0,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         max_queued: int = DEFAULT_MAX_QUEUED,
+        require_leader: bool = True,
+        attempt_timeout: float | None = None,
     ) -> None:
         clock = LoopClock(loop)
         super().__init__(
@@ -83,7 +85,8 @@ class Client(_TwistedClient):
             max_request_bytes=max_request_bytes, max_txn_ops=max_txn_ops, user=user,
             password=password, ca_file=ca_file, cert_file=cert_file, key_file=key_file,
             coalesce=coalesce, coalesce_window=coalesce_window,
-            max_connections=max_connections, max_queued=max_queued)
+            max_connections=max_connections, max_queued=max_queued,
+            require_leader=require_leader, attempt_timeout=attempt_timeout)
 
     @staticmethod
     def _default_http(reactor: object, *, connect_timeout: float, pool_size: int,

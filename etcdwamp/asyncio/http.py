@@ -24,6 +24,7 @@ from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
 
 from .. import errors
+from ..transport import REQUIRE_LEADER_HEADER
 from .clock import LoopClock
 
 __all__ = ["AiohttpHTTP", "ConnectingCancelled", "StreamedResponse", "ssl_context"]
@@ -136,6 +137,9 @@ class AiohttpHTTP:
     """:class:`~etcdwamp.transport.HTTP` over one ``aiohttp.ClientSession``
     (made on first use, inside the running loop)."""
 
+    #: send the require-leader header with every request (the transport sets it)
+    require_leader = True
+
     def __init__(self, clock: LoopClock, *, connect_timeout: float, pool_size: int,
                  tls: ssl.SSLContext | None = None) -> None:
         self._clock = clock
@@ -166,6 +170,8 @@ class AiohttpHTTP:
             headers = {"Content-Type": "application/json"}
             if token is not None:
                 headers["Authorization"] = token
+            if self.require_leader:
+                headers[REQUIRE_LEADER_HEADER[0].decode()] = REQUIRE_LEADER_HEADER[1].decode()
             self._headers[token] = headers
         return headers
 

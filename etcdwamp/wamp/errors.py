@@ -51,6 +51,9 @@ class ErrorUris:
         #: a stored value the component cannot decode or carry (per row, in results)
         self.bad_value = f"{prefix}.error.bad_value"
         self.unavailable = f"{prefix}.error.unavailable"
+        #: a write was sent but not confirmed (no answer in time, a lost
+        #: connection, etcd's own timeout): it may or may not have been applied
+        self.outcome_unknown = f"{prefix}.error.outcome_unknown"
         self.permission_denied = f"{prefix}.error.permission_denied"
         self.internal = f"{prefix}.error.internal"
 
@@ -62,14 +65,19 @@ def _public(exc: BaseException) -> str:
 
 
 def to_application_error(uris: ErrorUris, exc: BaseException,
-                         quiet: QuietLog | None = None) -> ApplicationError:
+                         quiet: QuietLog | None = None, *,
+                         write: bool = False) -> ApplicationError:
     """The ``ApplicationError`` a caller sees for ``exc`` (never a traceback, never internals).
 
     ``quiet`` logs the detail of expected server-side failures (etcd away,
     storage full, the component's own etcd login refused), once a minute per
     kind; without it they are logged every time. Cancellation is not an error
     of the procedure: callers of this re-raise ``CancelledError`` instead (see
-    the component's ``_guarded``)."""
+    the component's ``_guarded``).
+
+    ``write``: the procedure writes, so an :class:`~etcdwamp.errors.OutcomeUnknown`
+    is ``outcome_unknown`` (it may have been applied: a caller that retries
+    blindly may apply it twice); for a read it is only ``unavailable``."""
     if isinstance(exc, ApplicationError):
         return exc
     if isinstance(exc, (TransactionConflict, UniqueViolation)):
@@ -100,6 +108,11 @@ def to_application_error(uris: ErrorUris, exc: BaseException,
         _detail(quiet, "busy", exc, "calls refused: too many already wait for etcd")
         return ApplicationError(uris.busy, "too many calls are waiting for the store; "
                                 "try again later")
+    if write and isinstance(exc, errors.OutcomeUnknown):
+        _detail(quiet, "outcome_unknown", exc, "a write was not confirmed")
+        return ApplicationError(uris.outcome_unknown, "the store did not confirm the write: "
+                                "it may or may not have been applied; read it back before "
+                                "trying again")
     if isinstance(exc, (errors.TransportError, errors.Unavailable,
                         errors.DeadlineExceeded)):
         _detail(quiet, "unavailable", exc, "etcd did not answer")

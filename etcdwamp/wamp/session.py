@@ -290,7 +290,7 @@ class EtcdWampSession:
             if failure.check(CancelledError, ApplicationError):
                 return failure
             assert isinstance(failure.value, BaseException)
-            raise to_application_error(self.uris, failure.value, self.quiet)
+            raise to_application_error(self.uris, failure.value, self.quiet, write=write)
 
         write = uri.rsplit(".", 1)[-1] in _WRITES
 

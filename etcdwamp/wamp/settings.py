@@ -199,6 +199,9 @@ class EtcdSettings:
     #: calls that may wait for one of those connections; beyond it callers get
     #: ``<prefix>.error.busy`` at once instead of waiting out their timeout
     max_queued: int = DEFAULT_MAX_QUEUED
+    #: seconds a read waits on one member before it tries the next (None: an
+    #: equal share of ``timeout`` per member; see :class:`etcdwamp.Client`)
+    attempt_timeout: float | None = None
 
     @classmethod
     def parse(cls, raw: Any) -> EtcdSettings:
@@ -250,6 +253,12 @@ class EtcdSettings:
         if (isinstance(window, bool) or not isinstance(window, (int, float))
                 or not 0 <= window <= 1):
             raise SettingsError(f"{where}.coalesce_window must be a number of seconds in [0, 1]")
+        attempt = raw.get("attempt_timeout", _default(cls, "attempt_timeout"))
+        if attempt is not None and (isinstance(attempt, bool)
+                                    or not isinstance(attempt, (int, float))
+                                    or not 0 < attempt <= timeout):
+            raise SettingsError(f"{where}.attempt_timeout must be a positive number of seconds, "
+                                "at most timeout")
         limits: dict[str, int] = {}
         for name, least in (("max_connections", 1), ("max_queued", 0)):
             value = raw.get(name, _default(cls, name))
@@ -266,7 +275,8 @@ class EtcdSettings:
                    password=password, coalesce=coalesce, coalesce_window=float(window),
                    namespace=b"" if namespace is None else namespace.encode("utf-8"),
                    max_connections=limits["max_connections"],
-                   max_queued=limits["max_queued"], **files)
+                   max_queued=limits["max_queued"],
+                   attempt_timeout=None if attempt is None else float(attempt), **files)
 
 
 @dataclass(frozen=True)

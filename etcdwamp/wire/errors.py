@@ -17,7 +17,7 @@ from typing import Any
 
 from .. import errors as e
 
-__all__ = ["error_from_response", "stream_error"]
+__all__ = ["error_from_response", "is_indefinite", "stream_error"]
 
 _BY_CODE: dict[int, type[e.ServerError]] = {
     cls.grpc_code: cls
@@ -81,6 +81,9 @@ def error_from_response(http_status: int, body: bytes) -> e.ServerError:
         if needle in message:
             cls = specific
             break
+    # Only as UNAVAILABLE: "election: no leader" (nobody campaigns) is another error.
+    if cls is e.Unavailable and "no leader" in message:
+        cls = e.NoLeader
     return cls(message, code=code, http_status=http_status, details=details)
 
 
@@ -94,3 +97,23 @@ def stream_error(err: Any) -> e.ServerError:
     message = err.get("message") or err.get("error") or ""
     body = json.dumps({"code": code, "message": message}).encode()
     return error_from_response(http if isinstance(http, int) else 500, body)
+
+
+# Answers that prove the request was refused before etcd proposed it.
+_DEFINITE_MESSAGES = ("not capable", "unhealthy cluster", "not leader", "too many requests",
+                      "authentication failed", "permission denied", "invalid auth token")
+
+# gRPC codes after which a proposal may still be committed: UNAVAILABLE
+# (etcd's own request timeout, "leader changed", "server stopped", the
+# gateway's lost connection to its member), DEADLINE_EXCEEDED, CANCELLED,
+# and UNKNOWN/INTERNAL as a proxy reports a dropped upstream (502/504).
+_INDEFINITE_CODES = frozenset((1, 4, 14))
+
+
+def is_indefinite(err: e.ServerError) -> bool:
+    """Whether ``err``, answered to a write, leaves open whether it was applied."""
+    if isinstance(err, e.NoLeader) or any(needle in err.message for needle in _DEFINITE_MESSAGES):
+        return False
+    if err.code in _INDEFINITE_CODES:
+        return True
+    return err.code in (2, 13) and err.http_status in (502, 504)

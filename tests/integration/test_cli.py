@@ -7,6 +7,7 @@ import os
 import selectors
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -60,6 +61,25 @@ def revision(url: str) -> int:
 
 
 # -- kv ----------------------------------------------------------------------------
+
+def test_a_hung_first_endpoint_costs_a_read_one_attempt_timeout(etcd: EtcdCluster,
+                                                                 prefix: bytes) -> None:
+    """A member that accepts connections and never answers (as a SIGSTOPped etcd
+    does: the kernel still completes the handshake), listed first: the read
+    moves on after --attempt-timeout, not after --timeout."""
+    key = prefix.decode() + "k"
+    ok("--endpoints", etcd.url, "put", key, "v")
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(16)
+        url = f"http://127.0.0.1:{hung.getsockname()[1]}"
+        started = time.monotonic()
+        out = ok("--endpoints", f"{url},{etcd.url}", "--attempt-timeout", "0.5", "get", key)
+        elapsed = time.monotonic() - started
+    assert out == f"{key}\nv\n"
+    assert elapsed < 4.0, elapsed  # 0.5 s on the hung one + start-up, far from --timeout 10
+
+
 
 def test_put_get_del_like_etcdctl(etcd: EtcdCluster, prefix: bytes) -> None:
     p, url = prefix.decode(), etcd.url

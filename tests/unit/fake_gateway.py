@@ -58,6 +58,8 @@ class Call:
     body: Any  # the decoded JSON (for /watch: the list of requests in the body)
     token: str | None
     at: float  # the clock's time when it arrived
+    host: str = ""  # the endpoint's host name it was sent to
+    leader_required: bool = False  # sent with Grpc-Metadata-hasleader: true
 
 
 @dataclass
@@ -132,6 +134,10 @@ class FakeEtcd(Resource):
         #: paths (e.g. "/lease/keepalive") answered 503 Unavailable, as by a member
         #: without leader
         self.unavailable: set[str] = set()
+        #: what those answers say
+        self.unavailable_message = "etcdserver: no leader"
+        #: host names whose every request is answered so (one member without leader)
+        self.unavailable_hosts: set[str] = set()
         #: paths whose requests are never answered (a hung member)
         self.hang: set[str] = set()
         #: paths whose requests wait for release() (to have several in flight at once;
@@ -229,7 +235,11 @@ class FakeEtcd(Resource):
         body = _split_json(raw) if path == "/watch" else json.loads(raw)
         raw_auth = request.getHeader(b"authorization")
         auth = None if raw_auth is None else raw_auth.decode()
-        self.calls.append(Call(path, body, auth, self.clock.seconds()))
+        host = (request.getHeader(b"host") or b"").decode().split(":")[0]
+        required = request.getHeader(b"grpc-metadata-hasleader") == b"true"
+        self.calls.append(Call(path, body, auth, self.clock.seconds(), host, required))
+        if host in self.unavailable_hosts:
+            return self._answer(request, 14, self.unavailable_message)
         if path in self.hang:
             return NOT_DONE_YET
         if path in self.hold:
@@ -255,7 +265,7 @@ class FakeEtcd(Resource):
                  auth: str | None) -> bytes | int:
         self._expire_leases()
         if path in self.unavailable:
-            return self._answer(request, 14, "etcdserver: no leader")
+            return self._answer(request, 14, self.unavailable_message)
         if self.users is not None and path != "/auth/authenticate":
             if auth is None:
                 return self._answer(request, 3, "etcdserver: user name is empty")

@@ -80,14 +80,38 @@ def ends_when_the_budget_is_spent(seen: list[tuple[float, Any]], clock: Clock,
     assert isinstance(result, Failure) and result.check(e.RequestTimeout), result
 
 
-def test_a_read_to_three_members_that_never_answer_fails_at_the_timeout() -> None:
-    """Not at three times the timeout: the first attempt had the whole budget."""
+def test_a_read_to_three_members_that_never_answer_tries_each_and_fails_at_the_timeout() -> None:
+    """Each attempt gets ``attempt_timeout``, the last one what is left, and the
+    call ends at its timeout, not at three times it."""
+    client, etcd, stub, clock = cluster(attempt_timeout=0.5)
+    etcd.hang.add(RANGE)
+    at, failure = when_it_fails(client.get(b"k"), clock, stub)
+    assert failure.check(e.RequestTimeout), failure
+    assert at == TIMEOUT, at
+    assert [c.at for c in etcd.calls_to(RANGE)] == [0.0, 0.5, 1.0]
+
+
+def test_by_default_each_attempt_gets_an_equal_share_of_what_is_left() -> None:
+    """Three endpoints, 2 s: a third each (to the clock's step), not 2 s for the first."""
     client, etcd, stub, clock = cluster()
     etcd.hang.add(RANGE)
     at, failure = when_it_fails(client.get(b"k"), clock, stub)
     assert failure.check(e.RequestTimeout), failure
     assert at == TIMEOUT, at
-    assert len(etcd.calls_to(RANGE)) == 1
+    times = [c.at for c in etcd.calls_to(RANGE)]
+    assert len(times) == 3
+    for got, share in zip(times, (0.0, TIMEOUT / 3, 2 * TIMEOUT / 3), strict=True):
+        assert share <= got < share + STEP, times
+
+
+def test_a_write_is_not_cut_into_shares() -> None:
+    """A write cannot move on once sent, so its one attempt gets the whole timeout."""
+    client, etcd, stub, clock = cluster(attempt_timeout=0.5)
+    etcd.hang.add("/kv/put")
+    at, failure = when_it_fails(client.put(b"k", b"v"), clock, stub)
+    assert failure.check(e.RequestTimeout), failure
+    assert at == TIMEOUT, at
+    assert len(etcd.calls_to("/kv/put")) == 1
 
 
 def test_a_write_that_never_gets_an_answer_fails_at_the_timeout() -> None:
@@ -99,9 +123,9 @@ def test_a_write_that_never_gets_an_answer_fails_at_the_timeout() -> None:
 
 
 def test_failover_attempts_share_one_deadline() -> None:
-    """Each member answers Unavailable after 0.75s (a member without leader):
-    the read moves on to the next with what is left of the budget, and the
-    third attempt, given only 0.5s, ends the call at the timeout with
+    """Each member answers Unavailable after 0.5s (within its share of the
+    2s): the read moves on to the next with what is left of the budget, and
+    the third attempt, given the 1s left, ends the call at the timeout with
     RequestTimeout."""
     client, etcd, stub, clock = cluster()
     etcd.hold.add(RANGE)
@@ -111,14 +135,14 @@ def test_failover_attempts_share_one_deadline() -> None:
     flush(stub)
     for attempt in (1, 2):
         assert len(etcd.held) == 1 and len(etcd.calls_to(RANGE)) == attempt
-        advance(clock, stub, 0.75)
+        advance(clock, stub, 0.5)
         etcd.unavailable.add(RANGE)
         etcd.release()  # answered 503, as a member without leader does
         etcd.unavailable.clear()
         flush(stub)
         assert not seen, f"gave up after attempt {attempt}: {seen}"
     assert len(etcd.calls_to(RANGE)) == 3
-    ends_when_the_budget_is_spent(seen, clock, stub, 0.5, "the last attempt")
+    ends_when_the_budget_is_spent(seen, clock, stub, 1.0, "the last attempt")
     assert len(etcd.calls_to(RANGE)) == 3
 
 
@@ -194,18 +218,20 @@ def test_a_caller_waiting_for_another_callers_login_ends_at_its_own_timeout() ->
     at, failure = when_it_fails(first, clock, stub)
     assert failure.check(e.RequestTimeout), failure
     assert at == TIMEOUT, at
-    assert len(etcd.calls_to("/auth/authenticate")) == 1
+    # The login moved on from member to member within the client's timeout.
+    assert len(etcd.calls_to("/auth/authenticate")) == 3
 
 
 def test_the_next_call_avoids_the_member_that_timed_out() -> None:
-    """A timeout ends the call before any failover, so a hung member would
-    otherwise catch every later call too: the next one starts elsewhere."""
+    """A write that timed out could not move on; the member it hung on is
+    demoted, so the next call starts elsewhere at once."""
     client, etcd, stub, clock = cluster()
     etcd.put(b"k", b"v")
     assert client.endpoint == ENDPOINTS[0]
-    etcd.hang.add(RANGE)
-    when_it_fails(client.get(b"k"), clock, stub)
+    etcd.hang.add("/kv/put")
+    when_it_fails(client.put(b"k", b"w"), clock, stub)
     assert client.endpoint == ENDPOINTS[1]
+    assert not client.transport.health.is_healthy(ENDPOINTS[0])
     etcd.hang.clear()
     got: list[Any] = []
     client.get(b"k").addBoth(got.append)

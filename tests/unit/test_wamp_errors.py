@@ -60,6 +60,35 @@ def test_server_side_errors_reveal_no_internals(exc: BaseException, suffix: str)
         assert leak not in text, (leak, text)
 
 
+@pytest.mark.parametrize("exc", [
+    e.RequestTimeout(f"no answer from {URL} within 9.99975848197937s", endpoint=URL),
+    e.ConnectionLost(f"connection to {URL} lost before a complete answer", endpoint=URL),
+    e.IndefiniteAnswer("etcdserver: request timed out", code=14, http_status=503,
+                       endpoint=URL),
+])
+def test_an_unconfirmed_write_is_outcome_unknown_and_a_read_is_unavailable(
+        exc: BaseException) -> None:
+    """A caller told "unavailable" after a write that etcd applied would retry it:
+    a write's open outcome has its own URI; a read's is just a failed read."""
+    log = RecordingLog()
+    quiet = QuietLog(Clock().seconds, log=log)
+    err = to_application_error(URIS, exc, quiet, write=True)
+    assert err.error == "etcd.error.outcome_unknown"
+    text = " ".join(str(a) for a in err.args)
+    assert "may or may not" in text
+    for leak in ("127.0.0.1", "http", "9.99", "etcdserver", "code 14"):
+        assert leak not in text, (leak, text)
+    assert to_application_error(URIS, exc, quiet).error == "etcd.error.unavailable"
+
+
+def test_a_write_refused_for_want_of_a_leader_is_unavailable_not_unknown() -> None:
+    """NoLeader and ConnectFailed say "not applied": retrying is safe."""
+    for exc in (e.NoLeader("etcdserver: no leader", code=14, http_status=503),
+                e.ConnectFailed(f"cannot connect to {URL}", endpoint=URL)):
+        err = to_application_error(URIS, exc, write=True)
+        assert err.error == "etcd.error.unavailable", exc
+
+
 def test_expected_failures_log_their_detail_once_a_minute() -> None:
     """The log gets the detail (endpoint included) without a traceback, once per kind per
     interval; the next line says how many were suppressed."""

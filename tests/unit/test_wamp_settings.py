@@ -63,6 +63,13 @@ def test_connection_limits_default_for_a_router_worker_and_are_validated() -> No
             Settings.from_extra({**GOOD, "etcd": {"endpoints": ["http://a"], **bad}})
 
 
+def test_attempt_timeout_defaults_to_a_share_and_reaches_the_client() -> None:
+    assert Settings.from_extra(GOOD).etcd.attempt_timeout is None
+    s = Settings.from_extra({**GOOD, "etcd": {"endpoints": ["http://a"], "timeout": 6,
+                                              "attempt_timeout": 1.5}})
+    assert s.etcd.attempt_timeout == 1.5
+
+
 def test_rules_tls_and_secrets_from_the_environment(tmp_path: Any,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     ca = tmp_path / "ca.pem"
@@ -158,6 +165,10 @@ def test_committed_node_config_is_valid() -> None:
     ({"etcd": {"endpoints": ["http://a"], "coalesce": 1}}, "coalesce must be"),
     ({"etcd": {"endpoints": ["http://a"], "coalesce_window": 5}}, "coalesce_window"),
     ({"etcd": {"endpoints": ["http://a"], "namespace": ""}}, "namespace must be a key prefix"),
+    ({"etcd": {"endpoints": ["http://a"], "attempt_timeout": 0}}, "attempt_timeout must be"),
+    ({"etcd": {"endpoints": ["http://a"], "attempt_timeout": 11}}, "at most timeout"),
+    ({"etcd": {"endpoints": ["http://a"], "attempt_timeout": "2"}}, "attempt_timeout must be"),
+    ({"etcd": {"endpoints": ["http://a"], "attempt_timeout": True}}, "attempt_timeout must be"),
     ({"etcd": {"endpoints": ["http://a"], "namespace": "tenant1"}}, "ending in"),
     ({"checkpoint_interval": -1}, "checkpoint_interval must be"),
     ({"checkpoint_interval": "0.1"}, "checkpoint_interval must be"),
