@@ -53,9 +53,11 @@ STALL_BOUND = 10.0
 #: it started (it worked around the fault for a while), or for :data:`HOLD_MAX`
 MIN_HOLD = 5.0
 HOLD_MAX = STALL_BOUND + 5.0
-#: cut-and-heal: how many times, and how long each cut is held at most
+#: cut-and-heal: how many times, and how long each cut is held (as :data:`MIN_HOLD`
+#: and :data:`HOLD_MAX` for a single fault)
 CYCLES = 10
-CYCLE_HOLD_MAX = 3.0
+CYCLE_MIN_HOLD = 2.0
+CYCLE_HOLD_MAX = 4.0
 #: the pause between two calls of one workload actor
 PACE = 0.02
 #: where the fault table goes (besides the terminal)
@@ -295,24 +297,28 @@ def test_hang_the_member_the_clients_use(lab: NetnsCluster, table: Callable[[str
 
 def test_cut_and_heal_ten_times(lab: NetnsCluster, table: Callable[[str], None],
                                 tmp_path: Path) -> None:
-    """The first endpoint is cut and healed 10 times in a row, each cut held until
-    everything served past it (at most :data:`CYCLE_HOLD_MAX`), each heal until the
-    member is healthy and everything served past it again: no event lost or repeated
-    across the moves back and forth."""
+    """The members are cut off and healed in turn, 10 times in a row, the clients' first
+    endpoint first (so whichever member a watch or a lease moved to is cut too, and the
+    leader now and then). Each cut is held until every part served something begun
+    :data:`CYCLE_MIN_HOLD` after it (at most :data:`CYCLE_HOLD_MAX`), each heal until
+    the member is healthy and every part served past it: no event lost or repeated,
+    no stale read, across all the moves back and forth."""
     first = a_follower(lab)
+    turns = [first, *(m for m in lab.members if m is not first)]
 
     def inflict(load: WorkloadProcess) -> list[tuple[float, float]]:
         faults = []
-        for _ in range(CYCLES):
-            lab.cut(first)
+        for i in range(CYCLES):
+            member = turns[i % len(turns)]
+            lab.cut(member)
             start = time.monotonic()
-            end = hold(load, start, least=0.0, most=CYCLE_HOLD_MAX)
-            lab.heal(first)
+            end = hold(load, start, least=CYCLE_MIN_HOLD, most=CYCLE_HOLD_MAX)
+            lab.heal(member)
             faults.append((start, end))
-            lab.wait_healthy([first], timeout=60)
+            lab.wait_healthy([member], timeout=60)
             healed = time.monotonic()
             load.wait(load.served_since(healed), timeout=STALL_BOUND)
         return faults
 
-    scenario(lab, table, tmp_path, f"cut+heal first endpoint x{CYCLES}", first, inflict,
-             recover_within=None)
+    scenario(lab, table, tmp_path, f"cut+heal each member in turn x{CYCLES}", first,
+             inflict, recover_within=None)
