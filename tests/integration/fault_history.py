@@ -245,7 +245,7 @@ def analyse(history: dict[str, Any], fault: str, *,
 
     overruns = []
     for op in ops:
-        limit = history["wamp_timeout" if op["actor"] == "wamp" else "timeout"] + slack
+        limit = history["wamp_timeout" if _group(op["actor"]) == "wamp" else "timeout"] + slack
         took = None if op["complete"] is None else op["complete"] - op["invoke"]
         if took is None or took > limit:
             overruns.append(f"{op['actor']} {op['kind']} {op['key']}: "

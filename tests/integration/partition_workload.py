@@ -9,7 +9,8 @@ cluster's members), then, until told ``stop`` on stdin (or stdin closes):
   client (a healthy member first) so that events keep coming whatever the
   test client does;
 - readers do linearizable ``get``s through each client;
-- a WAMP session of the writer role calls ``kv.put``/``kv.get`` on the component;
+- a WAMP session of the writer role calls ``kv.put`` and ``kv.get`` on the component
+  (one actor each);
 - the test client watches the prefix, and the same WAMP session subscribes to the
   component's events for it.
 
@@ -21,7 +22,7 @@ URI); so is every watch and WAMP event with the time it arrived. After ``stop``
 the workload lets its calls end (each within its timeout), reads etcd's own
 history of the prefix with plain HTTP (a watch from revision 1, not the client
 under test), waits a bounded time for both channels to deliver it, and writes
-everything as JSON.
+everything as JSON (the Crossbar node's log beside it, as ``crossbar.log``).
 
 Lines on stdout, each ``WORD JSON``: ``crossbar`` (the node's PID), ``ready``,
 ``progress`` (at most every 0.1 s, when it changed: counters, and how ``fresh`` each
@@ -36,6 +37,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import shutil
 import sys
 import time
 import urllib.request
@@ -130,7 +132,7 @@ class Workload:
             return op, None
         op["complete"] = time.monotonic()
         op["outcome"] = "ok"
-        client = "test" if actor.startswith("test-") else "calls" if actor == "wamp" else ""
+        client = {"test": "test", "wamp": "calls"}.get(actor.split("-")[0], "")
         if client:
             self.fresh[client] = max(self.fresh[client], op["invoke"])
         if kind == "write":
@@ -168,22 +170,26 @@ class Workload:
                 op["value"] = _text(got.first.value) if got.first is not None else None
             await self.pace()
 
-    async def wamp_caller(self, session: Any) -> None:
-        """Alternate ``kv.put`` and ``kv.get`` through the component."""
+    async def wamp_writer(self, session: Any, first_key: int) -> None:
         n = 0
         while not self.stopping:
-            key = self.keys[n % len(self.keys)]
-            if n % 2 == 0:
-                value = f"wamp-{n}"
-                await self.record("wamp", "write", key, value,
-                                  lambda k=key, v=value: session.call("etcd.kv.put", k, v),
-                                  _wamp_outcome)
-            else:
-                op, got = await self.record("wamp", "read", key, None,
-                                            lambda k=key: _wamp_get(session, k), _wamp_outcome)
-                if op["outcome"] == "ok":
-                    op["value"] = got["value"]
+            key = self.keys[(first_key + n) % len(self.keys)]
+            value = f"wamp-w-{n}"
             n += 1
+            await self.record("wamp-w", "write", key, value,
+                              lambda k=key, v=value: session.call("etcd.kv.put", k, v),
+                              _wamp_outcome)
+            await self.pace()
+
+    async def wamp_reader(self, session: Any, first_key: int) -> None:
+        n = 0
+        while not self.stopping:
+            key = self.keys[(first_key + n) % len(self.keys)]
+            n += 1
+            op, got = await self.record("wamp-r", "read", key, None,
+                                        lambda k=key: _wamp_get(session, k), _wamp_outcome)
+            if op["outcome"] == "ok":
+                op["value"] = got["value"]
             await self.pace()
 
     async def pace(self) -> None:
@@ -226,7 +232,7 @@ class Workload:
             self.writer("test-w0", test, 0), self.writer("test-w1", test, 1),
             self.writer("steady-w", steady, 2),
             self.reader("test-r", test, 0), self.reader("steady-r", steady, 1),
-            self.wamp_caller(session), self.progress(),
+            self.wamp_writer(session, 3), self.wamp_reader(session, 2), self.progress(),
         ]
         running = [Deferred.fromCoroutine(c) for c in loops]
         await self.stopped
@@ -391,6 +397,9 @@ def main() -> None:
         workload = Workload(config, node)
         task.react(lambda _reactor: Deferred.fromCoroutine(workload.run()))
     finally:
+        # The node's directory goes with it: its log stays beside the history.
+        with contextlib.suppress(OSError):
+            shutil.copy(node.log_path, Path(config["history"]).with_name("crossbar.log"))
         node.stop()
 
 

@@ -56,8 +56,8 @@ HOLD_MAX = STALL_BOUND + 5.0
 #: cut-and-heal: how many times, and how long each cut is held (as :data:`MIN_HOLD`
 #: and :data:`HOLD_MAX` for a single fault)
 CYCLES = 10
-CYCLE_MIN_HOLD = 2.0
-CYCLE_HOLD_MAX = 4.0
+CYCLE_MIN_HOLD = 1.5
+CYCLE_HOLD_MAX = 3.0
 #: the pause between two calls of one workload actor
 PACE = 0.02
 #: where the fault table goes (besides the terminal)
@@ -231,11 +231,14 @@ def scenario(lab: NetnsCluster, table: Callable[[str], None], tmp_path: Path, fa
         # Whatever did not come back is what the checks report.
         load.wait(load.served_since(healed), timeout=STALL_BOUND)
         history = load.stop()
+    for m in lab.members:  # the lab's directory goes with it
+        shutil.copy(m.log_path, tmp_path / f"etcd-{m.name}.log")
     report = analyse(history, fault, faults=faults, slack=SLACK,
                      duration=time.monotonic() - began)
     table(report.row())
     problems = report.problems(stall_bound=STALL_BOUND, recover_within=recover_within)
-    assert not problems, f"{report.row()}\n" + "\n".join(problems)
+    assert not problems, (f"{report.row()}\n" + "\n".join(problems)
+                          + f"\n(history and logs in {tmp_path})")
 
 
 def a_follower(lab: NetnsCluster) -> EtcdMember:

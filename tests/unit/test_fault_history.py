@@ -50,7 +50,7 @@ def healthy() -> Run:
     run.op("test-r", "read", "k", "a", 0.2, 0.3)
     run.op("steady-w", "write", "k", "b", 1.0, 1.1)
     run.applied("k", "b", 7, delivered=1.2)
-    run.op("wamp", "read", "k", "b", 1.3, 1.4)
+    run.op("wamp-r", "read", "k", "b", 1.3, 1.4)
     run.finals["k"] = {"value": "b", "invoke": 2.0, "complete": 2.1}
     return run
 
@@ -76,7 +76,7 @@ def test_a_write_reported_failed_but_applied_is_caught() -> None:
     """A definite failure whose value etcd holds: the client lied (e.g. a timed-out
     commit reported as Unavailable); an indefinite one is fine either way."""
     run = healthy()
-    run.op("wamp", "write", "k", "d", 3.0, 4.0, "failed", "unavailable")
+    run.op("wamp-w", "write", "k", "d", 3.0, 4.0, "failed", "unavailable")
     run.applied("k", "d", 9, delivered=4.1)
     run.op("test-w1", "write", "k", "e", 3.0, 4.0, "indefinite", "RequestTimeout")
     run.applied("k", "e", 10, delivered=4.2)
@@ -145,7 +145,7 @@ def test_a_call_that_outlives_its_timeout_or_never_ends_is_an_overrun() -> None:
     run = healthy()
     run.op("test-r", "read", "k", None, 3.0, 9.5, "indefinite", "RequestTimeout")
     run.op("test-w1", "write", "k", "x", 3.0, None, "pending")
-    run.op("wamp", "read", "k", None, 3.0, 8.9, "failed", "unavailable")  # 5.9 s: inside slack
+    run.op("wamp-r", "read", "k", None, 3.0, 8.9, "failed", "unavailable")  # 5.9 s: inside slack
     report = analyse(run.history(), "x", slack=1.0)
     assert len(report.overruns) == 2
     assert "test-r read k: 6.5 s (RequestTimeout)" in report.overruns[0]
@@ -164,7 +164,7 @@ def test_recovery_is_timed_from_each_faults_start_to_its_last_bad_experience() -
     run.applied("k", "d", 9, delivered=16.0)
     run.op("test-r", "read", "k", "d", 14.5, 14.6)
     run.op("test-r", "read", "k", None, 19.5, 20.5, "failed", "NoLeader")
-    run.op("wamp", "read", "k", None, 16.0, 21.0, "failed", "unavailable")
+    run.op("wamp-r", "read", "k", None, 16.0, 21.0, "failed", "unavailable")
     run.op("steady-w", "write", "k", "e", 17.0, 17.1)
     run.applied("k", "e", 10, delivered=17.2)
     run.finals["k"] = {"value": "e", "invoke": 22.0, "complete": 22.1}
