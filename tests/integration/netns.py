@@ -250,6 +250,15 @@ class NetnsCluster:
         answer = self._etcdctl([member], "endpoint", "health")
         return bool(answer) and bool(answer[0].get("health"))
 
+    def has_leader(self, member: EtcdMember, timeout: float = 1.0) -> bool:
+        """Whether ``member`` answers within ``timeout`` seconds that it knows a leader
+        (``endpoint status``: quick, even on a member cut off)."""
+        answer = self._etcdctl([member], "endpoint", "status", timeout=timeout)
+        if not answer:
+            return False
+        status = answer[0]["Status"]
+        return bool(status.get("leader")) and not status.get("errors")
+
     def wait_healthy(self, members: Sequence[EtcdMember] | None = None,
                      timeout: float = 60.0) -> None:
         """Block until ``members`` (default: all) are healthy.

@@ -202,10 +202,14 @@ class WorkloadProcess:
         return history
 
 
-def hold(load: WorkloadProcess, start: float, *, least: float, most: float) -> float:
-    """Keep a fault (begun at ``start``) until every part served something begun
-    ``least`` seconds after it, or until ``most`` seconds passed; returns when."""
+def hold(lab: NetnsCluster, member: EtcdMember, load: WorkloadProcess, start: float, *,
+         least: float, most: float) -> float:
+    """Keep the fault on ``member`` (begun at ``start``) until every part served
+    something begun ``least`` seconds after it, or until ``most`` seconds passed, and
+    check that it took: ``member`` knows no leader, or does not answer (within 1 s).
+    Returns the time; heal at once."""
     load.wait(load.served_since(start + least), timeout=start + most - time.monotonic())
+    assert not lab.has_leader(member), f"{member.name} has a leader: the fault did not take"
     return time.monotonic()
 
 
@@ -255,7 +259,7 @@ def test_cut_the_member_the_clients_use(lab: NetnsCluster, table: Callable[[str]
     def inflict(load: WorkloadProcess) -> list[tuple[float, float]]:
         lab.cut(first)
         start = time.monotonic()
-        end = hold(load, start, least=MIN_HOLD, most=HOLD_MAX)
+        end = hold(lab, first, load, start, least=MIN_HOLD, most=HOLD_MAX)
         lab.heal(first)
         return [(start, end)]
 
@@ -273,7 +277,7 @@ def test_cut_the_leader(lab: NetnsCluster, table: Callable[[str], None],
         leader = lab.leader()  # still the first endpoint, unless an election came between
         lab.cut(leader)
         start = time.monotonic()
-        end = hold(load, start, least=MIN_HOLD, most=HOLD_MAX)
+        end = hold(lab, leader, load, start, least=MIN_HOLD, most=HOLD_MAX)
         lab.heal(leader)
         return [(start, end)]
 
@@ -290,7 +294,7 @@ def test_hang_the_member_the_clients_use(lab: NetnsCluster, table: Callable[[str
     def inflict(load: WorkloadProcess) -> list[tuple[float, float]]:
         lab.hang(first)
         start = time.monotonic()
-        end = hold(load, start, least=MIN_HOLD, most=HOLD_MAX)
+        end = hold(lab, first, load, start, least=MIN_HOLD, most=HOLD_MAX)
         lab.resume(first)
         return [(start, end)]
 
@@ -315,7 +319,8 @@ def test_cut_and_heal_ten_times(lab: NetnsCluster, table: Callable[[str], None],
             member = turns[i % len(turns)]
             lab.cut(member)
             start = time.monotonic()
-            end = hold(load, start, least=CYCLE_MIN_HOLD, most=CYCLE_HOLD_MAX)
+            end = hold(lab, member, load, start, least=CYCLE_MIN_HOLD,
+                       most=CYCLE_HOLD_MAX)
             lab.heal(member)
             faults.append((start, end))
             lab.wait_healthy([member], timeout=60)
