@@ -265,7 +265,8 @@ async def cmd_lock(client: Client, args: argparse.Namespace) -> int:
         if not command:
             # etcdctl's habit: print the key and hold the lock until interrupted.
             print(os.fsdecode(lock.key), flush=True)
-            await lock.lease.lost
+            with contextlib.suppress(errors.LeaseExpired):
+                await lock.lost
             if shutting_down:
                 return 0  # released on Ctrl-C, as asked
             raise CliError(f"lock {os.fsdecode(args.name)} lost: its lease expired")
@@ -275,7 +276,9 @@ async def cmd_lock(client: Client, args: argparse.Namespace) -> int:
         process = reactor.spawnProcess(child, executable, command, env=env,
                                        childFDs={0: 0, 1: 1, 2: 2})
         running.append((process, child))
-        lost: Deferred[Any] = lock.lease.lost
+        # lock.lost only ever fails (LeaseExpired): as a result, the list sees it
+        # (a failure would wait for the command to end, two holders meanwhile).
+        lost: Deferred[Any] = lock.lost.addErrback(lambda failure: failure.value)
         ended: Deferred[Any] = child.ended
         first = defer.DeferredList([ended, lost], fireOnOneCallback=True, consumeErrors=True)
         outcome, which = await first
@@ -467,11 +470,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 # -- running -----------------------------------------------------------------------
 
-def _message(exc: BaseException) -> str:
+def _writes(args: argparse.Namespace) -> bool:
+    """Whether the command changes what etcd stores (so that a failure after
+    sending may leave it applied)."""
+    if args.command in ("put", "del", "compact", "import"):
+        return True
+    return args.command == "lease" and getattr(args, "lease_command", None) in ("grant",
+                                                                               "revoke")
+
+
+def _message(exc: BaseException, *, write: bool = False) -> str:
+    """The one line reporting ``exc``; ``write``: the command changes what etcd
+    stores, so an outcome left open is said to be open."""
     if isinstance(exc, errors.ConnectFailed):
         return f"cannot reach etcd: {exc}"
+    if isinstance(exc, errors.IndefiniteAnswer):
+        # Its text says both: etcd's answer, and that the request may have been applied.
+        return f"outcome unknown: {exc}; read it back before retrying"
+    open_outcome = "; it may or may not have been applied" if write else ""
     if isinstance(exc, errors.RequestTimeout):
-        return f"no answer in time (--timeout): {exc}"
+        return f"no answer in time (--timeout): {exc}{open_outcome}"
+    if isinstance(exc, errors.OutcomeUnknown):
+        return f"{type(exc).__name__}: {exc}{open_outcome}"
     if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
         return f"{exc.filename}: {exc.strerror}"
     if isinstance(exc, (CliError, TransferError, EndpointError)):
@@ -513,13 +533,13 @@ def _quiet_stdout() -> None:
         pass
 
 
-def _report(exc: BaseException) -> int:
+def _report(exc: BaseException, *, write: bool = False) -> int:
     if isinstance(exc, BrokenPipeError):
         _quiet_stdout()  # the reader went away (| head): not worth a message
         return 1
     if os.environ.get("ETCDWAMP_DEBUG"):
         traceback.print_exception(exc)
-    print(f"{PROG}: error: {_message(exc)}", file=sys.stderr)
+    print(f"{PROG}: error: {_message(exc, write=write)}", file=sys.stderr)
     return 1
 
 
@@ -546,7 +566,7 @@ def run(args: argparse.Namespace) -> int:
             abandoned = True
             raise
         except BaseException as exc:
-            outcome.append(_report(exc))
+            outcome.append(_report(exc, write=_writes(args)))
         finally:
             if client is not None and not abandoned:
                 await client.close()

@@ -101,6 +101,7 @@ from .coalesce import Coalescer
 from .lease import Lease, grant
 from .lock import Election, Lock
 from .operations import OperationsMixin
+from .probe import DEFAULT_PROBE_INTERVAL, DEFAULT_PROBE_TIMEOUT
 from .tls import tls_policy
 from .transport import HTTP, AgentHTTP, HTTPClientLike, Transport, TreqHTTP
 from .watch import Watch, WatchBatch
@@ -186,6 +187,12 @@ class Client(OperationsMixin):
         another endpoint (reads, idempotent requests) waits before it does; None
         (default): an equal share of what is left of ``timeout`` per endpoint
         not yet tried. The last endpoint gets all that is left.
+    :param probe_interval: seconds between probes of an endpoint that carries
+        streams (watches, observed elections), from one probe's answer to the
+        next; None or 0: no probes (see :mod:`etcdwamp.probe`)
+    :param probe_timeout: seconds a probe may take before its endpoint is
+        demoted and its streams move (worst-case detection of a hung member:
+        ``probe_interval + probe_timeout``)
     """
 
     def __init__(
@@ -213,6 +220,8 @@ class Client(OperationsMixin):
         max_queued: int = DEFAULT_MAX_QUEUED,
         require_leader: bool = True,
         attempt_timeout: float | None = None,
+        probe_interval: float | None = DEFAULT_PROBE_INTERVAL,
+        probe_timeout: float = DEFAULT_PROBE_TIMEOUT,
     ) -> None:
         if url is not None and endpoints is not None:
             raise ValueError("give url or endpoints, not both")
@@ -270,7 +279,8 @@ class Client(OperationsMixin):
             api_prefix=api_prefix,
             credentials=None if user is None else (user, password or ""),
             max_connections=max_connections, max_queued=max_queued,
-            require_leader=require_leader, attempt_timeout=attempt_timeout)
+            require_leader=require_leader, attempt_timeout=attempt_timeout,
+            probe_interval=probe_interval, probe_timeout=probe_timeout)
         self._coalescer: Coalescer | None = None
         if coalesce:
             self._coalescer = Coalescer(self.transport, window=coalesce_window,
@@ -500,9 +510,11 @@ class Client(OperationsMixin):
         """Remaining TTL of a lease (``-1`` once gone) and optionally its keys."""
         return self._request(lease_ttl_request(lease_id, keys=keys))
 
-    def lock(self, name: bytes, *, ttl: int = 10) -> Lock:
-        """A :class:`~etcdwamp.lock.Lock` named ``name`` (not yet acquired)."""
-        return Lock(self.transport, name, ttl=ttl)
+    def lock(self, name: bytes, *, ttl: int = 10,
+             on_lost: Callable[[errors.LeaseExpired], object] | None = None) -> Lock:
+        """A :class:`~etcdwamp.lock.Lock` named ``name`` (not yet acquired);
+        ``on_lost`` is called if its lease is lost while it is held."""
+        return Lock(self.transport, name, ttl=ttl, on_lost=on_lost)
 
     def election(self, name: bytes, *, ttl: int = 10) -> Election:
         """An :class:`~etcdwamp.lock.Election` named ``name``."""

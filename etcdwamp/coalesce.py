@@ -18,8 +18,13 @@ permission, a compacted revision: anything etcd answers with an error) applied
 nothing, so its ops are sent again one by one and only the guilty caller
 fails. A transport failure (:class:`~etcdwamp.errors.ConnectFailed`,
 :class:`~etcdwamp.errors.OutcomeUnknown`) fails every caller of that
-transaction with the error a single request would have got. The timeout
-counts from the oldest call of the transaction.
+transaction with the error a single request would have got, and so does an
+answer that leaves the outcome open (etcd's ``request timed out``, ``leader
+changed``: :class:`~etcdwamp.errors.IndefiniteAnswer`, never a plain
+``Unavailable``): the transaction is not sent again, and a ``get`` that
+travelled with writes shares their error. A transaction of reads alone moves
+on to the next member as a single read would. The timeout counts from the
+oldest call of the transaction.
 
 Cancellation: a cancelled caller fails with ``CancelledError`` at once. If its
 op has not left yet it never will. If it already left inside a transaction,
@@ -51,7 +56,8 @@ log = Logger()
 
 # Answers that prove etcd refused the transaction as a whole before applying
 # any of it, for a reason that may lie in one op. (Unavailable is not one:
-# etcd also says it when a proposal timed out, which may still be applied.)
+# etcd also says it when a proposal timed out, which may still be applied;
+# the transport raises that as IndefiniteAnswer, which every caller gets.)
 _REJECTED = (errors.InvalidArgument, errors.NotFound, errors.PermissionDenied,
              errors.FailedPrecondition, errors.OutOfRange)
 

@@ -13,6 +13,15 @@ renewal is cancelled and the loss reported on time. Stopping the keep-alive
 (or revoking) cancels a renewal in flight; that cancellation is neither a
 failed renewal nor a loss.
 
+A renewal must end by that deadline, so it fails over within what is left
+of the TTL, not within the client's timeout: each endpoint gets a share of
+the time left (or ``attempt_timeout``, if shorter), then the next one is
+tried. A member that hangs or is cut off from its cluster (it answers
+``no leader``) therefore costs a renewal a fraction of the TTL, is demoted
+(see :mod:`etcdwamp.health`), and the next renewals go to the others first:
+with ``ttl=3`` (a renewal every second, 2 s left) and three endpoints, a
+hung first one costs 0.67 s.
+
 Every method a user awaits returns a Deferred that an asyncio task can await
 too (a :class:`~etcdwamp._deferred.Dual`: ``await`` it on either loop, or
 ``yield`` it from ``inlineCallbacks``); cancelling it, or the asyncio task
@@ -98,11 +107,24 @@ class Lease:
     @deferred
     async def refresh(self) -> int:
         """Renew once; returns the new TTL. Raises :class:`LeaseExpired` if it is gone."""
+        return await self._renew(by_deadline=False)
+
+    async def _renew(self, *, by_deadline: bool) -> int:
+        """Renew once (``by_deadline``: the call ends by the lease's deadline at
+        the latest, failing over within what is left of it)."""
         # etcd restarts the TTL when it handles the renewal, which is after
         # this moment: counting from here never overestimates the deadline.
         sent: float = self._clock.seconds()
+        started = sent
+        if by_deadline:
+            # The call's timeout counts from ``started``: pretending it started
+            # earlier makes it end by the deadline. Each endpoint then gets a
+            # share of what is left of the TTL, not of the client's timeout,
+            # so a hung member cannot use up the TTL before the next one is
+            # tried (with ttl=3 and timeout=10, three endpoints: 0.67 s, not 3.3 s).
+            started = min(sent, self._deadline - self._transport.timeout)
         result = await self._transport.call_async(lease_keepalive_request(self.id),
-                                                  keepalive=True)
+                                                  started=started, keepalive=True)
         if result.ttl <= 0:
             raise errors.LeaseExpired(self.id)
         self.renewals += 1
@@ -121,7 +143,7 @@ class Lease:
 
         def tick() -> None:
             self._timer = None
-            d = self._renewal = self.refresh()
+            d = self._renewal = Deferred.fromCoroutine(self._renew(by_deadline=True))
             d.addCallbacks(renewed, failed)
 
         def schedule(delay: float) -> None:

@@ -32,17 +32,20 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 from . import errors
 from ._deferred import Dual, deferred, dual
+from ._signal import Signal
 from .lease import Lease, grant
-from .transport import StreamProtocol, Transport
+from .reconnect import Reconnects, may_resume
+from .transport import StreamProtocol, Transport, relay
 from .wire import KeyValue, range_request
 from .wire.concurrency import (
     LeaderKey,
@@ -82,10 +85,20 @@ async def _abandon(lease: Lease, reason: BaseException) -> None:
 class Lock:
     """A named mutex. ``async with client.lock(b"name"): ...`` or acquire()/release().
 
+    A held lock is lost when its lease is (its keep-alive found it gone, or
+    no renewal was confirmed within its TTL: see :mod:`etcdwamp.lease`); the
+    holder learns it at once: :attr:`held` turns False, :attr:`lost` fails
+    with :class:`~etcdwamp.errors.LeaseExpired` and ``on_lost`` is called.
+    Stop acting as the holder then; writes guarded by the fencing token are
+    refused anyway once a successor holds the lock.
+
     :param ttl: seconds the lock survives its holder's death (lease TTL)
+    :param on_lost: called with the :class:`~etcdwamp.errors.LeaseExpired`
+        when the lease of the held lock is lost (exceptions are logged)
     """
 
-    def __init__(self, transport: Transport, name: bytes, *, ttl: int = 10) -> None:
+    def __init__(self, transport: Transport, name: bytes, *, ttl: int = 10,
+                 on_lost: Callable[[errors.LeaseExpired], object] | None = None) -> None:
         self._transport = transport
         self.name = require_bytes(name, "lock name")
         if not self.name:
@@ -94,6 +107,27 @@ class Lock:
         self.lease: Lease | None = None
         self.key: bytes | None = None
         self.fencing_token = 0
+        self._on_lost = on_lost
+        self._lost = Signal()  # of the current (or next) holding
+
+    @property
+    def lost(self) -> Deferred[None]:
+        """A new Deferred that fails with :class:`~etcdwamp.errors.LeaseExpired`
+        when the lease of the held lock is lost (taken before :meth:`acquire`:
+        of the coming holding). It never fires if the lock is released first."""
+        return self._lost.wait()
+
+    def _lease_lost(self, reason: errors.LeaseExpired) -> None:
+        """The keep-alive lost a lease: if it is the held lock's, tell the holder."""
+        if self.lease is None or reason.lease_id != self.lease.id:
+            return  # a candidacy's lease (acquire() reports it) or one released before
+        log.warn("lock {name!r} lost: {reason}", name=self.name, reason=reason)
+        if self._on_lost is not None:
+            try:
+                self._on_lost(reason)
+            except Exception:
+                log.failure("lock on_lost callback raised")
+        self._lost.fire(reason)
 
     @property
     def held(self) -> bool:
@@ -109,7 +143,8 @@ class Lock:
         """
         if self.key is not None:
             raise errors.InvalidRequest(f"lock {self.name!r} is already held by this object")
-        lease = await grant(self._transport, self.ttl, keep_alive=True)
+        lease = await grant(self._transport, self.ttl, keep_alive=True,
+                            on_lost=self._lease_lost)
         try:
             request = replace(lock_request(self.name, lease.id),
                               timeout=math.inf if timeout is None else timeout)
@@ -117,6 +152,8 @@ class Lock:
             held = await self._transport.call_async(range_request(result.key))
             if not held.kvs:
                 raise errors.LeaseExpired(lease.id, "lock key vanished right after acquiring")
+            if lease.is_lost:
+                raise errors.LeaseExpired(lease.id, "the lease was lost while acquiring")
         except BaseException as exc:
             await _abandon(lease, exc)
             raise
@@ -130,6 +167,7 @@ class Lock:
         """Release the lock (and revoke its lease). Releasing twice is harmless."""
         key, lease = self.key, self.lease
         self.key, self.lease = None, None
+        self._lost = Signal()  # the next holding's; this one's waiters never fire
         if key is not None:
             try:
                 await self._transport.call_async(unlock_request(key))
@@ -213,41 +251,142 @@ class Election:
         try:
             return await self._transport.call_async(leader_request(self.name))
         except errors.ServerError as exc:
-            if "no leader" in exc.message:
+            # "election: no leader" (nobody campaigns), not NoLeader: a member
+            # without a raft leader cannot tell who leads the election.
+            if "no leader" in exc.message and not isinstance(exc, errors.NoLeader):
                 return None
             raise
 
     async def observe(self) -> AsyncIterator[KeyValue]:
-        """Each leader (and each proclaimed value) as it changes; stop by breaking out."""
+        """Each leader (and each proclaimed value) as it changes; stop by breaking out
+        (inside ``async with contextlib.aclosing(election.observe()) as leaders:``
+        the stream closes right then; else when the generator is collected).
+
+        Starts with the current leader, once anyone leads. The stream follows
+        the watch's rules for moving (see :mod:`etcdwamp.watch`): when its
+        member ends it with ``no leader``, fails a probe, goes away or cannot
+        be reached, it resumes at once on another member (pausing only after
+        every member failed in a row), and it never ends by itself; errors
+        that will not heal (permission, bad request) are raised.
+
+        Resuming repeats nothing: etcd's observe starts with the current leader
+        key, which is yielded only if it changed since the last one yielded
+        (a higher mod revision: a new leader or a new proclaimed value).
+        Unlike a watch it cannot replay what happened while no stream was
+        open: a leader that came and went, or a value proclaimed and replaced,
+        during the move is not seen; the state after it is. Code that must see
+        every value watches the leader key instead.
+        """
+        transport = self._transport
         body = json.dumps(observe_body(self.name)).encode()
+        rounds = Reconnects(transport.order, min_backoff=0.05, max_backoff=5.0)
+        last = 0  # mod revision of the leader key yielded last
         # Users drive this generator from either loop, so it awaits Duals only
         # (an asyncio task refuses a plain Deferred).
-        opened = await dual(Deferred.fromCoroutine(
-            self._transport.open_stream("/election/observe", body)))
-        endpoint, response = opened.endpoint, opened.response
-        frames: list[Any] = []
-        waiter: list[Deferred[None]] = []
+        while True:
+            endpoint = rounds.next_endpoint()
+            stream = _ObservedStream(transport, endpoint, body)
+            try:
+                await stream.open()
+                while (kv := await stream.next_leader()) is not None:
+                    rounds.worked()
+                    if kv.mod_revision > last:
+                        last = kv.mod_revision
+                        yield kv
+            except errors.EtcdError as exc:
+                if isinstance(exc, errors.Unauthenticated) and transport.credentials:
+                    await dual(Deferred.fromCoroutine(transport.renew_token(stream.token)))
+                elif not may_resume(exc):
+                    raise
+                log.info("election observe stream to {endpoint} failed: {exc}",
+                         endpoint=endpoint, exc=exc)
+            finally:
+                stream.close()
+            pause = rounds.pause()
+            if pause:
+                await dual(deferLater(transport.clock, pause))
 
-        def on_frames(new: list[Any]) -> None:
-            frames.extend(new)
-            if waiter:
-                waiter.pop().callback(None)
 
-        stream = StreamProtocol(JsonLinesDecoder(), on_frames)
-        stream.ended.addCallback(lambda _: on_frames([]))
-        response.deliverBody(stream)
+class _ObservedStream:
+    """One ``/election/observe`` stream on one endpoint, probed while open.
+
+    etcd answers it only once someone leads, so opening it has no timeout of
+    its own: the endpoint's probes end a wait on a member that hangs."""
+
+    def __init__(self, transport: Transport, endpoint: str, body: bytes) -> None:
+        self._transport = transport
+        self.endpoint = endpoint
+        self._body = body
+        #: the auth token the stream was opened with (before: the current one)
+        self.token: str | None = transport.token
+        self._frames: list[Any] = []
+        self._waiter: Deferred[None] | None = None
+        self._request: Deferred[Any] | None = None  # open_stream's
+        self._opening: Deferred[Any] | None = None  # what open() waits for
+        self._stream = StreamProtocol(JsonLinesDecoder(), self._arrived)
+        self._stream.ended.addCallback(lambda _: self._arrived([]))
+        self._probed = transport.probes.track(endpoint, self._probe_failed)
+
+    def _arrived(self, frames: list[Any]) -> None:
+        self._frames.extend(frames)
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            waiter.callback(None)
+
+    def _probe_failed(self, reason: str) -> None:
+        opening = self._opening
+        if opening is not None and not opening.called:
+            # Fail the wait first: the cancelled request's own failure is then dropped.
+            opening.errback(errors.RequestTimeout(f"{self.endpoint}: {reason}",
+                                                  endpoint=self.endpoint))
+        self._drop()
+
+    async def open(self) -> None:
+        """Open the stream; it waits for etcd's answer as long as the probes allow.
+
+        :raises EtcdError: it could not be opened (an ``Unavailable`` answer
+            demotes the endpoint), or a probe of its endpoint failed meanwhile
+        """
+        request = self._request = Deferred.fromCoroutine(self._transport.open_stream(
+            "/election/observe", self._body, endpoint=self.endpoint, timeout=math.inf))
+        opening: Deferred[Any] = Dual(lambda _: request.cancel())
+        request.addBoth(relay, opening)
+        self._opening = opening
         try:
-            while True:
-                while frames:
-                    frame = frames.pop(0)
-                    if isinstance(frame, errors.EtcdError):
-                        raise frame
-                    yield parse_leader_frame(frame)
-                if stream.ended.called:
-                    raise errors.ConnectionLost("election observe stream ended",
-                                                endpoint=endpoint)
-                d: Deferred[None] = Dual()
-                waiter.append(d)
-                await d
+            opened = await opening
         finally:
-            stream.abort()
+            self._opening = None
+        self.token = opened.token
+        opened.response.deliverBody(self._stream)
+
+    async def next_leader(self) -> KeyValue | None:
+        """The next leader key the stream reports; None once it ended.
+
+        :raises EtcdError: etcd ended the stream with an error (an
+            ``Unavailable`` one demotes the endpoint first)
+        """
+        while not self._frames:
+            if self._stream.ended.called:
+                return None
+            waiter = self._waiter = Dual()
+            await waiter
+        frame = self._frames.pop(0)
+        try:
+            if isinstance(frame, errors.EtcdError):
+                raise frame
+            return parse_leader_frame(frame)
+        except errors.Unavailable as exc:
+            # "no leader": the member is cut off; try the others first for a while.
+            self._transport.demote(self.endpoint, exc.message)
+            raise
+
+    def _drop(self) -> None:
+        """Drop the stream, or the attempt to open it."""
+        if self._request is not None and not self._request.called:
+            self._request.cancel()
+        self._stream.abort()
+
+    def close(self) -> None:
+        """Drop the stream (or the attempt to open it) and stop probing for it."""
+        self._probed.close()
+        self._drop()

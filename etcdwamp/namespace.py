@@ -250,10 +250,11 @@ class Namespace:
 
     # -- locks and elections ----------------------------------------------------------------
 
-    def lock(self, name: bytes, *, ttl: int = 10) -> Lock:
+    def lock(self, name: bytes, *, ttl: int = 10,
+             on_lost: Callable[[errors.LeaseExpired], object] | None = None) -> Lock:
         """A lock whose etcd key lives under the namespace (its ``key`` attribute
         and the keys etcd reports for it carry the prefix)."""
-        return self.client.lock(self._key(name), ttl=ttl)
+        return self.client.lock(self._key(name), ttl=ttl, on_lost=on_lost)
 
     def election(self, name: bytes, *, ttl: int = 10) -> Election:
         """An election under the namespace (leader keys it reports carry the prefix)."""

@@ -40,6 +40,7 @@ from . import errors
 from ._deferred import dual
 from .budget import DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_QUEUED, ConnectionBudget
 from .health import EndpointHealth
+from .probe import DEFAULT_PROBE_INTERVAL, DEFAULT_PROBE_TIMEOUT, StreamProbes
 from .wire import Request, check_size, error_from_response
 from .wire.auth import authenticate_request
 from .wire.errors import is_indefinite
@@ -406,7 +407,9 @@ class Transport:
                  max_connections: int = DEFAULT_MAX_CONNECTIONS,
                  max_queued: int = DEFAULT_MAX_QUEUED,
                  require_leader: bool = True,
-                 attempt_timeout: float | None = None) -> None:
+                 attempt_timeout: float | None = None,
+                 probe_interval: float | None = DEFAULT_PROBE_INTERVAL,
+                 probe_timeout: float = DEFAULT_PROBE_TIMEOUT) -> None:
         if attempt_timeout is not None and not attempt_timeout > 0:
             raise ValueError("attempt_timeout must be a positive number of seconds (or None)")
         self.http = http
@@ -438,6 +441,8 @@ class Transport:
         self.keepalive_budget = ConnectionBudget(
             clock, max_connections=min(KEEPALIVE_CONNECTIONS, max_connections),
             max_queued=max_queued)
+        #: probes of the endpoints streams are open on (see etcdwamp.probe)
+        self.probes = StreamProbes(self, interval=probe_interval, timeout=probe_timeout)
 
     # -- endpoints and time -------------------------------------------------
 
@@ -541,11 +546,14 @@ class Transport:
         self.endpoints = cleaned
         self.preferred = cleaned.index(current) if current in cleaned else 0
 
-    async def open_stream(self, path: str, body: bytes, *,
-                          endpoint: str | None = None) -> StreamOpened:
+    async def open_stream(self, path: str, body: bytes, *, endpoint: str | None = None,
+                          timeout: float | None = None) -> StreamOpened:
         """POST ``body`` to ``path`` (relative to the gateway prefix) on
         ``endpoint`` (default: the preferred one) and return once the answer's
-        headers arrived, within the client's timeout; the caller reads the body.
+        headers arrived, within ``timeout`` (None: one attempt's share of the
+        client's timeout; inf: no limit, for a stream etcd answers only once it
+        has something to say, such as an observed election without leader);
+        the caller reads the body.
 
         :raises ServerError: etcd answered with an HTTP error
         """
@@ -559,7 +567,8 @@ class Transport:
         # carries exactly this one.
         # The answer's headers come with the first frame, at once on a healthy
         # member: a stream waits one attempt's share, then its owner moves on.
-        limit = self.attempt_limit(self.deadline(None), len(self.endpoints))
+        limit = (self.attempt_limit(self.deadline(None), len(self.endpoints))
+                 if timeout is None else timeout)
         try:
             response = await self._timed(
                 endpoint, self.http.post(endpoint, prefix + path, body, token, stream=True),

@@ -5,11 +5,26 @@ one create request per key set. It remembers, per key set, the revision to
 resume from: the revision after the last delivered event, or after the last
 progress notification, or after the revision the watch was created at. When
 the stream breaks (etcd restarted, member down, network error) it reconnects
-with exponential backoff, to the next endpoint if the client has several, and
-re-creates every watch at its resume revision: no event is lost, none is
+and re-creates every watch at its resume revision: no event is lost, none is
 repeated, and the order is kept (per key set: etcd orders the events of one
 watch, not those of different watches on one stream; watch one key set that
 covers both when a total order matters).
+
+Where it reconnects (see :mod:`etcdwamp.reconnect`): at once to the next
+endpoint it has not tried yet, healthy members first; only after every
+endpoint failed in a row does it pause, 0.05 s doubling up to 5 s. The stream
+carries etcd's require-leader metadata, so a member that loses its leader
+(cut off from the others) ends it with ``no leader``; the watch then demotes
+that member and resumes on another one. A member that hangs sends nothing at
+all: while the stream is open its member is probed (see
+:mod:`etcdwamp.probe`), and a failed probe moves the watch the same way.
+**Worst-case detection time of a hung member: ``probe_interval +
+probe_timeout``** (4 s with the client's defaults), then one request to a
+healthy member resumes the watch; a cut-off member is detected once it has
+noticed it lost its leader (etcd's election timeout, 1 s by default) and the
+next probe or etcd itself says so, within ``probe_interval`` + that timeout.
+Opening a stream waits one attempt's share of the client's timeout for etcd's
+answer (see ``attempt_timeout``), then tries the next member.
 
 Twisted's HTTP client sends the whole request body before it reads the
 answer, so a stream cannot take new create/cancel requests once open; adding
@@ -66,6 +81,7 @@ from twisted.python.failure import Failure
 from . import errors
 from ._deferred import Dual, dual
 from ._signal import Signal
+from .reconnect import Reconnects, may_resume
 from .transport import BodyReader, StreamProtocol, Transport, read_body, relay
 from .wire import KeySet, as_keyset, range_request
 from .wire.watch import (
@@ -135,12 +151,13 @@ class Watch:
         watch_create_body(self._state.targets[0].keyset, start_revision=start_revision,
                           prev_kv=prev_kv, filters=self._filters,
                           progress_notify=progress_notify)
-        self._min_backoff = min_backoff
-        self._max_backoff = max_backoff
         self._created = Signal()
         self._finished = Signal()
         self.reconnects = 0
         self._stream: StreamProtocol | None = None
+        # Which endpoint the next stream goes to, and the pause before it.
+        self._rounds = Reconnects(transport.order, min_backoff=min_backoff,
+                                  max_backoff=max_backoff)
         self._stopping = False
         self._restart = False
         self._fatal: BaseException | None = None
@@ -298,50 +315,48 @@ class Watch:
 
     async def _run(self) -> None:
         transport = self._transport
-        backoff = self._min_backoff
-        attempt = 0
+        rounds = self._rounds
+        endpoint = rounds.next_endpoint()
         while not self._stopping:
-            endpoints = transport.order()
-            endpoint = endpoints[attempt % len(endpoints)]
             self._restart = False
             try:
-                healthy = await self._interruptible(
-                    Deferred.fromCoroutine(self._stream_once(endpoint)))
+                await self._interruptible(Deferred.fromCoroutine(self._stream_once(endpoint)))
             except CancelledError:
                 # Our own interruption (cancel, add, remove): not a stream
-                # failure, so no backoff and no reconnect count.
+                # failure, so no pause and no reconnect count.
                 if self._stopping:
                     break
                 if self._restart:
-                    continue
+                    continue  # add()/remove(): reconnect at once, same endpoint
                 raise
             except errors.EtcdError as exc:
                 if isinstance(exc, errors.Unauthenticated) and transport.credentials:
                     self._token_refused = True
-                elif not _retryable(exc):
+                elif not may_resume(exc):
                     self._finish(exc)
                     return
                 log.info("watch stream to {endpoint} failed: {exc}", endpoint=endpoint, exc=exc)
-                healthy = False
             if self._stopping:
                 break
             if self._restart:
                 continue  # add()/remove(): reconnect at once, same endpoint
             self.reconnects += 1
-            if healthy:
-                backoff = self._min_backoff
-            else:
-                attempt += 1
-            try:
-                await self._interruptible(_sleep(transport.clock, backoff))
-            except CancelledError:
-                if not (self._stopping or self._restart):
-                    raise
-            backoff = min(backoff * 2, self._max_backoff)
+            pause = rounds.pause()
+            if pause:
+                try:
+                    await self._interruptible(_sleep(transport.clock, pause))
+                except CancelledError:
+                    if not (self._stopping or self._restart):
+                        raise
+            endpoint = rounds.next_endpoint()
         self._finish(self._fatal)
 
-    async def _stream_once(self, endpoint: str) -> bool:
-        """Run one HTTP stream until it ends; True if every watch got created."""
+    async def _stream_once(self, endpoint: str) -> None:
+        """Run one HTTP stream on ``endpoint`` until it ends.
+
+        :raises EtcdError: the stream could not be opened, or etcd ended it
+            with an error (an ``Unavailable`` one demotes the endpoint first)
+        """
         transport = self._transport
         if self._token_refused:
             await transport.renew_token(self._stream_token)
@@ -366,22 +381,31 @@ class Watch:
                     stream.abort()
                     return
                 if isinstance(step, AllCreated):
+                    self._rounds.worked()
                     self._created.fire(None)
                 else:
                     self._deliver(step)
 
+        def probe_failed(reason: str) -> None:
+            log.info("watch leaves {endpoint}: {reason}", endpoint=endpoint, reason=reason)
+            stream.abort()
+
         stream = StreamProtocol(WatchDecoder(), on_frames)
         self._stream = stream
+        probed = transport.probes.track(endpoint, probe_failed)
         try:
             opened.response.deliverBody(stream)
             await stream.ended
         finally:
+            probed.close()
             self._stream = None
             if not stream.ended.called:
                 stream.abort()  # interrupted while streaming: drop the connection
         if failure:
+            if isinstance(failure[0], errors.Unavailable):
+                # "no leader": the member is cut off; try the others first for a while.
+                transport.demote(endpoint, failure[0].message)
             raise failure[0]
-        return state.stream_created
 
     def _deliver(self, batch: WatchBatch) -> None:
         if self._fatal is not None:
@@ -444,14 +468,6 @@ class Watch:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return Deferred.fromFuture(task)
-
-
-def _retryable(exc: errors.EtcdError) -> bool:
-    if isinstance(exc, (errors.TransportError, errors.Unavailable, errors.ProtocolError)):
-        return True
-    # etcd answers a stream to a member that lost its leader with Unavailable;
-    # anything else (compaction, permission, bad request) will not heal by retrying.
-    return isinstance(exc, errors.ServerError) and exc.code in (4, 13, 14)
 
 
 def _sleep(clock: Any, seconds: float) -> Deferred[None]:

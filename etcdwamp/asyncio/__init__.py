@@ -34,6 +34,7 @@ from collections.abc import Sequence
 
 from ..budget import DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_QUEUED
 from ..client import Client as _TwistedClient
+from ..probe import DEFAULT_PROBE_INTERVAL, DEFAULT_PROBE_TIMEOUT
 from ..transport import HTTP
 from ..wire import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS
 from .clock import LoopClock
@@ -77,6 +78,8 @@ class Client(_TwistedClient):
         max_queued: int = DEFAULT_MAX_QUEUED,
         require_leader: bool = True,
         attempt_timeout: float | None = None,
+        probe_interval: float | None = DEFAULT_PROBE_INTERVAL,
+        probe_timeout: float = DEFAULT_PROBE_TIMEOUT,
     ) -> None:
         clock = LoopClock(loop)
         super().__init__(
@@ -86,7 +89,8 @@ class Client(_TwistedClient):
             password=password, ca_file=ca_file, cert_file=cert_file, key_file=key_file,
             coalesce=coalesce, coalesce_window=coalesce_window,
             max_connections=max_connections, max_queued=max_queued,
-            require_leader=require_leader, attempt_timeout=attempt_timeout)
+            require_leader=require_leader, attempt_timeout=attempt_timeout,
+            probe_interval=probe_interval, probe_timeout=probe_timeout)
 
     @staticmethod
     def _default_http(reactor: object, *, connect_timeout: float, pool_size: int,

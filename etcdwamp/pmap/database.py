@@ -13,9 +13,29 @@ the commit raises :class:`TransactionConflict` (run the function again:
 :meth:`Database.run` does, with backoff).
 
 *Read-only transactions* (``db.begin()``) read one consistent snapshot, the
-store as of ``txn.revision``, and never conflict: they are serializable at
-that revision, which may be older than a write that finished before ``begin``
-if the etcd member answering ``status`` lags (a single member never does).
+store as of ``txn.revision``, and never conflict. They are linearizable: the
+snapshot revision is the header revision of a linearizable read (a
+count-only range of one key, the database's ``prefix`` or ``b"\\x00"``
+without one), which a member serves only once it has applied everything its
+leader committed, so the snapshot holds every write acknowledged before
+``begin`` was called, whichever member answers. That read costs one request,
+as the ``status()`` call it replaced; the user needs read permission on that
+key (as on the maps the transaction reads).
+
+``db.begin(serializable=True)`` takes the revision from ``status()`` instead:
+the answering member's own revision, without a round through the leader
+(cheaper in latency, and served by a member that lost its leader when the
+client does not require one), but it may be older than a write acknowledged
+before ``begin`` if that member lags. A write transaction may be serializable
+too: a stale snapshot only makes its commit conflict, never commit stale data.
+
+*A commit whose outcome is unknown* (:class:`~etcdwamp.errors.OutcomeUnknown`:
+:class:`~etcdwamp.errors.IndefiniteAnswer` when etcd answered without saying
+whether it applied the txn, ``RequestTimeout`` or ``ConnectionLost`` when no
+answer came) ends the transaction: its writes may have been applied, so it
+cannot be committed again, and :meth:`Database.run` raises the error instead
+of running the function again. Make the transaction's effect recognisable (an
+id written with it) and read it back to learn the outcome.
 
 *Several Database objects, clients or processes* share these guarantees: the
 compares run inside etcd, so every write transaction through any client of
@@ -213,17 +233,24 @@ class Database:
 
     @deferred
     async def status(self) -> int:
-        """The current revision of the store."""
+        """The store's revision as the answering member knows it (``status()``:
+        it may lag behind a write acknowledged by another member, which a
+        transaction's ``txn.revision`` never does)."""
         return (await self.client.status()).revision
 
-    def begin(self, write: bool = False) -> MapTransaction:
-        """A transaction: ``async with db.begin(write=True) as txn: ...``."""
-        return MapTransaction(self, write=write)
+    def begin(self, write: bool = False, *, serializable: bool = False) -> MapTransaction:
+        """A transaction: ``async with db.begin(write=True) as txn: ...``.
+
+        :param serializable: take the snapshot revision from the answering
+            member (``status()``), which may lag, instead of a linearizable read
+            (see "Isolation" in the module docs)
+        """
+        return MapTransaction(self, write=write, serializable=serializable)
 
     @deferred
     async def run(self, fn: Callable[[MapTransaction], Awaitable[T]], *, retries: int = 20,
                   timeout: float | None = 30.0, backoff: Backoff | None = Backoff(),
-                  write: bool = True) -> T:
+                  write: bool = True, serializable: bool = False) -> T:
         """Run ``fn(txn)`` in a transaction and commit; on conflict wait (see
         :class:`Backoff`) and run it again.
 
@@ -232,8 +259,14 @@ class Database:
         wait would end more than ``timeout`` seconds after the first attempt
         began. ``backoff=None`` retries at once. Each attempt's transaction
         carries its number in ``txn.attempt`` (1, 2, ...), so ``fn`` can report
-        how many it took. Only conflicts are retried: a cancellation
-        (``CancelledError``) or any other error ends the run at once.
+        how many it took. ``serializable`` is :meth:`begin`'s.
+
+        Only conflicts are retried (etcd applied nothing). A commit whose outcome
+        is unknown raises its :class:`~etcdwamp.errors.OutcomeUnknown` (e.g.
+        :class:`~etcdwamp.errors.IndefiniteAnswer`) and is never run again: it
+        may have been applied, and running ``fn`` again would apply it twice. A
+        cancellation (``CancelledError``) or any other error ends the run at
+        once too.
         """
         if isinstance(retries, bool) or not isinstance(retries, int):
             raise TypeError(f"retries must be an int, not {type(retries).__name__}")
@@ -246,7 +279,7 @@ class Database:
         attempt = 1
         while True:
             try:
-                txn = self.begin(write=write)
+                txn = self.begin(write=write, serializable=serializable)
                 txn.attempt = attempt
                 async with txn:
                     return await self._as_callers(fn(txn))
@@ -318,9 +351,12 @@ def _root_client(client: Any) -> Any:
 class MapTransaction:
     """One transaction over a :class:`Database`; see the module docstring."""
 
-    def __init__(self, db: Database, *, write: bool) -> None:
+    def __init__(self, db: Database, *, write: bool, serializable: bool = False) -> None:
         self.db = db
         self.write = write
+        #: whether the snapshot revision comes from the answering member alone
+        #: (``status()``), not from a linearizable read
+        self.serializable = serializable
         #: the snapshot revision every read sees (set when the transaction starts)
         self.revision = 0
         #: the revision the commit created (0 until a write transaction committed);
@@ -345,11 +381,22 @@ class MapTransaction:
     async def start(self) -> MapTransaction:
         """Open the transaction at the store's current revision (its snapshot); returns it.
 
+        The revision covers every write acknowledged before this call (one
+        linearizable read), unless the transaction is ``serializable`` (then it
+        is the answering member's, which may lag).
+
         :raises InvalidRequest: it was started before
         """
         if self._state != "new":
             raise errors.InvalidRequest("transaction already started")
-        self.revision = await self.db.status()
+        if self.serializable:
+            self.revision = await self.db.status()
+        else:
+            # Any key will do: the header carries the store's revision after
+            # the member caught up with the leader's commit index. One key,
+            # count only, so that the cost does not grow with the store.
+            probe = await self.db.client.get(self.db.prefix or b"\x00", count_only=True)
+            self.revision = probe.revision
         self._state = "open"
         return self
 
@@ -547,7 +594,17 @@ class MapTransaction:
                 f"{limit} of each in one txn (--max-txn-ops). Split the work, or use "
                 "Database.put_many for non-atomic bulk writes"
             )
-        result = await self.db.client.txn(Transaction(compare=compares, success=ops))
+        try:
+            result = await self.db.client.txn(Transaction(compare=compares, success=ops))
+        except (errors.OutcomeUnknown, CancelledError, asyncio.CancelledError):
+            # The writes may have been applied: never send them again.
+            self._writes.clear()
+            self._state = "of unknown outcome"
+            raise
+        except BaseException:
+            self._writes.clear()
+            self._state = "failed"
+            raise
         self._writes.clear()
         if not result.succeeded:
             self._state = "conflicted"

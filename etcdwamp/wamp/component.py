@@ -100,7 +100,8 @@ class EtcdWampComponent(EtcdWampSession, ApplicationSession):
             password=etcd.password, ca_file=etcd.ca_file, cert_file=etcd.cert_file,
             key_file=etcd.key_file, coalesce=etcd.coalesce,
             coalesce_window=etcd.coalesce_window, max_connections=etcd.max_connections,
-            max_queued=etcd.max_queued, attempt_timeout=etcd.attempt_timeout)
+            max_queued=etcd.max_queued, attempt_timeout=etcd.attempt_timeout,
+            probe_interval=etcd.probe_interval or None, probe_timeout=etcd.probe_timeout)
 
     def _clock(self) -> Any:
         from twisted.internet import reactor

@@ -64,6 +64,7 @@ from typing import Any
 
 from ..budget import DEFAULT_MAX_QUEUED
 from ..pmap.maps import MAP_TYPES, PersistentMap
+from ..probe import DEFAULT_PROBE_INTERVAL, DEFAULT_PROBE_TIMEOUT
 from ..wire import DEFAULT_MAX_REQUEST_BYTES
 from .limits import LimitSettings, Rates, RoleLimits
 
@@ -202,6 +203,11 @@ class EtcdSettings:
     #: seconds a read waits on one member before it tries the next (None: an
     #: equal share of ``timeout`` per member; see :class:`etcdwamp.Client`)
     attempt_timeout: float | None = None
+    #: seconds between probes of a member that carries the publisher's watch or
+    #: presence streams (0: none), and how long one may take: a hung or cut-off
+    #: member is left within their sum (see :mod:`etcdwamp.probe`)
+    probe_interval: float = DEFAULT_PROBE_INTERVAL
+    probe_timeout: float = DEFAULT_PROBE_TIMEOUT
 
     @classmethod
     def parse(cls, raw: Any) -> EtcdSettings:
@@ -259,6 +265,14 @@ class EtcdSettings:
                                     or not 0 < attempt <= timeout):
             raise SettingsError(f"{where}.attempt_timeout must be a positive number of seconds, "
                                 "at most timeout")
+        probing: dict[str, float] = {}
+        for name, low in (("probe_interval", 0.0), ("probe_timeout", 0.1)):
+            value = raw.get(name, _default(cls, name))
+            if (isinstance(value, bool) or not isinstance(value, (int, float))
+                    or not low <= value <= 60):
+                raise SettingsError(f"{where}.{name} must be a number of seconds "
+                                    f"in [{low:g}, 60]")
+            probing[name] = float(value)
         limits: dict[str, int] = {}
         for name, least in (("max_connections", 1), ("max_queued", 0)):
             value = raw.get(name, _default(cls, name))
@@ -276,7 +290,9 @@ class EtcdSettings:
                    namespace=b"" if namespace is None else namespace.encode("utf-8"),
                    max_connections=limits["max_connections"],
                    max_queued=limits["max_queued"],
-                   attempt_timeout=None if attempt is None else float(attempt), **files)
+                   attempt_timeout=None if attempt is None else float(attempt),
+                   probe_interval=probing["probe_interval"],
+                   probe_timeout=probing["probe_timeout"], **files)
 
 
 @dataclass(frozen=True)

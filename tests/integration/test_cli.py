@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 import pytest_twisted
 from auth_setup import enable_auth
+from waiting import until
 
+from etcdwamp import KeySet
 from etcdwamp.client import Client
 from etcdwamp.testing import EtcdCluster, TLSFiles, free_port, make_test_pki
 
@@ -213,6 +215,52 @@ def test_lock_without_a_command_holds_until_ctrl_c(etcd: EtcdCluster, prefix: by
         if holder.poll() is None:
             holder.kill()
             holder.wait()
+
+
+@pytest_twisted.ensureDeferred
+async def test_lock_lost_while_the_command_runs_terminates_it_and_fails(
+        etcd: EtcdCluster, prefix: bytes, tmp_path: Path) -> None:
+    """Another client revokes the lock's lease while the command runs: the
+    command gets SIGTERM at the next renewal (ttl/3) and the CLI fails with one
+    line, instead of letting the command run on beside a new holder."""
+    from twisted.internet import reactor
+
+    name, url = prefix.decode() + "revoked", etcd.url
+    started, terminated = tmp_path / "started", tmp_path / "terminated"
+    # `sleep & wait`: the trap runs at once on SIGTERM (and stops the sleep).
+    script = (f'trap \'echo TERM > "{terminated}"; kill $!; exit 143\' TERM; '
+              f'echo $$ > "{started}"; sleep 60 & wait')
+    holder = subprocess.Popen([ETCDWAMP, "--endpoints", url, "lock", "--ttl", "3", name,
+                               "--", "sh", "-c", script],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env())
+    other = Client(reactor, url=url)
+    child_pid = None
+    try:
+        await until(lambda: started.exists() and started.read_text().strip(),
+                    why=lambda: f"the command did not start: {holder.poll()}")
+        child_pid = int(started.read_text())
+        held = await other.get(KeySet(name.encode() + b"/", prefix=True))
+        assert held.count == 1 and held.kvs[0].lease
+        revoked_at = time.monotonic()
+        await other.lease_revoke(held.kvs[0].lease)
+        await until(lambda: holder.poll() is not None, timeout=10,
+                    why="the CLI did not end after its lock's lease was revoked")
+        ended_in = time.monotonic() - revoked_at
+        assert holder.stderr is not None
+        done = subprocess.CompletedProcess(holder.args, holder.returncode, "",
+                                           holder.stderr.read().decode())
+        line = one_error_line(done)
+        assert f"lock {name} lost while sh ran; it was sent SIGTERM" in line
+        assert terminated.read_text() == "TERM\n"
+        assert not Path(f"/proc/{child_pid}").exists()
+        assert ended_in < 1.0 + 2.0  # the next renewal (every ttl/3 = 1 s), and margin
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+        if child_pid is not None and Path(f"/proc/{child_pid}").exists():
+            os.kill(child_pid, signal.SIGTERM)  # its trap stops its sleep too
+        await other.close()
 
 
 def test_status_and_compact(etcd: EtcdCluster, prefix: bytes) -> None:

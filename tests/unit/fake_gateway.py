@@ -98,6 +98,8 @@ class WatchStream:
     request: Request
     targets: list[_Target]
     open: bool = True
+    host: str = ""  # the endpoint's host name it was opened on
+    election: bytes | None = None  # an /election/observe stream: of this election
 
     def send(self, result: dict[str, Any]) -> None:
         self.request.write(json.dumps({"result": result}).encode() + b"\n")
@@ -131,6 +133,8 @@ class FakeEtcd(Resource):
         self.tokens: dict[str, float] = {}  # token → expiry time
         self.calls: list[Call] = []
         self.streams: list[WatchStream] = []
+        #: the current leader key-value of each election (see lead())
+        self.leaders: dict[bytes, dict[str, Any]] = {}
         #: paths (e.g. "/lease/keepalive") answered 503 Unavailable, as by a member
         #: without leader
         self.unavailable: set[str] = set()
@@ -138,8 +142,13 @@ class FakeEtcd(Resource):
         self.unavailable_message = "etcdserver: no leader"
         #: host names whose every request is answered so (one member without leader)
         self.unavailable_hosts: set[str] = set()
+        #: host names that carry out every request, then answer it so anyway (a
+        #: proposal etcd committed after its own request timeout had answered)
+        self.applied_unavailable_hosts: set[str] = set()
         #: paths whose requests are never answered (a hung member)
         self.hang: set[str] = set()
+        #: host names whose every request is never answered (one hung member)
+        self.hung_hosts: set[str] = set()
         #: paths whose requests wait for release() (to have several in flight at once;
         #: StubTreq otherwise answers each request as soon as it is made)
         self.hold: set[str] = set()
@@ -169,6 +178,20 @@ class FakeEtcd(Resource):
         for stream in list(self.streams):
             stream.close()
 
+    def streams_on(self, host: str) -> list[WatchStream]:
+        """The open watch streams to ``host``."""
+        return [s for s in self.streams if s.host == host]
+
+    def end_streams(self, host: str, code: int = 14,
+                    message: str = "etcdserver: no leader") -> None:
+        """End every stream on ``host`` with an error frame, as etcd ends a
+        require-leader stream once its member lost its leader."""
+        for stream in self.streams_on(host):
+            stream.request.write(json.dumps({"error": {
+                "grpc_code": code, "http_code": _HTTP[code], "message": message,
+                "http_status": "Service Unavailable"}}).encode() + b"\n")
+            stream.close()
+
     # -- state changes, also callable by tests ---------------------------------
 
     def header(self) -> dict[str, str]:
@@ -177,6 +200,11 @@ class FakeEtcd(Resource):
 
     def put(self, key: bytes, value: bytes, lease: int = 0) -> int:
         self.revision += 1
+        self._store(key, value, lease)
+        return self.revision
+
+    def _store(self, key: bytes, value: bytes, lease: int) -> None:
+        """Write ``key`` at the current revision (several keys of one txn share it)."""
         old = self.kvs.get(key)
         kv = {"key": b64(key), "value": b64(value), "mod_revision": str(self.revision),
               "create_revision": old["create_revision"] if old else str(self.revision),
@@ -185,16 +213,19 @@ class FakeEtcd(Resource):
             kv["lease"] = str(lease)
         self.kvs[key] = kv
         self._event({"kv": kv}, key)
-        return self.revision
 
     def delete(self, key: bytes) -> int:
         if key not in self.kvs:
             return 0
-        del self.kvs[key]
         self.revision += 1
+        self._remove(key)
+        return 1
+
+    def _remove(self, key: bytes) -> None:
+        """Delete ``key`` (present) at the current revision."""
+        del self.kvs[key]
         self._event({"type": "DELETE", "kv": {"key": b64(key),
                                                 "mod_revision": str(self.revision)}}, key)
-        return 1
 
     def revoke(self, lease_id: int) -> bool:
         """Drop a lease and its keys (revoked elsewhere, or expired)."""
@@ -205,15 +236,32 @@ class FakeEtcd(Resource):
                 self.delete(key)
         return True
 
+    def _live_streams(self) -> list[WatchStream]:
+        """The streams whose member sends (a hung member sends nothing)."""
+        return [s for s in self.streams if s.host not in self.hung_hosts]
+
+    def lead(self, election: bytes, value: bytes) -> int:
+        """Make ``value`` the leader value of ``election`` (a new leader key the
+        first time, then a proclamation) and tell its observers; returns the
+        key's mod revision. The fake keeps no candidates: this stands for a
+        campaign or proclaim by some client."""
+        key = election + b"/leader"
+        revision = self.put(key, value)
+        self.leaders[election] = self.kvs[key]
+        for stream in self._live_streams():
+            if stream.election == election:
+                stream.send({"header": self.header(), "kv": self.kvs[key]})
+        return revision
+
     def progress(self) -> None:
         """Send a progress notification on every stream: "current up to now"."""
-        for stream in self.streams:
+        for stream in self._live_streams():
             for target in stream.targets:
                 stream.send({"header": self.header(), "watch_id": str(target.watch_id)})
 
     def _event(self, event: dict[str, Any], key: bytes) -> None:
         self.history.append({**event, "_key": key, "_rev": self.revision})
-        for stream in self.streams:
+        for stream in self._live_streams():
             for target in stream.targets:
                 if target.matches(key):
                     stream.send({"header": self.header(), "watch_id": str(target.watch_id),
@@ -235,12 +283,15 @@ class FakeEtcd(Resource):
         body = _split_json(raw) if path == "/watch" else json.loads(raw)
         raw_auth = request.getHeader(b"authorization")
         auth = None if raw_auth is None else raw_auth.decode()
-        host = (request.getHeader(b"host") or b"").decode().split(":")[0]
+        host = _host(request)
         required = request.getHeader(b"grpc-metadata-hasleader") == b"true"
         self.calls.append(Call(path, body, auth, self.clock.seconds(), host, required))
         if host in self.unavailable_hosts:
             return self._answer(request, 14, self.unavailable_message)
-        if path in self.hang:
+        if host in self.applied_unavailable_hosts:
+            self._respond(request, path, body, auth)
+            return self._answer(request, 14, self.unavailable_message)
+        if path in self.hang or host in self.hung_hosts:
             return NOT_DONE_YET
         if path in self.hold:
             held = _Held(request, path, body, auth)
@@ -304,14 +355,102 @@ class FakeEtcd(Resource):
         return {"header": self.header()}
 
     def _do_kv_range(self, request: Request, body: dict[str, Any]) -> Any:
-        start = unb64(body["key"])
-        end = unb64(body["range_end"]) if "range_end" in body else None
-        target = _Target(0, start, end)
-        kvs = [kv for key, kv in sorted(self.kvs.items()) if target.matches(key)]
+        kvs = self._in_range(body)
         answer: dict[str, Any] = {"header": self.header(), "count": str(len(kvs))}
         if kvs and not body.get("count_only"):
             answer["kvs"] = kvs
         return answer
+
+    def _in_range(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """The current key/values of a request's ``key``/``range_end`` (the
+        revision asked for is not modelled: the fake keeps no old versions)."""
+        target = _Target(0, unb64(body["key"]),
+                         unb64(body["range_end"]) if "range_end" in body else None)
+        return [kv for key, kv in sorted(self.kvs.items()) if target.matches(key)]
+
+    def _holds(self, compare: dict[str, Any]) -> bool:
+        """One compare, as etcd evaluates it: every key present in its range
+        must satisfy it; an empty range compares as a key with all fields 0."""
+        field = {"MOD": "mod_revision", "VERSION": "version", "CREATE": "create_revision",
+                 "VALUE": "value"}[compare.get("target", "VERSION")]
+        kvs = self._in_range(compare)
+        if not kvs:
+            if field == "value":
+                return False
+            kvs = [{}]
+        for kv in kvs:
+            if field == "value":
+                have: Any = unb64(kv.get("value", ""))
+                want: Any = unb64(compare.get("value", ""))
+            else:
+                have, want = int(kv.get(field, "0")), int(compare.get(field, "0"))
+            result = compare.get("result", "EQUAL")
+            if not {"EQUAL": have == want, "NOT_EQUAL": have != want,
+                    "GREATER": have > want, "LESS": have < want}[result]:
+                return False
+        return True
+
+    def _do_kv_txn(self, request: Request, body: dict[str, Any]) -> Any:
+        """A flat transaction (compares; put, range and delete_range ops), all
+        its writes at one revision."""
+        succeeded = all(self._holds(c) for c in body.get("compare", []))
+        ops = body.get("success" if succeeded else "failure", [])
+        for op in ops:
+            lease = int(op.get("request_put", {}).get("lease", "0"))
+            if lease and lease not in self.leases:
+                return 5, "etcdserver: requested lease not found"
+        changed = False
+        responses: list[dict[str, Any]] = []
+        for op in ops:
+            (kind, inner), = op.items()
+            if kind == "request_range":
+                responses.append({"response_range": self._do_kv_range(request, inner)})
+                continue
+            if kind == "request_put":
+                if not changed:
+                    self.revision, changed = self.revision + 1, True
+                self._store(unb64(inner["key"]), unb64(inner.get("value", "")),
+                            int(inner.get("lease", "0")))
+                responses.append({"response_put": {"header": self.header()}})
+                continue
+            assert kind == "request_delete_range", f"the fake does not run {kind} in a txn"
+            gone = self._in_range(inner)
+            if gone and not changed:
+                self.revision, changed = self.revision + 1, True
+            for kv in gone:
+                self._remove(unb64(kv["key"]))
+            responses.append({"response_delete_range": {"header": self.header(),
+                                                        "deleted": str(len(gone))}})
+        return {"header": self.header(), "succeeded": succeeded, "responses": responses}
+
+    def _do_lock_lock(self, request: Request, body: dict[str, Any]) -> Any:
+        """The lock is granted at once (the fake has no contention): its key is
+        the name and the lease's hex id, attached to the lease."""
+        lease = int(body["lease"])
+        if lease not in self.leases:
+            return 5, "etcdserver: requested lease not found"
+        key = unb64(body["name"]) + b"/" + format(lease, "x").encode()
+        self.put(key, b"", lease)
+        return {"header": self.header(), "key": b64(key)}
+
+    def _do_lock_unlock(self, request: Request, body: dict[str, Any]) -> Any:
+        self.delete(unb64(body["key"]))
+        return {"header": self.header()}
+
+    def _do_election_observe(self, request: Request, body: dict[str, Any]) -> Any:
+        """As etcd: the current leader first, if any; until then not even the
+        answer's headers (the gateway sends them with the first frame)."""
+        election = unb64(body["name"])
+        stream = WatchStream(request, [], host=_host(request), election=election)
+        leader = self.leaders.get(election)
+        if leader is not None:
+            stream.send({"header": self.header(), "kv": leader})
+        self._keep(stream)
+        return NOT_DONE_YET
+
+    def _do_maintenance_status(self, request: Request, body: dict[str, Any]) -> Any:
+        return {"header": self.header(), "version": "3.4.23", "dbSize": "20480",
+                "leader": "2", "raftIndex": str(self.revision), "raftTerm": "3"}
 
     def _do_lease_grant(self, request: Request, body: dict[str, Any]) -> Any:
         lease_id, ttl = next(self._ids), int(body["TTL"])
@@ -358,7 +497,7 @@ class FakeEtcd(Resource):
         stream.request.notifyFinish().addBoth(gone)
 
     def _do_watch(self, request: Request, body: list[dict[str, Any]]) -> Any:
-        stream = WatchStream(request, [])
+        stream = WatchStream(request, [], host=_host(request))
         replay: list[tuple[_Target, int]] = []
         for message in body:
             create = message["create_request"]
@@ -378,6 +517,11 @@ class FakeEtcd(Resource):
                                  "events": [clean]})
         self._keep(stream)
         return NOT_DONE_YET
+
+
+def _host(request: Request) -> str:
+    """The host name a request was sent to."""
+    return (request.getHeader(b"host") or b"").decode().split(":")[0]
 
 
 def _split_json(raw: bytes) -> list[Any]:
@@ -401,12 +545,16 @@ class Rig:
 
     @classmethod
     def make(cls, *, users: dict[str, str] | None = None, token_ttl: float = 300.0,
-             **client_args: Any) -> Rig:
+             endpoints: list[str] | None = None, **client_args: Any) -> Rig:
+        """A client of one member (``http://etcd.test:2379``), or of ``endpoints``:
+        several host names of one fake cluster sharing one store."""
         clock = Clock()
         etcd = FakeEtcd(clock, users=users, token_ttl=token_ttl)
         stub = StubTreq(etcd)
-        client = Client(clock, url="http://etcd.test:2379", http_client=stub,
-                        api_prefix=API, **client_args)
+        if endpoints is None:
+            client_args["url"] = "http://etcd.test:2379"
+        client = Client(clock, endpoints=endpoints, http_client=stub, api_prefix=API,
+                        **client_args)
         return cls(clock, etcd, stub, client)
 
     def flush(self) -> None:

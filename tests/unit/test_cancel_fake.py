@@ -478,16 +478,17 @@ def test_stopping_keep_alive_cancels_the_renewal_without_a_failure() -> None:
 # (ensureDeferred: these tests are about cancelling, whether pmap hands out a
 # coroutine or, as issue #10 asks, a Deferred.)
 
-def status_then_hang(path: str, body: dict[str, Any]) -> tuple[int, Any] | None:
-    if path == "/v3/maintenance/status":
-        return 200, {"header": HEADER, "version": "3.5.0"}
+def snapshot_then_hang(path: str, body: dict[str, Any]) -> tuple[int, Any] | None:
+    """Answers the read a transaction starts with (count only, at no revision)."""
+    if path == "/v3/kv/range" and body.get("count_only") and "revision" not in body:
+        return 200, {"header": HEADER, "count": "0"}
     return None
 
 
 def test_database_run_is_not_retried_after_cancel() -> None:
     """Database.run retries conflicts only: cancelled while ``fn`` reads, it
     fails with CancelledError at once and ``fn`` ran once."""
-    client, http, clock = make(status_then_hang)
+    client, http, clock = make(snapshot_then_hang)
     db = Database(client)
     calls: list[int] = []
 
@@ -496,7 +497,7 @@ def test_database_run_is_not_retried_after_cancel() -> None:
         return await txn.get_raw(b"k")
 
     d = ensureDeferred(db.run(fn))
-    assert http.paths() == ["/v3/maintenance/status", "/v3/kv/range"]
+    assert http.paths() == ["/v3/kv/range", "/v3/kv/range"]
     d.cancel()
     assert_cancelled(d)
     assert http.posts[1].cancelled and calls == [1]
@@ -504,7 +505,7 @@ def test_database_run_is_not_retried_after_cancel() -> None:
 
 
 def test_database_run_cancelled_during_commit_is_not_retried() -> None:
-    client, http, clock = make(status_then_hang)
+    client, http, clock = make(snapshot_then_hang)
     db = Database(client)
     calls: list[int] = []
 
@@ -513,7 +514,7 @@ def test_database_run_cancelled_during_commit_is_not_retried() -> None:
         txn.put_raw(b"k", b"v")
 
     d = ensureDeferred(db.run(fn))
-    assert http.paths() == ["/v3/maintenance/status", "/v3/kv/txn"]
+    assert http.paths() == ["/v3/kv/range", "/v3/kv/txn"]
     d.cancel()
     assert_cancelled(d)
     assert http.posts[1].cancelled and calls == [1]
@@ -523,7 +524,7 @@ def test_database_run_cancelled_during_commit_is_not_retried() -> None:
 @pytest.mark.parametrize("step", ["start", "range", "count", "commit"])
 def test_transaction_operations_cancel(step: str) -> None:
     """Each step of ``db.begin`` cancels like a client call."""
-    client, http, clock = make(hang if step == "start" else status_then_hang)
+    client, http, clock = make(hang if step == "start" else snapshot_then_hang)
     txn = Database(client).begin(write=True)
     if step == "start":
         d = ensureDeferred(txn.start())
@@ -601,12 +602,15 @@ def test_watch_cancel_during_backoff_finishes_at_once() -> None:
 
     client, http, clock = make()
     watch = client.watch(b"k")
-    http.posts[0].deferred.errback(refused())  # the stream could not connect
+    # The stream cannot connect to any endpoint: it tries each at once, then pauses.
+    for i in range(len(ENDPOINTS)):
+        http.posts[i].deferred.errback(refused())
+    assert len(http.posts) == len(ENDPOINTS)
     assert clock.getDelayedCalls(), "the watch should be backing off"
     stopped = watch.cancel()
     assert outcome(stopped) is None
     assert clock.getDelayedCalls() == []
-    assert_nothing_more(http, clock, 1)
+    assert_nothing_more(http, clock, len(ENDPOINTS))
 
 
 def test_watch_cancel_while_streaming_drops_the_stream() -> None:
@@ -629,7 +633,7 @@ def test_watch_cancel_while_streaming_drops_the_stream() -> None:
 def test_cancelled_add_stops_watching_that_key_set() -> None:
     """add() cancelled before etcd confirmed the new key set: CancelledError at
     once, the key set is dropped again and the watch goes on with the others."""
-    client, http, clock = make()
+    client, http, clock = make(probe_interval=None)  # the fake answers no probe
     watch = client.watch(b"k")
     created = {"result": {"header": HEADER, "created": True}}
     first = FakeResponse(200, json.dumps(created).encode() + b"\n", complete=False)
@@ -645,6 +649,8 @@ def test_cancelled_add_stops_watching_that_key_set() -> None:
     assert [c["create_request"]["key"] for c in http.posts[1].body] == [b64(b"k"), b64(b"other")]
     assert http.posts[1].cancelled  # the attempt with both key sets was dropped
     assert len(http.posts) == 3 and http.posts[2].body["create_request"]["key"] == b64(b"k")
+    http.posts[2].deferred.callback(
+        FakeResponse(200, json.dumps(created).encode() + b"\n", complete=False))
     assert not watch.finished.called
     assert_nothing_more(http, clock, 3)
     watch.cancel()

@@ -4,6 +4,7 @@ etcd no longer accepts is replaced once, and the refused request is sent again."
 from __future__ import annotations
 
 from itertools import pairwise
+from typing import Any
 
 import pytest
 from fake_gateway import Call, Rig
@@ -17,8 +18,9 @@ USERS = {"app": "apppw"}
 TOKEN_TTL = 60.0
 
 
-def auth_rig(token_ttl: float = TOKEN_TTL) -> Rig:
-    return Rig.make(users=USERS, token_ttl=token_ttl, user="app", password="apppw")
+def auth_rig(token_ttl: float = TOKEN_TTL, **client_args: Any) -> Rig:
+    return Rig.make(users=USERS, token_ttl=token_ttl, user="app", password="apppw",
+                    **client_args)
 
 
 def calls_since(rig: Rig, start: int) -> list[tuple[str, str | None]]:
@@ -106,7 +108,7 @@ def test_lease_keep_alive_survives_a_token_expiry() -> None:
 def test_watch_reconnect_authenticates_again_when_its_token_expired() -> None:
     """etcd checks the token only when a watch is created: a long-running
     stream outlives its token, and the reconnect after a break must get a new one."""
-    rig = auth_rig()
+    rig = auth_rig(probe_interval=None)  # the stream's own requests only
     got: list[WatchBatch] = []
     watch = rig.client.watch(b"k", got.append)
     rig.run(watch.created)
@@ -128,7 +130,7 @@ def test_watch_reconnect_authenticates_again_when_its_token_expired() -> None:
 def test_watch_ends_when_authenticating_again_is_refused() -> None:
     """The password changed while the stream ran: the reconnect's new login
     fails, which no retry will heal, so the watch ends with that error."""
-    rig = auth_rig()
+    rig = auth_rig(probe_interval=None)  # a probe would renew the token before the change
     watch = rig.client.watch(b"k")
     rig.run(watch.created)
     ended: list[object] = []

@@ -199,3 +199,42 @@ def test_a_streak_of_failed_renewals_is_logged_once() -> None:
     assert len([t for t in renewal_times(rig) if 3.0 < t <= 10.0]) >= 5
     warned = [ev for ev in events if "renewal failed" in str(ev.get("log_format"))]
     assert len(warned) == 2  # one per streak
+
+
+CLUSTER = ["http://one.test:2379", "http://two.test:2379", "http://three.test:2379"]
+
+
+def test_a_ttl_3_lease_outlives_a_hung_first_member() -> None:
+    """Renewals every second through a member that never answers: each attempt
+    gets a share of what is left of the TTL (not of the 10 s client timeout),
+    so the renewal moves to a healthy member in time, and the hung one is
+    demoted: later renewals go to the others first."""
+    rig = Rig.make(endpoints=CLUSTER, timeout=10.0)
+    lease, on_lost, lost = kept_alive(rig, 3)
+    rig.etcd.hung_hosts.add("one.test")
+    for now in range(1, 61):
+        rig.advance_to(float(now), step=0.125)
+        assert rig.etcd.lease_alive(lease.id), f"the lease expired at {now}s"
+        assert not lease.is_lost, f"the client gave the lease up at {now}s"
+    assert not lost and not on_lost
+    renewals = rig.etcd.calls_to(KEEPALIVE)
+    hung = [c.at for c in renewals if c.host == "one.test"]
+    assert hung and hung[0] == 1.0  # the first renewal went to the hung member...
+    first_answered = next(c.at for c in renewals if c.host != "one.test")
+    # ...and moved on after a third of the 2 s left (+ one step of the clock),
+    # not after a third of the client's 10 s timeout.
+    assert 2.0 / 3 <= first_answered - hung[0] <= 2.0 / 3 + 0.125
+    # Demoted, it is tried only when its back-off ran out (1 s doubling to 30 s),
+    # and only after the member that answered last: never again here.
+    assert len(hung) == 1
+    assert lease.renewals >= 55
+
+
+def test_a_ttl_3_lease_outlives_a_member_without_leader() -> None:
+    rig = Rig.make(endpoints=CLUSTER, timeout=10.0)
+    lease, on_lost, lost = kept_alive(rig, 3)
+    rig.etcd.unavailable_hosts.add("one.test")
+    rig.advance_to(30.0, step=0.125)
+    assert rig.etcd.lease_alive(lease.id) and not lease.is_lost and not lost and not on_lost
+    answered = [c for c in rig.etcd.calls_to(KEEPALIVE) if c.host != "one.test"]
+    assert [c.at for c in answered] == [float(t) for t in range(1, 31)]  # never late

@@ -136,3 +136,11 @@ def test_attempt_timeout_is_checked() -> None:
     for bad in (0, -1.0, True, "1"):
         with pytest.raises(ValueError, match="attempt_timeout"):
             cluster(attempt_timeout=bad)
+
+
+def test_asking_a_cluster_without_raft_leader_who_leads_an_election_raises() -> None:
+    """Not None ("nobody campaigns"): the members cannot know."""
+    client, etcd, stub, _ = cluster()
+    etcd.unavailable_hosts.update({"one.test", "two.test", "three.test"})
+    result = outcome(client.election(b"e").leader(), stub)
+    assert isinstance(result, Failure) and result.check(e.NoLeader), result

@@ -35,14 +35,19 @@ class Store:
         return [kv for kv in self.kvs if ks.contains(kv.key)]
 
     def get(self, keyset: Any, **options: Any) -> Deferred[Any]:
-        self.requests.append("count" if options.get("count_only") else "get")
+        if options.get("count_only"):
+            # Without a revision: the linearizable read a transaction starts with.
+            self.requests.append("count" if options.get("revision") else "snapshot")
+        else:
+            self.requests.append("get")
         found = self._in(keyset)
         if options.get("sort_order") == "descend":
             found.reverse()
         limit = options.get("limit") or len(found)
         page = found[:limit]
         return succeed(SimpleNamespace(first=page[0] if page else None, kvs=tuple(page),
-                                       count=len(found), more=len(found) > limit))
+                                       count=len(found), more=len(found) > limit,
+                                       revision=SNAPSHOT))
 
     async def range_iter(self, keyset: Any, **options: Any) -> Any:
         self.requests.append("range")
@@ -141,7 +146,7 @@ def test_count_in_a_read_only_transaction_is_one_count_request() -> None:
 
     db.run(fn, write=False).addBoth(out.append)
     assert out == [4]
-    assert store.requests == ["count"] and store.commits == []
+    assert store.requests == ["snapshot", "count"] and store.commits == []
 
 
 def test_a_read_only_transaction_sends_nothing_at_commit() -> None:

@@ -31,7 +31,8 @@ class FakeClient:
         return succeed(SimpleNamespace(revision=self.revision))
 
     def get(self, key: Any, **options: Any) -> Deferred[Any]:
-        return succeed(SimpleNamespace(first=None, kvs=[], count=0, more=False))
+        return succeed(SimpleNamespace(first=None, kvs=[], count=0, more=False,
+                                       revision=self.revision))
 
     async def range_iter(self, keyset: Any, **options: Any) -> Any:
         return

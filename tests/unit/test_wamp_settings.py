@@ -70,6 +70,14 @@ def test_attempt_timeout_defaults_to_a_share_and_reaches_the_client() -> None:
     assert s.etcd.attempt_timeout == 1.5
 
 
+def test_probes_default_to_two_seconds_and_zero_turns_them_off() -> None:
+    s = Settings.from_extra(GOOD)
+    assert (s.etcd.probe_interval, s.etcd.probe_timeout) == (2.0, 2.0)
+    s = Settings.from_extra({**GOOD, "etcd": {"endpoints": ["http://a"], "probe_interval": 0,
+                                              "probe_timeout": 0.5}})
+    assert (s.etcd.probe_interval, s.etcd.probe_timeout) == (0.0, 0.5)
+
+
 def test_rules_tls_and_secrets_from_the_environment(tmp_path: Any,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     ca = tmp_path / "ca.pem"
@@ -169,6 +177,10 @@ def test_committed_node_config_is_valid() -> None:
     ({"etcd": {"endpoints": ["http://a"], "attempt_timeout": 11}}, "at most timeout"),
     ({"etcd": {"endpoints": ["http://a"], "attempt_timeout": "2"}}, "attempt_timeout must be"),
     ({"etcd": {"endpoints": ["http://a"], "attempt_timeout": True}}, "attempt_timeout must be"),
+    ({"etcd": {"endpoints": ["http://a"], "probe_interval": -1}}, "probe_interval must be"),
+    ({"etcd": {"endpoints": ["http://a"], "probe_interval": "2"}}, "probe_interval must be"),
+    ({"etcd": {"endpoints": ["http://a"], "probe_timeout": 0}}, "probe_timeout must be"),
+    ({"etcd": {"endpoints": ["http://a"], "probe_timeout": 61}}, "probe_timeout must be"),
     ({"etcd": {"endpoints": ["http://a"], "namespace": "tenant1"}}, "ending in"),
     ({"checkpoint_interval": -1}, "checkpoint_interval must be"),
     ({"checkpoint_interval": "0.1"}, "checkpoint_interval must be"),
