@@ -259,6 +259,18 @@ class NetnsCluster:
         status = answer[0]["Status"]
         return bool(status.get("leader")) and not status.get("errors")
 
+    def wait_leaderless(self, member: EtcdMember, timeout: float = 5.0) -> None:
+        """Block until ``member`` knows no leader or does not answer: a follower cut off
+        keeps its leader until its randomized election timeout (1-2 s by default) runs out.
+
+        :raises TimeoutError: it still has one after ``timeout`` seconds
+        """
+        deadline = time.monotonic() + timeout
+        while self.has_leader(member):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{member.name} still has a leader after {timeout}s")
+            time.sleep(0.05)
+
     def wait_healthy(self, members: Sequence[EtcdMember] | None = None,
                      timeout: float = 60.0) -> None:
         """Block until ``members`` (default: all) are healthy.
