@@ -80,7 +80,8 @@ def probe_namespaces() -> None:
     try:
         _ip("netns", "add", name)
     except (RuntimeError, OSError) as exc:
-        raise NamespacesUnavailable(f"cannot create a network namespace: {exc}") from exc
+        raise NamespacesUnavailable(f"cannot create a network namespace (root needed): "
+                                    f"{exc}") from exc
     try:
         _ip("-n", name, "link", "add", "va", "type", "veth", "peer", "name", "vb")
         _ip("-n", name, "link", "add", "vbr", "type", "bridge")
