@@ -18,18 +18,22 @@ end over plain HTTP. :func:`analyse` checks:
   to etcd (wrong value or revision);
 - **stalls**: how long after its write was acknowledged each event arrived; the
   longest is the channel's longest stall; and, per fault, how long until each part
-  (the test client, the watch, the WAMP events, the WAMP calls) served well again:
-  until its last failed or slow call, or late event, of the fault ended (the
-  part's time to detect the fault and route around it);
+  (the test client's reads and writes, the watch, the WAMP events, the WAMP gets and
+  puts) served well again: until its last failed or slow call, or late event, of the
+  fault ended (the part's time to detect the fault and route around it);
 - **no call outlives its timeout**: a call that took longer than its timeout
-  plus ``slack``, or never ended, is an overrun.
+  plus ``slack``, or never ended, is an overrun;
+- **reads fail over**: a read (test client or WAMP ``kv.get``) under way during a
+  fault (but not begun in its last :data:`LATE` seconds) that failed is listed: with
+  one member out a majority remains, so a read that moves on succeeds.
 """
 
 from __future__ import annotations
 
 import bisect
+import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,12 +42,13 @@ from linearizability import Op, check_register
 __all__ = ["PARTS", "TABLE_HEADER", "ChannelReport", "FaultReport", "analyse"]
 
 #: the columns of :meth:`FaultReport.row` (a reStructuredText/Markdown-friendly table)
-TABLE_HEADER = ("| fault | held | back after: client / watch / WAMP events / WAMP calls "
+TABLE_HEADER = ("| fault | held | back after (s): client reads / writes, watch, WAMP events, "
+                "WAMP gets / puts "
                 "| watch delivered/missing/dup | WAMP delivered/missing/dup "
-                "| stale reads | non-linearizable keys | acked writes lost "
+                "| failed reads | stale reads | non-linearizable keys | acked writes lost "
                 "| longest stall watch / WAMP | overruns | run |")
 #: the parts whose recovery :class:`FaultReport` measures, in the table's order
-PARTS = ("client", "watch", "WAMP events", "WAMP calls")
+PARTS = ("client reads", "client writes", "watch", "WAMP events", "WAMP gets", "WAMP puts")
 #: a call slower than this (or failed), or an event later than this after its write's
 #: acknowledgement, is a part not serving (seconds; healthy ones take milliseconds)
 LATE = 1.0
@@ -101,6 +106,8 @@ class FaultReport:
     stale_reads: list[str]
     non_linearizable: dict[str, str]
     overruns: list[str]
+    #: reads of the test client and WAMP gets begun during a fault that failed
+    failed_reads: list[str]
     watch: ChannelReport
     wamp: ChannelReport
     resyncs: int
@@ -117,24 +124,34 @@ class FaultReport:
         held = f"{len(self.held)} x {max(self.held, default=0):.0f} s"
         if len(self.held) == 1:
             held = f"{self.held[0]:.1f} s"
-        back = " / ".join(seconds(self.back_after[part]) for part in PARTS)
+        back = (" / ".join(seconds(self.back_after[p]) for p in PARTS[:2]) + ", "
+                + ", ".join(seconds(self.back_after[p]) for p in PARTS[2:4]) + ", "
+                + " / ".join(seconds(self.back_after[p]) for p in PARTS[4:]))
         return (f"| {self.fault} | {held} | {back} | {counts(self.watch)} | {counts(self.wamp)} "
-                f"| {len(self.stale_reads)} | {len(self.non_linearizable)} "
+                f"| {len(self.failed_reads)} | {len(self.stale_reads)} "
+                f"| {len(self.non_linearizable)} "
                 f"| {len(self.acked_lost)} "
                 f"| {self.watch.longest_stall:.1f} s / {self.wamp.longest_stall:.1f} s "
                 f"| {len(self.overruns)} | {self.duration:.0f} s |")
 
-    def problems(self, *, stall_bound: float, recover_within: float | None = None) -> list[str]:
+    def problems(self, *, stall_bound: float,
+                 recover_within: Mapping[str, float] | None = None,
+                 reads_succeed: bool = False) -> list[str]:
         """Every broken guarantee, one line each (empty: the run kept them all). With
-        ``recover_within``, every part must also have served again within that many
-        seconds of each fault's start, while the fault lasted."""
+        ``recover_within`` (seconds by part, :data:`PARTS`), each part must also have
+        served well again within its time of each fault's start, while the fault lasted;
+        with ``reads_succeed``, every read begun during a fault must have succeeded (a
+        read moves to another member: it fails only if no member can answer)."""
         out = []
-        if recover_within is not None:
-            for part, back in self.back_after.items():
-                if back is None or back > recover_within:
-                    out.append(f"{part}: not serving again within {recover_within} s of a "
-                               f"fault's start (" + ("not while it lasted" if back is None
-                                                      else f"after {back:.1f} s") + ")")
+        if reads_succeed and self.failed_reads:
+            out.append(f"{len(self.failed_reads)} reads failed during a fault: "
+                       f"{self.failed_reads[:3]}")
+        for part, bound in (recover_within or {}).items():
+            back = self.back_after[part]
+            if back is None or back > bound:
+                out.append(f"{part}: not serving well again within {bound} s of a fault's "
+                           "start (" + ("not while it lasted" if back is None
+                                        else f"after {back:.1f} s") + ")")
         if self.acked_lost:
             out.append(f"{len(self.acked_lost)} acknowledged writes lost: "
                        f"{self.acked_lost[:5]}")
@@ -196,23 +213,27 @@ def _channel(events: list[dict[str, Any]], etcd: dict[int, tuple[str, str]],
 
 
 def _back_after(experiences: list[tuple[float, float | None, bool]],
-                faults: Sequence[tuple[float, float]]) -> float | None:
+                faults: Sequence[tuple[float, float]], *, under_way: bool) -> float | None:
     """The longest time, over the faults, from a fault's start until the part's last
     bad experience of it ended; None if one outlasted the fault.
 
     ``experiences`` are (began, ended, good): a call from its invocation to its
     completion (None: never), good if it succeeded within :data:`LATE`; an event
     from its write's acknowledgement to its arrival (None: never), good if it took
-    at most :data:`LATE`. Those of a fault are the ones that ended after it began
-    and began :data:`LATE` before it ended or earlier: what begins in its last
-    moments may meet the heal's own disturbance (a member rejoining with a higher
-    term makes etcd 3.4 elect again).
+    at most :data:`LATE`. Those of a fault are the ones that began while it lasted,
+    and with ``under_way`` also those begun before that ended after it began (an
+    event or a read can always be had again from elsewhere; a write already sent
+    cannot);
+    but not those begun in its last :data:`LATE` seconds: they may meet the heal's
+    own disturbance (a member rejoining with a higher term makes etcd 3.4 elect again).
     """
     worst = 0.0
     for start, end in faults:
         last_bad = start
         for began, ended, good in experiences:
             if good or began > end - LATE or (ended is not None and ended < start):
+                continue
+            if began < start and not under_way:
                 continue
             if ended is None or ended > end:
                 return None
@@ -294,10 +315,10 @@ def analyse(history: dict[str, Any], fault: str, *,
             stale_reads.append(f"{op['actor']} read {op['key']}={op['value']!r} (revision "
                                f"{seen}) after revision {floor} was acknowledged")
 
-    def calls(group: str) -> list[tuple[float, float | None, bool]]:
+    def calls(group: str, kind: str) -> list[tuple[float, float | None, bool]]:
         return [(op["invoke"], op["complete"],
                  op["outcome"] == "ok" and op["complete"] - op["invoke"] <= LATE)
-                for op in ops if _group(op["actor"]) == group]
+                for op in ops if _group(op["actor"]) == group and op["kind"] == kind]
 
     def events(channel: str) -> list[tuple[float, float | None, bool]]:
         arrived: dict[int, float] = {}
@@ -310,15 +331,26 @@ def analyse(history: dict[str, Any], fault: str, *,
                 out.append((acked[value], t, t is not None and t - acked[value] <= LATE))
         return out
 
-    back_after = {"client": _back_after(calls("test"), faults),
-                  "watch": _back_after(events("watch"), faults),
-                  "WAMP events": _back_after(events("wamp"), faults),
-                  "WAMP calls": _back_after(calls("wamp"), faults)}
+    back_after = {
+        "client reads": _back_after(calls("test", "read"), faults, under_way=True),
+        "client writes": _back_after(calls("test", "write"), faults, under_way=False),
+        "watch": _back_after(events("watch"), faults, under_way=True),
+        "WAMP events": _back_after(events("wamp"), faults, under_way=True),
+        "WAMP gets": _back_after(calls("wamp", "read"), faults, under_way=True),
+        "WAMP puts": _back_after(calls("wamp", "write"), faults, under_way=False)}
+    def during_a_fault(op: dict[str, Any]) -> bool:
+        ended = math.inf if op["complete"] is None else op["complete"]
+        return any(op["invoke"] <= end - LATE and ended >= start for start, end in faults)
+
+    failed_reads = [f"{op['actor']} {op['key']}: {op['error'] or 'never answered'}"
+                    for op in ops
+                    if op["kind"] == "read" and _group(op["actor"]) in ("test", "wamp")
+                    and op["outcome"] != "ok" and during_a_fault(op)]
     return FaultReport(
         fault=fault, duration=duration, held=[end - start for start, end in faults],
         back_after=back_after, ops=dict(counts), acked_lost=acked_lost,
         failed_applied=failed_applied, stale_reads=stale_reads,
-        non_linearizable=non_linearizable, overruns=overruns,
+        non_linearizable=non_linearizable, overruns=overruns, failed_reads=failed_reads,
         watch=_channel(history["watch"], etcd, acked),
         wamp=_channel(history["wamp"], etcd, acked),
         resyncs=len(history["resyncs"]), watch_end=history["watch_end"])
