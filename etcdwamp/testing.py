@@ -161,17 +161,23 @@ class EtcdMember:
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     log_path: str = ""
     tls: TLSFiles | None = None
+    #: the address it serves clients at, and the one its peers reach it at ("": ``host``)
+    host: str = _HOST
+    peer_host: str = ""
+    #: what runs etcd, e.g. ``("ip", "netns", "exec", NAME)``: a prefix that execs its
+    #: command in place, so the process started is etcd's own (signals reach it)
+    command_prefix: Sequence[str] = ()
 
     @property
     def url(self) -> str:
         """The client URL (https when the member has TLS files)."""
         scheme = "https" if self.tls else "http"
-        return f"{scheme}://{_HOST}:{self.client_port}"
+        return f"{scheme}://{self.host}:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
         """The peer URL other members reach this one at."""
-        return f"http://{_HOST}:{self.peer_port}"
+        return f"http://{self.peer_host or self.host}:{self.peer_port}"
 
     @property
     def running(self) -> bool:
@@ -189,6 +195,7 @@ class EtcdMember:
             return
         self.log_path = os.path.join(os.path.dirname(self.data_dir), f"{self.name}.log")
         args = [
+            *self.command_prefix,
             etcd_binary(),
             "--name", self.name,
             "--data-dir", self.data_dir,
