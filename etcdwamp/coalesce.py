@@ -21,10 +21,12 @@ fails. A transport failure (:class:`~etcdwamp.errors.ConnectFailed`,
 transaction with the error a single request would have got, and so does an
 answer that leaves the outcome open (etcd's ``request timed out``, ``leader
 changed``: :class:`~etcdwamp.errors.IndefiniteAnswer`, never a plain
-``Unavailable``): the transaction is not sent again, and a ``get`` that
-travelled with writes shares their error. A transaction of reads alone moves
-on to the next member as a single read would. The timeout counts from the
-oldest call of the transaction.
+``Unavailable``): the transaction is not sent again. The reads of a turn
+travel in transactions of their own, apart from its writes (unless they read
+a key written in the same turn, which keeps them in order behind the write):
+a transaction of reads alone moves on to the next member as a single read
+would, so a member that hangs on a write never fails the reads beside it.
+The timeout counts from the oldest call of the transaction.
 
 Cancellation: a cancelled caller fails with ``CancelledError`` at once. If its
 op has not left yet it never will. If it already left inside a transaction,
@@ -141,6 +143,21 @@ class Coalescer:
         self._queue = []
         if not entries:
             return
+        reads = [e for e in entries if e.request.idempotent]
+        writes = [e for e in entries if not e.request.idempotent]
+        if reads and writes and not ({e.request.body["key"] for e in reads}
+                                     & {e.request.body["key"] for e in writes}):
+            # Apart: a read-only transaction moves on to another member after
+            # its share of the timeout, as a single get would, where one
+            # carrying writes waits its whole timeout on a hung member. (Reads
+            # of keys written in the same turn stay in order behind them.)
+            self._dispatch(writes)
+            self._dispatch(reads)
+        else:
+            self._dispatch(entries)
+
+    def _dispatch(self, entries: list[_Entry]) -> None:
+        """Send ``entries`` alone or as transactions, one after the other."""
         if len(entries) == 1:
             self._solo(entries[0])
             return

@@ -293,7 +293,8 @@ def test_client_refuses_bad_coalescing_options(options: dict[str, Any],
 
 
 def test_client_with_coalesce_sends_concurrent_puts_as_one_txn() -> None:
-    """The client wires put/get/delete of single keys through the coalescer;
+    """The client wires put/get/delete of single keys through the coalescer
+    (the writes in one transaction; the get, of another key, apart from them);
     a key-set delete is never coalesced."""
     from treq.testing import StubTreq
     from twisted.web.resource import Resource
@@ -323,7 +324,7 @@ def test_client_with_coalesce_sends_concurrent_puts_as_one_txn() -> None:
              client.delete(KeySet(b"p/", prefix=True))]
     clock.advance(0)
     stub.flush()
-    assert sorted(paths) == ["/v3/kv/deleterange", "/v3/kv/txn"]
+    assert sorted(paths) == ["/v3/kv/deleterange", "/v3/kv/range", "/v3/kv/txn"]
     assert all(d.called for d in calls)
     assert [type(outcome(d)).__name__ for d in calls] == [
         "PutResult", "RangeResult", "DeleteResult", "DeleteResult"]

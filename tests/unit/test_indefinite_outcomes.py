@@ -196,19 +196,34 @@ def test_a_snapshot_read_without_leader_moves_on() -> None:
 @pytest.mark.parametrize("applied", [True, False])
 def test_every_caller_of_a_coalesced_txn_answered_indefinitely_gets_indefinite_answer(
         applied: bool) -> None:
-    """The writes and the get that travelled with them all get IndefiniteAnswer
-    (never a plain Unavailable), and the transaction is not sent again."""
+    """The writes that travelled together all get IndefiniteAnswer (never a plain
+    Unavailable), and their transaction is not sent again; the get of the same
+    turn travelled apart and moved on to another member."""
     cluster = Cluster(coalesce=True)
     cluster.etcd.unavailable_message = TIMED_OUT
     (cluster.etcd.applied_unavailable_hosts if applied
      else cluster.etcd.unavailable_hosts).add("one.test")
     calls = [cluster.client.put(b"k%d" % i, b"v") for i in range(3)] + [cluster.client.get(b"x")]
     results = [cluster.settle(d) for d in calls]
-    for result in results:
+    for result in results[:3]:
         exc = failure_of(result, e.IndefiniteAnswer)
         assert exc.message == TIMED_OUT
-    assert cluster.etcd.paths() == ["/kv/txn"]
+    assert results[3].count == 0, results[3]
+    assert cluster.etcd.paths().count("/kv/txn") == 1
+    # answered by another member (one.test, demoted by the writes' answer, comes last)
+    assert cluster.etcd.calls_to("/kv/range")[-1].host == "two.test"
     assert [cluster.etcd.value(b"k%d" % i) for i in range(3)] == [b"v" if applied else None] * 3
+
+
+def test_a_get_of_a_key_written_in_the_same_turn_stays_behind_the_write() -> None:
+    """Read-your-write order within a turn: the get travels after the put (so it
+    shares a hung member's fate rather than overtaking the write)."""
+    cluster = Cluster(coalesce=True)
+    calls = [cluster.client.put(b"k", b"v"), cluster.client.get(b"k"),
+             cluster.client.put(b"j", b"w")]
+    results = [cluster.settle(d) for d in calls]
+    assert results[1].kvs[0].value == b"v"
+    assert "/kv/range" not in cluster.etcd.paths()  # it went in a transaction, after the put
 
 
 def test_a_coalesced_write_alone_in_its_turn_gets_indefinite_answer() -> None:
