@@ -355,9 +355,13 @@ class Publisher:
                 exc.subFailure.raiseException()
         self.is_publisher = False
         self._stop_watches()
-        if deposed.called:
-            with contextlib.suppress(errors.EtcdError):  # our lease, if still alive
-                await election.resign()
+        # Deposed: our lease may still be alive. Lost: no renewal was confirmed
+        # in time (the cluster re-elected, say), yet etcd may still hold the
+        # lease (a new raft leader extends every lease) and with it our leader
+        # key, which every campaign, our own next one included, would wait
+        # behind for a whole TTL. Either way, give it up now.
+        with contextlib.suppress(errors.EtcdError):
+            await election.resign()
 
     def _deposed(self, election: Election) -> Deferred[None]:
         """Fires when the leader key of ``election`` is deleted."""
