@@ -39,7 +39,7 @@ from twisted.python.failure import Failure
 from . import __version__, errors
 from .cli_endpoints import EndpointError, endpoint_urls
 from .cli_ops import add_commands as add_operator_commands
-from .cli_transfer import TransferError, add_arguments, do_export, do_import
+from .cli_transfer_args import TransferError, add_arguments
 from .client import Client
 from .wire import Header, KeySet, KeyValue
 from .wire.watch import EventType
@@ -336,6 +336,19 @@ async def cmd_compact(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_export(client: Client, args: argparse.Namespace) -> int:
+    # Imported here: the pmap codecs and tqdm cost every other command start-up time.
+    from .cli_transfer import do_export
+
+    return await do_export(client, args)
+
+
+async def cmd_import(client: Client, args: argparse.Namespace) -> int:
+    from .cli_transfer import do_import
+
+    return await do_import(client, args)
+
+
 # -- parser ------------------------------------------------------------------------
 
 def _nonnegative(text: str) -> int:
@@ -459,10 +472,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_operator_commands(command, lambda nested: _add_globals(nested, top=False))
 
-    s = command("export", do_export, "write the keys under --prefix (or a map) to a file")
+    s = command("export", cmd_export, "write the keys under --prefix (or a map) to a file")
     add_arguments(s, export=True)
     s.add_argument("--url", help=argparse.SUPPRESS)  # the 0.1 spelling of --endpoints
-    s = command("import", do_import, "write the records of a file to etcd")
+    s = command("import", cmd_import, "write the records of a file to etcd")
     add_arguments(s, export=False)
     s.add_argument("--url", help=argparse.SUPPRESS)
     return p

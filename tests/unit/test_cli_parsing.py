@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -108,3 +110,50 @@ def test_map_json_refuses_wrong_types() -> None:
         mapped.key_in("7")
     with pytest.raises(ValueError, match="string"):
         mapped.value_in(7)
+
+
+
+_LAZY_CHECK = """
+import sys, etcdwamp
+assert 'etcdwamp.client' not in sys.modules, 'import etcdwamp imported the client'
+import etcdwamp.cli
+etcdwamp.cli.build_parser().parse_args(sys.argv[1:])
+lazy = ('etcdwamp.pmap', 'etcdwamp.cli_transfer', 'tqdm', 'cbor2')
+print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in lazy
+                      or '.'.join(m.split('.')[:2]) in lazy)))
+"""
+
+
+@pytest.mark.parametrize("argv", [["get", "k"], ["import", "--dry-run", "f.jsonl"]])
+def test_the_command_line_imports_neither_pmap_nor_tqdm_at_start_up(argv: list[str]) -> None:
+    """Start-up time: ``import etcdwamp`` leaves the client unimported, and
+    ``import etcdwamp.cli`` plus parsing a command leaves the pmap codecs, cbor2,
+    tqdm and the export/import code unimported (in a fresh interpreter)."""
+    done = subprocess.run([sys.executable, "-c", _LAZY_CHECK, *argv], capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "", done.stdout
+
+
+def test_map_type_is_checked_at_parse_time_with_the_map_classes_imported_then() -> None:
+    """``--map-type`` imports the pmap classes only to check the name: a bad name is
+    still a usage error (status 2) naming the choices."""
+    args = build_parser().parse_args(["import", "--map", "1", "--map-type", "MapUuidCbor", "f"])
+    assert args.map_type == "MapUuidCbor"
+    with pytest.raises(SystemExit) as caught:
+        build_parser().parse_args(["import", "--map", "1", "--map-type", "MapNope", "f"])
+    assert caught.value.code == 2
+
+
+def test_the_package_names_resolve_on_first_use() -> None:
+    """The lazy ``etcdwamp`` namespace gives the same objects as their modules."""
+    import etcdwamp
+    from etcdwamp import errors, wire
+    from etcdwamp.client import Client
+
+    assert etcdwamp.Client is Client and etcdwamp.pmap is pmap
+    assert etcdwamp.Database is pmap.Database and etcdwamp.KeySet is wire.KeySet
+    assert etcdwamp.Expired is errors.LeaseExpired and etcdwamp.Failed is errors.TxnFailed
+    assert set(etcdwamp.__all__) <= set(dir(etcdwamp))
+    with pytest.raises(AttributeError):
+        etcdwamp.NoSuchName  # noqa: B018
