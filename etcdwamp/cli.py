@@ -44,7 +44,7 @@ from .client import Client
 from .wire import Header, KeySet, KeyValue
 from .wire.watch import EventType
 
-__all__ = ["CliError", "build_parser", "main", "parse_lease_id"]
+__all__ = ["CliError", "UsageError", "build_parser", "main", "parse_lease_id"]
 
 PROG = "etcdwamp"
 
@@ -60,6 +60,10 @@ Errors are one line on stderr; exit status 1 for a failure, 2 for a usage error
 
 class CliError(Exception):
     """A failure to report as one line and exit status 1."""
+
+
+class UsageError(CliError):
+    """A command given wrongly, found after parsing: one line and exit status 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -140,6 +144,11 @@ async def cmd_put(client: Client, args: argparse.Namespace) -> int:
         if sys.stdin.isatty():
             print("reading the value from stdin (end with Ctrl-D)", file=sys.stderr)
         value = sys.stdin.buffer.read()
+        if not value:
+            # As etcdctl: an empty stdin is more often a mistake (a variable that was
+            # empty, a file not there) than a wish; an empty value is asked for as "".
+            raise UsageError('put needs a value: give it after the key ("" for an empty '
+                             "value) or on standard input, which was empty")
     result = await client.put(args.key, value, lease=args.lease)
     if args.write_out == "json":
         _json_out({"header": _header(result.header)})
@@ -429,7 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rev", type=_nonnegative, default=0, help="read at revision R")
     s.add_argument("--keys-only", action="store_true", help="print keys without values")
 
-    s = command("put", cmd_put, "write a value (from stdin when VALUE is missing)")
+    s = command("put", cmd_put, 'write a value (from stdin when VALUE is missing; "" for an '
+                "empty value)")
     s.add_argument("key", type=_key)
     s.add_argument("value", nargs="?")
     s.add_argument("--lease", type=parse_lease_id, default=0, help="attach to this lease (hex)")
@@ -553,7 +563,7 @@ def _report(exc: BaseException, *, write: bool = False) -> int:
     if os.environ.get("ETCDWAMP_DEBUG"):
         traceback.print_exception(exc)
     print(f"{PROG}: error: {_message(exc, write=write)}", file=sys.stderr)
-    return 1
+    return 2 if isinstance(exc, UsageError) else 1
 
 
 def run(args: argparse.Namespace) -> int:

@@ -104,6 +104,19 @@ def test_put_get_del_like_etcdctl(etcd: EtcdCluster, prefix: bytes) -> None:
     assert ok("--endpoints", url, "get", p, "--prefix") == ""
 
 
+def test_put_refuses_an_empty_stdin_and_writes_an_explicit_empty_value(
+        etcd: EtcdCluster, prefix: bytes) -> None:
+    """As etcdctl: ``put KEY < /dev/null`` is a usage error and writes nothing;
+    ``put KEY ""`` writes the empty value."""
+    key, url = prefix.decode() + "e", etcd.url
+    refused = one_error_line(cli("--endpoints", url, "put", key, stdin=""), status=2)
+    assert 'standard input, which was empty' in refused and '""' in refused
+    assert ok("--endpoints", url, "get", key) == ""  # nothing written
+    assert ok("--endpoints", url, "put", key, "") == "OK\n"
+    assert ok("--endpoints", url, "get", key) == f"{key}\n\n"
+    assert ok("--endpoints", url, "get", key, "--keys-only") == f"{key}\n"
+
+
 def test_endpoints_from_the_environment(etcd: EtcdCluster, prefix: bytes) -> None:
     """ETCDWAMP_ENDPOINTS wins over ETCDCTL_ENDPOINTS, which is used when alone;
     host:port without a scheme works as with etcdctl."""
