@@ -601,9 +601,11 @@ def run(args: argparse.Namespace) -> int:
         task.react(start)
     if outcome:
         return outcome[0]
-    # The reactor stopped first: Ctrl-C, which is how a watch (or a held lock) ends.
-    ends_by_interrupt = args.command == "watch" or (args.command == "lock" and not args.child)
-    return 0 if ends_by_interrupt else 128 + signal.SIGINT
+    # The reactor stopped first: Ctrl-C. A lock held without a command is given up
+    # as asked (status 0, as etcdctl); anything else, a watch included, was
+    # interrupted (128 + SIGINT, as etcdctl's watch and a shell report it).
+    released_as_asked = args.command == "lock" and not args.child
+    return 0 if released_as_asked else 128 + signal.SIGINT
 
 
 def main(argv: list[str] | None = None) -> int:
