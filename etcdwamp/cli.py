@@ -39,6 +39,7 @@ from twisted.python.failure import Failure
 from . import __version__, errors
 from .cli_endpoints import EndpointError, endpoint_urls
 from .cli_ops import add_commands as add_operator_commands
+from .cli_ops import cmd_endpoint_status
 from .cli_transfer_args import TransferError, add_arguments
 from .client import Client
 from .wire import Header, KeySet, KeyValue
@@ -307,35 +308,6 @@ async def cmd_lock(client: Client, args: argparse.Namespace) -> int:
                 await lock.release()
 
 
-async def cmd_status(client: Client, args: argparse.Namespace) -> int:
-    rows: list[dict[str, Any]] = []
-    failed = 0
-    for endpoint in client.endpoints:
-        one = Client(client._reactor, url=endpoint, **args.client_options)
-        try:
-            status = await one.status()
-        except errors.EtcdError as exc:
-            failed += 1
-            print(f"{PROG}: error: {endpoint}: {_message(exc)}", file=sys.stderr)
-            continue
-        finally:
-            await one.close()
-        row = {"endpoint": endpoint, "member_id": f"{status.header.member_id:x}",
-               "version": status.version, "db_size": status.db_size,
-               "is_leader": status.leader == status.header.member_id,
-               "is_learner": status.is_learner, "raft_term": status.raft_term,
-               "raft_index": status.raft_index, "raft_applied_index": status.raft_applied_index,
-               "revision": status.header.revision, "errors": list(status.errors)}
-        rows.append(row)
-        if args.write_out == "simple":
-            print(", ".join(str(row[k]) for k in ("endpoint", "member_id", "version", "db_size",
-                                                  "is_leader", "is_learner", "raft_term",
-                                                  "raft_index", "revision")))
-    if args.write_out == "json":
-        _json_out(rows)
-    return 1 if failed else 0
-
-
 async def cmd_compact(client: Client, args: argparse.Namespace) -> int:
     result = await client.compact(args.revision, physical=args.physical)
     if args.write_out == "json":
@@ -474,7 +446,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds the lock outlives this process if it dies (default 10)")
     s.add_argument("child", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARG...]")
 
-    command("status", cmd_status, "version, leader, revision and db size of each endpoint")
+    command("status", cmd_endpoint_status, "version, leader, revision and db size of each "
+            "endpoint (the same as endpoint status)")
 
     s = command("compact", cmd_compact, "discard the history before revision REV")
     s.add_argument("revision", type=_positive_int)

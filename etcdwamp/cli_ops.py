@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import math
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -37,7 +38,7 @@ from .wire import (
 from .wire.auth import Permission, RoleInfo
 from .wire.cluster import Member
 
-__all__ = ["Command", "add_commands", "ops"]
+__all__ = ["Command", "add_commands", "human_bytes", "ops"]
 
 Command = Callable[[Client, argparse.Namespace], Awaitable[int]]
 #: the command line's ``command(name, run, help)``: a subparser wired to ``run``
@@ -95,17 +96,18 @@ def _urls(text: str) -> list[str]:
     return urls
 
 
-def _human_bytes(n: int) -> str:
-    # etcdctl uses go-humanize's SI units: "20 kB", "1.2 MB"
-    value = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            if unit == "B":
-                return f"{n} B"
-            text = f"{value:.1f}".rstrip("0").rstrip(".")
-            return f"{text} {unit}"
-        value /= 1000
-    return f"{n} B"  # pragma: no cover - the loop always returns
+def human_bytes(n: int) -> str:
+    """``n`` bytes as etcdctl prints a size (go-humanize's SI ``Bytes``): ``9 B``,
+    ``999 B``, ``1.0 kB``, ``25 kB`` (24,576 bytes), ``1.2 MB``: rounded to a tenth,
+    then shown with one decimal below 10 and none from 10 on."""
+    if n < 10:
+        return f"{n} B"
+    exponent = 0
+    while exponent < 6 and n >= 1000 ** (exponent + 1):
+        exponent += 1
+    value = math.floor(n / 1000 ** exponent * 10 + 0.5) / 10
+    unit = ("B", "kB", "MB", "GB", "TB", "PB", "EB")[exponent]
+    return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -210,7 +212,7 @@ cmd_member_promote = _member_change("promoted in",
 # -- endpoint ------------------------------------------------------------------------
 
 def _status_row(endpoint: str, st: StatusResult) -> list[str]:
-    return [endpoint, _hex(st.header.member_id), st.version, _human_bytes(st.db_size),
+    return [endpoint, _hex(st.header.member_id), st.version, human_bytes(st.db_size),
             str(st.leader == st.header.member_id).lower(), str(st.is_learner).lower(),
             str(st.raft_term), str(st.raft_index), str(st.raft_applied_index),
             ", ".join(st.errors)]
@@ -332,8 +334,8 @@ async def cmd_snapshot_save(client: Client, args: argparse.Namespace) -> int:
     if sys.stderr.isatty():
         def progress(written: int, remaining: int) -> None:
             total = written + remaining
-            sys.stderr.write(f"\rDownloading {_human_bytes(written)} of about "
-                             f"{_human_bytes(total)}")
+            sys.stderr.write(f"\rDownloading {human_bytes(written)} of about "
+                             f"{human_bytes(total)}")
             sys.stderr.flush()
     info = await ops(client).snapshot(args.file, progress=progress)
     if progress is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import selectors
 import shutil
 import signal
@@ -278,10 +279,17 @@ async def test_lock_lost_while_the_command_runs_terminates_it_and_fails(
 
 def test_status_and_compact(etcd: EtcdCluster, prefix: bytes) -> None:
     url = etcd.url
+    # status is endpoint status, in etcdctl's format: "20 kB, true, false", JSON by member
     status = json.loads(ok("--endpoints", url, "-w", "json", "status"))
-    assert [row["endpoint"] for row in status] == [url]
-    assert status[0]["is_leader"] is True and status[0]["version"].startswith("3.")
-    assert ok("--endpoints", url, "status").startswith(url + ", ")
+    assert [row["Endpoint"] for row in status] == [url]
+    assert status[0]["Status"]["version"].startswith("3.")
+    assert status[0]["Status"]["leader"] == status[0]["Status"]["header"]["member_id"]
+    fields = ok("--endpoints", url, "status").rstrip("\n").split(", ")
+    assert ok("--endpoints", url, "endpoint", "status").rstrip("\n").split(", ")[:5] == \
+        fields[:5]
+    assert len(fields) == 10 and fields[0] == url and fields[4:6] == ["true", "false"]
+    assert re.fullmatch(r"\d+(\.\d)? [kMG]?B", fields[3]), fields
+    assert "DB SIZE" in ok("--endpoints", url, "-w", "table", "status")
     # The operator commands (etcdwamp.cli_ops) are on the same command, with its options.
     assert ok("member", "list", "--endpoints", url).rstrip().endswith(f", {url}, false")
     ok("--endpoints", url, "put", prefix.decode() + "c", "1")

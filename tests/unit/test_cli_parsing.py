@@ -12,6 +12,7 @@ import pytest
 from etcdwamp import pmap
 from etcdwamp.cli import build_parser, main, parse_lease_id
 from etcdwamp.cli_endpoints import DEFAULT_ENDPOINT, EndpointError, endpoint_urls
+from etcdwamp.cli_ops import human_bytes
 from etcdwamp.cli_transfer import MapJson
 
 
@@ -157,3 +158,12 @@ def test_the_package_names_resolve_on_first_use() -> None:
     assert set(etcdwamp.__all__) <= set(dir(etcdwamp))
     with pytest.raises(AttributeError):
         etcdwamp.NoSuchName  # noqa: B018
+
+
+@pytest.mark.parametrize(("size", "shown"), [
+    (0, "0 B"), (9, "9 B"), (10, "10 B"), (999, "999 B"), (1000, "1.0 kB"), (1049, "1.0 kB"),
+    (9949, "9.9 kB"), (20480, "20 kB"), (24576, "25 kB"), (1_234_567, "1.2 MB"),
+    (25_000_000, "25 MB"), (3 * 10**9, "3.0 GB")])
+def test_sizes_are_shown_as_etcdctl_shows_them(size: int, shown: str) -> None:
+    """go-humanize's SI bytes, as in ``etcdctl endpoint status``: one decimal below 10."""
+    assert human_bytes(size) == shown
