@@ -828,7 +828,8 @@ class Transport:
         """Map the failure of an exchange the caller did not cancel."""
         mapped = self.http.map_error(endpoint, exc, timed_out=timed_out)
         if isinstance(mapped, errors.RequestTimeout):
-            return errors.RequestTimeout(f"no answer from {endpoint} within {limit}s",
+            # limit is what was left of a deadline (9.99994897...): a person reads tenths
+            return errors.RequestTimeout(f"no answer from {endpoint} within {limit:.1f} s",
                                          endpoint=endpoint)
         return mapped
 

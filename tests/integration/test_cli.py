@@ -83,6 +83,18 @@ def test_a_hung_first_endpoint_costs_a_read_one_attempt_timeout(etcd: EtcdCluste
     assert elapsed < 4.0, elapsed  # 0.5 s on the hung one + start-up, far from --timeout 10
 
 
+def test_a_timeout_is_reported_in_tenths_of_a_second() -> None:
+    """A member that never answers, alone: the error names the time waited rounded
+    (``within 0.7 s``), not the float left of the deadline (``0.69994897...s``)."""
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(16)
+        url = f"http://127.0.0.1:{hung.getsockname()[1]}"
+        line = one_error_line(cli("--endpoints", url, "--timeout", "0.7", "get", "k"))
+    assert re.search(r"within 0\.[67] s", line), line
+    assert not re.search(r"\d\.\d{3}", line), line
+
+
 
 def test_put_get_del_like_etcdctl(etcd: EtcdCluster, prefix: bytes) -> None:
     p, url = prefix.decode(), etcd.url
