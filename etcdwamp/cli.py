@@ -486,6 +486,8 @@ def _message(exc: BaseException, *, write: bool = False) -> str:
     open_outcome = "; it may or may not have been applied" if write else ""
     if isinstance(exc, errors.RequestTimeout):
         return f"no answer in time (--timeout): {exc}{open_outcome}"
+    if isinstance(exc, errors.ConnectionLost):
+        return f"{exc}{open_outcome}"  # it says "connection to ... lost" itself
     if isinstance(exc, errors.OutcomeUnknown):
         return f"{type(exc).__name__}: {exc}{open_outcome}"
     if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:

@@ -938,13 +938,38 @@ def transport_error(endpoint: str, exc: Exception) -> Exception:
         reasons: list[Failure] = getattr(exc, "reasons", [])
         if reasons and all(r.check(*_NOT_SENT)  # type: ignore[no-untyped-call]
                            or _server_certificate_refused(r) for r in reasons):
-            return errors.ConnectFailed(f"cannot connect to {endpoint}: {exc}",
+            return errors.ConnectFailed(f"cannot connect to {endpoint}: {_reasons(exc)}",
                                         endpoint=endpoint)
     if isinstance(exc, (ResponseFailed, _newclient.ResponseNeverReceived,
                         ierror.ConnectionLost, ierror.ConnectionDone)):
+        hint = ""
+        if endpoint.startswith("https://") and _hung_up_before_answering(exc):
+            # What a plain-HTTP server does to a TLS handshake: it hangs up, no TLS alert.
+            hint = " (no TLS there? an endpoint that serves plain HTTP needs http://)"
         return errors.ConnectionLost(
-            f"connection to {endpoint} lost before a complete answer: {exc}",
+            f"connection to {endpoint} lost before a complete answer{hint}: {_reasons(exc)}",
             endpoint=endpoint,
         )
     return exc
 
+
+def _reasons(exc: Exception) -> str:
+    """``exc`` in words: the Agent's errors hold a list of Failures, whose repr
+    (``[<twisted.python.failure.Failure ...>]``) is not for people."""
+    reasons: list[Failure] = getattr(exc, "reasons", [])
+    if not reasons:
+        return str(exc) or type(exc).__name__
+    return "; ".join(f"{type(r.value).__name__}: {r.value}" if str(r.value)
+                     else type(r.value).__name__ for r in reasons)
+
+
+def _hung_up_before_answering(exc: Exception) -> bool:
+    """Whether not a byte of the answer came (ResponseNeverReceived, not a
+    ResponseFailed that broke off) and the only reason is a closed connection:
+    no TLS alert, no OpenSSL error."""
+    if not isinstance(exc, _newclient.ResponseNeverReceived):
+        return False
+    reasons: list[Failure] = getattr(exc, "reasons", [])
+    return bool(reasons) and all(
+        r.check(ierror.ConnectionLost, ierror.ConnectionDone)  # type: ignore[no-untyped-call]
+        for r in reasons)

@@ -150,6 +150,11 @@ def test_failures_are_one_line_with_status_1_and_usage_errors_status_2(
         etcd: EtcdCluster, tmp_path: Path) -> None:
     unreachable = cli("--endpoints", f"127.0.0.1:{free_port()}", "--timeout", "3", "get", "k")
     assert "cannot reach etcd" in one_error_line(unreachable)
+    plain = cli("--endpoints", etcd.url.replace("http://", "https://"), "--timeout", "5",
+                "get", "k")  # TLS spoken to a plain-HTTP etcd
+    line = one_error_line(plain)
+    assert "no TLS there? an endpoint that serves plain HTTP needs http://" in line, line
+    assert "twisted" not in line and "Failure" not in line, line
     bad_url = cli("--endpoints", "ftp://127.0.0.1:2379", "get", "k")
     assert "ftp://" in one_error_line(bad_url)
     bad_port = cli("--endpoints", "127.0.0.1:notaport", "get", "k")
@@ -383,7 +388,7 @@ def test_tls_with_client_certificate(etcd_factory: Callable[..., EtcdCluster],
     assert ok(*tls, "get", "k") == "k\nover tls\n"
     no_client_cert = cli("--endpoints", host_port, "--cacert", pki.ca_cert, "--timeout", "5",
                          "get", "k")
-    one_error_line(no_client_cert)
+    assert "no TLS there" not in one_error_line(no_client_cert)  # TLS, refused: not that
     untrusted = cli("--endpoints", "https://" + host_port, "--cert", pki.client_cert,
                     "--key", pki.client_key, "--timeout", "5", "get", "k")
     one_error_line(untrusted)
