@@ -531,10 +531,15 @@ def _quiet_stdout() -> None:
         pass
 
 
+#: The status of a command whose reader went away (``| head``): what etcdctl and
+#: coreutils show, being killed by SIGPIPE (a shell's ``$PIPESTATUS`` says 141).
+_CLOSED_PIPE = 128 + signal.SIGPIPE
+
+
 def _report(exc: BaseException, *, write: bool = False) -> int:
     if isinstance(exc, BrokenPipeError):
         _quiet_stdout()  # the reader went away (| head): not worth a message
-        return 1
+        return _CLOSED_PIPE
     if os.environ.get("ETCDWAMP_DEBUG"):
         traceback.print_exception(exc)
     print(f"{PROG}: error: {_message(exc, write=write)}", file=sys.stderr)
@@ -593,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
         return run(args)
     except BrokenPipeError:
         _quiet_stdout()
-        return 1
+        return _CLOSED_PIPE
     except KeyboardInterrupt:
         return 128 + signal.SIGINT
 

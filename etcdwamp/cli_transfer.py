@@ -407,6 +407,8 @@ async def do_import(client: Client, args: argparse.Namespace) -> int:
                 await client.txn(Transaction(success=[OpSet(k, v) for k, v in chunk]))
                 if args.checkpoint:
                     _write_checkpoint(args.checkpoint, last)
+        except BrokenPipeError:
+            raise  # the reader of a dry run went away (| head): not an import failure
         except Exception as exc:
             # Name the records of the failed chunk: the ones before it are written.
             raise TransferError(f"records {first_in_chunk}-{last}: "

@@ -171,20 +171,48 @@ def test_failures_are_one_line_with_status_1_and_usage_errors_status_2(
     one_error_line(cli("lease", "revoke", "not-hex"), status=2)
 
 
-def test_broken_pipe_is_quiet(etcd: EtcdCluster, prefix: bytes, tmp_path: Path) -> None:
-    """``etcdwamp get --prefix | head -1`` on more output than a pipe buffers: no traceback."""
+def _read_then_close(args: list[str], lines: int) -> tuple[list[bytes], int, bytes]:
+    """Run etcdwamp as ``etcdwamp ARGS | head -LINES`` would: read that many lines of
+    its stdout, close the pipe, and return them, its exit status and its stderr."""
+    child = subprocess.Popen([ETCDWAMP, *args], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=clean_env())
+    assert child.stdout is not None and child.stderr is not None
+    try:
+        got = [child.stdout.readline() for _ in range(lines)]
+        child.stdout.close()
+        status = child.wait(timeout=120)
+        return got, status, child.stderr.read()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+def test_a_closed_pipe_ends_get_and_import_dry_run_quietly(
+        etcd: EtcdCluster, prefix: bytes, tmp_path: Path) -> None:
+    """``etcdwamp get --prefix | head -1`` and ``etcdwamp import --dry-run | head -3``
+    on more output than a pipe buffers: no message, and the status of a command
+    killed by SIGPIPE (141), as etcdctl's."""
     p = prefix.decode()
     data = tmp_path / "many.jsonl"
     value = "x" * 200
     data.write_text("".join(json.dumps({"key": f"{p}{i:05d}", "value": value}) + "\n"
                             for i in range(2000)))
     ok("--endpoints", etcd.url, "import", "--value-encoding", "utf8", str(data))
-    piped = subprocess.run(["sh", "-c", f'"{ETCDWAMP}" --endpoints {etcd.url} get {p} '
-                            f'--prefix | head -1; exit "${{PIPESTATUS:-0}}"'],
-                           capture_output=True, text=True, env=clean_env(), timeout=120,
-                           check=False)
-    assert piped.stdout == f"{p}00000\n"
-    assert piped.stderr == "", piped.stderr
+    got, status, stderr = _read_then_close(["--endpoints", etcd.url, "get", p, "--prefix"], 1)
+    assert got == [f"{p}00000\n".encode()]
+    assert (status, stderr) == (128 + signal.SIGPIPE, b"")
+
+    new = tmp_path / "new.jsonl"  # keys not in etcd: each is a "+ KEY" line of 230 bytes
+    long_key = p + "n" * 200
+    new.write_text("".join(json.dumps({"key": f"{long_key}{i:05d}", "value": "v"}) + "\n"
+                           for i in range(1000)))
+    got, status, stderr = _read_then_close(
+        ["--endpoints", etcd.url, "import", "--value-encoding", "utf8", "--dry-run", str(new)],
+        3)
+    assert got == [f"+ {long_key}{i:05d}\n".encode() for i in range(3)]
+    assert (status, stderr) == (128 + signal.SIGPIPE, b"")
+    assert ok("--endpoints", etcd.url, "get", long_key, "--prefix", "--keys-only") == ""
 
 
 def test_python_dash_m_and_version() -> None:
