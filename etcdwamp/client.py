@@ -100,6 +100,7 @@ from .cli_endpoints import endpoint_urls
 from .coalesce import Coalescer
 from .lease import Lease, grant
 from .lock import Election, Lock
+from .namespace import Namespace
 from .operations import OperationsMixin
 from .probe import DEFAULT_PROBE_INTERVAL, DEFAULT_PROBE_TIMEOUT
 from .tls import tls_policy
@@ -520,6 +521,13 @@ class Client(OperationsMixin):
     def election(self, name: bytes, *, ttl: int = 10) -> Election:
         """An :class:`~etcdwamp.lock.Election` named ``name``."""
         return Election(self.transport, name, ttl=ttl)
+
+    # -- namespaces -------------------------------------------------------------
+
+    def namespace(self, prefix: bytes) -> Namespace[Client]:
+        """A view of this client whose keys all live under ``prefix``; see
+        :class:`~etcdwamp.namespace.Namespace`."""
+        return Namespace(self, prefix)
 
     # -- auth administration ---------------------------------------------------
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from twisted.internet.defer import Deferred
 
@@ -46,23 +46,89 @@ from .wire.watch import WatchEvent, WatchFilter
 from .wire.watch_state import WatchBatch
 
 if TYPE_CHECKING:
-    from .client import Client
     from .lease import Lease
     from .lock import Election, Lock
     from .watch import Watch
 
-__all__ = ["Namespace", "NamespacedWatch"]
+__all__ = ["Namespace", "NamespaceHost", "NamespacedWatch"]
+
+
+class NamespaceHost(Protocol):
+    """What a :class:`Namespace` needs of the client under it
+    (:class:`~etcdwamp.client.Client` has it); keeps this module free of the client's."""
+
+    max_txn_ops: int
+
+    def status(self) -> Deferred[StatusResult]:
+        """The client's :meth:`~etcdwamp.client.Client.status`."""
+
+    def get(self, key: bytes | KeySet, *, limit: int = ..., revision: int = ...,
+            sort_order: SortOrder | str = ..., sort_target: SortTarget | str = ...,
+            serializable: bool = ..., keys_only: bool = ..., count_only: bool = ...,
+            min_mod_revision: int = ..., max_mod_revision: int = ...,
+            min_create_revision: int = ..., max_create_revision: int = ...,
+            ) -> Deferred[RangeResult]:
+        """The client's :meth:`~etcdwamp.client.Client.get`."""
+
+    def put(self, key: bytes, value: bytes, *, lease: int = ..., prev_kv: bool = ...,
+            ignore_value: bool = ..., ignore_lease: bool = ...) -> Deferred[PutResult]:
+        """The client's :meth:`~etcdwamp.client.Client.put`."""
+
+    def delete(self, key: bytes | KeySet, *, prev_kv: bool = ...) -> Deferred[DeleteResult]:
+        """The client's :meth:`~etcdwamp.client.Client.delete`."""
+
+    def txn(self, transaction: Transaction) -> Deferred[TxnResult]:
+        """The client's :meth:`~etcdwamp.client.Client.txn`."""
+
+    def range_iter(self, key: bytes | KeySet, *, page_size: int = ..., revision: int = ...,
+                   keys_only: bool = ..., serializable: bool = ...) -> AsyncIterator[KeyValue]:
+        """The client's :meth:`~etcdwamp.client.Client.range_iter`."""
+
+    def compact(self, revision: int, *, physical: bool = ...) -> Deferred[Any]:
+        """The client's :meth:`~etcdwamp.client.Client.compact`."""
+
+    def lease(self, ttl: int, *, keep_alive: bool = ...,
+              on_lost: Callable[[errors.LeaseExpired], object] | None = ...
+              ) -> Deferred[Lease]:
+        """The client's :meth:`~etcdwamp.client.Client.lease`."""
+
+    def lease_grant(self, ttl: int, *, lease_id: int = ...) -> Deferred[Any]:
+        """The client's :meth:`~etcdwamp.client.Client.lease_grant`."""
+
+    def lease_revoke(self, lease_id: int) -> Deferred[Any]:
+        """The client's :meth:`~etcdwamp.client.Client.lease_revoke`."""
+
+    def lease_time_to_live(self, lease_id: int, *, keys: bool = ...) -> Deferred[LeaseInfo]:
+        """The client's :meth:`~etcdwamp.client.Client.lease_time_to_live`."""
+
+    def lock(self, name: bytes, *, ttl: int = ...,
+             on_lost: Callable[[errors.LeaseExpired], object] | None = ...) -> Lock:
+        """The client's :meth:`~etcdwamp.client.Client.lock`."""
+
+    def election(self, name: bytes, *, ttl: int = ...) -> Election:
+        """The client's :meth:`~etcdwamp.client.Client.election`."""
+
+    def watch(self, keys: bytes | KeySet | Sequence[bytes | KeySet],
+              callback: Callable[[WatchBatch], object] | None = ..., *,
+              on_event: Callable[[WatchEvent], object] | None = ...,
+              start_revision: int = ..., prev_kv: bool = ...,
+              filters: Sequence[WatchFilter | str] = ...,
+              progress_notify: bool = ...) -> Watch:
+        """The client's :meth:`~etcdwamp.client.Client.watch`."""
+
+
+C = TypeVar("C", bound=NamespaceHost)
 
 _ALL = b"\x00"
 
 
-class Namespace:
+class Namespace(Generic[C]):
     """The keys of ``client`` under ``prefix``, addressed without it.
 
     :raises ValueError: the prefix is empty (that would be the client itself)
     """
 
-    def __init__(self, client: Client, prefix: bytes) -> None:
+    def __init__(self, client: C, prefix: bytes) -> None:
         prefix = require_bytes(prefix, "prefix")
         if not prefix:
             raise ValueError("a namespace needs a non-empty prefix")
@@ -71,12 +137,12 @@ class Namespace:
         self._end = prefix_range_end(prefix)
 
     @property
-    def root(self) -> Client:
+    def root(self) -> C:
         """The client under the namespace, addressing keys in full (lock and
         election keys are reported that way)."""
         return self.client
 
-    def namespace(self, prefix: bytes) -> Namespace:
+    def namespace(self, prefix: bytes) -> Namespace[C]:
         """A namespace nested in this one (the prefixes add up)."""
         return Namespace(self.client, self.prefix + require_bytes(prefix, "prefix"))
 
@@ -306,7 +372,7 @@ class NamespacedWatch:
 
     watch: Watch
 
-    def __init__(self, namespace: Namespace) -> None:
+    def __init__(self, namespace: Namespace[Any]) -> None:
         self._ns = namespace
         self._outer: dict[KeySet, KeySet] = {}
 

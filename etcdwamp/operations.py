@@ -85,9 +85,6 @@ from .wire.auth import (
 from .wire.maintenance import SNAPSHOT_PATH
 from .wire.results import Header
 
-if TYPE_CHECKING:
-    from .namespace import Namespace
-
 __all__ = ["OperationsMixin", "SnapshotInfo"]
 
 T = TypeVar("T")
@@ -379,15 +376,6 @@ class OperationsMixin:
         """Take back the permission ``role`` has on exactly ``keys`` (the same
         key or range it was granted on)."""
         return self.call(role_revoke_permission_request(role, keys))
-
-    # -- namespaces ---------------------------------------------------------------------
-
-    def namespace(self, prefix: bytes) -> Namespace:
-        """A view of this client whose keys all live under ``prefix``; see
-        :class:`~etcdwamp.namespace.Namespace`."""
-        from .namespace import Namespace
-
-        return Namespace(self, prefix)  # type: ignore[arg-type]
 
 
 def _endpoint_url(endpoint: object) -> str:

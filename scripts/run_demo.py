@@ -1,16 +1,23 @@
 """The demo: a throw-away etcd on a free loopback port, the examples against it,
 then Crossbar (from crossbar/.crossbar/config.json) serving the live page.
 
-    .venv/bin/python scripts/run_demo.py [--no-serve]
+    .venv/bin/python scripts/run_demo.py [--no-serve | --no-examples]
+
+SIGINT (Ctrl-C), SIGTERM and SIGHUP stop it, however it was started: Crossbar
+and etcd are stopped by their PIDs and their temporary directories deleted.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import FrameType
 
 from etcdwamp.testing import CrossbarNode, EtcdCluster
 
@@ -24,40 +31,141 @@ ROOT = Path(__file__).resolve().parent.parent
 DEMO_QUOTA_BACKEND_BYTES = 512 * 1024 ** 2
 DEMO_AUTO_COMPACTION = ("periodic", "5m")
 EXAMPLES = ["getting_started.py", "asyncio_client.py", "pmap_users.py", "flatbuffers/users.py"]
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Stopped(BaseException):
+    """A stop signal arrived; ``args[0]`` is its number. A BaseException, so that no
+    ``except Exception`` on the way swallows it before the cleanup runs."""
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    # Further signals are ignored: a second Ctrl-C must not cut the cleanup
+    # short and leave etcd or Crossbar behind (it is bounded: SIGKILL after 20 s).
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    raise Stopped(signum)
+
+
+def _hold_signals() -> None:
+    """Hold the stop signals back while a directory is created that no ``finally`` owns
+    yet; :func:`_release_signals`, called first thing in that ``try``, delivers them."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
+def _release_signals() -> None:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+def shown(path: str | Path) -> str:
+    """``path`` as a user pastes it: relative to the working directory if below it."""
+    relative = os.path.relpath(path)
+    return shlex.quote(str(path) if relative.startswith("..") else relative)
 
 
 def run_example(name: str, *args: str, env: dict[str, str] | None = None) -> None:
+    """Run ``examples/NAME``; a stop signal kills it. :raises CalledProcessError: it failed"""
     print(f"--- examples/{name}", flush=True)
-    subprocess.run([sys.executable, str(ROOT / "examples" / name), *args], check=True, env=env)
+    command = [sys.executable, str(ROOT / "examples" / name), *args]
+    # Held until the process is ours: a signal inside Popen() would leave it running.
+    _hold_signals()
+    process = subprocess.Popen(command, env=env, preexec_fn=_release_signals)
+    try:
+        _release_signals()
+        code = process.wait()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    if code != 0:
+        raise subprocess.CalledProcessError(code, command)
+
+
+def _stop_strays(timeout: float = 20.0) -> None:
+    """Stop, by PID, any child process still running: one whose start a signal cut short
+    (in Popen(), before its owner learnt its PID). SIGTERM, then SIGKILL after ``timeout``."""
+    strays = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8") as f:
+                # "pid (comm) state ppid ...": comm may hold spaces.
+                state, ppid = f.read().rsplit(")", 1)[1].split()[:2]
+        except (OSError, IndexError, ValueError):
+            continue  # not a process, or exited meanwhile
+        if int(ppid) == os.getpid() and state != "Z":
+            strays.append(int(entry))
+    for pid in strays:
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for pid in strays:
+        try:
+            while os.waitpid(pid, os.WNOHANG) == (0, 0):
+                if time.monotonic() > deadline:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    break
+                time.sleep(0.05)
+        except ChildProcessError:
+            pass  # reaped already
+
+
+def demo(examples: bool, serve: bool) -> int:
+    """Run the demo until done or stopped; etcd and Crossbar are stopped on every way out."""
+    _hold_signals()
+    etcd = EtcdCluster(1, quota_backend_bytes=DEMO_QUOTA_BACKEND_BYTES,
+                       auto_compaction=DEMO_AUTO_COMPACTION)
+    try:
+        _release_signals()
+        etcd.start()
+        print(f"etcd running at {etcd.url} (data in {etcd.tmpdir})", flush=True)
+        for name in EXAMPLES if examples else []:
+            run_example(name, "--url", etcd.url)
+        _hold_signals()
+        node = CrossbarNode(str(ROOT / "crossbar" / ".crossbar" / "config.json"), etcd.urls)
+        try:
+            _release_signals()
+            node.start()
+            run_example("wamp_notes.py", "--url", node.url, "--seconds", "1", env=node.env)
+            if not serve:
+                return 0
+            notes = shown(ROOT / "examples" / "wamp_notes.py")
+            print(f"\nLive demo: open {node.http_url} in a browser (two tabs show the "
+                  "same notes, live; the page needs no password).\n"
+                  f"Writer ticket for this run (authid 'writer'): {node.writer_ticket}\n"
+                  f"  e.g. ETCDWAMP_WRITER_TICKET={node.writer_ticket} "
+                  f"{shown(sys.executable)} {notes} --url {node.url}\n"
+                  "Ctrl-C stops Crossbar and etcd.", flush=True)
+            assert node.process is not None
+            code = node.process.wait()
+            print(f"crossbar exited ({code}):\n{node.log_tail()}", file=sys.stderr, flush=True)
+            return 1
+        finally:
+            node.stop()
+    finally:
+        _stop_strays()
+        etcd.stop()
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--no-serve", action="store_true",
-                        help="stop after the examples instead of serving the web page")
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--no-serve", action="store_true",
+                      help="stop after the examples instead of serving the web page")
+    mode.add_argument("--no-examples", action="store_true",
+                      help="serve the web page at once, without running the examples first")
     args = parser.parse_args()
-    with EtcdCluster(1, quota_backend_bytes=DEMO_QUOTA_BACKEND_BYTES,
-                     auto_compaction=DEMO_AUTO_COMPACTION) as etcd:
-        print(f"etcd running at {etcd.url} (data in {etcd.tmpdir})", flush=True)
-        for name in EXAMPLES:
-            run_example(name, "--url", etcd.url)
-        with CrossbarNode(str(ROOT / "crossbar" / ".crossbar" / "config.json"),
-                          etcd.urls) as node:
-            run_example("wamp_notes.py", "--url", node.url, "--seconds", "1", env=node.env)
-            if not args.no_serve:
-                print(f"\nLive demo: open {node.http_url} in a browser (two tabs show the "
-                      "same notes, live; the page needs no password).\n"
-                      f"Writer ticket for this run (authid 'writer'): {node.writer_ticket}\n"
-                      f"  e.g. ETCDWAMP_WRITER_TICKET={node.writer_ticket} "
-                      f"python examples/wamp_notes.py --url {node.url}\n"
-                      "Ctrl-C stops Crossbar and etcd.", flush=True)
-                try:
-                    while node.process is not None and node.process.poll() is None:
-                        time.sleep(0.5)
-                except KeyboardInterrupt:
-                    pass
+    # Installed whatever the inherited disposition: a shell starting us in the
+    # background (non-interactive, no job control) sets SIGINT to "ignore".
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _stop)
+    try:
+        code = demo(examples=not args.no_examples, serve=not args.no_serve)
+    except Stopped as stopped:
+        print(f"stopped ({signal.Signals(stopped.args[0]).name})", flush=True)
+        return 128 + int(stopped.args[0])
     print("stopped", flush=True)
-    return 0
+    return code
 
 
 if __name__ == "__main__":

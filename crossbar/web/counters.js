@@ -11,7 +11,7 @@ function report(err) {
   status.textContent = "error: " + describeError(err);
 }
 
-function render(rows, revision) {
+function render(rows) {
   const body = document.getElementById("rows");
   body.textContent = "";
   const ordered = [...rows].map(([key, row]) => [exactOid(key), row]);
@@ -26,7 +26,7 @@ function render(rows, revision) {
     }
     body.appendChild(tr);
   }
-  status.textContent = "live: " + rows.size + " counters at revision " + revision;
+  status.textContent = rows.size === 1 ? "1 counter" : rows.size + " counters";
 }
 
 followMap({
@@ -44,5 +44,9 @@ document.getElementById("editor").addEventListener("submit", (ev) => {
   ev.preventDefault();
   const id = BigInt(document.getElementById("key").value);
   const count = BigInt(document.getElementById("value").value);
-  if (live) live.put(id, count).catch(report);
+  if (!live) {
+    status.textContent = "not connected: the counter was not saved";
+    return;
+  }
+  live.put(id, count).then(() => ev.target.reset(), report);
 });

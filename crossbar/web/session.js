@@ -36,20 +36,30 @@ export function connectAnonymously({ onJoin, onStatus = () => {} }) {
 /**
  * A page's one live map, kept across reconnects: a fresh `liveMap` of `map`
  * on every join (stopped when that session ends), handed to `onLive(live)`;
- * `<body data-ready>` is "true" once its first read is in; `status` shows
- * disconnects.
+ * `<body data-ready>` is "true" once its first read is in. `connection` (by
+ * default `status`) shows the connection's state, also as its `data-state`
+ * ("connected" or "disconnected"); `onJoin(session)` runs on every join and may
+ * return a function called when that session ends.
  */
-export function followMap({ map, onValue, onError, onLive, status }) {
+export function followMap({ map, onValue, onError, onLive, status, connection = status,
+                            onJoin = () => null }) {
   return connectAnonymously({
     onStatus: (text) => {
       document.body.dataset.ready = "false";
-      status.textContent = text;
+      connection.dataset.state = "disconnected";
+      connection.textContent = text;
     },
     onJoin: (session) => {
+      connection.dataset.state = "connected";
+      connection.textContent = "connected";
       const live = liveMap(session, { map, onValue, onError });
       onLive(live);
       live.ready.then(() => { document.body.dataset.ready = "true"; }, () => {});
-      return () => live.stop();
+      const left = onJoin(session);
+      return () => {
+        live.stop();
+        if (left) left();
+      };
     },
   });
 }

@@ -188,7 +188,7 @@ class Database:
     that committed and that failed with :class:`TransactionConflict` (a measure
     of contention)."""
 
-    def __init__(self, client: Client | Namespace, *, prefix: bytes = b"",
+    def __init__(self, client: Client | Namespace[Client], *, prefix: bytes = b"",
                  max_txn_ops: int | None = None, clock: Any = None,
                  rng: random.Random | None = None) -> None:
         """:param clock: an ``IReactorTime`` for :meth:`run`'s waits and time

@@ -47,7 +47,8 @@ class KvService:
     :raises ValueError: no prefixes are given
     """
 
-    def __init__(self, client: Client | Namespace, prefixes: tuple[KvPrefix, ...], access: Access,
+    def __init__(self, client: Client | Namespace[Client],
+                 prefixes: tuple[KvPrefix, ...], access: Access,
                  uris: ErrorUris, reads: ReadBounds) -> None:
         if not prefixes:
             raise ValueError("KvService needs at least one kv prefix")

@@ -207,7 +207,7 @@ class WampMap:
 class MapService:
     """``map.*`` procedures; every one checks the map's rules for its caller."""
 
-    def __init__(self, client: Client | Namespace, db: Database, specs: tuple[MapSpec, ...],
+    def __init__(self, client: Client | Namespace[Client], db: Database, specs: tuple[MapSpec, ...],
                  access: Access, uris: ErrorUris, reads: ReadBounds) -> None:
         self.client = client
         self.access = access

@@ -27,7 +27,7 @@ def check_limit(limit: Any) -> int:
     return limit
 
 
-async def read_rows(client: Client | Namespace, keyset: KeySet, *, limit: int,
+async def read_rows(client: Client | Namespace[Client], keyset: KeySet, *, limit: int,
                     progress: Callable[[int, list[dict[str, Any]]], object] | None,
                     bounds: ReadBounds, uris: ErrorUris, max_rows: int,
                     refuse: Callable[[int], str], record: Callable[[KeyValue], dict[str, Any]]
@@ -79,7 +79,7 @@ def _progress(details: Any) -> Callable[..., object] | None:
     return getattr(details, "progress", None)
 
 
-async def read_range(client: Client | Namespace, keyset: KeySet, limit: Any, details: Any,
+async def read_range(client: Client | Namespace[Client], keyset: KeySet, limit: Any, details: Any,
                      bounds: ReadBounds, uris: ErrorUris,
                      record: Callable[[KeyValue], dict[str, Any]]) -> list[dict[str, Any]]:
     """A ``range`` procedure's result: at most ``limit`` rows (0: no limit) of ``keyset``
@@ -106,7 +106,7 @@ async def read_range(client: Client | Namespace, keyset: KeySet, limit: Any, det
     return rows
 
 
-async def read_snapshot(client: Client | Namespace, keyset: KeySet, details: Any,
+async def read_snapshot(client: Client | Namespace[Client], keyset: KeySet, details: Any,
                         bounds: ReadBounds, uris: ErrorUris,
                         record: Callable[[KeyValue], dict[str, Any]]) -> dict[str, Any]:
     """A ``get_and_watch`` procedure's result: ``{revision, items}``, every row of
@@ -157,7 +157,7 @@ def parse_txn(ops: Any, expect: Any) -> tuple[list[dict[str, Any]], list[dict[st
     return ops, expect
 
 
-async def run_txn(client: Client | Namespace, uris: ErrorUris, writes: list[TxnItem],
+async def run_txn(client: Client | Namespace[Client], uris: ErrorUris, writes: list[TxnItem],
                   expectations: list[TxnItem], caps: list[Cap | None] | None = None
                   ) -> dict[str, Any]:
     """All writes if every expectation holds (mod revision equal; 0 = absent) and no key

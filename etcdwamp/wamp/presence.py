@@ -70,7 +70,8 @@ class PresenceService:
 
     log = Logger()
 
-    def __init__(self, client: Client | Namespace, settings: PresenceSettings, access: Access,
+    def __init__(self, client: Client | Namespace[Client],
+                 settings: PresenceSettings, access: Access,
                  uris: ErrorUris, reads: ReadBounds) -> None:
         self.client = client
         self.reads = reads

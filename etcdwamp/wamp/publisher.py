@@ -131,7 +131,8 @@ class Publisher:
 
     log = Logger()
 
-    def __init__(self, client: Client | Namespace, settings: Settings, maps: dict[str, WampMap],
+    def __init__(self, client: Client | Namespace[Client],
+                 settings: Settings, maps: dict[str, WampMap],
                  publish: Callable[..., Any], session_id: Callable[[], Any],
                  clock: Any) -> None:
         self.client = client

@@ -79,7 +79,7 @@ def _ops(writes: list[TxnItem]) -> list[OpSet | OpDel]:
             if w.op == "put" else OpDel(w.key) for w in writes]
 
 
-async def capped_txn(client: Client | Namespace, uris: ErrorUris, writes: list[TxnItem],
+async def capped_txn(client: Client | Namespace[Client], uris: ErrorUris, writes: list[TxnItem],
                      expectations: list[TxnItem], caps: list[Cap | None]) -> TxnResult:
     """All ``writes`` if every expectation holds (mod revision equal; 0: absent) and no
     cap of ``caps`` (one per write, None: uncapped) would hold more keys than allowed.

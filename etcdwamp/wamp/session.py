@@ -103,7 +103,7 @@ class EtcdWampSession:
         self.settings: Settings | None = None
         #: the etcd client as the services see it: a namespace of
         #: :attr:`root_client` when ``extra.etcd.namespace`` is set
-        self.client: Client | Namespace | None = None
+        self.client: Client | Namespace[Client] | None = None
         #: the etcd client itself (closed on leave)
         self.root_client: Client | None = None
         self.uris = ErrorUris("etcd")
@@ -234,7 +234,7 @@ class EtcdWampSession:
         self.alarm_watch.start()
 
     @staticmethod
-    async def _check_etcd(client: Client | Namespace, settings: Settings) -> None:
+    async def _check_etcd(client: Client | Namespace[Client], settings: Settings) -> None:
         """Reach etcd once as the component will: TLS and login (the first request logs
         in), and a read under every prefix it serves (etcd's grants)."""
         await client.status()

@@ -125,8 +125,10 @@ def browser() -> Iterator[tuple[BrowserThread, Any]]:
 class Page:
     """One Chromium page; every method returns a Deferred."""
 
-    def __init__(self, bt: BrowserThread, page: Any) -> None:
+    def __init__(self, bt: BrowserThread, page: Any, console_errors: list[str]) -> None:
         self.bt, self.page = bt, page
+        #: every console error and uncaught exception of the page since it was opened
+        self.console_errors = console_errors
 
     def evaluate(self, script: str, arg: Any = None) -> Deferred[Any]:
         return self.bt.run(self.page.evaluate(script, arg))
@@ -162,9 +164,14 @@ def open_page(browser: tuple[BrowserThread, Any]) -> Iterator[Any]:
         context = await chrome.new_context()
         contexts.append(context)
         page = await context.new_page()
+        errors: list[str] = []
+        # Failed loads (a 404) reach the console as errors too.
+        page.on("console", lambda message: errors.append(message.text)
+                if message.type == "error" else None)
+        page.on("pageerror", lambda exc: errors.append(f"uncaught: {exc}"))
         await page.goto(url)
         await page.wait_for_selector("body[data-ready=true]", timeout=WAIT_MS)
-        return Page(bt, page)
+        return Page(bt, page, errors)
 
     try:
         yield lambda url: bt.run(load(url))
@@ -200,32 +207,15 @@ def demo_node(etcd: EtcdCluster) -> Iterator[CrossbarNode]:
 
 
 @pytest.fixture
-def counters_node(etcd: EtcdCluster, tmp_path: Path) -> Iterator[CrossbarNode]:
-    """The committed config plus an oid -> oid map "counters" that the anonymous role
-    may use exactly as it may use "notes" (same router permissions, same rules)."""
-    config = json.loads(CONFIG.read_text(encoding="utf-8"))
-    granted = 0
-    for worker in config["workers"]:
-        for realm in worker.get("realms", []):
-            for role in realm.get("roles", []):
-                if role["name"] != "guest":
-                    continue
-                for permission in list(role["permissions"]):
-                    if permission["uri"].startswith("etcd.map.notes."):
-                        copy = dict(permission, uri=permission["uri"].replace(
-                            "etcd.map.notes.", "etcd.map.counters."))
-                        role["permissions"].append(copy)
-                        granted += 1
-    assert granted, "the committed config gives the guest role no rights on etcd.map.notes.*"
-    path = tmp_path / ".crossbar" / "config.json"
-    path.parent.mkdir()
-    path.write_text(json.dumps(config), encoding="utf-8")
-    maps = dict(committed_extra()["maps"])
-    maps["counters"] = {"slot": 3, "key": "oid", "value": "oid",
-                        "read": ["guest", "writer"], "write": ["guest", "writer"]}
-    node = CrossbarNode(str(path), etcd.urls, web_dir=str(WEB), extra_overrides={
+def counters_node(etcd: EtcdCluster) -> Iterator[CrossbarNode]:
+    """The committed config as is, whose oid -> oid map "counters" the anonymous role may
+    use as it uses "notes" (counters.html), on a key prefix of its own."""
+    maps = committed_extra()["maps"]
+    assert maps["counters"]["key"] == maps["counters"]["value"] == "oid"
+    assert "guest" in maps["counters"]["read"] and "guest" in maps["counters"]["write"]
+    node = CrossbarNode(str(CONFIG), etcd.urls, web_dir=str(WEB), extra_overrides={
         "db_prefix": OID_DB.decode(),
-        "election": "browser-oid/publisher", "kv_prefixes": [], "maps": maps})
+        "election": "browser-oid/publisher", "kv_prefixes": []})
     try:
         node.start()
         yield node
@@ -306,6 +296,41 @@ async def test_add_button_writes_to_etcd(demo_node: CrossbarNode, client: Client
     await page.wait_for("([k, rev]) => window.notes.rows.get(k)?.revision === rev",
                         [key, kv.mod_revision])
     assert await page.evaluate("k => window.notes.rows.get(k).value", key) == {"clicked": True}
+
+
+@ensure
+async def test_submit_clears_the_form_and_the_page_says_what_changed(
+        demo_node: CrossbarNode, client: Client, prefix: bytes, open_page: Any) -> None:
+    """After a submit reaches etcd the form is empty again; the page says it is connected
+    and who is here (a second tab counts), highlights the row that changed and names that
+    row's revision (not the store's, which the publisher's checkpoints move on); nothing
+    logs a console error, /favicon.ico included."""
+    key = prefix.decode() + "submitted"
+    page = await open_page(demo_node.http_url)
+    assert await page.evaluate("document.getElementById('connection').dataset.state") == (
+        "connected")
+    await page.wait_for("document.getElementById('here').dataset.count === '1'")
+    other = await open_page(demo_node.http_url)
+    await page.wait_for("document.getElementById('here').dataset.count === '2'")
+    assert await page.evaluate("document.getElementById('here').textContent") == (
+        "you and 1 other are here")
+
+    await page.submit(key, '{"typed": "in the form"}')
+    await page.wait_for_row(key)
+    kv = (await client.get(note(key))).kvs[0]
+    assert json.loads(kv.value) == {"typed": "in the form"}
+    await page.wait_for("() => document.getElementById('key').value === ''")
+    assert await page.evaluate(
+        "[document.getElementById('key').value, document.getElementById('value').value]"
+    ) == ["", ""]
+    status = await page.evaluate("document.getElementById('status').textContent")
+    assert f"{key} changed (revision {kv.mod_revision})" in status, status
+    highlighted = "() => [...document.querySelectorAll('tr.changed')].map(tr => tr.dataset.key)"
+    assert await page.evaluate(highlighted) == [key]
+    await other.wait_for_row(key)
+    assert await other.evaluate(highlighted) == [key]
+
+    assert page.console_errors == [] and other.console_errors == []
 
 
 @ensure
@@ -467,10 +492,12 @@ async def test_resync_after_compaction_leaves_the_page_exact(
 async def test_oid_above_2_53_round_trips_exactly_under_json(
         counters_node: CrossbarNode, client: Client, open_page: Any) -> None:
     """Oids beyond JavaScript's exact integers travel as decimal strings: written from
-    the page as BigInt, stored exactly in etcd, shown and read back exactly."""
+    the page (a guest's, the committed config as is) as BigInt, stored exactly in etcd,
+    shown and read back exactly; the form is cleared; no console error."""
     key, value = 2**60 + 3, 2**63 + 5
     page = await open_page(counters_node.http_url + "counters.html")
     await page.submit(str(key), str(value))
+    await page.wait_for("() => document.getElementById('key').value === ''")
 
     async def stored() -> bool:
         return bool((await client.get(COUNTERS + key.to_bytes(8, "big"))).kvs)
@@ -495,6 +522,7 @@ async def test_oid_above_2_53_round_trips_exactly_under_json(
         "[window.counters.rows.get(7).value, window.counters.rows.get(8).value]"
     ) == [str(2**64 - 1), 42]
     assert (await page.row_text("7")).split("\t")[:2] == ["7", str(2**64 - 1)]
+    assert page.console_errors == []
 
 
 # The module's rules for event order, driven step by step through a scripted
