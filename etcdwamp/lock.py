@@ -21,6 +21,17 @@ as the client's do (``await`` it on either loop, or ``yield`` it from
 ``inlineCallbacks``); ``observe()`` is an async iterator, and ``async with
 lock:`` works as well, on both loops.
 
+**Trying without waiting.** ``token = await lock.try_acquire()`` takes a
+free lock and returns its fencing token, or returns None at once when
+another holder has it, leaving nothing behind (its lease is revoked).
+``lock.acquire(timeout=0)`` does the same but raises
+:class:`~etcdwamp.errors.RequestTimeout` instead of returning None, as any
+``acquire`` whose timeout ran out does. A try puts the key etcd's lock
+service would queue (``<name>/<lease id in hex>``) and holds the lock only if
+that key is the oldest under ``<name>/``, so try-locks, blocking ``acquire()``
+calls and other clients of etcd's lock service (``etcdctl lock``) exclude
+each other.
+
 **Cancelling** the Deferred of ``acquire()`` or ``campaign()`` fails it at
 once with ``CancelledError`` (on asyncio, cancelling the task that awaits it
 raises ``asyncio.CancelledError`` there); the lease behind the waiting key is
@@ -59,6 +70,7 @@ from .wire.concurrency import (
     unlock_request,
 )
 from .wire.encoding import require_bytes
+from .wire.try_lock import lock_key, try_lock_request, try_lock_token
 from .wire.watch import JsonLinesDecoder
 
 __all__ = ["Election", "Lock"]
@@ -140,9 +152,20 @@ class Lock:
 
         Returns the fencing token. On timeout raises :class:`RequestTimeout`
         and leaves no trace: the lease behind the waiting key is revoked.
+        ``timeout=0`` (or less) tries once without waiting, as
+        :meth:`try_acquire` does, and raises :class:`RequestTimeout` at once
+        when another holder has the lock.
+
+        :raises InvalidRequest: this object holds the lock already
         """
         if self.key is not None:
             raise errors.InvalidRequest(f"lock {self.name!r} is already held by this object")
+        if timeout is not None and timeout <= 0:
+            token = await self._try_once()
+            if token is None:
+                raise errors.RequestTimeout(
+                    f"lock {self.name!r} is held by another holder (timeout=0: not waiting)")
+            return token
         clock = self._transport.clock
         deadline = None if timeout is None else clock.seconds() + timeout
         while True:
@@ -177,6 +200,41 @@ class Lock:
         self.key = result.key
         self.fencing_token = held.kvs[0].create_revision
         return self.fencing_token
+
+    @deferred
+    async def try_acquire(self) -> int | None:
+        """Take the lock if it is free, without waiting: the fencing token, or None
+        when another holder has it (then nothing is left behind: the lease tried
+        with is revoked).
+
+        A lock taken so excludes holders and waiters of :meth:`acquire` (and of
+        etcd's own lock service) and the other way round: the key is the one
+        etcd's lock service would queue (see :mod:`etcdwamp.wire.try_lock`).
+
+        :raises InvalidRequest: this object holds the lock already
+        """
+        if self.key is not None:
+            raise errors.InvalidRequest(f"lock {self.name!r} is already held by this object")
+        return await self._try_once()
+
+    async def _try_once(self) -> int | None:
+        """Put our waiter key and hold the lock if it is the oldest; else take it back."""
+        lease = await grant(self._transport, self.ttl, keep_alive=True,
+                            on_lost=self._lease_lost)
+        key = lock_key(self.name, lease.id)
+        try:
+            result = await self._transport.call_async(try_lock_request(self.name, lease.id))
+            token = try_lock_token(result, key)
+            if token is not None and lease.is_lost:
+                raise errors.LeaseExpired(lease.id, "the lease was lost while acquiring")
+        except BaseException as exc:
+            await _abandon(lease, exc)
+            raise
+        if token is None:
+            await lease.revoke()  # deletes our key: a try leaves no waiter behind
+            return None
+        self.lease, self.key, self.fencing_token = lease, key, token
+        return token
 
     @deferred
     async def release(self) -> None:
