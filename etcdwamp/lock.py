@@ -3,6 +3,13 @@
 Each holder owns a lease that is kept alive while it holds the lock or leads;
 if the holder dies, the lease expires and the next contender takes over.
 
+**A held lock stays held.** The lease behind it is kept alive (renewed
+every TTL / 3) until :meth:`Lock.release`, so a holder needs no ``refresh()``
+however long it works; ``ttl`` only bounds how long a crashed holder blocks
+the others. Acquiring a lock the same ``Lock`` object holds raises
+:class:`~etcdwamp.errors.InvalidRequest` at once (a bug in the caller, not a
+contended lock); use a second ``Lock`` object to contend with yourself.
+
 **Use the fencing token.** A lock held through a lease can be lost without the
 holder noticing in time: a long GC pause or a network partition outlasts the
 TTL, the lease expires, another process acquires the lock, and the first one
