@@ -85,18 +85,20 @@ __all__ = ["Election", "Lock"]
 log = Logger()
 
 
-async def _abandon(lease: Lease, reason: BaseException) -> None:
+async def _abandon(transport: Transport, lease: Lease, reason: BaseException) -> None:
     """Revoke the lease of a candidacy that failed with ``reason``, deleting its key.
 
     After a cancellation the caller must not wait, so the revoke runs in the
-    background (the lease expires after its TTL should it fail); after any
-    other error it completes before the error reaches the caller."""
+    background (the lease expires after its TTL should it fail; closing the
+    client lets it finish first); after any other error it completes before
+    the error reaches the caller."""
     if isinstance(reason, CancelledError):
         lease.stop_keep_alive()
         cleanup = lease.revoke()
         cleanup.addErrback(lambda f: log.failure(
             "revoking lease {id} of a cancelled candidacy failed; it expires by itself",
             f, id=lease.id))
+        transport.clean_up(cleanup)
         return
     await lease.revoke()
 
@@ -193,14 +195,14 @@ class Lock:
                 # probe or the connection said so). Revoking the lease deletes
                 # our waiting key wherever it was queued, so waiting again,
                 # through another member, cannot make us a holder twice.
-                await _abandon(lease, exc)
+                await _abandon(self._transport, lease, exc)
                 if deadline is not None and clock.seconds() >= deadline:
                     raise
                 log.info("lock {name!r}: {err}; waiting again through another member",
                          name=self.name, err=exc)
                 continue
             except BaseException as exc:
-                await _abandon(lease, exc)
+                await _abandon(self._transport, lease, exc)
                 raise
             break
         self.lease = lease
@@ -235,7 +237,7 @@ class Lock:
             if token is not None and lease.is_lost:
                 raise errors.LeaseExpired(lease.id, "the lease was lost while acquiring")
         except BaseException as exc:
-            await _abandon(lease, exc)
+            await _abandon(self._transport, lease, exc)
             raise
         if token is None:
             await lease.revoke()  # deletes our key: a try leaves no waiter behind
@@ -254,7 +256,7 @@ class Lock:
                 await self._transport.call_async(unlock_request(key))
             except BaseException as exc:
                 if lease is not None:
-                    await _abandon(lease, exc)
+                    await _abandon(self._transport, lease, exc)
                 raise
             if lease is not None:
                 await lease.revoke()
@@ -303,14 +305,14 @@ class Election:
                 leader = await self._transport.call_async(request)
             except errors.ConnectionLost as exc:
                 # As for a lock: the revoked lease takes our candidacy with it.
-                await _abandon(lease, exc)
+                await _abandon(self._transport, lease, exc)
                 if deadline is not None and clock.seconds() >= deadline:
                     raise
                 log.info("election {name!r}: {err}; campaigning again through another "
                          "member", name=self.name, err=exc)
                 continue
             except BaseException as exc:
-                await _abandon(lease, exc)
+                await _abandon(self._transport, lease, exc)
                 raise
             break
         self.lease, self.leader_key = lease, leader
@@ -333,7 +335,7 @@ class Election:
                 await self._transport.call_async(resign_request(leader))
         except BaseException as exc:
             if lease is not None:
-                await _abandon(lease, exc)
+                await _abandon(self._transport, lease, exc)
             raise
         if lease is not None:
             await lease.revoke()

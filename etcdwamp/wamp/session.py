@@ -256,12 +256,16 @@ class EtcdWampSession:
         if self.alarm_watch is not None:
             self.alarm_watch.stop()
         try:
-            if self.publisher is not None:
-                await self.publisher.stop()
-            if self.presence is not None:
-                await self.presence.close()
-            if self.root_client is not None:
-                await self.root_client.close()
+            try:
+                if self.publisher is not None:
+                    await self.publisher.stop()
+                if self.presence is not None:
+                    await self.presence.close()
+            finally:
+                # Whatever failed above: an unclosed client keeps its
+                # connections, and on asyncio aiohttp reports its session at exit.
+                if self.root_client is not None:
+                    await self.root_client.close()
         except BaseException as exc:
             self._closed.fire(exc)
             raise
