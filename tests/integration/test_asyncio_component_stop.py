@@ -6,10 +6,14 @@ stop gives its lease back before the client closes (no "revoking lease ... faile
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import pytest_twisted
+from stall import stalled
 from twisted.internet import reactor
 from waiting import until
 from wamp_helpers import CONFIG
@@ -58,4 +62,40 @@ async def test_stopped_components_close_their_client_and_leave_no_lease(
         assert (await client.get(candidates, count_only=True)).count == 0
     finally:
         await client.close()
+        node.stop()
+
+
+@ensure
+async def test_a_component_stopped_while_joining_closes_its_client(
+        etcd_factory: Callable[..., EtcdCluster], tmp_path: Path) -> None:
+    """SIGTERM while the start-up check waits on a stalled etcd: the component
+    exits 0 at once, printing none of ALARMING."""
+    cluster = etcd_factory(1)
+    node = CrossbarNode(str(CONFIG), cluster.urls, component_loop="asyncio", instances=0)
+    output = tmp_path / "component.out"
+    component: subprocess.Popen[bytes] | None = None
+    try:
+        node.start()
+        assert node.component_config is not None
+        with stalled(cluster.members[0]):
+            with open(output, "wb") as out:
+                component = subprocess.Popen(
+                    [sys.executable, "-m", "etcdwamp.asyncio.component", "--router",
+                     node.backend_url, "--realm", node.realm, "--config",
+                     node.component_config],
+                    stdout=out, stderr=subprocess.STDOUT, env=node.env)
+            # Joined the realm: now it waits for etcd's answer to its start-up check.
+            await until(lambda: 'new session attached for realm="realm1"' in node.log_tail(200)
+                        and 'authid="backend"' in node.log_tail(200), timeout=30,
+                        why=lambda: output.read_text() + node.log_tail(20))
+            component.send_signal(signal.SIGTERM)
+            await until(lambda: component.poll() is not None, timeout=30,
+                        why=output.read_text)
+        said = output.read_text()
+        assert component.returncode == 0, said
+        assert not [w for w in ALARMING if w in said], said
+    finally:
+        if component is not None and component.poll() is None:
+            component.kill()
+            component.wait()
         node.stop()
