@@ -54,6 +54,20 @@ class Dual(Deferred[T]):
             return value
         return (yield from Deferred.__iter__(self))
 
+    def cancel(self) -> None:
+        """Cancel, as a Deferred does; whoever awaits the Dual afterwards still gets
+        CancelledError, but a Dual cancelled and then dropped logs nothing.
+
+        Twisted reports a failure left at the end of a chain as "Unhandled
+        error in Deferred" when the Deferred is collected; a cancellation its
+        caller asked for is no such error (asyncio logs nothing for a
+        cancelled future either)."""
+        super().cancel()
+        if self._cancelled_already() and self._debugInfo is not None:
+            # Deferred keeps the unconsumed failure here to log it from
+            # DebugInfo.__del__; adding a callback later runs the chain again.
+            self._debugInfo.failResult = None
+
     def _cancelled_already(self) -> bool:
         result = self.result
         return isinstance(result, Failure) and isinstance(result.value, CancelledError)

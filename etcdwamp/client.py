@@ -352,7 +352,9 @@ class Client(OperationsMixin):
         return self._request(request)
 
     def close(self) -> Deferred[None]:
-        """Close pooled connections (the client may be used again afterwards)."""
+        """Close pooled connections (the client may be used again afterwards), once
+        the clean-ups under way finished (a cancelled lock's or campaign's lease
+        revoke, each bounded by ``timeout``)."""
         return self.transport.close()
 
     async def __aenter__(self) -> Client:

@@ -3,6 +3,13 @@
 Each holder owns a lease that is kept alive while it holds the lock or leads;
 if the holder dies, the lease expires and the next contender takes over.
 
+**A held lock stays held.** The lease behind it is kept alive (renewed
+every TTL / 3) until :meth:`Lock.release`, so a holder needs no ``refresh()``
+however long it works; ``ttl`` only bounds how long a crashed holder blocks
+the others. Acquiring a lock the same ``Lock`` object holds raises
+:class:`~etcdwamp.errors.InvalidRequest` at once (a bug in the caller, not a
+contended lock); use a second ``Lock`` object to contend with yourself.
+
 **Use the fencing token.** A lock held through a lease can be lost without the
 holder noticing in time: a long GC pause or a network partition outlasts the
 TTL, the lease expires, another process acquires the lock, and the first one
@@ -20,6 +27,17 @@ Every method a user awaits returns a Deferred an asyncio task can await too,
 as the client's do (``await`` it on either loop, or ``yield`` it from
 ``inlineCallbacks``); ``observe()`` is an async iterator, and ``async with
 lock:`` works as well, on both loops.
+
+**Trying without waiting.** ``token = await lock.try_acquire()`` takes a
+free lock and returns its fencing token, or returns None at once when
+another holder has it, leaving nothing behind (its lease is revoked).
+``lock.acquire(timeout=0)`` does the same but raises
+:class:`~etcdwamp.errors.RequestTimeout` instead of returning None, as any
+``acquire`` whose timeout ran out does. A try puts the key etcd's lock
+service would queue (``<name>/<lease id in hex>``) and holds the lock only if
+that key is the oldest under ``<name>/``, so try-locks, blocking ``acquire()``
+calls and other clients of etcd's lock service (``etcdctl lock``) exclude
+each other.
 
 **Cancelling** the Deferred of ``acquire()`` or ``campaign()`` fails it at
 once with ``CancelledError`` (on asyncio, cancelling the task that awaits it
@@ -59,6 +77,7 @@ from .wire.concurrency import (
     unlock_request,
 )
 from .wire.encoding import require_bytes
+from .wire.try_lock import lock_key, try_lock_request, try_lock_token
 from .wire.watch import JsonLinesDecoder
 
 __all__ = ["Election", "Lock"]
@@ -66,18 +85,20 @@ __all__ = ["Election", "Lock"]
 log = Logger()
 
 
-async def _abandon(lease: Lease, reason: BaseException) -> None:
+async def _abandon(transport: Transport, lease: Lease, reason: BaseException) -> None:
     """Revoke the lease of a candidacy that failed with ``reason``, deleting its key.
 
     After a cancellation the caller must not wait, so the revoke runs in the
-    background (the lease expires after its TTL should it fail); after any
-    other error it completes before the error reaches the caller."""
+    background (the lease expires after its TTL should it fail; closing the
+    client lets it finish first); after any other error it completes before
+    the error reaches the caller."""
     if isinstance(reason, CancelledError):
         lease.stop_keep_alive()
         cleanup = lease.revoke()
         cleanup.addErrback(lambda f: log.failure(
             "revoking lease {id} of a cancelled candidacy failed; it expires by itself",
             f, id=lease.id))
+        transport.clean_up(cleanup)
         return
     await lease.revoke()
 
@@ -140,9 +161,20 @@ class Lock:
 
         Returns the fencing token. On timeout raises :class:`RequestTimeout`
         and leaves no trace: the lease behind the waiting key is revoked.
+        ``timeout=0`` (or less) tries once without waiting, as
+        :meth:`try_acquire` does, and raises :class:`RequestTimeout` at once
+        when another holder has the lock.
+
+        :raises InvalidRequest: this object holds the lock already
         """
         if self.key is not None:
             raise errors.InvalidRequest(f"lock {self.name!r} is already held by this object")
+        if timeout is not None and timeout <= 0:
+            token = await self._try_once()
+            if token is None:
+                raise errors.RequestTimeout(
+                    f"lock {self.name!r} is held by another holder (timeout=0: not waiting)")
+            return token
         clock = self._transport.clock
         deadline = None if timeout is None else clock.seconds() + timeout
         while True:
@@ -163,20 +195,55 @@ class Lock:
                 # probe or the connection said so). Revoking the lease deletes
                 # our waiting key wherever it was queued, so waiting again,
                 # through another member, cannot make us a holder twice.
-                await _abandon(lease, exc)
+                await _abandon(self._transport, lease, exc)
                 if deadline is not None and clock.seconds() >= deadline:
                     raise
                 log.info("lock {name!r}: {err}; waiting again through another member",
                          name=self.name, err=exc)
                 continue
             except BaseException as exc:
-                await _abandon(lease, exc)
+                await _abandon(self._transport, lease, exc)
                 raise
             break
         self.lease = lease
         self.key = result.key
         self.fencing_token = held.kvs[0].create_revision
         return self.fencing_token
+
+    @deferred
+    async def try_acquire(self) -> int | None:
+        """Take the lock if it is free, without waiting: the fencing token, or None
+        when another holder has it (then nothing is left behind: the lease tried
+        with is revoked).
+
+        A lock taken so excludes holders and waiters of :meth:`acquire` (and of
+        etcd's own lock service) and the other way round: the key is the one
+        etcd's lock service would queue (see :mod:`etcdwamp.wire.try_lock`).
+
+        :raises InvalidRequest: this object holds the lock already
+        """
+        if self.key is not None:
+            raise errors.InvalidRequest(f"lock {self.name!r} is already held by this object")
+        return await self._try_once()
+
+    async def _try_once(self) -> int | None:
+        """Put our waiter key and hold the lock if it is the oldest; else take it back."""
+        lease = await grant(self._transport, self.ttl, keep_alive=True,
+                            on_lost=self._lease_lost)
+        key = lock_key(self.name, lease.id)
+        try:
+            result = await self._transport.call_async(try_lock_request(self.name, lease.id))
+            token = try_lock_token(result, key)
+            if token is not None and lease.is_lost:
+                raise errors.LeaseExpired(lease.id, "the lease was lost while acquiring")
+        except BaseException as exc:
+            await _abandon(self._transport, lease, exc)
+            raise
+        if token is None:
+            await lease.revoke()  # deletes our key: a try leaves no waiter behind
+            return None
+        self.lease, self.key, self.fencing_token = lease, key, token
+        return token
 
     @deferred
     async def release(self) -> None:
@@ -189,7 +256,7 @@ class Lock:
                 await self._transport.call_async(unlock_request(key))
             except BaseException as exc:
                 if lease is not None:
-                    await _abandon(lease, exc)
+                    await _abandon(self._transport, lease, exc)
                 raise
             if lease is not None:
                 await lease.revoke()
@@ -238,14 +305,14 @@ class Election:
                 leader = await self._transport.call_async(request)
             except errors.ConnectionLost as exc:
                 # As for a lock: the revoked lease takes our candidacy with it.
-                await _abandon(lease, exc)
+                await _abandon(self._transport, lease, exc)
                 if deadline is not None and clock.seconds() >= deadline:
                     raise
                 log.info("election {name!r}: {err}; campaigning again through another "
                          "member", name=self.name, err=exc)
                 continue
             except BaseException as exc:
-                await _abandon(lease, exc)
+                await _abandon(self._transport, lease, exc)
                 raise
             break
         self.lease, self.leader_key = lease, leader
@@ -268,7 +335,7 @@ class Election:
                 await self._transport.call_async(resign_request(leader))
         except BaseException as exc:
             if lease is not None:
-                await _abandon(lease, exc)
+                await _abandon(self._transport, lease, exc)
             raise
         if lease is not None:
             await lease.revoke()

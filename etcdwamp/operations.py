@@ -51,6 +51,7 @@ from .wire import (
     Request,
     SnapshotDecoder,
     StatusResult,
+    alarm_activate_request,
     alarm_disarm_request,
     alarm_list_request,
     defragment_request,
@@ -199,6 +200,20 @@ class OperationsMixin:
     def alarm_list(self) -> Deferred[AlarmResult]:
         """The alarms raised on any member (NOSPACE, CORRUPT)."""
         return self.call(alarm_list_request())
+
+    @deferred
+    async def alarm_activate(self, member_id: int | None = None,
+                             alarm: Alarm | str = Alarm.NOSPACE) -> AlarmResult:
+        """Raise ``alarm`` (NOSPACE by default) on ``member_id`` (default: the member
+        that answers), as python-etcd3's ``create_alarm``: to test how a program
+        copes with a full cluster. Returns the alarm raised.
+
+        A NOSPACE alarm refuses every write of every user until
+        :meth:`alarm_disarm` (no space needs freeing: none was used up).
+        """
+        if member_id is None:
+            member_id = (await self.call(status_request())).header.member_id
+        return await self.call(alarm_activate_request(member_id, alarm))
 
     @deferred
     async def alarm_disarm(self, member_id: int | None = None,

@@ -25,7 +25,7 @@ from typing import Any, Protocol, TypeVar
 
 from twisted.internet import defer
 from twisted.internet import error as ierror
-from twisted.internet.defer import CancelledError, Deferred, DeferredLock
+from twisted.internet.defer import CancelledError, Deferred, DeferredList, DeferredLock
 from twisted.internet.protocol import Protocol as _Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -452,6 +452,8 @@ class Transport:
             max_queued=max_queued)
         #: probes of the endpoints streams are open on (see etcdwamp.probe)
         self.probes = StreamProbes(self, interval=probe_interval, timeout=probe_timeout)
+        #: clean-ups nobody awaits, under way (see clean_up): each fires when its work ends
+        self._cleanups: set[Deferred[None]] = set()
 
     # -- endpoints and time -------------------------------------------------
 
@@ -910,9 +912,32 @@ class Transport:
             if timer.active():
                 timer.cancel()
 
+    def clean_up(self, work: Deferred[Any]) -> None:
+        """Let ``work``, a clean-up running in the background (nobody awaits it, e.g.
+        revoking a cancelled candidacy's lease), finish before :meth:`close` closes
+        the connections it needs. Its outcome is left to whoever added callbacks."""
+        if work.called:
+            return
+        ended: Deferred[None] = Deferred()
+        self._cleanups.add(ended)
+
+        def end(result: object) -> object:
+            self._cleanups.discard(ended)
+            ended.callback(None)
+            return result
+
+        work.addBoth(end)
+
     def close(self) -> Deferred[None]:
-        """Close pooled connections (the transport may be used again afterwards)."""
-        return dual(self.http.close())
+        """Close pooled connections once the clean-ups under way ended (each is bounded
+        by the call timeout); the transport may be used again afterwards."""
+        return dual(Deferred.fromCoroutine(self._close()))
+
+    async def _close(self) -> None:
+        while self._cleanups:
+            # (One clean-up may start another: wait until none is left.)
+            await DeferredList(list(self._cleanups))
+        await self.http.close()
 
 
 def _server_certificate_refused(reason: Failure) -> bool:

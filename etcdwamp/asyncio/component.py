@@ -20,7 +20,9 @@ component authenticates with WAMP-Ticket as ``--authid`` (default
 ``backend``); the ticket is read from the environment variable named by
 ``--ticket-env`` (default ``ETCDWAMP_BACKEND_TICKET``), never from a file or
 the command line. SIGINT or SIGTERM leaves the realm in order: the publisher
-resigns, presence leases are revoked, the etcd client closes.
+resigns (a waiting candidate gives its lease back), presence leases are
+revoked, the etcd client closes (also when a step before failed); stopped
+while starting, it ends the start-up first.
 
 The router must admit it with a role that may register and publish under the
 prefix and subscribe to ``wamp.session.on_leave`` (the committed node config's

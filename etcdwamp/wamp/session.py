@@ -23,6 +23,7 @@ importing either picks txaio's framework for the whole process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 from collections.abc import Callable, Coroutine
@@ -57,6 +58,11 @@ from .settings import Settings, SettingsError
 __all__ = ["EtcdWampSession"]
 
 T = TypeVar("T")
+
+
+class _LeftWhileStarting(Exception):
+    """The session began to leave while its start-up was under way."""
+
 
 #: procedures (the last part of their URI) that write: they count against the write rates
 _WRITES = frozenset({"put", "delete", "txn"})
@@ -119,6 +125,11 @@ class EtcdWampSession:
         self._serving = Signal()
         self._closed = Signal()
         self._closed.fire(None)  # nothing to clean up until it joined
+        #: onLeave began: a start-up still under way stops at its next step
+        self._leaving = False
+        #: the start-up's etcd step under way (onLeave cancels it), and whether onJoin ran
+        self._step: Deferred[Any] | None = None
+        self._joining = False
 
     def serving(self) -> Dual[None]:
         """Fires once every procedure is registered and the publisher started; fails with
@@ -166,12 +177,36 @@ class EtcdWampSession:
         ``<prefix>.status`` is registered last: once a caller reaches it, every
         other procedure of the instance is registered too.
         """
+        self._joining = True
         try:
             await self._join()
         except BaseException as exc:
             self._serving.fire(exc)
+            if self._leaving:
+                # Stopped while starting (SIGTERM, the router going): the leave
+                # cancelled the start-up, so its failure is no news.
+                self.log.info("etcdwamp: stopped while starting")
+                return
             raise
         self._serving.fire(None)
+
+    async def _etcd_step(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run one etcd step of the start-up, cancellable by onLeave."""
+        if self._leaving:
+            work.close()  # never started: no "coroutine was never awaited"
+            raise _LeftWhileStarting()
+        step = self._step = dual(Deferred.fromCoroutine(work))
+        try:
+            await step
+        finally:
+            self._step = None
+        self._stop_if_leaving()
+
+    def _stop_if_leaving(self) -> None:
+        """Between the steps of the start-up: end it if the session is leaving meanwhile
+        (the leave closes the etcd client once the start-up ended; nothing may use it)."""
+        if self._leaving:
+            raise _LeftWhileStarting()
 
     async def _join(self) -> None:
         try:
@@ -190,8 +225,9 @@ class EtcdWampSession:
         namespace = settings.etcd.namespace
         self.client = client = root.namespace(namespace) if namespace else root
         try:
-            await self._check_etcd(client, settings)
+            await self._etcd_step(self._check_etcd(client, settings))
         except errors.EtcdError as exc:
+            self._stop_if_leaving()
             # Wrong CA, password or grants, or no etcd at all: say so now, in the log
             # where the operator looks, instead of looking ready and failing every call.
             self.log.error("etcdwamp: cannot start: etcd at {endpoints} failed the start-up "
@@ -201,6 +237,7 @@ class EtcdWampSession:
             self.leave("wamp.close.configuration_error",
                        f"etcd failed the start-up check: {type(exc).__name__}")
             return
+        self._stop_if_leaving()
         access = Access(uris, self.quiet)
         db = Database(client, prefix=settings.db_prefix)
         reads = ReadBounds(InflightBudget(settings.max_inflight_bytes), settings.range_page,
@@ -210,7 +247,7 @@ class EtcdWampSession:
         self.publisher = Publisher(client, settings, self.maps.maps, self.publish,
                                    lambda: self._session_id, self._clock())
         # Before this instance serves any write: the first publisher resumes before it.
-        await self.publisher.prepare()
+        await self._etcd_step(self.publisher.prepare())
         if settings.kv_prefixes:
             self.kv = KvService(client, settings.kv_prefixes, access, uris, reads)
             procedures.update(self.kv.procedures())
@@ -229,6 +266,7 @@ class EtcdWampSession:
                       "session {session})", n=len(procedures), p=p,
                       maps=sorted(self.maps.maps), framework=self.framework,
                       session=self._session_id)
+        self._stop_if_leaving()
         self.publisher.start()
         self.alarm_watch = AlarmWatch(root, self._clock(), self.log)
         self.alarm_watch.start()
@@ -249,6 +287,14 @@ class EtcdWampSession:
 
     async def onLeave(self, details: Any) -> None:
         """Stop the publisher, revoke the presence leases, close the etcd client and disconnect."""
+        self._leaving = True
+        if self._joining:
+            # Let the start-up end first (cancelled at its etcd step, else it stops
+            # at the next one): nothing may use the client once it is closed.
+            if self._step is not None:
+                self._step.cancel()
+            with contextlib.suppress(BaseException):
+                await self._serving.wait()
         await dual(Deferred.fromCoroutine(self._shut_down()))
         self.disconnect()
 
@@ -256,12 +302,16 @@ class EtcdWampSession:
         if self.alarm_watch is not None:
             self.alarm_watch.stop()
         try:
-            if self.publisher is not None:
-                await self.publisher.stop()
-            if self.presence is not None:
-                await self.presence.close()
-            if self.root_client is not None:
-                await self.root_client.close()
+            try:
+                if self.publisher is not None:
+                    await self.publisher.stop()
+                if self.presence is not None:
+                    await self.presence.close()
+            finally:
+                # Whatever failed above: an unclosed client keeps its
+                # connections, and on asyncio aiohttp reports its session at exit.
+                if self.root_client is not None:
+                    await self.root_client.close()
         except BaseException as exc:
             self._closed.fire(exc)
             raise

@@ -215,7 +215,8 @@ class EtcdSettings:
 
         :raises SettingsError: an unknown key (naming the closest valid one), no http(s)
             endpoints, user without password, a TLS file that does not exist or TLS files
-            with http:// endpoints, or any field of the wrong type or range
+            with http:// endpoints, a client certificate together with a user login, or
+            any field of the wrong type or range
         """
         where = "extra.etcd"
         if not isinstance(raw, Mapping):
@@ -250,6 +251,12 @@ class EtcdSettings:
             files[name] = value
         if (files["cert_file"] is None) != (files["key_file"] is None):
             raise SettingsError(f"{where} needs both cert_file and key_file, or neither")
+        if files["cert_file"] is not None and user is not None:
+            # Refused here, at start-up, rather than by etcd at the first call.
+            raise SettingsError(
+                f"{where}: give cert_file/key_file or user/password, not both "
+                "(etcd's gateway does not accept a client certificate together with a "
+                "user login)")
         if any(files.values()) and not all(u.startswith("https://") for u in endpoints):
             raise SettingsError(f"{where}: ca_file/cert_file/key_file need https:// endpoints")
         coalesce = raw.get("coalesce", _default(cls, "coalesce"))

@@ -137,6 +137,20 @@ def alarm_list_request() -> Request[AlarmResult]:
     return Request("/maintenance/alarm", {"action": "GET"}, parse_alarms, idempotent=True)
 
 
+def alarm_activate_request(member_id: int, alarm: Alarm | str) -> Request[AlarmResult]:
+    """Raise ``alarm`` on ``member_id`` as etcd itself would (a NOSPACE alarm refuses
+    every write until disarmed): for testing how a program copes with one."""
+    kind = _alarm(alarm)
+    if kind is Alarm.NONE:
+        raise ValueError("name the alarm to activate (NOSPACE or CORRUPT)")
+    body = {"action": "ACTIVATE",
+            "memberID": int64(require_int(member_id, "member_id", minimum=1,
+                                          maximum=_UINT64_MAX)),
+            "alarm": kind.value}
+    # Raising an alarm that is raised changes nothing, so a resend is harmless.
+    return Request("/maintenance/alarm", body, parse_alarms, idempotent=True)
+
+
 def alarm_disarm_request(member_id: int, alarm: Alarm | str) -> Request[AlarmResult]:
     """Deactivate ``alarm`` on ``member_id`` (both as listed by :func:`alarm_list_request`)."""
     kind = _alarm(alarm)

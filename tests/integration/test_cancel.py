@@ -17,6 +17,7 @@ code cancels the task awaiting the call, which must end with
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Coroutine, Iterator
 from typing import Any
 
@@ -26,6 +27,7 @@ from proxies import RecordingProxy
 from twisted.internet import reactor
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError
 from twisted.internet.interfaces import IListeningPort
+from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
@@ -216,6 +218,35 @@ async def test_cancelled_put_on_the_hung_endpoint_writes_nothing(
     assert server.paths == ["/v3/kv/put"]
     assert "/v3/kv/put" not in proxy.forwarded_paths
     assert (await client.get(prefix + b"k")).kvs == ()
+
+
+@ensure
+async def test_a_cancelled_call_nobody_awaits_logs_nothing_when_collected(
+        hung: tuple[str, HungEndpoint], clients: list[Client], client: Client,
+        prefix: bytes) -> None:
+    """``d = etcd.put(...); d.cancel()`` and dropping ``d``: the cancellation was
+    asked for, so no "Unhandled error in Deferred" when ``d`` is collected, on
+    either loop; a failure nobody asked for still is reported."""
+    hung_url, server = hung
+    writer = new_client(clients, client.framework, [hung_url])
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        d = writer.put(prefix + b"k", b"v")
+        await until(lambda: server.paths, why="the put reaches the hung endpoint")
+        d.cancel()
+        del d
+        await until(lambda: server.dropped == 1, why="the client drops the connection")
+        gc.collect()
+        assert [e for e in events if e.get("log_failure") is not None] == []
+        # The observer is live: an error nobody consumed is still reported.
+        bad: Dual[None] = Dual()
+        bad.errback(ValueError("nobody looked"))
+        del bad
+        gc.collect()
+        assert [e["log_failure"].type for e in events if e.get("log_failure")] == [ValueError]
+    finally:
+        globalLogPublisher.removeObserver(events.append)
 
 
 @ensure

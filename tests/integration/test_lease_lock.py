@@ -152,6 +152,65 @@ async def test_lock_timeout_leaves_no_waiter(client: Client, prefix: bytes) -> N
 
 
 @ensure
+async def test_try_acquire_takes_a_free_lock(client: Client, prefix: bytes) -> None:
+    """try_acquire() and acquire(timeout=0) hold a free lock under etcd's key layout."""
+    lock = client.lock(prefix + b"lock", ttl=5)
+    token = await lock.try_acquire()
+    assert token is not None and lock.held and lock.lease is not None
+    assert lock.key == prefix + b"lock/" + format(lock.lease.id, "x").encode()
+    stored = await client.get(lock.key)
+    assert token == lock.fencing_token == stored.kvs[0].create_revision
+    assert stored.kvs[0].lease == lock.lease.id
+    await lock.release()
+    assert await key_count(client, KeySet(prefix + b"lock/", prefix=True)) == 0
+    again = client.lock(prefix + b"lock", ttl=5)
+    assert await again.acquire(timeout=0) > token
+    assert again.held
+    await again.release()
+
+
+@ensure
+async def test_try_acquire_of_a_held_lock_fails_and_leaves_nothing(client: Client,
+                                                                   prefix: bytes) -> None:
+    """Against a holder of etcd's lock service, a try fails without waiting and
+    leaves no waiter key, so the holder's release frees the lock for others."""
+    holder = client.lock(prefix + b"lock", ttl=5)
+    await holder.acquire()
+    tried = client.lock(prefix + b"lock", ttl=5)
+    assert await tried.try_acquire() is None
+    assert not tried.held and tried.key is None and tried.lease is None
+    with pytest.raises(e.RequestTimeout, match="held by another holder"):
+        await tried.acquire(timeout=0)
+    keys = await client.get(KeySet(prefix + b"lock/", prefix=True), keys_only=True)
+    assert [kv.key for kv in keys.kvs] == [holder.key]
+    await holder.release()
+    assert await tried.try_acquire() is not None
+    await tried.release()
+
+
+@ensure
+async def test_blocking_acquire_waits_behind_a_try_acquired_holder(client: Client,
+                                                                   prefix: bytes) -> None:
+    holder = client.lock(prefix + b"lock", ttl=5)
+    token = await holder.try_acquire()
+    assert token is not None
+    waiter = client.lock(prefix + b"lock", ttl=5)
+    waiting = waiter.acquire(timeout=30)  # a Dual: runs now, awaitable on either loop
+
+    async def queued() -> bool:
+        return await key_count(client, KeySet(prefix + b"lock/", prefix=True)) == 2
+
+    # Once etcd has queued the waiter's key it decides on the keys alone.
+    await until(queued, why="the blocking acquire never queued its key")
+    assert not waiting.called and not waiter.held
+    assert await client.lock(prefix + b"lock", ttl=5).try_acquire() is None
+    await holder.release()
+    assert await waiting > token
+    assert waiter.held
+    await waiter.release()
+
+
+@ensure
 async def test_fencing_token_guards_writes(client: Client, prefix: bytes) -> None:
     """A write guarded by the lock key's create revision fails once the lock is gone."""
     async with client.lock(prefix + b"lock") as lock:

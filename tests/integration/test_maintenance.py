@@ -132,6 +132,31 @@ async def test_nospace_alarm_refuses_writes_until_compacted_defragmented_and_dis
         await client.close()
 
 
+@ensure
+async def test_an_activated_nospace_alarm_refuses_writes_until_disarmed(
+        etcd_factory: Callable[..., EtcdCluster]) -> None:
+    """python-etcd3's create_alarm: raised on the answering member by default,
+    it stops writes at once, as a full backend would, with no space used up."""
+    cluster = etcd_factory(1)
+    client = OpsClient(reactor, url=cluster.url, timeout=10.0)
+    try:
+        await client.put(b"before", b"v")
+        member = (await client.status()).header.member_id
+        raised = await client.alarm_activate()
+        assert raised.alarms == (AlarmMember(member, Alarm.NOSPACE),)
+        assert (await client.alarm_list()).alarms == (AlarmMember(member, Alarm.NOSPACE),)
+        with pytest.raises(e.NoSpace):
+            await client.put(b"after", b"v")
+        assert (await client.get(b"before")).kvs[0].value == b"v"  # reads go on
+        disarmed = await client.alarm_disarm()
+        assert disarmed.alarms == (AlarmMember(member, Alarm.NOSPACE),)
+        await client.put(b"after", b"v")
+        with pytest.raises(ValueError):
+            await client.alarm_activate(member, Alarm.NONE)
+    finally:
+        await client.close()
+
+
 def _etcdctl() -> str:
     found = shutil.which("etcdutl") or shutil.which("etcdctl")
     if found is None:

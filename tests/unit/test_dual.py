@@ -7,11 +7,13 @@ The asyncio tests run as tasks on the loop under Twisted's asyncio reactor
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
 from twisted.internet.defer import CancelledError, Deferred
+from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 
 from etcdwamp._deferred import Dual, deferred, dual
@@ -158,3 +160,23 @@ def test_source_settling_after_the_dual_was_cancelled_leaves_nothing_unhandled()
     late: list[Any] = []
     source.addBoth(late.append)
     assert late and not isinstance(late[0], Failure)
+
+
+def test_a_dual_cancelled_and_dropped_logs_nothing_but_awaiters_see_the_cancel() -> None:
+    """Cancelling is what the caller asked for: no "Unhandled error in Deferred"
+    when the Dual is collected; one awaited after cancel() still fails."""
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        dropped: Dual[int] = Dual()
+        dropped.cancel()
+        del dropped
+        gc.collect()
+        assert [e for e in events if e.get("log_failure") is not None] == []
+        kept: Dual[int] = Dual()
+        kept.cancel()
+        seen: list[Any] = []
+        kept.addErrback(seen.append)
+        assert seen and seen[0].check(CancelledError)
+    finally:
+        globalLogPublisher.removeObserver(events.append)

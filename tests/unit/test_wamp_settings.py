@@ -111,6 +111,20 @@ def test_tls_files_need_https(tmp_path: Any) -> None:
         Settings.from_extra({"etcd": {"endpoints": ["http://a"], "ca_file": str(ca)}})
 
 
+def test_a_client_certificate_and_a_user_login_are_refused_together(tmp_path: Any) -> None:
+    """etcd's gateway takes one or the other: say so at start-up, not at the first call."""
+    for name in ("ca.pem", "client.pem", "client.key"):
+        (tmp_path / name).write_text("x")
+    tls = {"endpoints": ["https://127.0.0.1:1"], "ca_file": str(tmp_path / "ca.pem"),
+           "cert_file": str(tmp_path / "client.pem"), "key_file": str(tmp_path / "client.key")}
+    login = {"user": "web", "password": "pw"}
+    with pytest.raises(SettingsError, match="cert_file/key_file or user/password, not both"):
+        Settings.from_extra({"etcd": {**tls, **login}})
+    assert Settings.from_extra({"etcd": tls}).etcd.cert_file == tls["cert_file"]
+    without_cert = {k: v for k, v in tls.items() if k not in ("cert_file", "key_file")}
+    assert Settings.from_extra({"etcd": {**without_cert, **login}}).etcd.user == "web"
+
+
 def test_committed_node_config_is_valid() -> None:
     import json
     from pathlib import Path

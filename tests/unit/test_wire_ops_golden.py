@@ -15,6 +15,7 @@ from etcdwamp.wire import (
     Alarm,
     AlarmMember,
     SnapshotDecoder,
+    alarm_activate_request,
     alarm_disarm_request,
     error_from_response,
     member_add_request,
@@ -223,3 +224,8 @@ def test_bad_input_is_refused_before_sending() -> None:
         alarm_disarm_request(1, "NONE")
     with pytest.raises(ValueError):
         alarm_disarm_request(1, "SMOKE")
+    for bad in ("NONE", "SMOKE"):
+        with pytest.raises(ValueError):
+            alarm_activate_request(1, bad)
+    with pytest.raises(ValueError):
+        alarm_activate_request(0, "NOSPACE")
