@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import subprocess
 
@@ -10,12 +11,27 @@ __all__ = ["free_port"]
 _HOST = "127.0.0.1"
 
 
+#: where :func:`free_port` picks from: below Linux's ephemeral range (32768-60999 by
+#: default), from which the kernel also takes the local port of every outgoing
+#: connection; a port picked there could be taken by a connection of another test
+#: between the pick and the server binding it ("address already in use", seen in CI)
+_PORTS = range(20000, 32000)
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    """A TCP port on 127.0.0.1 that was free a moment ago, outside the ephemeral range."""
+    for _ in range(200):
+        port = random.choice(_PORTS)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((_HOST, port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((_HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
+        sock.bind((_HOST, 0))  # that whole range busy: let the kernel choose
+        chosen: int = sock.getsockname()[1]
+        return chosen
 
 
 
