@@ -214,7 +214,9 @@ class NetnsCluster:
                     pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"processes {pids} in {ns} would not end")
-            time.sleep(0.05)  # a killed process leaves the namespace when it is reaped
+            # wait-ok: polls /proc under a deadline: a killed process leaves the
+            # namespace when it is reaped, and nothing announces that
+            time.sleep(0.05)
 
     def __enter__(self) -> NetnsCluster:
         return self.start()
@@ -270,6 +272,7 @@ class NetnsCluster:
         while self.has_leader(member):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{member.name} still has a leader after {timeout}s")
+            # wait-ok: polls etcdctl under a deadline; a member announces no leader loss
             time.sleep(0.05)
 
     def wait_healthy(self, members: Sequence[EtcdMember] | None = None,
@@ -291,7 +294,9 @@ class NetnsCluster:
                 tails = "\n".join(m.log_tail() for m in waiting)
                 raise TimeoutError(f"etcd not healthy after {timeout}s:\n{tails}")
             if waiting:
-                time.sleep(0.1)  # a refused connection answers at once: poll gently
+                # wait-ok: polls health under a deadline (a refused connection
+                # answers at once, so poll gently)
+                time.sleep(0.1)
 
     def leader(self) -> EtcdMember:
         """The member the reachable members agree leads (asked with ``endpoint status``).
