@@ -214,9 +214,9 @@ class NetnsCluster:
                     pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"processes {pids} in {ns} would not end")
-            # wait-ok: polls /proc under a deadline: a killed process leaves the
-            # namespace when it is reaped, and nothing announces that
-            time.sleep(0.05)
+            # A killed process leaves the namespace when it is reaped, and nothing
+            # announces that: poll under the deadline.
+            time.sleep(0.05)  # wait-ok: polling /proc under a deadline
 
     def __enter__(self) -> NetnsCluster:
         return self.start()
@@ -272,8 +272,7 @@ class NetnsCluster:
         while self.has_leader(member):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{member.name} still has a leader after {timeout}s")
-            # wait-ok: polls etcdctl under a deadline; a member announces no leader loss
-            time.sleep(0.05)
+            time.sleep(0.05)  # wait-ok: a member announces no leader loss: poll
 
     def wait_healthy(self, members: Sequence[EtcdMember] | None = None,
                      timeout: float = 60.0) -> None:
@@ -294,9 +293,8 @@ class NetnsCluster:
                 tails = "\n".join(m.log_tail() for m in waiting)
                 raise TimeoutError(f"etcd not healthy after {timeout}s:\n{tails}")
             if waiting:
-                # wait-ok: polls health under a deadline (a refused connection
-                # answers at once, so poll gently)
-                time.sleep(0.1)
+                # A refused connection answers at once: poll gently.
+                time.sleep(0.1)  # wait-ok: polling health under a deadline
 
     def leader(self) -> EtcdMember:
         """The member the reachable members agree leads (asked with ``endpoint status``).

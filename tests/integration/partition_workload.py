@@ -204,8 +204,7 @@ class Workload:
             if now != last:
                 emit("progress", **now)
                 last = now
-            # wait-ok: the progress reporter's period, not a wait for an event
-            await task.deferLater(reactor, 0.1)
+            await task.deferLater(reactor, 0.1)  # wait-ok: the reporter's period
 
     # -- the run -----------------------------------------------------------------
 
