@@ -39,11 +39,11 @@ from zope.interface import implementer
 from . import errors
 from ._deferred import dual
 from .budget import DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_QUEUED, ConnectionBudget
+from .failover import answer_json, attempt_share, give_up, refusal
 from .health import EndpointHealth
 from .probe import DEFAULT_PROBE_INTERVAL, DEFAULT_PROBE_TIMEOUT, StreamProbes
 from .wire import Request, check_size, error_from_response
 from .wire.auth import authenticate_request
-from .wire.errors import is_indefinite
 
 __all__ = [
     "API_PREFIXES",
@@ -483,11 +483,7 @@ class Transport:
         one included) are left to try by ``deadline``: the last gets all that
         is left; the others an equal share, or ``attempt_timeout`` if that is less
         (never more: the endpoints after it would get nothing left to try)."""
-        left = self.left(deadline)
-        if remaining <= 1:
-            return left
-        share = left / remaining
-        return share if self.attempt_timeout is None else min(share, self.attempt_timeout)
+        return attempt_share(self.left(deadline), remaining, self.attempt_timeout)
 
     def deadline(self, timeout: float | None) -> float:
         """When a call starting now with ``timeout`` (None: the client's) must end."""
@@ -677,42 +673,21 @@ class Transport:
                 failures.append(exc)
                 continue
             if status != 200:
-                err = error_from_response(status, content)
-                if isinstance(err, errors.Unavailable):
-                    if index >= 0:
-                        self.demote(endpoint, err.message)
-                    if request.idempotent or isinstance(err, errors.NoLeader):
-                        # "no leader" is answered before etcd proposes anything.
-                        failures.append(err)
-                        continue
-                elif isinstance(err, errors.DeadlineExceeded) and request.idempotent:
-                    failures.append(err)  # a read that ran out of etcd's time: elsewhere
+                judged = refusal(status, content, idempotent=request.idempotent,
+                                 endpoint=endpoint)
+                if index >= 0:
+                    if judged.unwell:
+                        self.demote(endpoint, judged.message)
+                    elif not judged.move_on:
+                        self._answered(index, endpoint)
+                if judged.move_on:
+                    failures.append(judged.error)
                     continue
-                elif index >= 0:
-                    self._answered(index, endpoint)
-                if not request.idempotent and is_indefinite(err):
-                    raise errors.IndefiniteAnswer(err.message, code=err.code,
-                                                  http_status=err.http_status,
-                                                  endpoint=endpoint) from err
-                raise err
+                raise judged.error
             if index >= 0:
                 self._answered(index, endpoint)
-            try:
-                decoded = json.loads(content)
-            except ValueError as exc:
-                raise errors.ProtocolError(
-                    f"{endpoint} answered 200 with a body that is not JSON: {content[:200]!r}"
-                ) from exc
-            if not isinstance(decoded, dict):
-                raise errors.ProtocolError(f"{endpoint} answered 200 with {decoded!r}")
-            return request.parse(decoded)
-        if all(isinstance(f, errors.ConnectFailed) for f in failures):
-            raise errors.ConnectFailed(
-                "no etcd endpoint reachable: " + "; ".join(str(f) for f in failures)
-            ) from (failures[-1] if failures else None)
-        # Some endpoint took the request without a clean answer: re-raise the
-        # latest such failure (not a ConnectFailed, which would claim "not sent").
-        raise next(f for f in reversed(failures) if not isinstance(f, errors.ConnectFailed))
+            return request.parse(answer_json(endpoint, content))
+        raise give_up(failures)
 
     async def _probed(self, endpoint: str,
                       sending: Coroutine[Any, Any, tuple[int, bytes]]) -> tuple[int, bytes]:
