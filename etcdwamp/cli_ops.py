@@ -19,17 +19,11 @@ import math
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
-
-from twisted.internet.defer import Deferred
+from typing import TYPE_CHECKING, Any
 
 from . import errors
-from .client import Client
-from .operations import OperationsMixin
-from .transport import Transport
 from .wire import (
     KeySet,
-    Request,
     StatusResult,
     prefix_range_end,
     range_request,
@@ -38,39 +32,18 @@ from .wire import (
 from .wire.auth import Permission, RoleInfo
 from .wire.cluster import Member
 
-__all__ = ["Command", "add_commands", "human_bytes", "ops"]
+if TYPE_CHECKING:  # the commands get a Client; importing it here costs every command's start-up
+    from twisted.internet.defer import Deferred
 
-Command = Callable[[Client, argparse.Namespace], Awaitable[int]]
+    from .client import Client
+
+__all__ = ["Command", "add_commands", "human_bytes"]
+
+Command = Callable[["Client", argparse.Namespace], Awaitable[int]]
 #: the command line's ``command(name, run, help)``: a subparser wired to ``run``
 AddCommand = Callable[[str, Command, str], argparse.ArgumentParser]
 
 _ALL = b"\x00"
-
-
-class _Bound(OperationsMixin):
-    """The operations over a client that does not inherit them yet."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
-        self.transport: Transport = client.transport
-
-    @property
-    def endpoints(self) -> tuple[str, ...]:
-        return self._client.endpoints
-
-    @endpoints.setter
-    def endpoints(self, urls: tuple[str, ...]) -> None:
-        self._client.endpoints = urls
-
-    def call(self, request: Request[Any]) -> Deferred[Any]:
-        return self._client.call(request)
-
-
-def ops(client: Client) -> OperationsMixin:
-    """``client`` itself once it inherits :class:`OperationsMixin`, else a view with them."""
-    if isinstance(client, OperationsMixin):
-        return client
-    return _Bound(client)
 
 
 # -- output helpers ------------------------------------------------------------------
@@ -152,7 +125,7 @@ def _targets(client: Client, args: argparse.Namespace) -> Awaitable[tuple[str, .
     every member's client URLs."""
     async def find() -> tuple[str, ...]:
         if getattr(args, "cluster", False):
-            listed = await ops(client).member_list()
+            listed = await client.member_list()
             return tuple(dict.fromkeys(listed.client_urls()))
         return client.endpoints
     return find()
@@ -161,7 +134,7 @@ def _targets(client: Client, args: argparse.Namespace) -> Awaitable[tuple[str, .
 # -- member --------------------------------------------------------------------------
 
 async def cmd_member_list(client: Client, args: argparse.Namespace) -> int:
-    result = await ops(client).member_list()
+    result = await client.member_list()
     rows = [[_hex(m.id), "started" if m.started else "unstarted", m.name,
              ",".join(m.peer_urls), ",".join(m.client_urls), str(m.is_learner).lower()]
             for m in result.members]
@@ -172,7 +145,7 @@ async def cmd_member_list(client: Client, args: argparse.Namespace) -> int:
 
 
 async def cmd_member_add(client: Client, args: argparse.Namespace) -> int:
-    result = await ops(client).member_add(args.peer_urls, learner=args.learner)
+    result = await client.member_add(args.peer_urls, learner=args.learner)
     if args.write_out == "json":
         print(json.dumps({"header": _header_json(result.header),
                           "member": _member_json(result.member),
@@ -187,10 +160,10 @@ async def cmd_member_add(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
-def _member_change(verb: str, what: Callable[[OperationsMixin, argparse.Namespace],
+def _member_change(verb: str, what: Callable[[Client, argparse.Namespace],
                                              Deferred[Any]]) -> Command:
     async def run(client: Client, args: argparse.Namespace) -> int:
-        result = await what(ops(client), args)
+        result = await what(client, args)
         if args.write_out == "json":
             print(json.dumps({"header": _header_json(result.header),
                               "members": [_member_json(m) for m in result.members]}))
@@ -219,7 +192,7 @@ def _status_row(endpoint: str, st: StatusResult) -> list[str]:
 
 
 async def cmd_endpoint_status(client: Client, args: argparse.Namespace) -> int:
-    o = ops(client)
+    o = client
     rows, out, failed = [], [], 0
     for endpoint in await _targets(client, args):
         try:
@@ -240,7 +213,7 @@ async def cmd_endpoint_status(client: Client, args: argparse.Namespace) -> int:
 
 
 async def cmd_endpoint_health(client: Client, args: argparse.Namespace) -> int:
-    o = ops(client)
+    o = client
     rows, out, failed = [], [], 0
     for endpoint in await _targets(client, args):
         started = time.monotonic()
@@ -272,7 +245,7 @@ async def cmd_endpoint_health(client: Client, args: argparse.Namespace) -> int:
 
 
 async def cmd_endpoint_hashkv(client: Client, args: argparse.Namespace) -> int:
-    o = ops(client)
+    o = client
     rows, out, failed = [], [], 0
     for endpoint in await _targets(client, args):
         try:
@@ -292,7 +265,7 @@ async def cmd_endpoint_hashkv(client: Client, args: argparse.Namespace) -> int:
 # -- alarms, defrag, snapshot, move-leader ----------------------------------------------
 
 async def _alarms(client: Client, args: argparse.Namespace, disarm: bool) -> int:
-    o = ops(client)
+    o = client
     result = await (o.alarm_disarm() if disarm else o.alarm_list())
     if args.write_out == "json":
         print(json.dumps({"header": _header_json(result.header), "alarms": [
@@ -312,7 +285,7 @@ async def cmd_alarm_disarm(client: Client, args: argparse.Namespace) -> int:
 
 
 async def cmd_defrag(client: Client, args: argparse.Namespace) -> int:
-    o = ops(client)
+    o = client
     failed = 0
     for endpoint in await _targets(client, args):
         try:
@@ -337,7 +310,7 @@ async def cmd_snapshot_save(client: Client, args: argparse.Namespace) -> int:
             sys.stderr.write(f"\rDownloading {human_bytes(written)} of about "
                              f"{human_bytes(total)}")
             sys.stderr.flush()
-    info = await ops(client).snapshot(args.file, progress=progress)
+    info = await client.snapshot(args.file, progress=progress)
     if progress is not None:
         sys.stderr.write("\n")
     if args.write_out == "json":
@@ -349,7 +322,7 @@ async def cmd_snapshot_save(client: Client, args: argparse.Namespace) -> int:
 
 
 async def cmd_move_leader(client: Client, args: argparse.Namespace) -> int:
-    o = ops(client)
+    o = client
     before = await o.statuses()
     leader = next((s.leader for s in before.values() if isinstance(s, StatusResult)), 0)
     await o.move_leader(args.member_id)
@@ -380,7 +353,7 @@ async def cmd_user_add(client: Client, args: argparse.Namespace) -> int:
 
 
 async def cmd_user_get(client: Client, args: argparse.Namespace) -> int:
-    info = await ops(client).user_get(args.user_name)
+    info = await client.user_get(args.user_name)
     if args.write_out == "json":
         print(json.dumps({"header": _header_json(info.header), "roles": list(info.roles)}))
         return 0
@@ -390,7 +363,7 @@ async def cmd_user_get(client: Client, args: argparse.Namespace) -> int:
 
 
 async def cmd_user_list(client: Client, args: argparse.Namespace) -> int:
-    users = await ops(client).user_list()
+    users = await client.user_list()
     if args.write_out == "json":
         print(json.dumps({"users": list(users)}))
     else:
@@ -400,14 +373,14 @@ async def cmd_user_list(client: Client, args: argparse.Namespace) -> int:
 
 
 async def cmd_user_delete(client: Client, args: argparse.Namespace) -> int:
-    await ops(client).user_delete(args.user_name)
+    await client.user_delete(args.user_name)
     print(f"User {args.user_name} deleted")
     return 0
 
 
 async def cmd_user_passwd(client: Client, args: argparse.Namespace) -> int:
     password = _password(args, args.new_password, f"Password of {args.user_name}: ")
-    await ops(client).user_change_password(args.user_name, password)
+    await client.user_change_password(args.user_name, password)
     print("Password updated")
     return 0
 
@@ -419,7 +392,7 @@ async def cmd_user_grant_role(client: Client, args: argparse.Namespace) -> int:
 
 
 async def cmd_user_revoke_role(client: Client, args: argparse.Namespace) -> int:
-    await ops(client).user_revoke_role(args.user_name, args.role)
+    await client.user_revoke_role(args.user_name, args.role)
     print(f"Role {args.role} is revoked from user {args.user_name}")
     return 0
 
@@ -455,7 +428,7 @@ def _print_role(role: str, info: RoleInfo) -> None:
 
 
 async def cmd_role_get(client: Client, args: argparse.Namespace) -> int:
-    info = await ops(client).role_get(args.role)
+    info = await client.role_get(args.role)
     if args.write_out == "json":
         print(json.dumps({"header": _header_json(info.header), "perm": [
             {"permType": p.permission.value, "key": p.key.decode("utf-8", "replace"),
@@ -467,7 +440,7 @@ async def cmd_role_get(client: Client, args: argparse.Namespace) -> int:
 
 
 async def cmd_role_list(client: Client, args: argparse.Namespace) -> int:
-    roles = await ops(client).role_list()
+    roles = await client.role_list()
     if args.write_out == "json":
         print(json.dumps({"roles": list(roles)}))
     else:
@@ -477,7 +450,7 @@ async def cmd_role_list(client: Client, args: argparse.Namespace) -> int:
 
 
 async def cmd_role_delete(client: Client, args: argparse.Namespace) -> int:
-    await ops(client).role_delete(args.role)
+    await client.role_delete(args.role)
     print(f"Role {args.role} deleted")
     return 0
 
@@ -503,7 +476,7 @@ async def cmd_role_grant_permission(client: Client, args: argparse.Namespace) ->
 
 async def cmd_role_revoke_permission(client: Client, args: argparse.Namespace) -> int:
     keys = _keyset(args)
-    await ops(client).role_revoke_permission(args.role, keys)
+    await client.role_revoke_permission(args.role, keys)
     key, end = keys.resolve()
     if end is None:
         print(f"Permission of key {args.key} is revoked from role {args.role}")
@@ -525,7 +498,7 @@ async def cmd_auth_disable(client: Client, args: argparse.Namespace) -> int:
 
 
 async def cmd_auth_status(client: Client, args: argparse.Namespace) -> int:
-    status = await ops(client).auth_status()
+    status = await client.auth_status()
     if args.write_out == "json":
         print(json.dumps({"enabled": status.enabled, "authRevision": status.auth_revision}))
     else:
