@@ -27,7 +27,7 @@ def _run(script: str, etcd: EtcdCluster) -> str:
     return done.stdout
 
 
-@pytest.mark.parametrize("script", ["watch.py", "pmap.py", "wamp.py"])
+@pytest.mark.parametrize("script", ["watch.py", "pmap.py", "wamp.py", "cli_startup.py"])
 def test_benchmark_quick_run(etcd: EtcdCluster, script: str) -> None:
     out = _run(script, etcd)
     header = [line for line in out.splitlines() if line.rstrip().endswith("ratio")]

@@ -224,6 +224,37 @@ def test_python_dash_m_and_version() -> None:
     assert ok("--version") == module.stdout
 
 
+_HEAVY = ("twisted", "treq", "aiohttp", "http", "email", "cbor2", "tqdm", "autobahn")
+_WITHOUT_TWISTED = f"""
+import sys
+from etcdwamp.cli import main
+status = main(sys.argv[1:])
+heavy = [m for m in sys.modules if m.split('.')[0] in {_HEAVY!r}
+         or m in ('etcdwamp.client', 'etcdwamp.transport', 'etcdwamp.pmap', 'etcdwamp.cli_ops')]
+print(' '.join(sorted(heavy)), file=sys.stderr)
+sys.exit(status)
+"""
+
+
+def test_get_put_del_run_without_twisted_or_an_http_library(etcd: EtcdCluster,
+                                                            prefix: bytes) -> None:
+    """Start-up time (etcdctl's habit: a one-shot command is instant): get, put and
+    del import neither Twisted, nor http.client, nor the client, pmap or the operator
+    commands; they still do their work. benchmarks/cli_startup.py measures the time."""
+    key = prefix.decode() + "k"
+
+    def run(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-c", _WITHOUT_TWISTED, "--endpoints", etcd.url,
+                               *args], capture_output=True, text=True, check=False,
+                              env=clean_env())
+        assert done.returncode == 0 and done.stderr == "\n", (args, done.stderr)
+        return done.stdout
+
+    assert run("put", key, "v") == "OK\n"
+    assert run("get", key) == f"{key}\nv\n"
+    assert run("del", key) == "1\n"
+
+
 # -- leases, locks, status, compaction --------------------------------------------------
 
 def test_lease_grant_ttl_revoke(etcd: EtcdCluster, prefix: bytes) -> None:
