@@ -14,7 +14,8 @@ import os
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-__all__ = ["DEFAULT_ENDPOINT", "ENDPOINT_ENV_VARS", "EndpointError", "endpoint_urls"]
+__all__ = ["DEFAULT_ENDPOINT", "ENDPOINT_ENV_VARS", "EndpointError", "endpoint_texts",
+           "endpoint_urls"]
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:2379"
 ENDPOINT_ENV_VARS = ("ETCDWAMP_ENDPOINTS", "ETCDCTL_ENDPOINTS")
@@ -33,6 +34,32 @@ def endpoint_urls(spec: str | None = None, *, tls: bool = False,
     :param environ: the environment to read (default ``os.environ``)
     :raises EndpointError: an item is not a valid endpoint, or the list is empty
     """
+    items, source = _items(spec, environ)
+    if not items:
+        return [DEFAULT_ENDPOINT]
+    return [_one(item, tls, source) for item in items]
+
+
+def endpoint_texts(spec: str | None = None, *, tls: bool = False,
+                   environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Each URL of :func:`endpoint_urls` (same arguments) to the text the user
+    wrote for it, which etcdctl echoes (``127.0.0.1:2379`` stays so); the
+    default endpoint, which nobody wrote, maps to itself.
+
+    :raises EndpointError: as :func:`endpoint_urls`
+    """
+    items, source = _items(spec, environ)
+    if not items:
+        return {DEFAULT_ENDPOINT: DEFAULT_ENDPOINT}
+    texts: dict[str, str] = {}
+    for item in items:
+        texts.setdefault(_one(item, tls, source), item)  # the first one written wins
+    return texts
+
+
+def _items(spec: str | None, environ: Mapping[str, str] | None) -> tuple[list[str], str]:
+    """The items of ``spec`` or of the first endpoint variable set, and where they
+    came from; no items when neither is given (the default applies)."""
     source = "--endpoints"
     if spec is None:
         env = os.environ if environ is None else environ
@@ -41,11 +68,11 @@ def endpoint_urls(spec: str | None = None, *, tls: bool = False,
                 spec, source = env[name], name
                 break
         else:
-            return [DEFAULT_ENDPOINT]
-    urls = [_one(item.strip(), tls, source) for item in spec.split(",") if item.strip()]
-    if not urls:
+            return [], source
+    items = [item.strip() for item in spec.split(",") if item.strip()]
+    if not items:
         raise EndpointError(f"{source} is empty: give host:port or URLs, comma-separated")
-    return urls
+    return items, source
 
 
 def _one(item: str, tls: bool, source: str) -> str:

@@ -4,7 +4,8 @@
 ``alarm list|disarm``, ``defrag``, ``snapshot save``, ``move-leader``,
 ``user ...``, ``role ...`` and ``auth enable|disable|status``. Output follows
 etcdctl 3.4 (``-w simple``, ``-w table``, ``-w json``) closely enough that an
-operator recognises it; ids are printed in hex as etcdctl does and accepted in hex.
+operator recognises it; ids are printed in hex as etcdctl does and accepted in hex,
+and endpoints as they were typed (``127.0.0.1:2379`` stays so; calls go to its URL).
 
 :func:`add_commands` registers them on the command line's parser; each command
 is a coroutine ``run(client, args) -> exit status``.
@@ -22,6 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import errors
+from .cli_endpoints import endpoint_texts
 from .wire import (
     KeySet,
     StatusResult,
@@ -120,14 +122,21 @@ def _member_json(m: Member) -> dict[str, Any]:
     return out
 
 
-def _targets(client: Client, args: argparse.Namespace) -> Awaitable[tuple[str, ...]]:
-    """The endpoints a per-member command runs on: given, or with ``--cluster``
-    every member's client URLs."""
-    async def find() -> tuple[str, ...]:
+def _targets(client: Client, args: argparse.Namespace) -> Awaitable[list[tuple[str, str]]]:
+    """The endpoints a per-member command runs on, each as (URL to call, text to
+    print): given, printed as the user typed them (as etcdctl echoes them), or
+    with ``--cluster`` every member's client URLs."""
+    async def find() -> list[tuple[str, str]]:
         if getattr(args, "cluster", False):
             listed = await client.member_list()
-            return tuple(dict.fromkeys(listed.client_urls()))
-        return client.endpoints
+            return [(url, url) for url in dict.fromkeys(listed.client_urls())]
+        typed: dict[str, str] = {}
+        # (A parser with these commands but not the global options, as in
+        # tests, has no --endpoints: then each endpoint is printed as its URL.)
+        if hasattr(args, "endpoints"):
+            typed = endpoint_texts(args.endpoints,
+                                   tls=args.cacert is not None or args.cert is not None)
+        return [(url, typed.get(url, url)) for url in client.endpoints]
     return find()
 
 
@@ -194,15 +203,15 @@ def _status_row(endpoint: str, st: StatusResult) -> list[str]:
 async def cmd_endpoint_status(client: Client, args: argparse.Namespace) -> int:
     o = client
     rows, out, failed = [], [], 0
-    for endpoint in await _targets(client, args):
+    for endpoint, shown in await _targets(client, args):
         try:
             st = await o.call_on(endpoint, status_request())
         except errors.EtcdError as exc:
             failed += 1
-            print(f"Failed to get the status of endpoint {endpoint} ({exc})", file=sys.stderr)
+            print(f"Failed to get the status of endpoint {shown} ({exc})", file=sys.stderr)
             continue
-        rows.append(_status_row(endpoint, st))
-        out.append({"Endpoint": endpoint, "Status": {
+        rows.append(_status_row(shown, st))
+        out.append({"Endpoint": shown, "Status": {
             "header": _header_json(st.header), "version": st.version, "dbSize": st.db_size,
             "leader": st.leader, "raftIndex": st.raft_index, "raftTerm": st.raft_term,
             "raftAppliedIndex": st.raft_applied_index, "dbSizeInUse": st.db_size_in_use,
@@ -215,7 +224,7 @@ async def cmd_endpoint_status(client: Client, args: argparse.Namespace) -> int:
 async def cmd_endpoint_health(client: Client, args: argparse.Namespace) -> int:
     o = client
     rows, out, failed = [], [], 0
-    for endpoint in await _targets(client, args):
+    for endpoint, shown in await _targets(client, args):
         started = time.monotonic()
         # etcdctl's check: a linearizable read commits through raft; being
         # refused by auth still proves the member is up and has a leader
@@ -231,13 +240,13 @@ async def cmd_endpoint_health(client: Client, args: argparse.Namespace) -> int:
         failed += not healthy
         took_text = f"{took * 1000:.6f}ms"
         if healthy:
-            line = f"{endpoint} is healthy: successfully committed proposal: took = {took_text}"
+            line = f"{shown} is healthy: successfully committed proposal: took = {took_text}"
             print(line, file=sys.stdout if args.write_out == "simple" else sys.stderr)
         else:
-            print(f"{endpoint} is unhealthy: failed to commit proposal: {error}",
+            print(f"{shown} is unhealthy: failed to commit proposal: {error}",
                   file=sys.stderr)
-        rows.append([endpoint, str(healthy).lower(), took_text, error])
-        out.append({"endpoint": endpoint, "health": healthy, "took": took_text,
+        rows.append([shown, str(healthy).lower(), took_text, error])
+        out.append({"endpoint": shown, "health": healthy, "took": took_text,
                     "error": error})
     if args.write_out != "simple":
         _write(args, ["ENDPOINT", "HEALTH", "TOOK", "ERROR"], rows, out)
@@ -247,15 +256,15 @@ async def cmd_endpoint_health(client: Client, args: argparse.Namespace) -> int:
 async def cmd_endpoint_hashkv(client: Client, args: argparse.Namespace) -> int:
     o = client
     rows, out, failed = [], [], 0
-    for endpoint in await _targets(client, args):
+    for endpoint, shown in await _targets(client, args):
         try:
             result = await o.hash_kv(revision=args.rev, endpoint=endpoint)
         except errors.EtcdError as exc:
             failed += 1
-            print(f"Failed to get the hash of endpoint {endpoint} ({exc})", file=sys.stderr)
+            print(f"Failed to get the hash of endpoint {shown} ({exc})", file=sys.stderr)
             continue
-        rows.append([endpoint, str(result.hash)])
-        out.append({"Endpoint": endpoint, "HashKV": {
+        rows.append([shown, str(result.hash)])
+        out.append({"Endpoint": shown, "HashKV": {
             "header": _header_json(result.header), "hash": result.hash,
             "compact_revision": result.compact_revision}})
     _write(args, ["ENDPOINT", "HASH"], rows, out)
@@ -287,14 +296,14 @@ async def cmd_alarm_disarm(client: Client, args: argparse.Namespace) -> int:
 async def cmd_defrag(client: Client, args: argparse.Namespace) -> int:
     o = client
     failed = 0
-    for endpoint in await _targets(client, args):
+    for endpoint, shown in await _targets(client, args):
         try:
             await o.defragment(endpoint=endpoint)
         except errors.EtcdError as exc:
             failed += 1
-            print(f"Failed to defragment etcd member[{endpoint}] ({exc})", file=sys.stderr)
+            print(f"Failed to defragment etcd member[{shown}] ({exc})", file=sys.stderr)
             continue
-        print(f"Finished defragmenting etcd member[{endpoint}]")
+        print(f"Finished defragmenting etcd member[{shown}]")
     return 1 if failed else 0
 
 

@@ -31,19 +31,20 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, TypeVar
 
-from twisted.internet.defer import CancelledError
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from . import errors
+from .wire import Request
 from .wire.requests import status_request
 
-if TYPE_CHECKING:
-    from .transport import Transport
+__all__ = ["DEFAULT_PROBE_INTERVAL", "DEFAULT_PROBE_TIMEOUT", "ProbeTarget", "ProbedStream",
+           "StreamProbes"]
 
-__all__ = ["DEFAULT_PROBE_INTERVAL", "DEFAULT_PROBE_TIMEOUT", "ProbedStream", "StreamProbes"]
+T = TypeVar("T")
 
 log = Logger()
 
@@ -63,6 +64,21 @@ def _seconds(value: object, name: str, *, may_be_off: bool) -> float | None:
         off = " (0 or None: no probes)" if may_be_off else ""
         raise ValueError(f"{name} must be a positive number of seconds{off}, not {value!r}")
     return float(value)
+
+
+class ProbeTarget(Protocol):
+    """What :class:`StreamProbes` needs of the transport it probes through
+    (:class:`~etcdwamp.transport.Transport` has it); the transport imports this
+    module, never the other way round."""
+
+    #: an ``IReactorTime`` (``callLater``) that times the probes
+    clock: Any
+
+    def call(self, request: Request[T], *, endpoint: str | None = ...) -> Deferred[T]:
+        """Send ``request`` (to ``endpoint`` only, when given); its parsed answer."""
+
+    def demote(self, endpoint: str, reason: str) -> None:
+        """Try ``endpoint`` after the others for a while."""
 
 
 class ProbedStream:
@@ -94,6 +110,7 @@ class _Probed:
 class StreamProbes:
     """Probes each endpoint that carries streams (see the module docstring).
 
+    :param transport: what sends the probes and demotes the endpoints that fail them
     :param interval: seconds from a probe's answer to the next probe; None
         or 0: no probes (a hung member then stalls its streams until the
         connection breaks)
@@ -101,7 +118,7 @@ class StreamProbes:
     :raises TypeError, ValueError: an option is not a positive number of seconds
     """
 
-    def __init__(self, transport: Transport, *,
+    def __init__(self, transport: ProbeTarget, *,
                  interval: float | None = DEFAULT_PROBE_INTERVAL,
                  timeout: float = DEFAULT_PROBE_TIMEOUT) -> None:
         self.interval = _seconds(interval, "probe_interval", may_be_off=True)

@@ -48,6 +48,7 @@ from .wire.auth import authenticate_request
 __all__ = [
     "API_PREFIXES",
     "HTTP",
+    "NO_TLS_HINT",
     "REQUIRE_LEADER_HEADER",
     "AgentHTTP",
     "BodyReader",
@@ -77,6 +78,10 @@ _CONTENT_TYPE = b"application/json"
 #: WithRequireLeader): a member without a leader answers "no leader" at once,
 #: and ends a stream it serves once it has lost its leader.
 REQUIRE_LEADER_HEADER = (b"Grpc-Metadata-hasleader", b"true")
+
+#: what a ConnectionLost adds when an ``https://`` endpoint hung up on the TLS
+#: handshake without a TLS alert, as a plain-HTTP server does (both loops)
+NO_TLS_HINT = " (no TLS there? an endpoint that serves plain HTTP needs http://)"
 
 # One encoder for every request: json.dumps with any non-default option
 # builds a new JSONEncoder per call.
@@ -945,7 +950,7 @@ def transport_error(endpoint: str, exc: Exception) -> Exception:
         hint = ""
         if endpoint.startswith("https://") and _hung_up_before_answering(exc):
             # What a plain-HTTP server does to a TLS handshake: it hangs up, no TLS alert.
-            hint = " (no TLS there? an endpoint that serves plain HTTP needs http://)"
+            hint = NO_TLS_HINT
         return errors.ConnectionLost(
             f"connection to {endpoint} lost before a complete answer{hint}: {_reasons(exc)}",
             endpoint=endpoint,

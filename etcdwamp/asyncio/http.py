@@ -24,7 +24,7 @@ from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
 
 from .. import errors
-from ..transport import REQUIRE_LEADER_HEADER
+from ..transport import NO_TLS_HINT, REQUIRE_LEADER_HEADER
 from .clock import LoopClock
 
 __all__ = ["AiohttpHTTP", "ConnectingCancelled", "StreamedResponse", "ssl_context"]
@@ -85,6 +85,15 @@ class _Connector(aiohttp.TCPConnector):
         if exchange is not None:
             exchange.connected = True
         return connection
+
+
+def _hung_up_on_handshake(exc: Exception) -> bool:
+    """Whether connecting failed because the server closed the connection in the
+    TLS handshake without a TLS alert (not an OpenSSL or certificate error):
+    asyncio's TLS layer reports that as ConnectionResetError."""
+    return (isinstance(exc, aiohttp.ClientConnectorError)
+            and not isinstance(exc, aiohttp.ClientSSLError)
+            and isinstance(exc.os_error, ConnectionResetError))
 
 
 def ssl_context(ca_file: str | None, cert_file: str | None,
@@ -238,6 +247,13 @@ class AiohttpHTTP:
 
     def map_error(self, endpoint: str, exc: Exception, *, timed_out: bool) -> Exception:
         """Map aiohttp's failures onto :mod:`etcdwamp.errors` (see ``HTTP.map_error``)."""
+        if endpoint.startswith("https://") and _hung_up_on_handshake(exc):
+            # The same error as on Twisted, whose Agent cannot tell this from
+            # a connection lost after sending (both loops behave alike).
+            return errors.ConnectionLost(
+                f"connection to {endpoint} lost before a complete answer{NO_TLS_HINT}: "
+                "the server closed the connection during the TLS handshake",
+                endpoint=endpoint)
         if isinstance(exc, _NOT_SENT):
             return errors.ConnectFailed(f"cannot connect to {endpoint}: {exc}", endpoint=endpoint)
         if isinstance(exc, ConnectingCancelled) and timed_out:

@@ -54,6 +54,12 @@ PARTS = ("client reads", "client writes", "watch", "WAMP events", "WAMP gets", "
 LATE = 1.0
 
 
+def _some(found: Sequence[object], what: str, *, shown: int = 5) -> list[str]:
+    """One problem line, ``"<count> <what>: <the first shown>"``, if anything was
+    found; none otherwise."""
+    return [f"{len(found)} {what}: {list(found[:shown])}"] if found else []
+
+
 @dataclass
 class ChannelReport:
     """How one channel (the client watch, the WAMP subscriber) delivered etcd's history."""
@@ -72,20 +78,11 @@ class ChannelReport:
     stalled_since: float | None = None
 
     def problems(self, name: str) -> list[str]:
-        out = []
-        if self.missing:
-            out.append(f"{name}: {len(self.missing)} events missing, e.g. revisions "
-                       f"{self.missing[:5]}")
-        if self.duplicated:
-            out.append(f"{name}: {len(self.duplicated)} events delivered more than once, "
-                       f"e.g. revisions {self.duplicated[:5]}")
-        if self.out_of_order:
-            out.append(f"{name}: {len(self.out_of_order)} events out of revision order, "
-                       f"e.g. revisions {self.out_of_order[:5]}")
-        if self.unknown:
-            out.append(f"{name}: {len(self.unknown)} events etcd never had: "
-                       f"{self.unknown[:3]}")
-        return out
+        return [f"{name}: {line}" for line in (
+            *_some(self.missing, "events missing, e.g. revisions"),
+            *_some(self.duplicated, "events delivered more than once, e.g. revisions"),
+            *_some(self.out_of_order, "events out of revision order, e.g. revisions"),
+            *_some(self.unknown, "events etcd never had", shown=3))]
 
 
 @dataclass
@@ -142,29 +139,19 @@ class FaultReport:
         served well again within its time of each fault's start, while the fault lasted;
         with ``reads_succeed``, every read begun during a fault must have succeeded (a
         read moves to another member: it fails only if no member can answer)."""
-        out = []
-        if reads_succeed and self.failed_reads:
-            out.append(f"{len(self.failed_reads)} reads failed during a fault: "
-                       f"{self.failed_reads[:3]}")
+        out = _some(self.failed_reads, "reads failed during a fault", shown=3) \
+            if reads_succeed else []
         for part, bound in (recover_within or {}).items():
             back = self.back_after[part]
             if back is None or back > bound:
                 out.append(f"{part}: not serving well again within {bound} s of a fault's "
                            "start (" + ("not while it lasted" if back is None
                                         else f"after {back:.1f} s") + ")")
-        if self.acked_lost:
-            out.append(f"{len(self.acked_lost)} acknowledged writes lost: "
-                       f"{self.acked_lost[:5]}")
-        if self.failed_applied:
-            out.append(f"{len(self.failed_applied)} writes reported as failed were applied: "
-                       f"{self.failed_applied[:5]}")
-        if self.stale_reads:
-            out.append(f"{len(self.stale_reads)} stale reads: {self.stale_reads[:3]}")
-        for key, report in self.non_linearizable.items():
-            out.append(f"{key}: {report}")
-        if self.overruns:
-            out.append(f"{len(self.overruns)} calls outlived their timeout: "
-                       f"{self.overruns[:5]}")
+        out += _some(self.acked_lost, "acknowledged writes lost")
+        out += _some(self.failed_applied, "writes reported as failed were applied")
+        out += _some(self.stale_reads, "stale reads", shown=3)
+        out += [f"{key}: {report}" for key, report in self.non_linearizable.items()]
+        out += _some(self.overruns, "calls outlived their timeout")
         for name, channel in (("watch", self.watch), ("WAMP", self.wamp)):
             out += channel.problems(name)
             if channel.longest_stall > stall_bound:

@@ -24,6 +24,13 @@ def stalled(member: EtcdMember) -> Iterator[None]:
     assert member.process is not None and member.running, "the member is not running"
     pid = member.process.pid
     os.kill(pid, signal.SIGSTOP)
+    # The kill only queues the signal: a busy etcd may still take (and forward to
+    # its leader) a request sent right after it, as if the stop came later. Its
+    # parent, this process, is told once it has stopped: wait for that (WNOWAIT
+    # leaves the report, and the exit of a member that died, to its other waits).
+    stopped = os.waitid(os.P_PID, pid, os.WSTOPPED | os.WEXITED | os.WNOWAIT)
+    assert stopped is not None and stopped.si_code == os.CLD_STOPPED, \
+        f"the member did not stop: {stopped}"
     try:
         yield
     finally:

@@ -10,7 +10,8 @@ would both apply, the late one last.
 
 from __future__ import annotations
 
-from loops import ensure, make_client
+from loops import ensure
+from members import a_follower, others_only, victim_first
 from stall import stalled
 from waiting import until
 
@@ -19,24 +20,10 @@ from etcdwamp.client import Client
 from etcdwamp.testing import EtcdCluster, EtcdMember
 
 
-async def a_follower(cluster: EtcdCluster, loop: str) -> EtcdMember:
-    """A member that is not the raft leader now."""
-    for member in cluster.members:
-        one = make_client(loop, url=member.url)
-        try:
-            status = await one.status()
-        finally:
-            await one.close()
-        if status.leader != status.header.member_id:
-            return member
-    raise AssertionError("every member says it leads")
-
-
 def clients(cluster: EtcdCluster, victim: EtcdMember, loop: str) -> tuple[Client, Client]:
     """A client that lists ``victim`` first (no probes), and one of the others only."""
-    others = [m.url for m in cluster.members if m is not victim]
-    return (make_client(loop, endpoints=[victim.url, *others], timeout=3.0, probe_interval=None),
-            make_client(loop, endpoints=others, timeout=3.0))
+    return (victim_first(cluster, victim, loop, timeout=3.0, probe_interval=None),
+            others_only(cluster, victim, loop, timeout=3.0))
 
 
 @ensure
@@ -71,9 +58,7 @@ async def test_a_short_lease_outlives_a_hung_first_member_with_an_attempt_timeou
     a renewal whose first attempt goes to the hung member still leaves time for
     the others before the TTL runs out (it got all of it: the lease was lost)."""
     victim = await a_follower(etcd_cluster3, loop)
-    others = [m.url for m in etcd_cluster3.members if m is not victim]
-    client = make_client(loop, endpoints=[victim.url, *others], timeout=10.0,
-                         attempt_timeout=2.0)
+    client = victim_first(etcd_cluster3, victim, loop, timeout=10.0, attempt_timeout=2.0)
     lease = await client.lease(3, keep_alive=True)
     try:
         with stalled(victim):

@@ -198,8 +198,9 @@ async def test_https_with_ca_and_client_certificate(
         await client.put(b"tls/k", b"secret")
         assert (await client.get(b"tls/k")).kvs[0].value == b"secret"
 
-        with pytest.raises(e.TransportError):
+        with pytest.raises(e.TransportError) as refused:
             await no_cert.get(b"tls/k")
+        assert "no TLS there" not in str(refused.value)  # TLS it was, and it refused us
 
         # The system trust store does not know our test CA. The handshake
         # fails before the request is sent, so even a write is ConnectFailed

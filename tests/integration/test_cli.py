@@ -375,6 +375,33 @@ def test_status_and_compact(etcd: EtcdCluster, prefix: bytes) -> None:
     assert "compacted" in one_error_line(old)
 
 
+def test_endpoint_commands_echo_the_endpoints_as_typed(etcd: EtcdCluster) -> None:
+    """As etcdctl: ``127.0.0.1:2379`` is printed so, not as the URL it was made into,
+    by ``status``, ``endpoint status|health|hashkv`` and ``defrag``, in every
+    format and in the error of an endpoint that fails; from the environment too."""
+    host_port = etcd.url.split("://", 1)[1]
+    dead = f"127.0.0.1:{free_port()}"
+    for command in (["status"], ["endpoint", "status"]):
+        assert ok("--endpoints", host_port, *command).startswith(f"{host_port}, ")
+        rows = json.loads(ok("--endpoints", host_port, "-w", "json", *command))
+        assert [row["Endpoint"] for row in rows] == [host_port]
+        table = ok("--endpoints", host_port, "-w", "table", *command)
+        assert f"| {host_port} |" in table, table
+    from_env = ok("status", env=clean_env(ETCDCTL_ENDPOINTS=host_port))
+    assert from_env.startswith(f"{host_port}, "), from_env
+    typed_url = ok("--endpoints", etcd.url + "/", "status")  # a URL, as typed, too
+    assert typed_url.startswith(f"{etcd.url}/, "), typed_url
+    assert ok("--endpoints", host_port, "endpoint", "health").startswith(
+        f"{host_port} is healthy: ")
+    assert ok("--endpoints", host_port, "defrag") == \
+        f"Finished defragmenting etcd member[{host_port}]\n"
+    partly = cli("--endpoints", f"{host_port},{dead}", "--timeout", "3", "status")
+    assert partly.returncode == 1
+    assert partly.stdout.startswith(f"{host_port}, ") and partly.stdout.count("\n") == 1
+    assert partly.stderr.startswith(f"Failed to get the status of endpoint {dead} ("), \
+        partly.stderr
+
+
 # -- watch ---------------------------------------------------------------------------
 
 class _Lines:

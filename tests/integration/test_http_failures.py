@@ -200,6 +200,22 @@ async def test_timeout_while_connecting_is_connect_failed(
     assert not isinstance(info.value, e.OutcomeUnknown)
 
 
+# -- TLS spoken to a plain-HTTP server ------------------------------------------------------
+
+@ensure
+async def test_https_to_a_plain_http_etcd_says_no_tls_there(
+        etcd: EtcdCluster, clients: list[Client], loop: str, prefix: bytes) -> None:
+    """An ``https://`` endpoint that serves plain HTTP hangs up on the TLS
+    handshake: the error is ConnectionLost saying what is wrong, in words."""
+    wrong = make_client(loop, url=etcd.url.replace("http://", "https://"), timeout=5.0)
+    clients.append(wrong)
+    with pytest.raises(e.ConnectionLost) as info:
+        await wrong.get(prefix + b"k")
+    message = str(info.value)
+    assert "no TLS there? an endpoint that serves plain HTTP needs http://" in message, message
+    assert "Failure" not in message and "twisted" not in message, message
+
+
 # -- the connection pool ------------------------------------------------------------------
 
 @ensure

@@ -17,7 +17,8 @@ from collections.abc import Coroutine
 from contextlib import aclosing
 from typing import Any
 
-from loops import ensure, make_client
+from loops import ensure
+from members import a_follower, others_only, victim_first
 from stall import stalled
 from twisted.internet.defer import Deferred
 from waiting import until
@@ -42,24 +43,10 @@ def start(client: Client, coro: Coroutine[Any, Any, Any]) -> Dual[Any]:
     return dual(Deferred.fromCoroutine(coro))
 
 
-async def a_follower(cluster: EtcdCluster, loop: str) -> EtcdMember:
-    """A member that is not the leader now."""
-    for member in cluster.members:
-        one = make_client(loop, url=member.url)
-        try:
-            status = await one.status()
-        finally:
-            await one.close()
-        if status.leader != status.header.member_id:
-            return member
-    raise AssertionError("every member says it leads")
-
-
 def clients(cluster: EtcdCluster, victim: EtcdMember, loop: str) -> tuple[Client, Client]:
     """A client that lists ``victim`` first, and a writer that uses the others only."""
-    others = [m.url for m in cluster.members if m is not victim]
-    return (make_client(loop, endpoints=[victim.url, *others], timeout=5.0),
-            make_client(loop, endpoints=others, timeout=5.0))
+    return (victim_first(cluster, victim, loop, timeout=5.0),
+            others_only(cluster, victim, loop, timeout=5.0))
 
 
 @ensure

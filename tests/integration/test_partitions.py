@@ -214,16 +214,21 @@ class WorkloadProcess:
         return history
 
 
-def hold(lab: NetnsCluster, member: EtcdMember, load: WorkloadProcess, start: float, *,
-         least: float, most: float) -> float:
-    """Keep the fault on ``member`` (begun at ``start``) until every part served
-    something begun ``least`` seconds after it, or until ``most`` seconds passed, and
-    check that it took: ``member`` knows no leader, or does not answer (a cut follower
-    may keep its leader up to 2 s: the check waits for that). Returns the time; heal
-    at once."""
+def held(lab: NetnsCluster, member: EtcdMember, load: WorkloadProcess,
+         begin: Callable[[EtcdMember], None], end: Callable[[EtcdMember], None], *,
+         least: float, most: float) -> tuple[float, float]:
+    """``begin`` the fault on ``member`` and keep it until every part served something
+    begun ``least`` seconds after it began, or until ``most`` seconds passed, and check
+    that it took: ``member`` knows no leader, or does not answer (a cut follower may keep
+    its leader up to 2 s: the check waits for that); then ``end`` it at once. Returns
+    the fault's start and end."""
+    begin(member)
+    start = time.monotonic()
     load.wait(load.served_since(start + least), timeout=start + most - time.monotonic())
     lab.wait_leaderless(member)
-    return time.monotonic()
+    stop = time.monotonic()
+    end(member)
+    return start, stop
 
 
 Inflict = Callable[[WorkloadProcess], list[tuple[float, float]]]
@@ -265,40 +270,38 @@ def a_follower(lab: NetnsCluster) -> EtcdMember:
     return next(m for m in lab.members if m is not leader)
 
 
+def single_fault(lab: NetnsCluster, table: Callable[[str], None], tmp_path: Path, fault: str,
+                 first: EtcdMember, victim: Callable[[], EtcdMember],
+                 begin: Callable[[EtcdMember], None], end: Callable[[EtcdMember], None], *,
+                 reads_succeed: bool) -> None:
+    """:func:`scenario` with one fault: ``begin`` it on ``victim()`` (chosen once the
+    workload runs), held from :data:`MIN_HOLD` to :data:`HOLD_MAX` (see :func:`held`),
+    then ``end`` it; every part must recover within :data:`RECOVERY`."""
+    def inflict(load: WorkloadProcess) -> list[tuple[float, float]]:
+        return [held(lab, victim(), load, begin, end, least=MIN_HOLD, most=HOLD_MAX)]
+
+    scenario(lab, table, tmp_path, fault, first, inflict, recover_within=RECOVERY,
+             reads_succeed=reads_succeed)
+
+
 def test_cut_the_member_the_clients_use(lab: NetnsCluster, table: Callable[[str], None],
                                         tmp_path: Path) -> None:
     """A follower, the first endpoint of the client, its watch and the component, is cut
     off its peers (clients still reach it): everything moves to the majority."""
     first = a_follower(lab)
-
-    def inflict(load: WorkloadProcess) -> list[tuple[float, float]]:
-        lab.cut(first)
-        start = time.monotonic()
-        end = hold(lab, first, load, start, least=MIN_HOLD, most=HOLD_MAX)
-        lab.heal(first)
-        return [(start, end)]
-
-    scenario(lab, table, tmp_path, "cut first endpoint (follower)", first, inflict,
-             recover_within=RECOVERY, reads_succeed=True)
+    single_fault(lab, table, tmp_path, "cut first endpoint (follower)", first,
+                 lambda: first, lab.cut, lab.heal, reads_succeed=True)
 
 
 def test_cut_the_leader(lab: NetnsCluster, table: Callable[[str], None],
                         tmp_path: Path) -> None:
     """The leader, also the clients' first endpoint, is cut off: the majority elects
     another, and everything moves there."""
-    first = lab.leader()
-
-    def inflict(load: WorkloadProcess) -> list[tuple[float, float]]:
-        leader = lab.leader()  # still the first endpoint, unless an election came between
-        lab.cut(leader)
-        start = time.monotonic()
-        end = hold(lab, leader, load, start, least=MIN_HOLD, most=HOLD_MAX)
-        lab.heal(leader)
-        return [(start, end)]
-
-    # No reads_succeed: until the majority has elected a leader, nobody can answer one.
-    scenario(lab, table, tmp_path, "cut leader (first endpoint)", first, inflict,
-             recover_within=RECOVERY, reads_succeed=False)
+    # The leader when the fault begins: still the first endpoint, unless an election
+    # came between. No reads_succeed: until the majority has elected a leader, nobody
+    # can answer one.
+    single_fault(lab, table, tmp_path, "cut leader (first endpoint)", lab.leader(),
+                 lab.leader, lab.cut, lab.heal, reads_succeed=False)
 
 
 def test_hang_the_member_the_clients_use(lab: NetnsCluster, table: Callable[[str], None],
@@ -306,16 +309,8 @@ def test_hang_the_member_the_clients_use(lab: NetnsCluster, table: Callable[[str
     """The first endpoint's etcd is stopped with SIGSTOP: it accepts connections and
     answers nothing, not even an error; everything moves to the other members."""
     first = a_follower(lab)
-
-    def inflict(load: WorkloadProcess) -> list[tuple[float, float]]:
-        lab.hang(first)
-        start = time.monotonic()
-        end = hold(lab, first, load, start, least=MIN_HOLD, most=HOLD_MAX)
-        lab.resume(first)
-        return [(start, end)]
-
-    scenario(lab, table, tmp_path, "SIGSTOP first endpoint (follower)", first, inflict,
-             recover_within=RECOVERY, reads_succeed=True)
+    single_fault(lab, table, tmp_path, "SIGSTOP first endpoint (follower)", first,
+                 lambda: first, lab.hang, lab.resume, reads_succeed=True)
 
 
 def test_cut_and_heal_ten_times(lab: NetnsCluster, table: Callable[[str], None],
@@ -333,12 +328,8 @@ def test_cut_and_heal_ten_times(lab: NetnsCluster, table: Callable[[str], None],
         faults = []
         for i in range(CYCLES):
             member = turns[i % len(turns)]
-            lab.cut(member)
-            start = time.monotonic()
-            end = hold(lab, member, load, start, least=CYCLE_MIN_HOLD,
-                       most=CYCLE_HOLD_MAX)
-            lab.heal(member)
-            faults.append((start, end))
+            faults.append(held(lab, member, load, lab.cut, lab.heal, least=CYCLE_MIN_HOLD,
+                               most=CYCLE_HOLD_MAX))
             lab.wait_healthy([member], timeout=60)
             healed = time.monotonic()
             load.wait(load.served_since(healed), timeout=CYCLE_STALL_BOUND)

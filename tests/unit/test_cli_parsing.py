@@ -11,7 +11,7 @@ import pytest
 
 from etcdwamp import pmap
 from etcdwamp.cli import build_parser, main, parse_lease_id
-from etcdwamp.cli_endpoints import DEFAULT_ENDPOINT, EndpointError, endpoint_urls
+from etcdwamp.cli_endpoints import DEFAULT_ENDPOINT, EndpointError, endpoint_texts, endpoint_urls
 from etcdwamp.cli_ops import human_bytes
 from etcdwamp.cli_transfer import MapJson
 
@@ -32,6 +32,18 @@ def test_endpoints_fall_back_to_etcdwamp_then_etcdctl_variables_then_localhost()
     assert endpoint_urls(None, environ={"ETCDWAMP_ENDPOINTS": " "}) == [DEFAULT_ENDPOINT]
     assert endpoint_urls(None, environ={}) == [DEFAULT_ENDPOINT]
     assert endpoint_urls("c:3", environ=both) == ["http://c:3"]
+
+
+def test_endpoint_texts_map_each_url_to_what_was_typed() -> None:
+    assert endpoint_texts(" 127.0.0.1:2379,http://h:1/,e3", tls=False) == {
+        "http://127.0.0.1:2379": "127.0.0.1:2379", "http://h:1": "http://h:1/",
+        "http://e3:2379": "e3"}
+    assert endpoint_texts("e3", tls=True) == {"https://e3:2379": "e3"}
+    assert endpoint_texts("a:1,http://a:1") == {"http://a:1": "a:1"}  # the first one wins
+    assert endpoint_texts(None, environ={"ETCDCTL_ENDPOINTS": "b:2"}) == {"http://b:2": "b:2"}
+    assert endpoint_texts(None, environ={}) == {DEFAULT_ENDPOINT: DEFAULT_ENDPOINT}
+    with pytest.raises(EndpointError):
+        endpoint_texts(",")
 
 
 @pytest.mark.parametrize("bad", ["ftp://h:1", "h:port", "h:99999", "http://", "http://h:1/v3",
