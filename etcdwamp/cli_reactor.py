@@ -28,6 +28,7 @@ __all__ = ["cmd_lock", "cmd_watch", "run"]
 
 
 async def cmd_watch(client: Client, args: argparse.Namespace) -> int:
+    """``watch KEY [--prefix] [--rev R]``: print each event until Ctrl-C or a closed stdout."""
     stopped: Deferred[None] = Deferred()
 
     def show(batch: Any) -> None:
@@ -72,6 +73,8 @@ class _Child(protocol.ProcessProtocol):
 
 
 async def cmd_lock(client: Client, args: argparse.Namespace) -> int:
+    """``lock NAME [-- COMMAND...]``: hold the lock while the command runs (its status is
+    ours), or print the key and hold it until Ctrl-C; a lost lease stops the command."""
     command = list(args.child)
     if command and command[0] == "--":
         command = command[1:]
