@@ -10,14 +10,14 @@ fastest of the runs in milliseconds, and the median's ratio to ``etcdctl get``'s
 ``get``, ``put`` and ``del`` run without Twisted (:mod:`etcdwamp.blocking`); ``status``
 starts Twisted's reactor and HTTP client, shown for contrast.
 
-Measured (etcd 3.4.23, 2 cores shared with other work; 15 runs each)::
+Measured (etcd 3.4.23; 2 cores, four other processes running tests: load 4; 15 runs)::
 
-    command                  median ms   min ms   vs etcdctl get ratio
-    python -c pass                  27       25                   1.30
-    etcdctl get                     21       17                   1.00
-    etcdwamp get                    95       85                   4.52
-    etcdwamp put                    95       86                   4.52
-    etcdwamp status                470      412                  22.4
+    command                 median ms   min ms    vs etcdctl get ratio
+    python -c pass                 29       21                    1.22
+    etcdctl get                    24       13                    1.00
+    etcdwamp get                  146      122                    6.07
+    etcdwamp put                  159      120                    6.62
+    etcdwamp status               858      780                   35.68
 
 Usage::
 
