@@ -20,6 +20,9 @@ __all__ = ["BACKEND", "HAProxy", "ServerState"]
 
 #: the backend of the committed config, whose servers are the Crossbar nodes
 BACKEND = "crossbar"
+_STATS_SOCKET = "stats.sock"
+#: the longest unix socket path connect() takes (sun_path holds 108 bytes with its NUL)
+_SUN_PATH_MAX = 107
 
 
 @dataclass(frozen=True)
@@ -57,13 +60,15 @@ class HAProxy:
             raise ValueError("HAProxy needs at least one server to balance over")
         self.port = free_port()
         self.tmpdir = tempfile.mkdtemp(prefix="etcdwamp-haproxy-")
-        self.stats_socket = os.path.join(self.tmpdir, "stats.sock")
+        self.stats_socket = os.path.join(self.tmpdir, _STATS_SOCKET)
         self.config_path = os.path.join(self.tmpdir, "haproxy.cfg")
         self.log_path = os.path.join(self.tmpdir, "haproxy.log")
         self.servers = list(servers)
         with open(template, encoding="utf-8") as f:
             text = string.Template(f.read()).substitute(
-                bind=f"{_HOST}:{self.port}", stats_socket=self.stats_socket,
+                # Relative to HAProxy's working directory (this one): a unix socket's
+                # path has at most ~100 bytes, and a test's TMPDIR can be longer.
+                bind=f"{_HOST}:{self.port}", stats_socket=f"unix@{_STATS_SOCKET}",
                 servers="\n".join(f"    server {name} {_HOST}:{port}"
                                   for name, port in self.servers))
         with open(self.config_path, "w", encoding="utf-8") as f:
@@ -116,7 +121,15 @@ class HAProxy:
         """
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(5)
-            sock.connect(self.stats_socket)
+            if len(os.fsencode(self.stats_socket)) <= _SUN_PATH_MAX:
+                sock.connect(self.stats_socket)
+            else:
+                # Too long a path: reach the socket through a descriptor of its directory.
+                directory = os.open(self.tmpdir, os.O_RDONLY | os.O_DIRECTORY)
+                try:
+                    sock.connect(f"/proc/self/fd/{directory}/{_STATS_SOCKET}")
+                finally:
+                    os.close(directory)
             sock.sendall(line.encode() + b"\n")
             chunks = []
             while chunk := sock.recv(65536):
