@@ -1,9 +1,12 @@
 """The demo: a throw-away etcd on a free loopback port, the examples against it,
 then Crossbar (from crossbar/.crossbar/config.json) serving the live page.
 
-    .venv/bin/python scripts/run_demo.py [--no-serve | --no-examples]
+    .venv/bin/python scripts/run_demo.py [--no-serve | --no-examples] [--nodes N]
 
-SIGINT (Ctrl-C), SIGTERM and SIGHUP stop it, however it was started: Crossbar
+With ``--nodes N`` (N > 1): a 3-member etcd, N Crossbar nodes and HAProxy in front
+of them (from crossbar/haproxy.cfg); the page is served through the balancer.
+
+SIGINT (Ctrl-C), SIGTERM and SIGHUP stop it, however it was started: HAProxy, Crossbar
 and etcd are stopped by their PIDs and their temporary directories deleted.
 """
 
@@ -19,7 +22,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from etcdwamp.testing import CrossbarNode, EtcdCluster
+from etcdwamp.testing import BalancedNodes, CrossbarNode, EtcdCluster
 
 ROOT = Path(__file__).resolve().parent.parent
 # The page lets anyone write notes, and etcd keeps every revision until compacted:
@@ -32,6 +35,10 @@ DEMO_QUOTA_BACKEND_BYTES = 512 * 1024 ** 2
 DEMO_AUTO_COMPACTION = ("periodic", "5m")
 EXAMPLES = ["getting_started.py", "asyncio_client.py", "pmap_users.py", "flatbuffers/users.py"]
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+CONFIG = ROOT / "crossbar" / ".crossbar" / "config.json"
+HAPROXY_TEMPLATE = ROOT / "crossbar" / "haproxy.cfg"
+#: etcd members behind several nodes: a cluster that outlives one member, as in production
+BALANCED_ETCD_MEMBERS = 3
 
 
 class Stopped(BaseException):
@@ -109,19 +116,63 @@ def _stop_strays(timeout: float = 20.0) -> None:
             pass  # reaped already
 
 
-def demo(examples: bool, serve: bool) -> int:
+def _wait_for_an_exit(processes: dict[int, str]) -> str:
+    """Block until one of our children exits (a stop signal interrupts it); returns the name
+    ``processes`` gives its PID ("a child process" if none). The child is left unreaped,
+    for its owner's stop()."""
+    while True:
+        exited = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)
+        if exited is not None:
+            return processes.get(exited.si_pid, f"a child process ({exited.si_pid})")
+
+
+def serve_balanced(etcd: EtcdCluster, count: int, serve: bool) -> int:
+    """Run ``count`` Crossbar nodes behind HAProxy over ``etcd`` until one of them (or
+    HAProxy) exits or a stop signal arrives; all are stopped on every way out."""
+    _hold_signals()
+    balanced = BalancedNodes(str(CONFIG), str(HAPROXY_TEMPLATE), etcd.urls, count=count)
+    try:
+        _release_signals()
+        balanced.start()
+        run_example("wamp_notes.py", "--url", balanced.url, "--seconds", "1", env=balanced.env)
+        if not serve:
+            return 0
+        notes = shown(ROOT / "examples" / "wamp_notes.py")
+        nodes = ", ".join(node.http_url for node in balanced.nodes)
+        print(f"\nLive demo: open {balanced.http_url} in a browser: HAProxy in front of "
+              f"{count} Crossbar nodes ({nodes}) over {len(etcd.urls)} etcd members; each "
+              "connection goes to the next node (the page needs no password).\n"
+              f"Writer ticket for this run (authid 'writer'): {balanced.writer_ticket}\n"
+              f"  e.g. ETCDWAMP_WRITER_TICKET={balanced.writer_ticket} "
+              f"{shown(sys.executable)} {notes} --url {balanced.url}\n"
+              "Ctrl-C stops HAProxy, Crossbar and etcd.", flush=True)
+        watched = {balanced.balancer.process.pid: "haproxy"} if balanced.balancer.process else {}
+        for i, node in enumerate(balanced.nodes):
+            if node.process is not None:
+                watched[node.process.pid] = f"crossbar {balanced.server_name(i)}"
+        gone = _wait_for_an_exit(watched)
+        print(f"{gone} exited:\n{balanced.log_tail()}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        balanced.stop()
+
+
+def demo(examples: bool, serve: bool, nodes: int = 1) -> int:
     """Run the demo until done or stopped; etcd and Crossbar are stopped on every way out."""
     _hold_signals()
-    etcd = EtcdCluster(1, quota_backend_bytes=DEMO_QUOTA_BACKEND_BYTES,
+    etcd = EtcdCluster(1 if nodes == 1 else BALANCED_ETCD_MEMBERS,
+                       quota_backend_bytes=DEMO_QUOTA_BACKEND_BYTES,
                        auto_compaction=DEMO_AUTO_COMPACTION)
     try:
         _release_signals()
         etcd.start()
-        print(f"etcd running at {etcd.url} (data in {etcd.tmpdir})", flush=True)
+        print(f"etcd running at {', '.join(etcd.urls)} (data in {etcd.tmpdir})", flush=True)
         for name in EXAMPLES if examples else []:
             run_example(name, "--url", etcd.url)
+        if nodes > 1:
+            return serve_balanced(etcd, nodes, serve)
         _hold_signals()
-        node = CrossbarNode(str(ROOT / "crossbar" / ".crossbar" / "config.json"), etcd.urls)
+        node = CrossbarNode(str(CONFIG), etcd.urls)
         try:
             _release_signals()
             node.start()
@@ -154,13 +205,17 @@ def main() -> int:
                       help="stop after the examples instead of serving the web page")
     mode.add_argument("--no-examples", action="store_true",
                       help="serve the web page at once, without running the examples first")
+    parser.add_argument("--nodes", type=int, default=1, metavar="N",
+                        help="run N Crossbar nodes behind HAProxy over a 3-member etcd")
     args = parser.parse_args()
+    if args.nodes < 1:
+        parser.error("--nodes must be at least 1")
     # Installed whatever the inherited disposition: a shell starting us in the
     # background (non-interactive, no job control) sets SIGINT to "ignore".
     for sig in STOP_SIGNALS:
         signal.signal(sig, _stop)
     try:
-        code = demo(examples=not args.no_examples, serve=not args.no_serve)
+        code = demo(examples=not args.no_examples, serve=not args.no_serve, nodes=args.nodes)
     except Stopped as stopped:
         print(f"stopped ({signal.Signals(stopped.args[0]).name})", flush=True)
         return 128 + int(stopped.args[0])

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -194,3 +195,35 @@ async def test_printed_hint_runs_as_pasted(tmp_path: Path, demos: Demos) -> None
     assert "wrote from-python at revision" in done.stdout, done.stdout
     demo.send_signal(signal.SIGTERM)
     await until(lambda: demo.poll() is not None, timeout=90, why=output.read_text)
+
+
+@pytest.mark.integration
+@pytest_twisted.ensureDeferred
+async def test_demo_with_three_nodes_serves_through_haproxy_and_stops_on_sighup(
+        tmp_path: Path, demo_tmp: Path, demos: Demos) -> None:
+    """``--nodes 3``: a 3-member etcd, three Crossbar nodes and HAProxy; the printed URL
+    (the balancer's, none of the nodes') serves the page, and SIGHUP stops every one of
+    them and deletes their temporary directories."""
+    output = tmp_path / "demo.out"
+    demo = demos.launch(output, "--no-examples", "--nodes", "3")
+    await until(lambda: "Live demo:" in output.read_text() or demo.poll() is not None,
+                timeout=180, why=output.read_text)
+    assert demo.poll() is None, output.read_text()
+    [line] = [line for line in output.read_text().splitlines() if "Live demo: open" in line]
+    page, nodes = line.split("open ", 1)[1].split(" in a browser", 1)[0], line.split("(", 1)[1]
+    assert page.startswith("http://127.0.0.1:") and page not in nodes, line
+    with urllib.request.urlopen(page, timeout=30) as response:
+        assert response.status == 200 and b"<html" in response.read().lower()
+    children = demos.below(demo)
+    commands = [command(pid) for pid in children]
+    assert sum("etcd" in c and "--name" in c for c in commands) == 3, commands
+    assert sum("crossbar-worker" in c and "RouterController" in c for c in commands) == 3, commands
+    assert sum("haproxy" in c and " -db " in c for c in commands) == 1, commands
+
+    demo.send_signal(signal.SIGHUP)
+    await until(lambda: demo.poll() is not None, timeout=120, why=output.read_text)
+
+    assert demo.returncode == 128 + signal.SIGHUP, output.read_text()
+    left = [command(pid) for pid in children if alive(pid)]
+    assert left == [], left
+    assert os.listdir(demo_tmp) == []
