@@ -46,7 +46,11 @@ A router id lives as long as its worker process, so checkpoints of routers
 gone would pile up: whenever a publisher starts leading, it deletes the
 checkpoint (and positions) of every other router that has no candidate left,
 in one transaction per router that deletes only while that router's election
-is empty (a router that still has a candidate is never touched).
+is empty (a router that still has a candidate is never touched). An instance
+between its join and its first campaign has no candidate yet: its router's
+checkpoint may go then and be created anew, later than writes it served. So
+an instance remembers the checkpoint it knew (its create revision); leading
+from one created since, it says so on ``on_resync``, as without one.
 """
 
 from __future__ import annotations
@@ -165,6 +169,8 @@ class Publisher:
         self._positions = True  # the feeds' own positions can be read and written
         self._positions_prefix = self.keys.checkpoint + b"/"
         self._unrecorded: bytes | None = None
+        #: the create revision of the checkpoint this instance knows (None: none yet)
+        self._known: int | None = None
         p = settings.prefix
         prev = settings.prev_value
         self.feeds: list[_Feed] = []
@@ -252,28 +258,28 @@ class Publisher:
         finds no checkpoint then publishes ``on_resync`` instead.
         """
         try:
-            await self._checkpoint()
+            _, _, self._known = await self._checkpoint()
         except errors.EtcdError as exc:
             self.log.warn("etcdwamp: publisher checkpoint not prepared ({exc}); if none "
                           "exists when a publisher is elected, it sends on_resync", exc=exc)
 
-    async def _checkpoint(self) -> tuple[int, bool]:
-        """The recorded checkpoint, and whether it was there: if absent, it is created
-        at the current revision (unless someone else creates it first, whose value wins:
-        an existing checkpoint is never overwritten here)."""
+    async def _checkpoint(self) -> tuple[int, bool, int]:
+        """The recorded checkpoint, whether it was there, and its create revision: if
+        absent, it is created at the current revision (unless someone else creates it
+        first, whose value wins: an existing checkpoint is never overwritten here)."""
         key = self.keys.checkpoint
         found = await self.client.get(key)
         if found.first is not None:
-            return int(found.first.value), True
+            return int(found.first.value), True, found.first.create_revision
         # Every write served after this read has a higher revision than it.
         at = found.revision
         created = await self.client.txn(Transaction(
             compare=[CompCreated(key, "==", 0)], success=[OpSet(key, str(at).encode())],
             failure=[OpGet(key)]))
         if created.succeeded:
-            return at, False
+            return at, False, created.revision
         (kv,) = created.responses[0].kvs  # type: ignore[union-attr]
-        return int(kv.value), True
+        return int(kv.value), True, kv.create_revision
 
     def start(self) -> None:
         """Start campaigning in the background; once leading, watch and publish until stopped."""
@@ -345,7 +351,13 @@ class Publisher:
         assert election.lease is not None
         self.is_publisher = True
         self.log.info("etcdwamp: this instance publishes watch events")
-        recorded, existed = await self._checkpoint()
+        recorded, existed, created = await self._checkpoint()
+        if existed and self._known is not None and created != self._known:
+            # Deleted and created anew since this instance knew it (its router
+            # looked gone to another one's publisher): writes it served may
+            # precede the new one.
+            existed = False
+        self._known = created
         start = recorded + 1
         own = await self._own_positions()
         lost: Deferred[None] = election.lease.lost
@@ -555,7 +567,7 @@ class Publisher:
         """Without a checkpoint, writes before ``start`` may never have been published:
         every feed tells its subscribers to re-read (what they read is at ``start - 1``
         or later, and the watches deliver everything from ``start`` on)."""
-        self.log.warn("etcdwamp: the publisher found no checkpoint; it publishes from "
+        self.log.warn("etcdwamp: the publisher found no checkpoint it knew; it publishes from "
                       "revision {start} and sends on_resync", start=start)
         for feed in self.feeds:
             if not feed.silent:
