@@ -27,6 +27,7 @@ The same component runs on asyncio, outside Crossbar, as
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +36,7 @@ from autobahn.wamp import message
 from twisted.internet.defer import Deferred
 
 from ..client import Client
+from .routers import router_id
 from .session import EtcdWampSession
 from .settings import Settings
 
@@ -107,6 +109,24 @@ class EtcdWampComponent(EtcdWampSession, ApplicationSession):
         from twisted.internet import reactor
 
         return reactor
+
+    def _embedded_router(self) -> str | None:
+        """Embedded in a router worker (its transport is Crossbar's in-router one), the id
+        of that router: this process's pid, and the node id its router factory puts in
+        the WELCOME of network sessions (as ``x_cb_node``), so an embedded and an external
+        instance on one router agree."""
+        transport: Any = self._transport
+        if isinstance(transport, _DeliverInterrupts):
+            transport = transport._inner
+        if type(transport).__name__ != "RouterApplicationSession":
+            return None
+        # An embedded session's join carries no x_cb_* (its authextra is the
+        # component config's); the router it is attached to knows its node.
+        node = getattr(getattr(getattr(transport, "_router", None), "_factory", None),
+                       "node_id", None)
+        if not isinstance(node, str) or not node:
+            return None
+        return router_id(node, os.getpid())
 
     def _expose(self, fn: Callable[..., Deferred[Any]]) -> Callable[..., Any]:
         # Autobahn on Twisted takes the Deferred as it is, and cancels it on INTERRUPT.

@@ -19,9 +19,12 @@ the router admits; with ``read: []``, to nobody: nothing is published). A
 map with ``"events": "owner"`` also sets ``eligible_authid`` to the key, so
 each key's changes reach only the sessions authenticated as that key.
 
-The instances campaign in an etcd election; the leader publishes and records
-the last published revision in etcd (the checkpoint), so a successor resumes
-from there. Each watched key set (feed) also records how far it got on its own
+A router delivers an event only to its own subscribers, so every router
+(Crossbar router worker) has a publisher of its own: the instances on one
+router campaign in that router's etcd election (see :mod:`.routers` for the
+keys); the leader publishes and records the last published revision in etcd
+(the router's checkpoint), so a successor on the same router resumes from
+there. Each watched key set (feed) also records how far it got on its own
 (``<checkpoint>/<key set in hex>``): the feeds are separate watches, which etcd
 does not order between them, so a feed may still owe events older than what
 another one published; it resumes from its own position, never after the
@@ -38,6 +41,16 @@ creates the checkpoint, if absent, at join, before it serves anything
 instance served. A leader that still finds none (the checkpoint deleted, or
 etcd unreachable when every instance joined) cannot tell what it missed: it
 starts at the current revision and says so on every ``on_resync``.
+
+A router id lives as long as its worker process, so checkpoints of routers
+gone would pile up: whenever a publisher starts leading, it deletes the
+checkpoint (and positions) of every other router that has no candidate left,
+in one transaction per router that deletes only while that router's election
+is empty (a router that still has a candidate is never touched). An instance
+between its join and its first campaign has no candidate yet: its router's
+checkpoint may go then and be created anew, later than writes it served. So
+an instance remembers the checkpoint it knew (its create revision); leading
+from one created since, it says so on ``on_resync``, as without one.
 """
 
 from __future__ import annotations
@@ -61,6 +74,7 @@ from ..wire import (
     CompCreated,
     KeySet,
     KeyValue,
+    OpDel,
     OpGet,
     OpSet,
     Transaction,
@@ -68,6 +82,7 @@ from ..wire import (
 from ..wire.watch import EventType
 from .maps import WampMap
 from .presence import decode_presence
+from .routers import PublisherKeys
 from .settings import Settings
 
 __all__ = ["Publisher"]
@@ -122,7 +137,8 @@ class _Feed:
 
 class Publisher:
     """Publishes the changes of every map, kv prefix and presence as WAMP events, from one
-    instance at a time: the one leading the election ``settings.election``.
+    instance at a time on each router: the one leading that router's election
+    (``router``: see :mod:`.routers`; None: one election for all, ``settings.election``).
 
     Whoever leads resumes from the checkpoint the previous leader recorded, so an event is
     published at least once across failover; subscribers drop repeats by revision.
@@ -134,8 +150,10 @@ class Publisher:
     def __init__(self, client: Client | Namespace[Client],
                  settings: Settings, maps: dict[str, WampMap],
                  publish: Callable[..., Any], session_id: Callable[[], Any],
-                 clock: Any) -> None:
+                 clock: Any, *, router: str | None = None) -> None:
         self.client = client
+        #: this router's election and checkpoint keys
+        self.keys = PublisherKeys(settings.election, router)
         self.clock = clock
         self.settings = settings
         self._publish = publish
@@ -149,8 +167,10 @@ class Publisher:
         self._recorder: Deferred[None] | None = None
         self._pause: Deferred[None] | None = None  # the wait between two checkpoint writes
         self._positions = True  # the feeds' own positions can be read and written
-        self._positions_prefix = settings.checkpoint_key + b"/"
+        self._positions_prefix = self.keys.checkpoint + b"/"
         self._unrecorded: bytes | None = None
+        #: the create revision of the checkpoint this instance knows (None: none yet)
+        self._known: int | None = None
         p = settings.prefix
         prev = settings.prev_value
         self.feeds: list[_Feed] = []
@@ -238,28 +258,28 @@ class Publisher:
         finds no checkpoint then publishes ``on_resync`` instead.
         """
         try:
-            await self._checkpoint()
+            _, _, self._known = await self._checkpoint()
         except errors.EtcdError as exc:
             self.log.warn("etcdwamp: publisher checkpoint not prepared ({exc}); if none "
                           "exists when a publisher is elected, it sends on_resync", exc=exc)
 
-    async def _checkpoint(self) -> tuple[int, bool]:
-        """The recorded checkpoint, and whether it was there: if absent, it is created
-        at the current revision (unless someone else creates it first, whose value wins:
-        an existing checkpoint is never overwritten here)."""
-        key = self.settings.checkpoint_key
+    async def _checkpoint(self) -> tuple[int, bool, int]:
+        """The recorded checkpoint, whether it was there, and its create revision: if
+        absent, it is created at the current revision (unless someone else creates it
+        first, whose value wins: an existing checkpoint is never overwritten here)."""
+        key = self.keys.checkpoint
         found = await self.client.get(key)
         if found.first is not None:
-            return int(found.first.value), True
+            return int(found.first.value), True, found.first.create_revision
         # Every write served after this read has a higher revision than it.
         at = found.revision
         created = await self.client.txn(Transaction(
             compare=[CompCreated(key, "==", 0)], success=[OpSet(key, str(at).encode())],
             failure=[OpGet(key)]))
         if created.succeeded:
-            return at, False
+            return at, False, created.revision
         (kv,) = created.responses[0].kvs  # type: ignore[union-attr]
-        return int(kv.value), True
+        return int(kv.value), True, kv.create_revision
 
     def start(self) -> None:
         """Start campaigning in the background; once leading, watch and publish until stopped."""
@@ -313,7 +333,7 @@ class Publisher:
                 delay = min(delay * 2, _RETRY_MAX)
 
     async def _lead_once(self) -> None:
-        election = self.client.election(self.settings.election, ttl=5)
+        election = self.client.election(self.keys.election, ttl=5)
         self._election = election
         await election.campaign(str(self._session_id()).encode())
         try:
@@ -331,7 +351,13 @@ class Publisher:
         assert election.lease is not None
         self.is_publisher = True
         self.log.info("etcdwamp: this instance publishes watch events")
-        recorded, existed = await self._checkpoint()
+        recorded, existed, created = await self._checkpoint()
+        if existed and self._known is not None and created != self._known:
+            # Deleted and created anew since this instance knew it (its router
+            # looked gone to another one's publisher): writes it served may
+            # precede the new one.
+            existed = False
+        self._known = created
         start = recorded + 1
         own = await self._own_positions()
         lost: Deferred[None] = election.lease.lost
@@ -344,6 +370,7 @@ class Publisher:
             self._watch(feed, max(resume, feed.published + 1))
         if not existed:
             self._history_unknown(start)
+        await self._forget_dead_routers()
         try:
             # Leadership ends when our lease is lost, or, much sooner than the
             # next keep-alive would tell, when our leader key is deleted (the
@@ -378,6 +405,34 @@ class Publisher:
         self._watches.append(self.client.root.watch(leader.key, on_batch,
                                                     start_revision=leader.rev + 1))
         return gone
+
+    async def _forget_dead_routers(self) -> None:
+        """Delete the checkpoint and positions of every other router without a candidate.
+
+        One transaction per router, whose compare holds only while that router's
+        election range is empty (etcd compares every key of a range; with none,
+        a create revision of 0): a router that campaigns again meanwhile keeps
+        its keys. Failures are logged: the next leader tries again."""
+        keys = self.keys
+        if keys.router is None:
+            return
+        try:
+            found = await self.client.get(KeySet(keys.checkpoints, prefix=True), keys_only=True)
+            forgotten = 0
+            for router in keys.other_routers([kv.key for kv in found.kvs]):
+                dead = keys.of(router)
+                deleted = await self.client.txn(Transaction(
+                    compare=[CompCreated(KeySet(dead.election + b"/", prefix=True), "==", 0)],
+                    success=[OpDel(dead.checkpoint),
+                             OpDel(KeySet(dead.checkpoint + b"/", prefix=True))]))
+                forgotten += deleted.succeeded
+        except errors.EtcdError as exc:
+            self.log.warn("etcdwamp: checkpoints of routers gone not deleted ({exc}); the "
+                          "next publisher to lead tries again", exc=exc)
+            return
+        if forgotten:
+            self.log.info("etcdwamp: deleted the checkpoints of {n} router(s) gone",
+                          n=forgotten)
 
     # -- watching and publishing ---------------------------------------------------
 
@@ -486,7 +541,7 @@ class Publisher:
         """Write the shared checkpoint and each feed's own position: every event
         of the feed up to it was published (its watch delivered them, or etcd
         said by a progress notification that there were none)."""
-        shared = OpSet(self.settings.checkpoint_key, last)
+        shared = OpSet(self.keys.checkpoint, last)
         moved = []
         for feed in self.feeds if self._positions else ():
             if feed.watch is None:
@@ -512,7 +567,7 @@ class Publisher:
         """Without a checkpoint, writes before ``start`` may never have been published:
         every feed tells its subscribers to re-read (what they read is at ``start - 1``
         or later, and the watches deliver everything from ``start`` on)."""
-        self.log.warn("etcdwamp: the publisher found no checkpoint; it publishes from "
+        self.log.warn("etcdwamp: the publisher found no checkpoint it knew; it publishes from "
                       "revision {start} and sends on_resync", start=start)
         for feed in self.feeds:
             if not feed.silent:

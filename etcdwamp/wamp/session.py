@@ -6,10 +6,12 @@ by Crossbar), :class:`etcdwamp.asyncio.component.EtcdWampComponent` with
 asyncio's (connecting to Crossbar from outside). The services below it
 (maps, kv, presence, publisher) use Deferreds as plain futures, whatever loop
 runs; only what crosses to Autobahn must suit the session's framework, and a
-subclass says how in three hooks:
+subclass says how in four hooks:
 
 - :meth:`~EtcdWampSession._etcd_client`: the etcd client of its loop;
 - :meth:`~EtcdWampSession._clock`: ``callLater``/``seconds`` for the publisher's retries;
+- :meth:`~EtcdWampSession._embedded_router`: the router id of a component
+  embedded in the router worker, whose join tells none (see :mod:`.routers`);
 - :meth:`~EtcdWampSession._expose`: a Deferred-returning procedure or handler as
   a callable Autobahn accepts (Twisted takes the Deferred; asyncio wants a
   coroutine or an asyncio future, so the asyncio side awaits it as a
@@ -53,6 +55,7 @@ from .presence import PresenceService
 from .publisher import Publisher
 from .quietlog import QuietLog
 from .reads import InflightBudget, ReadBounds
+from .routers import PublisherKeys, router_from_welcome
 from .settings import Settings, SettingsError
 
 __all__ = ["EtcdWampSession"]
@@ -122,6 +125,8 @@ class EtcdWampSession:
         self.kv: KvService | None = None
         self.presence: PresenceService | None = None
         self.publisher: Publisher | None = None
+        #: the router this instance serves (see :mod:`.routers`); None if it told none
+        self.router: str | None = None
         self._serving = Signal()
         self._closed = Signal()
         self._closed.fire(None)  # nothing to clean up until it joined
@@ -159,6 +164,10 @@ class EtcdWampSession:
         """``fn`` as a callable whose result Autobahn accepts on this framework."""
         raise NotImplementedError
 
+    def _embedded_router(self) -> str | None:
+        """The id of the router this session is embedded in (None: not embedded)."""
+        return None
+
     # -- state -------------------------------------------------------------------
 
     @property
@@ -179,7 +188,7 @@ class EtcdWampSession:
         """
         self._joining = True
         try:
-            await self._join()
+            await self._join(details)
         except BaseException as exc:
             self._serving.fire(exc)
             if self._leaving:
@@ -208,7 +217,18 @@ class EtcdWampSession:
         if self._leaving:
             raise _LeftWhileStarting()
 
-    async def _join(self) -> None:
+    def _router_of(self, details: Any) -> str | None:
+        """The router this session joined, from its WELCOME or, embedded, from its process."""
+        router = router_from_welcome(getattr(details, "authextra", None))
+        if router is None:
+            router = self._embedded_router()
+        if router is None:
+            self.log.warn("etcdwamp: the router told no node id (not Crossbar?): every "
+                          "instance campaigns in one publisher election, so subscribers "
+                          "of only one router get events")
+        return router
+
+    async def _join(self, details: Any) -> None:
         try:
             settings = Settings.from_extra(self.config.extra or {})
         except SettingsError as exc:
@@ -218,6 +238,7 @@ class EtcdWampSession:
             return
         self._closed = Signal()
         self.settings = settings
+        self.router = router = self._router_of(details)
         self.uris = uris = ErrorUris(settings.prefix)
         self.quiet = QuietLog(self._clock().seconds, log=self.log)
         self.limiter = Limiter(settings.limits, uris, self._clock().seconds)
@@ -225,7 +246,7 @@ class EtcdWampSession:
         namespace = settings.etcd.namespace
         self.client = client = root.namespace(namespace) if namespace else root
         try:
-            await self._etcd_step(self._check_etcd(client, settings))
+            await self._etcd_step(self._check_etcd(client, settings, router))
         except errors.EtcdError as exc:
             self._stop_if_leaving()
             # Wrong CA, password or grants, or no etcd at all: say so now, in the log
@@ -245,7 +266,7 @@ class EtcdWampSession:
         self.maps = MapService(client, db, settings.maps, access, uris, reads)
         procedures: dict[str, Callable[..., Any]] = dict(self.maps.procedures())
         self.publisher = Publisher(client, settings, self.maps.maps, self.publish,
-                                   lambda: self._session_id, self._clock())
+                                   lambda: self._session_id, self._clock(), router=router)
         # Before this instance serves any write: the first publisher resumes before it.
         await self._etcd_step(self.publisher.prepare())
         if settings.kv_prefixes:
@@ -263,16 +284,17 @@ class EtcdWampSession:
             await self.register(self._expose(self._guarded(fn, f"{p}.{name}")),
                                 f"{p}.{name}", options=shared)
         self.log.info("etcdwamp: {n} procedures under {p}, maps {maps} ({framework}, "
-                      "session {session})", n=len(procedures), p=p,
+                      "router {router}, session {session})", n=len(procedures), p=p,
                       maps=sorted(self.maps.maps), framework=self.framework,
-                      session=self._session_id)
+                      session=self._session_id, router=router)
         self._stop_if_leaving()
         self.publisher.start()
         self.alarm_watch = AlarmWatch(root, self._clock(), self.log)
         self.alarm_watch.start()
 
     @staticmethod
-    async def _check_etcd(client: Client | Namespace[Client], settings: Settings) -> None:
+    async def _check_etcd(client: Client | Namespace[Client], settings: Settings,
+                          router: str | None) -> None:
         """Reach etcd once as the component will: TLS and login (the first request logs
         in), and a read under every prefix it serves (etcd's grants)."""
         await client.status()
@@ -281,7 +303,7 @@ class EtcdWampSession:
         keysets += [KeySet(p.prefix, prefix=True) for p in settings.kv_prefixes]
         if settings.presence is not None:
             keysets.append(KeySet(settings.presence.prefix, prefix=True))
-        keysets.append(KeySet(settings.checkpoint_key))
+        keysets.append(KeySet(PublisherKeys(settings.election, router).checkpoint))
         for keyset in keysets:
             await client.get(keyset, count_only=True)
 
@@ -402,9 +424,11 @@ class EtcdWampSession:
 
     async def status(self, details: Any = None) -> dict[str, Any]:
         """``status()``: ``{alarms, version, revision, db_size, leader, member, publisher,
-        framework, cancelled_calls, rate_limited_calls}``: the alarms etcd has raised (e.g.
-        ``["NOSPACE"]``; None if the component may not list them), the etcd member that
-        answered (ids as strings), whether this instance publishes, the framework it runs on
+        router, framework, cancelled_calls, rate_limited_calls}``: the alarms etcd has raised
+        (e.g. ``["NOSPACE"]``; None if the component may not list them), the etcd member that
+        answered (ids as strings), whether this instance publishes (to the subscribers of
+        its router), the router it serves (``"<node id>/<worker pid>"``, None when the
+        router told none: see :mod:`etcdwamp.wamp.routers`), the framework it runs on
         (``"twisted"`` or ``"asyncio"``), and how many calls this instance saw cancelled
         (their caller cancelled or left) and refused by ``extra.limits``.
         """
@@ -416,6 +440,7 @@ class EtcdWampSession:
         return {"alarms": alarms,
                 "version": st.version, "revision": st.revision, "db_size": st.db_size,
                 "leader": str(st.leader), "member": str(st.header.member_id),
-                "publisher": self.is_publisher, "framework": self.framework,
+                "publisher": self.is_publisher, "router": self.router,
+                "framework": self.framework,
                 "cancelled_calls": self.cancelled_calls,
                 "rate_limited_calls": 0 if self.limiter is None else self.limiter.refused}

@@ -578,7 +578,10 @@ class Settings:
 
     @property
     def checkpoint_key(self) -> bytes:
-        """The key where the publisher records the last revision it published."""
+        """The publisher's checkpoint without a router id, and the start of every
+        router's (``<this>/<router>``, see :mod:`etcdwamp.wamp.routers`): the overlap
+        checks below treat it as a prefix, so they cover every router's keys, as
+        ``<election>/`` covers every router's election."""
         # Beside the election, never under "<election>/": etcd counts every key
         # under that prefix as a candidate, and a lease-less one would block
         # all campaigns behind it forever.

@@ -18,6 +18,7 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from waiting import until
+from wamp_helpers import publisher_keys
 
 from etcdwamp import Client, KeySet
 from etcdwamp.testing import CrossbarNode, EtcdCluster
@@ -32,7 +33,6 @@ WEB = ROOT / "crossbar" / "web"
 DB = b"browser/maps/"
 NOTES = DB + b"\x00\x01"
 ELECTION = b"browser/publisher"
-CHECKPOINT = ELECTION + b".checkpoint"
 OID_DB = b"browser-oid/maps/"
 COUNTERS = OID_DB + b"\x00\x03"
 WAIT_MS = 20_000
@@ -399,8 +399,10 @@ async def test_anonymous_page_is_a_guest_with_the_demo_rights_only(
 async def wait_caught_up(client: Client, revision: int, node: CrossbarNode) -> None:
     """Until the publisher's checkpoint has reached ``revision`` (it wrote every
     event up to there and will write no checkpoint of its own until the next change)."""
+    checkpoint = (await publisher_keys(node, ELECTION)).checkpoint
+
     async def caught_up() -> bool:
-        kv = (await client.get(CHECKPOINT)).first
+        kv = (await client.get(checkpoint)).first
         return kv is not None and int(kv.value) >= revision
 
     await until(caught_up, timeout=30,
@@ -423,11 +425,12 @@ async def test_resync_after_compaction_leaves_the_page_exact(
     await wait_caught_up(client, last.revision, demo_node)
 
     # Take the publisher's place: queue behind it, then end its lease.
-    candidates = KeySet(ELECTION + b"/", prefix=True)
-    election = client.election(ELECTION)
+    keys = await publisher_keys(demo_node, ELECTION)
+    candidates = KeySet(keys.election + b"/", prefix=True)
+    election = client.election(keys.election)
     mine = election.campaign(b"browser-test")
     try:
-        leader = await client.election(ELECTION).leader()
+        leader = await client.election(keys.election).leader()
         assert leader is not None
 
         async def queued() -> bool:
@@ -455,7 +458,7 @@ async def test_resync_after_compaction_leaves_the_page_exact(
             name) == [False, "old"]
         # Compact past the gap: wherever the next publisher resumes (the checkpoint,
         # rewound here, or the revision it last published), that history is gone.
-        latest = await client.put(CHECKPOINT, b"1")
+        latest = await client.put(keys.checkpoint, b"1")
         await client.compact(latest.revision, physical=True)
     finally:
         if not mine.called:

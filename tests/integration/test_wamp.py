@@ -4,6 +4,7 @@ with the component embedded in the router (Twisted) and outside it on asyncio
 
 from __future__ import annotations
 
+import socket
 import uuid
 from typing import Any
 
@@ -24,11 +25,13 @@ from wamp_helpers import (
     disconnect,
     loop_fixture,  # noqa: F401 (a fixture)
     node_fixtures,
+    publisher_keys,
     until_registered,
 )
 
 from etcdwamp import Client, KeySet
 from etcdwamp.testing import CrossbarNode, EtcdCluster
+from etcdwamp.wamp.routers import PublisherKeys
 
 ensure = pytest_twisted.ensureDeferred
 
@@ -310,7 +313,8 @@ async def test_calls_are_served_by_both_instances_and_publisher_fails_over(
         for i in range(50):
             written.append((await client.put(note_key(f"{name}{i}"), b"1")).revision)
         # Kill the publisher's leadership the way a crash would: its lease ends.
-        leader = await client.election(b"wamptest/publisher").leader()
+        keys = await publisher_keys(node, "wamptest/publisher")
+        leader = await client.election(keys.election).leader()
         assert leader is not None
         await client.lease_revoke(leader.lease)
         for i in range(50, 100):
@@ -413,7 +417,8 @@ async def test_successor_that_cannot_resume_publishes_resync(node: CrossbarNode,
         # Let the publisher catch up (its checkpoint reaches our write), so it
         # writes no checkpoint of its own after ours below.
         mark = await client.put(note_key(name + "mark"), b"0")
-        checkpoint = b"wamptest/publisher.checkpoint"
+        keys = await publisher_keys(node, "wamptest/publisher")
+        checkpoint = keys.checkpoint
 
         async def caught_up() -> bool:
             kv = (await client.get(checkpoint)).first
@@ -423,7 +428,7 @@ async def test_successor_that_cannot_resume_publishes_resync(node: CrossbarNode,
         # A checkpoint long gone: history after revision 1 is compacted away.
         latest = await client.put(checkpoint, b"1")
         await client.compact(latest.revision, physical=True)
-        leader = await client.election(b"wamptest/publisher").leader()
+        leader = await client.election(keys.election).leader()
         assert leader is not None
         await client.lease_revoke(leader.lease)  # the publisher dies
         await until(lambda: len(resyncs) >= 1, timeout=30, why=node.log_tail)
@@ -462,9 +467,9 @@ async def test_every_event_of_one_revision_reaches_subscribers(node: CrossbarNod
 @ensure
 async def test_twisted_and_asyncio_instances_share_calls_and_the_publisher(
         etcd: EtcdCluster) -> None:
-    """One instance embedded in the router, one on asyncio outside it, same extra: calls
-    reach both, one of them publishes, and when its leadership ends the other takes
-    over and publishes what follows."""
+    """One instance embedded in the router, one on asyncio outside it, same extra: both
+    name the same router, calls reach both, one of them publishes, and when its
+    leadership ends the other takes over and publishes what follows."""
     db = "mixed/maps/"
     name = "mixed"
     node = CrossbarNode(str(CONFIG), etcd.urls, extra_overrides={
@@ -477,11 +482,14 @@ async def test_twisted_and_asyncio_instances_share_calls_and_the_publisher(
         await until_registered(node, 2)
         s = await connect(node)
         try:
+            routers: dict[str, str] = {}
+
             async def answers() -> dict[str, bool]:
                 found: dict[str, bool] = {}
                 for _ in range(6):
                     status = await s.call("etcd.status")
                     found[status["framework"]] = status["publisher"]
+                    routers[status["framework"]] = status["router"]
                 return found
 
             async def one_publishes() -> bool:
@@ -489,6 +497,11 @@ async def test_twisted_and_asyncio_instances_share_calls_and_the_publisher(
                 return set(found) == {"twisted", "asyncio"} and sum(found.values()) == 1
 
             await until(one_publishes, why=node.log_tail)
+            # Embedded, the router id comes from the process; outside, from the WELCOME.
+            assert node.process is not None
+            assert routers["twisted"] == routers["asyncio"]
+            node_id = f"{socket.gethostname().lower()}-{node.process.pid}"
+            assert routers["twisted"].startswith(node_id + "/")
             before = [fw for fw, publishes in (await answers()).items() if publishes]
             events: list[int] = []
             await s.subscribe(lambda ev: events.append(ev["revision"]),
@@ -496,7 +509,8 @@ async def test_twisted_and_asyncio_instances_share_calls_and_the_publisher(
             key = (db + "\x00\x01" + name).encode()
             written = [(await client.put(key + b"%d" % i, b"1")).revision for i in range(20)]
             await until(lambda: set(written) <= set(events))
-            leader = await client.election(b"mixed/publisher").leader()
+            leader = await client.election(
+                PublisherKeys(b"mixed/publisher", routers["twisted"]).election).leader()
             assert leader is not None
             await client.lease_revoke(leader.lease)
 

@@ -25,6 +25,7 @@ from wamp_helpers import (
     disconnect,
     loop_fixture,  # noqa: F401 (a fixture)
     node_for,
+    publisher_keys,
     registered,
 )
 
@@ -229,7 +230,8 @@ async def test_resync_notices_obey_the_read_rule(node: CrossbarNode, client: Cli
     topics = ("etcd.map.notes.on_resync", "etcd.map.open.on_resync", "etcd.kv.ev_raw.on_resync",
               "etcd.map.open.on_change")
     async with writer_and_guest(node, mark, *topics) as (seen_w, seen_g):
-        checkpoint = ELECTION + b".checkpoint"
+        keys = await publisher_keys(node, ELECTION)
+        checkpoint = keys.checkpoint
         mark_put = await client.put(map_key(2, mark + "before"), b"0")
 
         async def caught_up() -> bool:
@@ -241,7 +243,7 @@ async def test_resync_notices_obey_the_read_rule(node: CrossbarNode, client: Cli
         # the publisher dies; its successor (the same instance) must resync.
         latest = await client.put(checkpoint, b"1")
         await client.compact(latest.revision, physical=True)
-        leader = await client.election(ELECTION).leader()
+        leader = await client.election(keys.election).leader()
         assert leader is not None
         await client.lease_revoke(leader.lease)
         await until(lambda: seen_g.count("etcd.map.open.on_resync") >= 1, why=node.log_tail)

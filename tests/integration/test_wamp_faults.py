@@ -29,6 +29,7 @@ from wamp_helpers import (
     component_loop_fixture,  # noqa: F401 (a fixture)
     connect,
     disconnect,
+    publisher_keys,
     until_registered,
 )
 
@@ -406,8 +407,10 @@ async def test_container_worker_restart_brings_back_procedures_and_publisher(
             assert (await client.get(note_key(name, "before"))).first.mod_revision == \
                 before["revision"]  # type: ignore[union-attr]
 
+            keys = await publisher_keys(node, f"{name}/publisher")
+
             async def checkpoint_reached() -> bool:
-                kv = (await client.get(f"{name}/publisher.checkpoint".encode())).first
+                kv = (await client.get(keys.checkpoint)).first
                 return kv is not None and int(kv.value) >= before["revision"]
 
             # The publisher records what it published; a successor resumes there.
@@ -480,7 +483,8 @@ async def test_asyncio_component_killed_the_other_serves_and_publishes(
         try:
             await s.subscribe(events, TOPIC)
             await publishing(client, name, events, via=s)
-            leader = await client.election(f"{name}/publisher".encode()).leader()
+            keys = await publisher_keys(node, f"{name}/publisher")
+            leader = await client.election(keys.election).leader()
             assert leader is not None
             session = leader.value.decode()
             (victim,) = [process for process, log in zip(node.components, node.component_logs,

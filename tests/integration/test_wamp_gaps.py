@@ -33,6 +33,7 @@ from wamp_helpers import (
     component_loop_fixture,  # noqa: F401 (a fixture)
     connect,
     disconnect,
+    publisher_keys,
 )
 
 from etcdwamp import Client, KeySet
@@ -57,32 +58,49 @@ def running_aside(node: CrossbarNode) -> Iterator[CrossbarNode]:
 @ensure
 async def test_writes_while_an_orphaned_leader_key_holds_the_election_are_all_published(
         etcd_factory: Callable[..., EtcdCluster], component_loop: str) -> None:
-    """A fresh etcd where a dead instance's leader key still holds the publisher's
-    election (its lease no longer renewed): 40 puts made through the component while
-    it waits for the leadership are each published once, in order, once that lease
-    has expired, and no resync is needed."""
+    """A dead instance's leader key holds the publisher's election of the router (its
+    lease no longer renewed): 40 puts made through the component while it waits for
+    the leadership are each published once, in order, once that lease has expired,
+    and no resync is needed."""
     etcd = etcd_factory(1)
     name = "gaps1"
     client = Client(reactor, endpoints=etcd.urls, timeout=5.0)
-    orphan = client.election(f"{name}/publisher".encode(), ttl=5)
-    # Renewed until the puts are made (so a slow start-up cannot outlast it), then
-    # orphaned: an instance that died leaves its key until the lease expires.
-    await orphan.campaign(b"a dead instance")
     node = CrossbarNode(str(CONFIG), etcd.urls, component_loop=component_loop,
                         extra_overrides=extra(name))
     with running_aside(node):
-        # Started in a thread: the reactor renews the orphan's lease meanwhile.
         await deferToThread(node.start)
         s = await connect(node)
         events = Recorder()
         resyncs: list[dict[str, Any]] = []
+        # The router's election is known once the node runs: take it over there.
+        # Renewed until the puts are made, then orphaned: an instance that died
+        # leaves its key until the lease expires.
+        keys = await publisher_keys(node, f"{name}/publisher")
+        orphan = client.election(keys.election, ttl=5)
+        taking = orphan.campaign(b"a dead instance")
+        candidates = KeySet(keys.election + b"/", prefix=True)
+
+        async def both_candidates() -> bool:
+            return (await client.get(candidates)).count == 2
+
+        async def not_publishing() -> bool:
+            return not (await s.call("etcd.status"))["publisher"]
+
         try:
+            await until(both_candidates, why=node.log_tail)
+            leader = await client.election(keys.election).leader()
+            assert leader is not None
+            if leader.value != b"a dead instance":
+                await client.lease_revoke(leader.lease)  # the instance's lease ends
+            await taking
+            await until(not_publishing, why=node.log_tail)
+            await until(both_candidates, why=node.log_tail)  # it campaigns behind
             await s.subscribe(events, TOPIC)
             await s.subscribe(resyncs.append, RESYNC)
             acked = [(await s.call("etcd.map.put", "notes", f"k{i:02d}", i))["revision"]
                      for i in range(40)]
             # What the test is about: the puts were served while nobody published.
-            leader = await client.election(f"{name}/publisher".encode()).leader()
+            leader = await client.election(keys.election).leader()
             assert leader is not None and leader.value == b"a dead instance"
             assert not (await s.call("etcd.status"))["publisher"]
             assert orphan.lease is not None
@@ -94,21 +112,23 @@ async def test_writes_while_an_orphaned_leader_key_holds_the_election_are_all_pu
             assert resyncs == []
             assert (await s.call("etcd.status"))["publisher"]
         finally:
+            if not taking.called:
+                taking.cancel()
             await disconnect(s)
             await client.close()
 
 
-def checkpoint_recording(checkpoint: bytes) -> Callable[[str, bytes], bool]:
-    """Whether a request to etcd is the publisher recording ``checkpoint`` (an
-    unconditional transaction writing it; its creation at join has a compare)."""
-    key = base64.b64encode(checkpoint).decode()
-
+def checkpoint_recording(checkpoints: bytes) -> Callable[[str, bytes], bool]:
+    """Whether a request to etcd is the publisher recording a checkpoint under
+    ``checkpoints`` (any router's: an unconditional transaction writing one; its
+    creation at join has a compare)."""
     def recording(path: str, body: bytes) -> bool:
         if not path.endswith("/kv/txn"):
             return False
         txn = json.loads(body)
         return not txn.get("compare") and any(
-            op.get("request_put", {}).get("key") == key for op in txn.get("success", []))
+            base64.b64decode(op["request_put"]["key"]).startswith(checkpoints)
+            for op in txn.get("success", []) if "request_put" in op)
     return recording
 
 

@@ -21,6 +21,7 @@ from wamp_helpers import (
     disconnect,
     loop_fixture,  # noqa: F401 (a fixture)
     node_fixtures,
+    publisher_keys,
 )
 
 from etcdwamp import Client, KeySet
@@ -81,7 +82,8 @@ async def test_everything_it_keeps_lives_under_the_namespace(
             return bool((await s.call("etcd.status"))["publisher"])
 
         await until(publishing, timeout=30)
-        leader = await client.election(NS + ELECTION).leader()
+        keys = await publisher_keys(node, NS + ELECTION)
+        leader = await client.election(keys.election).leader()
         assert leader is not None and leader.key.startswith(NS + ELECTION + b"/")
         assert (await client.get(KeySet(ELECTION, prefix=True))).count == 0
     finally:
@@ -115,7 +117,7 @@ async def test_deleting_the_namespaced_leader_key_deposes_the_publisher(
     namespace): deleting it makes the publisher step down and campaign again,
     under a new lease, and events flow again."""
     name = prefix.decode()
-    election = client.election(NS + ELECTION)
+    election = client.election((await publisher_keys(node, NS + ELECTION)).election)
     before = await election.leader()
     assert before is not None
     await client.delete(before.key)

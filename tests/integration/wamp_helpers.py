@@ -32,6 +32,7 @@ from twisted.internet.defer import Deferred
 from waiting import until
 
 from etcdwamp.testing import CrossbarNode
+from etcdwamp.wamp.routers import PublisherKeys
 
 COMPONENT_LOOPS = ("twisted", "asyncio")
 #: the committed Crossbar node configuration every WAMP test node is made from
@@ -103,6 +104,20 @@ async def error_of(call: Any) -> ApplicationError:
 async def disconnect(session: Any) -> None:
     if session.is_attached():
         await session.leave()
+
+
+async def publisher_keys(node: CrossbarNode, election: str | bytes, *,
+                         prefix: str = "etcd") -> PublisherKeys:
+    """The publisher's election and checkpoint keys on ``node``'s router, as its
+    ``status`` tells the router (every instance on one router tells the same)."""
+    s = await connect(node)
+    try:
+        router = (await s.call(f"{prefix}.status"))["router"]
+    finally:
+        await disconnect(s)
+    assert isinstance(router, str), router
+    base = election if isinstance(election, bytes) else election.encode()
+    return PublisherKeys(base, router)
 
 
 async def callees(node: CrossbarNode, procedure: str) -> int:

@@ -91,6 +91,7 @@ class FakeWatch:
 class Stored:
     key: bytes
     value: bytes
+    create_revision: int = 0
 
 
 @dataclass
@@ -112,6 +113,7 @@ class Status:
 class TxnAnswer:
     succeeded: bool
     responses: list[Range]
+    revision: int = 0
 
 
 class FakeClient:
@@ -127,10 +129,24 @@ class FakeClient:
         self.denied: bytes | None = None  # keys under it are refused, as etcd's RBAC does
         # written by someone else between a read and the next transaction
         self.meanwhile: dict[bytes, bytes] = {}
+        # create revisions, numbered apart from self.revision (which tests set)
+        self.created: dict[bytes, int] = {}
+        self.creations = 0
 
     @property
     def root(self) -> FakeClient:
         return self
+
+    def create_revision(self, key: bytes) -> int:
+        if key not in self.created:
+            self.creations += 1
+            self.created[key] = self.creations
+        return self.created[key]
+
+    def recreate(self, key: bytes, value: bytes) -> None:
+        """``key`` deleted and created anew: it gets a new create revision."""
+        self.created.pop(key, None)
+        self.kv[key] = value
 
     def wake(self) -> None:
         queued, self.queued = self.queued, []
@@ -147,10 +163,11 @@ class FakeClient:
         if isinstance(key, KeySet):
             assert key.prefix
             self.check_access(key.key)
-            return Range([Stored(k, v) for k, v in sorted(self.kv.items())
+            return Range([Stored(k, v, self.create_revision(k)) for k, v in sorted(self.kv.items())
                           if k.startswith(key.key)])
         value = self.kv.get(key)
-        return Range([] if value is None else [Stored(key, value)], self.revision)
+        return Range([] if value is None else [Stored(key, value, self.create_revision(key))],
+                     self.revision)
 
     async def status(self) -> Status:
         return Status(self.revision)
@@ -175,8 +192,11 @@ class FakeClient:
             self.check_access(op.key)
         for op in transaction.success:
             assert isinstance(op, OpSet)
+            if op.key not in self.kv:
+                self.created.pop(op.key, None)
             self.kv[op.key] = op.value
-        return TxnAnswer(True, [])
+        created = [self.create_revision(c.keyset.key) for c in transaction.compare]
+        return TxnAnswer(True, [], created[0] if created else 0)
 
     @property
     def checkpoint_writes(self) -> list[Transaction]:
@@ -412,6 +432,26 @@ def test_the_first_leader_resumes_before_the_writes_served_while_it_waited() -> 
     assert [w.start for w in etcd.live_watches()] == [101]
     assert published == []
     assert etcd.kv[b"pub.checkpoint"] == b"100"
+
+
+def test_a_checkpoint_created_anew_since_the_join_makes_the_leader_resync() -> None:
+    """Another router's publisher deletes the checkpoints of a router without a
+    candidate, which an instance between its join and its first campaign is: the
+    checkpoint this instance prepared may go, and another instance create it anew,
+    later than writes this one served. Leading from that one, it cannot tell what it
+    missed: it sends ``on_resync`` on every feed, as without a checkpoint."""
+    etcd = FakeClient(revision=100)
+    etcd.leader = FakeLease()  # somebody else leads for now
+    published: list[tuple[str, Any]] = []
+    _clock, publisher = started(etcd, "raw/", publish=lambda topic, event, **kw:
+                                published.append((topic, event)))
+    assert etcd.kv[b"pub.checkpoint"] == b"100"
+    etcd.recreate(b"pub.checkpoint", b"140")  # gone, then created at 140 by another
+    etcd.leader.lose()
+    etcd.wake()
+    assert publisher.is_publisher
+    assert [w.start for w in etcd.live_watches()] == [141]
+    assert published == [("etcd.kv.raw.on_resync", {"compact_revision": 141})]
 
 
 def test_prepare_never_overwrites_a_checkpoint() -> None:
