@@ -1,0 +1,36 @@
+"""Import the unit test modules once in mutmut's fork server (scripts/mutation).
+
+mutmut forks one child per mutant from a server that has imported what the
+preload list names (scripts/mutation-preload.txt, which names this module).
+Each child runs pytest afresh, since pytest-twisted cannot restart a reactor;
+importing the test modules here saves every child that work (about a second
+for a mutant that a hundred tests reach). pytest imports a test module as its
+bare name with its directory on ``sys.path`` ("prepend" mode), so a module
+imported here under that name from that file is the one pytest uses. This
+module runs only as a copy inside mutants/, next to the mutated package.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parent
+UNIT = TESTS / "unit"
+
+
+def _import_test_modules() -> None:
+    sys.path[:0] = [str(UNIT), str(TESTS)]
+    for name in ["conftest", *(p.stem for p in sorted(UNIT.glob("test_*.py")))]:
+        try:
+            importlib.import_module(name)
+        except Exception:  # pytest imports it again and reports the error
+            continue
+        if "twisted.internet.reactor" in sys.modules:
+            # pytest-twisted installs its reactor in each child; one installed here
+            # would make every child fail at start-up.
+            raise RuntimeError(f"importing {name} installed a Twisted reactor")
+
+
+_import_test_modules()
