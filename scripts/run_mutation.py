@@ -1,6 +1,6 @@
 """Mutation testing of the core modules with mutmut; prints the detected share per module.
 
-    scripts/mutation [--jobs N] [--again] [--survivors DIR] [--report-only] [MODULE ...]
+    scripts/mutation [--jobs N] [--again] [--survivors DIR] [--report-only] [--rst] [MODULE ...]
 
 The core is what ``only_mutate`` in ``[tool.mutmut]`` (pyproject.toml) names; the unit tests
 are the test set. Without MODULE every core module is run, and a mutant that has a result
@@ -104,8 +104,9 @@ def run_mutmut(jobs: int, names: list[str]) -> int:
     return code
 
 
-def table(results: list[ModuleResult]) -> str:
-    """The per-module table (module, mutants, killed, ..., detected %), with a total row."""
+def table(results: list[ModuleResult], *, rst: bool = False) -> str:
+    """The per-module table (module, mutants, killed, ..., detected %), with a total row;
+    as a reStructuredText simple table for docs/mutation.rst if ``rst``."""
     header = ("module", "mutants", "killed", "survived", "no tests", "timeout", "other",
               "detected")
     rows: list[tuple[str, ...]] = []
@@ -127,7 +128,12 @@ def table(results: list[ModuleResult]) -> str:
         first = cells[0].ljust(widths[0])
         return "  ".join([first, *(c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True))])
 
-    return "\n".join([line(header), *(line(row) for row in rows)])
+    if not rst:
+        return "\n".join([line(header), *(line(row) for row in rows)])
+    rows = [(f"``{row[0]}``" if row[0] != "total" else "**total**", *row[1:]) for row in rows]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    rule = "  ".join("=" * w for w in widths)
+    return "\n".join([rule, line(header), rule, *(line(row) for row in rows), rule])
 
 
 def percent(part: int, whole: int) -> str:
@@ -215,6 +221,8 @@ def main() -> int:
                         help="write each module's undetected mutants to DIR/<module>.txt")
     parser.add_argument("--report-only", action="store_true",
                         help="print the table of the last run; run nothing")
+    parser.add_argument("--rst", action="store_true",
+                        help="print the table as reStructuredText (for docs/mutation.rst)")
     args = parser.parse_args()
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
@@ -242,7 +250,7 @@ def main() -> int:
                 return code
     # A module without functions (wire/__init__.py) has no mutants and no row.
     results = [r for r in map(load_result, selected) if r is not None and r.exit_codes]
-    print(table(results))
+    print(table(results, rst=args.rst))
     if not args.report_only:
         print(f"time: {time.monotonic() - started:.0f} s with --jobs {args.jobs}")
     if args.survivors is not None:

@@ -60,3 +60,13 @@ def test_a_mutant_is_placed_on_the_source_line_it_changes(script: ModuleType) ->
     found = script.source_line("etcdwamp/wire/errors.py",
                                "etcdwamp.wire.errors.x_error_from_response__mutmut_3", diff)
     assert found == line
+
+
+def test_the_rst_table_is_a_simple_table_with_a_total_row(script: ModuleType) -> None:
+    results = [script.ModuleResult("etcdwamp/wire/a.py", {"f__mutmut_1": 1}),
+               script.ModuleResult("etcdwamp/wire/b.py", {"f__mutmut_1": 0})]
+    lines = script.table(results, rst=True).splitlines()
+    rule = lines[0]
+    assert set(rule) == {"=", " "} and lines[2] == rule and lines[-1] == rule
+    assert lines[3].split()[0] == "``etcdwamp/wire/a.py``"
+    assert lines[5].split() == ["**total**", "2", "1", "1", "0", "0", "0", "50%"]
