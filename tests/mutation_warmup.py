@@ -16,6 +16,8 @@ import importlib
 import sys
 from pathlib import Path
 
+from hypothesis import settings
+
 TESTS = Path(__file__).resolve().parent
 UNIT = TESTS / "unit"
 
@@ -33,4 +35,11 @@ def _import_test_modules() -> None:
             raise RuntimeError(f"importing {name} installed a Twisted reactor")
 
 
+# Every child draws the same examples (a seed per test, so a mutant's fate is not
+# luck, and no database of examples found failing for another mutant), and no
+# deadline: every call of a mutated
+# function goes through mutmut's trampoline, on a machine others share, and a slow
+# example is not a test that caught the mutant.
+settings.register_profile("mutation", derandomize=True, deadline=None, database=None)
+settings.load_profile("mutation")
 _import_test_modules()
