@@ -105,8 +105,8 @@ def run_mutmut(jobs: int, names: list[str]) -> int:
 
 
 def table(results: list[ModuleResult], *, rst: bool = False) -> str:
-    """The per-module table (module, mutants, killed, ..., detected %), with a total row;
-    as a reStructuredText simple table for docs/mutation.rst if ``rst``."""
+    """The per-module table (module, mutants, killed, ..., detected %), with a total row of
+    the modules run; as a reStructuredText simple table for docs/mutation.rst if ``rst``."""
     header = ("module", "mutants", "killed", "survived", "no tests", "timeout", "other",
               "detected")
     rows: list[tuple[str, ...]] = []
@@ -116,9 +116,12 @@ def table(results: list[ModuleResult], *, rst: bool = False) -> str:
         numbers = {"mutants": n, "killed": r.count(KILLED), "survived": r.count(SURVIVED),
                    "no tests": r.count(NO_TESTS), "timeout": r.count(TIMEOUT),
                    "other": r.other, "detected": r.detected}
-        totals.update(numbers)
-        rows.append((r.path, *(str(numbers[h]) for h in header[1:-1]),
-                     percent(r.detected, n)))
+        unchecked = sum(1 for code in r.exit_codes.values() if code is None)
+        # A module not run yet has no share (0% would read as "nothing detected").
+        share = "not run" if unchecked == n else percent(r.detected, n)
+        if unchecked < n:
+            totals.update(numbers)
+        rows.append((r.path, *(str(numbers[h]) for h in header[1:-1]), share))
     if len(results) > 1:
         rows.append(("total", *(str(totals[h]) for h in header[1:-1]),
                      percent(totals["detected"], totals["mutants"])))

@@ -70,3 +70,11 @@ def test_the_rst_table_is_a_simple_table_with_a_total_row(script: ModuleType) ->
     assert set(rule) == {"=", " "} and lines[2] == rule and lines[-1] == rule
     assert lines[3].split()[0] == "``etcdwamp/wire/a.py``"
     assert lines[5].split() == ["**total**", "2", "1", "1", "0", "0", "0", "50%"]
+
+
+def test_a_module_not_run_yet_has_no_share_and_is_not_in_the_total(script: ModuleType) -> None:
+    waiting = script.ModuleResult("etcdwamp/wire/x.py", {"f__mutmut_1": None, "f__mutmut_2": None})
+    run = script.ModuleResult("etcdwamp/wire/y.py", {"f__mutmut_1": 1, "f__mutmut_2": 0})
+    _, row, _, total = script.table([waiting, run]).splitlines()
+    assert row.split() == ["etcdwamp/wire/x.py", "2", "0", "0", "0", "0", "2", "not", "run"]
+    assert total.split() == ["total", "2", "1", "1", "0", "0", "0", "50%"]
