@@ -242,19 +242,31 @@ export function liveMap(session, { prefix = "etcd", map, onValue = () => {}, onE
     }
   }
 
-  function detach() {
+  // Forget the current session. Its subscriptions are unsubscribed only when
+  // `unsubscribe` (stop() on a live session): after a connection loss the
+  // session may still look open, and a message to its closed WebSocket is a
+  // console error.
+  function leave(unsubscribe) {
     const ctx = current;
     if (!ctx) return Promise.resolve();
     current = null;
     snapshotRevision = null; // nothing to follow until the next snapshot
     pending = [];
     if (!stopped) setState("disconnected");
-    return Promise.all(ctx.subscriptions.splice(0).map((sub) => drop(ctx, sub)));
+    const subs = ctx.subscriptions.splice(0);
+    if (unsubscribe) return Promise.all(subs.map((sub) => drop(ctx, sub)));
+    for (const sub of subs) bump(debug.handlers, sub.topic, -1);
+    return Promise.resolve();
+  }
+
+  /** The session is gone (closed or lost): keep the rows, follow nothing until attach(). */
+  function detach() {
+    return leave(false);
   }
 
   function attach(next) {
     if (stopped) return Promise.reject(new Error("this live map was stopped"));
-    detach();
+    leave(true); // a session still followed stays open: take its handlers off it
     const ctx = { session: next, subscriptions: [], reading: null, again: false };
     current = ctx;
     setState("reading");
@@ -303,7 +315,7 @@ export function liveMap(session, { prefix = "etcd", map, onValue = () => {}, onE
     detach,
     async stop() {
       stopped = true;
-      const left = detach();
+      const left = leave(true);
       setState("stopped");
       await left;
     },

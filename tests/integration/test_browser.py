@@ -95,8 +95,8 @@ class BrowserThread:
         self.loop.close()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[tuple[BrowserThread, Any]]:
+@pytest.fixture(scope="module", name="browser")
+def browser_fixture() -> Iterator[tuple[BrowserThread, Any]]:
     executable = chromium()
     from playwright.async_api import async_playwright
 
@@ -153,8 +153,8 @@ class Page:
         return self.bt.run(go())
 
 
-@pytest.fixture
-def open_page(browser: tuple[BrowserThread, Any]) -> Iterator[Any]:
+@pytest.fixture(name="open_page")
+def open_page_fixture(browser: tuple[BrowserThread, Any]) -> Iterator[Any]:
     """``open_page(url)`` loads a page in a fresh browser context and waits until its
     live map holds its first snapshot; the contexts close after the test."""
     bt, chrome = browser

@@ -5,8 +5,6 @@ writes made during the outage and after it."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -17,21 +15,23 @@ from balanced_helpers import (
     balanced_fixture,  # noqa: F401 (a fixture)
     writers_on_nodes,
 )
+from livemap_helpers import (
+    NOTES,
+    etcd_client_fixture,  # noqa: F401 (a fixture)
+    etcd_table,
+    restarted,
+    seed,
+    write_while_away,
+)
 from twisted.internet import reactor
-from twisted.internet.threads import deferToThread
 from waiting import until
-from wamp_helpers import until_registered
 
-from etcdwamp import Client, KeySet
+from etcdwamp import Client
 from etcdwamp.testing import BalancedNodes
 from etcdwamp.wamp.livemap import LiveMap
 
 pytestmark = pytest.mark.integration
 ensure = pytest_twisted.ensureDeferred
-
-#: the committed config's map "notes" (db_prefix "demo/maps/", slot 1) in etcd
-NOTES = b"demo/maps/\x00\x01"
-
 
 class Follower:
     """A live map of "notes" following a reconnecting Component through the balancer,
@@ -60,23 +60,6 @@ class Follower:
         await self.component.stop()
 
 
-@pytest_twisted.async_yield_fixture
-async def etcd_client(balanced: BalancedNodes) -> AsyncIterator[Client]:
-    """A client of the nodes' etcd cluster, for reading and writing it directly."""
-    c = Client(reactor, endpoints=balanced.etcd_urls, timeout=10.0)
-    try:
-        yield c
-    finally:
-        await c.close()
-
-
-async def etcd_table(client: Client) -> dict[str, tuple[Any, int]]:
-    """Every note in etcd as a live map keeps it: key -> (value, revision)."""
-    result = await client.get(KeySet(NOTES, prefix=True))
-    return {kv.key[len(NOTES):].decode(): (json.loads(kv.value), kv.mod_revision)
-            for kv in result.kvs}
-
-
 async def follower_on_a_node(balanced: BalancedNodes) -> tuple[Follower, int]:
     """A live follower, and the index of the node its session is on."""
     await all_registered(balanced)
@@ -95,28 +78,11 @@ async def kill_and_write(balanced: BalancedNodes, follower: Follower, index: int
     balanced.kill(index)
     await until(lambda: follower.live.state != "live", timeout=30,
                 why="the live map never saw its node go")
-    await client.put(NOTES + f"{name}changed".encode(), b'"after"')
-    await client.delete(NOTES + f"{name}deleted".encode())
-    last = await client.put(NOTES + f"{name}added".encode(), b'"added while away"')
+    last = await write_while_away(client, name)
     await until(lambda: len(follower.sessions) > joined and follower.live.state == "live",
                 timeout=60, why=lambda: f"never live again: {follower.live.state}\n"
                 + balanced.log_tail())
-    return last.revision
-
-
-async def restarted(balanced: BalancedNodes, index: int) -> None:
-    # In a thread: the reactor keeps serving while the node boots.
-    await deferToThread(balanced.restart, index)
-    await until_registered(balanced.nodes[index], balanced.nodes[index].instances)
-    states = balanced.server_states
-    name = balanced.server_name(index)
-    await until(lambda: states()[name].status == "UP", timeout=30, why=lambda: str(states()))
-
-
-async def seed(client: Client, name: str) -> None:
-    await client.put(NOTES + f"{name}kept".encode(), b'"kept"')
-    await client.put(NOTES + f"{name}changed".encode(), b'"before"')
-    await client.put(NOTES + f"{name}deleted".encode(), b'"doomed"')
+    return last
 
 
 @ensure
