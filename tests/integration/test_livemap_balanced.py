@@ -114,7 +114,9 @@ async def test_the_live_map_follows_writes_on_its_new_node_after_the_kill(
         balanced: BalancedNodes, etcd_client: Client, prefix: bytes) -> None:
     """After the kill and the reconnect, writes made through the balancer (to any node)
     reach the live map as events on its new node: its copy equals etcd's after each,
-    with no extra snapshot read. (Needs every node to publish to its own subscribers.)"""
+    with no extra snapshot read. (Needs every node to publish to its own subscribers: the
+    per-node publisher election; until then it passes only when the live map lands on the
+    node whose instance wins the next election.)"""
     name = prefix.decode()
     await seed(etcd_client, name)
     follower, index = await follower_on_a_node(balanced)
