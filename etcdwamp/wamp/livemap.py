@@ -102,6 +102,10 @@ class LiveMap:
         # is in the snapshot or is applied after it.
         self._copy.begin_read()
         self._set_state("reading")
+        # Its read counts as under way from now: a resync before it starts is merged
+        # into it (two reads at once could land out of order).
+        self._reading = True
+        self._again = False
         return ensureDeferred(self._subscribe_and_read(session))
 
     def detach(self, session: Any = None) -> None:
@@ -122,6 +126,7 @@ class LiveMap:
         if self._reading:
             self._again = True
             return succeed(None)
+        self._reading = True
         return ensureDeferred(self._read(session))
 
     def stop(self) -> None:
@@ -140,13 +145,14 @@ class LiveMap:
             await session.subscribe(lambda *args, **kwargs: self._resync_asked(session),
                                     f"{self._base}.on_resync")
         except Exception as exc:
+            if session is self._session:
+                self._reading = False
             self._failed(session, exc)
             raise
-        self._reading = False  # a read on the previous session, if any, is moot
         await self._read(session)
 
     async def _read(self, session: Any) -> None:
-        self._reading = True
+        # Called with self._reading set; clears it when done, if still current.
         try:
             while True:
                 self._again = False

@@ -203,3 +203,26 @@ def test_a_failed_read_on_the_current_session_reaches_on_error() -> None:
 def test_a_map_name_that_is_no_name_is_refused() -> None:
     with pytest.raises(ValueError):
         LiveMap("no.tes")
+
+
+def test_a_resync_before_the_first_read_starts_is_covered_by_it() -> None:
+    """on_resync arriving while the subscriptions are still being made starts no second,
+    concurrent read: the one read that follows (it starts after the notice) is enough."""
+    live = LiveMap("notes")
+    s = FakeSession()
+    pending: Deferred[object] = Deferred()
+    subscribe = s.subscribe
+
+    def slow_subscribe(handler: Callable[..., Any], topic: str) -> Deferred[object]:
+        subscribe(handler, topic)
+        return pending if topic.endswith("on_resync") else succeed(object())
+
+    s.subscribe = slow_subscribe  # type: ignore[method-assign]
+    live.attach(s)
+    s.handlers["etcd.map.notes.on_resync"]({"compact_revision": 5})
+    assert s.calls == []
+    pending.callback(object())
+    assert len(s.calls) == 1
+    s.calls[0][0].callback({"revision": 11, "items": [item("a", 1, 11)]})
+    assert len(s.calls) == 1
+    assert live.state == "live" and values(live.rows) == {"a": (1, 11)}
