@@ -108,10 +108,11 @@ followMap({
   onError: report,
   status,
   connection,
-  onLive: (fresh) => {
-    live = fresh;
-    shown = null; // a fresh copy after a reconnect: its first render is no change
-    window.notes = fresh; // for the browser tests and the curious
+  onLive: (made) => {
+    // One live map for the page's life: after a reconnect its first render
+    // marks what changed while the page was away.
+    live = made;
+    window.notes = made; // for the browser tests and the curious
   },
   onJoin: followPresence,
 });

@@ -11,7 +11,10 @@
 // cannot be read: see rowOf; read it, never change it; `live.revision`
 // is the highest etcd revision it reflects); `onValue(rows, revision)` gets a
 // fresh Map after every change (Firebase's onValue, with etcd revisions).
-// Stop it when its session closes: the next session needs a live map of its own.
+// Across reconnects (to the same router or, through a balancer, another
+// node): `live.detach()` when the session closes, `live.attach(next)` on the
+// next join; `live.state` / `onState` say where it stands (session.js's
+// followMap does this for a page).
 //
 // Protocol (the etcdwamp component, per-map URIs under `<prefix>.map.<map>.`):
 //   1. subscribe to `on_change` and `on_resync` first; events that arrive
@@ -25,7 +28,7 @@
 //      (a new publisher resuming from its checkpoint) change nothing;
 //   4. `on_resync` (the publisher lost history to a compaction) means events
 //      may be missing: re-read with get_and_watch and replace the copy.
-// The two subscriptions are made once and kept for the life of the live map:
+// The two subscriptions are made once per session and kept while it lasts:
 // a resync only re-reads, so no resync ever adds a handler; resyncs that
 // arrive while a read is running are merged into one more read after it.
 // If a read fails, `onError` hears of it and the copy stays as it was, no
@@ -87,11 +90,23 @@ function rowOf(item) {
 }
 
 /**
- * Keep a live copy of map `map`; returns {ready, rows, revision, put, delete,
- * get, resync, stop}. `onError(err)` gets failures of subscribing and reading
- * (autobahn errors carry the etcdwamp URI in `err.error`).
+ * Keep a live copy of map `map`; returns {ready, rows, revision, state, put,
+ * delete, get, resync, attach, detach, stop}. `session` (may be null: attach
+ * one later) is a joined autobahn session. `onError(err)` gets failures of
+ * subscribing and reading (autobahn errors carry the etcdwamp URI in
+ * `err.error`); `onState(state)` every change of `live.state`: "disconnected"
+ * (no session: the rows are the last ones known), "reading" (a snapshot read
+ * under way), "live" (exact, following changes) or "stopped".
+ *
+ * Moving between nodes: `live.detach()` when the session is gone (the copy
+ * keeps its rows), `live.attach(session)` with the next one, wherever it
+ * landed (through a balancer, any node): the live map subscribes on it FIRST,
+ * then reads the snapshot and applies the events that came meanwhile by the
+ * rules above, so no change made while away is lost and none applies twice.
+ * `attach` returns that read's promise; `ready` is the first one's.
  */
-export function liveMap(session, { prefix = "etcd", map, onValue = () => {}, onError = () => {} } = {}) {
+export function liveMap(session, { prefix = "etcd", map, onValue = () => {}, onError = () => {},
+                                   onState = () => {} } = {}) {
   if (typeof map !== "string" || !/^[a-z0-9_]+$/.test(map)) {
     throw new TypeError("liveMap needs the map's name (letters, digits, _): " + String(map));
   }
@@ -101,12 +116,22 @@ export function liveMap(session, { prefix = "etcd", map, onValue = () => {}, onE
   let snapshotRevision = null;
   let revision = null; // highest revision reflected in rows
   let pending = []; // events received while no snapshot is in place
-  let reading = null; // the running read (a Promise), if any
-  let again = false; // a resync arrived during that read
   let stopped = false;
-  const subscriptions = [];
+  let state = "disconnected";
+  // The session followed now, with its subscriptions and its read (one at a
+  // time per session; a read left running on a dead session is ignored).
+  let current = null; // {session, subscriptions, reading, again}
+  let firstRead = null;
+  const ready = new Promise((resolve, reject) => { firstRead = { resolve, reject }; });
+  ready.catch(() => {}); // its failure reaches onError from the read itself
 
   const procedure = (name) => `${base}.${name}`;
+
+  function setState(next) {
+    if (next === state) return;
+    state = next;
+    onState(next);
+  }
 
   function changed() {
     if (!stopped) onValue(new Map(rows), revision);
@@ -116,7 +141,7 @@ export function liveMap(session, { prefix = "etcd", map, onValue = () => {}, onE
     if (snapshotRevision === null) {
       // Kept for the read under way; with none (the last one failed), the
       // next read starts from scratch anyway.
-      if (reading) pending.push(event);
+      if (current && current.reading) pending.push(event);
       return false;
     }
     if (event.revision <= snapshotRevision) return false; // already in the snapshot
@@ -133,21 +158,17 @@ export function liveMap(session, { prefix = "etcd", map, onValue = () => {}, onE
     return true;
   }
 
-  function onChange(args) {
-    if (stopped) return;
-    if (apply(args[0])) changed();
-  }
-
-  async function readOnce() {
+  async function readOnce(ctx) {
     // From here to the snapshot's arrival, events are buffered again: one
     // from before the resync may be stale, one after it must not be lost.
     // Events received before this call are committed before it, hence in the
     // snapshot: the buffer can start empty.
     snapshotRevision = null;
     pending = [];
-    const snap = await readSnapshot();
+    setState("reading");
+    const snap = await readSnapshot(ctx.session);
     bump(debug.snapshots, base, 1);
-    if (stopped) return;
+    if (stopped || ctx !== current) return;
     rows.clear();
     tombstones = new Map();
     for (const item of snap.items) rows.set(item.key, rowOf(item));
@@ -164,10 +185,10 @@ export function liveMap(session, { prefix = "etcd", map, onValue = () => {}, onE
   // Only autobahn's default (when.js) promises carry progressive results;
   // with ES6 ones the call asks for the snapshot whole (maps up to the
   // component's max_snapshot_rows).
-  async function readSnapshot() {
-    if (!progressive(session)) return session.call(procedure("get_and_watch"), []);
+  async function readSnapshot(on) {
+    if (!progressive(on)) return on.call(procedure("get_and_watch"), []);
     const items = [];
-    const call = session.call(procedure("get_and_watch"), [], {}, { receive_progress: true });
+    const call = on.call(procedure("get_and_watch"), [], {}, { receive_progress: true });
     call.progress((page) => {
       items.push(...page.items);
       bump(debug.pages, base, 1);
@@ -177,59 +198,105 @@ export function liveMap(session, { prefix = "etcd", map, onValue = () => {}, onE
     return { revision: last.revision, items };
   }
 
-  // One read at a time; any number of resyncs during it cost one more read.
-  function read() {
-    if (reading) {
-      again = true;
-      return reading;
+  // One read at a time on a session; any number of resyncs during it cost one more read.
+  function read(ctx) {
+    if (ctx.reading) {
+      ctx.again = true;
+      return ctx.reading;
     }
-    reading = (async () => {
+    ctx.reading = (async () => {
       try {
         do {
-          again = false;
-          await readOnce();
-        } while (again && !stopped);
+          ctx.again = false;
+          await readOnce(ctx);
+        } while (ctx.again && !stopped && ctx === current);
+        if (ctx === current && !stopped) setState("live");
       } finally {
-        reading = null;
+        ctx.reading = null;
       }
     })();
-    return reading;
+    return ctx.reading;
   }
 
   function resync() {
-    if (stopped) return Promise.resolve();
+    if (stopped || !current) return Promise.resolve();
     bump(debug.resyncs, base, 1);
-    return read();
+    return read(current);
   }
 
-  async function subscribe(topic, handler) {
-    const sub = await session.subscribe(topic, handler);
+  async function subscribe(ctx, topic, handler) {
+    const sub = await ctx.session.subscribe(topic, handler);
     bump(debug.handlers, topic, 1);
-    if (stopped) {
-      await drop(sub);
+    if (stopped || ctx !== current) {
+      await drop(ctx, sub);
       return;
     }
-    subscriptions.push(sub);
+    ctx.subscriptions.push(sub);
   }
 
-  async function drop(sub) {
+  async function drop(ctx, sub) {
     try {
-      if (sub.active && session.isOpen) await session.unsubscribe(sub);
+      if (sub.active && ctx.session.isOpen) await ctx.session.unsubscribe(sub);
     } finally {
       bump(debug.handlers, sub.topic, -1);
     }
   }
 
-  const ready = (async () => {
-    await subscribe(`${base}.on_change`, onChange);
-    await subscribe(`${base}.on_resync`, () => {
-      resync().catch(onError);
-    });
-    if (!stopped) await read();
-  })();
-  ready.catch(onError);
+  // Forget the current session. Its subscriptions are unsubscribed only when
+  // `unsubscribe` (stop() on a live session): after a connection loss the
+  // session may still look open, and a message to its closed WebSocket is a
+  // console error.
+  function leave(unsubscribe) {
+    const ctx = current;
+    if (!ctx) return Promise.resolve();
+    current = null;
+    snapshotRevision = null; // nothing to follow until the next snapshot
+    pending = [];
+    if (!stopped) setState("disconnected");
+    const subs = ctx.subscriptions.splice(0);
+    if (unsubscribe) return Promise.all(subs.map((sub) => drop(ctx, sub)));
+    for (const sub of subs) bump(debug.handlers, sub.topic, -1);
+    return Promise.resolve();
+  }
 
-  const call = (name, args) => session.call(procedure(name), args.map(wireValue));
+  /** The session is gone (closed or lost): keep the rows, follow nothing until attach(). */
+  function detach() {
+    return leave(false);
+  }
+
+  function attach(next) {
+    if (stopped) return Promise.reject(new Error("this live map was stopped"));
+    leave(true); // a session still followed stays open: take its handlers off it
+    const ctx = { session: next, subscriptions: [], reading: null, again: false };
+    current = ctx;
+    setState("reading");
+    // The handlers belong to this session: a late event of an older one is dropped.
+    const onChange = (args) => {
+      if (!stopped && ctx === current && apply(args[0])) changed();
+    };
+    const onResync = () => {
+      if (ctx === current) resync().catch(onError);
+    };
+    const done = (async () => {
+      await subscribe(ctx, `${base}.on_change`, onChange);
+      await subscribe(ctx, `${base}.on_resync`, onResync);
+      if (!stopped && ctx === current) await read(ctx);
+    })();
+    done.then(() => firstRead.resolve(), (err) => {
+      if (ctx === current) firstRead.reject(err);
+    });
+    done.catch((err) => {
+      if (ctx === current) onError(err);
+    });
+    return done;
+  }
+
+  if (session) attach(session).catch(() => {});
+
+  const call = (name, args) => {
+    if (!current) return Promise.reject(new Error("not connected: the live map has no session"));
+    return current.session.call(procedure(name), args.map(wireValue));
+  };
 
   return {
     ready,
@@ -237,14 +304,20 @@ export function liveMap(session, { prefix = "etcd", map, onValue = () => {}, onE
     get revision() {
       return revision;
     },
+    get state() {
+      return state;
+    },
     get: (key) => call("get", [key]),
     put: (key, value) => call("put", [key, value]),
     delete: (key) => call("delete", [key]),
     resync,
+    attach,
+    detach,
     async stop() {
       stopped = true;
-      const subs = subscriptions.splice(0);
-      await Promise.all(subs.map(drop));
+      const left = leave(true);
+      setState("stopped");
+      await left;
     },
   };
 }

@@ -34,30 +34,41 @@ export function connectAnonymously({ onJoin, onStatus = () => {} }) {
 }
 
 /**
- * A page's one live map, kept across reconnects: a fresh `liveMap` of `map`
- * on every join (stopped when that session ends), handed to `onLive(live)`;
- * `<body data-ready>` is "true" once its first read is in. `connection` (by
- * default `status`) shows the connection's state, also as its `data-state`
- * ("connected" or "disconnected"); `onJoin(session)` runs on every join and may
- * return a function called when that session ends.
+ * A page's one live map, kept across reconnects: made once (handed to
+ * `onLive(live)`), attached to every session the connection joins (through
+ * the page's URL: behind a balancer, whichever node answers) and detached when
+ * it ends, so the rows stay on screen while away and resume exactly (see
+ * livemap.js). `<body data-ready>` is "true" while the copy is exact and
+ * following ("live"). `connection` (by default `status`) shows the
+ * connection's state, also as its `data-state` ("connected" or
+ * "disconnected"), and the live map's as its `data-live` ("disconnected",
+ * "reading", "live"); `onJoin(session)` runs on every join and may return a
+ * function called when that session ends.
  */
 export function followMap({ map, onValue, onError, onLive, status, connection = status,
                             onJoin = () => null }) {
+  const live = liveMap(null, {
+    map,
+    onValue,
+    onError,
+    onState: (state) => {
+      document.body.dataset.ready = state === "live" ? "true" : "false";
+      connection.dataset.live = state;
+    },
+  });
+  onLive(live);
   return connectAnonymously({
     onStatus: (text) => {
-      document.body.dataset.ready = "false";
       connection.dataset.state = "disconnected";
       connection.textContent = text;
     },
     onJoin: (session) => {
       connection.dataset.state = "connected";
       connection.textContent = "connected";
-      const live = liveMap(session, { map, onValue, onError });
-      onLive(live);
-      live.ready.then(() => { document.body.dataset.ready = "true"; }, () => {});
+      live.attach(session).catch(() => {}); // its failures reach onError
       const left = onJoin(session);
       return () => {
-        live.stop();
+        live.detach();
         if (left) left();
       };
     },

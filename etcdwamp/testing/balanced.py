@@ -28,6 +28,8 @@ class BalancedNodes:
                  count: int = 3, **node_options: Any) -> None:
         if count < 1:
             raise ValueError(f"count must be at least 1, not {count}")
+        #: the etcd cluster every node uses (for tests that read etcd directly)
+        self.etcd_urls = list(etcd_urls)
         self.writer_ticket: str = node_options.pop("writer_ticket", None) or (
             secrets.token_urlsafe(24))
         self.nodes = [CrossbarNode(config_path, etcd_urls, writer_ticket=self.writer_ticket,

@@ -95,8 +95,8 @@ class BrowserThread:
         self.loop.close()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[tuple[BrowserThread, Any]]:
+@pytest.fixture(scope="module", name="browser")
+def browser_fixture() -> Iterator[tuple[BrowserThread, Any]]:
     executable = chromium()
     from playwright.async_api import async_playwright
 
@@ -153,8 +153,8 @@ class Page:
         return self.bt.run(go())
 
 
-@pytest.fixture
-def open_page(browser: tuple[BrowserThread, Any]) -> Iterator[Any]:
+@pytest.fixture(name="open_page")
+def open_page_fixture(browser: tuple[BrowserThread, Any]) -> Iterator[Any]:
     """``open_page(url)`` loads a page in a fresh browser context and waits until its
     live map holds its first snapshot; the contexts close after the test."""
     bt, chrome = browser
@@ -602,3 +602,75 @@ async def test_module_applies_events_by_revision_and_coalesces_resyncs(
                                      ["e", "during the second read", 12], ["x", "x", 10]], 12]
     assert out["handlers_after_stop"] == []
     assert out["seen_last"] == [3, 12]
+
+
+# Moving between sessions (a reconnect, through a balancer to another node), driven
+# through two scripted stand-ins for autobahn sessions.
+SCRIPTED_RECONNECT = """async () => {
+    const { liveMap } = await import("/livemap.js");
+    const flush = () => new Promise((r) => setTimeout(r, 0));
+    const scripted = (name, order) => {
+        const s = { handlers: {}, calls: [], isOpen: true };
+        s.subscribe = async (topic, handler) => {
+            order.push(name + " subscribe " + topic);
+            s.handlers[topic] = handler;
+            return { topic, active: true };
+        };
+        s.unsubscribe = async (sub) => { sub.active = false; };
+        s.call = (procedure, args) => {
+            order.push(name + " call " + procedure);
+            return new Promise((resolve) => s.calls.push(resolve));
+        };
+        s.change = (op, key, value, revision) =>
+            s.handlers["p.map.m.on_change"]([{ op, key, value, revision }]);
+        return s;
+    };
+    const order = [], states = [];
+    const old = scripted("old", order);
+    const live = liveMap(old, { prefix: "p", map: "m", onState: (s) => states.push(s) });
+    const dump = () => [...live.rows].map(([k, r]) => [k, r.value, r.revision]).sort();
+    while (old.calls.length === 0) await flush();
+    old.calls[0]({ revision: 10, items: [{ key: "a", value: 1, revision: 3 },
+                                          { key: "d", value: "doomed", revision: 4 }] });
+    await live.ready;
+    const out = {};
+    old.isOpen = false;
+    live.detach();
+    out.away = [live.state, dump()];
+    const fresh = scripted("new", order);
+    const attached = live.attach(fresh);
+    while (fresh.calls.length === 0) await flush();
+    fresh.change("put", "a", 2, 12);          // during the read: in the snapshot too
+    fresh.change("put", "c", "after", 14);    // above the snapshot: must survive it
+    old.change("put", "a", "late", 15);       // the old session's: ignored
+    fresh.calls[0]({ revision: 13, items: [{ key: "a", value: 2, revision: 12 },
+                                            { key: "b", value: "added away", revision: 11 }] });
+    await attached;
+    out.back = [live.state, dump(), live.revision];
+    fresh.change("put", "c", "after", 14);    // re-delivered by the new node's publisher
+    fresh.change("delete", "b", null, 16);
+    out.after = [dump(), live.revision];
+    out.order = order;
+    out.states = states;
+    return out;
+}"""
+
+
+@ensure
+async def test_module_resumes_exactly_on_a_new_session(
+        demo_node: CrossbarNode, open_page: Any) -> None:
+    """attach() on a new session subscribes first, then reads; rows stay while away; the
+    new snapshot replaces them, events above it survive, an old session's late event and
+    a re-delivered one change nothing."""
+    page = await open_page(demo_node.http_url)
+    out = await page.evaluate(SCRIPTED_RECONNECT)
+    assert out["away"] == ["disconnected", [["a", 1, 3], ["d", "doomed", 4]]]
+    assert out["back"] == ["live", [["a", 2, 12], ["b", "added away", 11],
+                                    ["c", "after", 14]], 14]
+    assert out["after"] == [[["a", 2, 12], ["c", "after", 14]], 16]
+    assert out["order"] == ["old subscribe p.map.m.on_change", "old subscribe p.map.m.on_resync",
+                            "old call p.map.m.get_and_watch",
+                            "new subscribe p.map.m.on_change", "new subscribe p.map.m.on_resync",
+                            "new call p.map.m.get_and_watch"]
+    assert out["states"] == ["reading", "live", "disconnected", "reading", "live"]
+    assert page.console_errors == []
