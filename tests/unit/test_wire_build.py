@@ -141,6 +141,52 @@ def test_txn_duplicate_keys() -> None:
                             failure=[OpSet(b"k", b"2")]))
 
 
+def test_a_put_in_a_txn_sends_its_options() -> None:
+    """lease, prev_kv and ignore_* of an OpSet travel in the transaction's request."""
+    body = txn_request(Transaction(success=[
+        OpSet(b"k", b"v", lease=7, prev_kv=True),
+        OpSet(b"i", b"", ignore_value=True, ignore_lease=True)])).body
+    assert body["success"] == [
+        {"request_put": {"key": "aw==", "value": "dg==", "lease": "7", "prev_kv": True}},
+        {"request_put": {"key": "aQ==", "ignore_value": True, "ignore_lease": True}},
+    ]
+
+
+@pytest.mark.parametrize("end", [b"d", b"\x00"])
+def test_keyset_range_includes_its_start_and_excludes_its_end(end: bytes) -> None:
+    """``[start, end)``: the start key is in, the end key and the key before start are not
+    (``end`` b"\\0" means no upper bound)."""
+    ks = KeySet(b"b", range_end=end)
+    assert ks.contains(b"b") and ks.contains(b"b\x00") and ks.contains(b"c\xff")
+    assert not ks.contains(b"a") and not ks.contains(b"a\xff")
+    assert ks.contains(b"d") is (end == b"\x00")
+    assert KeySet(b"b").contains(b"b") and not KeySet(b"b").contains(b"b\x00")
+
+
+@pytest.mark.parametrize("end", [b"d", b"\x00"])
+def test_txn_duplicate_key_at_the_edges_of_a_deleted_range(end: bytes) -> None:
+    """A put at the first key of a deleted range is a duplicate (etcd refuses it), a put
+    just before it or at its (exclusive) end is not; in the transaction or a nested one."""
+    deleted = OpDel(KeySet(b"b", range_end=end))
+
+    def shapes(put: OpSet) -> list[Transaction]:
+        return [Transaction(success=[deleted, put]),
+                Transaction(success=[deleted, Transaction(success=[put])]),
+                Transaction(success=[put, Transaction(failure=[deleted])])]
+
+    for txn in shapes(OpSet(b"b", b"1")):
+        with pytest.raises(e.DuplicateKey):
+            txn_request(txn)
+    for txn in shapes(OpSet(b"a", b"1")):
+        txn_request(txn)
+    for txn in shapes(OpSet(b"d", b"1")):
+        if end == b"d":
+            txn_request(txn)
+        else:
+            with pytest.raises(e.DuplicateKey):
+                txn_request(txn)
+
+
 def test_txn_idempotency_follows_its_ops() -> None:
     assert txn_request(Transaction(success=[OpGet(b"k")])).idempotent
     assert not txn_request(Transaction(failure=[OpDel(b"k")])).idempotent
