@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import pytest_twisted
 from autobahn.wamp.exception import ApplicationError
+from twisted.internet.task import Clock
 
 from etcdwamp.pmap import Database
 from etcdwamp.wamp.access import Access, Caller
@@ -16,6 +17,7 @@ from etcdwamp.wamp.errors import ErrorUris
 from etcdwamp.wamp.kv import KvService
 from etcdwamp.wamp.maps import MapService
 from etcdwamp.wamp.presence import PresenceService
+from etcdwamp.wamp.quietlog import QuietLog
 from etcdwamp.wamp.reads import InflightBudget, ReadBounds
 from etcdwamp.wamp.settings import PresenceSettings, Settings
 
@@ -203,3 +205,76 @@ async def test_presence_obeys_its_read_and_write_rules() -> None:
     await reached(allowing.put("status", "online", details=staff))
     await reached(allowing.delete("status", details=staff))
     await reached(allowing.list(details=staff))
+
+
+class Lines:
+    """A log recording each line as the text it would print."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, fmt: str, **fields: Any) -> None:
+        self.lines.append(fmt.format(**fields))
+
+    warn = info
+
+
+def refusal(check: Any) -> ApplicationError:
+    with pytest.raises(ApplicationError) as info:
+        check()
+    return info.value
+
+
+TEAM, MINE = frozenset({"staff"}), "bob"
+
+
+@pytest.mark.parametrize(("caller", "procedure", "target", "said"), [
+    (Caller(1, "ann", "guest"), "map.put", "map team", "role 'guest' may not write"),
+    (Caller(1, "ann", None), "map.get", "map team",
+     "read is limited to some roles and the router disclosed no caller role"),
+    (Caller(1, "ann", "guest"), "map.put", "map mine",
+     "owner-only map: callers write only the key equal to their authid"),
+    (Caller(1, None, "guest"), "map.put", "map mine",
+     "owner-only map and the router disclosed no caller authid"),
+])
+def test_a_refusal_says_what_was_refused_and_logs_who_without_values(
+        caller: Caller, procedure: str, target: str, said: str) -> None:
+    """The caller learns the procedure, the target and why; the log also who asked."""
+    access = Access(URIS)
+    access.log = Lines()  # type: ignore[assignment]
+    if target == "map team":
+        action = "read" if procedure == "map.get" else "write"
+        err = refusal(lambda: access.require_role(caller, TEAM, procedure=procedure,
+                                                  target=target, action=action))
+    else:
+        err = refusal(lambda: access.require_owner(caller, MINE, procedure=procedure,
+                                                   target=target))
+    assert err.error == DENIED
+    assert err.args == (f"{procedure}: not allowed on {target} ({said})",)
+    assert access.log.lines == [  # type: ignore[attr-defined]
+        f"etcdwamp: denied {procedure} on {target} to authid={caller.authid} "
+        f"authrole={caller.authrole}: {said}"]
+
+
+def test_refusals_are_logged_once_a_minute_per_procedure_and_role() -> None:
+    """A caller probing the rules in a loop does not fill the log."""
+    clock, log = Clock(), Lines()
+    access = Access(URIS, QuietLog(clock.seconds, log=log))
+    staff = frozenset({"staff"})
+
+    def put(role: str, procedure: str = "map.put") -> None:
+        refusal(lambda: access.require_role(Caller(1, "ann", role), staff,
+                                            procedure=procedure, target="map team",
+                                            action="write"))
+
+    for _ in range(100):
+        put("guest")
+    assert log.lines == ["etcdwamp: denied map.put on map team to authid=ann "
+                         "authrole=guest: role 'guest' may not write"]
+    put("visitor")
+    put("guest", "map.delete")
+    assert len(log.lines) == 3
+    clock.advance(60)
+    put("guest")
+    assert len(log.lines) == 4 and log.lines[-1].endswith(
+        "(99 more like this in the last 60s)")
