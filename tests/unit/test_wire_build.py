@@ -74,8 +74,8 @@ def test_keyset_refuses_bad_input() -> None:
             "the empty key is not a valid etcd key (use KeySet(b'', prefix=True) or "
             "KeySet.all() for every key)")):
         KeySet(b"")
-    with pytest.raises(ValueError, match=re.escape(
-            "give either range_end or prefix=True, not both")):
+    with pytest.raises(ValueError, match="^" + re.escape(
+            "give either range_end or prefix=True, not both") + "$"):
         KeySet(b"a", range_end=b"b", prefix=True)
 
 
