@@ -199,6 +199,19 @@ LARGEST_VALUE = 1536 * 1024 - 64 * 1024  # etcd's request limit less room for th
      'extra.etcd.endpoints must be a non-empty list of http(s) URLs'),
     (etcd(tmeout=1),
      "extra.etcd: unknown key 'tmeout' (did you mean 'timeout'?)"),
+    # a value of the wrong type is refused the same way, never a crash
+    (etcd(timeout="x"), "extra.etcd.timeout must be a positive number of seconds"),
+    (etcd(coalesce_window="x"), "extra.etcd.coalesce_window must be a number of seconds in [0, 1]"),
+    (etcd(attempt_timeout="1"),
+     "extra.etcd.attempt_timeout must be a positive number of seconds, at most timeout"),
+    (etcd(ca_file=5), "extra.etcd.ca_file must be a file path"),
+    ({**G, "range_page": "x"}, "extra.range_page must be an int in [1, 10000]"),
+    ({**G, "checkpoint_interval": "1"},
+     "extra.checkpoint_interval must be a number of seconds in [0, 60]"),
+    ({**G, "election": 5}, "extra.election must be a non-empty string"),
+    ({**G, **M(slot="1")}, "extra.maps.x.slot must be an int in [0, 65535]"),
+    ({**G, "presence": {"ttl": "2"}}, "extra.presence.ttl must be an int in [2, 3600] seconds"),
+    ({**G, **L({"roles": {5: {}}})}, "extra.limits.roles: role names are non-empty strings"),
 ])
 def test_each_refusal_names_the_field_and_the_fix(extra: Any, message: str) -> None:
     with pytest.raises(SettingsError) as info:
@@ -289,6 +302,7 @@ def test_every_field_given_is_kept() -> None:
     assert s.presence == PresenceSettings(prefix=b"here/", ttl=5, read=r, write=w,
                                           max_value_bytes=16, max_keys=17)
     assert s.limits.default.session == Rates(**{**vars(Rates()), "calls_per_second": 2.0})
+    assert isinstance(s.limits.default.session.calls_per_second, float)  # as Rates types it
     assert s.limits.roles["admin"] is None
     guest = s.limits.roles["guest"]
     assert guest is not None and guest.authid.in_flight == 3
