@@ -199,6 +199,9 @@ LARGEST_VALUE = 1536 * 1024 - 64 * 1024  # etcd's request limit less room for th
      'extra.etcd.endpoints must be a non-empty list of http(s) URLs'),
     (etcd(tmeout=1),
      "extra.etcd: unknown key 'tmeout' (did you mean 'timeout'?)"),
+    ({**G, **L({"default": {"bogus": 1}})},
+     "extra.limits.default: unknown key 'bogus' (valid: authid, role, session)"),
+    ({**G, "prev_value": "yes"}, "extra.prev_value must be true or false"),
     # a value of the wrong type is refused the same way, never a crash
     (etcd(timeout="x"), "extra.etcd.timeout must be a positive number of seconds"),
     (etcd(coalesce_window="x"), "extra.etcd.coalesce_window must be a number of seconds in [0, 1]"),
@@ -319,3 +322,19 @@ def test_a_near_miss_is_suggested() -> None:
     """Half the letters in common is near enough ("page" for "range_page")."""
     with pytest.raises(SettingsError, match=r"unknown key 'page' \(did you mean 'range_page'\?\)$"):
         Settings.from_extra({**G, "page": 5})
+
+
+def test_tls_client_files_come_in_pairs_and_not_with_a_login(tmp_path: Any) -> None:
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    cert.write_text("not read here")
+    key.write_text("not read here")
+    https = {"endpoints": ["https://a"]}
+    with pytest.raises(SettingsError) as info:
+        Settings.from_extra({"etcd": {**https, "cert_file": str(cert)}})
+    assert str(info.value) == "extra.etcd needs both cert_file and key_file, or neither"
+    with pytest.raises(SettingsError) as info:
+        Settings.from_extra({"etcd": {**https, "cert_file": str(cert), "key_file": str(key),
+                                      "user": "u", "password": "p"}})
+    assert str(info.value) == (
+        "extra.etcd: give cert_file/key_file or user/password, not both (etcd's gateway "
+        "does not accept a client certificate together with a user login)")
