@@ -183,6 +183,25 @@ async def test_snapshot_reads_and_own_writes(loop: str, db: Database) -> None:
 
 
 @ensure
+async def test_own_writes_at_the_bounds_of_a_range_read(loop: str, db: Database) -> None:
+    """A pending write at ``from_key`` is in the range, one at ``to_key`` is not, merged
+    in key order with the stored keys between them."""
+    table = pmap.MapStringString(1)
+    async with db.begin(write=True) as txn:
+        table[txn, "a"] = "1"
+        table[txn, "c"] = "3"
+    async with db.begin(write=True) as txn:
+        table[txn, "b"] = "mine"
+        table[txn, "d"] = "mine too"
+        got = [kv async for kv in table.select(txn, from_key="b", to_key="d")]
+        assert got == [("b", "mine"), ("c", "3")]
+        assert [k async for k in table.keys(txn, from_key="b", to_key="d", reverse=True)] \
+            == ["c", "b"]
+        assert await table.count(txn, from_key="b", to_key="d") == 2
+        assert [k async for k in table.keys(txn, from_key="c")] == ["c", "d"]
+
+
+@ensure
 async def test_conflicting_commit_fails_and_leaves_store_unchanged(loop: str,
                                                                   db: Database) -> None:
     table = pmap.MapStringOid(1)

@@ -26,22 +26,55 @@ from etcdwamp.wire import DeleteResult, PutResult, RangeResult, TxnResult
 @ensure
 async def test_success_branch_runs_ops_and_returns_typed_responses(client: Client,
                                                                    prefix: bytes) -> None:
+    """prev_kv=True on a put returns the value it replaced (None for a new key)."""
     await client.put(prefix + b"k", b"v")
+    await client.put(prefix + b"n", b"old")
     await client.put(prefix + b"gone", b"x")
     res = await client.txn(Transaction(
         compare=[CompValue(prefix + b"k", "==", b"v")],
         success=[OpSet(prefix + b"n", b"new", prev_kv=True), OpGet(prefix + b"k"),
-                 OpDel(prefix + b"gone", prev_kv=True)],
+                 OpDel(prefix + b"gone", prev_kv=True),
+                 OpSet(prefix + b"fresh", b"1", prev_kv=True)],
         failure=[OpGet(prefix + b"k")],
     ))
     assert res.succeeded is True
-    put, get, dele = res.responses
-    assert isinstance(put, PutResult) and put.prev_kv is None
+    put, get, dele, fresh = res.responses
+    assert isinstance(put, PutResult) and put.prev_kv is not None
+    assert put.prev_kv.key == prefix + b"n" and put.prev_kv.value == b"old"
+    assert isinstance(fresh, PutResult) and fresh.prev_kv is None
     assert isinstance(get, RangeResult) and get.kvs[0].value == b"v"
     assert isinstance(dele, DeleteResult) and dele.deleted == 1
     assert dele.prev_kvs[0].value == b"x"
     assert get.revision == res.revision
     assert (await client.get(prefix + b"n")).kvs[0].mod_revision == res.revision
+
+
+@ensure
+async def test_a_put_in_a_transaction_keeps_its_lease_and_ignore_options(client: Client,
+                                                                        prefix: bytes) -> None:
+    """A put inside a transaction attaches its lease (revoking it deletes the key);
+    ignore_value keeps the stored value, ignore_lease the stored lease."""
+    lease = await client.lease_grant(60)
+    other = await client.lease_grant(60)
+    try:
+        await client.put(prefix + b"kept", b"stored", lease=other.id)
+        res = await client.txn(Transaction(success=[
+            OpSet(prefix + b"leased", b"v", lease=lease.id),
+            OpSet(prefix + b"kept", b"", ignore_value=True, lease=lease.id),
+        ]))
+        assert res.succeeded
+        leased = (await client.get(prefix + b"leased")).kvs[0]
+        assert leased.lease == lease.id
+        kept = (await client.get(prefix + b"kept")).kvs[0]
+        assert kept.value == b"stored" and kept.lease == lease.id
+        await client.txn(Transaction(success=[
+            OpSet(prefix + b"kept", b"changed", ignore_lease=True)]))
+        kept = (await client.get(prefix + b"kept")).kvs[0]
+        assert kept.value == b"changed" and kept.lease == lease.id
+        await client.lease_revoke(lease.id)
+        assert (await client.get(KeySet(prefix, prefix=True), count_only=True)).count == 0
+    finally:
+        await client.lease_revoke(other.id)
 
 
 @ensure
@@ -183,3 +216,20 @@ async def test_same_key_twice_is_duplicate_key(client: Client, prefix: bytes) ->
                                        success=[OpSet(prefix + b"k", b"1")],
                                        failure=[OpSet(prefix + b"k", b"2")]))
     assert res.succeeded
+
+
+@ensure
+async def test_a_put_at_the_end_of_a_deleted_range_is_not_a_duplicate(client: Client,
+                                                                      prefix: bytes) -> None:
+    """The end of a range is exclusive: etcd runs a delete of ``[b, d)`` with a put of ``d``
+    in one transaction; a put of ``b`` is a duplicate, refused before anything is written."""
+    for key in (b"b", b"c"):
+        await client.put(prefix + key, b"old")
+    deleted = OpDel(KeySet(prefix + b"b", range_end=prefix + b"d"))
+    with pytest.raises(e.DuplicateKey):
+        await client.txn(Transaction(success=[deleted, OpSet(prefix + b"b", b"new")]))
+    assert (await client.get(KeySet(prefix, prefix=True), count_only=True)).count == 2
+    res = await client.txn(Transaction(success=[deleted, OpSet(prefix + b"d", b"new")]))
+    assert res.succeeded
+    left = await client.get(KeySet(prefix, prefix=True))
+    assert [(kv.key, kv.value) for kv in left.kvs] == [(prefix + b"d", b"new")]

@@ -10,10 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import cbor2
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from etcdwamp import errors
+from etcdwamp.pmap import Database
+from etcdwamp.wamp.maps import WampMap
 from etcdwamp.wamp.publisher import Publisher
 from etcdwamp.wamp.settings import Settings
 from etcdwamp.watch import WatchBatch
@@ -243,6 +246,47 @@ def deliver(watch: FakeWatch, key: bytes, revision: int) -> None:
     kv = KeyValue(key, b"v", revision, revision, 1, 0)
     watch.next = revision + 1
     watch.callback(WatchBatch(watch.keyset, revision, (WatchEvent(EventType.PUT, kv, None),)))
+
+
+class NoClient:
+    """A Database's client: its limits are read, nothing is ever sent."""
+
+    max_txn_ops = 128
+    max_request_bytes = 1536 * 1024
+
+
+def test_events_reach_whom_the_read_and_events_rules_name() -> None:
+    """Each event names who may receive it: a map's and presence's read roles; a map with
+    ``events: "owner"`` also the key as the only authid (the router delivers to nobody
+    else), so each key's changes reach only its owner."""
+    s = Settings.from_extra({
+        "etcd": {"endpoints": ["http://127.0.0.1:2379"]}, "db_prefix": "app/",
+        "election": "pub", "presence": {"prefix": "here/", "read": ["writer"]},
+        "maps": {"inbox": {"slot": 3, "read": ["guest", "writer"], "owner": True,
+                           "events": "owner"},
+                 "notes": {"slot": 1, "read": ["writer"]}}})
+    db = Database(NoClient(), prefix=b"app/")  # type: ignore[arg-type]
+    maps = {spec.name: WampMap(spec, db) for spec in s.maps}
+    etcd = FakeClient()
+    sent: dict[str, Any] = {}
+    publisher = Publisher(etcd, s, maps,  # type: ignore[arg-type]
+                          lambda topic, event, options: sent.__setitem__(topic, options),
+                          lambda: 1, Clock())
+    assert Deferred.fromCoroutine(publisher.prepare()).called
+    publisher.start()
+    watches = {w.keyset.key: w for w in etcd.live_watches()}
+    for key, value in ((b"app/\x00\x03alice", b'{"n": 1}'), (b"app/\x00\x01bob", b"2"),
+                       (b"here/7/status", cbor2.dumps({"authid": "ann", "value": "on"}))):
+        watch = next(w for start, w in watches.items() if key.startswith(start))
+        kv = KeyValue(key, value, 101, 101, 1, 0)
+        watch.callback(WatchBatch(watch.keyset, 101, (WatchEvent(EventType.PUT, kv, None),)))
+    inbox = sent["etcd.map.inbox.on_change"]
+    assert inbox.eligible_authid == ["alice"]
+    assert inbox.eligible_authrole == ["guest", "writer"]
+    notes = sent["etcd.map.notes.on_change"]
+    assert notes.eligible_authid is None and notes.eligible_authrole == ["writer"]
+    here = sent["etcd.presence.on_change"]
+    assert here.eligible_authid is None and here.eligible_authrole == ["writer"]
 
 
 def test_a_failure_right_after_winning_gives_the_leadership_back_and_leads_again() -> None:

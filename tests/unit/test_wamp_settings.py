@@ -9,7 +9,7 @@ import pytest
 from etcdwamp import errors as e
 from etcdwamp import pmap
 from etcdwamp.wamp.errors import ErrorUris, to_application_error
-from etcdwamp.wamp.settings import Settings, SettingsError
+from etcdwamp.wamp.settings import PresenceSettings, Settings, SettingsError
 
 GOOD: dict[str, Any] = {
     "etcd": {"endpoints": ["http://127.0.0.1:2379"]},
@@ -31,6 +31,27 @@ def test_good_extra() -> None:
     # size limits: safe defaults, no key cap unless configured
     assert (s.maps[0].max_value_bytes, s.maps[0].max_key_bytes, s.maps[0].max_keys) == \
         (64 * 1024, 1024, None)
+
+
+@pytest.mark.parametrize(("presence", "expected"), [
+    (True, PresenceSettings()),
+    (False, None),
+    (None, None),
+    ({"prefix": "here/", "ttl": 5, "read": ["staff"], "write": []},
+     PresenceSettings(prefix=b"here/", ttl=5, read=frozenset({"staff"}), write=frozenset())),
+])
+def test_presence_on_off_and_its_rules(presence: Any, expected: PresenceSettings | None) -> None:
+    """``true`` turns presence on with the defaults, ``false``/``null`` off; its
+    read and write rules are kept."""
+    assert Settings.from_extra({**GOOD, "presence": presence}).presence == expected
+
+
+def test_map_events_owner_or_readers() -> None:
+    s = Settings.from_extra({**GOOD, "maps": {
+        "inbox": {"slot": 1, "owner": True, "events": "owner"},
+        "notes": {"slot": 2, "events": "readers"}, "plain": {"slot": 3}}})
+    assert [(m.name, m.events) for m in s.maps] == [
+        ("inbox", "owner"), ("notes", "readers"), ("plain", "readers")]
 
 
 def test_size_limits_per_map_and_kv_prefix() -> None:
