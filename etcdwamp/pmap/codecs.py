@@ -477,7 +477,8 @@ class _Marshalled(ValueCodec[Any]):
         data = self.marshal(value) if self.marshal is not None else value
         try:
             return self._dump(data)
-        except (TypeError, ValueError, OverflowError, pickle.PicklingError,
+        # pickle raises AttributeError for a local class or function
+        except (TypeError, ValueError, OverflowError, AttributeError, pickle.PicklingError,
                 cbor2.CBOREncodeError) as exc:
             raise TypeError(f"{self.name} cannot encode {type(value).__name__}: {exc}") from exc
 
