@@ -60,6 +60,15 @@ def test_no_leader_is_only_an_unavailable_member() -> None:
 def test_without_a_grpc_code_the_http_status_gives_it(status: int, code: int) -> None:
     err = error_from_response(status, b"")
     assert (err.code, err.http_status, err.message) == (code, status, f"HTTP {status}")
+    assert err.details == ()
+
+
+def test_a_proxy_s_text_keeps_the_code_of_its_http_status() -> None:
+    """A plain-text answer naming an etcd error gets the specific class, but
+    the code stays what the HTTP status says (UNKNOWN for one without a code)."""
+    err = error_from_response(418, b"etcdserver: request is too large")
+    assert type(err) is e.RequestTooLarge
+    assert (err.code, err.message) == (2, "HTTP 418: etcdserver: request is too large")
 
 
 def test_a_body_that_is_not_etcd_s_is_quoted_in_the_message_cut_at_200_bytes() -> None:
