@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import gc
+from collections import OrderedDict
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -76,6 +78,37 @@ def test_a_key_value_lets_go_of_the_answer_once_its_numbers_are_read() -> None:
     assert kv.version == 2
     assert not any(ref is answer for ref in gc.get_referents(kv))
     assert (kv.create_revision, kv.lease) == (0, 0)
+
+
+def test_a_range_decodes_numbers_only_when_read() -> None:
+    """Ranges of thousands of keys are read for keys and values: a number, even
+    a malformed one, costs nothing until it is read (then it raises)."""
+    got = parse_range({"kvs": [kv_json(b"a", b"1") | {"version": "two"},
+                               {"key": b64(b"b"), "lease": "x"}]})
+    assert [(kv.key, kv.value) for kv in got.kvs] == [(b"a", b"1"), (b"b", b"")]
+    for kv in got.kvs:
+        with pytest.raises(e.ProtocolError):
+            _ = kv.create_revision
+
+
+def test_any_json_mapping_parses_alike() -> None:
+    """An answer decoded by another JSON reader (an OrderedDict, a read-only
+    mapping) takes the checked path and means the same."""
+    raw = kv_json(b"k", b"v", create_revision=3, mod_revision=5, version=2, lease=7)
+    for mapping in (OrderedDict(raw), MappingProxyType(raw)):
+        assert parse_key_value(mapping) == KeyValue(b"k", b"v", 3, 5, 2, 7)
+    assert parse_key_value(MappingProxyType({})) == KeyValue(b"", b"", 0, 0, 0, 0)
+    assert parse_key_value({}) == KeyValue(b"", b"", 0, 0, 0, 0)
+
+
+@pytest.mark.parametrize("bad", ["d!g==", "dg=", "dg==dg=="])
+def test_base64_is_checked_strictly(bad: str) -> None:
+    with pytest.raises(e.ProtocolError, match=r"^field 'value' is not valid base64"):
+        parse_key_value({"key": b64(b"k"), "value": bad})
+    with pytest.raises(e.ProtocolError, match=r"^field 'value' is not valid base64"):
+        parse_range({"kvs": [{"key": b64(b"k"), "value": bad}]})
+    with pytest.raises(e.ProtocolError, match=r"^field 'key' is not valid base64"):
+        parse_range({"kvs": [{"key": bad}]})
 
 
 def test_a_malformed_key_value_is_a_protocol_error() -> None:
@@ -170,7 +203,7 @@ def test_a_status_of_a_voting_member_with_nothing_set() -> None:
         "", 0, 0, False, ())
     with pytest.raises(e.ProtocolError, match="version"):
         parse_status({"version": 3.4})
-    with pytest.raises(e.ProtocolError, match="errors"):
+    with pytest.raises(e.ProtocolError, match=r"^errors should be a JSON array, got 'NOSPACE'$"):
         parse_status({"errors": "NOSPACE"})
     with pytest.raises(e.ProtocolError, match="isLearner"):
         parse_status({"isLearner": "yes"})
@@ -185,6 +218,7 @@ def test_lease_answers() -> None:
     info = parse_lease_info({"header": HEADER, "ID": "77", "TTL": "8", "grantedTTL": "10",
                              "keys": [b64(b"a"), b64(b"b")]})
     assert (info.id, info.ttl, info.granted_ttl, info.keys) == (77, 8, 10, (b"a", b"b"))
+    assert info.header == Header(10, 20, 30, 40)
     assert parse_lease_info({"ID": "77", "TTL": "-1"}).keys == ()
-    with pytest.raises(e.ProtocolError, match="keys"):
+    with pytest.raises(e.ProtocolError, match=r"^keys should be a JSON array, got 'YQ=='$"):
         parse_lease_info({"keys": b64(b"a")})
