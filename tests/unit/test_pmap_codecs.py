@@ -329,3 +329,53 @@ def test_compressed_refuses_bytes_it_did_not_write(data: bytes) -> None:
 def test_a_broken_zlib_stream_is_a_value_error(data: bytes) -> None:
     with pytest.raises(ValueError, match=r"^compressed value is not a valid zlib stream: "):
         codecs.Compressed(codecs.BinaryValue()).decode(data)
+
+
+UU = codecs.CompositeKey(codecs.UuidKey(), codecs.UuidKey())
+US = codecs.CompositeKey(codecs.UuidKey(), codecs.StringKey())
+
+
+@pytest.mark.parametrize(("call", "error", "message"), [
+    (lambda: codecs.OidKey().encode(True), TypeError, "key must be an int (OID), not bool"),
+    (lambda: codecs.SlotKey().encode("1"), TypeError, "key must be an int (slot), not str"),
+    (lambda: codecs.Bytes32Key().encode("x"), TypeError, "key must be bytes, not str"),
+    (lambda: codecs.TimestampKey().encode(1.5), TypeError,
+     "timestamp must be an int (nanoseconds since the epoch), not float"),
+    (lambda: codecs.CompositeKey(codecs.StringKey()), ValueError,
+     "a composite key has at least two parts"),
+    (lambda: codecs.CompositeKey(codecs.StringKey(), codecs.StringKey()), ValueError,
+     "at most one part of a composite key may vary in size"),
+    (lambda: UU.encode([U1, U1]), TypeError, "key must be a tuple of 2, not list"),
+    (lambda: UU.encode((U1,)), ValueError, "UuidUuid key needs 2 parts, got 1"),
+    (lambda: UU.encode_prefix([U1]), TypeError, "prefix must be a tuple, not list"),
+    (lambda: UU.encode_prefix((U1, U1, U1)), ValueError, "UuidUuid key has 2 parts, got 3"),
+    (lambda: UU.decode(U1.bytes), ValueError, "UuidUuid key has 32 bytes, got 16"),
+    (lambda: US.decode(b"x"), ValueError, "UuidString key has at least 16 bytes, got 1"),
+    (lambda: codecs.UuidSetValue().encode([U1]), TypeError,
+     "value must be a set of UUIDs, not list"),
+    (lambda: codecs.UuidSetValue().encode({"x"}), TypeError,
+     "set member must be a uuid.UUID, not str"),
+    (lambda: codecs.UuidSetValue().decode(b"x" * 17), ValueError,
+     "a UUID set has a multiple of 16 bytes, got 17"),
+    (lambda: codecs.OidSetValue().encode([1]), TypeError, "value must be a set of OIDs, not list"),
+    (lambda: codecs.OidSetValue().encode({"1"}), TypeError,
+     "set member must be an int (OID), not str"),
+    (lambda: codecs.OidSetValue().encode({-1}), ValueError,
+     "set member must be an OID in [0, 2**64 - 1], got -1"),
+    (lambda: codecs.OidSetValue().decode(b"x" * 9), ValueError,
+     "an OID set has a multiple of 8 bytes, got 9"),
+    (lambda: codecs.FlatBuffersValue().encode(41), TypeError,
+     "FlatBuffers map without build= takes finished buffers (bytes)"),
+])
+def test_refusals_say_what_was_expected_and_what_came(call: Any, error: type[Exception],
+                                                      message: str) -> None:
+    with pytest.raises(error) as refused:
+        call()
+    assert str(refused.value) == message
+
+
+def test_a_prefix_may_name_fewer_parts_than_the_key() -> None:
+    """``prefix=`` reads of a composite map name its first parts only."""
+    assert UU.encode_prefix((U1,)) == U1.bytes
+    assert UU.encode_prefix(()) == b""
+    assert US.encode_prefix((U1, "ab")) == U1.bytes + b"ab"

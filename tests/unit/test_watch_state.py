@@ -204,3 +204,28 @@ def test_a_batch_carries_the_revision_of_its_response_and_the_events_from_the_re
     assert state.resume_revision(A) == 12
     assert state.receive(frame(0, 12, 11)) is None  # already delivered
     assert A in state and B not in state
+
+
+def test_a_new_state_reads_its_first_stream_without_start_stream() -> None:
+    state = WatchState([A])
+    assert state.receive(frame(0, 4, created=True)) is ALL_CREATED
+
+
+def test_errors_name_what_is_missing_or_unknown() -> None:
+    state = WatchState([A])
+    with pytest.raises(KeyError) as missing:
+        state.resume_revision(B)
+    assert missing.value.args == (B,)
+    with pytest.raises(KeyError) as not_removed:
+        state.remove(B)
+    assert not_removed.value.args == (B,)
+    unknown = state.receive(frame(3, 9, 9))
+    assert str(unknown) == "watch response for unknown watch id 3"
+
+
+def test_create_body_is_compact_json_one_request_after_another() -> None:
+    state = WatchState([A, B], start_revision=2)
+    assert state.create_body(progress_notify=False) == (
+        b'{"create_request":{"key":"YQ==","start_revision":"2"}}'
+        b'{"create_request":{"key":"Yi8=","range_end":"YjA=","start_revision":"2",'
+        b'"watch_id":"1"}}')

@@ -128,6 +128,7 @@ def test_stream_error_frames_of_unknown_shape() -> None:
     assert (text.code, text.http_status, text.message) == (13, 500, "stream broke")
     empty = stream_error({})
     assert (empty.code, empty.http_status) == (13, 500)
+    assert empty.message.startswith("HTTP 500")  # no text of its own: the status speaks
     odd_status = stream_error({"code": 14, "http_code": "503", "message": "m"})
     assert odd_status.http_status == 500
 

@@ -160,3 +160,32 @@ def test_watch_ids_start_at_0_and_revisions_may_not_be_negative() -> None:
         "key": "aw==", "start_revision": "1"}}
     with pytest.raises(ValueError, match="start_revision"):
         watch_create_body(b"k", start_revision=-1)
+
+
+@pytest.mark.parametrize(("call", "error", "message"), [
+    (lambda: put_request("k", b"v"), TypeError,
+     "key must be bytes, not str (encode it explicitly, e.g. .encode())"),
+    (lambda: put_request(b"k", "v"), TypeError,
+     "value must be bytes, not str (encode it explicitly, e.g. .encode())"),
+    (lambda: put_request(b"", b"v"), ValueError, "the empty key is not a valid etcd key"),
+    (lambda: put_request(b"k", b"v", lease="5"), TypeError, "lease must be an int, not str"),
+    (lambda: put_request(b"k", b"v", ignore_value=True), ValueError,
+     "ignore_value=True keeps the stored value: pass value=b''"),
+    (lambda: put_request(b"k", b"", lease=5, ignore_lease=True), ValueError,
+     "ignore_lease=True keeps the stored lease: pass no lease"),
+    (lambda: range_request(b"k", sort_order="up"), ValueError,
+     "sort_order must be one of NONE, ASCEND, DESCEND, got 'up'"),
+    (lambda: compact_request("5"), TypeError, "revision must be an int, not str"),
+    (lambda: lease_grant_request("5"), TypeError, "ttl must be an int, not str"),
+    (lambda: lease_grant_request(5, "1"), TypeError, "lease_id must be an int, not str"),
+    (lambda: lease_revoke_request("1"), TypeError, "lease_id must be an int, not str"),
+    (lambda: lease_ttl_request("1"), TypeError, "lease_id must be an int, not str"),
+])
+def test_refusals_name_the_argument(call: Any, error: type[Exception], message: str) -> None:
+    with pytest.raises(error) as refused:
+        call()
+    assert str(refused.value) == message
+
+
+def test_a_delete_body_asks_for_previous_values_only_when_told() -> None:
+    assert delete_body(b"k") == {"key": "aw=="}
