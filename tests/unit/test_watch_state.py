@@ -229,3 +229,7 @@ def test_create_body_is_compact_json_one_request_after_another() -> None:
         b'{"create_request":{"key":"YQ==","start_revision":"2"}}'
         b'{"create_request":{"key":"Yi8=","range_end":"YjA=","start_revision":"2",'
         b'"watch_id":"1"}}')
+
+
+def test_all_created_shows_its_name() -> None:
+    assert repr(ALL_CREATED) == "ALL_CREATED"

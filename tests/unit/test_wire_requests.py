@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 
+from etcdwamp.errors import RequestTooLarge
 from etcdwamp.wire import (
     KeySet,
     SortOrder,
     SortTarget,
+    check_size,
     compact_request,
     delete_request,
     lease_grant_request,
@@ -189,3 +191,11 @@ def test_refusals_name_the_argument(call: Any, error: type[Exception], message: 
 
 def test_a_delete_body_asks_for_previous_values_only_when_told() -> None:
     assert delete_body(b"k") == {"key": "aw=="}
+
+
+def test_a_request_over_etcd_s_limit_names_the_limit_and_its_flag() -> None:
+    check_size(100, 100)
+    with pytest.raises(RequestTooLarge) as refused:
+        check_size(101, 100)
+    assert str(refused.value) == ("request is too large: about 101 bytes, etcd's limit is 100 "
+                                  "bytes (--max-request-bytes) (gRPC code 3)")
