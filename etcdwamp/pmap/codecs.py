@@ -477,7 +477,8 @@ class _Marshalled(ValueCodec[Any]):
         data = self.marshal(value) if self.marshal is not None else value
         try:
             return self._dump(data)
-        except (TypeError, ValueError, OverflowError, pickle.PicklingError,
+        # pickle raises AttributeError for a local class or function
+        except (TypeError, ValueError, OverflowError, AttributeError, pickle.PicklingError,
                 cbor2.CBOREncodeError) as exc:
             raise TypeError(f"{self.name} cannot encode {type(value).__name__}: {exc}") from exc
 
@@ -596,16 +597,25 @@ class Compressed(ValueCodec[V]):
     def decode(self, data: bytes) -> V:
         """The inner codec's value of ``data`` (flagged, or a bare zlib stream as zlmdb wrote).
 
-        :raises ValueError: ``data`` starts with neither flag nor a zlib header
+        :raises ValueError: ``data`` starts with neither flag nor a zlib header, or its zlib
+            stream is broken
         """
         flag, body = data[:1], data[1:]
         if flag == self._ZLIB:
-            return self.inner.decode(zlib.decompress(body))
+            return self.inner.decode(_inflate(body))
         if flag == self._RAW:
             return self.inner.decode(body)
         if _is_zlib_stream(data):
-            return self.inner.decode(zlib.decompress(data))
+            return self.inner.decode(_inflate(data))
         raise ValueError("compressed value has an unknown flag byte")
+
+
+def _inflate(stream: bytes) -> bytes:
+    # zlib.error is no ValueError: every codec's decode promises one for foreign bytes.
+    try:
+        return zlib.decompress(stream)
+    except zlib.error as exc:
+        raise ValueError(f"compressed value is not a valid zlib stream: {exc}") from None
 
 
 def _is_zlib_stream(data: bytes) -> bool:

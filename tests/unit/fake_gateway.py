@@ -129,6 +129,7 @@ class FakeEtcd(Resource):
         self.revision = 1
         self.kvs: dict[bytes, dict[str, Any]] = {}
         self.history: list[dict[str, Any]] = []  # one event per revision
+        self.compacted: list[int] = []  # the revision of each compaction carried out
         self.leases: dict[int, _Lease] = {}
         self.tokens: dict[str, float] = {}  # token → expiry time
         self.calls: list[Call] = []
@@ -449,6 +450,10 @@ class FakeEtcd(Resource):
             stream.send({"header": self.header(), "kv": leader})
         self._keep(stream)
         return NOT_DONE_YET
+
+    def _do_kv_compaction(self, request: Request, body: dict[str, Any]) -> Any:
+        self.compacted.append(int(body["revision"]))
+        return {"header": self.header()}
 
     def _do_maintenance_status(self, request: Request, body: dict[str, Any]) -> Any:
         return {"header": self.header(), "version": "3.4.23", "dbSize": "20480",

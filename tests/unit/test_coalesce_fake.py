@@ -53,6 +53,38 @@ def test_plan_splits_at_max_ops_and_max_bytes() -> None:
     assert plan_batches(big, max_ops=128, max_bytes=1_100) == [[0, 1], [2]]
 
 
+def test_plan_limits_are_inclusive() -> None:
+    """A group may hold exactly ``max_ops`` ops and exactly ``max_bytes`` bytes."""
+    puts = [put_request(b"k%d" % i, b"x" * 400) for i in range(3)]
+    assert [r.size for r in puts] == [466] * 3  # 2 + 400 + 64 bytes of framing
+    # A txn's own framing (64) and two puts: 996 bytes.
+    assert plan_batches(puts, max_ops=128, max_bytes=996) == [[0, 1], [2]]
+    assert plan_batches(puts, max_ops=128, max_bytes=995) == [[0], [1], [2]]
+    assert plan_batches(puts, max_ops=1, max_bytes=10_000) == [[0], [1], [2]]
+    assert plan_batches(puts, max_ops=3, max_bytes=10_000) == [[0, 1, 2]]
+    with pytest.raises(ValueError, match=r"^max_ops must be at least 1$"):
+        plan_batches(puts, max_ops=0, max_bytes=10_000)
+    assert plan_batches([], max_ops=1, max_bytes=10_000) == []
+
+
+def test_a_request_too_large_for_a_batch_gets_a_group_of_its_own() -> None:
+    small, big = put_request(b"s", b"v"), put_request(b"b", b"x" * 500)
+    assert plan_batches([big, small], max_ops=128, max_bytes=300) == [[0], [1]]
+    assert plan_batches([small, big, small], max_ops=128, max_bytes=300) == [[0], [1], [2]]
+
+
+def test_a_batch_answer_that_does_not_match_its_ops_is_a_protocol_error() -> None:
+    request = batch_request([put_request(b"a", b"1"), range_request(b"b")])
+    swapped = {"header": HEADER, "succeeded": True, "responses": [
+        {"response_range": {"header": {"revision": "42"}}},
+        {"response_put": {"header": {"revision": "42"}}}]}
+    with pytest.raises(e.ProtocolError) as mismatch:
+        request.parse(swapped)
+    assert str(mismatch.value) == ("a batch of 2 ops got 2 answers that do not match it: "
+                                   "['RangeResult', 'PutResult']")
+    assert request.size == 64 + put_request(b"a", b"1").size + range_request(b"b").size
+
+
 def test_only_single_key_put_delete_get_are_batchable() -> None:
     from etcdwamp import KeySet
     from etcdwamp.wire import status_request

@@ -4,16 +4,19 @@ one shared store, on a task.Clock)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from fake_gateway import API, FakeEtcd
 from treq.testing import StubTreq
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
 from etcdwamp import errors as e
 from etcdwamp.client import Client
+from etcdwamp.wire import KeySet
 
 ENDPOINTS = ["http://one.test:2379", "http://two.test:2379", "http://three.test:2379"]
 
@@ -76,6 +79,38 @@ def test_a_write_answered_with_an_open_outcome_raises_indefinite_answer(message:
     assert not isinstance(exc, e.ServerError)  # never caught as "etcd refused it"
     assert (exc.code, exc.message, exc.http_status) == (14, message, 503)
     assert len(etcd.calls_to("/kv/put")) == 1  # never re-sent
+
+
+@pytest.mark.parametrize(("call", "path", "resent"), [
+    (lambda c: c.delete(b"k"), "/kv/deleterange", False),
+    (lambda c: c.delete(KeySet(b"p/", prefix=True)), "/kv/deleterange", False),
+    (lambda c: c.compact(1), "/kv/compaction", True),
+    (lambda c: c.status(), "/maintenance/status", True),
+])
+def test_after_an_open_outcome_only_what_is_safe_to_repeat_is_sent_again(
+        call: Callable[[Client], Deferred[Any]], path: str, resent: bool) -> None:
+    """A delete sent again could remove a key written after the first one was
+    applied: the caller hears the outcome is open. A compaction or a status
+    read does no harm twice: it moves on to the next member."""
+    client, etcd, stub, _ = cluster()
+    etcd.unavailable_message = "etcdserver: request timed out"
+    etcd.unavailable_hosts.add("one.test")
+    result = outcome(call(client), stub)
+    if resent:
+        assert not isinstance(result, Failure), result
+        assert [c.host for c in etcd.calls_to(path)] == ["one.test", "two.test"]
+    else:
+        assert isinstance(result, Failure) and result.check(e.IndefiniteAnswer), result
+        assert [c.host for c in etcd.calls_to(path)] == ["one.test"]
+
+
+def test_a_compaction_is_purged_physically_only_when_asked() -> None:
+    client, etcd, stub, _ = cluster()
+    outcome(client.compact(3), stub)
+    outcome(client.compact(4, physical=True), stub)
+    assert [c.body for c in etcd.calls_to("/kv/compaction")] == [
+        {"revision": "3"}, {"revision": "4", "physical": True}]
+    assert etcd.compacted == [3, 4]
 
 
 def test_a_read_answered_request_timed_out_moves_on() -> None:
