@@ -10,7 +10,16 @@ fastest of the runs in milliseconds, and the median's ratio to ``etcdctl get``'s
 ``get``, ``put`` and ``del`` run without Twisted (:mod:`etcdwamp.blocking`); ``status``
 starts Twisted's reactor and HTTP client, shown for contrast.
 
-Measured (etcd 3.4.23; 2 cores, four other processes running tests: load 4; 15 runs)::
+Measured (etcd 3.4.23, 2 cores; 15 runs each). On a quiet machine (load 0.3)::
+
+    command                 median ms   min ms    vs etcdctl get ratio
+    python -c pass                 19       13                    0.82
+    etcdctl get                    23       17                    1.00
+    etcdwamp get                  105       71                    4.53
+    etcdwamp put                  104       70                    4.50
+    etcdwamp status               526      431                   22.66
+
+and with four other processes running tests (load 4)::
 
     command                 median ms   min ms    vs etcdctl get ratio
     python -c pass                 29       21                    1.22
