@@ -27,6 +27,7 @@ from .blocking_http import Broken, Connection, Expired
 from .failover import answer_json, attempt_share, give_up, refusal
 from .wire.keyset import KeySet
 from .wire.requests import (
+    API_PREFIXES,
     DEFAULT_MAX_REQUEST_BYTES,
     Request,
     check_size,
@@ -43,8 +44,6 @@ __all__ = ["BlockingClient"]
 
 T = TypeVar("T")
 
-#: gateway prefixes tried in order (etcd 3.4+, 3.3, 3.2), as the Twisted transport's
-_PREFIXES = ("/v3", "/v3beta", "/v3alpha")
 _HINT_NO_TLS = " (no TLS there? an endpoint that serves plain HTTP needs http://)"
 _encode = json.JSONEncoder(separators=(",", ":")).encode
 
@@ -169,7 +168,7 @@ class BlockingClient:
         path the gateway does not serve is answered 404 without a gRPC status,
         before anything is applied, so the next prefix may be tried."""
         known = self._prefixes.get(endpoint)
-        for prefix in (known,) if known is not None else _PREFIXES:
+        for prefix in (known,) if known is not None else API_PREFIXES:
             status, content = self._post(endpoint, prefix + path, body, deadline,
                                          idempotent=idempotent)
             if known is None and status in (404, 501) and not _grpc_status(content):
@@ -177,7 +176,7 @@ class BlockingClient:
             self._prefixes[endpoint] = prefix
             return status, content
         raise errors.Unimplemented(
-            f"{endpoint} serves none of the etcd v3 gateway prefixes {', '.join(_PREFIXES)}")
+            f"{endpoint} serves none of the etcd v3 gateway prefixes {', '.join(API_PREFIXES)}")
 
     # -- one HTTP exchange ------------------------------------------------------------
 

@@ -44,6 +44,7 @@ from .health import EndpointHealth
 from .probe import DEFAULT_PROBE_INTERVAL, DEFAULT_PROBE_TIMEOUT, StreamProbes
 from .wire import Request, check_size, error_from_response
 from .wire.auth import authenticate_request
+from .wire.requests import API_PREFIXES
 
 __all__ = [
     "API_PREFIXES",
@@ -66,8 +67,6 @@ T = TypeVar("T")
 
 log = Logger()
 
-#: gateway prefixes tried in order: etcd 3.4+, 3.3, 3.2
-API_PREFIXES = ("/v3", "/v3beta", "/v3alpha")
 
 #: connections per endpoint lease keep-alives may use at once, beside the calls'
 KEEPALIVE_CONNECTIONS = 8

@@ -35,6 +35,7 @@ from .results import (
 )
 
 __all__ = [
+    "API_PREFIXES",
     "DEFAULT_MAX_REQUEST_BYTES",
     "Request",
     "SortOrder",
@@ -61,6 +62,10 @@ DEFAULT_MAX_REQUEST_BYTES = 1536 * 1024
 # Bytes of protobuf framing we budget per message/op on top of its keys and
 # values; generous so our estimate errs towards refusing early.
 _OVERHEAD = 64
+
+
+#: the gateway prefixes request paths are relative to, tried in order: etcd 3.4+, 3.3, 3.2
+API_PREFIXES = ("/v3", "/v3beta", "/v3alpha")
 
 
 @dataclass(frozen=True, slots=True)
