@@ -126,35 +126,33 @@ def _wait_for_an_exit(processes: dict[int, str]) -> str:
             return processes.get(exited.si_pid, f"a child process ({exited.si_pid})")
 
 
-def serve_balanced(etcd: EtcdCluster, count: int, serve: bool) -> int:
-    """Run ``count`` Crossbar nodes behind HAProxy over ``etcd`` until one of them (or
-    HAProxy) exits or a stop signal arrives; all are stopped on every way out."""
-    _hold_signals()
-    balanced = BalancedNodes(str(CONFIG), str(HAPROXY_TEMPLATE), etcd.urls, count=count)
-    try:
-        _release_signals()
-        balanced.start()
-        run_example("wamp_notes.py", "--url", balanced.url, "--seconds", "1", env=balanced.env)
-        if not serve:
-            return 0
-        notes = shown(ROOT / "examples" / "wamp_notes.py")
-        nodes = ", ".join(node.http_url for node in balanced.nodes)
-        print(f"\nLive demo: open {balanced.http_url} in a browser: HAProxy in front of "
-              f"{count} Crossbar nodes ({nodes}) over {len(etcd.urls)} etcd members; each "
-              "connection goes to the next node (the page needs no password).\n"
-              f"Writer ticket for this run (authid 'writer'): {balanced.writer_ticket}\n"
-              f"  e.g. ETCDWAMP_WRITER_TICKET={balanced.writer_ticket} "
-              f"{shown(sys.executable)} {notes} --url {balanced.url}\n"
-              "Ctrl-C stops HAProxy, Crossbar and etcd.", flush=True)
-        watched = {balanced.balancer.process.pid: "haproxy"} if balanced.balancer.process else {}
-        for i, node in enumerate(balanced.nodes):
+def _serve(front: CrossbarNode | BalancedNodes, serve: bool, where: str, stops: str) -> int:
+    """Run the WAMP example through ``front`` (one node, or the balancer), then, if
+    ``serve``, print how to reach the page and block until one of its processes exits
+    (1) or a stop signal arrives. ``front`` is started here; its owner stops it."""
+    front.start()
+    run_example("wamp_notes.py", "--url", front.url, "--seconds", "1", env=front.env)
+    if not serve:
+        return 0
+    notes = shown(ROOT / "examples" / "wamp_notes.py")
+    print(f"\nLive demo: open {front.http_url} in a browser: {where} (the page needs no "
+          "password).\n"
+          f"Writer ticket for this run (authid 'writer'): {front.writer_ticket}\n"
+          f"  e.g. ETCDWAMP_WRITER_TICKET={front.writer_ticket} "
+          f"{shown(sys.executable)} {notes} --url {front.url}\n"
+          f"Ctrl-C stops {stops}.", flush=True)
+    pids: dict[int, str] = {}
+    if isinstance(front, CrossbarNode) and front.process is not None:
+        pids[front.process.pid] = "crossbar"
+    elif isinstance(front, BalancedNodes):
+        if front.balancer.process is not None:
+            pids[front.balancer.process.pid] = "haproxy"
+        for i, node in enumerate(front.nodes):
             if node.process is not None:
-                watched[node.process.pid] = f"crossbar {balanced.server_name(i)}"
-        gone = _wait_for_an_exit(watched)
-        print(f"{gone} exited:\n{balanced.log_tail()}", file=sys.stderr, flush=True)
-        return 1
-    finally:
-        balanced.stop()
+                pids[node.process.pid] = f"crossbar {front.server_name(i)}"
+    gone = _wait_for_an_exit(pids)
+    print(f"{gone} exited:\n{front.log_tail()}", file=sys.stderr, flush=True)
+    return 1
 
 
 def demo(examples: bool, serve: bool, nodes: int = 1) -> int:
@@ -169,29 +167,22 @@ def demo(examples: bool, serve: bool, nodes: int = 1) -> int:
         print(f"etcd running at {', '.join(etcd.urls)} (data in {etcd.tmpdir})", flush=True)
         for name in EXAMPLES if examples else []:
             run_example(name, "--url", etcd.url)
-        if nodes > 1:
-            return serve_balanced(etcd, nodes, serve)
         _hold_signals()
-        node = CrossbarNode(str(CONFIG), etcd.urls)
+        front: CrossbarNode | BalancedNodes
+        if nodes == 1:
+            front = CrossbarNode(str(CONFIG), etcd.urls)
+            where = "two tabs show the same notes, live"
+            stops = "Crossbar and etcd"
+        else:
+            front = BalancedNodes(str(CONFIG), str(HAPROXY_TEMPLATE), etcd.urls, count=nodes)
+            where = (f"HAProxy in front of {nodes} Crossbar nodes over {len(etcd.urls)} "
+                     "etcd members; each connection goes to the next node")
+            stops = "HAProxy, Crossbar and etcd"
         try:
             _release_signals()
-            node.start()
-            run_example("wamp_notes.py", "--url", node.url, "--seconds", "1", env=node.env)
-            if not serve:
-                return 0
-            notes = shown(ROOT / "examples" / "wamp_notes.py")
-            print(f"\nLive demo: open {node.http_url} in a browser (two tabs show the "
-                  "same notes, live; the page needs no password).\n"
-                  f"Writer ticket for this run (authid 'writer'): {node.writer_ticket}\n"
-                  f"  e.g. ETCDWAMP_WRITER_TICKET={node.writer_ticket} "
-                  f"{shown(sys.executable)} {notes} --url {node.url}\n"
-                  "Ctrl-C stops Crossbar and etcd.", flush=True)
-            assert node.process is not None
-            code = node.process.wait()
-            print(f"crossbar exited ({code}):\n{node.log_tail()}", file=sys.stderr, flush=True)
-            return 1
+            return _serve(front, serve, where, stops)
         finally:
-            node.stop()
+            front.stop()
     finally:
         _stop_strays()
         etcd.stop()
