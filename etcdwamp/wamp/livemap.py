@@ -1,5 +1,5 @@
-"""A live, exact copy of one etcdwamp map for Python WAMP clients (Twisted), kept across
-reconnects to any node.
+"""A live, exact copy of one etcdwamp map for Python WAMP clients on Twisted, kept
+across reconnects to any node.
 
 ::
 
@@ -7,204 +7,44 @@ reconnects to any node.
     live.follow(component)        # an autobahn.twisted Component, reconnecting
     component.start(reactor)      # or: await live.attach(session) by hand
 
-On every join (the first, and each reconnect, through a balancer to whichever node
-answers) the live map subscribes to ``<prefix>.map.<map>.on_change`` and ``.on_resync``
-FIRST, then calls ``get_and_watch`` (progressively, so a big map comes in pages): the
-events that arrive meanwhile are buffered, the snapshot replaces the copy and the
-buffered events above it apply with the per-key revision rule of :class:`.MapCopy`. No
-change written while the client was away is lost (the snapshot has it) and none is
-applied twice (the revision rules drop what the snapshot or the copy already has).
-Between a leave and the next join the copy keeps its last rows (``state`` says
-``"disconnected"``). ``on_resync`` (the publisher lost history) re-reads the same way;
-resyncs during a read cost one more read after it.
-
-It lives on the WAMP floor because it speaks the component's protocol (its URIs and
-event shapes); the merge rules are pure, in :mod:`.mapcopy`.
+How it follows and resumes is :class:`.LiveMapCore`'s (written once for both loops);
+this shell runs it with ``ensureDeferred``: :meth:`~.LiveMapCore.attach` and
+:meth:`~.LiveMapCore.resync` return Deferreds (cancellable). The asyncio twin is
+:class:`etcdwamp.asyncio.livemap.LiveMap`. The merge rules are pure, in :mod:`.mapcopy`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from collections.abc import Coroutine
+from typing import Any, ClassVar
 
-from autobahn.wamp.types import CallOptions
-from twisted.internet.defer import Deferred, ensureDeferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, ensureDeferred, succeed
 from twisted.logger import Logger
 
-from .mapcopy import Key, MapCopy, Row
+from .livemapcore import LiveMapCore, State
 
-#: where a live map stands: no session, reading a snapshot, following events, stopped
-State = Literal["disconnected", "reading", "live", "stopped"]
+__all__ = ["LiveMap", "State"]
 
 _log = Logger()
 
 
-def _gather(items: list[Mapping[str, Any]]) -> Callable[[Mapping[str, Any]], None]:
-    """A progress handler adding each snapshot page's items to ``items``."""
-    def page(result: Mapping[str, Any]) -> None:
-        items.extend(result["items"])
-    return page
+class LiveMap(LiveMapCore["Deferred[None]"]):
+    """A live map over ``autobahn.twisted`` sessions (see :class:`.LiveMapCore`):
+    ``attach`` and ``resync`` return ``Deferred[None]``."""
 
+    _cancelled: ClassVar[tuple[type[BaseException], ...]] = (CancelledError,)
 
-class LiveMap:
-    """Keep :attr:`rows` equal to map ``map`` across sessions.
+    def _start(self, work: Coroutine[Any, Any, None]) -> Deferred[None]:
+        return ensureDeferred(work)
 
-    ``on_value(rows, revision)`` gets a fresh dict after every change; ``on_state(state)``
-    every change of :attr:`state`; ``on_error(failure_or_exception)`` failures of
-    subscribing and reading on a session that is still current (the copy then stays as
-    it was, not following changes, until the next :meth:`resync` or join).
+    def _finished(self) -> Deferred[None]:
+        return succeed(None)
 
-    :raises ValueError: ``map`` is not a map name (lowercase letters, digits, ``_``)
-    """
+    def _cancel(self, handle: Deferred[None]) -> None:
+        handle.cancel()
 
-    def __init__(self, map: str, *, prefix: str = "etcd",
-                 on_value: Callable[[dict[Key, Row], int | None], object] | None = None,
-                 on_state: Callable[[State], object] | None = None,
-                 on_error: Callable[[BaseException], object] | None = None) -> None:
-        if not map or not all(c.islower() or c.isdigit() or c == "_" for c in map) \
-                or not map.isascii():
-            raise ValueError("a live map needs the map's name (a-z, 0-9, _)")
-        self._base = f"{prefix}.map.{map}"
-        self._on_value = on_value
-        self._on_state = on_state
-        self._on_error = on_error
-        self._copy = MapCopy()
-        self._session: Any = None
-        self._reading = False
-        self._again = False
-        self.state: State = "disconnected"
-        #: snapshots read so far (one per join and per resync), for tests and debugging
-        self.snapshots = 0
+    def _quiet(self, handle: Deferred[None]) -> None:
+        handle.addErrback(lambda failure: None)
 
-    @property
-    def rows(self) -> Mapping[Key, Row]:
-        """The copy: key -> :class:`.Row` (read it, never change it)."""
-        return self._copy.rows
-
-    @property
-    def revision(self) -> int | None:
-        """The highest etcd revision the copy reflects (None before the first snapshot)."""
-        return self._copy.revision
-
-    def follow(self, component: Any) -> None:
-        """Attach to every session ``component`` (an autobahn Component) joins and
-        detach when it leaves."""
-        component.on("join", lambda session, details: self._attach_quietly(session))
-        component.on("leave", lambda session, details: self.detach(session))
-
-    def attach(self, session: Any) -> Deferred[None]:
-        """Follow the map on the joined ``session``: subscribe, then read the snapshot;
-        fires once the copy is exact (or fails as the subscription or read did)."""
-        if self.state == "stopped":
-            raise RuntimeError("this live map was stopped")
-        self._session = session
-        # Buffer from before the subscriptions: every event of the new session either
-        # is in the snapshot or is applied after it.
-        self._copy.begin_read()
-        self._set_state("reading")
-        # Its read counts as under way from now: a resync before it starts is merged
-        # into it (two reads at once could land out of order).
-        self._reading = True
-        self._again = False
-        return ensureDeferred(self._subscribe_and_read(session))
-
-    def detach(self, session: Any = None) -> None:
-        """The session (by default the current one) is gone: keep the rows, follow
-        nothing until the next :meth:`attach`."""
-        if session is not None and session is not self._session:
-            return
-        self._session = None
-        if self.state != "stopped":
-            self._set_state("disconnected")
-
-    def resync(self) -> Deferred[None]:
-        """Re-read the snapshot on the current session and replace the copy; a resync
-        during a read is merged into one more read after it."""
-        session = self._session
-        if session is None or self.state == "stopped":
-            return succeed(None)
-        if self._reading:
-            self._again = True
-            return succeed(None)
-        self._reading = True
-        return ensureDeferred(self._read(session))
-
-    def stop(self) -> None:
-        """Follow nothing any more (the subscriptions end with their session)."""
-        self._session = None
-        self._set_state("stopped")
-
-    def _attach_quietly(self, session: Any) -> None:
-        # A failure reaches on_error; an on_join handler must not fail the session.
-        self.attach(session).addErrback(lambda failure: None)
-
-    async def _subscribe_and_read(self, session: Any) -> None:
-        try:
-            await session.subscribe(lambda event: self._event(session, event),
-                                    f"{self._base}.on_change")
-            await session.subscribe(lambda *args, **kwargs: self._resync_asked(session),
-                                    f"{self._base}.on_resync")
-        except Exception as exc:
-            if session is self._session:
-                self._reading = False
-            self._failed(session, exc)
-            raise
-        await self._read(session)
-
-    async def _read(self, session: Any) -> None:
-        # Called with self._reading set; clears it when done, if still current.
-        try:
-            while True:
-                self._again = False
-                self._copy.begin_read()
-                if session is self._session:
-                    self._set_state("reading")
-                items: list[Mapping[str, Any]] = []
-                try:
-                    last = await session.call(
-                        f"{self._base}.get_and_watch",
-                        options=CallOptions(on_progress=_gather(items)))
-                except Exception as exc:
-                    self._failed(session, exc)
-                    raise
-                if session is not self._session:
-                    return  # a newer session reads its own snapshot
-                self.snapshots += 1
-                items.extend(last["items"])
-                self._copy.snapshot(last["revision"], items)
-                self._changed()
-                if not self._again:
-                    self._set_state("live")
-                    return
-        finally:
-            if session is self._session:
-                self._reading = False
-
-    def _event(self, session: Any, event: Mapping[str, Any]) -> None:
-        if session is not self._session:
-            return  # a late event of a session already left
-        try:
-            changed = self._copy.event(event)
-        except ValueError:
-            _log.warn("live map {base}: dropped a malformed event", base=self._base)
-            return
-        if changed:
-            self._changed()
-
-    def _resync_asked(self, session: Any) -> None:
-        if session is self._session:
-            self.resync().addErrback(lambda failure: None)
-
-    def _failed(self, session: Any, exc: BaseException) -> None:
-        if session is self._session and self._on_error is not None:
-            self._on_error(exc)
-
-    def _changed(self) -> None:
-        if self._on_value is not None and self.state != "stopped":
-            self._on_value(dict(self._copy.rows), self._copy.revision)
-
-    def _set_state(self, state: State) -> None:
-        if state != self.state:
-            self.state = state
-            if self._on_state is not None:
-                self._on_state(state)
+    def _warn(self, message: str) -> None:
+        _log.warn("{message}", message=message)

@@ -12,8 +12,9 @@ A client keeps an exact copy of one etcdwamp map from two sources: the map's
   checkpoint) and the events of a new node after a reconnect change nothing twice;
 - a snapshot replaces the copy whole, then the buffered events above it are applied.
 
-:mod:`etcdwamp.wamp.livemap` drives it over WAMP sessions; ``crossbar/web/livemap.js``
-applies the same rules in the browser.
+:class:`etcdwamp.wamp.livemapcore.LiveMapCore` drives it over WAMP sessions (for
+Twisted in :mod:`etcdwamp.wamp.livemap`, for asyncio in :mod:`etcdwamp.asyncio.livemap`);
+``crossbar/web/livemap.js`` applies the same rules in the browser.
 """
 
 from __future__ import annotations

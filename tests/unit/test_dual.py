@@ -8,24 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
+from asyncio_tasks import on_asyncio
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 
 from etcdwamp._deferred import Dual, deferred, dual
-
-
-def on_asyncio(fn: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], Deferred[None]]:
-    """Run the test coroutine as an asyncio task (a user of etcdwamp.asyncio)."""
-    def run() -> Deferred[None]:
-        return Deferred.fromFuture(asyncio.ensure_future(fn()))
-    run.__name__ = fn.__name__
-    run.__doc__ = fn.__doc__
-    return run
 
 
 def test_twisted_driver_awaits_a_pending_dual() -> None:

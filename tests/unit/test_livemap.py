@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, succeed
 
 from etcdwamp.wamp.livemap import LiveMap
 from etcdwamp.wamp.mapcopy import MapCopy, Row
@@ -111,6 +111,8 @@ class FakeSession:
         self.handlers: dict[str, Callable[..., Any]] = {}
         self.calls: list[tuple[Deferred[Any], Any]] = []
         self.order: list[str] = []
+        #: the calls cancelled, in order
+        self.cancelled: list[str] = []
 
     def subscribe(self, handler: Callable[..., Any], topic: str) -> Deferred[object]:
         self.order.append("subscribe " + topic)
@@ -119,7 +121,7 @@ class FakeSession:
 
     def call(self, procedure: str, *args: Any, options: Any = None) -> Deferred[Any]:
         self.order.append("call " + procedure)
-        d: Deferred[Any] = Deferred()
+        d: Deferred[Any] = Deferred(lambda d: self.cancelled.append(procedure))
         self.calls.append((d, options))
         return d
 
@@ -226,3 +228,37 @@ def test_a_resync_before_the_first_read_starts_is_covered_by_it() -> None:
     s.calls[0][0].callback({"revision": 11, "items": [item("a", 1, 11)]})
     assert len(s.calls) == 1
     assert live.state == "live" and values(live.rows) == {"a": (1, 11)}
+
+
+def test_stop_during_a_read_cancels_it_and_reports_no_error() -> None:
+    """stop() while a resync's get_and_watch is under way cancels that call at once;
+    on_error hears nothing, the rows stay."""
+    errors: list[BaseException] = []
+    live = LiveMap("notes", on_error=errors.append)
+    s = FakeSession()
+    live.attach(s)
+    s.calls[0][0].callback({"revision": 10, "items": [item("a", 1, 3)]})
+    s.handlers["etcd.map.notes.on_resync"]({"compact_revision": 11})
+    assert len(s.calls) == 2
+    live.stop()
+    assert s.cancelled == ["etcd.map.notes.get_and_watch"]
+    assert errors == [] and live.state == "stopped"
+    assert values(live.rows) == {"a": (1, 3)}
+
+
+def test_cancelling_attach_cancels_its_read() -> None:
+    """Cancelling the Deferred attach returned cancels get_and_watch (not reported to
+    on_error); the map is not stopped and a later resync reads again."""
+    errors: list[BaseException] = []
+    live = LiveMap("notes", on_error=errors.append)
+    s = FakeSession()
+    d = live.attach(s)
+    failures: list[Any] = []
+    d.addErrback(failures.append)
+    d.cancel()
+    assert failures[0].check(CancelledError)
+    assert s.cancelled == ["etcd.map.notes.get_and_watch"]
+    assert errors == [] and live.state == "reading"
+    live.resync()
+    s.calls[1][0].callback({"revision": 4, "items": [item("a", 1, 4)]})
+    assert live.state == "live" and values(live.rows) == {"a": (1, 4)}
