@@ -62,9 +62,12 @@ class LiveMapCore(ABC, Generic[Handle]):
     reading on a session that is still current (the copy then stays as it was, not
     following changes, until the next :meth:`resync` or join). Cancelling what
     :meth:`attach` or :meth:`resync` returned, or :meth:`stop`, ends a read under way
-    at once (the copy keeps its rows); a cancellation is not an error.
+    at once (the copy keeps its rows); a cancellation is not an error. At most
+    ``max_pending`` events wait for a snapshot under way; past that they are dropped and
+    the snapshot is read once more when it arrives.
 
-    :raises ValueError: ``map`` is not a map name (lowercase letters, digits, ``_``)
+    :raises ValueError: ``map`` is not a map name (lowercase letters, digits, ``_``), or
+        ``max_pending`` is below 1
     """
 
     #: the exceptions that mean "cancelled" on this loop (not reported to on_error)
@@ -73,13 +76,14 @@ class LiveMapCore(ABC, Generic[Handle]):
     def __init__(self, map: str, *, prefix: str = "etcd",
                  on_value: Callable[[dict[Key, Row], int | None], object] | None = None,
                  on_state: Callable[[State], object] | None = None,
-                 on_error: Callable[[BaseException], object] | None = None) -> None:
+                 on_error: Callable[[BaseException], object] | None = None,
+                 max_pending: int = 100_000) -> None:
         check_map_name(map)
         self._base = f"{prefix}.map.{map}"
         self._on_value = on_value
         self._on_state = on_state
         self._on_error = on_error
-        self._copy = MapCopy()
+        self._copy = MapCopy(max_pending)
         self._session: Any = None
         self._reading = False
         self._again = False
@@ -221,6 +225,8 @@ class LiveMapCore(ABC, Generic[Handle]):
                 items.extend(last["items"])
                 self._copy.snapshot(last["revision"], items)
                 self._changed()
+                if self._copy.overflowed:
+                    self._again = True  # events were dropped meanwhile: read again
                 if not self._again:
                     self._set_state("live")
                     return

@@ -41,10 +41,20 @@ class MapCopy:
     """An exact copy of one map built from snapshots and change events.
 
     Events before the first snapshot, and between :meth:`begin_read` and
-    :meth:`snapshot`, are buffered; at other times they apply at once.
+    :meth:`snapshot`, are buffered; at other times they apply at once. The buffer holds at
+    most ``max_pending`` events: past that it is dropped and :attr:`overflowed` set, and
+    the snapshot under way is incomplete (read another one).
+
+    :raises ValueError: ``max_pending`` is below 1
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_pending: int = 100_000) -> None:
+        if max_pending < 1:
+            raise ValueError("max_pending must be at least 1")
+        self._max_pending = max_pending
+        #: the buffer overflowed since :meth:`begin_read`: events were dropped, so the
+        #: next snapshot may miss changes after its revision and must be read again
+        self.overflowed = False
         self.rows: dict[Key, Row] = {}
         #: the highest etcd revision the copy reflects (None before the first snapshot)
         self.revision: int | None = None
@@ -66,6 +76,7 @@ class MapCopy:
         """
         self._snapshot_revision = None
         self._pending = []
+        self.overflowed = False
 
     def event(self, event: Mapping[str, Any]) -> bool:
         """Take one ``on_change`` event ``{op, key, value, revision[, error]}``; whether
@@ -80,6 +91,14 @@ class MapCopy:
         if event.get("op") not in ("put", "delete"):
             raise ValueError("a map event's op is 'put' or 'delete'")
         if self._snapshot_revision is None:
+            # A read that never ends (it failed, nobody re-reads) must not grow the buffer
+            # without bound; once over, every later event would be re-read anyway.
+            if self.overflowed:
+                return False
+            if len(self._pending) >= self._max_pending:
+                self._pending = []
+                self.overflowed = True
+                return False
             self._pending.append(event)
             return False
         return self._apply(event)

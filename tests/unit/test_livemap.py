@@ -262,3 +262,47 @@ def test_cancelling_attach_cancels_its_read() -> None:
     live.resync()
     s.calls[1][0].callback({"revision": 4, "items": [item("a", 1, 4)]})
     assert live.state == "live" and values(live.rows) == {"a": (1, 4)}
+
+
+def test_a_full_buffer_is_dropped_and_marks_the_snapshot_incomplete() -> None:
+    """A read that never ends cannot grow the buffer past ``max_pending``: the buffer is
+    dropped, later events too, and ``overflowed`` says the snapshot must be read again;
+    the next begin_read starts clean."""
+    copy = MapCopy(max_pending=2)
+    assert copy.event(put("a", 1, 5)) is False
+    assert copy.event(put("b", 2, 6)) is False
+    assert not copy.overflowed
+    assert copy.event(put("c", 3, 7)) is False
+    assert copy.overflowed
+    assert copy.event(put("d", 4, 8)) is False
+    copy.snapshot(4, [])
+    assert copy.rows == {} and copy.overflowed  # nothing of the dropped events applied
+    copy.begin_read()
+    assert not copy.overflowed
+    assert copy.event(put("e", 5, 9)) is False
+    copy.snapshot(8, [item("a", 1, 5), item("b", 2, 6), item("c", 3, 7), item("d", 4, 8)])
+    assert values(copy.rows) == {"a": (1, 5), "b": (2, 6), "c": (3, 7), "d": (4, 8),
+                                 "e": (5, 9)}
+
+
+def test_max_pending_below_one_is_refused() -> None:
+    with pytest.raises(ValueError):
+        MapCopy(max_pending=0)
+    with pytest.raises(ValueError):
+        LiveMap("notes", max_pending=0)
+
+
+def test_events_dropped_during_a_read_cost_one_more_read() -> None:
+    """More events during a read than the buffer holds: the snapshot that comes back is
+    read once more (the dropped events' changes are in the second one), then live."""
+    live = LiveMap("notes", max_pending=2)
+    s = FakeSession()
+    live.attach(s)
+    for revision in (11, 12, 13):
+        s.publish(put(f"k{revision}", revision, revision))
+    s.calls[0][0].callback({"revision": 10, "items": []})
+    assert len(s.calls) == 2 and live.state == "reading"
+    s.calls[1][0].callback({"revision": 13, "items": [
+        item("k11", 11, 11), item("k12", 12, 12), item("k13", 13, 13)]})
+    assert len(s.calls) == 2 and live.state == "live"
+    assert values(live.rows) == {"k11": (11, 11), "k12": (12, 12), "k13": (13, 13)}
