@@ -118,6 +118,17 @@ def test_error_frames_become_exceptions_without_losing_earlier_frames(
     assert isinstance(out[1], e.RevisionCompacted) and out[1].code == 11
 
 
+def test_an_error_frame_without_text_ends_the_watch_naming_its_status() -> None:
+    """A bare ``{"error": {"grpc_code", "http_code"}}`` is UNAVAILABLE said in words,
+    not a quote of a body nobody sent."""
+    out = decode_all([frames(CREATED, {"error": {"grpc_code": 14, "http_code": 503}})])
+    assert isinstance(out[0], WatchResponse)
+    err = out[1]
+    assert isinstance(err, e.Unavailable) and (err.code, err.http_status) == (14, 503)
+    assert str(err) == ("stream error frame without a message: UNAVAILABLE, HTTP 503 "
+                        "(gRPC code 14)")
+
+
 def test_garbage_is_a_protocol_error() -> None:
     out = decode_all([b"{not json}\n" + frames(CREATED)])
     assert isinstance(out[0], e.ProtocolError)
