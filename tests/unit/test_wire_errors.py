@@ -157,6 +157,10 @@ def test_a_textless_stream_error_frame_of_an_unknown_code_says_so() -> None:
                         "HTTP 502 (gRPC code 99)")
     # No code at all: the one the HTTP status stands for.
     assert stream_error({"http_code": 504}).message.endswith(": DEADLINE_EXCEEDED, HTTP 504")
+    # ... and UNKNOWN for an HTTP status that stands for none.
+    teapot = stream_error({"http_code": 418})
+    assert (teapot.code, teapot.message) == (
+        2, "stream error frame without a message: UNKNOWN, HTTP 418")
 
 
 @pytest.mark.parametrize(("status", "code", "message", "indefinite"), [
