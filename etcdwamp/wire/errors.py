@@ -43,6 +43,14 @@ _BY_MESSAGE: tuple[tuple[str, type[e.ServerError]], ...] = (
     ("database space exceeded", e.NoSpace),
 )
 
+# gRPC status names (google.rpc.Code), for messages that have no text of etcd's.
+_GRPC_NAMES = {
+    1: "CANCELLED", 2: "UNKNOWN", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED",
+    5: "NOT_FOUND", 6: "ALREADY_EXISTS", 7: "PERMISSION_DENIED", 8: "RESOURCE_EXHAUSTED",
+    9: "FAILED_PRECONDITION", 10: "ABORTED", 11: "OUT_OF_RANGE", 12: "UNIMPLEMENTED",
+    13: "INTERNAL", 14: "UNAVAILABLE", 15: "DATA_LOSS", 16: "UNAUTHENTICATED",
+}
+
 # What a gRPC code becomes when the gateway only gave us an HTTP status.
 _CODE_BY_HTTP = {
     400: 3, 401: 16, 403: 7, 404: 5, 408: 4, 409: 10, 412: 9, 429: 8,
@@ -89,14 +97,22 @@ def error_from_response(http_status: int, body: bytes) -> e.ServerError:
 
 def stream_error(err: Any) -> e.ServerError:
     """The ``{"error": ...}`` frame of a streaming call, in the v1 shape
-    (``grpc_code``/``http_code``) or the v2 shape (``code``)."""
+    (``grpc_code``/``http_code``) or the v2 shape (``code``). A frame without a
+    text gets a message naming only its gRPC status and HTTP status."""
     if not isinstance(err, dict):
         err = {"message": str(err)}
     code = err.get("grpc_code", err.get("code"))
     http = err.get("http_code")
+    status = http if isinstance(http, int) and not isinstance(http, bool) else 500
     message = err.get("message") or err.get("error") or ""
+    if not isinstance(message, str) or not message.strip():
+        # Otherwise error_from_response would quote the body we are about to make up.
+        known = isinstance(code, int) and not isinstance(code, bool)
+        grpc = code if known else _CODE_BY_HTTP.get(status, 2)
+        name = _GRPC_NAMES.get(grpc, "an unknown gRPC status")
+        message = f"stream error frame without a message: {name}, HTTP {status}"
     body = json.dumps({"code": code, "message": message}).encode()
-    return error_from_response(http if isinstance(http, int) else 500, body)
+    return error_from_response(status, body)
 
 
 # Answers that prove the request was refused before etcd proposed it.

@@ -104,6 +104,15 @@ def test_blank_lines_are_ignored() -> None:
     assert len(decode_all([b"\n\r\n" + frames(CREATED) + b"\n"])) == 1
 
 
+def test_a_frame_after_a_leading_newline_comes_out_at_once() -> None:
+    """Not only on close: a stream of keep-alive newlines must not hold frames back."""
+    d = WatchDecoder()
+    (resp,) = d.feed(b"\n" + frames(CREATED))
+    assert isinstance(resp, WatchResponse) and resp.created
+    assert d.feed(b"\n") == [] and d.pending == 0
+    assert len(d.feed(frames(PROGRESS))) == 1
+
+
 @pytest.mark.parametrize("err", [
     {"error": {"grpc_code": 11, "http_code": 400,
                "message": "etcdserver: mvcc: required revision has been compacted",
@@ -118,18 +127,64 @@ def test_error_frames_become_exceptions_without_losing_earlier_frames(
     assert isinstance(out[1], e.RevisionCompacted) and out[1].code == 11
 
 
+def test_an_error_frame_without_text_ends_the_watch_naming_its_status() -> None:
+    """A bare ``{"error": {"grpc_code", "http_code"}}`` is UNAVAILABLE said in words,
+    not a quote of a body nobody sent."""
+    out = decode_all([frames(CREATED, {"error": {"grpc_code": 14, "http_code": 503}})])
+    assert isinstance(out[0], WatchResponse)
+    err = out[1]
+    assert isinstance(err, e.Unavailable) and (err.code, err.http_status) == (14, 503)
+    assert str(err) == ("stream error frame without a message: UNAVAILABLE, HTTP 503 "
+                        "(gRPC code 14)")
+
+
 def test_garbage_is_a_protocol_error() -> None:
     out = decode_all([b"{not json}\n" + frames(CREATED)])
     assert isinstance(out[0], e.ProtocolError)
+    assert str(out[0]) == "stream frame is not JSON: b'{not json}'"
     assert isinstance(out[1], WatchResponse)
-    out = decode_all([b'{"result": {"events": "nope"}}\n'])
-    assert isinstance(out[0], e.ProtocolError)
+
+
+def test_a_long_bad_frame_is_quoted_only_in_part() -> None:
+    line = b"<html>" + b"x" * 500
+    (err,) = WatchDecoder().feed(line + b"\n")
+    assert isinstance(err, e.ProtocolError)
+    assert str(err) == f"stream frame is not JSON: {line[:200]!r}"
+
+
+@pytest.mark.parametrize(("frame", "message"), [
+    ([1], "watch frame should be a JSON object, got [1]"),
+    ({"header": {}}, "watch frame without a result: {'header': {}}"),
+    ({"result": {"events": "nope"}}, "watch events should be a list, got 'nope'"),
+    ({"result": {"events": [7]}}, "watch event should be an object, got 7"),
+    ({"result": {"events": [{"type": "MOVE"}]}}, "unknown watch event type 'MOVE'"),
+])
+def test_malformed_frames_are_protocol_errors_saying_what_is_wrong(
+        frame: Any, message: str) -> None:
+    (err,) = decode_all([json.dumps(frame).encode() + b"\n"])
+    assert isinstance(err, e.ProtocolError)
+    assert str(err) == message
+
+
+def test_cancel_reason_and_fragment() -> None:
+    """No reason is an empty one; a reason that is not text is shown as text;
+    ``fragment`` marks a response etcd split in parts."""
+    created, odd, part = decode_all([frames(
+        CREATED,
+        {"result": {"header": HEADER, "canceled": True, "cancel_reason": 5}},
+        {"result": {"header": HEADER, "fragment": True, "events": EVENTS["result"]["events"]}},
+    )])
+    assert created.cancel_reason == "" and not created.fragment
+    assert odd.canceled and odd.cancel_reason == "5"
+    assert part.fragment is True and len(part.events) == 2
 
 
 def test_oversized_frame_is_refused() -> None:
     d = WatchDecoder(max_frame_bytes=100)
-    out = d.feed(b"x" * 101)
+    assert d.feed(b"x" * 100) == [] and d.pending == 100  # the limit itself is allowed
+    out = d.feed(b"x")
     assert isinstance(out[0], e.ProtocolError) and d.pending == 0
+    assert str(out[0]) == "stream frame exceeds 100 bytes"
 
 
 def test_create_and_cancel_bodies() -> None:
@@ -140,8 +195,24 @@ def test_create_and_cancel_bodies() -> None:
         "filters": ["NODELETE", "NOPUT"], "prev_kv": True, "progress_notify": True,
     }}
     assert watch_create_body(b"k") == {"create_request": {"key": "aw=="}}
+    assert watch_create_body(b"k", watch_id=4, fragment=True) == {
+        "create_request": {"key": "aw==", "fragment": True, "watch_id": "4"}}
     assert watch_cancel_body(5) == {"cancel_request": {"watch_id": "5"}}
-    with pytest.raises(ValueError):
+    assert watch_cancel_body(0) == {"cancel_request": {"watch_id": "0"}}  # etcd's first id
+
+
+def test_bad_create_and_cancel_arguments_are_refused_saying_which() -> None:
+    with pytest.raises(ValueError) as info:
         watch_create_body(b"k", filters=["NOPE"])
+    assert str(info.value) == "watch filter must be NOPUT or NODELETE, got 'NOPE'"
+    with pytest.raises(TypeError) as type_info:
+        watch_create_body(b"k", filters=[1])  # type: ignore[list-item]
+    assert str(type_info.value) == "watch filters must be WatchFilter, not int"
     with pytest.raises(TypeError):
         watch_create_body("k")  # type: ignore[arg-type]
+    for call, name in ((lambda: watch_create_body(b"k", start_revision=-1), "start_revision"),
+                       (lambda: watch_create_body(b"k", watch_id=-1), "watch_id"),
+                       (lambda: watch_cancel_body(-1), "watch_id")):
+        with pytest.raises(ValueError) as info:
+            call()
+        assert str(info.value) == f"{name} must be between 0 and {2**63 - 1}, got -1"

@@ -128,9 +128,39 @@ def test_stream_error_frames_of_unknown_shape() -> None:
     assert (text.code, text.http_status, text.message) == (13, 500, "stream broke")
     empty = stream_error({})
     assert (empty.code, empty.http_status) == (13, 500)
-    assert empty.message.startswith("HTTP 500")  # no text of its own: the status speaks
+    # No text of its own: the status speaks, no made-up body is quoted.
+    assert str(empty) == "stream error frame without a message: INTERNAL, HTTP 500 (gRPC code 13)"
     odd_status = stream_error({"code": 14, "http_code": "503", "message": "m"})
     assert odd_status.http_status == 500
+
+
+@pytest.mark.parametrize("frame", [
+    {"grpc_code": 14, "http_code": 503},
+    {"grpc_code": 14, "http_code": 503, "message": "", "http_status": "Service Unavailable"},
+    {"code": 14, "http_code": 503, "message": "  ", "error": ""},
+    {"grpc_code": 14, "http_code": 503, "message": 7},
+])
+def test_a_stream_error_frame_without_text_names_only_its_status(frame: dict[str, Any]) -> None:
+    """etcd's gateway may end a stream with a bare status: the message names the gRPC
+    status and HTTP status, and quotes no body (there was none)."""
+    err = stream_error(frame)
+    assert type(err) is e.Unavailable
+    assert (err.code, err.http_status) == (14, 503)
+    assert err.message == "stream error frame without a message: UNAVAILABLE, HTTP 503"
+    assert "{" not in str(err)
+
+
+def test_a_textless_stream_error_frame_of_an_unknown_code_says_so() -> None:
+    err = stream_error({"grpc_code": 99, "http_code": 502})
+    assert (type(err), err.code, err.http_status) == (e.ServerError, 99, 502)
+    assert str(err) == ("stream error frame without a message: an unknown gRPC status, "
+                        "HTTP 502 (gRPC code 99)")
+    # No code at all: the one the HTTP status stands for.
+    assert stream_error({"http_code": 504}).message.endswith(": DEADLINE_EXCEEDED, HTTP 504")
+    # ... and UNKNOWN for an HTTP status that stands for none.
+    teapot = stream_error({"http_code": 418})
+    assert (teapot.code, teapot.message) == (
+        2, "stream error frame without a message: UNKNOWN, HTTP 418")
 
 
 @pytest.mark.parametrize(("status", "code", "message", "indefinite"), [

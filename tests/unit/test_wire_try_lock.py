@@ -17,10 +17,22 @@ def b64(raw: bytes) -> str:
 def test_lock_key_is_name_slash_lease_hex() -> None:
     """The layout of etcd's concurrency.Mutex: ``<name>/%x`` of the lease id."""
     assert lock_key(b"jobs", 0x694D7A6B2C3D1E0F) == b"jobs/694d7a6b2c3d1e0f"
-    with pytest.raises(ValueError):
+    assert lock_key(bytearray(b"jobs"), 1) == b"jobs/1"  # lease ids start at 1
+
+
+def test_a_bad_name_or_lease_is_refused_saying_which() -> None:
+    with pytest.raises(ValueError) as info:
         lock_key(b"", 1)
-    with pytest.raises(ValueError):
+    assert str(info.value) == "lock/election name must not be empty"
+    with pytest.raises(TypeError) as type_info:
+        lock_key("jobs", 1)  # type: ignore[arg-type]
+    assert str(type_info.value).startswith("name must be bytes, not str")
+    with pytest.raises(ValueError) as info:
         lock_key(b"jobs", 0)
+    assert str(info.value).startswith("lease_id must be between 1 and ")
+    with pytest.raises(TypeError) as type_info:
+        try_lock_request(b"jobs", "ff")  # type: ignore[arg-type]
+    assert str(type_info.value) == "lease_id must be an int, not str"
 
 
 def test_request_puts_under_the_lease_and_reads_the_oldest_key() -> None:
