@@ -13,9 +13,17 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+from hypothesis import settings
 
 from etcdwamp.client import Client
 from etcdwamp.testing import EtcdCluster, etcd_binary
+
+# No per-example deadline: Hypothesis' 200 ms default failed a property test whose first
+# example paid for a cold import on a loaded machine ("Unreliable test timings"). A test
+# that hangs is caught by its own timeout; how fast an example runs is no behaviour.
+# A mutation run names its own profile (tests/mutation_warmup.py).
+settings.register_profile("suite", deadline=None)
+settings.load_profile(os.environ.get("ETCDWAMP_HYPOTHESIS_PROFILE", "suite"))
 
 
 def _require_etcd() -> None:

@@ -13,6 +13,7 @@ module runs only as a copy inside mutants/, next to the mutated package.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -42,4 +43,6 @@ def _import_test_modules() -> None:
 # example is not a test that caught the mutant.
 settings.register_profile("mutation", derandomize=True, deadline=None, database=None)
 settings.load_profile("mutation")
+# tests/conftest.py loads the suite's profile unless told otherwise (the children inherit it).
+os.environ["ETCDWAMP_HYPOTHESIS_PROFILE"] = "mutation"
 _import_test_modules()
