@@ -235,6 +235,9 @@ def test_role_get_reads_each_permission() -> None:
     ({"perm": [{"key": "YQ==", "permType": "read"}]}, r"^unknown permission type 'read'$"),
     ({"perm": [{"key": "YQ==", "permType": 1}]}, r"^unknown permission type 1$"),
     ({"perm": [{"key": "YQ==", "permType": None}]}, r"^unknown permission type None$"),
+    # a list cannot even be looked up among the names: still a protocol error
+    ({"perm": [{"key": "YQ==", "permType": ["READ"]}]},
+     r"^unknown permission type \['READ'\]$"),
     ({"perm": [{"key": "***"}]}, r"'key' is not valid base64"),
     ({"perm": [{"key": "YQ==", "range_end": 5}]}, r"'range_end' should be a base64 string"),
 ])
