@@ -30,12 +30,27 @@ from etcdwamp.wire.auth import (
     parse_names,
     parse_role_get,
     parse_user_get,
+    role_delete_request,
+    role_get_request,
     role_revoke_permission_request,
+    user_add_request,
+    user_change_password_request,
+    user_delete_request,
+    user_get_request,
+    user_revoke_role_request,
 )
 from etcdwamp.wire.cluster import parse_member_add, parse_member_list
 from etcdwamp.wire.leases import parse_lease_leases
-from etcdwamp.wire.maintenance import parse_alarms, parse_hash
-from etcdwamp.wire.results import parse_header
+from etcdwamp.wire.maintenance import (
+    AlarmResult,
+    DefragmentResult,
+    HashResult,
+    alarm_list_request,
+    defragment_request,
+    hash_request,
+    parse_alarms,
+)
+from etcdwamp.wire.results import Header, parse_header
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -113,8 +128,8 @@ def test_member_request_bodies_match_what_etcd_took() -> None:
 
 
 def test_alarm_list_without_alarms_has_no_header_either() -> None:
-    result = parse_alarms(answer("alarm_list_empty"))
-    assert result.alarms == ()
+    result = alarm_list_request().parse(answer("alarm_list_empty"))
+    assert result == AlarmResult(header=Header(0, 0, 0, 0), alarms=())
 
 
 def test_nospace_alarm_and_the_write_it_refuses() -> None:
@@ -131,9 +146,13 @@ def test_nospace_alarm_and_the_write_it_refuses() -> None:
 
 
 def test_defragment_and_hash() -> None:
-    assert answer("defragment") == {}
-    result = parse_hash(answer("hash"))
-    assert 0 < result.hash < 2**32 and result.header.revision >= 1
+    # etcd 3.4 answers a defragmentation with nothing, not even a header
+    assert defragment_request().parse(answer("defragment")) == \
+        DefragmentResult(header=Header(0, 0, 0, 0))
+    raw = answer("hash")
+    result = hash_request().parse(raw)
+    assert result == HashResult(header=parse_header(raw), hash=raw["hash"])
+    assert result.hash == 1439945728 and result.header.revision == int(raw["header"]["revision"])
 
 
 def test_what_the_3_4_gateway_does_not_route() -> None:
@@ -164,6 +183,8 @@ def test_auth_probe_reads_the_status_from_the_error() -> None:
 
 def test_user_and_role_answers() -> None:
     assert parse_user_get(answer("user_get")).roles == ("reader",)
+    assert dict(user_get_request("alice").body) == load("user_get")["request"]
+    assert dict(role_get_request("reader").body) == load("role_get")["request"]
     assert parse_names("users")(answer("user_list")) == ("alice", "root")
     assert parse_names("roles")(answer("role_list")) == ("reader", "root")
     role = parse_role_get(answer("role_get"))
@@ -173,9 +194,15 @@ def test_user_and_role_answers() -> None:
         RolePermission(Permission.READWRITE, b"one", b""),
     )
     assert isinstance(error("err_user_get_missing"), e.FailedPrecondition)
-    for name in ("user_add", "user_changepw", "role_revoke", "user_revoke", "user_delete",
-                 "role_delete"):
-        assert parse_header(answer(name)).cluster_id > 0, name
+    for name, request in (("user_add", user_add_request("alice", "pw")),
+                          ("user_changepw", user_change_password_request("alice", "pw")),
+                          ("role_revoke", role_revoke_permission_request("reader", b"one")),
+                          ("user_revoke", user_revoke_role_request("alice", "reader")),
+                          ("user_delete", user_delete_request("alice")),
+                          ("role_delete", role_delete_request("reader"))):
+        assert request.path == load(name)["path"].removeprefix("/v3"), name
+        header = request.parse(answer(name))
+        assert header == Header(2069115635638795330, 9948347604669458564, 1, 2), name
     assert dict(role_revoke_permission_request("reader", b"one").body) == \
         load("role_revoke")["request"]
 
