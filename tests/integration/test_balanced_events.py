@@ -34,6 +34,7 @@ from wamp_helpers import connect, disconnect, until_registered
 
 from etcdwamp import Client
 from etcdwamp.testing import BalancedNodes, CrossbarNode
+from etcdwamp.wamp.inflight import fail_in_flight_on_leave
 from etcdwamp.wire import KeySet
 
 pytestmark = pytest.mark.integration
@@ -132,6 +133,8 @@ class Follower:
             realm=balanced.realm,
             authentication={"ticket": {"authid": "writer", "ticket": balanced.writer_ticket}},
         )
+        # A read in flight when its node dies fails at once (autobahn would leave it pending).
+        fail_in_flight_on_leave(self.component)
         self.component.on_join(self._joined)
         self.component.on_leave(self._left)
         self.done: Deferred[Any] | None = None
@@ -196,8 +199,9 @@ def within(call: Deferred[Any], seconds: float) -> Deferred[Any]:
 
 class Writer:
     """Puts ``{name}{i:04d}`` = ``{"i": i}`` for i = 0, 1, ... through the balancer until
-    stopped, as a real client must: a call that failed (its node went away) is followed by
-    a read-back on a new session, and put again only if the read-back does not find it."""
+    stopped, as a real client must: a call that failed (its node went away: its session's
+    calls in flight fail when it leaves) is followed by a read-back on a new session, and
+    put again only if the read-back does not find it."""
 
     def __init__(self, balanced: BalancedNodes, name: str) -> None:
         self.balanced = balanced
@@ -213,7 +217,7 @@ class Writer:
     async def _session(self) -> Any:
         if self.session is None or not self.session.is_attached():
             async def joined() -> bool:
-                joining = ensureDeferred(connect(self.balanced))
+                joining = ensureDeferred(connect(self.balanced, fail_on_leave=True))
                 # A handshake that got nowhere is abandoned, as a browser would.
                 joining.addTimeout(5, reactor)
                 try:
