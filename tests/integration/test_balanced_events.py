@@ -19,21 +19,23 @@ from typing import Any
 import pytest
 import pytest_twisted
 from autobahn.twisted.component import Component
-from autobahn.wamp.exception import ApplicationError
 from balanced_helpers import (
+    Writer,
     all_registered,
     balanced_fixture,  # noqa: F401 (a fixture)
+    publishing,
+    running,
     writers_on_nodes,
 )
 from twisted.internet import reactor
-from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
+from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.threads import deferToThread
-from twisted.python.failure import Failure
 from waiting import until
 from wamp_helpers import connect, disconnect, until_registered
 
 from etcdwamp import Client
 from etcdwamp.testing import BalancedNodes, CrossbarNode
+from etcdwamp.wamp.inflight import fail_in_flight_on_leave
 from etcdwamp.wire import KeySet
 
 pytestmark = pytest.mark.integration
@@ -42,23 +44,6 @@ ensure = pytest_twisted.ensureDeferred
 TOPIC = "etcd.map.notes.on_change"
 #: where the committed config keeps the ``notes`` map (slot 1) in etcd
 NOTES = b"demo/maps/\x00\x01"
-
-
-def running(balanced: BalancedNodes, index: int) -> bool:
-    process = balanced.nodes[index].process
-    return process is not None and process.poll() is None
-
-
-async def publishing(node: CrossbarNode) -> None:
-    """Wait until ``node``'s instance leads its router's publisher election."""
-    s = await connect(node)
-    try:
-        async def leads() -> bool:
-            return bool((await s.call("etcd.status"))["publisher"])
-
-        await until(leads, timeout=60, why=node.log_tail)
-    finally:
-        await disconnect(s)
 
 
 def figures(name: str, revisions: list[int], written: list[int]) -> tuple[int, int]:
@@ -132,6 +117,8 @@ class Follower:
             realm=balanced.realm,
             authentication={"ticket": {"authid": "writer", "ticket": balanced.writer_ticket}},
         )
+        # A read in flight when its node dies fails at once (autobahn would leave it pending).
+        fail_in_flight_on_leave(self.component)
         self.component.on_join(self._joined)
         self.component.on_leave(self._left)
         self.done: Deferred[Any] | None = None
@@ -178,93 +165,6 @@ class Follower:
 
     def values(self) -> dict[str, Any]:
         return {k: v for k, (v, _) in self.table.items() if v is not None}
-
-
-def within(call: Deferred[Any], seconds: float) -> Deferred[Any]:
-    """``call``'s outcome, or ``TimeoutError`` after ``seconds`` (``call`` is left alone:
-    autobahn cannot cancel a call whose transport is gone)."""
-    outcome: Deferred[Any] = Deferred()
-
-    def settle(result: Any) -> None:
-        if not outcome.called:
-            outcome.callback(result)
-
-    timer = reactor.callLater(seconds, lambda: settle(Failure(TimeoutError(seconds))))
-    call.addBoth(lambda result: (timer.active() and timer.cancel(), settle(result))[1])
-    return outcome
-
-
-class Writer:
-    """Puts ``{name}{i:04d}`` = ``{"i": i}`` for i = 0, 1, ... through the balancer until
-    stopped, as a real client must: a call that failed (its node went away) is followed by
-    a read-back on a new session, and put again only if the read-back does not find it."""
-
-    def __init__(self, balanced: BalancedNodes, name: str) -> None:
-        self.balanced = balanced
-        self.name = name
-        self.acknowledged: dict[str, Any] = {}
-        self.acked_at: list[float] = []  # monotonic time of each acknowledgement
-        self.failed_calls = 0
-        self.errors: Counter[str] = Counter()  # why calls failed, by error
-        self.joined_at: list[float] = []  # monotonic time of each (re)join
-        self.running = True
-        self.session: Any = None
-
-    async def _session(self) -> Any:
-        if self.session is None or not self.session.is_attached():
-            async def joined() -> bool:
-                joining = ensureDeferred(connect(self.balanced))
-                # A handshake that got nowhere is abandoned, as a browser would.
-                joining.addTimeout(5, reactor)
-                try:
-                    self.session = await joining
-                except Exception:  # a node down: try the balancer again
-                    return False
-                return True
-
-            await until(joined, timeout=60, why=self.balanced.log_tail)
-            self.joined_at.append(time.monotonic())
-        return self.session
-
-    async def _put(self, key: str, value: Any) -> None:
-        while True:
-            session = await self._session()
-            try:
-                await within(session.call("etcd.map.put", "notes", key, value), 10)
-                break
-            except CancelledError:
-                raise
-            except Exception as exc:  # the outcome is unknown: read it back
-                self.failed_calls += 1
-                self.errors[f"{type(exc).__name__} {getattr(exc, 'error', '')}"] += 1
-            self.session = None
-            while True:
-                session = await self._session()
-                try:
-                    got = await within(session.call("etcd.map.get", "notes", key), 10)
-                    break
-                except CancelledError:
-                    raise
-                except Exception as exc:
-                    if isinstance(exc, ApplicationError) and exc.error == "etcd.error.not_found":
-                        got = None  # the put did not happen
-                        break
-                    self.failed_calls += 1
-                    self.errors[f"{type(exc).__name__} {getattr(exc, 'error', '')}"] += 1
-                    self.session = None
-            if got is not None and got["value"] == value:
-                break
-        self.acknowledged[key] = value
-        self.acked_at.append(time.monotonic())
-
-    async def run(self) -> None:
-        i = 0
-        while self.running:
-            await self._put(f"{self.name}{i:04d}", {"i": i})
-            i += 1
-
-    def acked_after(self, moment: float) -> bool:
-        return bool(self.acked_at) and self.acked_at[-1] > moment
 
 
 def etcd_endpoints(node: CrossbarNode) -> list[str]:

@@ -32,6 +32,7 @@ from twisted.internet.defer import Deferred
 from waiting import until
 
 from etcdwamp.testing import CrossbarNode
+from etcdwamp.wamp.inflight import fail_in_flight_on_leave
 from etcdwamp.wamp.routers import PublisherKeys
 
 COMPONENT_LOOPS = ("twisted", "asyncio")
@@ -55,10 +56,12 @@ def loop_fixture(component_loop: str) -> str:
 
 async def connect(node: CrossbarNode, *, writer: bool = True, serializer: str = "cbor",
                   authid: str = "writer", ticket: str | None = None,
-                  backend: bool = False) -> Any:
+                  backend: bool = False, fail_on_leave: bool = False) -> Any:
     """A joined WAMP session on the node's realm: the ticket-authenticated writer (the
     node's random ticket unless ``ticket``), an anonymous guest, or (``backend``) a
-    session of the ``backend`` role on the node's backend path."""
+    session of the ``backend`` role on the node's backend path. With ``fail_on_leave``
+    its calls in flight fail when it leaves (:func:`fail_in_flight_on_leave`); without,
+    autobahn leaves them pending."""
     joined: Deferred[Any] = Deferred()
     url = node.url
     auth: dict[str, Any] | None = {"ticket": {"authid": authid,
@@ -74,6 +77,8 @@ async def connect(node: CrossbarNode, *, writer: bool = True, serializer: str = 
         realm=node.realm,
         authentication=auth,
     )
+    if fail_on_leave:
+        fail_in_flight_on_leave(component)
 
     @component.on_join  # type: ignore[untyped-decorator]
     def on_join(session: Any, details: Any) -> None:
