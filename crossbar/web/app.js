@@ -102,9 +102,30 @@ function followPresence(session) {
   };
 }
 
+// A busy map sends hundreds of events a second, and render() rebuilds the whole
+// table: once per event, a page of thousands of rows fell minutes behind its socket
+// (it even noticed the death of its node minutes late: the close waited behind the
+// events). So the table is redrawn with the latest rows at most every
+// RENDER_INTERVAL_MS; the live map itself applies every event at once.
+const RENDER_INTERVAL_MS = 100;
+let latestRows = null;
+let renderTimer = null;
+let lastRender = -Infinity;
+
+function renderSoon(rows) {
+  latestRows = rows;
+  if (renderTimer !== null) return;
+  const wait = Math.max(0, lastRender + RENDER_INTERVAL_MS - performance.now());
+  renderTimer = setTimeout(() => {
+    renderTimer = null;
+    lastRender = performance.now();
+    render(latestRows);
+  }, wait);
+}
+
 followMap({
   map: "notes",
-  onValue: render,
+  onValue: renderSoon,
   onError: report,
   status,
   connection,

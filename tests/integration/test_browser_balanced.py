@@ -2,7 +2,8 @@
 nodes (3-member etcd): kill -9 the node holding its WAMP session; the page reconnects
 through the balancer to another node and its table equals etcd's, with the writes made
 while it was away and after it came back, without a console error. (Events after the
-reconnect need every node to publish: the per-node publisher election.)"""
+reconnect need every node to publish: the per-node publisher election.) And a rolling
+restart of every node under writes through the balancer: the page ends exact."""
 
 from __future__ import annotations
 
@@ -10,7 +11,13 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from balanced_helpers import all_registered, balanced_fixture  # noqa: F401 (a fixture)
+from balanced_helpers import (
+    Writer,
+    all_registered,
+    balanced_fixture,  # noqa: F401 (a fixture)
+    publishing,
+    running,
+)
 from livemap_helpers import (
     etcd_client_fixture,  # noqa: F401 (a fixture)
     etcd_table,
@@ -24,6 +31,8 @@ from test_browser import (  # Chromium and its pages, as test_browser has them
     browser_fixture,  # noqa: F401 (a fixture)
     open_page_fixture,  # noqa: F401 (a fixture)
 )
+from twisted.internet.defer import Deferred, ensureDeferred
+from waiting import until
 
 from etcdwamp import Client
 from etcdwamp.testing import BalancedNodes
@@ -116,3 +125,72 @@ async def test_page_through_the_balancer_follows_writes_on_its_new_node(
         assert page.console_errors == []
     finally:
         await restarted(balanced, index)
+
+
+@ensure
+async def test_page_through_the_balancer_is_exact_after_a_rolling_restart_under_writes(
+        balanced: BalancedNodes, etcd_client: Client, prefix: bytes, open_page: Any) -> None:
+    """Each node in turn killed with SIGKILL, restarted, back UP in HAProxy and publishing,
+    while a writer puts through the balancer (retrying as a client must, see
+    :class:`balanced_helpers.Writer`): the page opened through HAProxy before the first
+    kill ends on another session with exactly etcd's table (read directly), every
+    acknowledged write in it, and no console error."""
+    name = prefix.decode()
+    page = await opened(balanced, etcd_client, name, open_page)
+    first = await page.evaluate("window.wamp.session.id")
+    writer = Writer(balanced, name)
+    writing: Deferred[None] | None = ensureDeferred(writer.run())
+    try:
+        await until(lambda: len(writer.acknowledged) >= 10, timeout=30)
+        for index in range(len(balanced.nodes)):
+            balanced.kill(index)
+            await restarted(balanced, index)
+            await publishing(balanced.nodes[index])
+            # Writes go on through the balancer after each restart.
+            acked = len(writer.acknowledged)
+            await until(lambda acked=acked: len(writer.acknowledged) >= acked + 10,
+                        timeout=60, why=lambda: f"{writer.errors}\n{balanced.log_tail()}")
+        writer.running = False
+        await writing
+        writing = None
+        table = as_page(await etcd_table(etcd_client))
+
+        shown: dict[str, list[Any]] = {}
+        live: list[Any] = []
+
+        async def exact() -> bool:
+            shown.clear()
+            shown.update(await page.evaluate(PAGE_TABLE))
+            live[:] = await page.evaluate(
+                "[window.notes.state, window.notes.revision, window.wamp.session.id,"
+                " window.wamp.session.isOpen, document.getElementById('connection').textContent,"
+                " document.getElementById('connection').dataset.state]")
+            return shown == table
+
+        def difference() -> str:
+            wrong = [k for k in table if shown.get(k) != table[k]]
+            extra = [k for k in shown if k not in table]
+            return (f"{len(table)} rows in etcd, {len(shown)} on the page {live}; "
+                    f"differing {len(wrong)}: {[(k, shown.get(k), table[k]) for k in wrong[:5]]}"
+                    f", extra {extra[:5]}, console: {page.console_errors[:5]}\n"
+                    f"{balanced.server_states()}\n{balanced.balancer.command('show sess all')}")
+
+        await until(exact, timeout=60, why=difference)
+        snapshots = await page.evaluate("window.etcdLiveMapDebug.snapshots['etcd.map.notes']")
+        print(f"\nrolling restart under the page: {len(writer.acknowledged)} writes "
+              f"acknowledged, {writer.failed_calls} calls failed (read back), "
+              f"{snapshots} snapshots read by the page, {len(table)} rows in etcd")
+        stored = {key: table.get(key, [None])[0] for key in writer.acknowledged}
+        assert stored == writer.acknowledged  # no acknowledged write lost
+        assert await page.evaluate("window.wamp.session.id") != first
+        assert await page.evaluate("window.notes.state") == "live"
+        assert snapshots >= 2  # its node was among those restarted
+        assert page.console_errors == []
+    finally:
+        writer.running = False
+        if writing is not None:
+            writing.addErrback(lambda _: None)
+            await until(lambda: writing is not None and writing.called, timeout=90)
+        for index in range(len(balanced.nodes)):
+            if not running(balanced, index):
+                await restarted(balanced, index)
