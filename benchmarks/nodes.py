@@ -275,30 +275,30 @@ def us(value: float) -> str:
     return "n/a" if value != value else f"{value:,.1f}"  # NaN: not measured
 
 
-def print_nodes(results: list[tuple[Result, Result, int]]) -> None:
+def print_nodes(results: list[tuple[Result, Result, str]]) -> None:
     """Part 1: per node count, the full-speed run, the fixed-rate run and etcd's watchers."""
     base, paced, _ = results[0]
     print(f"\nPart 1: {base.subscribers} subscribers spread over the nodes, one writer "
           "(all through HAProxy); processes nodes/haproxy/etcd/bench")
-    print(f"{'':28} {f'-- {base.window} puts outstanding --':^52} "
+    print(f"{'':32} {f'-- {base.window} puts outstanding --':^52} "
           f"{f'-- {paced.rate:.0f} puts/s --':^44}")
-    print(f"{'nodes':>5} {'conns/node':>12} {'watchers':>9} {'puts/s':>7} "
+    print(f"{'nodes':>5} {'conns/node':>12} {'watch/streams':>13} {'puts/s':>7} "
           f"{'delivered ev/s':>14} {'p50/p99 ms':>12} {'cores busy':>17} "
           f"{'p50/p99 ms':>12} {'CPU us per put':>31}  {'load 1/5/15 min':>15} {'ratio':>6}")
     for r, slow, watchers in results:
         spread = "/".join(str(c) for c in r.spread)
         busy = "/".join(f"{r.cpu[g] / r.seconds:.2f}" if g != "etcd" or r.etcd_known
                         else "n/a" for g in GROUPS)
-        print(f"{r.nodes:5d} {spread:>12} {watchers:9d} {r.puts_per_s:7,.0f} "
+        print(f"{r.nodes:5d} {spread:>12} {watchers:>13} {r.puts_per_s:7,.0f} "
               f"{r.delivered_per_s:14,.0f} "
               f"{pct(r.latencies_ms, 0.5):5.1f}/{pct(r.latencies_ms, 0.99):<6.1f} "
               f"{busy:>17} "
               f"{pct(slow.latencies_ms, 0.5):5.1f}/{pct(slow.latencies_ms, 0.99):<6.1f} "
               f"{'/'.join(cpu_cells(slow, slow.puts)):>31}  {r.load:>15} "
               f"{r.delivered_per_s / base.delivered_per_s:6.2f}")
-    print("(conns/node: HAProxy's connections per node, subscribers + writer; watchers: etcd's "
-          "watcher count; cores busy: CPU seconds per second; ratio: delivered events/s "
-          "against 1 node in this run)")
+    print("(conns/node: HAProxy's connections per node, subscribers + writer; "
+          "watch/streams: etcd's watchers and watch streams; cores busy: CPU seconds per "
+          "second; ratio: delivered events/s against 1 node in this run)")
     if len(results) > 1 and paced.etcd_known:
         xs = [float(slow.nodes) for _, slow, _ in results]
         for group, what in (("etcd", "its watchers' fan-out"),
@@ -365,16 +365,18 @@ def print_model(model: dict[str, tuple[float, float]]) -> None:
               f"{events * per_node * 10 * hb / 1e6:5.2f} cores at that rate")
 
 
-async def etcd_watchers(url: str) -> int:
-    """etcd's count of watchers, from its metrics (-1 if it does not tell)."""
-    def read() -> int:
+async def etcd_watchers(url: str) -> str:
+    """etcd's count of watchers and of watch streams (one per gateway HTTP stream), from
+    its metrics, as ``"watchers/streams"``."""
+    names = ("etcd_debugging_mvcc_watcher_total", "etcd_debugging_mvcc_watch_stream_total")
+
+    def read() -> str:
         with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
-            for line in response.read().decode().splitlines():
-                if line.startswith("etcd_debugging_mvcc_watcher_total "):
-                    return int(float(line.split()[1]))
-        return -1
-    found: int = await deferToThread(read)
-    return found
+            found = dict(line.split()[:2] for line in response.read().decode().splitlines()
+                         if line.split(" ", 1)[0] in names)
+        return "/".join(str(int(float(found[n]))) if n in found else "?" for n in names)
+    counted: str = await deferToThread(read)
+    return counted
 
 
 async def run(reactor: Any, etcd_urls: list[str], etcd_pids: list[int],
@@ -388,7 +390,7 @@ async def run(reactor: Any, etcd_urls: list[str], etcd_pids: list[int],
     print(f"etcd: {len(etcd_urls)} member(s){'' if etcd_pids else ' (given, not measured)'}; "
           f"{seconds:g} s per row; "
           f"{os.cpu_count()} cores; load at start {load()}")
-    by_nodes: list[tuple[Result, Result, int]] = []
+    by_nodes: list[tuple[Result, Result, str]] = []
     costs: list[Result] = []
     call: Result | None = None
     for count in sorted(set(counts) | {1}):
