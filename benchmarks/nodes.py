@@ -17,12 +17,16 @@ unless ``--url``). Everything runs in this one process's reactor:
   the nodes (Crossbar controller + router worker, which hosts the component), HAProxy,
   etcd, and this process (writer + subscribers: in a deployment, the browsers).
 
-Part 1 runs the same S subscribers on 1, 2, 3 nodes (``--nodes``); part 2 runs one node
-with 0, 1, 10, 100, 300 subscribers and fits, per process, CPU per put = a + b x S:
-``a`` the fixed cost of a put with its event (the call, etcd's write and watch event, the
-publisher), ``b`` the cost per event per subscriber; the S = 0 row is the cost of one
-``map.put`` call when nobody listens. The model of docs/operations.rst
-("Capacity: measured and modelled") is built from these figures.
+Part 1 runs the same S subscribers (``--subscribers``, 60) on 1, 2, 3 nodes (``--nodes``):
+at full speed (``--window`` 16 puts outstanding), and at a fixed ``--rate`` (20 puts/s,
+started on time whatever is outstanding) for the latency and CPU per put at light load.
+Part 2 runs one node: ``map.put`` at full speed with no subscriber (the cost of a call),
+then 0, 1, 10, 100, 300 subscribers (``--sweep``) at the fixed rate, and fits, per
+process, CPU per put = a + b x S: ``a`` the fixed cost of a put with its event (the call,
+etcd's write and watch event, the publisher), ``b`` the cost per event per subscriber.
+The rate is the same in every row because a put's fixed cost depends on it (at full
+speed calls and etcd writes are batched). The model of docs/operations.rst ("Capacity:
+measured and modelled") is built from these figures.
 
     python benchmarks/nodes.py [--quick] [--nodes 1,2,3] [--members 1|3] [--url URL]
 """
@@ -68,6 +72,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def rss_mb(pid: int) -> float:
+    """The resident memory of ``pid`` in MB (0.0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def node_pids(node: CrossbarNode) -> list[int]:
     """The node's Crossbar controller and its worker processes (the router worker)."""
     assert node.process is not None
@@ -107,10 +123,11 @@ class Result:
     puts: int
     delivered: int
     latencies_ms: list[float]
-    cpu: dict[str, float]  # CPU seconds by process group (GROUPS; etcd None: not ours)
+    cpu: dict[str, float]  # CPU seconds by process group (GROUPS)
     spread: list[int]  # connections per node, as HAProxy counts them
-    load: str
-    etcd_known: bool = True
+    load: str  # the load averages at its end
+    rss: dict[str, float]  # resident MB by process group, subscribers still connected
+    etcd_known: bool = True  # etcd was started here, so its CPU was measured
 
     @property
     def puts_per_s(self) -> float:
@@ -251,10 +268,11 @@ async def measure(bench: Bench, pids: dict[str, list[int]], node_count: int,
             bench.counting = False
             elapsed = time.perf_counter() - t0
             after = {g: sum(cpu_seconds(p) for p in pids[g]) for g in GROUPS}
+            memory = {g: sum(rss_mb(p) for p in pids[g]) for g in GROUPS}
             results.append(Result(node_count, subscribers, window, rate, elapsed, counted[0],
                                   bench.delivered, bench.latencies,
                                   {g: after[g] - before[g] for g in GROUPS}, connections,
-                                  load(), etcd_known=bool(pids["etcd"])))
+                                  load(), memory, etcd_known=bool(pids["etcd"])))
         return results
     finally:
         for session in [writer, *sessions]:
@@ -320,8 +338,8 @@ def print_costs(call: Result | None, rows: list[Result]) -> dict[str, tuple[floa
     print("\nPart 2: one node; CPU us per put (with its events) by process, "
           "nodes/haproxy/etcd/bench")
     print(f"{'row':34} {'puts/s':>7} {'delivered ev/s':>14} {'p50/p99 ms':>12}  "
-          f"{'CPU us per put':>30}  {'node us/event':>13}  {'load 1/5/15 min':>15} "
-          f"{'ratio':>6}")
+          f"{'CPU us per put':>30}  {'node us/event':>13} {'MB node/haproxy':>15}  "
+          f"{'load 1/5/15 min':>15} {'ratio':>6}")
     base = rows[0]
     for label, r in ([(f"map.put, {call.window} outstanding, 0 subs", call)] if call else []) + [
             (f"{r.rate:.0f} puts/s, {r.subscribers} subscribers", r) for r in rows]:
@@ -329,7 +347,8 @@ def print_costs(call: Result | None, rows: list[Result]) -> dict[str, tuple[floa
                    if r.latencies_ms else "-")
         per_event = us(r.cpu["nodes"] / r.delivered * 1e6) if r.delivered else "-"
         print(f"{label:34} {r.puts_per_s:7,.0f} {r.delivered_per_s:14,.0f} {latency:>12}  "
-              f"{'/'.join(cpu_cells(r, r.puts)):>30}  {per_event:>13}  {r.load:>15} "
+              f"{'/'.join(cpu_cells(r, r.puts)):>30}  {per_event:>13} "
+              f"{r.rss['nodes']:7.1f}/{r.rss['haproxy']:<7.1f}  {r.load:>15} "
               f"{r.us_per_put('nodes') / base.us_per_put('nodes'):6.2f}")
     print(f"(ratio: the node's CPU per put against {base.subscribers} subscribers at the "
           "same rate in this run)")
@@ -347,6 +366,9 @@ def print_costs(call: Result | None, rows: list[Result]) -> dict[str, tuple[floa
         a, b = fit(xs, [r.us_per_put(group) for r in rows])
         model[group] = (a, b)
         print(f"  {group:8} a = {a:8.1f} us per put, b = {b:6.2f} us per event per subscriber")
+    for group in ("nodes", "haproxy"):
+        mb, per = fit(xs, [r.rss[group] for r in rows])
+        print(f"  {group} resident memory = {mb:.1f} MB + {per * 1024:.1f} kB x subscribers")
     return model
 
 
