@@ -102,6 +102,7 @@ def node_pids(node: CrossbarNode) -> list[int]:
 
 
 def pct(samples: Sequence[float], q: float) -> float:
+    """The ``q`` quantile of ``samples`` (NaN without any)."""
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
@@ -164,6 +165,7 @@ class Bench:
         self.latencies: list[float] = []
 
     async def join(self, ticket: str | None) -> Any:
+        """A session joined through the balancer: the writer with ``ticket``, else a guest."""
         joined: Deferred[Any] = Deferred()
         auth = {"ticket": {"authid": "writer", "ticket": ticket}} if ticket else None
         component = Component(transports=[{"url": self.url, "serializers": ["cbor"],
@@ -176,6 +178,7 @@ class Bench:
         return await joined
 
     def on_change(self, event: dict[str, Any]) -> None:
+        """An event at one subscriber: counted, its latency kept while measuring."""
         waiting = self.pending.get(event["key"])
         if waiting is None:
             return
@@ -188,6 +191,7 @@ class Bench:
             waiting.done.callback(None)
 
     async def subscribers(self, count: int) -> list[Any]:
+        """``count`` guest sessions subscribed to the map's events, joined one by one."""
         sessions = []
         for _ in range(count):
             session = await self.join(None)
@@ -290,6 +294,7 @@ def fit(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
 
 
 def us(value: float) -> str:
+    """A figure in microseconds for a table cell."""
     return "n/a" if value != value else f"{value:,.1f}"  # NaN: not measured
 
 
