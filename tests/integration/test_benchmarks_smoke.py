@@ -71,3 +71,39 @@ def test_export_memory_quick_run(etcd: EtcdCluster) -> None:
     assert "export: 20,000 records" in out, out
     match = re.search(r"peak RSS of etcdwamp export: ([0-9.]+) MB \(under", out)
     assert match is not None and float(match.group(1)) > 0, out
+
+
+def test_nodes_benchmark_measures_one_and_two_nodes_and_fits_the_costs(
+        etcd: EtcdCluster) -> None:
+    """benchmarks/nodes.py --quick: a row for 1 and for 2 nodes behind HAProxy, the
+    subscribers and writer spread evenly (7 connections: 4/3), events delivered, and
+    etcd's watchers and watch streams growing with the nodes; one row per subscriber
+    count of the one-node sweep, each delivering its puts' events to every subscriber;
+    a fit per process group and the model's two readings."""
+    out = _run("nodes.py", etcd)
+    part1 = {int(m.group(1)): m for m in re.finditer(
+        r"^\s+(\d) +(\S+) +(\d+)/(\d+) +([\d,]+) +([\d,]+) +([\d.]+)/([\d.]+) ", out,
+        re.M)}
+    assert sorted(part1) == [1, 2], out
+    assert part1[1].group(2) == "7" and part1[2].group(2) in ("4/3", "3/4"), out
+    watchers = [int(part1[n].group(3)) for n in (1, 2)]
+    streams = [int(part1[n].group(4)) for n in (1, 2)]
+    assert 0 < watchers[0] < watchers[1] and 0 < streams[0] < streams[1], out
+    for row in part1.values():
+        puts, delivered = (float(row.group(i).replace(",", "")) for i in (5, 6))
+        assert puts > 0 and delivered > 0, out
+        assert 0 < float(row.group(7)) <= float(row.group(8)), out
+    sweep = {int(m.group(1)): (float(m.group(2).replace(",", "")),
+                               float(m.group(3).replace(",", "")))
+             for m in re.finditer(r"^20 puts/s, (\d+) subscribers +([\d,]+) +([\d,]+) ",
+                                  out, re.M)}
+    assert sorted(sweep) == [0, 10, 30], out
+    for subscribers, (puts, delivered) in sweep.items():
+        # Every put's event reached every subscriber within the measured interval.
+        assert puts > 0 and delivered == pytest.approx(puts * subscribers, rel=0.05), out
+    for group in ("nodes", "haproxy", "bench"):
+        assert re.search(rf"^  {group} +a = +-?[\d.]+ us per put, b = +-?[\d.]+ us", out,
+                         re.M), out
+    assert "etcd     n/a (etcd not started here)" in out, out
+    assert re.search(r"10 nodes x 1,000 .* a node: +[\d,.]+ events/s", out), out
+    assert re.search(r"10 nodes x 10,000 .* a node: +[\d,.]+ events/s", out), out
