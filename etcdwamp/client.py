@@ -100,6 +100,7 @@ from .cli_endpoints import endpoint_urls
 from .coalesce import Coalescer
 from .lease import Lease, grant
 from .lock import Election, Lock
+from .metrics import NO_METRICS, ClientMetrics
 from .namespace import Namespace
 from .operations import OperationsMixin
 from .probe import DEFAULT_PROBE_INTERVAL, DEFAULT_PROBE_TIMEOUT
@@ -195,6 +196,9 @@ class Client(OperationsMixin):
     :param probe_timeout: seconds a probe may take before its endpoint is
         demoted and its streams move (worst-case detection of a hung member:
         ``probe_interval + probe_timeout``)
+    :param metrics: where the client reports request attempts, endpoint
+        health, watch streams and coalesced ops (default: nowhere); e.g.
+        :class:`etcdwamp.prometheus.PrometheusClientMetrics` (``etcdwamp[metrics]``)
     """
 
     def __init__(
@@ -224,6 +228,7 @@ class Client(OperationsMixin):
         attempt_timeout: float | None = None,
         probe_interval: float | None = DEFAULT_PROBE_INTERVAL,
         probe_timeout: float = DEFAULT_PROBE_TIMEOUT,
+        metrics: ClientMetrics = NO_METRICS,
     ) -> None:
         if url is not None and endpoints is not None:
             raise ValueError("give url or endpoints, not both")
@@ -263,6 +268,9 @@ class Client(OperationsMixin):
                 or not attempt_timeout > 0):
             raise ValueError(f"attempt_timeout must be a positive number of seconds or None, "
                              f"not {attempt_timeout!r}")
+        if not isinstance(metrics, ClientMetrics):
+            raise TypeError("metrics must be an etcdwamp.metrics.ClientMetrics "
+                            f"(e.g. PrometheusClientMetrics()), not {type(metrics).__name__}")
         self.endpoints: tuple[str, ...] = tuple(u.rstrip("/") for u in urls)
         self.max_request_bytes = max_request_bytes
         self.max_txn_ops = max_txn_ops
@@ -282,7 +290,7 @@ class Client(OperationsMixin):
             credentials=None if user is None else (user, password or ""),
             max_connections=max_connections, max_queued=max_queued,
             require_leader=require_leader, attempt_timeout=attempt_timeout,
-            probe_interval=probe_interval, probe_timeout=probe_timeout)
+            probe_interval=probe_interval, probe_timeout=probe_timeout, metrics=metrics)
         self._coalescer: Coalescer | None = None
         if coalesce:
             self._coalescer = Coalescer(self.transport, window=coalesce_window,

@@ -194,6 +194,7 @@ class Coalescer:
         request = batch_request([e.request for e in entries])
         started = min(e.started for e in entries)
         group.batch = self._transport.call(request, started=started)
+        self._transport.metrics.coalesced(len(entries))
         try:
             results = await group.batch
         except CancelledError:

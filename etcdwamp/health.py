@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .metrics import NO_METRICS, ClientMetrics
+
 __all__ = ["EndpointHealth"]
 
 
@@ -29,13 +31,15 @@ class _Demotion:
 
 
 class EndpointHealth:
-    """Demotions of endpoints, each for a back-off period on ``clock``."""
+    """Demotions of endpoints, each for a back-off period on ``clock``; each
+    demotion, and each answer that ends one, is reported to ``metrics``."""
 
     def __init__(self, clock: Any, *, min_backoff: float = 1.0,
-                 max_backoff: float = 30.0) -> None:
+                 max_backoff: float = 30.0, metrics: ClientMetrics = NO_METRICS) -> None:
         if min_backoff <= 0 or max_backoff < min_backoff:
             raise ValueError("need 0 < min_backoff <= max_backoff")
         self._clock = clock
+        self.metrics = metrics
         self.min_backoff = min_backoff
         self.max_backoff = max_backoff
         self._demoted: dict[str, _Demotion] = {}
@@ -58,12 +62,13 @@ class EndpointHealth:
         until = now + period
         self._demoted[endpoint] = _Demotion(until, streak, reason)
         self.demotions += 1
+        self.metrics.endpoint_health(endpoint, False)
         return until
 
     def succeeded(self, endpoint: str) -> None:
         """``endpoint`` answered: it is healthy again, its streak over."""
-        if self._demoted:
-            self._demoted.pop(endpoint, None)
+        if self._demoted and self._demoted.pop(endpoint, None) is not None:
+            self.metrics.endpoint_health(endpoint, True)
 
     def keep_only(self, endpoints: tuple[str, ...] | list[str]) -> None:
         """Forget the demotions of endpoints no longer in use (the member list changed)."""

@@ -41,6 +41,7 @@ from ._deferred import dual
 from .budget import DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_QUEUED, ConnectionBudget
 from .failover import answer_json, attempt_share, give_up, refusal
 from .health import EndpointHealth
+from .metrics import NO_METRICS, ClientMetrics, outcome_of
 from .probe import DEFAULT_PROBE_INTERVAL, DEFAULT_PROBE_TIMEOUT, StreamProbes
 from .wire import Request, check_size, error_from_response
 from .wire.auth import authenticate_request
@@ -422,7 +423,8 @@ class Transport:
                  require_leader: bool = True,
                  attempt_timeout: float | None = None,
                  probe_interval: float | None = DEFAULT_PROBE_INTERVAL,
-                 probe_timeout: float = DEFAULT_PROBE_TIMEOUT) -> None:
+                 probe_timeout: float = DEFAULT_PROBE_TIMEOUT,
+                 metrics: ClientMetrics = NO_METRICS) -> None:
         if attempt_timeout is not None and not attempt_timeout > 0:
             raise ValueError("attempt_timeout must be a positive number of seconds (or None)")
         self.http = http
@@ -435,9 +437,14 @@ class Transport:
         #: to the next endpoint (None: an equal share of what is left)
         self.attempt_timeout = attempt_timeout
         #: endpoints demoted after a timeout or "no leader" (see etcdwamp.health)
-        self.health = EndpointHealth(clock)
+        self.health = EndpointHealth(clock, metrics=metrics)
+        #: where request attempts, health changes, watch streams and coalesced
+        #: ops are reported (see etcdwamp.metrics)
+        self.metrics = metrics
         self.clock = clock
         self.endpoints: tuple[str, ...] = tuple(endpoints)
+        for endpoint in self.endpoints:
+            metrics.endpoint_health(endpoint, True)
         self.timeout = timeout
         self.max_request_bytes = max_request_bytes
         self.api_prefix = api_prefix
@@ -555,6 +562,9 @@ class Transport:
         if not cleaned:
             raise ValueError("no endpoint given")
         current = self.endpoint
+        for endpoint in cleaned:
+            if endpoint not in self.endpoints:
+                self.metrics.endpoint_health(endpoint, True)
         self.endpoints = cleaned
         self.preferred = cleaned.index(current) if current in cleaned else 0
         self.health.keep_only(cleaned)
@@ -627,6 +637,7 @@ class Transport:
         # caller allows) and a request that cannot move on after it was sent
         # get all that is left; the others a share, then the next endpoint.
         shared = request.timeout is None and request.idempotent
+        metrics, clock = self.metrics, self.clock
         for position, (index, endpoint) in enumerate(targets):
             if self.left(deadline) <= 0:
                 if failures:
@@ -638,14 +649,21 @@ class Transport:
             attempt_deadline = (
                 self.clock.seconds() + self.attempt_limit(deadline, len(targets) - position)
                 if shared else deadline)
+            began: float = clock.seconds()
             try:
-                sending = self._send(endpoint, request.path, body,
-                                     idempotent=request.idempotent,
-                                     deadline=attempt_deadline, budget=budget)
-                if request.timeout is not None and index >= 0 and self.probes.enabled:
-                    status, content = await self._probed(endpoint, sending)
-                else:
-                    status, content = await sending
+                try:
+                    sending = self._send(endpoint, request.path, body,
+                                         idempotent=request.idempotent,
+                                         deadline=attempt_deadline, budget=budget)
+                    if request.timeout is not None and index >= 0 and self.probes.enabled:
+                        status, content = await self._probed(endpoint, sending)
+                    else:
+                        status, content = await sending
+                except BaseException as exc:
+                    metrics.request_done(endpoint, outcome_of(
+                        exc.cause if isinstance(exc, _PrefixFailed) else exc),
+                        clock.seconds() - began)
+                    raise
             except _QueueTimeout as exc:
                 # Nothing was sent: any request may try the next endpoint.
                 failures.append(exc)
@@ -679,6 +697,8 @@ class Transport:
             if status != 200:
                 judged = refusal(status, content, idempotent=request.idempotent,
                                  endpoint=endpoint)
+                metrics.request_done(endpoint, outcome_of(judged.error),
+                                     clock.seconds() - began)
                 if index >= 0:
                     if judged.unwell:
                         self.demote(endpoint, judged.message)
@@ -690,7 +710,13 @@ class Transport:
                 raise judged.error
             if index >= 0:
                 self._answered(index, endpoint)
-            return request.parse(answer_json(endpoint, content))
+            try:
+                result = request.parse(answer_json(endpoint, content))
+            except Exception as exc:
+                metrics.request_done(endpoint, outcome_of(exc), clock.seconds() - began)
+                raise
+            metrics.request_done(endpoint, "ok", clock.seconds() - began)
+            return result
         raise give_up(failures)
 
     async def _probed(self, endpoint: str,

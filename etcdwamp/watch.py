@@ -393,10 +393,13 @@ class Watch:
         stream = StreamProtocol(WatchDecoder(), on_frames)
         self._stream = stream
         probed = transport.probes.track(endpoint, probe_failed)
+        # Up here and down in the finally, nothing awaited between: never drifts.
+        transport.metrics.watch_streams(1)
         try:
             opened.response.deliverBody(stream)
             await stream.ended
         finally:
+            transport.metrics.watch_streams(-1)
             probed.close()
             self._stream = None
             if not stream.ended.called:

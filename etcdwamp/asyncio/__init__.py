@@ -34,6 +34,7 @@ from collections.abc import Sequence
 
 from ..budget import DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_QUEUED
 from ..client import Client as _TwistedClient
+from ..metrics import NO_METRICS, ClientMetrics
 from ..probe import DEFAULT_PROBE_INTERVAL, DEFAULT_PROBE_TIMEOUT
 from ..transport import HTTP
 from ..wire import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS
@@ -80,6 +81,7 @@ class Client(_TwistedClient):
         attempt_timeout: float | None = None,
         probe_interval: float | None = DEFAULT_PROBE_INTERVAL,
         probe_timeout: float = DEFAULT_PROBE_TIMEOUT,
+        metrics: ClientMetrics = NO_METRICS,
     ) -> None:
         clock = LoopClock(loop)
         super().__init__(
@@ -90,7 +92,7 @@ class Client(_TwistedClient):
             coalesce=coalesce, coalesce_window=coalesce_window,
             max_connections=max_connections, max_queued=max_queued,
             require_leader=require_leader, attempt_timeout=attempt_timeout,
-            probe_interval=probe_interval, probe_timeout=probe_timeout)
+            probe_interval=probe_interval, probe_timeout=probe_timeout, metrics=metrics)
 
     @staticmethod
     def _default_http(reactor: object, *, connect_timeout: float, pool_size: int,
