@@ -214,6 +214,12 @@ Usage::
     PYTHONPATH=. python benchmarks/client.py --url http://127.0.0.1:2379
     PYTHONPATH=. python benchmarks/client.py --reactor asyncio   # both on one loop
     PYTHONPATH=. python benchmarks/client.py --only asyncio      # one loop's half
+    PYTHONPATH=. python benchmarks/client.py --metrics   # + a column with Prometheus metrics
+
+``--metrics`` adds a column per loop, **etcdwamp metrics**: the same client
+with ``metrics=PrometheusClientMetrics(CollectorRegistry())``, alternated with
+the plain one in the same rounds; its ratio is taken against etcdwamp without
+metrics, and a last line prints that ratio for put/s (the metrics' cost).
 
 Exits 0 when every row ran and every answer checked out, non-zero otherwise.
 """
@@ -252,6 +258,13 @@ from twisted.web.iweb import IAgent
 from etcdwamp import Client, CompVersion, KeySet, OpSet, Transaction
 from etcdwamp.asyncio import Client as AsyncioClient
 from etcdwamp.testing import EtcdCluster
+
+try:  # only for --metrics (the etcdwamp[metrics] extra)
+    from prometheus_client import CollectorRegistry
+
+    from etcdwamp.prometheus import PrometheusClientMetrics
+except ImportError:  # pragma: no cover - depends on the installation
+    CollectorRegistry = None  # type: ignore[assignment,misc]
 
 CONCURRENCY = 64
 VALUE_SIZE = 64
@@ -758,10 +771,12 @@ COLUMNS = [
     Column("Twisted", "etcdwamp", "etcdwamp", "treq"),
     Column("Twisted", "coalesced", "etcdwamp coalesce=True", "treq"),
     Column("Twisted", "txaioetcd", "txaioetcd (patched)", "treq"),
+    Column("Twisted", "metrics", "etcdwamp metrics", "etcdwamp"),
     Column("asyncio", "aiohttp", "plain aiohttp", None),
     Column("asyncio", "etcdwamp", "etcdwamp.asyncio", "aiohttp"),
     Column("asyncio", "coalesced", "etcdwamp.asyncio coalesce=True", "aiohttp"),
     Column("asyncio", "aetcd", "aetcd (gRPC)", "aiohttp"),
+    Column("asyncio", "metrics", "etcdwamp.asyncio metrics", "etcdwamp"),
 ]
 
 
@@ -778,6 +793,8 @@ class Results:
     wrk_range: float | None = None
     etcd_version: str = "?"
     reactor: str = "?"
+    #: also run the "metrics" columns (--metrics)
+    metrics: bool = False
 
     def has(self, column: Column, index: int) -> bool:
         outcomes = self.outcomes.get(column.loop)
@@ -848,10 +865,11 @@ def format_summary(results: Results) -> str:
         (f"client CPU per {results.rows[index('range')].preload:,} range, ms", "range",
          lambda o, n: f"{o.cpu_ms(n):.0f}", None),
     ]
+    columns = [c for c in COLUMNS if results.metrics or c.name != "metrics"]
     for title, slug, show, wrk_connections in specs:
         i = index(slug)
         cells = [title]
-        for c in COLUMNS:
+        for c in columns:
             if results.has(c, i):
                 cells.append(show(results.outcome(c, i), c.name))
             else:
@@ -860,7 +878,7 @@ def format_summary(results: Results) -> str:
         conns = "1 conn" if wrk_connections == 1 else f"{wrk_connections} conns"
         cells.append(f"{wrk:,.0f} ({conns})" if wrk is not None else "")
         lines.append(cells)
-    headers = ["row", *(c.label for c in COLUMNS), "wrk, raw HTTP"]
+    headers = ["row", *(c.label for c in columns), "wrk, raw HTTP"]
     return "\n".join(["| " + " | ".join(headers) + " |",
                       "|" + "---|" * len(headers),
                       *("| " + " | ".join(cells) + " |" for cells in lines)])
@@ -904,6 +922,10 @@ async def twisted_half(reactor: Any, url: str, results: Results, root: bytes,
                                    Etcdwamp(Client(reactor, url, pool_size=CONCURRENCY)),
                                    Etcdwamp(Client(reactor, url, pool_size=CONCURRENCY,
                                                    coalesce=True), "coalesced", coalescing=True)]
+    if results.metrics:
+        impls.append(Etcdwamp(Client(reactor, url, pool_size=CONCURRENCY,
+                                     metrics=PrometheusClientMetrics(CollectorRegistry())),
+                              "metrics"))
     txaioetcd = make_txaioetcd(reactor, url)
     if isinstance(txaioetcd, str):
         results.skipped["txaioetcd (patched)"] = txaioetcd
@@ -938,6 +960,10 @@ async def asyncio_half(url: str, results: Results, root: bytes, rounds: int) -> 
         Etcdwamp(AsyncioClient(url, pool_size=CONCURRENCY)),
         Etcdwamp(AsyncioClient(url, pool_size=CONCURRENCY, coalesce=True), "coalesced",
                  coalescing=True)]
+    if results.metrics:
+        impls.append(Etcdwamp(AsyncioClient(url, pool_size=CONCURRENCY,
+                                            metrics=PrometheusClientMetrics(CollectorRegistry())),
+                              "metrics"))
     aetcd = make_aetcd(url)
     if isinstance(aetcd, str):
         results.skipped["aetcd (gRPC)"] = aetcd
@@ -978,6 +1004,17 @@ def report(results: Results, url: str, rounds: int, total: float) -> None:
                   f"{s.rate('etcdwamp') / wrk1:.2f}, put at {CONCURRENCY} outstanding "
                   f"{c.rate('etcdwamp') / wrk64:.2f} "
                   f"(coalesce=True {c.rate('coalesced') / wrk64:.2f})")
+    if results.metrics:
+        puts = [r.title for r in results.rows if r.slug in ("put", "cput")]
+        for loop in loops:
+            cells = []
+            for title in puts:
+                o = next(o for o in results.outcomes[loop] if o.title == title)
+                cells.append(f"{title}: {o.rate('metrics'):,.0f} against {o.rate('etcdwamp'):,.0f}"
+                             f"/s, ratio {o.rate('metrics') / o.rate('etcdwamp'):.3f}, CPU per put "
+                             f"ratio {o.cpu_ms('metrics') / o.cpu_ms('etcdwamp'):.3f}")
+            print(f"metrics overhead, {loop}, with Prometheus metrics against without: "
+                  + "; ".join(cells))
     if results.wrk_range is not None:
         title = next(r.title for r in results.rows if r.slug == "range")
         floor = results.wrk_range
@@ -1013,6 +1050,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                              "Twisted's asyncio reactor, one loop")
     parser.add_argument("--only", choices=("Twisted", "asyncio"), default=None,
                         help="run one loop's half only")
+    parser.add_argument("--metrics", action="store_true",
+                        help="add a column per loop: etcdwamp with Prometheus client "
+                             "metrics, its ratio against etcdwamp without (needs "
+                             "etcdwamp[metrics])")
     parser.add_argument("--json", metavar="FILE",
                         help="also write every measurement to FILE as JSON")
     args = parser.parse_args(argv)
@@ -1020,12 +1061,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.rounds = 2 if args.quick else 4
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    if args.metrics and CollectorRegistry is None:
+        parser.error("--metrics needs prometheus_client: pip install etcdwamp[metrics]")
     return args
 
 
 def measure(url: str, args: argparse.Namespace) -> Results:
     """Run both halves (see ``--reactor``); raise on any failure."""
-    results = Results(make_rows(args.quick))
+    results = Results(make_rows(args.quick), metrics=args.metrics)
     root = f"bench/{os.getpid()}-{time.time_ns()}/".encode()
     failed: list[BaseException] = []
     twisted = args.only in (None, "Twisted")
