@@ -31,8 +31,10 @@ class _Demotion:
 
 
 class EndpointHealth:
-    """Demotions of endpoints, each for a back-off period on ``clock``; each
-    demotion, and each answer that ends one, is reported to ``metrics``."""
+    """Demotions of endpoints, each for a back-off period on ``clock``.
+
+    ``metrics`` hears of each endpoint going down (a demotion, or a refused
+    connection: see :meth:`unreachable`) and of the answer that ends it."""
 
     def __init__(self, clock: Any, *, min_backoff: float = 1.0,
                  max_backoff: float = 30.0, metrics: ClientMetrics = NO_METRICS) -> None:
@@ -43,6 +45,9 @@ class EndpointHealth:
         self.min_backoff = min_backoff
         self.max_backoff = max_backoff
         self._demoted: dict[str, _Demotion] = {}
+        # Reported unhealthy to metrics until they answer: the demoted ones
+        # (always) and those that refused a connection.
+        self._down: set[str] = set()
         #: how many demotions happened in all (for metrics and tests)
         self.demotions = 0
 
@@ -62,18 +67,32 @@ class EndpointHealth:
         until = now + period
         self._demoted[endpoint] = _Demotion(until, streak, reason)
         self.demotions += 1
-        self.metrics.endpoint_health(endpoint, False)
+        self._went_down(endpoint)
         return until
+
+    def unreachable(self, endpoint: str) -> None:
+        """``endpoint`` refused a connection: not demoted (trying it again
+        costs nothing, and no call waits on it), but reported unhealthy until
+        it answers."""
+        self._went_down(endpoint)
+
+    def _went_down(self, endpoint: str) -> None:
+        if endpoint not in self._down:
+            self._down.add(endpoint)
+            self.metrics.endpoint_health(endpoint, False)
 
     def succeeded(self, endpoint: str) -> None:
         """``endpoint`` answered: it is healthy again, its streak over."""
-        if self._demoted and self._demoted.pop(endpoint, None) is not None:
+        if self._down and endpoint in self._down:
+            self._down.discard(endpoint)
+            self._demoted.pop(endpoint, None)
             self.metrics.endpoint_health(endpoint, True)
 
     def keep_only(self, endpoints: tuple[str, ...] | list[str]) -> None:
         """Forget the demotions of endpoints no longer in use (the member list changed)."""
         for endpoint in [e for e in self._demoted if e not in endpoints]:
             del self._demoted[endpoint]
+        self._down.intersection_update(endpoints)
 
     def is_healthy(self, endpoint: str) -> bool:
         """Whether ``endpoint`` is not demoted now."""

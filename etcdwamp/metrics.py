@@ -30,8 +30,9 @@ class ClientMetrics:
         of :data:`OUTCOMES`) after ``seconds``, waiting for a connection included."""
 
     def endpoint_health(self, endpoint: str, healthy: bool) -> None:
-        """``endpoint`` is healthy (configured, or answered after a demotion) or
-        not (demoted: it timed out, had no leader or failed a probe)."""
+        """``endpoint`` is healthy (configured, or answered after it was down) or
+        down (demoted: it timed out, had no leader or failed a probe; or it
+        refused a connection)."""
 
     def watch_streams(self, delta: int) -> None:
         """A watch stream opened (+1) or ended (-1); reconnects end one, open another."""

@@ -7,8 +7,9 @@ registry (clients built on one registry share them, their counts add up):
   one per endpoint tried (a call that fails over counts each attempt);
   ``outcome`` is ``ok`` or one of :data:`etcdwamp.metrics.OUTCOMES`
 - ``etcdwamp_etcd_request_duration_seconds{endpoint}``: their durations
-- ``etcdwamp_etcd_endpoint_healthy{endpoint}``: 1, or 0 from a demotion until
-  the endpoint answers again (with several clients on one registry: the last report)
+- ``etcdwamp_etcd_endpoint_healthy{endpoint}``: 1, or 0 from a demotion or a
+  refused connection until the endpoint answers again (with several clients on
+  one registry: the last report)
 - ``etcdwamp_watch_streams``: watch streams open now
 - ``etcdwamp_coalesced_ops_total``: single-key requests sent inside coalesced transactions
 """

@@ -594,6 +594,9 @@ class Transport:
         # connection for as long as the watch lasts.
         try:
             prefix = await self.prefix(endpoint, detect_by)
+        except errors.ConnectFailed:
+            self.health.unreachable(endpoint)
+            raise
         except errors.RequestTimeout:
             self.demote(endpoint, "no answer in time")
             raise
@@ -609,6 +612,9 @@ class Transport:
                 limit)
         except errors.RequestTimeout:
             self.demote(endpoint, "no answer in time")
+            raise
+        except errors.ConnectFailed:
+            self.health.unreachable(endpoint)
             raise
         if response.code != 200:
             content = await read_body(response)
@@ -679,6 +685,8 @@ class Transport:
                 failures.append(cause)
                 continue
             except errors.ConnectFailed as exc:
+                if index >= 0:
+                    self.health.unreachable(endpoint)
                 failures.append(exc)
                 continue
             except errors.OutcomeUnknown as exc:

@@ -1,7 +1,8 @@
 """The client's Prometheus metrics against a real etcd, on both event loops:
 request counters move by exactly the requests made, a stalled member (SIGSTOP)
-shows as a failed outcome and an unhealthy endpoint until it answers again, and
-a watch moves the open-streams gauge up and back down."""
+shows as a failed outcome and an unhealthy endpoint until it answers again, a
+stopped member of three as ``connect_failed`` and unhealthy while the others
+serve, and a watch moves the open-streams gauge up and back down."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Callable
 
 import pytest
 from loops import ensure, make_client
+from members import a_follower, victim_first
 from prometheus_client import CollectorRegistry
 from stall import stalled
 
@@ -84,3 +86,25 @@ async def test_a_stalled_member_is_a_failed_outcome_and_unhealthy_until_it_answe
     assert (await client.get(prefix + b"k")).kvs
     assert value(HEALTHY, endpoint=url) == 1
     assert value(REQUESTS, endpoint=url, outcome="ok") >= 2
+
+
+@ensure
+async def test_a_stopped_member_is_connect_failed_and_unhealthy_while_the_others_serve(
+        etcd_cluster3: EtcdCluster, loop: str, prefix: bytes, clients: list[Client]) -> None:
+    victim = await a_follower(etcd_cluster3, loop)
+    registry = CollectorRegistry()
+    value = reader(registry)
+    client = victim_first(etcd_cluster3, victim, loop, timeout=5.0,
+                          metrics=PrometheusClientMetrics(registry))
+    clients.append(client)
+    first, second, third = client.endpoints
+    victim.stop()
+    await client.put(prefix + b"k", b"v")
+    assert value(REQUESTS, endpoint=first, outcome="connect_failed") == 1
+    assert value(REQUESTS, endpoint=second, outcome="ok") == 1
+    assert value(HEALTHY, endpoint=first) == 0
+    assert value(HEALTHY, endpoint=second) == value(HEALTHY, endpoint=third) == 1
+    # The next call starts at the member that answered: the stopped one costs no more.
+    await client.get(prefix + b"k")
+    assert value(REQUESTS, endpoint=second, outcome="ok") == 2
+    assert value(REQUESTS, endpoint=first, outcome="connect_failed") == 1

@@ -156,6 +156,23 @@ def test_health_reports_only_changes() -> None:
     assert metrics.health == [(ONE, False), (ONE, True)]
 
 
+def test_a_refused_connection_reports_unhealthy_without_demoting_until_an_answer() -> None:
+    from twisted.internet.task import Clock
+    metrics = Recording()
+    health = EndpointHealth(Clock(), metrics=metrics)
+    health.unreachable(ONE)
+    health.unreachable(ONE)
+    health.demote(ONE, "hung")  # already reported down
+    assert metrics.health == [(ONE, False)]
+    health.succeeded(ONE)
+    assert metrics.health == [(ONE, False), (ONE, True)]
+    health.unreachable(TWO)
+    assert health.is_healthy(TWO)  # still tried in its turn
+    health.keep_only([ONE])  # TWO left the member list: forgotten
+    health.succeeded(TWO)
+    assert metrics.health == [(ONE, False), (ONE, True), (TWO, False)]
+
+
 def test_new_endpoints_from_the_member_list_start_healthy() -> None:
     rig, metrics = recorded()
     rig.client.transport.set_endpoints([SINGLE, TWO])
