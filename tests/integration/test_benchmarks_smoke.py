@@ -19,9 +19,9 @@ from etcdwamp.testing import EtcdCluster
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
-def _run(script: str, etcd: EtcdCluster) -> str:
+def _run(script: str, etcd: EtcdCluster, *extra: str) -> str:
     done = subprocess.run([sys.executable, str(BENCHMARKS / script), "--quick",
-                           "--url", etcd.url],
+                           "--url", etcd.url, *extra],
                           capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
@@ -37,8 +37,9 @@ def test_benchmark_quick_run(etcd: EtcdCluster, script: str) -> None:
 def test_client_benchmark_measures_both_loops(etcd: EtcdCluster) -> None:
     """benchmarks/client.py prints a ratio table per loop with etcdwamp's columns
     (coalescing off and on) against that loop's plain baseline, every row filled,
-    and each optional competitor column either measured or skipped with a reason."""
-    out = _run("client.py", etcd)
+    and each optional competitor column either measured or skipped with a reason;
+    with ``--metrics``, the client with Prometheus metrics against without."""
+    out = _run("client.py", etcd, "--metrics")
     lines = out.splitlines()
     for loop, baseline, ours in (("Twisted", "plain treq", "etcdwamp"),
                                  ("asyncio", "plain aiohttp", "etcdwamp.asyncio")):
@@ -49,6 +50,11 @@ def test_client_benchmark_measures_both_loops(etcd: EtcdCluster) -> None:
         header = lines[start]
         assert f"{baseline} ops/s" in header and f"{ours} ratio" in header, header
         assert f"{ours} coalesce=True ratio" in header, header
+        assert f"{ours} metrics ratio" in header, header
+        overhead = next((line for line in lines
+                         if line.startswith(f"metrics overhead, {loop}, ")), None)
+        assert overhead is not None and len(re.findall(r"CPU per put ratio \d", overhead)) == 2, \
+            f"no {loop} metrics overhead line:\n{out}"
         body = lines[start + 2:start + 8]
         assert [row.split("  ")[0] for row in body] == [
             "sequential put (200)", "sequential get (200)", "put, 64 outstanding (1,000)",
