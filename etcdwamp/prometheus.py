@@ -25,7 +25,7 @@ try:
     from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError(
-        "etcdwamp.prometheus needs prometheus_client: pip install etcdwamp[metrics]"
+        "etcdwamp.prometheus needs prometheus_client: pip install 'etcdwamp[metrics]'"
     ) from exc
 
 from .metrics import ClientMetrics

@@ -3,7 +3,8 @@
 Builds from a copy of the working tree (so the shared tree gets no build/ or
 egg-info), then installs the wheel with its base dependencies only into a fresh
 virtualenv (PyPI, or pip's cache): ``import etcdwamp`` must work there, and
-``import etcdwamp.wamp`` must say which extra to install.
+``import etcdwamp.wamp`` and ``import etcdwamp.prometheus`` must say which extra
+to install.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def test_wheel_metadata(dists: tuple[Path, Path]) -> None:
     names = {r.split(">")[0].split("[")[0].split("=")[0].strip().lower() for r in base}
     assert names == {"twisted", "treq", "cbor2", "tqdm"}  # no autobahn, no flatbuffers
     extras = set(meta.get_all("Provides-Extra") or [])
-    assert {"wamp", "flatbuffers", "test", "docs", "dev"} <= extras
+    assert {"wamp", "flatbuffers", "metrics", "test", "docs", "dev"} <= extras
 
 
 def test_base_install_imports_without_autobahn(dists: tuple[Path, Path],
@@ -88,16 +89,22 @@ def test_base_install_imports_without_autobahn(dists: tuple[Path, Path],
                               str(wheel)], capture_output=True, text=True, timeout=300,
                              check=False)
     assert install.returncode == 0, install.stderr[-3000:]
-    probe = ("import importlib.util, etcdwamp, etcdwamp.pmap, etcdwamp.cli\n"
+    probe = ("import importlib.util, etcdwamp, etcdwamp.pmap, etcdwamp.cli, etcdwamp.metrics\n"
              "assert importlib.util.find_spec('autobahn') is None\n"
+             "assert importlib.util.find_spec('prometheus_client') is None\n"
              "try:\n"
              "    import etcdwamp.wamp\n"
+             "except ImportError as exc:\n"
+             "    print(exc)\n"
+             "try:\n"
+             "    import etcdwamp.prometheus\n"
              "except ImportError as exc:\n"
              "    print(exc)\n")
     done = subprocess.run([py, "-c", probe], capture_output=True, text=True, timeout=60,
                           check=False)
     assert done.returncode == 0, done.stderr
     assert "pip install 'etcdwamp[wamp]'" in done.stdout
+    assert "pip install 'etcdwamp[metrics]'" in done.stdout
     version = subprocess.run([str(venv / "bin" / "etcdwamp"), "--version"], capture_output=True,
                              text=True, timeout=60, check=False)
     assert version.stdout == f"etcdwamp {etcdwamp.__version__}\n"
