@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
@@ -44,6 +45,10 @@ class _Shared:
         self.leaders: dict[int, int] = {}
         self.lags: dict[int, int] = {}
         self.sessions: dict[int, int] = {}
+        # labels() validates and locks on every use: a call's series are looked up
+        # once, then taken from here (the label sets are bounded, so are these)
+        self.call_series: dict[tuple[str, str], Any] = {}
+        self.duration_series: dict[str, Any] = {}
         self.calls = Counter("etcdwamp_calls", "WAMP procedure calls by outcome",
                              ["procedure", "outcome"], registry=registry)
         self.duration = Histogram("etcdwamp_call_duration_seconds",
@@ -92,8 +97,15 @@ class PrometheusComponentMetrics(ComponentMetrics):
         self._closed = False
 
     def call_done(self, procedure: str, outcome: str, seconds: float) -> None:
-        self._m.calls.labels(procedure, outcome).inc()
-        self._m.duration.labels(procedure).observe(seconds)
+        m = self._m
+        calls = m.call_series.get((procedure, outcome))
+        if calls is None:
+            calls = m.call_series[procedure, outcome] = m.calls.labels(procedure, outcome)
+        calls.inc()
+        duration = m.duration_series.get(procedure)
+        if duration is None:
+            duration = m.duration_series[procedure] = m.duration.labels(procedure)
+        duration.observe(seconds)
 
     def event_published(self, kind: str, count: int = 1) -> None:
         self._m.events.labels(kind).inc(count)
