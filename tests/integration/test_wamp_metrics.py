@@ -107,6 +107,9 @@ async def test_metrics_and_health_follow_calls_events_refusals_and_an_etcd_outag
 
         # Refusals: the map's rules (guests read notes, never write), then the guest rate.
         guest = await connect(node, writer=False)
+        # Presence: the guest's session holds a lease through the component.
+        await guest.call("etcd.presence.put", "here", {"on": True})
+        await until(moved(node, "etcdwamp_sessions", 1))
         denied = await error_of(guest.call("etcd.map.notes.put", "k", 1))
         assert denied.error == "etcd.error.permission_denied"
         await until(moved(node, "etcdwamp_calls_total", 1, procedure="map.put",
@@ -123,6 +126,13 @@ async def test_metrics_and_health_follow_calls_events_refusals_and_an_etcd_outag
         assert sample(refused, "etcdwamp_limit_refusals_total", limit="rate") == 1
         assert sample(refused, "etcdwamp_calls_total", procedure="map.get",
                       outcome="rate_limited") == 1
+
+        await disconnect(guest)
+        guest = None
+
+        async def no_sessions() -> bool:
+            return sample(await scrape(node), "etcdwamp_sessions") == 0
+        await until(no_sessions, why=node.log_tail)
 
         # etcd goes away: /health turns 503 and calls fail as unavailable; back: 200.
         cluster.members[0].stop()

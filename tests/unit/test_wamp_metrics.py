@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from autobahn.wamp.exception import ApplicationError
 from prometheus_client import CollectorRegistry
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.web.test.requesthelper import DummyRequest
 
@@ -20,7 +22,9 @@ from etcdwamp.wamp.limits import Limiter, LimitSettings, Rates, RoleLimits
 from etcdwamp.wamp.metrics import outcome_of, procedure_label, running
 from etcdwamp.wamp.metrics_web import HealthResource, OperatorResource
 from etcdwamp.wamp.prometheus import METRIC_NAMES, PrometheusComponentMetrics
+from etcdwamp.wamp.publisher import Publisher
 from etcdwamp.wamp.settings import Settings
+from etcdwamp.wire import KeySet, KeyValue, SortOrder, SortTarget
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "docs" / "grafana-dashboard.json"
 
@@ -205,3 +209,45 @@ def test_every_dashboard_panel_queries_metrics_that_exist() -> None:
         names = set(re.findall(r"\betcdwamp_[a-z_]+", expr))
         assert names, f"{title}: no etcdwamp metric in {expr!r}"
         assert names <= known, f"{title}: unknown {names - known}"
+
+
+class LagClient:
+    """etcd as Publisher.lag reads it: the newest key under a prefix by mod revision."""
+
+    def __init__(self, revision: int, newest: dict[bytes, int]) -> None:
+        self.revision = revision
+        self.newest = newest  # prefix -> mod revision of its newest key
+        self.reads: list[int] = []
+
+    async def get(self, keyset: KeySet, **options: Any) -> Any:
+        assert options["limit"] == 1 and options["keys_only"]
+        assert options["sort_order"] is SortOrder.DESCEND
+        assert options["sort_target"] is SortTarget.MOD
+        after = options["min_mod_revision"]
+        self.reads.append(after)
+        mod = self.newest.get(keyset.key, 0)
+        kvs = [KeyValue(keyset.key + b"k", b"", mod, mod, 1, 0)] if mod >= after else []
+        return SimpleNamespace(kvs=kvs, revision=self.revision)
+
+
+def lag_of(publisher: Publisher) -> int:
+    d = Deferred.fromCoroutine(publisher.lag())
+    assert d.called
+    return int(d.result)
+
+
+def test_the_publisher_lag_is_etcds_revision_minus_the_last_published_while_behind() -> None:
+    settings = Settings.from_extra({"etcd": {"endpoints": ["http://127.0.0.1:2379"]},
+                                    "db_prefix": "app/", "kv_prefixes": ["a/", "b/"]})
+    etcd = LagClient(112, {b"a/": 110, b"b/": 90})
+    publisher = Publisher(etcd, settings, {}, lambda *a, **k: None,  # type: ignore[arg-type]
+                          lambda: 1, Clock())
+    a, b = publisher.feeds
+    assert lag_of(publisher) == 0 and etcd.reads == []  # not leading: nothing to measure
+    publisher.is_publisher = True
+    a.floor, a.published = 100, 105  # published up to 105; 110 waits
+    b.floor, b.published = 100, 0  # watched from 101, nothing since: 90 is old news
+    assert lag_of(publisher) == 112 - 105
+    assert etcd.reads == [106, 101]
+    a.published = 110  # caught up
+    assert lag_of(publisher) == 0
