@@ -396,14 +396,20 @@ class EtcdWampSession:
 
     async def _check_health_once(self, clock: Any, interval: float) -> None:
         assert self.client is not None and self.publisher is not None
+        # Bounded: a member that hangs must turn /health red within about one
+        # interval, not after the client's whole timeout.
+        bound = max(interval, 2.0)
         try:
-            # Bounded: a member that hangs must turn /health red within about
-            # one interval, not after the client's whole timeout.
-            await self.client.status().addTimeout(max(interval, 2.0), clock)
+            await self.client.status().addTimeout(bound, clock)
             self.etcd_reachable = True
-            self.publisher_lag = await self.publisher.lag()
         except (errors.EtcdError, defer.TimeoutError):
             self.etcd_reachable = False
+        if self.etcd_reachable:
+            # Its own failure (a grant missing, say) leaves the last lag and health as
+            # they are: etcd answered.
+            with contextlib.suppress(errors.EtcdError, defer.TimeoutError):
+                self.publisher_lag = await Deferred.fromCoroutine(
+                    self.publisher.lag()).addTimeout(bound, clock)
         self.metrics.publisher_lag(self.publisher_lag)
         self.metrics.sessions(0 if self.presence is None else self.presence.sessions)
 

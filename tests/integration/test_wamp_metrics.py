@@ -1,6 +1,6 @@
 """/metrics and /health of a real Crossbar node (the committed config, component embedded
-in the router worker) over a real etcd of its own: real calls, events, refusals and an
-etcd outage move the scraped values as they should.
+in the router worker) over a real etcd of its own: real calls, events, refusals, an
+etcd outage and a hung member move the scraped values as they should.
 
 Only the embedded placement: the operator transport lives in the router worker and
 sees the components of that process (an external asyncio component has none to
@@ -16,6 +16,7 @@ from typing import Any
 import pytest_twisted
 import treq
 from prometheus_client.parser import text_string_to_metric_families
+from stall import stalled
 from waiting import until
 from wamp_helpers import CONFIG, connect, disconnect, error_of, registered
 
@@ -150,6 +151,12 @@ async def test_metrics_and_health_follow_calls_events_refusals_and_an_etcd_outag
         await until(healthy, timeout=60, why=node.log_tail)
         await writer.call("etcd.map.notes.put", "k9", 9)
         await until(moved(node, "etcdwamp_calls_total", 4, **ok), timeout=30)
+
+        # A hung member (SIGSTOP) answers nothing, yet accepts connections: the bounded
+        # check turns /health red all the same, and green once it runs again.
+        with stalled(cluster.members[0]):
+            await until(unhealthy, timeout=30, why=node.log_tail)
+        await until(healthy, timeout=60, why=node.log_tail)
     finally:
         for session in (writer, guest):
             if session is not None:
