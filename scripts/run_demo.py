@@ -141,6 +141,9 @@ def _serve(front: CrossbarNode | BalancedNodes, serve: bool, where: str, stops: 
           f"  e.g. ETCDWAMP_WRITER_TICKET={front.writer_ticket} "
           f"{shown(sys.executable)} {notes} --url {front.url}\n"
           f"Ctrl-C stops {stops}.", flush=True)
+    if isinstance(front, CrossbarNode) and front.metrics_port is not None:
+        print(f"Metrics: {front.metrics_url}metrics, health: {front.metrics_url}health "
+              "(loopback only)", flush=True)
     pids: dict[int, str] = {}
     if isinstance(front, CrossbarNode) and front.process is not None:
         pids[front.process.pid] = "crossbar"

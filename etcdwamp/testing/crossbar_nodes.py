@@ -19,6 +19,10 @@ from ._processes import _HOST, _stop_process, _tail, free_port
 
 __all__ = ["BACKEND_PATH", "CrossbarNode"]
 
+#: the class of the operator web transport's root (``/metrics``, ``/health``): that
+#: transport gets a port of its own
+OPERATOR_RESOURCE = "etcdwamp.wamp.metrics_web.OperatorResource"
+
 #: the web transport path where :class:`CrossbarNode` admits backend components
 BACKEND_PATH = "backend"
 
@@ -106,6 +110,8 @@ class CrossbarNode:
         self.component_loop = component_loop
         self.instances = instances
         self.port = free_port()
+        #: the operator transport's port (``/metrics``, ``/health``); None without one
+        self.metrics_port: int | None = None
         self.tmpdir = tempfile.mkdtemp(prefix="etcdwamp-crossbar-")
         self.cbdir = os.path.join(self.tmpdir, ".crossbar")
         os.makedirs(self.cbdir)
@@ -118,9 +124,12 @@ class CrossbarNode:
         external: list[dict[str, Any]] = []
         for worker in config["workers"]:
             for transport in worker.get("transports", []):
-                transport["endpoint"]["port"] = self.port
-                transport["endpoint"]["interface"] = _HOST
                 root = transport.get("paths", {}).get("/")
+                transport["endpoint"]["interface"] = _HOST
+                if root and root.get("classname") == OPERATOR_RESOURCE:
+                    self.metrics_port = transport["endpoint"]["port"] = free_port()
+                    continue
+                transport["endpoint"]["port"] = self.port
                 if root and root.get("type") == "static":
                     root["directory"] = os.path.abspath(web)
                 if "ws" in transport.get("paths", {}):
@@ -235,6 +244,17 @@ class CrossbarNode:
     def backend_url(self) -> str:
         """The WebSocket URL where backend components join (ticket auth, ``backend`` role)."""
         return f"ws://{_HOST}:{self.port}/{BACKEND_PATH}"
+
+    @property
+    def metrics_url(self) -> str:
+        """The operator transport's URL (``/metrics``, ``/health`` under it).
+
+        :raises ValueError: the config has no operator transport
+        """
+        if self.metrics_port is None:
+            raise ValueError("the node config has no web transport serving "
+                             f"{OPERATOR_RESOURCE}")
+        return f"http://{_HOST}:{self.metrics_port}/"
 
     @property
     def http_url(self) -> str:

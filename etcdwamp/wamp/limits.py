@@ -222,10 +222,14 @@ class Limiter:
     """Admits or refuses calls by the rates of :class:`LimitSettings`.
 
     :param seconds: the clock (``reactor.seconds``; a ``task.Clock``'s in tests)
+    :param refused: told the limit of every refusal: ``"in_flight"`` or ``"rate"``
+        (calls, writes or bytes per second)
     """
 
     def __init__(self, settings: LimitSettings, uris: ErrorUris,
-                 seconds: Callable[[], float]) -> None:
+                 seconds: Callable[[], float],
+                 refused: Callable[[str], None] | None = None) -> None:
+        self._report = refused
         self.settings = settings
         self.uris = uris
         self._seconds = seconds
@@ -270,7 +274,7 @@ class Limiter:
         for account in accounts:
             if account.rates.in_flight is not None and \
                     account.in_flight >= account.rates.in_flight:
-                self._refuse("too many calls in flight", 0.05)
+                self._refuse("in_flight", "too many calls in flight", 0.05)
             for bucket, cost in ((account.calls, 1.0), (account.writes, 1.0 if write else 0),
                                  (account.bytes, size)):
                 if bucket is not None and cost:
@@ -278,7 +282,7 @@ class Limiter:
             if account.read is not None:  # results sent before are paid for first
                 retry = max(retry, account.read.wait(0.0, now))
         if retry > 0:
-            self._refuse("too many calls or bytes per second", retry)
+            self._refuse("rate", "too many calls or bytes per second", retry)
         for account in accounts:
             for bucket, cost in ((account.calls, 1.0), (account.writes, 1.0 if write else 0),
                                  (account.bytes, size)):
@@ -305,8 +309,10 @@ class Limiter:
             for who in [w for w, a in table.items() if a.idle(now)]:
                 del table[who]
 
-    def _refuse(self, why: str, retry_after: float) -> None:
+    def _refuse(self, limit: str, why: str, retry_after: float) -> None:
         self.refused += 1
+        if self._report is not None:
+            self._report(limit)
         seconds = round(max(retry_after, 0.01) + 0.005, 2)
         raise ApplicationError(self.uris.rate_limited,
                                f"rate limit reached ({why}); retry after {seconds} s",

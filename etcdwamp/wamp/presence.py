@@ -172,6 +172,11 @@ class PresenceService:
         return await read_range(self.client, KeySet(prefix, prefix=True), 0, details,
                                 self.reads, self.uris, record)
 
+    @property
+    def sessions(self) -> int:
+        """How many WAMP sessions hold presence (a lease) through this instance now."""
+        return len(self._leases)
+
     async def on_session_leave(self, session_id: Any, *args: Any, **kwargs: Any) -> None:
         """``wamp.session.on_leave``: the session's keys go with it."""
         if not isinstance(session_id, int):

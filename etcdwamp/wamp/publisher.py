@@ -77,10 +77,13 @@ from ..wire import (
     OpDel,
     OpGet,
     OpSet,
+    SortOrder,
+    SortTarget,
     Transaction,
 )
 from ..wire.watch import EventType
 from .maps import WampMap
+from .metrics import ComponentMetrics
 from .presence import decode_presence
 from .routers import PublisherKeys
 from .settings import Settings
@@ -114,8 +117,9 @@ class _Feed:
                  event: Callable[[str, KeyValue, KeyValue | None, int], dict[str, Any]],
                  prev_kv: bool, readers: frozenset[str] | None, *,
                  owner_of: Callable[[bytes], str] | None = None,
-                 excluded: tuple[bytes, ...] = ()) -> None:
+                 excluded: tuple[bytes, ...] = (), kind: str = "map") -> None:
         self.keyset = keyset
+        self.kind = kind  # map, kv or presence: the metrics' ``kind`` label
         self.topic = topic
         self.event = event
         self.prev_kv = prev_kv
@@ -133,6 +137,7 @@ class _Feed:
         self.published = 0
         self.watch: Watch | NamespacedWatch | None = None
         self.recorded = -1  # the position last written to this feed's checkpoint
+        self.floor = 0  # the revision before the one this feed's watch started at
 
 
 class Publisher:
@@ -150,15 +155,17 @@ class Publisher:
     def __init__(self, client: Client | Namespace[Client],
                  settings: Settings, maps: dict[str, WampMap],
                  publish: Callable[..., Any], session_id: Callable[[], Any],
-                 clock: Any, *, router: str | None = None) -> None:
+                 clock: Any, *, router: str | None = None,
+                 metrics: ComponentMetrics | None = None) -> None:
         self.client = client
+        self.metrics = metrics if metrics is not None else ComponentMetrics()
         #: this router's election and checkpoint keys
         self.keys = PublisherKeys(settings.election, router)
         self.clock = clock
         self.settings = settings
         self._publish = publish
         self._session_id = session_id
-        self.is_publisher = False
+        self._is_publisher = False
         self._stopping = False
         self._watches: list[Watch | NamespacedWatch] = []
         self._election: Election | None = None
@@ -187,11 +194,39 @@ class Publisher:
                            and other.prefix.startswith(kv_prefix.prefix))
             self.feeds.append(_Feed(KeySet(kv_prefix.prefix, prefix=True),
                                     f"{p}.kv.{kv_prefix.name}", self._raw_event(prev), prev,
-                                    kv_prefix.read, excluded=nested))
+                                    kv_prefix.read, excluded=nested, kind="kv"))
         if settings.presence is not None:
             self.feeds.append(_Feed(KeySet(settings.presence.prefix, prefix=True),
                                     f"{p}.presence", self._presence_event(settings.presence.prefix),
-                                    True, settings.presence.read))
+                                    True, settings.presence.read, kind="presence"))
+
+    @property
+    def is_publisher(self) -> bool:
+        """Whether this instance leads its election and publishes now."""
+        return self._is_publisher
+
+    @is_publisher.setter
+    def is_publisher(self, leading: bool) -> None:
+        if leading != self._is_publisher:
+            self._is_publisher = leading
+            self.metrics.publisher_leader(leading)
+
+    async def lag(self) -> int:
+        """etcd's revision minus the last revision this instance published, over the
+        feeds with a change it has not published yet (the largest); 0 when it is caught
+        up or does not lead. A backlog of deletes only is not seen (a deleted key has no
+        revision to read)."""
+        worst = 0
+        for feed in self.feeds:
+            if not self.is_publisher:
+                return 0
+            position = max(feed.published, feed.floor)
+            newest = await self.client.get(
+                feed.keyset, limit=1, sort_order=SortOrder.DESCEND,
+                sort_target=SortTarget.MOD, keys_only=True, min_mod_revision=position + 1)
+            if newest.kvs:
+                worst = max(worst, newest.revision - position)
+        return worst if self.is_publisher else 0
 
     # -- event shapes -----------------------------------------------------------
 
@@ -440,6 +475,7 @@ class Publisher:
         def on_batch(batch: WatchBatch) -> Deferred[None]:
             return Deferred.fromCoroutine(self._publish_batch(batch, feed))
 
+        feed.floor = start - 1
         watch = self.client.watch(feed.keyset, on_batch, start_revision=start,
                                   prev_kv=feed.prev_kv)
         watch.finished.addErrback(lambda f: self._resync(f, feed))
@@ -453,6 +489,7 @@ class Publisher:
         # deleting many keys); etcd delivers a revision whole in one batch, so
         # what this instance published before is what precedes this batch.
         published_before = feed.published
+        sent = 0
         for ev in batch.events:
             if ev.revision <= published_before:
                 continue  # this instance published it before losing leadership
@@ -467,6 +504,9 @@ class Publisher:
                                          eligible_authid=[feed.owner_of(ev.kv.key)])
             self._publish(f"{feed.topic}.on_change", feed.event(op, ev.kv, ev.prev_kv,
                                                                 ev.revision), options=options)
+            sent += 1
+        if sent:
+            self.metrics.event_published(feed.kind, sent)
         if batch.events:
             self._record_soon(str(batch.events[-1].revision).encode())
 
@@ -573,6 +613,7 @@ class Publisher:
             if not feed.silent:
                 self._publish(f"{feed.topic}.on_resync", {"compact_revision": start},
                               options=feed.options)
+                self.metrics.event_published("resync")
 
     def _resync(self, failure: Any, feed: _Feed) -> None:
         if failure.check(errors.WatchCompacted):
@@ -582,6 +623,7 @@ class Publisher:
             if not feed.silent:
                 self._publish(f"{feed.topic}.on_resync", {"compact_revision": compacted},
                               options=feed.options)
+                self.metrics.event_published("resync")
             if self.is_publisher and not self._stopping:
                 # etcd keeps history from the compaction revision on: resume
                 # there, so a write that lands while subscribers re-read is

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import functools
 import inspect
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -35,6 +36,7 @@ from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import RegisterOptions
 from twisted.internet import defer
 from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -51,6 +53,7 @@ from .errors import ErrorUris, to_application_error
 from .kv import KvService
 from .limits import Limiter, Ticket, payload_bytes
 from .maps import MapService
+from .metrics import ComponentMetrics, outcome_of, procedure_label, running
 from .presence import PresenceService
 from .publisher import Publisher
 from .quietlog import QuietLog
@@ -71,12 +74,35 @@ class _LeftWhileStarting(Exception):
 _WRITES = frozenset({"put", "delete", "txn"})
 
 
+#: outcomes that are a configured or a resource limit refusing the call, by limit name
+_LIMITS = {"quota_exceeded": "max_keys", "busy": "busy"}
+
+
 def _finally(result: T, ticket: Ticket) -> T:
     if isinstance(result, Failure):
         ticket.done(result.check(CancelledError) is not None)
     else:
         ticket.sent(payload_bytes(result))
         ticket.done(False)
+    return result
+
+
+def _observed(result: T, metrics: ComponentMetrics, procedure: str, start: float) -> T:
+    """Report a call's outcome and duration; ``result`` passes through unchanged."""
+    if isinstance(result, Failure):
+        value = result.value
+        if isinstance(value, ApplicationError):
+            outcome = outcome_of(value.error)
+        elif isinstance(value, (CancelledError, asyncio.CancelledError)):
+            outcome = "cancelled"
+        else:
+            outcome = "internal"
+    else:
+        outcome = "ok"
+    metrics.call_done(procedure, outcome, time.perf_counter() - start)
+    limit = _LIMITS.get(outcome)
+    if limit is not None:  # rate limits report themselves (the limiter knows which)
+        metrics.limit_refused(limit)
     return result
 
 
@@ -135,6 +161,15 @@ class EtcdWampSession:
         #: the start-up's etcd step under way (onLeave cancels it), and whether onJoin ran
         self._step: Deferred[Any] | None = None
         self._joining = False
+        #: where calls, events, refusals and the publisher's state are reported
+        #: (``extra.metrics``: to prometheus_client, else nowhere)
+        self.metrics = ComponentMetrics()
+        #: the last health check (``extra.metrics``) reached etcd
+        self.etcd_reachable = False
+        #: the publisher lag the last health check found (revisions)
+        self.publisher_lag = 0
+        self._registered = False
+        self._health_checks: Deferred[None] | None = None
 
     def serving(self) -> Dual[None]:
         """Fires once every procedure is registered and the publisher started; fails with
@@ -236,12 +271,24 @@ class EtcdWampSession:
             self._serving.fire(exc)
             self.leave("wamp.close.configuration_error", str(exc))
             return
+        if settings.metrics:
+            try:
+                from .prometheus import PrometheusComponentMetrics
+            except ImportError as exc:
+                self.log.error("etcdwamp: extra.metrics needs prometheus_client (install "
+                               "etcdwamp[metrics]): {exc}", exc=exc)
+                self._serving.fire(exc)
+                self.leave("wamp.close.configuration_error",
+                           "extra.metrics needs prometheus_client")
+                return
+            self.metrics = PrometheusComponentMetrics()
         self._closed = Signal()
         self.settings = settings
         self.router = router = self._router_of(details)
         self.uris = uris = ErrorUris(settings.prefix)
         self.quiet = QuietLog(self._clock().seconds, log=self.log)
-        self.limiter = Limiter(settings.limits, uris, self._clock().seconds)
+        self.limiter = Limiter(settings.limits, uris, self._clock().seconds,
+                               refused=self.metrics.limit_refused)
         self.root_client = root = self._etcd_client(settings)
         namespace = settings.etcd.namespace
         self.client = client = root.namespace(namespace) if namespace else root
@@ -266,7 +313,8 @@ class EtcdWampSession:
         self.maps = MapService(client, db, settings.maps, access, uris, reads)
         procedures: dict[str, Callable[..., Any]] = dict(self.maps.procedures())
         self.publisher = Publisher(client, settings, self.maps.maps, self.publish,
-                                   lambda: self._session_id, self._clock(), router=router)
+                                   lambda: self._session_id, self._clock(), router=router,
+                                   metrics=self.metrics)
         # Before this instance serves any write: the first publisher resumes before it.
         await self._etcd_step(self.publisher.prepare())
         if settings.kv_prefixes:
@@ -280,8 +328,10 @@ class EtcdWampSession:
         procedures["status"] = self.status
         shared = RegisterOptions(invoke="roundrobin", details_arg="details")
         p = settings.prefix
+        observed = self.metrics if settings.metrics else None
         for name, fn in procedures.items():
-            await self.register(self._expose(self._guarded(fn, f"{p}.{name}")),
+            label = procedure_label(name, self.maps.maps)
+            await self.register(self._expose(self._guarded(fn, f"{p}.{name}", label, observed)),
                                 f"{p}.{name}", options=shared)
         self.log.info("etcdwamp: {n} procedures under {p}, maps {maps} ({framework}, "
                       "router {router}, session {session})", n=len(procedures), p=p,
@@ -291,6 +341,12 @@ class EtcdWampSession:
         self.publisher.start()
         self.alarm_watch = AlarmWatch(root, self._clock(), self.log)
         self.alarm_watch.start()
+        if settings.metrics:
+            self._registered = True
+            running.append(self)
+            self._health_checks = Deferred.fromCoroutine(
+                self._check_health(settings.health_interval))
+            self._health_checks.addErrback(self._health_checks_ended)
 
     @staticmethod
     async def _check_etcd(client: Client | Namespace[Client], settings: Settings,
@@ -310,6 +366,7 @@ class EtcdWampSession:
     async def onLeave(self, details: Any) -> None:
         """Stop the publisher, revoke the presence leases, close the etcd client and disconnect."""
         self._leaving = True
+        self._stop_health_checks()
         if self._joining:
             # Let the start-up end first (cancelled at its etcd step, else it stops
             # at the next one): nothing may use the client once it is closed.
@@ -319,6 +376,56 @@ class EtcdWampSession:
                 await self._serving.wait()
         await dual(Deferred.fromCoroutine(self._shut_down()))
         self.disconnect()
+
+    # -- health ------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """``{healthy, registered, etcd_reachable, publisher, publisher_lag}``: healthy while
+        the procedures are registered and the last check (every ``extra.health_interval``
+        seconds) reached etcd; what ``/health`` answers (see :mod:`.metrics_web`)."""
+        return {"healthy": self._registered and self.etcd_reachable,
+                "registered": self._registered, "etcd_reachable": self.etcd_reachable,
+                "publisher": self.is_publisher, "publisher_lag": self.publisher_lag}
+
+    async def _check_health(self, interval: float) -> None:
+        """Every ``interval`` seconds: reach etcd, and report the lag and the sessions."""
+        clock = self._clock()
+        while True:
+            await self._check_health_once(clock, interval)
+            await deferLater(clock, interval)
+
+    async def _check_health_once(self, clock: Any, interval: float) -> None:
+        assert self.client is not None and self.publisher is not None
+        # Bounded: a member that hangs must turn /health red within about one
+        # interval, not after the client's whole timeout.
+        bound = max(interval, 2.0)
+        try:
+            await self.client.status().addTimeout(bound, clock)
+            self.etcd_reachable = True
+        except (errors.EtcdError, defer.TimeoutError):
+            self.etcd_reachable = False
+        if self.etcd_reachable:
+            # Its own failure (a grant missing, say) leaves the last lag and health as
+            # they are: etcd answered.
+            with contextlib.suppress(errors.EtcdError, defer.TimeoutError):
+                self.publisher_lag = await Deferred.fromCoroutine(
+                    self.publisher.lag()).addTimeout(bound, clock)
+        self.metrics.publisher_lag(self.publisher_lag)
+        self.metrics.sessions(0 if self.presence is None else self.presence.sessions)
+
+    def _health_checks_ended(self, failure: Failure) -> None:
+        if not failure.check(CancelledError):
+            self.log.failure("etcdwamp: health checks failed", failure)
+
+    def _stop_health_checks(self) -> None:
+        """Leaving: not healthy any more, out of /health, out of the gauges."""
+        self._registered = False
+        if self in running:
+            running.remove(self)
+        if self._health_checks is not None:
+            self._health_checks.cancel()
+            self._health_checks = None
+        self.metrics.close()
 
     async def _shut_down(self) -> None:
         if self.alarm_watch is not None:
@@ -341,8 +448,9 @@ class EtcdWampSession:
 
     # -- plumbing --------------------------------------------------------------
 
-    def _guarded(self, fn: Callable[..., Coroutine[Any, Any, T]],
-                 uri: str) -> Callable[..., Deferred[T]]:
+    def _guarded(self, fn: Callable[..., Coroutine[Any, Any, T]], uri: str,
+                 label: str = "", metrics: ComponentMetrics | None = None
+                 ) -> Callable[..., Deferred[T]]:
         """Run a procedure; every failure reaches the caller as a stable URI.
 
         Arguments are bound to ``fn``'s signature first, so a missing, extra or
@@ -350,7 +458,9 @@ class EtcdWampSession:
         a Python TypeError about our own methods). A cancelled call (the
         caller cancelled or left; autobahn cancels our Deferred) stays a
         ``CancelledError``: the work stops, nothing is retried. (An errback
-        rather than a wrapping coroutine: one layer less per call.)"""
+        rather than a wrapping coroutine: one layer less per call.) With
+        ``metrics``, every call's outcome and duration is reported there as
+        procedure ``label``, refused ones included."""
         full = inspect.signature(fn)
         signature = full.replace(parameters=[
             p.replace(annotation=inspect.Parameter.empty)
@@ -368,6 +478,12 @@ class EtcdWampSession:
 
         @functools.wraps(fn)
         def call(*args: Any, **kwargs: Any) -> Deferred[T]:
+            if metrics is None:
+                return guarded(*args, **kwargs)
+            start = time.perf_counter()
+            return guarded(*args, **kwargs).addBoth(_observed, metrics, label, start)
+
+        def guarded(*args: Any, **kwargs: Any) -> Deferred[T]:
             arguments = {k: v for k, v in kwargs.items() if k != "details"}
             try:
                 signature.bind(*args, **arguments)
@@ -424,23 +540,32 @@ class EtcdWampSession:
 
     async def status(self, details: Any = None) -> dict[str, Any]:
         """``status()``: ``{alarms, version, revision, db_size, leader, member, publisher,
-        router, framework, cancelled_calls, rate_limited_calls}``: the alarms etcd has raised
-        (e.g. ``["NOSPACE"]``; None if the component may not list them), the etcd member that
-        answered (ids as strings), whether this instance publishes (to the subscribers of
-        its router), the router it serves (``"<node id>/<worker pid>"``, None when the
-        router told none: see :mod:`etcdwamp.wamp.routers`), the framework it runs on
-        (``"twisted"`` or ``"asyncio"``), and how many calls this instance saw cancelled
-        (their caller cancelled or left) and refused by ``extra.limits``.
+        publisher_lag, endpoints, router, framework, cancelled_calls, rate_limited_calls}``:
+        the alarms etcd has raised (e.g. ``["NOSPACE"]``; None if the component may not
+        list them), the etcd member that answered (ids as strings), whether this instance
+        publishes (to the subscribers of its router) and its lag (see
+        :meth:`~etcdwamp.wamp.publisher.Publisher.lag`; 0 when it does not publish),
+        whether each configured etcd endpoint is healthy to the client (booleans in the
+        configured order: no addresses), the router it serves (``"<node id>/<worker
+        pid>"``, None when the router told none: see :mod:`etcdwamp.wamp.routers`), the
+        framework it runs on (``"twisted"`` or ``"asyncio"``), and how many calls this
+        instance saw cancelled (their caller cancelled or left) and refused by
+        ``extra.limits``.
         """
         assert self.client is not None and self.root_client is not None
         # Cluster-wide, so asked of the client outside any namespace. While one is
         # raised (NOSPACE: the backend is over its quota), every write fails.
         alarms = await active_alarms(self.root_client)
         st = await self.client.status()
+        assert self.publisher is not None
+        lag = await self.publisher.lag()
+        health = self.root_client.transport.health
         return {"alarms": alarms,
                 "version": st.version, "revision": st.revision, "db_size": st.db_size,
                 "leader": str(st.leader), "member": str(st.header.member_id),
-                "publisher": self.is_publisher, "router": self.router,
+                "publisher": self.is_publisher, "publisher_lag": lag,
+                "endpoints": [health.is_healthy(e) for e in self.root_client.transport.endpoints],
+                "router": self.router,
                 "framework": self.framework,
                 "cancelled_calls": self.cancelled_calls,
                 "rate_limited_calls": 0 if self.limiter is None else self.limiter.refused}

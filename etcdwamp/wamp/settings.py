@@ -564,12 +564,17 @@ class Settings:
     max_snapshot_rows: int = 10000
     #: estimated bytes of all read results in flight at once (more: busy)
     max_inflight_bytes: int = 32 * 1024 * 1024
+    #: report to ``prometheus_client``'s default registry (:mod:`etcdwamp.wamp.prometheus`,
+    #: the ``metrics`` extra) and check etcd every ``health_interval`` seconds for
+    #: ``/health`` and the publisher lag (:mod:`etcdwamp.wamp.metrics_web`)
+    metrics: bool = False
+    health_interval: float = 5.0
     extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     _KEYS = frozenset({"etcd", "prefix", "db_prefix", "maps", "kv_prefixes", "presence",
                        "prev_value", "election", "range_page", "checkpoint_interval",
                        "limits", "max_range_rows", "max_snapshot_rows",
-                       "max_inflight_bytes"})
+                       "max_inflight_bytes", "metrics", "health_interval"})
 
     @property
     def endpoints(self) -> tuple[str, ...]:
@@ -643,13 +648,21 @@ class Settings:
         prev_value = extra.get("prev_value", _default(cls, "prev_value"))
         if not isinstance(prev_value, bool):
             raise SettingsError("extra.prev_value must be true or false")
+        metrics = extra.get("metrics", _default(cls, "metrics"))
+        if not isinstance(metrics, bool):
+            raise SettingsError("extra.metrics must be true or false")
+        health = extra.get("health_interval", _default(cls, "health_interval"))
+        if (isinstance(health, bool) or not isinstance(health, (int, float))
+                or not 0.1 <= health <= 300):
+            raise SettingsError("extra.health_interval must be a number of seconds in "
+                                "[0.1, 300]")
         settings = cls(
             etcd=etcd, prefix=prefix, db_prefix=db_prefix, maps=tuple(maps),
             kv_prefixes=tuple(kv_prefixes), presence=PresenceSettings.parse(
                 extra.get("presence")),
             prev_value=prev_value, election=election.encode(), range_page=page,
             checkpoint_interval=float(interval), limits=parse_limits(extra.get("limits")),
-            **bounds, extra=dict(extra),
+            metrics=metrics, health_interval=float(health), **bounds, extra=dict(extra),
         )
         settings._check_disjoint()
         return settings

@@ -113,3 +113,14 @@ def test_nodes_benchmark_measures_one_and_two_nodes_and_fits_the_costs(
     assert "etcd     n/a (etcd not started here)" in out, out
     assert re.search(r"10 nodes x 1,000 .* a node: +[\d,.]+ events/s", out), out
     assert re.search(r"10 nodes x 10,000 .* a node: +[\d,.]+ events/s", out), out
+
+
+def test_wamp_metrics_overhead_prints_its_ratio() -> None:
+    """benchmarks/wamp.py --metrics-overhead (its own etcd and two nodes) prints both
+    rates and their ratio."""
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "wamp.py"), "--quick",
+                           "--metrics-overhead"],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"metrics off [0-9.]+/s, on [0-9.]+/s, ratio on/off [0-9.]+ ",
+                     done.stdout), done.stdout

@@ -17,6 +17,7 @@ from twisted.internet.task import Clock
 from etcdwamp import errors
 from etcdwamp.pmap import Database
 from etcdwamp.wamp.maps import WampMap
+from etcdwamp.wamp.metrics import ComponentMetrics
 from etcdwamp.wamp.publisher import Publisher
 from etcdwamp.wamp.settings import Settings
 from etcdwamp.watch import WatchBatch
@@ -229,12 +230,14 @@ def settings(*kv_prefixes: str) -> Settings:
 
 
 def started(etcd: FakeClient, *kv_prefixes: str, session: int = 1,
-            publish: Any = None, prepare: bool = True) -> tuple[Clock, Publisher]:
+            publish: Any = None, prepare: bool = True,
+            metrics: ComponentMetrics | None = None) -> tuple[Clock, Publisher]:
     """A publisher over ``etcd`` on a fresh ``task.Clock``, prepared (as the session does
     before it registers any procedure) unless not ``prepare``, and started."""
     clock = Clock()
     publisher = Publisher(etcd, settings(*kv_prefixes), {},  # type: ignore[arg-type]
-                          publish or (lambda *a, **k: None), lambda: session, clock)
+                          publish or (lambda *a, **k: None), lambda: session, clock,
+                          metrics=metrics)
     if prepare:
         assert Deferred.fromCoroutine(publisher.prepare()).called
     publisher.start()
@@ -301,6 +304,34 @@ def test_a_failure_right_after_winning_gives_the_leadership_back_and_leads_again
     clock.advance(10)
     assert publisher.is_publisher
     assert [w.start for w in etcd.live_watches()] == [etcd.revision + 1]
+
+
+class Recorded(ComponentMetrics):
+    def __init__(self) -> None:
+        self.reports: list[tuple[str, Any]] = []
+
+    def event_published(self, kind: str, count: int = 1) -> None:
+        self.reports.append((kind, count))
+
+    def publisher_leader(self, is_leader: bool) -> None:
+        self.reports.append(("leader", is_leader))
+
+
+def test_the_publisher_reports_its_leadership_and_events_by_kind() -> None:
+    """Leadership changes are reported once each; a batch counts its published events
+    under its feed's kind, one report per batch."""
+    etcd = FakeClient()
+    metrics = Recorded()
+    _, publisher = started(etcd, "raw/", metrics=metrics)
+    assert metrics.reports == [("leader", True)]
+    (watch,) = etcd.live_watches()
+    deliver(watch, b"raw/a", 101)
+    deliver(watch, b"raw/b", 102)
+    assert metrics.reports == [("leader", True), ("kv", 1), ("kv", 1)]
+    assert etcd.leader is not None
+    etcd.leader.lose()  # it steps down and, alone, wins the next campaign at once
+    assert metrics.reports[3:] == [("leader", False), ("leader", True)]
+    assert publisher.is_publisher
 
 
 def test_leadership_lost_and_won_again_resumes_after_the_checkpoint() -> None:

@@ -193,8 +193,8 @@ LARGEST_VALUE = 1536 * 1024 - 64 * 1024  # etcd's request limit less room for th
      "out of extra.db_prefix"),
     ({**G, "bogus_key_zz": 1},
      "extra: unknown key 'bogus_key_zz' (valid: checkpoint_interval, db_prefix, election, "
-     "etcd, kv_prefixes, limits, maps, max_inflight_bytes, max_range_rows, max_snapshot_rows, "
-     "prefix, presence, prev_value, range_page)"),
+     "etcd, health_interval, kv_prefixes, limits, maps, max_inflight_bytes, max_range_rows, "
+     "max_snapshot_rows, metrics, prefix, presence, prev_value, range_page)"),
     (etcd(endpoints="ftp://a"),
      'extra.etcd.endpoints must be a non-empty list of http(s) URLs'),
     (etcd(tmeout=1),
@@ -202,6 +202,11 @@ LARGEST_VALUE = 1536 * 1024 - 64 * 1024  # etcd's request limit less room for th
     ({**G, **L({"default": {"bogus": 1}})},
      "extra.limits.default: unknown key 'bogus' (valid: authid, role, session)"),
     ({**G, "prev_value": "yes"}, "extra.prev_value must be true or false"),
+    ({**G, "metrics": "on"}, "extra.metrics must be true or false"),
+    ({**G, "health_interval": 0}, "extra.health_interval must be a number of seconds in "
+     "[0.1, 300]"),
+    ({**G, "health_interval": True}, "extra.health_interval must be a number of seconds in "
+     "[0.1, 300]"),
     # a value of the wrong type is refused the same way, never a crash
     (etcd(timeout="x"), "extra.etcd.timeout must be a positive number of seconds"),
     (etcd(coalesce_window="x"), "extra.etcd.coalesce_window must be a number of seconds in [0, 1]"),
