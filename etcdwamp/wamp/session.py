@@ -44,6 +44,7 @@ from .. import errors
 from .._deferred import Dual, dual
 from .._signal import Signal
 from ..client import Client
+from ..metrics import NO_METRICS, ClientMetrics
 from ..namespace import Namespace
 from ..pmap import Database
 from ..wire import KeySet
@@ -378,6 +379,14 @@ class EtcdWampSession:
         self.disconnect()
 
     # -- health ------------------------------------------------------------------
+
+    def _client_metrics(self, settings: Settings) -> ClientMetrics:
+        """Where the component's etcd client reports (``extra.metrics``: to prometheus_client,
+        beside the component's own metrics on ``/metrics``; else nowhere)."""
+        if not settings.metrics:
+            return NO_METRICS
+        from ..prometheus import PrometheusClientMetrics
+        return PrometheusClientMetrics()
 
     def health(self) -> dict[str, Any]:
         """``{healthy, registered, etcd_reachable, publisher, publisher_lag}``: healthy while

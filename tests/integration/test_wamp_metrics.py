@@ -92,6 +92,14 @@ async def test_metrics_and_health_follow_calls_events_refusals_and_an_etcd_outag
         assert (sample(after, "etcdwamp_call_duration_seconds_count", procedure="map.put")
                 - sample(before, "etcdwamp_call_duration_seconds_count",
                          procedure="map.put")) == 3
+        # The component's etcd client reports to the same /metrics: its requests to the
+        # one member (at least one per put) and that member's health.
+        [endpoint] = cluster.urls
+        requests = {"endpoint": endpoint, "outcome": "ok"}
+        assert (sample(after, "etcdwamp_etcd_requests_total", **requests)
+                - sample(before, "etcdwamp_etcd_requests_total", **requests)) >= 3
+        assert sample(after, "etcdwamp_etcd_endpoint_healthy", endpoint=endpoint) == 1
+        assert sample(after, "etcdwamp_watch_streams") >= 1  # the publisher's watches
         # The events are published before the subscriber has them: counted by now.
         assert (sample(after, "etcdwamp_events_published_total", kind="map")
                 - sample(before, "etcdwamp_events_published_total", kind="map")) == 3
