@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import socket
 import subprocess
+from collections import deque
 
 __all__ = ["free_port"]
 
@@ -18,15 +19,25 @@ _HOST = "127.0.0.1"
 _PORTS = range(20000, 32000)
 
 
+#: the ports this process handed out lately: a port picked and not yet bound by its
+#: server is free to bind, so without this a second pick (the next member of the same
+#: cluster) could get it too ("address already in use", seen in CI)
+_RECENT: deque[int] = deque(maxlen=2000)
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago, outside the ephemeral range."""
+    """A TCP port on 127.0.0.1 that was free a moment ago, outside the ephemeral range, and
+    not one of the last 2,000 this process handed out."""
     for _ in range(200):
         port = random.choice(_PORTS)
+        if port in _RECENT:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
                 sock.bind((_HOST, port))
             except OSError:
                 continue
+            _RECENT.append(port)
             return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((_HOST, 0))  # that whole range busy: let the kernel choose
