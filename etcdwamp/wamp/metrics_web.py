@@ -36,6 +36,7 @@ class HealthResource(Resource):
     isLeaf = True
 
     def render_GET(self, request: Request) -> bytes:
+        """Answer a GET of this path (see the class docstring)."""
         reports = [component.health() for component in list(running)]
         healthy = bool(reports) and all(r["healthy"] for r in reports)
         request.setResponseCode(200 if healthy else 503)
@@ -59,5 +60,6 @@ class OperatorResource(Resource):
             self.putChild(name, child)
 
     def render_GET(self, request: Request) -> bytes:
+        """Answer a GET of this path (see the class docstring)."""
         request.setHeader(b"content-type", b"text/plain")
         return b"etcdwamp: /metrics, /health\n"

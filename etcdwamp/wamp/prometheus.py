@@ -97,6 +97,7 @@ class PrometheusComponentMetrics(ComponentMetrics):
         self._closed = False
 
     def call_done(self, procedure: str, outcome: str, seconds: float) -> None:
+        """Count one call of ``procedure`` with its ``outcome`` and time it."""
         m = self._m
         calls = m.call_series.get((procedure, outcome))
         if calls is None:
@@ -108,18 +109,23 @@ class PrometheusComponentMetrics(ComponentMetrics):
         duration.observe(seconds)
 
     def event_published(self, kind: str, count: int = 1) -> None:
+        """Count ``count`` events of ``kind`` published."""
         self._m.events.labels(kind).inc(count)
 
     def limit_refused(self, limit: str) -> None:
+        """Count one refusal by ``limit``."""
         self._m.refusals.labels(limit).inc()
 
     def publisher_leader(self, is_leader: bool) -> None:
+        """Set whether this instance publishes (leader gauge)."""
         self._set(self._m.leaders, int(is_leader))
 
     def publisher_lag(self, revisions: int) -> None:
+        """Set this instance's lag in revisions."""
         self._set(self._m.lags, revisions)
 
     def sessions(self, count: int) -> None:
+        """Set the number of sessions this instance holds presence for."""
         self._set(self._m.sessions, count)
 
     def _set(self, table: dict[int, int], value: int) -> None:
