@@ -552,8 +552,9 @@ class EtcdWampSession:
         publisher_lag, endpoints, router, framework, cancelled_calls, rate_limited_calls}``:
         the alarms etcd has raised (e.g. ``["NOSPACE"]``; None if the component may not
         list them), the etcd member that answered (ids as strings), whether this instance
-        publishes (to the subscribers of its router) and its lag (see
-        :meth:`~etcdwamp.wamp.publisher.Publisher.lag`; 0 when it does not publish),
+        publishes (to the subscribers of its router) and its lag as of the last health
+        check (see :meth:`~etcdwamp.wamp.publisher.Publisher.lag`; 0 when it does not
+        publish, or with ``extra.metrics`` off),
         whether each configured etcd endpoint is healthy to the client (booleans in the
         configured order: no addresses), the router it serves (``"<node id>/<worker
         pid>"``, None when the router told none: see :mod:`etcdwamp.wamp.routers`), the
@@ -566,8 +567,9 @@ class EtcdWampSession:
         # raised (NOSPACE: the backend is over its quota), every write fails.
         alarms = await active_alarms(self.root_client)
         st = await self.client.status()
-        assert self.publisher is not None
-        lag = await self.publisher.lag()
+        # The lag of the last health check, not a fresh one: measuring it ranges over
+        # the published prefixes, which any caller allowed etcd.status must not drive.
+        lag = self.publisher_lag
         health = self.root_client.transport.health
         return {"alarms": alarms,
                 "version": st.version, "revision": st.revision, "db_size": st.db_size,
