@@ -43,7 +43,9 @@ class ComponentMetrics:
         this instance published (0 when caught up or not leading)."""
 
     def limit_refused(self, limit: str) -> None:
-        """A call was refused by ``limit`` (``rate``, ``in_flight``, ``quota``, ``size``)."""
+        """A call was refused by ``limit``: ``rate``, ``in_flight`` (the limiter's),
+        ``max_keys`` (the storage quota), ``busy`` (etcd's queue full) or ``size`` (a
+        size, row or operation limit: the call's error is ``too_large``)."""
 
     def sessions(self, count: int) -> None:
         """This instance holds presence for ``count`` WAMP sessions."""

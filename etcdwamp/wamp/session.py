@@ -76,7 +76,7 @@ _WRITES = frozenset({"put", "delete", "txn"})
 
 
 #: outcomes that are a configured or a resource limit refusing the call, by limit name
-_LIMITS = {"quota_exceeded": "max_keys", "busy": "busy"}
+_LIMITS = {"quota_exceeded": "max_keys", "busy": "busy", "too_large": "size"}
 
 
 def _finally(result: T, ticket: Ticket) -> T:
@@ -399,8 +399,20 @@ class EtcdWampSession:
     async def _check_health(self, interval: float) -> None:
         """Every ``interval`` seconds: reach etcd, and report the lag and the sessions."""
         clock = self._clock()
+        failed = False
         while True:
-            await self._check_health_once(clock, interval)
+            try:
+                await self._check_health_once(clock, interval)
+                failed = False
+            except CancelledError:
+                raise
+            except Exception:
+                # A bug here must not end the checks with /health left green: say not
+                # reachable, log it once per run of failures, and try again.
+                self.etcd_reachable = False
+                if not failed:
+                    self.log.failure("etcdwamp: a health check failed")
+                failed = True
             await deferLater(clock, interval)
 
     async def _check_health_once(self, clock: Any, interval: float) -> None:

@@ -15,14 +15,16 @@ from autobahn.wamp.exception import ApplicationError
 from prometheus_client import CollectorRegistry
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 from twisted.web.test.requesthelper import DummyRequest
 
 from etcdwamp.wamp.errors import ErrorUris
 from etcdwamp.wamp.limits import Limiter, LimitSettings, Rates, RoleLimits
-from etcdwamp.wamp.metrics import outcome_of, procedure_label, running
+from etcdwamp.wamp.metrics import ComponentMetrics, outcome_of, procedure_label, running
 from etcdwamp.wamp.metrics_web import HealthResource, OperatorResource
 from etcdwamp.wamp.prometheus import METRIC_NAMES, PrometheusComponentMetrics
 from etcdwamp.wamp.publisher import Publisher
+from etcdwamp.wamp.session import _observed
 from etcdwamp.wamp.settings import Settings
 from etcdwamp.wire import KeySet, KeyValue, SortOrder, SortTarget
 
@@ -251,3 +253,31 @@ def test_the_publisher_lag_is_etcds_revision_minus_the_last_published_while_behi
     assert etcd.reads == [106, 101]
     a.published = 110  # caught up
     assert lag_of(publisher) == 0
+
+
+class _Recorder(ComponentMetrics):
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.refused: list[str] = []
+
+    def call_done(self, procedure: str, outcome: str, seconds: float) -> None:
+        self.calls.append((procedure, outcome))
+
+    def limit_refused(self, limit: str) -> None:
+        self.refused.append(limit)
+
+
+@pytest.mark.parametrize(("error", "limit"), [
+    ("etcd.error.quota_exceeded", "max_keys"),
+    ("etcd.error.busy", "busy"),
+    ("etcd.error.too_large", "size"),
+    ("etcd.error.not_found", None),
+])
+def test_a_refused_call_counts_against_its_limit(error: str, limit: str | None) -> None:
+    """A call answered with a limit's error is a call of that outcome and, for a limit,
+    one refusal by it (rate limits report themselves, from the limiter)."""
+    sink = _Recorder()
+    failure = Failure(ApplicationError(error, "refused"))
+    assert _observed(failure, sink, "map.put", 0.0) is failure
+    assert sink.calls == [("map.put", error.rsplit(".", 1)[1])]
+    assert sink.refused == ([] if limit is None else [limit])
