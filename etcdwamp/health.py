@@ -94,6 +94,11 @@ class EndpointHealth:
             del self._demoted[endpoint]
         self._down.intersection_update(endpoints)
 
+    def is_down(self, endpoint: str) -> bool:
+        """Whether ``endpoint`` failed (demoted, or refused a connection) and has not
+        answered since: what ``etcdwamp_etcd_endpoint_healthy`` reports as 0."""
+        return endpoint in self._down
+
     def is_healthy(self, endpoint: str) -> bool:
         """Whether ``endpoint`` is not demoted now."""
         demotion = self._demoted.get(endpoint)

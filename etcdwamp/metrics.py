@@ -34,6 +34,10 @@ class ClientMetrics:
         down (demoted: it timed out, had no leader or failed a probe; or it
         refused a connection)."""
 
+    def endpoint_removed(self, endpoint: str) -> None:
+        """``endpoint`` is no longer one of the client's (the member list changed): its
+        health is not reported any more. Its request counts stay (they happened)."""
+
     def watch_streams(self, delta: int) -> None:
         """A watch stream opened (+1) or ended (-1); reconnects end one, open another."""
 

@@ -16,6 +16,7 @@ registry (clients built on one registry share them, their counts add up):
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
 from dataclasses import dataclass
@@ -107,6 +108,12 @@ class PrometheusClientMetrics(ClientMetrics):
     def endpoint_health(self, endpoint: str, healthy: bool) -> None:
         """Set the endpoint's gauge to 1 or 0."""
         self._c.healthy.labels(endpoint).set(1 if healthy else 0)
+
+    def endpoint_removed(self, endpoint: str) -> None:
+        """Drop the endpoint's health series (another client on this registry that
+        still uses it sets it again on its next change)."""
+        with contextlib.suppress(KeyError):
+            self._c.healthy.remove(endpoint)
 
     def watch_streams(self, delta: int) -> None:
         """Move the open-streams gauge by ``delta``."""

@@ -565,6 +565,10 @@ class Transport:
         for endpoint in cleaned:
             if endpoint not in self.endpoints:
                 self.metrics.endpoint_health(endpoint, True)
+        for endpoint in self.endpoints:
+            if endpoint not in cleaned:
+                # A member removed while down would read 0 for ever on a dashboard.
+                self.metrics.endpoint_removed(endpoint)
         self.endpoints = cleaned
         self.preferred = cleaned.index(current) if current in cleaned else 0
         self.health.keep_only(cleaned)

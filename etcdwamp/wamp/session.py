@@ -587,7 +587,7 @@ class EtcdWampSession:
                 "version": st.version, "revision": st.revision, "db_size": st.db_size,
                 "leader": str(st.leader), "member": str(st.header.member_id),
                 "publisher": self.is_publisher, "publisher_lag": lag,
-                "endpoints": [health.is_healthy(e) for e in self.root_client.transport.endpoints],
+                "endpoints": [not health.is_down(e) for e in self.root_client.transport.endpoints],
                 "router": self.router,
                 "framework": self.framework,
                 "cancelled_calls": self.cancelled_calls,

@@ -251,3 +251,34 @@ def test_two_clients_on_one_registry_share_its_collectors() -> None:
     first.run(first.client.put(b"a", b"1"))
     first.run(second.put(b"b", b"2"))
     assert sample(registry, "etcdwamp_etcd_requests_total", endpoint=SINGLE, outcome="ok") == 2
+
+
+def test_is_down_is_what_the_health_gauge_says() -> None:
+    """A refused connection leaves an endpoint tried in its turn (not demoted) but down
+    until it answers; a demotion is down after its back-off ran out too, until an answer:
+    what etcd.status reports and the gauge shows agree."""
+    from twisted.internet.task import Clock
+    clock = Clock()
+    health = EndpointHealth(clock)
+    health.unreachable(ONE)
+    assert health.is_healthy(ONE) and health.is_down(ONE)
+    health.demote(TWO, "hung")
+    clock.advance(60)  # the back-off is over: tried again, still not seen answering
+    assert health.is_healthy(TWO) and health.is_down(TWO)
+    health.succeeded(ONE)
+    health.succeeded(TWO)
+    assert not health.is_down(ONE) and not health.is_down(TWO)
+
+
+def test_an_endpoint_that_left_the_member_list_is_no_longer_reported() -> None:
+    """A member removed while down would read 0 for ever on a dashboard: its health
+    series goes with it; the other endpoint's stays."""
+    registry = CollectorRegistry()
+    rig = Rig.make(endpoints=ENDPOINTS, metrics=PrometheusClientMetrics(registry))
+    rig.etcd.unavailable_hosts.add("one.test")
+    rig.run(rig.client.put(b"k", b"v"))
+    assert sample(registry, "etcdwamp_etcd_endpoint_healthy", endpoint=ONE) == 0
+    rig.client.transport.set_endpoints([TWO])
+    assert registry.get_sample_value("etcdwamp_etcd_endpoint_healthy",
+                                     {"endpoint": ONE}) is None
+    assert sample(registry, "etcdwamp_etcd_endpoint_healthy", endpoint=TWO) == 1
