@@ -23,7 +23,11 @@ __all__ = ["NO_METRICS", "OUTCOMES", "ClientMetrics", "outcome_of"]
 
 
 class ClientMetrics:
-    """The sink the client reports to; the base class drops everything."""
+    """The sink the client reports to; the base class drops everything.
+
+    A subclass's methods run inline, on the reactor or event loop, in the middle of
+    the request they report: they must return at once and must not raise (an
+    exception fails that request). Queue anything slow, e.g. a network send."""
 
     def request_done(self, endpoint: str, outcome: str, seconds: float) -> None:
         """One attempt of a request at ``endpoint`` ended with ``outcome`` (one

@@ -26,7 +26,10 @@ __all__ = ["ComponentMetrics", "HealthSource", "outcome_of", "procedure_label", 
 
 
 class ComponentMetrics:
-    """The component's reports; every method is a no-op here (override what you record)."""
+    """The component's reports; every method is a no-op here (override what you record).
+
+    Methods run inline on the reactor, inside the call or publication they report:
+    return at once and never raise (an exception would fail that call)."""
 
     def call_done(self, procedure: str, outcome: str, seconds: float) -> None:
         """A call of ``procedure`` (see :func:`procedure_label`) ended with ``outcome``

@@ -505,10 +505,12 @@ class Publisher:
             self._publish(f"{feed.topic}.on_change", feed.event(op, ev.kv, ev.prev_kv,
                                                                 ev.revision), options=options)
             sent += 1
-        if sent:
-            self.metrics.event_published(feed.kind, sent)
+        # The checkpoint first: what is published must be recorded whatever a metrics
+        # sink does.
         if batch.events:
             self._record_soon(str(batch.events[-1].revision).encode())
+        if sent:
+            self.metrics.event_published(feed.kind, sent)
 
     def _record_soon(self, last: bytes) -> None:
         """Record the checkpoint after this batch: one write at a time, the
