@@ -410,6 +410,11 @@ class NamespacedWatch:
         """The watched key sets as the caller gave them, in the order they were added."""
         return tuple(self._outer.get(k, k) for k in self.watch.keysets)
 
+    @property
+    def streaming(self) -> bool:
+        """The watch's :attr:`~etcdwamp.watch.Watch.streaming`."""
+        return self.watch.streaming
+
     def resume_revision(self, keyset: bytes | KeySet) -> int:
         """The revision the watch would resume ``keyset`` from (0 = not created yet).
 

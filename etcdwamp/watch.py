@@ -160,6 +160,7 @@ class Watch:
                                   max_backoff=max_backoff)
         self._stopping = False
         self._restart = False
+        self._live = False  # a stream is open and etcd confirmed every watch on it
         self._fatal: BaseException | None = None
         self._queue: deque[WatchBatch] = deque()
         self._tasks: set[asyncio.Task[object]] = set()  # async callbacks running on asyncio
@@ -200,6 +201,12 @@ class Watch:
     def keysets(self) -> tuple[KeySet, ...]:
         """The key sets this watch follows, in the order they were added."""
         return self._state.keysets
+
+    @property
+    def streaming(self) -> bool:
+        """Whether a stream is open now and etcd confirmed its watches on it: etcd then
+        pushes each change as it commits. False while (re)connecting or after the end."""
+        return self._live
 
     def resume_revision(self, keyset: bytes | KeySet) -> int:
         """The revision this watch would resume ``keyset`` from (0 = not created yet)."""
@@ -381,6 +388,7 @@ class Watch:
                     stream.abort()
                     return
                 if isinstance(step, AllCreated):
+                    self._live = True
                     self._rounds.worked()
                     self._created.fire(None)
                 else:
@@ -402,6 +410,7 @@ class Watch:
             transport.metrics.watch_streams(-1)
             probed.close()
             self._stream = None
+            self._live = False
             if not stream.ended.called:
                 stream.abort()  # interrupted while streaming: drop the connection
         if failure:

@@ -77,8 +77,6 @@ from ..wire import (
     OpDel,
     OpGet,
     OpSet,
-    SortOrder,
-    SortTarget,
     Transaction,
 )
 from ..wire.watch import EventType
@@ -211,22 +209,29 @@ class Publisher:
             self._is_publisher = leading
             self.metrics.publisher_leader(leading)
 
-    async def lag(self) -> int:
-        """etcd's revision minus the last revision this instance published, over the
-        feeds with a change it has not published yet (the largest); 0 when it is caught
-        up or does not lead. A backlog of deletes only is not seen (a deleted key has no
-        revision to read)."""
+    def lag(self, revision: int) -> int:
+        """How far behind etcd's ``revision`` (the health check's) this instance may be,
+        in revisions: the largest over its feeds, 0 when it does not lead.
+
+        Measured without reading the maps (a range filtered by mod revision makes etcd
+        scan the whole prefix, limit or not). A feed whose watch streams has lag 0:
+        etcd pushes each change as it commits, and a batch is published before the
+        next is taken. A feed whose watch is down (reconnecting after a partition or a
+        member's death) or not started lags by ``revision`` minus the revision up to
+        which it is known published: an upper bound, since revisions of keys outside
+        the feed count too."""
+        if not self.is_publisher:
+            return 0
         worst = 0
         for feed in self.feeds:
-            if not self.is_publisher:
-                return 0
+            watch = feed.watch
+            if watch is not None and watch.streaming:
+                continue
             position = max(feed.published, feed.floor)
-            newest = await self.client.get(
-                feed.keyset, limit=1, sort_order=SortOrder.DESCEND,
-                sort_target=SortTarget.MOD, keys_only=True, min_mod_revision=position + 1)
-            if newest.kvs:
-                worst = max(worst, newest.revision - position)
-        return worst if self.is_publisher else 0
+            if watch is not None:
+                position = max(position, watch.resume_revision(feed.keyset) - 1)
+            worst = max(worst, revision - position)
+        return worst
 
     # -- event shapes -----------------------------------------------------------
 

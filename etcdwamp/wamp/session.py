@@ -421,16 +421,12 @@ class EtcdWampSession:
         # interval, not after the client's whole timeout.
         bound = max(interval, 2.0)
         try:
-            await self.client.status().addTimeout(bound, clock)
-            self.etcd_reachable = True
+            status = await self.client.status().addTimeout(bound, clock)
         except (errors.EtcdError, defer.TimeoutError):
             self.etcd_reachable = False
-        if self.etcd_reachable:
-            # Its own failure (a grant missing, say) leaves the last lag and health as
-            # they are: etcd answered.
-            with contextlib.suppress(errors.EtcdError, defer.TimeoutError):
-                self.publisher_lag = await Deferred.fromCoroutine(
-                    self.publisher.lag()).addTimeout(bound, clock)
+        else:
+            self.etcd_reachable = True
+            self.publisher_lag = self.publisher.lag(status.revision)
         self.metrics.publisher_lag(self.publisher_lag)
         self.metrics.sessions(0 if self.presence is None else self.presence.sessions)
 

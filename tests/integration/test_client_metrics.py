@@ -55,10 +55,11 @@ async def test_counters_move_by_exactly_the_requests_made(
     assert outcomes == {"ok"}
 
     watch = client.watch(KeySet(prefix, prefix=True), lambda batch: None)
+    assert not watch.streaming  # etcd has not confirmed it yet
     await watch
-    assert value(STREAMS) == 1
+    assert value(STREAMS) == 1 and watch.streaming
     await watch.cancel()
-    assert value(STREAMS) == 0
+    assert value(STREAMS) == 0 and not watch.streaming
 
 
 @ensure

@@ -13,20 +13,21 @@ from typing import Any
 import pytest
 from autobahn.wamp.exception import ApplicationError
 from prometheus_client import CollectorRegistry
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.web.test.requesthelper import DummyRequest
 
+from etcdwamp import errors
 from etcdwamp.wamp.errors import ErrorUris
 from etcdwamp.wamp.limits import Limiter, LimitSettings, Rates, RoleLimits
 from etcdwamp.wamp.metrics import ComponentMetrics, outcome_of, procedure_label, running
 from etcdwamp.wamp.metrics_web import HealthResource, OperatorResource
 from etcdwamp.wamp.prometheus import METRIC_NAMES, PrometheusComponentMetrics
 from etcdwamp.wamp.publisher import Publisher
-from etcdwamp.wamp.session import _observed
+from etcdwamp.wamp.session import EtcdWampSession, _observed
 from etcdwamp.wamp.settings import Settings
-from etcdwamp.wire import KeySet, KeyValue, SortOrder, SortTarget
+from etcdwamp.wire import KeySet
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "docs" / "grafana-dashboard.json"
 
@@ -213,46 +214,105 @@ def test_every_dashboard_panel_queries_metrics_that_exist() -> None:
         assert names <= known, f"{title}: unknown {names - known}"
 
 
-class LagClient:
-    """etcd as Publisher.lag reads it: the newest key under a prefix by mod revision."""
+class FakeWatch:
+    """A feed's watch as Publisher.lag sees it: streaming or not, and its resume revision."""
 
-    def __init__(self, revision: int, newest: dict[bytes, int]) -> None:
-        self.revision = revision
-        self.newest = newest  # prefix -> mod revision of its newest key
-        self.reads: list[int] = []
+    def __init__(self, streaming: bool, resume: int) -> None:
+        self.streaming = streaming
+        self.resume = resume
 
-    async def get(self, keyset: KeySet, **options: Any) -> Any:
-        assert options["limit"] == 1 and options["keys_only"]
-        assert options["sort_order"] is SortOrder.DESCEND
-        assert options["sort_target"] is SortTarget.MOD
-        after = options["min_mod_revision"]
-        self.reads.append(after)
-        mod = self.newest.get(keyset.key, 0)
-        kvs = [KeyValue(keyset.key + b"k", b"", mod, mod, 1, 0)] if mod >= after else []
-        return SimpleNamespace(kvs=kvs, revision=self.revision)
+    def resume_revision(self, keyset: KeySet) -> int:
+        return self.resume
 
 
-def lag_of(publisher: Publisher) -> int:
-    d = Deferred.fromCoroutine(publisher.lag())
-    assert d.called
-    return int(d.result)
-
-
-def test_the_publisher_lag_is_etcds_revision_minus_the_last_published_while_behind() -> None:
+def test_the_publisher_lag_counts_only_feeds_whose_watch_is_down() -> None:
+    """A streaming watch gets each change pushed: no lag. A watch that is down lags by
+    etcd's revision minus what the feed is known published up to (events published,
+    or a progress notification's revision). No read of the maps is made."""
     settings = Settings.from_extra({"etcd": {"endpoints": ["http://127.0.0.1:2379"]},
                                     "db_prefix": "app/", "kv_prefixes": ["a/", "b/"]})
-    etcd = LagClient(112, {b"a/": 110, b"b/": 90})
-    publisher = Publisher(etcd, settings, {}, lambda *a, **k: None,  # type: ignore[arg-type]
+
+    class NoReads:
+        def __getattr__(self, name: str) -> Any:
+            raise AssertionError(f"the lag must not call etcd ({name})")
+
+    publisher = Publisher(NoReads(), settings, {}, lambda *a, **k: None,  # type: ignore[arg-type]
                           lambda: 1, Clock())
     a, b = publisher.feeds
-    assert lag_of(publisher) == 0 and etcd.reads == []  # not leading: nothing to measure
+    a.floor, a.published = 100, 105
+    b.floor, b.published = 100, 0
+    a.watch = FakeWatch(streaming=True, resume=106)  # type: ignore[assignment]
+    b.watch = FakeWatch(streaming=True, resume=101)  # type: ignore[assignment]
+    assert publisher.lag(112) == 0  # not leading: nothing to measure
     publisher.is_publisher = True
-    a.floor, a.published = 100, 105  # published up to 105; 110 waits
-    b.floor, b.published = 100, 0  # watched from 101, nothing since: 90 is old news
-    assert lag_of(publisher) == 112 - 105
-    assert etcd.reads == [106, 101]
-    a.published = 110  # caught up
-    assert lag_of(publisher) == 0
+    assert publisher.lag(112) == 0  # both streaming
+    a.watch.streaming = False  # type: ignore[union-attr]
+    assert publisher.lag(112) == 112 - 105
+    b.watch.streaming = False  # type: ignore[union-attr]
+    assert publisher.lag(112) == 112 - 100  # b: its floor, nothing published since
+    b.watch.resume = 111  # type: ignore[union-attr]  # a progress notification said 110
+    assert publisher.lag(112) == 112 - 105
+    a.watch, a.published = None, 0  # not started yet: from its floor
+    assert publisher.lag(112) == 112 - 100
+    publisher.is_publisher = False
+    assert publisher.lag(112) == 0
+
+
+class _HealthSession(EtcdWampSession):
+    def __init__(self, clock: Clock) -> None:
+        self._init_state()
+        self.clock = clock
+
+    def _clock(self) -> Any:
+        return self.clock
+
+
+class _StatusClient:
+    def __init__(self) -> None:
+        self.answers: list[Any] = []
+
+    def status(self) -> Deferred[Any]:
+        answer = self.answers.pop(0)
+        if isinstance(answer, BaseException):
+            return fail(answer)
+        return succeed(SimpleNamespace(revision=answer))
+
+
+class _LagPublisher:
+    is_publisher = True
+
+    def __init__(self) -> None:
+        self.broken = False
+
+    def lag(self, revision: int) -> int:
+        if self.broken:
+            raise RuntimeError("a bug in the lag")
+        return revision - 100
+
+
+def test_the_health_checks_survive_a_bug_and_say_unhealthy_meanwhile() -> None:
+    """An unexpected exception in a check must not end the checks with /health left
+    as it was: the component says etcd unreachable, and the next good check heals it."""
+    clock = Clock()
+    session = _HealthSession(clock)
+    client, publisher = _StatusClient(), _LagPublisher()
+    session.client = client  # type: ignore[assignment]
+    session.publisher = publisher  # type: ignore[assignment]
+    session._registered = True
+    client.answers = [107, 108, errors.Unavailable("down"), 109]
+    checks = Deferred.fromCoroutine(session._check_health(1.0))
+    assert session.health()["healthy"] and session.publisher_lag == 7
+    publisher.broken = True
+    clock.advance(1.0)
+    assert not session.health()["healthy"]
+    publisher.broken = False
+    clock.advance(1.0)
+    assert not session.health()["etcd_reachable"]  # etcd refused this one
+    clock.advance(1.0)
+    assert session.health()["healthy"] and session.publisher_lag == 9
+    assert not checks.called
+    checks.cancel()
+    checks.addErrback(lambda f: f.trap(CancelledError))
 
 
 class _Recorder(ComponentMetrics):
