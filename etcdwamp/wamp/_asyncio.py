@@ -6,6 +6,7 @@ txaio's framework to asyncio for the whole process.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -47,6 +48,9 @@ class EtcdWampComponent(EtcdWampSession, Session):
 
     def _clock(self) -> Any:
         return LoopClock()
+
+    def _meta_call(self, procedure: str) -> Deferred[Any]:
+        return Deferred.fromFuture(asyncio.ensure_future(self.call(procedure)))
 
     def _expose(self, fn: Callable[..., Deferred[Any]]) -> Callable[..., Any]:
         # txaio on asyncio runs a coroutine as a task but would hand a Deferred

@@ -129,6 +129,10 @@ class EtcdWampComponent(EtcdWampSession, ApplicationSession):
             return None
         return router_id(node, os.getpid())
 
+    def _meta_call(self, procedure: str) -> Deferred[Any]:
+        d: Deferred[Any] = self.call(procedure)
+        return d
+
     def _expose(self, fn: Callable[..., Deferred[Any]]) -> Callable[..., Any]:
         # Autobahn on Twisted takes the Deferred as it is, and cancels it on INTERRUPT.
         return fn

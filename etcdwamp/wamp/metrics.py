@@ -50,8 +50,9 @@ class ComponentMetrics:
         ``max_keys`` (the storage quota), ``busy`` (etcd's queue full) or ``size`` (a
         size, row or operation limit: the call's error is ``too_large``)."""
 
-    def sessions(self, count: int) -> None:
-        """This instance holds presence for ``count`` WAMP sessions."""
+    def sessions(self, count: int, realm: str = "") -> None:
+        """The router has ``count`` WAMP sessions in ``realm`` (its meta API's
+        ``wamp.session.count``, the component's own session included)."""
 
     def close(self) -> None:
         """The instance stopped: whatever it set in gauges no longer counts."""

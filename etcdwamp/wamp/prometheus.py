@@ -6,7 +6,8 @@ the same names twice and fail). How they add up over the instances of a
 process: counters and the histogram count every instance's calls and events;
 ``etcdwamp_publisher_is_leader`` is the number of instances leading (0 or 1
 with one instance per router worker), ``etcdwamp_publisher_lag_revisions`` the
-largest lag of any of them, ``etcdwamp_sessions`` the sum of their sessions.
+largest lag of any of them, ``etcdwamp_sessions`` the sessions of
+every realm they serve (instances in one realm count its sessions once).
 An instance that stops (:meth:`PrometheusComponentMetrics.close`) no longer
 counts in the gauges.
 """
@@ -44,7 +45,7 @@ class _Shared:
         self.lock = threading.Lock()
         self.leaders: dict[int, int] = {}
         self.lags: dict[int, int] = {}
-        self.sessions: dict[int, int] = {}
+        self.sessions: dict[int, tuple[str, int]] = {}  # instance -> (realm, count)
         # labels() validates and locks on every use: a call's series are looked up
         # once, then taken from here (the label sets are bounded, so are these)
         self.call_series: dict[tuple[str, str], Any] = {}
@@ -63,8 +64,14 @@ class _Shared:
         self._gauge("etcdwamp_publisher_lag_revisions",
                     "revisions the newest change is ahead of the last published one",
                     registry, lambda: max(self.lags.values(), default=0))
-        self._gauge("etcdwamp_sessions", "WAMP sessions holding presence",
-                    registry, lambda: sum(self.sessions.values()))
+        self._gauge("etcdwamp_sessions", "WAMP sessions in the component's realms",
+                    registry, self._sessions)
+
+    def _sessions(self) -> int:
+        by_realm: dict[str, int] = {}
+        for realm, count in self.sessions.values():
+            by_realm[realm] = max(count, by_realm.get(realm, 0))
+        return sum(by_realm.values())
 
     def _gauge(self, name: str, doc: str, registry: CollectorRegistry,
                value: Callable[[], int]) -> None:
@@ -124,11 +131,11 @@ class PrometheusComponentMetrics(ComponentMetrics):
         """Set this instance's lag in revisions."""
         self._set(self._m.lags, revisions)
 
-    def sessions(self, count: int) -> None:
-        """Set the number of sessions this instance holds presence for."""
-        self._set(self._m.sessions, count)
+    def sessions(self, count: int, realm: str = "") -> None:
+        """Set the number of WAMP sessions in this instance's ``realm``."""
+        self._set(self._m.sessions, (realm, count))
 
-    def _set(self, table: dict[int, int], value: int) -> None:
+    def _set(self, table: dict[int, Any], value: Any) -> None:
         with self._m.lock:
             if not self._closed:
                 table[self._me] = value

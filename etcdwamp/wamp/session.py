@@ -132,6 +132,7 @@ class EtcdWampSession:
     register: Callable[..., Any]
     subscribe: Callable[..., Any]
     publish: Callable[..., Any]
+    call: Callable[..., Any]
     leave: Callable[..., Any]
     disconnect: Callable[..., Any]
 
@@ -171,6 +172,8 @@ class EtcdWampSession:
         self.publisher_lag = 0
         self._registered = False
         self._health_checks: Deferred[None] | None = None
+        #: the router refused ``wamp.session.count`` (said once in the log)
+        self._count_refused = False
 
     def serving(self) -> Dual[None]:
         """Fires once every procedure is registered and the publisher started; fails with
@@ -428,7 +431,27 @@ class EtcdWampSession:
             self.etcd_reachable = True
             self.publisher_lag = self.publisher.lag(status.revision)
         self.metrics.publisher_lag(self.publisher_lag)
-        self.metrics.sessions(0 if self.presence is None else self.presence.sessions)
+        count = await self._count_sessions()
+        if count is not None:
+            self.metrics.sessions(count, str(getattr(self.config, "realm", "") or ""))
+
+    def _meta_call(self, procedure: str) -> Deferred[Any]:
+        """Call the router's meta API ``procedure`` (as a Deferred on either loop)."""
+        raise NotImplementedError
+
+    async def _count_sessions(self) -> int | None:
+        """The WAMP sessions in this component's realm on its router (None when the
+        router refuses to say: the component's role may not call ``wamp.session.count``)."""
+        try:
+            count = await self._meta_call("wamp.session.count")
+        except ApplicationError as exc:
+            if not self._count_refused:
+                self._count_refused = True
+                self.log.warn("etcdwamp: etcdwamp_sessions stays unset: the router refused "
+                              "wamp.session.count ({error}); allow the component's role to "
+                              "call it", error=exc.error)
+            return None
+        return int(count)
 
     def _health_checks_ended(self, failure: Failure) -> None:
         if not failure.check(CancelledError):

@@ -114,11 +114,20 @@ async def test_metrics_and_health_follow_calls_events_refusals_and_an_etcd_outag
         assert not [k for k in after if any(v.startswith("k") and v[1:].isdigit()
                                             for _, v in k[1])]
 
+        # Sessions: the realm's, as the router counts them (the component and the
+        # writer at least); one more while the guest is connected.
+        await until(moved(node, "etcdwamp_sessions", 2), why=node.log_tail)
+        sessions = sample(await scrape(node), "etcdwamp_sessions")
+
+        def sessions_are(count: float) -> Callable[[], Any]:
+            async def reached() -> bool:
+                return sample(await scrape(node), "etcdwamp_sessions") == count
+            reached.__name__ = f"etcdwamp_sessions == {count}"
+            return reached
+
         # Refusals: the map's rules (guests read notes, never write), then the guest rate.
         guest = await connect(node, writer=False)
-        # Presence: the guest's session holds a lease through the component.
-        await guest.call("etcd.presence.put", "here", {"on": True})
-        await until(moved(node, "etcdwamp_sessions", 1))
+        await until(sessions_are(sessions + 1), why=node.log_tail)
         denied = await error_of(guest.call("etcd.map.notes.put", "k", 1))
         assert denied.error == "etcd.error.permission_denied"
         await until(moved(node, "etcdwamp_calls_total", 1, procedure="map.put",
@@ -139,9 +148,7 @@ async def test_metrics_and_health_follow_calls_events_refusals_and_an_etcd_outag
         await disconnect(guest)
         guest = None
 
-        async def no_sessions() -> bool:
-            return sample(await scrape(node), "etcdwamp_sessions") == 0
-        await until(no_sessions, why=node.log_tail)
+        await until(sessions_are(sessions), why=node.log_tail)
 
         # etcd goes away: /health turns 503 and calls fail as unavailable; back: 200.
         cluster.members[0].stop()

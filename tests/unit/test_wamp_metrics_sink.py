@@ -78,7 +78,8 @@ def test_the_prometheus_sink_counts_calls_events_and_refusals() -> None:
 
 def test_two_instances_share_a_registry_and_their_gauges_add_up() -> None:
     """Two components in one worker: no duplicate registration; leaders and sessions
-    sum, the lag is the largest; a closed instance no longer counts."""
+    sum, the lag is the largest, sessions count once per realm; a closed instance no
+    longer counts."""
     registry = CollectorRegistry()
     a, b = PrometheusComponentMetrics(registry), PrometheusComponentMetrics(registry)
     for m in (a, b):
@@ -89,13 +90,15 @@ def test_two_instances_share_a_registry_and_their_gauges_add_up() -> None:
     b.publisher_leader(False)
     a.publisher_lag(0)
     b.publisher_lag(7)
-    a.sessions(2)
-    b.sessions(3)
+    a.sessions(2, "realm1")
+    b.sessions(3, "realm2")
     assert value(registry, "etcdwamp_publisher_is_leader") == 1
     assert value(registry, "etcdwamp_publisher_lag_revisions") == 7
-    assert value(registry, "etcdwamp_sessions") == 5
+    assert value(registry, "etcdwamp_sessions") == 5  # two realms: both count
+    b.sessions(3, "realm1")  # one realm counted by both: its sessions count once
+    assert value(registry, "etcdwamp_sessions") == 3
     b.close()
-    b.sessions(9)  # a report after close (a late callback) is dropped
+    b.sessions(9, "realm2")  # a report after close (a late callback) is dropped
     assert value(registry, "etcdwamp_publisher_lag_revisions") == 0
     assert value(registry, "etcdwamp_sessions") == 2
     a.close()
@@ -262,9 +265,14 @@ class _HealthSession(EtcdWampSession):
     def __init__(self, clock: Clock) -> None:
         self._init_state()
         self.clock = clock
+        self.config = SimpleNamespace(realm="realm1")
 
     def _clock(self) -> Any:
         return self.clock
+
+    def _meta_call(self, procedure: str) -> Deferred[Any]:
+        assert procedure == "wamp.session.count"
+        return succeed(4)
 
 
 class _StatusClient:
@@ -300,8 +308,12 @@ def test_the_health_checks_survive_a_bug_and_say_unhealthy_meanwhile() -> None:
     session.publisher = publisher  # type: ignore[assignment]
     session._registered = True
     client.answers = [107, 108, errors.Unavailable("down"), 109]
+    registry = CollectorRegistry()
+    session.metrics = PrometheusComponentMetrics(registry)
     checks = Deferred.fromCoroutine(session._check_health(1.0))
     assert session.health()["healthy"] and session.publisher_lag == 7
+    assert value(registry, "etcdwamp_sessions") == 4  # the router's count for the realm
+    assert value(registry, "etcdwamp_publisher_lag_revisions") == 7
     publisher.broken = True
     clock.advance(1.0)
     assert not session.health()["healthy"]
