@@ -9,8 +9,8 @@ component instances of that process:
   component's metrics, :mod:`etcdwamp.wamp.prometheus`, and the process's own);
 - ``/health``: ``200`` with ``{"healthy": true, "components": [...]}`` while every
   component instance of the process is registered and its last health check
-  reached etcd; ``503`` otherwise, and while none runs (not started yet, gone,
-  or without ``extra.metrics``, which runs the checks).
+  reached etcd; ``503`` otherwise, and while none runs (not started yet, or
+  gone). The checks run with or without ``extra.metrics``.
 
 Bind the transport to 127.0.0.1 (or a private interface): the figures tell
 who calls what and how the cluster fares, and nothing here authenticates.
@@ -21,13 +21,36 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from prometheus_client.twisted import MetricsResource
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from .metrics import running
 
-__all__ = ["HealthResource", "OperatorResource"]
+__all__ = ["HealthResource", "MetricsResource", "OperatorResource"]
+
+
+class MetricsResource(Resource):
+    """``GET /metrics``: ``prometheus_client``'s text exposition of its default registry.
+
+    Rendered in the reactor thread (collecting is a walk over in-memory values), so
+    nothing here needs a thread pool or imports a reactor; ``prometheus_client`` is
+    imported on the first request, and its absence is a 503 saying what to install.
+    """
+
+    isLeaf = True
+
+    def render_GET(self, request: Request) -> bytes:
+        """Answer a GET of this path (see the class docstring)."""
+        request.setHeader(b"cache-control", b"no-store")
+        try:
+            from prometheus_client import REGISTRY, generate_latest
+            from prometheus_client.exposition import CONTENT_TYPE_LATEST
+        except ImportError:
+            request.setResponseCode(503)
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            return b"prometheus_client is not installed: pip install 'etcdwamp[metrics]'\n"
+        request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode())
+        return generate_latest(REGISTRY)
 
 
 class HealthResource(Resource):

@@ -345,12 +345,12 @@ class EtcdWampSession:
         self.publisher.start()
         self.alarm_watch = AlarmWatch(root, self._clock(), self.log)
         self.alarm_watch.start()
-        if settings.metrics:
-            self._registered = True
-            running.append(self)
-            self._health_checks = Deferred.fromCoroutine(
-                self._check_health(settings.health_interval))
-            self._health_checks.addErrback(self._health_checks_ended)
+        # The checks run without metrics too: /health and etcd.status's lag need them.
+        self._registered = True
+        running.append(self)
+        self._health_checks = Deferred.fromCoroutine(
+            self._check_health(settings.health_interval))
+        self._health_checks.addErrback(self._health_checks_ended)
 
     @staticmethod
     async def _check_etcd(client: Client | Namespace[Client], settings: Settings,
@@ -431,6 +431,8 @@ class EtcdWampSession:
             self.etcd_reachable = True
             self.publisher_lag = self.publisher.lag(status.revision)
         self.metrics.publisher_lag(self.publisher_lag)
+        if self.settings is None or not self.settings.metrics:
+            return  # the rest is for the metrics alone
         count = await self._count_sessions()
         if count is not None:
             self.metrics.sessions(count, str(getattr(self.config, "realm", "") or ""))

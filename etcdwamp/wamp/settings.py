@@ -565,8 +565,8 @@ class Settings:
     #: estimated bytes of all read results in flight at once (more: busy)
     max_inflight_bytes: int = 32 * 1024 * 1024
     #: report to ``prometheus_client``'s default registry (:mod:`etcdwamp.wamp.prometheus`,
-    #: the ``metrics`` extra) and check etcd every ``health_interval`` seconds for
-    #: ``/health`` and the publisher lag (:mod:`etcdwamp.wamp.metrics_web`)
+    #: the ``metrics`` extra); etcd is checked every ``health_interval`` seconds either
+    #: way, for ``/health`` and the publisher lag (:mod:`etcdwamp.wamp.metrics_web`)
     metrics: bool = False
     health_interval: float = 5.0
     extra: Mapping[str, Any] = field(default_factory=dict, repr=False)

@@ -177,3 +177,28 @@ async def test_metrics_and_health_follow_calls_events_refusals_and_an_etcd_outag
             if session is not None:
                 await disconnect(session)
         node.stop()
+
+
+@ensure
+async def test_health_answers_without_metrics(etcd: EtcdCluster) -> None:
+    """``extra.metrics`` off: /health still follows the component and etcd (a load
+    balancer's check must not depend on the metrics extra), /metrics has no etcdwamp
+    series, and etcd.status still reports endpoints and the publisher lag."""
+    node = CrossbarNode(str(CONFIG), etcd.urls,
+                        extra_overrides={"health_interval": 0.2, "metrics": False})
+    writer = None
+    try:
+        node.start()
+        await registered(node)
+
+        async def healthy() -> bool:
+            return (await health(node))[0] == 200
+        await until(healthy, timeout=30, why=node.log_tail)
+        writer = await connect(node)
+        status = await writer.call("etcd.status")
+        assert status["endpoints"] == [True] and status["publisher_lag"] == 0
+        assert not [name for name, _ in await scrape(node) if name.startswith("etcdwamp_")]
+    finally:
+        if writer is not None:
+            await disconnect(writer)
+        node.stop()

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from autobahn.wamp.exception import ApplicationError
 from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
@@ -22,7 +23,7 @@ from etcdwamp import errors
 from etcdwamp.wamp.errors import ErrorUris
 from etcdwamp.wamp.limits import Limiter, LimitSettings, Rates, RoleLimits
 from etcdwamp.wamp.metrics import ComponentMetrics, outcome_of, procedure_label, running
-from etcdwamp.wamp.metrics_web import HealthResource, OperatorResource
+from etcdwamp.wamp.metrics_web import HealthResource, MetricsResource, OperatorResource
 from etcdwamp.wamp.prometheus import METRIC_NAMES, PrometheusComponentMetrics
 from etcdwamp.wamp.publisher import Publisher
 from etcdwamp.wamp.session import EtcdWampSession, _observed
@@ -166,6 +167,42 @@ def test_the_operator_resource_serves_metrics_and_health_only() -> None:
     assert set(root.listStaticNames()) == {b"metrics", b"health"}
 
 
+def test_metrics_are_prometheus_text_of_the_default_registry() -> None:
+    import prometheus_client
+    resource = MetricsResource()
+    request = DummyRequest([b""])
+    sink = PrometheusComponentMetrics()  # the default registry, as the component's
+    try:
+        sink.call_done("map.get", "ok", 0.002)
+        body = resource.render_GET(request).decode()
+    finally:
+        sink.close()
+    [kind] = request.responseHeaders.getRawHeaders(b"content-type")
+    assert kind.startswith(b"text/plain; version=")
+    families = {f.name: f for f in text_string_to_metric_families(body)}
+    assert "etcdwamp_calls" in families and "process_cpu_seconds" in families
+    assert prometheus_client.REGISTRY.get_sample_value(
+        "etcdwamp_calls_total", {"procedure": "map.get", "outcome": "ok"}) is not None
+
+
+def test_metrics_without_prometheus_client_say_what_to_install(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    monkeypatch.setitem(sys.modules, "prometheus_client", None)
+    request = DummyRequest([b""])
+    body = MetricsResource().render_GET(request)
+    assert request.responseCode == 503 and b"etcdwamp[metrics]" in body
+
+
+def test_the_operator_module_installs_no_reactor() -> None:
+    """Importing it (Crossbar does, by class name) must leave the reactor choice alone."""
+    import subprocess
+    import sys
+    code = ("import sys, etcdwamp.wamp.metrics_web; "
+            "sys.exit('twisted.internet.reactor' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
 def test_metrics_are_explicit_and_the_health_interval_bounded() -> None:
     etcd = {"endpoints": ["http://127.0.0.1:2379"]}
     plain = Settings.from_extra({"etcd": etcd})
@@ -307,6 +344,8 @@ def test_the_health_checks_survive_a_bug_and_say_unhealthy_meanwhile() -> None:
     session.client = client  # type: ignore[assignment]
     session.publisher = publisher  # type: ignore[assignment]
     session._registered = True
+    session.settings = Settings.from_extra({"etcd": {"endpoints": ["http://127.0.0.1:2379"]},
+                                            "metrics": True})
     client.answers = [107, 108, errors.Unavailable("down"), 109]
     registry = CollectorRegistry()
     session.metrics = PrometheusComponentMetrics(registry)
