@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-__all__ = ["ComponentMetrics", "HealthSource", "outcome_of", "procedure_label", "running"]
+__all__ = ["ComponentMetrics", "HealthSource", "call_outcome", "procedure_label", "running"]
 
 
 class ComponentMetrics:
@@ -70,7 +70,7 @@ def procedure_label(name: str, maps: Iterable[str]) -> str:
     return name
 
 
-def outcome_of(error_uri: str | None) -> str:
+def call_outcome(error_uri: str | None) -> str:
     """The ``outcome`` label of a call that failed with ``error_uri`` (None: it succeeded):
     the URI's last part (``etcd.error.permission_denied`` -> ``permission_denied``)."""
     if error_uri is None:

@@ -54,7 +54,7 @@ from .errors import ErrorUris, to_application_error
 from .kv import KvService
 from .limits import Limiter, Ticket, payload_bytes
 from .maps import MapService
-from .metrics import ComponentMetrics, outcome_of, procedure_label, running
+from .metrics import ComponentMetrics, call_outcome, procedure_label, running
 from .presence import PresenceService
 from .publisher import Publisher
 from .quietlog import QuietLog
@@ -93,7 +93,7 @@ def _observed(result: T, metrics: ComponentMetrics, procedure: str, start: float
     if isinstance(result, Failure):
         value = result.value
         if isinstance(value, ApplicationError):
-            outcome = outcome_of(value.error)
+            outcome = call_outcome(value.error)
         elif isinstance(value, (CancelledError, asyncio.CancelledError)):
             outcome = "cancelled"
         else:

@@ -22,7 +22,7 @@ from twisted.web.test.requesthelper import DummyRequest
 from etcdwamp import errors
 from etcdwamp.wamp.errors import ErrorUris
 from etcdwamp.wamp.limits import Limiter, LimitSettings, Rates, RoleLimits
-from etcdwamp.wamp.metrics import ComponentMetrics, outcome_of, procedure_label, running
+from etcdwamp.wamp.metrics import ComponentMetrics, call_outcome, procedure_label, running
 from etcdwamp.wamp.metrics_web import HealthResource, MetricsResource, OperatorResource
 from etcdwamp.wamp.prometheus import METRIC_NAMES, PrometheusComponentMetrics
 from etcdwamp.wamp.publisher import Publisher
@@ -46,9 +46,9 @@ def test_procedure_labels_leave_out_map_names_and_keep_everything_else() -> None
 
 
 def test_outcomes_are_ok_or_the_error_uris_last_part() -> None:
-    assert outcome_of(None) == "ok"
-    assert outcome_of("etcd.error.permission_denied") == "permission_denied"
-    assert outcome_of("app.x.error.rate_limited") == "rate_limited"
+    assert call_outcome(None) == "ok"
+    assert call_outcome("etcd.error.permission_denied") == "permission_denied"
+    assert call_outcome("app.x.error.rate_limited") == "rate_limited"
 
 
 def value(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
