@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from wire_headers import HEADER, PARSED_HEADER
 
 from etcdwamp import errors as e
 from etcdwamp.wire import KeySet, Request
@@ -42,10 +43,6 @@ from etcdwamp.wire.auth import (
     user_list_request,
     user_revoke_role_request,
 )
-from etcdwamp.wire.results import Header
-
-HEADER = {"cluster_id": "11", "member_id": "12", "revision": "13", "raft_term": "14"}
-PARSED_HEADER = Header(cluster_id=11, member_id=12, revision=13, raft_term=14)
 
 
 def sent(req: Request[Any]) -> tuple[str, dict[str, Any], bool]:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from wire_headers import HEADER, PARSED_HEADER
 
 from etcdwamp import errors as e
 from etcdwamp.wire import Request
@@ -26,10 +27,7 @@ from etcdwamp.wire.cluster import (
     parse_member_list,
     peer_urls,
 )
-from etcdwamp.wire.results import Header
 
-HEADER = {"cluster_id": "11", "member_id": "12", "revision": "13", "raft_term": "14"}
-PARSED_HEADER = Header(cluster_id=11, member_id=12, revision=13, raft_term=14)
 BIG_ID = 2**64 - 1  # member ids are uint64: the largest must travel exactly
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from wire_headers import HEADER, PARSED_HEADER
 
 from etcdwamp import errors as e
 from etcdwamp.wire import Request
@@ -26,10 +27,7 @@ from etcdwamp.wire.concurrency import (
     resign_request,
     unlock_request,
 )
-from etcdwamp.wire.results import Header
 
-HEADER = {"cluster_id": "11", "member_id": "12", "revision": "13", "raft_term": "14"}
-PARSED_HEADER = Header(cluster_id=11, member_id=12, revision=13, raft_term=14)
 LEADER = LeaderKey(name=b"elect", key=b"elect/694d", rev=2**62, lease=7)
 LEADER_JSON = {"name": "ZWxlY3Q=", "key": "ZWxlY3QvNjk0ZA==", "rev": str(2**62), "lease": "7"}
 KV = {"key": "ZWxlY3QvNjk0ZA==", "value": "bm9kZS0x", "create_revision": "5",

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from wire_headers import HEADER, PARSED_HEADER
 
 from etcdwamp import errors as e
 from etcdwamp.wire import Request
@@ -38,10 +39,7 @@ from etcdwamp.wire.maintenance import (
     parse_hash,
     parse_hash_kv,
 )
-from etcdwamp.wire.results import Header
 
-HEADER = {"cluster_id": "11", "member_id": "12", "revision": "13", "raft_term": "14"}
-PARSED_HEADER = Header(cluster_id=11, member_id=12, revision=13, raft_term=14)
 UINT64_MAX = 2**64 - 1
 
 
