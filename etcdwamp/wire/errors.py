@@ -17,7 +17,7 @@ from typing import Any
 
 from .. import errors as e
 
-__all__ = ["error_from_response", "is_indefinite", "stream_error"]
+__all__ = ["error_from_response", "error_from_status", "is_indefinite", "stream_error"]
 
 _BY_CODE: dict[int, type[e.ServerError]] = {
     cls.grpc_code: cls
@@ -84,6 +84,13 @@ def error_from_response(http_status: int, body: bytes) -> e.ServerError:
         message = f"HTTP {http_status}" + (f": {text}" if text else "")
     if code is None:
         code = _CODE_BY_HTTP.get(http_status, 2)
+    return error_from_status(code, message, http_status=http_status, details=details)
+
+
+def error_from_status(code: int, message: str, *, http_status: int | None,
+                      details: tuple[Any, ...] = ()) -> e.ServerError:
+    """The exception for etcd's gRPC status ``code`` and ``message`` (returned, not
+    raised): the same on the gateway and on gRPC, where the status comes in trailers."""
     cls = _BY_CODE.get(code, e.ServerError)
     for needle, specific in _BY_MESSAGE:
         if needle in message:
