@@ -190,6 +190,9 @@ _STATIC_NAME_INDEX: dict[bytes, int] = {}
 for _index, (_name, _) in enumerate(HeaderTable.STATIC_TABLE, start=1):
     _STATIC_NAME_INDEX.setdefault(_name, _index)
 # Never-indexed literals (RFC 7541 6.2.3) keep credentials out of any intermediary's table.
+# The bytes of one-byte indexed fields (RFC 7541 6.1: index 1..126): a block of only these
+# reads the table without changing it.
+_ONE_BYTE_INDEXED = bytes(range(0x81, 0xFF))
 _SENSITIVE = frozenset((b"authorization", b"token"))
 # Connection-specific headers are forbidden in HTTP/2; te is ours to set.
 _FORBIDDEN = frozenset((b"connection", b"keep-alive", b"proxy-connection",
@@ -270,6 +273,10 @@ class H2Connection:
         self._connection_window_size = connection_window_size
         self._max_header_list_size = max_header_list_size
         self._decoder = Decoder(max_header_list_size=max_header_list_size)
+        # grpc-go answers every call with the same few header blocks of table references
+        # once its dynamic table holds them (b"\x88\xc0"): their decoded lists, valid as
+        # long as no block changes the table (see _on_header_block).
+        self._decoded: dict[bytes, Headers] = {}
         # :method POST (static index 3), :scheme (6 http, 7 https); then :path; then the rest.
         self._head = b"\x83" + (b"\x86" if scheme == "http" else b"\x87")
         self._tail = (_hpack_literal(b":authority", authority.encode("ascii"))
@@ -633,12 +640,20 @@ class H2Connection:
 
     def _on_header_block(self, stream_id: int, end_stream: bool, block: bytes,
                          events: list[Event], out: list[bytes]) -> None:
-        # Decoded even for a stream we dropped: the peer's HPACK table changes either way.
-        try:
-            headers: Headers = tuple(self._decoder.decode(block, raw=True))
-        except HPACKError as exc:
-            raise H2ProtocolError(f"undecodable header block ({type(exc).__name__})",
-                                  ErrorCode.COMPRESSION_ERROR) from None
+        headers = self._decoded.get(block)
+        if headers is None:
+            # Decoded even for a stream we dropped: the peer's HPACK table changes either way.
+            try:
+                headers = tuple(self._decoder.decode(block, raw=True))
+            except HPACKError as exc:
+                raise H2ProtocolError(f"undecodable header block ({type(exc).__name__})",
+                                      ErrorCode.COMPRESSION_ERROR) from None
+            if block.translate(None, _ONE_BYTE_INDEXED):
+                # Not only references to table entries: the block may have changed the
+                # table, so what the cached blocks decode to may have changed too.
+                self._decoded.clear()
+            elif len(self._decoded) < 64:
+                self._decoded[block] = headers
         stream = self._streams.get(stream_id)
         if stream is None or not stream.receiving:
             self._closed_stream(stream_id, "HEADERS")

@@ -521,3 +521,20 @@ def test_preface_bytes() -> None:
     assert out.startswith(PREFACE)
     assert out[len(PREFACE) + 3] == 0x4
     assert out[-13 + 3] == 0x8
+
+
+def test_same_header_block_after_a_table_change() -> None:
+    """A block of table references decodes to what the table holds now: the decoded
+    blocks kept for etcd's repeated answers are dropped when a block changes the table."""
+    client = raw_client()
+    first, _ = client.request(PATH, body=b"\0\0\0\0\0")
+    second, _ = client.request(PATH, body=b"\0\0\0\0\0")
+    index_62 = b"\xbe"  # the newest entry of the dynamic table
+    events, _ = client.receive(
+        frame(0x1, 0x4, first, b"\x40\x03x-a\x011")  # literal with indexing: x-a: 1
+        + frame(0x1, 0x5, first, index_62)
+        + frame(0x1, 0x4, second, b"\x40\x03x-b\x012")  # x-b: 2 is now entry 62
+        + frame(0x1, 0x5, second, index_62))
+    assert events == [Response(first, ((b"x-a", b"1"),)), Trailers(first, ((b"x-a", b"1"),)),
+                      Response(second, ((b"x-b", b"2"),)),
+                      Trailers(second, ((b"x-b", b"2"),))]
