@@ -65,7 +65,7 @@ class MessageDecoder:
             or a flag byte gRPC does not define
         :raises MessageTooLarge: a message above ``max_message_size``
         """
-        buffer = self._buffer + data if self._buffer else data
+        buffer = self._buffer + data if self._buffer else bytes(data)
         messages = []
         position = 0
         size = len(buffer)

@@ -279,6 +279,7 @@ class H2Connection:
         self._decoded: dict[bytes, Headers] = {}
         # :method POST (static index 3), :scheme (6 http, 7 https); then :path; then the rest.
         self._head = b"\x83" + (b"\x86" if scheme == "http" else b"\x87")
+        _check_value(authority.encode("ascii"))
         self._tail = (_hpack_literal(b":authority", authority.encode("ascii"))
                       + _hpack_literal(b"content-type", b"application/grpc")
                       + _hpack_literal(b"te", b"trailers"))
@@ -414,7 +415,8 @@ class H2Connection:
             window)
         :raises H2ProtocolError: the peer broke HTTP/2; the connection is unusable
         """
-        buffer = self._buffer + data if self._buffer else data
+        # bytes(), not a bytearray or memoryview: header blocks are dict keys, events hold bytes.
+        buffer = self._buffer + data if self._buffer else bytes(data)
         events: list[Event] = []
         out: list[bytes] = []
         position = 0

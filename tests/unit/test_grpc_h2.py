@@ -538,3 +538,12 @@ def test_same_header_block_after_a_table_change() -> None:
     assert events == [Response(first, ((b"x-a", b"1"),)), Trailers(first, ((b"x-a", b"1"),)),
                       Response(second, ((b"x-b", b"2"),)),
                       Trailers(second, ((b"x-b", b"2"),))]
+
+
+def test_bytearray_and_memoryview_input() -> None:
+    """Input as a bytearray or memoryview gives events that hold bytes."""
+    for kind in (bytearray, memoryview):
+        client = _fresh()
+        events, _ = client.receive(kind(EXCHANGE))
+        assert events == EXCHANGE_EVENTS
+        assert all(type(e.data) is bytes for e in events if isinstance(e, Data))
