@@ -23,8 +23,11 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from hpack import Decoder, HPACKError  # type: ignore[import-untyped]
-from hpack.table import HeaderTable  # type: ignore[import-untyped]
+try:
+    from hpack import Decoder, HPACKError  # type: ignore[import-untyped]
+    from hpack.table import HeaderTable  # type: ignore[import-untyped]
+except ImportError as exc:  # pragma: no cover - depends on the installation
+    raise ImportError("etcdwamp.grpc needs hpack: pip install 'etcdwamp[grpc]'") from exc
 
 from ..errors import Busy, InvalidRequest, ProtocolError, TransportError
 
