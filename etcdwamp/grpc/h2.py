@@ -427,6 +427,10 @@ class H2Connection:
         while size - position >= 9:
             length_kind, flags, stream_id = _FRAME_HEADER.unpack_from(buffer, position)
             length = length_kind >> 8
+            kind = length_kind & 0xFF
+            if not self._got_settings and kind != _SETTINGS:
+                raise H2ProtocolError("the server's first frame is not SETTINGS: "
+                                      "it does not speak HTTP/2 (prior knowledge)")
             if length > _DEFAULT_FRAME_SIZE:  # our SETTINGS_MAX_FRAME_SIZE
                 raise H2ProtocolError(f"a frame of {length} bytes", ErrorCode.FRAME_SIZE_ERROR)
             end = position + 9 + length
@@ -434,12 +438,9 @@ class H2Connection:
                 break
             payload = buffer[position + 9:end]
             position = end
-            kind = length_kind & 0xFF
             stream_id &= _MAX_STREAM_ID
             if self._continuing is not None and kind != _CONTINUATION:
                 raise H2ProtocolError("a header block was interrupted")
-            if not self._got_settings and kind != _SETTINGS:
-                raise H2ProtocolError("the server's first frame is not SETTINGS")
             if kind == _DATA:
                 self._on_data(stream_id, flags, payload, events, out)
             elif kind == _HEADERS:

@@ -488,7 +488,7 @@ def test_first_frame_must_be_settings() -> None:
     """A server that does not start with SETTINGS is not speaking HTTP/2 to us."""
     client = H2Connection("127.0.0.1:2379")
     client.initiate()
-    with pytest.raises(H2ProtocolError):
+    with pytest.raises(H2ProtocolError, match="does not speak HTTP/2"):
         client.receive(b"HTTP/1.1 400 Bad Request\r\n\r\n")
 
 
@@ -547,3 +547,15 @@ def test_bytearray_and_memoryview_input() -> None:
         events, _ = client.receive(kind(EXCHANGE))
         assert events == EXCHANGE_EVENTS
         assert all(type(e.data) is bytes for e in events if isinstance(e, Data))
+
+
+def test_close_sends_goaway_and_opens_no_more_streams() -> None:
+    """``close`` is a GOAWAY the h2 server sees; afterwards ``request`` raises
+    ConnectionDraining and sends nothing."""
+    client, server = connected()
+    server.pump(client.close(ErrorCode.PROTOCOL_ERROR, b"why"))
+    [ended] = server.of(h2.events.ConnectionTerminated)
+    assert (ended.error_code, ended.additional_data) == (ErrorCode.PROTOCOL_ERROR, b"why")
+    assert not client.can_open()
+    with pytest.raises(ConnectionDraining):
+        client.request(PATH)
