@@ -559,3 +559,52 @@ def test_close_sends_goaway_and_opens_no_more_streams() -> None:
     assert not client.can_open()
     with pytest.raises(ConnectionDraining):
         client.request(PATH)
+
+
+@given(window=st.integers(min_value=1, max_value=70_000),
+       frame_size=st.integers(min_value=16_384, max_value=40_000),
+       streams=st.lists(st.lists(st.integers(min_value=0, max_value=90_000), min_size=1,
+                                 max_size=4), min_size=1, max_size=4))
+def test_streaming_sends_arrive_whole_under_any_windows(
+        window: int, frame_size: int, streams: list[list[int]]) -> None:
+    """Whatever the server's stream window and frame size, the messages of several
+    streaming calls, sent interleaved, reach the h2 server whole and in order, each
+    stream ended once."""
+    client, server = connected(initial_window_size=window, max_frame_size=frame_size)
+    sent: dict[int, bytes] = {}
+    ids = []
+    for number, sizes in enumerate(streams):
+        stream_id, out = client.request(PATH, end_stream=False)
+        server.pump(out)
+        ids.append((stream_id, [bytes([number]) * size for size in sizes]))
+        sent[stream_id] = b""
+    for position in range(max(len(chunks) for _, chunks in ids)):
+        for stream_id, chunks in ids:
+            if position < len(chunks):
+                last = position == len(chunks) - 1
+                server.pump(client.send(stream_id, chunks[position], end_stream=last))
+                sent[stream_id] += chunks[position]
+    for stream_id, body in sent.items():
+        assert server.body(stream_id) == body
+    assert sorted(e.stream_id for e in server.of(h2.events.StreamEnded)) == sorted(sent)
+    assert all(len(e.data) <= frame_size for e in server.of(h2.events.DataReceived))
+
+
+def test_header_list_size_limit() -> None:
+    """A header list above ``max_header_list_size`` is refused (the HPACK state is lost
+    with it, so the connection is); so is a CONTINUATION run far beyond it."""
+    client = H2Connection("127.0.0.1:2379", max_header_list_size=200)
+    client.initiate()
+    client.receive(SERVER_SETTINGS)
+    stream_id, _ = client.request(PATH, body=b"\0\0\0\0\0")
+    with pytest.raises(H2ProtocolError) as caught:
+        client.receive(frame(0x1, 0x4, stream_id, Encoder().encode([(b"x-big", b"v" * 300)])))
+    assert caught.value.error_code == ErrorCode.COMPRESSION_ERROR
+    client = H2Connection("127.0.0.1:2379", max_header_list_size=200)
+    client.initiate()
+    client.receive(SERVER_SETTINGS)
+    stream_id, _ = client.request(PATH, body=b"\0\0\0\0\0")
+    with pytest.raises(H2ProtocolError) as caught:
+        client.receive(frame(0x1, 0, stream_id, b"\0" * 300)
+                       + frame(0x9, 0, stream_id, b"\0" * 1000))
+    assert caught.value.error_code == ErrorCode.ENHANCE_YOUR_CALM
