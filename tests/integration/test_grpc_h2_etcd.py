@@ -61,17 +61,18 @@ def read_varint(data: bytes, position: int) -> tuple[int, int]:
 
 
 class GrpcCall:
-    """What one call got: its response headers, messages and trailers."""
+    """What one call (stream) got so far: response headers, messages, trailers."""
 
     def __init__(self) -> None:
         self.events: list[object] = []
         self.headers: Headers | None = None
         self.messages: list[bytes] = []
-        self.trailers: Headers = ()
+        self.trailers: Headers | None = None
+        self.decoder = MessageDecoder(max_message_size=4 * 1024 * 1024)
 
 
 class BlockingChannel:
-    """One HTTP/2 connection to etcd over a blocking socket, one call at a time."""
+    """One HTTP/2 connection to etcd over a blocking socket; calls may overlap."""
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
@@ -82,33 +83,49 @@ class BlockingChannel:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.conn = H2Connection(f"{parts.hostname}:{parts.port}")
         self.sock.sendall(self.conn.initiate())
+        self.calls: dict[int, GrpcCall] = {}
 
-    def call(self, method: str, message: bytes,
-             headers: Sequence[tuple[bytes, bytes]] = ()) -> GrpcCall:
-        stream_id, out = self.conn.request(method.encode(), headers, frame(message))
+    def start(self, method: str, message: bytes | None,
+              headers: Sequence[tuple[bytes, bytes]] = ()) -> int:
+        """Open a call; ``None`` as the message leaves the request open (streaming)."""
+        body = b"" if message is None else frame(message)
+        stream_id, out = self.conn.request(method.encode(), headers, body,
+                                           end_stream=message is not None)
+        self.calls[stream_id] = GrpcCall()
         self.sock.sendall(out)
-        decoder = MessageDecoder(max_message_size=4 * 1024 * 1024)
-        call = GrpcCall()
-        while True:
+        return stream_id
+
+    def pump_until(self, done: Callable[[], bool]) -> None:
+        """Read and dispatch events until ``done()`` holds (the socket's timeout bounds it)."""
+        while not done():
             data = self.sock.recv(65536)
             assert data, "etcd closed the connection"
             events, out = self.conn.receive(data)
             if out:
                 self.sock.sendall(out)
             for event in events:
-                if getattr(event, "stream_id", stream_id) != stream_id:
+                call = self.calls.get(getattr(event, "stream_id", 0))
+                if call is None:
                     continue
                 call.events.append(event)
                 if isinstance(event, Response):
                     call.headers = event.headers
                 elif isinstance(event, Data):
-                    call.messages += decoder.feed(event.data)
+                    call.messages += call.decoder.feed(event.data)
                 elif isinstance(event, Trailers):
-                    decoder.end()
+                    call.decoder.end()
                     call.trailers = event.headers
-                    return call
                 elif isinstance(event, Reset):
                     raise AssertionError(f"etcd reset the stream: {event}")
+
+    def call(self, method: str, message: bytes,
+             headers: Sequence[tuple[bytes, bytes]] = ()) -> GrpcCall:
+        """A unary call, to its end."""
+        stream_id = self.start(method, message, headers)
+        call = self.calls[stream_id]
+        self.pump_until(lambda: call.trailers is not None)
+        del self.calls[stream_id]
+        return call
 
     def close(self) -> None:
         self.sock.close()
@@ -126,7 +143,7 @@ def channel(etcd: EtcdCluster) -> Iterator[BlockingChannel]:
 def test_status_over_grpc(channel: BlockingChannel) -> None:
     """Maintenance/Status with an empty request: status 0 and a version 3.x."""
     call = channel.call("/etcdserverpb.Maintenance/Status", b"")
-    assert grpc_status(call.trailers) == (0, "")
+    assert grpc_status(call.trailers or ()) == (0, "")
     assert call.headers is not None and (b":status", b"200") in call.headers
     [answer] = call.messages
     version = dict(fields(answer))[2]
@@ -137,9 +154,9 @@ def test_put_then_range_over_grpc(channel: BlockingChannel, prefix: bytes) -> No
     """KV/Put then KV/Range of the key: both OK, and the range answer holds the value."""
     key, value = prefix + b"k", b"value over grpc \x00\xff"
     put = channel.call("/etcdserverpb.KV/Put", field(1, key) + field(2, value))
-    assert grpc_status(put.trailers) == (0, "")
+    assert grpc_status(put.trailers or ()) == (0, "")
     got = channel.call("/etcdserverpb.KV/Range", field(1, key))
-    assert grpc_status(got.trailers) == (0, "")
+    assert grpc_status(got.trailers or ()) == (0, "")
     [answer] = got.messages
     kvs = [dict(fields(kv)) for number, kv in fields(answer)
            if number == 2 and isinstance(kv, bytes)]
@@ -151,11 +168,11 @@ def test_huge_key_is_a_grpc_error(channel: BlockingChannel) -> None:
     goes out through flow control and is answered with a gRPC status that maps to
     RequestTooLarge; the connection stays usable."""
     call = channel.call("/etcdserverpb.KV/Range", field(1, b"k" * (3 * 1024 * 1024)))
-    code, message = grpc_status(call.trailers)
+    code, message = grpc_status(call.trailers or ())
     assert code == 8  # RESOURCE_EXHAUSTED
     assert isinstance(status_error(code, message), e.RequestTooLarge)
     again = channel.call("/etcdserverpb.Maintenance/Status", b"")
-    assert grpc_status(again.trailers) == (0, "")
+    assert grpc_status(again.trailers or ()) == (0, "")
 
 
 def test_token_metadata_authenticates(etcd_factory: Callable[..., EtcdCluster]) -> None:
@@ -170,16 +187,39 @@ def test_token_metadata_authenticates(etcd_factory: Callable[..., EtcdCluster]) 
                 ("UserGrantRole", field(1, b"root") + field(2, b"root")),
                 ("AuthEnable", b"")):
             done = channel.call(f"/etcdserverpb.Auth/{method}", message)
-            assert grpc_status(done.trailers) == (0, ""), method
+            assert grpc_status(done.trailers or ()) == (0, ""), method
         login = channel.call("/etcdserverpb.Auth/Authenticate",
                              field(1, b"root") + field(2, b"rootpw"))
-        assert grpc_status(login.trailers) == (0, "")
+        assert grpc_status(login.trailers or ()) == (0, "")
         token = dict(fields(login.messages[0]))[2]
         assert isinstance(token, bytes) and token
         ok = channel.call("/etcdserverpb.KV/Range", field(1, b"k"), [(b"token", token)])
-        assert grpc_status(ok.trailers) == (0, "")
+        assert grpc_status(ok.trailers or ()) == (0, "")
         bad = channel.call("/etcdserverpb.KV/Range", field(1, b"k"), [(b"token", b"nope")])
-        code, message = grpc_status(bad.trailers)
+        code, message = grpc_status(bad.trailers or ())
         assert isinstance(status_error(code, message), e.Unauthenticated), (code, message)
     finally:
         channel.close()
+
+
+def test_watch_stream_over_grpc(channel: BlockingChannel, prefix: bytes) -> None:
+    """A bidirectional Watch stream: the create request goes with ``send``, etcd confirms
+    it, a Put on another stream of the same connection arrives as an event, and
+    ``cancel`` ends the watch while the connection serves on."""
+    watch = channel.start("/etcdserverpb.Watch/Watch", None)
+    create = field(1, field(1, prefix) + field(2, prefix + b"\xff"))  # WatchCreateRequest
+    channel.sock.sendall(channel.conn.send(watch, frame(create)))
+    call = channel.calls[watch]
+    channel.pump_until(lambda: len(call.messages) >= 1)
+    assert dict(fields(call.messages[0]))[3] == 1  # created
+    put = channel.call("/etcdserverpb.KV/Put", field(1, prefix + b"a") + field(2, b"1"))
+    assert grpc_status(put.trailers or ()) == (0, "")
+    channel.pump_until(lambda: len(call.messages) >= 2)
+    [event] = [value for number, value in fields(call.messages[1])
+               if number == 11 and isinstance(value, bytes)]
+    kv = dict(fields(event))[2]
+    assert isinstance(kv, bytes) and dict(fields(kv))[1] == prefix + b"a"
+    channel.sock.sendall(channel.conn.cancel(watch))
+    assert channel.conn.open_streams == 0
+    status = channel.call("/etcdserverpb.Maintenance/Status", b"")
+    assert grpc_status(status.trailers or ()) == (0, "")
