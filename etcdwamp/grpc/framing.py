@@ -48,15 +48,21 @@ def frame(message: bytes) -> bytes:
 class MessageDecoder:
     """Whole gRPC messages out of the DATA bytes of one stream, split anywhere.
 
+    A large message arrives in many DATA frames: its pieces are kept in a list and
+    joined once, when the last one arrives, so that reading it costs time linear in
+    its size.
+
     :param max_message_size: the largest message accepted (a larger one raises
         :class:`MessageTooLarge` as soon as its prefix arrives, before it is buffered)
     """
 
-    __slots__ = ("_buffer", "_max")
+    __slots__ = ("_buffered", "_max", "_parts", "_want")
 
     def __init__(self, max_message_size: int) -> None:
         self._max = max_message_size
-        self._buffer = b""
+        self._parts: list[bytes] = []
+        self._buffered = 0  # bytes in _parts
+        self._want = 5  # bytes the message in progress needs in all (its prefix first)
 
     def feed(self, data: bytes) -> list[bytes]:
         """The messages that ``data`` completes (maybe none), in order.
@@ -65,7 +71,13 @@ class MessageDecoder:
             or a flag byte gRPC does not define
         :raises MessageTooLarge: a message above ``max_message_size``
         """
-        buffer = self._buffer + data if self._buffer else bytes(data)
+        if not data:
+            return []
+        self._parts.append(bytes(data))
+        self._buffered += len(data)
+        if self._buffered < self._want:
+            return []
+        buffer = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
         messages = []
         position = 0
         size = len(buffer)
@@ -81,22 +93,28 @@ class MessageDecoder:
                 break
             messages.append(buffer[position + 5:end])
             position = end
-        self._buffer = buffer[position:] if position else buffer
+        rest = buffer[position:] if position else buffer
+        self._parts = [rest] if rest else []
+        self._buffered = len(rest)
+        if len(rest) >= 5:
+            self._want = 5 + _PREFIX.unpack_from(rest)[1]
+        else:
+            self._want = 5
         return messages
 
     @property
     def buffered(self) -> int:
         """How many bytes of an incomplete message wait (``0`` at a message boundary)."""
-        return len(self._buffer)
+        return self._buffered
 
     def end(self) -> None:
         """Check that the stream ended at a message boundary.
 
         :raises ProtocolError: it ended inside a message
         """
-        if self._buffer:
+        if self._buffered:
             raise ProtocolError(f"the stream ended inside a gRPC message "
-                                f"({len(self._buffer)} bytes of it arrived)")
+                                f"({self._buffered} bytes of it arrived)")
 
 
 def grpc_status(trailers: Iterable[tuple[bytes, bytes]]) -> tuple[int, str]:

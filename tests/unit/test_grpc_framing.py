@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 
 import pytest
 from hypothesis import given
@@ -130,3 +131,20 @@ def test_status_ok_is_no_error() -> None:
     """Status 0 has no exception: asking for one is a bug of the caller."""
     with pytest.raises(ValueError):
         status_error(0, "")
+
+
+def test_large_message_in_many_pieces_takes_linear_time() -> None:
+    """A 16 MiB message fed in 4 KiB pieces (4,096 DATA frames' worth) is read in time
+    linear in its size. A buffer grown by concatenation would copy ~34 GB here
+    (seconds); joining the pieces once takes milliseconds, so 1 s is a wide margin."""
+    message = bytes(range(256)) * (16 * 4096)
+    stream = frame(message) + frame(b"next")
+    decoder = MessageDecoder(max_message_size=len(message))
+    got: list[bytes] = []
+    started = time.perf_counter()
+    for start in range(0, len(stream), 4096):
+        got += decoder.feed(stream[start:start + 4096])
+    elapsed = time.perf_counter() - started
+    assert got == [message, b"next"]
+    assert decoder.buffered == 0
+    assert elapsed < 1.0, f"{elapsed:.2f} s"
