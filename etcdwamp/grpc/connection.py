@@ -1,0 +1,350 @@
+"""One HTTP/2 connection to one etcd member, carrying gRPC calls and streams as Deferreds.
+
+The protocol (:mod:`.h2`, :mod:`.framing`) is pure; this is the state that ties it to
+callers: which Deferred waits for which stream, which callback gets a stream's
+messages, and what becomes of them when a stream or the connection ends. It is still
+loop-neutral: it writes to a :class:`Pipe` and is fed by whoever owns the socket (a
+Twisted protocol or an asyncio one, see :mod:`.sockets`), so both loops share it.
+
+Outcomes, as the rest of the client expects them (see :mod:`etcdwamp.errors`):
+
+- a call answered with a gRPC status other than OK fails with the exception the
+  gateway transport raises for the same etcd error (:func:`.framing.status_error`);
+- a call whose stream the peer refused before processing it (above a GOAWAY's last
+  stream id, or ``REFUSED_STREAM``) fails with :class:`~etcdwamp.errors.ConnectFailed`:
+  nothing was done, so any request may be sent again;
+- a call in flight when the connection is lost, or reset by the peer otherwise, fails
+  with :class:`~etcdwamp.errors.ConnectionLost`: etcd may have applied it;
+- cancelling a call's Deferred resets its stream (RST_STREAM CANCEL) at once and fails
+  it with ``CancelledError``; etcd stops the work, if it had not finished.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from twisted.internet.defer import Deferred
+
+from .. import errors
+from .._deferred import Dual
+from .framing import MessageDecoder, frame, grpc_status, status_error
+from .h2 import (
+    Data,
+    ErrorCode,
+    GoAway,
+    H2Connection,
+    H2ProtocolError,
+    Reset,
+    Response,
+    StreamClosed,
+    Trailers,
+)
+
+__all__ = ["GrpcConnection", "GrpcStream", "Pipe"]
+
+#: the largest message etcd sends by default (its --max-recv-bytes is about requests;
+#: answers are bounded by gRPC's send limit, math.MaxInt32 in etcd): a range answer
+#: can be large, so the default here is generous and the caller may lower it
+DEFAULT_MAX_MESSAGE = 512 * 1024 * 1024
+
+
+class Pipe(Protocol):
+    """The byte stream under a connection: a socket's write side."""
+
+    def write(self, data: bytes) -> None:
+        """Send ``data`` (buffered by the loop: never blocks)."""
+
+    def close(self) -> None:
+        """Drop the connection at once (its ``connection_lost`` follows)."""
+
+
+class _Call:
+    """A stream's receiving side: its messages, and how it ends."""
+
+    __slots__ = ("answered", "decoder", "done", "on_message", "replies", "stream_id")
+
+    def __init__(self, max_message: int, on_message: Callable[[bytes], None] | None,
+                 done: Dual[Any]) -> None:
+        self.stream_id = 0
+        self.decoder = MessageDecoder(max_message)
+        self.on_message = on_message
+        self.replies: list[bytes] = []  # a unary call's answer (one message)
+        self.done = done
+        self.answered = False  # response headers came: the peer processed the stream
+
+
+class GrpcStream:
+    """A streaming call (etcd's Watch, LeaseKeepAlive): send messages with :meth:`send`,
+    receive them through the ``on_message`` given to :meth:`GrpcConnection.stream`.
+
+    :attr:`finished` fires with None when etcd ends the stream with status OK, and fails
+    like a unary call otherwise; cancelling it (or :meth:`cancel`) resets the stream.
+    """
+
+    def __init__(self, connection: GrpcConnection, call: _Call) -> None:
+        self._connection = connection
+        self._call = call
+
+    @property
+    def stream_id(self) -> int:
+        """The HTTP/2 stream id (for logs)."""
+        return self._call.stream_id
+
+    @property
+    def finished(self) -> Dual[None]:
+        """Fires when the stream ends (see the class docstring)."""
+        done: Dual[None] = self._call.done
+        return done
+
+    def send(self, message: bytes, *, end: bool = False) -> None:
+        """Send one message (serialized protobuf); ``end`` closes our side after it.
+
+        :raises ~etcdwamp.grpc.h2.StreamClosed: the stream ended (or our side was closed)
+        """
+        self._connection._send(self._call, frame(message), end)
+
+    def close_send(self) -> None:
+        """Close our side: etcd ends the stream once it answered what was sent."""
+        self._connection._send(self._call, b"", True)
+
+    def cancel(self) -> None:
+        """Reset the stream; :attr:`finished` fails with ``CancelledError``."""
+        self._call.done.cancel()
+
+
+class GrpcConnection:
+    """gRPC calls over one HTTP/2 connection (see the module docstring).
+
+    Feed it with :meth:`connection_made`, :meth:`data_received` and
+    :meth:`connection_lost`. Until the connection is made, :meth:`unary` and
+    :meth:`stream` raise :class:`~etcdwamp.errors.ConnectFailed`; once it is lost or
+    draining (:attr:`usable` False), too: the owner opens a new one.
+
+    :param authority: ``host:port`` of the member, the ``:authority`` of every call
+    :param scheme: ``"http"`` (h2c) or ``"https"`` (TLS, ALPN ``h2``)
+    :param endpoint: the endpoint as the client names it (in error messages)
+    """
+
+    def __init__(self, authority: str, *, scheme: str = "http", endpoint: str = "",
+                 max_message: int = DEFAULT_MAX_MESSAGE) -> None:
+        self.h2 = H2Connection(authority, scheme=scheme)
+        self.endpoint = endpoint
+        self.max_message = max_message
+        self._pipe: Pipe | None = None
+        self._calls: dict[int, _Call] = {}
+        self._lost: errors.EtcdError | None = None
+        self._goaway = False
+        #: fires (None) when the connection ends, for whoever owns it
+        self.closed: Deferred[None] = Deferred()
+
+    # -- state --------------------------------------------------------------------
+
+    @property
+    def usable(self) -> bool:
+        """Whether new calls may go on this connection now."""
+        return (self._pipe is not None and self._lost is None and not self._goaway
+                and self.h2.can_open())
+
+    @property
+    def in_flight(self) -> int:
+        """Calls and streams open on it."""
+        return len(self._calls)
+
+    # -- socket side ----------------------------------------------------------------
+
+    def connection_made(self, pipe: Pipe) -> None:
+        """The socket is connected (and TLS agreed on ``h2``): send the preface."""
+        self._pipe = pipe
+        pipe.write(self.h2.initiate())
+
+    def data_received(self, data: bytes) -> None:
+        """Bytes from the socket."""
+        if self._lost is not None:
+            return
+        try:
+            events, out = self.h2.receive(data)
+        except H2ProtocolError as exc:
+            self._abandon(errors.ConnectionLost(
+                f"{self.endpoint} broke HTTP/2: {exc}", endpoint=self.endpoint),
+                goodbye=self.h2.close(exc.error_code, str(exc).encode()[:200]))
+            return
+        if out:
+            self._write(out)
+        for event in events:
+            kind = type(event)
+            if kind is Data:
+                self._on_data(event.stream_id, event.data)  # type: ignore[union-attr]
+            elif kind is Response:
+                call = self._calls.get(event.stream_id)  # type: ignore[union-attr]
+                if call is not None:
+                    call.answered = True
+            elif kind is Trailers:
+                self._on_trailers(event)  # type: ignore[arg-type]
+            elif kind is Reset:
+                self._on_reset(event)  # type: ignore[arg-type]
+            elif kind is GoAway:
+                # Streams above its last id come as Reset(REFUSED_STREAM) events; the
+                # ones below run to their end; no new ones go here.
+                self._goaway = True
+
+    def connection_lost(self, reason: str = "the connection was closed") -> None:
+        """The socket is gone: every call on it fails."""
+        if self._lost is None:
+            self._lost = errors.ConnectionLost(f"{self.endpoint}: {reason}",
+                                               endpoint=self.endpoint)
+        self._pipe = None
+        self._fail_all(self._lost)
+        if not self.closed.called:
+            self.closed.callback(None)
+
+    def close(self) -> None:
+        """End the connection now: a GOAWAY, then the socket; calls on it fail."""
+        if self._pipe is not None and self._lost is None:
+            self._abandon(errors.ConnectionLost(f"{self.endpoint}: the client closed it",
+                                                endpoint=self.endpoint),
+                          goodbye=self.h2.close())
+
+    # -- calls ---------------------------------------------------------------------
+
+    def unary(self, method: bytes, message: bytes,
+              metadata: Sequence[tuple[bytes, bytes]] = ()) -> Dual[bytes]:
+        """Call ``method`` (``b"/etcdserverpb.KV/Range"``) with one serialized message;
+        the Deferred (awaitable on either loop) fires with the answer's serialized
+        message.
+
+        :raises ConnectFailed: the connection cannot take a call now (nothing sent)
+        :raises StreamLimitReached: every stream etcd allows is open (nothing sent)
+        """
+        call = _Call(self.max_message, None, Dual(self._cancel))
+        self._open(call, method, metadata, frame(message), end_stream=True)
+        return call.done
+
+    def stream(self, method: bytes, on_message: Callable[[bytes], None],
+               metadata: Sequence[tuple[bytes, bytes]] = (),
+               first: bytes | None = None) -> GrpcStream:
+        """Open a streaming call; ``first``, if given, is sent with the headers.
+
+        ``on_message`` gets each serialized message of the answer as it arrives; an
+        exception it raises ends the stream (reset) and fails :attr:`GrpcStream.finished`
+        with it.
+
+        :raises ConnectFailed: the connection cannot take a call now (nothing sent)
+        :raises StreamLimitReached: every stream etcd allows is open (nothing sent)
+        """
+        call = _Call(self.max_message, on_message, Dual(self._cancel))
+        self._open(call, method, metadata, b"" if first is None else frame(first),
+                   end_stream=False)
+        return GrpcStream(self, call)
+
+    def _open(self, call: _Call, method: bytes, metadata: Sequence[tuple[bytes, bytes]],
+              body: bytes, *, end_stream: bool) -> None:
+        if self._pipe is None or self._lost is not None or self._goaway:
+            raise errors.ConnectFailed(f"{self.endpoint}: the connection is not open",
+                                       endpoint=self.endpoint)
+        # At the peer's stream limit this raises StreamLimitReached: nothing was sent.
+        stream_id, out = self.h2.request(method, metadata, body, end_stream=end_stream)
+        call.stream_id = stream_id
+        self._calls[stream_id] = call
+        self._write(out)
+
+    def _send(self, call: _Call, data: bytes, end: bool) -> None:
+        if call.done.called or self._lost is not None:
+            raise StreamClosed(f"stream {call.stream_id} has ended")
+        self._write(self.h2.send(call.stream_id, data, end_stream=end))
+
+    def _cancel(self, d: Deferred[Any]) -> None:
+        for stream_id, call in list(self._calls.items()):
+            if call.done is d:
+                del self._calls[stream_id]
+                if self._lost is None and self._pipe is not None:
+                    self._write(self.h2.cancel(stream_id))
+                return
+
+    # -- events ----------------------------------------------------------------------
+
+    def _on_data(self, stream_id: int, data: bytes) -> None:
+        call = self._calls.get(stream_id)
+        if call is None:
+            return
+        try:
+            messages = call.decoder.feed(data)
+        except errors.EtcdError as exc:
+            self._end(stream_id, call, exc, reset=True)
+            return
+        if call.on_message is None:
+            call.replies += messages
+            return
+        for message in messages:
+            try:
+                call.on_message(message)
+            except Exception as exc:  # the consumer's failure ends its stream, not ours
+                self._end(stream_id, call, exc, reset=True)
+                return
+
+    def _on_trailers(self, event: Trailers) -> None:
+        call = self._calls.get(event.stream_id)
+        if call is None:
+            return
+        try:
+            code, message = grpc_status(event.headers)
+            if code == 0:
+                call.decoder.end()
+        except errors.EtcdError as exc:
+            self._end(event.stream_id, call, exc)
+            return
+        if code != 0:
+            self._end(event.stream_id, call, status_error(code, message))
+            return
+        if call.on_message is not None:
+            self._end(event.stream_id, call, None)
+        elif len(call.replies) == 1:
+            self._end(event.stream_id, call, None, result=call.replies[0])
+        else:
+            self._end(event.stream_id, call, errors.ProtocolError(
+                f"a unary gRPC call was answered with {len(call.replies)} messages"))
+
+    def _on_reset(self, event: Reset) -> None:
+        call = self._calls.get(event.stream_id)
+        if call is None:
+            return
+        exc: errors.EtcdError
+        if event.error_code == ErrorCode.REFUSED_STREAM and not call.answered:
+            exc = errors.ConnectFailed(f"{self.endpoint} refused the call before processing it",
+                                       endpoint=self.endpoint)
+        else:
+            exc = errors.ConnectionLost(
+                f"{self.endpoint} reset the call (HTTP/2 error {event.error_code})",
+                endpoint=self.endpoint)
+        self._end(event.stream_id, call, exc)
+
+    def _end(self, stream_id: int, call: _Call, exc: BaseException | None, *,
+             result: Any = None, reset: bool = False) -> None:
+        if self._calls.pop(stream_id, None) is None:
+            return
+        if reset and self._lost is None and self._pipe is not None:
+            self._write(self.h2.cancel(stream_id))
+        if exc is None:
+            call.done.callback(result)
+        else:
+            call.done.errback(exc)
+
+    # -- the connection's end -----------------------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        if data and self._pipe is not None:
+            self._pipe.write(data)
+
+    def _abandon(self, exc: errors.EtcdError, goodbye: bytes) -> None:
+        self._lost = exc
+        pipe, self._pipe = self._pipe, None
+        if pipe is not None:
+            pipe.write(goodbye)
+            pipe.close()
+        self._fail_all(exc)
+
+    def _fail_all(self, exc: errors.EtcdError) -> None:
+        calls, self._calls = self._calls, {}
+        for call in calls.values():
+            if not call.done.called:
+                call.done.errback(exc)

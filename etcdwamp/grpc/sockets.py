@@ -1,0 +1,215 @@
+"""Sockets for :class:`~.connection.GrpcConnection`: Twisted's and asyncio's.
+
+Each opens a TCP connection to an endpoint (``http://host:port``: cleartext HTTP/2 with
+prior knowledge, which etcd serves on its client port; ``https://``: TLS with ALPN
+``h2``) and drives a :class:`~.connection.GrpcConnection` with what it reads. The
+Deferred fires with the connection once the socket is up (and TLS agreed), or fails
+with :class:`~etcdwamp.errors.ConnectFailed`; cancelling it abandons the attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl as stdlib_ssl
+from typing import Any
+from urllib.parse import urlsplit
+
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.protocol import Protocol
+
+from .. import errors
+from .._deferred import Dual
+from .connection import GrpcConnection
+
+__all__ = ["authority_of", "connect_asyncio", "connect_twisted"]
+
+
+def authority_of(endpoint: str) -> tuple[str, str, int, str]:
+    """``(scheme, host, port, authority)`` of ``http(s)://host:port``.
+
+    :raises InvalidRequest: not an http or https URL with a host and a port
+    """
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.port is None:
+        raise errors.InvalidRequest(
+            f"a gRPC endpoint is http://host:port or https://host:port, not {endpoint!r}")
+    host = parts.hostname
+    authority = f"[{host}]:{parts.port}" if ":" in host else f"{host}:{parts.port}"
+    return parts.scheme, host, parts.port, authority
+
+
+# -- Twisted -------------------------------------------------------------------------
+
+
+class _TwistedPipe:
+    __slots__ = ("transport",)
+
+    def __init__(self, transport: Any) -> None:
+        self.transport = transport
+
+    def write(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    def close(self) -> None:
+        self.transport.abortConnection()
+
+
+class _TwistedProtocol(Protocol):
+    """Feeds a GrpcConnection from a Twisted socket."""
+
+    def __init__(self, connection: GrpcConnection, ready: Deferred[GrpcConnection]) -> None:
+        self.connection = connection
+        self.ready = ready
+
+    def connectionMade(self) -> None:
+        self.connection.connection_made(_TwistedPipe(self.transport))
+        if not self.ready.called:
+            self.ready.callback(self.connection)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.connection.data_received(data)
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.connection.connection_lost(
+            "the connection was lost" if reason is None else reason.getErrorMessage())
+
+
+def connect_twisted(reactor: Any, endpoint: str, *, timeout: float,
+                    tls: Any = None) -> Dual[GrpcConnection]:
+    """Open a connection to ``endpoint`` with Twisted.
+
+    :param tls: for https endpoints, a function ``(hostname) -> IOpenSSLClientConnectionCreator``
+        (e.g. from :func:`etcdwamp.tls.grpc_creator`); None: the system's trust store
+    """
+    from twisted.internet import endpoints, ssl
+
+    scheme, host, port, authority = authority_of(endpoint)
+    connection = GrpcConnection(authority, scheme=scheme, endpoint=endpoint)
+    tcp: Any = endpoints.HostnameEndpoint(reactor, host.encode("idna"), port, timeout=timeout)
+    target: Any = tcp
+    if scheme == "https":
+        creator = (tls(host) if tls is not None
+                   else ssl.optionsForClientTLS(host, acceptableProtocols=[b"h2"]))
+        target = endpoints.wrapClientTLS(creator, tcp)
+    ready: Deferred[GrpcConnection] = Deferred()
+    connecting = target.connect(_OneProtocol(_TwistedProtocol(connection, ready)))
+
+    def failed(failure: Any) -> None:
+        if ready.called:
+            return
+        if failure.check(CancelledError):
+            ready.errback(failure)
+        else:
+            ready.errback(errors.ConnectFailed(
+                f"cannot connect to {endpoint}: {failure.getErrorMessage()}",
+                endpoint=endpoint))
+
+    connecting.addErrback(failed)
+
+    def cancel(d: Deferred[GrpcConnection]) -> None:
+        connecting.cancel()
+        connection.close()
+
+    outcome: Dual[GrpcConnection] = Dual(cancel)
+    ready.chainDeferred(outcome)
+    return outcome
+
+
+class _OneProtocol:
+    """A factory that hands out one prepared protocol (HostnameEndpoint wants a factory)."""
+
+    def __init__(self, protocol: Protocol) -> None:
+        self.protocol = protocol
+
+    def buildProtocol(self, addr: Any) -> Protocol:
+        return self.protocol
+
+    def doStart(self) -> None:
+        pass
+
+    def doStop(self) -> None:
+        pass
+
+
+# -- asyncio -------------------------------------------------------------------------
+
+
+class _AsyncioPipe:
+    __slots__ = ("transport",)
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+
+    def write(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    def close(self) -> None:
+        self.transport.abort()
+
+
+class _AsyncioProtocol(asyncio.Protocol):
+    def __init__(self, connection: GrpcConnection) -> None:
+        self.connection = connection
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.connection.connection_made(_AsyncioPipe(transport))
+
+    def data_received(self, data: bytes) -> None:
+        self.connection.data_received(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.connection.connection_lost(
+            "the connection was closed" if exc is None else str(exc) or type(exc).__name__)
+
+
+def h2_ssl_context(ca_file: str | None, cert_file: str | None,
+                   key_file: str | None) -> stdlib_ssl.SSLContext:
+    """A client TLS context for etcd's gRPC port: verified, ALPN ``h2``."""
+    context = stdlib_ssl.create_default_context(cafile=ca_file)
+    if cert_file is not None:
+        context.load_cert_chain(cert_file, key_file)
+    context.set_alpn_protocols(["h2"])
+    return context
+
+
+def connect_asyncio(endpoint: str, *, timeout: float,
+                    context: stdlib_ssl.SSLContext | None = None) -> Dual[GrpcConnection]:
+    """Open a connection to ``endpoint`` on the running asyncio loop."""
+    scheme, host, port, authority = authority_of(endpoint)
+    connection = GrpcConnection(authority, scheme=scheme, endpoint=endpoint)
+    loop = asyncio.get_running_loop()
+    if scheme == "https" and context is None:
+        context = h2_ssl_context(None, None, None)
+
+    async def open_it() -> GrpcConnection:
+        try:
+            await asyncio.wait_for(loop.create_connection(
+                lambda: _AsyncioProtocol(connection), host, port,
+                ssl=context if scheme == "https" else None), timeout)
+        except (TimeoutError, OSError, stdlib_ssl.SSLError) as exc:
+            raise errors.ConnectFailed(f"cannot connect to {endpoint}: {exc}",
+                                       endpoint=endpoint) from None
+        return connection
+
+    task = loop.create_task(open_it())
+
+    def cancel(d: Deferred[GrpcConnection]) -> None:
+        task.cancel()
+        connection.close()
+
+    outcome: Dual[GrpcConnection] = Dual(cancel)
+
+    def settle(done: asyncio.Task[GrpcConnection]) -> None:
+        if outcome.called:
+            return
+        if done.cancelled():
+            return
+        exc = done.exception()
+        if exc is not None:
+            outcome.errback(exc)
+        else:
+            outcome.callback(done.result())
+
+    task.add_done_callback(settle)
+    return outcome
