@@ -219,7 +219,7 @@ def test_without_protoc_fresh_modules_still_serve_and_missing_ones_name_the_extr
     (package / g.STAMP_FILE).write_text(g.stamp_text(g.source_digest(), "0.0.1"))
     monkeypatch.setattr(pb, "protoc_version", lambda: None)
     assert pb.ensure_modules(package, tmp_path / "cache") == package
-    with pytest.raises(ImportError, match=r"etcdwamp\[grpc\]"):
+    with pytest.raises(ImportError, match=r"pip install 'etcdwamp\[grpc\]'"):
         pb.ensure_modules(tmp_path / "empty", tmp_path / "cache")
 
 
