@@ -11,7 +11,9 @@ encoding of the same request and answer:
 - fast paths for the hot requests: the body converted by tables built from the message
   descriptors (no ``json_format``), and the answers of range, put, delete, txn, lease
   grant and keep-alive, status and watch decoded straight into the wire layer's result
-  objects (:func:`encode`, :func:`decode`, :func:`encode_watch`, :func:`decode_watch`).
+  objects (:func:`encode`, :func:`decode`, :func:`encode_watch`, :func:`decode_watch`);
+  every other answer (a coalesced batch's too) reaches its ``parse`` as JSON built by
+  such tables (:func:`message_json`), a fraction of ``MessageToDict``'s cost.
 
 A key-value decoded here holds its key and value; its four numbers are read from the
 message on first use (as the JSON path's are), since most readers of a large range never
@@ -63,6 +65,7 @@ __all__ = [
     "encode",
     "encode_generic",
     "encode_watch",
+    "message_json",
     "method",
 ]
 
@@ -256,6 +259,53 @@ def encode_watch(body: Mapping[str, Any]) -> bytes:
     return _build(pb.rpc_pb2.WatchRequest, body, "/watch")
 
 
+# -- fast decoding: the answer's JSON by tables, for the parsers without a fast path -----
+
+_INT64_TYPES = frozenset({
+    FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT64,
+    FieldDescriptor.TYPE_FIXED64, FieldDescriptor.TYPE_SFIXED64,
+})
+_JSON_CONVERTERS: dict[Any, Callable[[Any], Any]] = {}
+
+
+def _b64(value: bytes) -> str:
+    return binascii.b2a_base64(value, newline=False).decode("ascii")
+
+
+def _enum_name(field: Any) -> Callable[[int], Any]:
+    names = {number: value.name for number, value in field.enum_type.values_by_number.items()}
+    return lambda number: names.get(number, number)  # an unknown number stays a number
+
+
+def _json_converter(field: Any) -> Callable[[Any], Any]:
+    convert = _JSON_CONVERTERS.get(field)
+    if convert is None:
+        if field.type == FieldDescriptor.TYPE_BYTES:
+            convert = _b64
+        elif field.type in _INT64_TYPES:
+            convert = str  # as the gateway writes int64s
+        elif field.type == FieldDescriptor.TYPE_ENUM:
+            convert = _enum_name(field)
+        elif field.type == FieldDescriptor.TYPE_MESSAGE:
+            convert = message_json
+        else:
+            convert = _same
+        if _repeated(field):
+            convert = _each_json(convert)
+        _JSON_CONVERTERS[field] = convert
+    return convert
+
+
+def _each_json(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda values: [convert(v) for v in values]
+
+
+def message_json(message: Any) -> dict[str, Any]:
+    """``message`` as the gateway's JSON (what ``MessageToDict`` with the proto field names
+    gives, without its cost): fields left at their defaults are left out."""
+    return {field.name: _json_converter(field)(value) for field, value in message.ListFields()}
+
+
 # -- fast decoding: messages straight into the wire layer's results ----------------------
 
 _new = object.__new__
@@ -411,15 +461,18 @@ _FAST_DECODE: dict[Callable[..., Any], tuple[str, Callable[[Any, Header], Any]]]
 
 def decode(request: Request[T], payload: bytes) -> T:
     """The result of ``request`` from its answer message: straight from the message for the
-    hot requests, else by :func:`decode_generic`; the same object either way.
+    hot requests, else ``request.parse`` of :func:`message_json`; the same object
+    :func:`decode_generic` gives.
 
     :raises ProtocolError: ``payload`` is not the answer message, or holds what the
         gateway path's parser refuses too
     """
+    m = method(request.path)
+    message = _parse(m.response_class, payload, request.path)
     fast = _FAST_DECODE.get(request.parse)
     if fast is None or fast[0] != request.path:
-        return decode_generic(request, payload)
-    message = _parse(_METHODS[request.path].response_class, payload, request.path)
+        obj = message_json(message)
+        return request.parse({"result": obj} if m.server_streaming else obj)
     result: T = fast[1](message, _header(message))
     return result
 

@@ -185,6 +185,15 @@ def test_decoding_the_protobuf_answer_gives_what_parse_gives_for_the_json(name: 
     assert codec.decode_generic(request, payload) == expected
 
 
+@pytest.mark.parametrize("name", sorted(GOLDEN))
+def test_our_answer_json_is_message_to_dict(name: str) -> None:
+    request, record = request_and_record(name)
+    message = codec.method(request.path).response_class.FromString(
+        answer_payload(request, record))
+    assert codec.message_json(message) == \
+        json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+
 @pytest.mark.parametrize("name", sorted(FAST))
 def test_hot_answers_are_decoded_without_json(name: str,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
@@ -209,7 +218,7 @@ def test_range_key_values_carry_their_numbers() -> None:
     assert hash(result.kvs[0]) == hash(expected.kvs[0])
 
 
-def test_a_coalesced_batch_takes_the_generic_path_to_the_same_result() -> None:
+def test_a_coalesced_batch_reaches_its_parse_with_the_same_result() -> None:
     requests = [put_request(b"a", b"1"), range_request(b"b")]
     batch = batch_request(requests)
     answer = {"header": {"revision": "5"}, "succeeded": True, "responses": [
@@ -350,8 +359,9 @@ def test_range_answers_decode_as_their_json_does(kvs: list[tuple[bytes, bytes, i
                              lease=lease) for k, v, c, m, n, lease in kvs],
         more=more, count=len(kvs))
     result = codec.decode(range_request(b"k"), message.SerializeToString())
-    assert result == parse_range(json_format.MessageToDict(message,
-                                                           preserving_proto_field_name=True))
+    as_json = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    assert result == parse_range(as_json)
+    assert codec.message_json(message) == as_json
     assert result.kvs == tuple(KeyValue(*kv) for kv in kvs)
     assert [gateway_kv(*kv) for kv in kvs] == \
         [json_format.MessageToDict(m, preserving_proto_field_name=True) for m in message.kvs]
