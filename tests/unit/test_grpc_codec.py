@@ -269,6 +269,25 @@ def test_a_lease_grant_with_an_error_fails_as_on_the_gateway() -> None:
         codec.decode_generic(request, payload)
 
 
+def test_snapshot_frames_are_the_gateways_frames() -> None:
+    """The snapshot stream (no request object): each protobuf message is the gateway's
+    frame again, so the wire layer's SnapshotDecoder reads the same chunks from it."""
+    import json
+
+    from etcdwamp.wire import SnapshotDecoder
+
+    stream = str(load("ops_snapshot_stream")["stream"]).encode("ascii")
+    recorded = [json.loads(line) for line in stream.splitlines() if line.strip()]
+    assert len(recorded) >= 2
+    rebuilt = b""
+    for frame in recorded:
+        payload = message_of(rpc_pb2.SnapshotResponse, frame["result"]).SerializeToString()
+        again = codec.answer_json("/maintenance/snapshot", payload)
+        assert again == frame
+        rebuilt += json.dumps(again).encode() + b"\n"
+    assert SnapshotDecoder().feed(rebuilt) == SnapshotDecoder().feed(stream)
+
+
 # -- the watch stream ----------------------------------------------------------------
 
 @pytest.mark.parametrize("frame", [CREATED, EVENTS, PROGRESS, CANCELED],
