@@ -8,8 +8,8 @@ encoding of the same request and answer:
 - the generic path, complete for every request: ``json_format.ParseDict`` of the body,
   and ``MessageToDict`` of the answer handed to the request's own ``parse``
   (:func:`encode_generic`, :func:`decode_generic`);
-- fast paths for the hot requests: the body converted by tables built from the message
-  descriptors (no ``json_format``), and the answers of range, put, delete, txn, lease
+- fast paths for the hot requests: the body set into the message by tables built from
+  the message descriptors (no ``json_format``), and the answers of range, put, delete, txn, lease
   grant and keep-alive, status and watch decoded straight into the wire layer's result
   objects (:func:`encode`, :func:`decode`, :func:`encode_watch`, :func:`decode_watch`);
   every other answer (a coalesced batch's too) reaches its ``parse`` as JSON built by
@@ -159,24 +159,13 @@ _INTEGER_TYPES = frozenset({
 
 _a2b = binascii.a2b_base64
 
-# message full name -> {JSON key (proto name and json_name): (field name, converter)}
-_Table = dict[str, tuple[str, Callable[[Any], Any]]]
-_TABLES: dict[str, _Table] = {}
+# message descriptor -> {JSON key (proto name and json_name): the setter of that field}
+_Setter = Callable[[Any, Any], None]  # (message, the field's JSON value)
+_TABLES: dict[Any, dict[str, _Setter]] = {}
 
 
 def _same(value: Any) -> Any:
-    return value  # strings, bools and enum names: the constructor takes them as they are
-
-
-def _scalar_converter(field: Any) -> Callable[[Any], Any]:
-    if field.type == FieldDescriptor.TYPE_BYTES:
-        return _a2b
-    if field.type in _INTEGER_TYPES:
-        return int  # int64s are strings in JSON
-    if field.type == FieldDescriptor.TYPE_MESSAGE:
-        descriptor = field.message_type
-        return lambda value: _kwargs(descriptor, value)
-    return _same
+    return value  # strings and bools: the message checks their types
 
 
 def _repeated(field: Any) -> bool:
@@ -186,45 +175,94 @@ def _repeated(field: Any) -> bool:
     return bool(field.label == FieldDescriptor.LABEL_REPEATED)
 
 
-def _table(descriptor: Any) -> _Table:
-    table = _TABLES.get(descriptor.full_name)
+def _enum_number(field: Any) -> Callable[[Any], Any]:
+    numbers = {value.name: value.number for value in field.enum_type.values}
+    enum = field.enum_type.name
+
+    def number(value: Any) -> Any:
+        if not isinstance(value, str):
+            return value  # a number: the message checks it
+        try:
+            return numbers[value]
+        except KeyError:
+            raise ValueError(f"{enum} has no value {value!r}") from None
+    return number
+
+
+def _scalar(field: Any) -> Callable[[Any], Any]:
+    if field.type == FieldDescriptor.TYPE_BYTES:
+        return _a2b
+    if field.type in _INTEGER_TYPES:
+        return int  # int64s are strings in JSON
+    if field.type == FieldDescriptor.TYPE_ENUM:
+        return _enum_number(field)
+    return _same
+
+
+def _array(values: Any) -> list[Any]:
+    if not isinstance(values, list):
+        raise TypeError(f"expected a JSON array, got {type(values).__name__}")
+    return values
+
+
+def _setter(field: Any) -> _Setter:
+    """What sets ``field`` of a message from its JSON value, in place."""
+    name = field.name
+    if field.type == FieldDescriptor.TYPE_MESSAGE:
+        descriptor = field.message_type
+        if _repeated(field):
+            def add_messages(message: Any, values: Any) -> None:
+                add = getattr(message, name).add
+                for value in _array(values):
+                    _fill(add(), descriptor, value)
+            return add_messages
+
+        def set_message(message: Any, value: Any) -> None:
+            inner = getattr(message, name)
+            inner.SetInParent()  # {} is a message too (a progress request)
+            _fill(inner, descriptor, value)
+        return set_message
+    convert = _scalar(field)
+    if _repeated(field):
+        def extend(message: Any, values: Any) -> None:
+            getattr(message, name).extend([convert(v) for v in _array(values)])
+        return extend
+
+    def set_scalar(message: Any, value: Any) -> None:
+        setattr(message, name, convert(value))
+    return set_scalar
+
+
+def _table(descriptor: Any) -> dict[str, _Setter]:
+    table = _TABLES.get(descriptor)
     if table is None:
         table = {}
-        _TABLES[descriptor.full_name] = table  # before recursing: messages nest themselves
         for field in descriptor.fields:
-            convert = _scalar_converter(field)
-            if _repeated(field):
-                convert = _each(convert)
-            table[field.name] = table[field.json_name] = (field.name, convert)
+            table[field.name] = table[field.json_name] = _setter(field)
+        _TABLES[descriptor] = table
     return table
 
 
-def _each(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    def each(values: Any) -> list[Any]:
-        if not isinstance(values, list):
-            raise TypeError(f"expected a JSON array, got {type(values).__name__}")
-        return [convert(v) for v in values]
-    return each
-
-
-def _kwargs(descriptor: Any, body: Mapping[str, Any]) -> dict[str, Any]:
-    """Constructor arguments of ``descriptor``'s message from its JSON ``body``."""
-    table = _table(descriptor)
-    out = {}
+def _fill(message: Any, descriptor: Any, body: Any) -> None:
+    """Set the fields of ``message`` (of ``descriptor``) from its JSON ``body``."""
+    if type(body) is not dict and not isinstance(body, Mapping):  # the cheap test first
+        raise TypeError(f"{descriptor.name} should be a JSON object, got {type(body).__name__}")
+    table = _TABLES.get(descriptor) or _table(descriptor)
     for key, value in body.items():
         try:
-            name, convert = table[key]
+            set_field = table[key]
         except KeyError:
             raise ValueError(f"{descriptor.name} has no field {key!r}") from None
-        out[name] = convert(value)
-    return out
+        set_field(message, value)
 
 
 def _build(cls: Any, body: Mapping[str, Any], what: str) -> bytes:
+    message = cls()
     try:
-        data: bytes = cls(**_kwargs(cls.DESCRIPTOR, body)).SerializeToString()
+        _fill(message, cls.DESCRIPTOR, body)
     except (TypeError, ValueError, binascii.Error) as exc:
         raise ValueError(f"{what}: the body is not the request's JSON: {exc}") from None
+    data: bytes = message.SerializeToString()
     return data
 
 
