@@ -404,3 +404,28 @@ def test_range_requests_encode_as_parse_dict_does(key: bytes, range_end: bytes |
     assert encoded == message_of(rpc_pb2.RangeRequest, dict(request.body)).SerializeToString()
     decoded = rpc_pb2.RangeRequest.FromString(encoded)
     assert (decoded.key, decoded.range_end, decoded.limit) == (key, range_end or b"", number)
+
+
+EVENTS_STRATEGY = st.lists(st.tuples(st.sampled_from([0, 1]), KEY_VALUES.filter(bool),
+                                     st.booleans()), max_size=8)
+
+
+@given(EVENTS_STRATEGY, INT64, st.booleans(), st.booleans(), st.text(max_size=20))
+def test_watch_responses_decode_as_the_gateways_frames_do(
+        events: list[tuple[int, list[tuple[bytes, bytes, int, int, int, int]], bool]],
+        watch_id: int, created: bool, fragment: bool, reason: str) -> None:
+    def kv(fields: tuple[bytes, bytes, int, int, int, int]) -> Any:
+        key, value, create, mod, version, lease = fields
+        return kv_pb2.KeyValue(key=key, value=value, create_revision=create, mod_revision=mod,
+                               version=version, lease=lease)
+
+    message = rpc_pb2.WatchResponse(
+        header={"revision": watch_id}, watch_id=watch_id, created=created, fragment=fragment,
+        cancel_reason=reason, canceled=bool(reason), compact_revision=watch_id // 2,
+        events=[kv_pb2.Event(type=kind, kv=kv(kvs[0]),
+                             prev_kv=kv(kvs[-1]) if with_prev else None)
+                for kind, kvs, with_prev in events])
+    frame = {"result": json_format.MessageToDict(message, preserving_proto_field_name=True)}
+    (expected,) = WatchDecoder().feed(frames(frame))
+    assert codec.decode_watch(message.SerializeToString()) == expected
+    assert [ev.prev_kv is not None for ev in expected.events] == [p for _, _, p in events]
