@@ -9,11 +9,12 @@ encoding of the same request and answer:
   and ``MessageToDict`` of the answer handed to the request's own ``parse``
   (:func:`encode_generic`, :func:`decode_generic`);
 - fast paths for the hot requests: the body set into the message by tables built from
-  the message descriptors (no ``json_format``), and the answers of range, put, delete, txn, lease
-  grant and keep-alive, status and watch decoded straight into the wire layer's result
-  objects (:func:`encode`, :func:`decode`, :func:`encode_watch`, :func:`decode_watch`);
-  every other answer (a coalesced batch's too) reaches its ``parse`` as JSON built by
-  such tables (:func:`message_json`), a fraction of ``MessageToDict``'s cost.
+  the message descriptors (no ``json_format``), and the answers of range, put, delete,
+  txn, lease grant and keep-alive, status and watch decoded straight into the wire
+  layer's result objects (:func:`encode`, :func:`decode`, :func:`encode_watch`,
+  :func:`decode_watch`); every other answer (a coalesced batch's too) reaches its
+  ``parse`` as JSON built by such tables (:func:`message_json`), a fraction of
+  ``MessageToDict``'s cost.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ __all__ = [
     "decode_generic",
     "decode_key_values",
     "decode_watch",
+    "decode_watch_generic",
     "encode",
     "encode_generic",
     "encode_watch",
