@@ -3,8 +3,8 @@
 Builds from a copy of the working tree (so the shared tree gets no build/ or
 egg-info), then installs the wheel with its base dependencies only into a fresh
 virtualenv (PyPI, or pip's cache): ``import etcdwamp`` must work there, and
-``import etcdwamp.wamp`` and ``import etcdwamp.prometheus`` must say which extra
-to install.
+``import etcdwamp.wamp``, ``import etcdwamp.prometheus`` and ``import etcdwamp.grpc.pb``
+must say which extra to install.
 """
 
 from __future__ import annotations
@@ -99,12 +99,17 @@ def test_base_install_imports_without_autobahn(dists: tuple[Path, Path],
              "try:\n"
              "    import etcdwamp.prometheus\n"
              "except ImportError as exc:\n"
+             "    print(exc)\n"
+             "try:\n"
+             "    import etcdwamp.grpc.pb\n"
+             "except ImportError as exc:\n"
              "    print(exc)\n")
     done = subprocess.run([py, "-c", probe], capture_output=True, text=True, timeout=60,
                           check=False)
     assert done.returncode == 0, done.stderr
     assert "pip install 'etcdwamp[wamp]'" in done.stdout
     assert "pip install 'etcdwamp[metrics]'" in done.stdout
+    assert "etcdwamp.grpc needs protobuf: pip install 'etcdwamp[grpc]'" in done.stdout
     version = subprocess.run([str(venv / "bin" / "etcdwamp"), "--version"], capture_output=True,
                              text=True, timeout=60, check=False)
     assert version.stdout == f"etcdwamp {etcdwamp.__version__}\n"
