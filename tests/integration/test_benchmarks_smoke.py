@@ -124,3 +124,16 @@ def test_wamp_metrics_overhead_prints_its_ratio() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert re.search(r"metrics off [0-9.]+/s, on [0-9.]+/s, ratio on/off [0-9.]+ ",
                      done.stdout), done.stdout
+
+
+def test_grpc_h2_benchmark_prints_both_clients() -> None:
+    """benchmarks/grpc_h2.py --quick (in memory, no etcd) prints µs per call for our
+    H2Connection and the h2 library, and the ratio."""
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "grpc_h2.py"), "--quick"],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = {m.group(1): (float(m.group(2)), float(m.group(3))) for m in re.finditer(
+        r"^(etcdwamp\.grpc\.h2|h2 library) +([0-9.]+) +[0-9.]+ +([0-9.]+)$", done.stdout,
+        re.M)}
+    assert sorted(rows) == ["etcdwamp.grpc.h2", "h2 library"], done.stdout
+    assert rows["h2 library"][1] == 1.0 and all(us > 0 for us, _ in rows.values()), done.stdout

@@ -3,6 +3,7 @@ in trailers mapped to the same exceptions as the gateway's error answers."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import time
@@ -148,3 +149,18 @@ def test_large_message_in_many_pieces_takes_linear_time() -> None:
     assert got == [message, b"next"]
     assert decoder.buffered == 0
     assert elapsed < 1.0, f"{elapsed:.2f} s"
+
+
+@given(st.binary(max_size=60), st.lists(st.tuples(
+    st.sampled_from([b"grpc-status", b"grpc-message", b":status", b"x"]),
+    st.binary(max_size=20)), max_size=4))
+def test_garbage_gives_results_or_a_protocol_error(data: bytes,
+                                                   trailers: list[tuple[bytes, bytes]]) -> None:
+    """Any DATA bytes and any trailers give messages and a status, or ProtocolError."""
+    with contextlib.suppress(e.ProtocolError):
+        MessageDecoder(max_message_size=30).feed(data)
+    try:
+        code, message = grpc_status(trailers)
+    except e.ProtocolError:
+        return
+    assert code >= 0 and isinstance(message, str)

@@ -608,3 +608,20 @@ def test_header_list_size_limit() -> None:
         client.receive(frame(0x1, 0, stream_id, b"\0" * 300)
                        + frame(0x9, 0, stream_id, b"\0" * 3000))
     assert caught.value.error_code == ErrorCode.ENHANCE_YOUR_CALM
+
+
+@given(st.lists(st.tuples(st.integers(min_value=0, max_value=10), st.integers(0, 255),
+                          st.sampled_from([0, 1, 2, 3, 5, 2**31 - 1]),
+                          st.binary(max_size=40)), max_size=8))
+def test_any_frames_give_events_or_a_protocol_error(
+        frames: list[tuple[int, int, int, bytes]]) -> None:
+    """Whatever frames a peer sends, ``receive`` returns events or raises
+    H2ProtocolError: never another exception (IndexError, struct.error, ...)."""
+    client = raw_client()
+    client.request(PATH, body=b"\0\0\0\0\0")
+    client.request(PATH, body=b"\0\0\0\0\0", end_stream=False)
+    try:
+        for kind, flags, stream_id, payload in frames:
+            client.receive(frame(kind, flags, stream_id, payload))
+    except H2ProtocolError:
+        pass
