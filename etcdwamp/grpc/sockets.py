@@ -62,6 +62,12 @@ class _TwistedProtocol(Protocol):
         self.ready = ready
 
     def connectionMade(self) -> None:
+        # etcd PINGs after every call and our acknowledgement is a small write: with
+        # Nagle's algorithm the next request then waits for etcd's delayed ACK
+        # (measured: 26 ms per call instead of 0.3 ms). asyncio sets it by itself.
+        set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
+        if set_no_delay is not None:
+            set_no_delay(True)
         self.connection.connection_made(_TwistedPipe(self.transport))
         if not self.ready.called:
             self.ready.callback(self.connection)
