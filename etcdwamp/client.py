@@ -104,7 +104,7 @@ from .metrics import NO_METRICS, ClientMetrics
 from .namespace import Namespace
 from .operations import OperationsMixin
 from .probe import DEFAULT_PROBE_INTERVAL, DEFAULT_PROBE_TIMEOUT
-from .tls import tls_policy
+from .tls import grpc_tls, tls_policy
 from .transport import HTTP, AgentHTTP, HTTPClientLike, Transport, TreqHTTP
 from .watch import Watch, WatchBatch
 from .wire import (
@@ -229,7 +229,12 @@ class Client(OperationsMixin):
         probe_interval: float | None = DEFAULT_PROBE_INTERVAL,
         probe_timeout: float = DEFAULT_PROBE_TIMEOUT,
         metrics: ClientMetrics = NO_METRICS,
+        transport: str = "gateway",
     ) -> None:
+        if transport not in ("gateway", "grpc"):
+            raise ValueError(f"transport must be 'gateway' or 'grpc', not {transport!r}")
+        if transport == "grpc" and http_client is not None:
+            raise ValueError("http_client is the gateway's: not with transport='grpc'")
         if url is not None and endpoints is not None:
             raise ValueError("give url or endpoints, not both")
         if url is None and endpoints is None:
@@ -277,7 +282,11 @@ class Client(OperationsMixin):
         self._reactor = reactor
         clock = clock if clock is not None else reactor
         http: HTTP
-        if http_client is None:
+        if transport == "grpc":
+            http = self._grpc_http(reactor, connect_timeout=connect_timeout, ca_file=ca_file,
+                                   cert_file=cert_file, key_file=key_file)
+            api_prefix = "/v3"  # nothing to detect: the gRPC API has one version
+        elif http_client is None:
             http = self._default_http(reactor, connect_timeout=connect_timeout,
                                       pool_size=pool_size, ca_file=ca_file,
                                       cert_file=cert_file, key_file=key_file)
@@ -309,6 +318,24 @@ class Client(OperationsMixin):
         if ca_file is not None or cert_file is not None:
             tls = tls_policy(ca_file, cert_file, key_file)
         return AgentHTTP(reactor, connect_timeout=connect_timeout, pool_size=pool_size, tls=tls)
+
+    @staticmethod
+    def _grpc_http(reactor: Any, *, connect_timeout: float, ca_file: str | None,
+                   cert_file: str | None, key_file: str | None) -> HTTP:
+        """The gRPC transport's HTTP (``transport="grpc"``): one HTTP/2 connection per
+        endpoint, over Twisted's sockets."""
+        from .grpc.http import GrpcHTTP
+        from .grpc.sockets import connect_twisted
+
+        creator = None
+        if ca_file is not None or cert_file is not None:
+            creator = grpc_tls(ca_file, cert_file, key_file)
+
+        def connect(endpoint: str) -> Any:
+            return connect_twisted(reactor, endpoint, timeout=connect_timeout, tls=creator)
+
+        grpc_http: HTTP = GrpcHTTP(connect)
+        return grpc_http
 
     # -- transport ----------------------------------------------------------
 

@@ -46,6 +46,7 @@ from .probe import DEFAULT_PROBE_INTERVAL, DEFAULT_PROBE_TIMEOUT, StreamProbes
 from .wire import Request, check_size, error_from_response
 from .wire.auth import authenticate_request
 from .wire.requests import API_PREFIXES
+from .wire.watch import WatchDecoder
 
 __all__ = [
     "API_PREFIXES",
@@ -396,6 +397,16 @@ class StreamOpened:
     token: str | None
 
 
+def _json_body(request: Request[Any]) -> bytes:
+    """The gateway's body of ``request``."""
+    return _encode(request.body).encode("ascii")
+
+
+def _json_answer(request: Request[T], endpoint: str, content: bytes) -> T:
+    """``request``'s result from the gateway's answer."""
+    return request.parse(answer_json(endpoint, content))
+
+
 class Transport:
     """Endpoints, clock, gateway prefixes, auth token and failover: the seam
     between the client's parts and HTTP. See :mod:`etcdwamp.client` for the
@@ -428,6 +439,14 @@ class Transport:
         if attempt_timeout is not None and not attempt_timeout > 0:
             raise ValueError("attempt_timeout must be a positive number of seconds (or None)")
         self.http = http
+        # How requests become bodies and answers results: the gateway's JSON, or the
+        # encoding the HTTP object names (protobuf on gRPC, see etcdwamp.grpc.http).
+        wire_codec = getattr(http, "codec", None)
+        self._encode_body: Callable[[Request[Any]], bytes] = (
+            _json_body if wire_codec is None else wire_codec.encode)
+        self._decode_answer: Callable[[Request[Any], str, bytes], Any] = (
+            _json_answer if wire_codec is None
+            else lambda request, endpoint, content: wire_codec.decode(request, content))
         # Every request and stream carries it (see REQUIRE_LEADER_HEADER); an
         # injected HTTP without the attribute sends what it sends.
         self.require_leader = require_leader
@@ -465,6 +484,12 @@ class Transport:
         self.probes = StreamProbes(self, interval=probe_interval, timeout=probe_timeout)
         #: clean-ups nobody awaits, under way (see clean_up): each fires when its work ends
         self._cleanups: set[Deferred[None]] = set()
+
+    def watch_decoder(self) -> Any:
+        """A decoder of one watch stream's chunks: the gateway's JSON lines, or what
+        the HTTP object names (protobuf messages on gRPC)."""
+        make = getattr(self.http, "watch_decoder", None)
+        return WatchDecoder() if make is None else make()
 
     # -- endpoints and time -------------------------------------------------
 
@@ -638,7 +663,7 @@ class Transport:
         check_size(request.size, self.max_request_bytes)
         if deadline is None:
             deadline = self.deadline(request.timeout)
-        body = _encode(request.body).encode("ascii")
+        body = self._encode_body(request)
         failures: list[errors.EtcdError] = []
         # index -1: a pinned member, whose answer says nothing about failover order
         targets = ([(i, self.endpoints[i]) for i in self._indices()] if only is None
@@ -723,7 +748,7 @@ class Transport:
             if index >= 0:
                 self._answered(index, endpoint)
             try:
-                result = request.parse(answer_json(endpoint, content))
+                result: T = self._decode_answer(request, endpoint, content)
             except Exception as exc:
                 metrics.request_done(endpoint, outcome_of(exc), clock.seconds() - began)
                 raise

@@ -85,7 +85,6 @@ from .reconnect import Reconnects, may_resume
 from .transport import BodyReader, StreamProtocol, Transport, read_body, relay
 from .wire import KeySet, as_keyset, range_request
 from .wire.watch import (
-    WatchDecoder,
     WatchEvent,
     WatchFilter,
     WatchResponse,
@@ -398,7 +397,7 @@ class Watch:
             log.info("watch leaves {endpoint}: {reason}", endpoint=endpoint, reason=reason)
             stream.abort()
 
-        stream = StreamProtocol(WatchDecoder(), on_frames)
+        stream = StreamProtocol(transport.watch_decoder(), on_frames)
         self._stream = stream
         probed = transport.probes.track(endpoint, probe_failed)
         # Up here and down in the finally, nothing awaited between: never drifts.

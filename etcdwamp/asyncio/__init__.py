@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 from ..budget import DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_QUEUED
 from ..client import Client as _TwistedClient
@@ -82,6 +83,7 @@ class Client(_TwistedClient):
         probe_interval: float | None = DEFAULT_PROBE_INTERVAL,
         probe_timeout: float = DEFAULT_PROBE_TIMEOUT,
         metrics: ClientMetrics = NO_METRICS,
+        transport: str = "gateway",
     ) -> None:
         clock = LoopClock(loop)
         super().__init__(
@@ -92,7 +94,24 @@ class Client(_TwistedClient):
             coalesce=coalesce, coalesce_window=coalesce_window,
             max_connections=max_connections, max_queued=max_queued,
             require_leader=require_leader, attempt_timeout=attempt_timeout,
-            probe_interval=probe_interval, probe_timeout=probe_timeout, metrics=metrics)
+            probe_interval=probe_interval, probe_timeout=probe_timeout, metrics=metrics,
+            transport=transport)
+
+    @staticmethod
+    def _grpc_http(reactor: Any, *, connect_timeout: float, ca_file: str | None,
+                   cert_file: str | None, key_file: str | None) -> HTTP:
+        from ..grpc.http import GrpcHTTP
+        from ..grpc.sockets import connect_asyncio, h2_ssl_context
+
+        context = None
+        if ca_file is not None or cert_file is not None:
+            context = h2_ssl_context(ca_file, cert_file, key_file)
+
+        def connect(endpoint: str) -> Any:
+            return connect_asyncio(endpoint, timeout=connect_timeout, context=context)
+
+        grpc_http: HTTP = GrpcHTTP(connect)
+        return grpc_http
 
     @staticmethod
     def _default_http(reactor: object, *, connect_timeout: float, pool_size: int,

@@ -1,0 +1,344 @@
+"""etcd's gRPC API behind the transport's :class:`~etcdwamp.transport.HTTP` seam.
+
+:class:`GrpcHTTP` answers the transport's exchanges with gRPC calls: the gateway path
+names the method (:func:`.codec.method`), the payload is already the protobuf message
+(the transport encodes with :mod:`.codec` on this transport), and an answer comes back
+as ``(200, message bytes)``. A gRPC error comes back as the gateway would send it
+(its HTTP status and JSON error body), so that the transport judges refusals, fails
+over and demotes members by one set of rules (:func:`etcdwamp.failover.refusal`) on
+both transports. That path is rare; its cost does not matter.
+
+All calls to one endpoint share one HTTP/2 connection (one TCP connection, however
+many calls and watches are in flight), opened on first use and again after it is
+lost or drained. A streamed answer (watch, election observation, snapshot) is handed
+to the caller's protocol as the gateway's would be: the watch gets the protobuf
+messages themselves (:class:`WatchMessages` decodes them), the other streams get each
+message as the gateway's JSON frame, for their existing decoders.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.python.failure import Failure
+from twisted.web.client import ResponseDone
+
+from .. import errors
+from .._deferred import Dual
+from ..wire.watch import WatchDecoder, WatchResponse
+from . import codec
+from .connection import GrpcConnection, GrpcStream
+
+__all__ = ["GrpcHTTP", "JsonFrame", "WatchMessages"]
+
+#: the HTTP status grpc-gateway answers with for each gRPC code (its HTTPStatusFromCode)
+_HTTP_BY_CODE = {1: 499, 2: 500, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403, 8: 429, 9: 400,
+                 10: 409, 11: 400, 12: 501, 13: 500, 14: 503, 15: 500, 16: 401}
+
+#: etcd's metadata keys: the auth token, and "refuse if you have no leader"
+_TOKEN = b"token"
+_HAS_LEADER = (b"hasleader", b"true")
+
+_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
+class JsonFrame(bytes):
+    """A streamed chunk that is a gateway JSON frame (an error), not a protobuf message."""
+
+
+class WatchMessages:
+    """The watch stream's decoder on gRPC: each chunk is one WatchResponse message
+    (or a :class:`JsonFrame` error), decoded by :func:`.codec.decode_watch` into what
+    :class:`~etcdwamp.wire.watch.WatchDecoder` gives for the gateway's frames."""
+
+    def __init__(self) -> None:
+        self._json = WatchDecoder()
+
+    def feed(self, chunk: bytes) -> list[WatchResponse | errors.EtcdError]:
+        """The frame of one message."""
+        if isinstance(chunk, JsonFrame):
+            return self._json.feed(chunk)
+        try:
+            return [codec.decode_watch(chunk)]
+        except errors.EtcdError as exc:
+            return [exc]
+
+    def close(self) -> list[WatchResponse | errors.EtcdError]:
+        """Nothing is left over between messages."""
+        return []
+
+
+class _StreamedResponse:
+    """A streamed gRPC answer, delivered as Twisted's ``IResponse`` delivers a body."""
+
+    code = 200
+
+    def __init__(self, stream_of: Callable[[Callable[[bytes], None]], GrpcStream],
+                 to_json: bool, path: str) -> None:
+        self._stream_of = stream_of
+        self._to_json = to_json
+        self._path = path
+
+    def deliverBody(self, protocol: Any) -> None:
+        """Feed ``protocol`` each message, then ``connectionLost``."""
+        response_class = codec.method(self._path).response_class
+
+        def on_message(message: bytes) -> None:
+            if self._to_json:
+                parsed = response_class.FromString(message)
+                message = _json({"result": codec.message_json(parsed)}).encode() + b"\n"
+            protocol.dataReceived(message)
+
+        stream = self._stream_of(on_message)
+        protocol.makeConnection(_Stopper(stream))
+
+        def ended(result: Any) -> None:
+            if isinstance(result, Failure):
+                exc = result.value
+                if isinstance(exc, errors.ServerError):
+                    # As the gateway sends it: an error frame, then the end.
+                    frame = _json({"error": {"code": exc.code, "message": exc.message,
+                                             "http_code": _HTTP_BY_CODE.get(exc.code, 500)}})
+                    protocol.dataReceived(JsonFrame(frame.encode() + b"\n"))
+                    protocol.connectionLost(Failure(ResponseDone()))  # type: ignore[no-untyped-call]
+                    return
+                protocol.connectionLost(result)
+                return
+            protocol.connectionLost(Failure(ResponseDone()))  # type: ignore[no-untyped-call]
+
+        stream.finished.addBoth(ended)
+
+
+class _Stopper:
+    """The ``transport`` a stream's protocol gets: ``stopProducing`` resets the stream."""
+
+    def __init__(self, stream: GrpcStream) -> None:
+        self._stream = stream
+
+    def stopProducing(self) -> None:
+        self._stream.cancel()
+
+
+class GrpcHTTP:
+    """The :class:`~etcdwamp.transport.HTTP` of the gRPC transport (see the module docstring).
+
+    :param connect: opens a connection to an endpoint (Twisted's or asyncio's, see
+        :mod:`.sockets`); fails with ConnectFailed
+    :param prefix: the path prefix the transport puts before each path (no detection
+        happens on gRPC: the transport is given it)
+    """
+
+    #: send etcd's require-leader metadata with every call (the transport sets it)
+    require_leader = True
+    #: the transport encodes requests with :func:`.codec.encode` for this HTTP
+    codec = codec
+
+    def __init__(self, connect: Callable[[str], Deferred[GrpcConnection]], *,
+                 prefix: str = "/v3") -> None:
+        self._connect = connect
+        self._prefix = prefix
+        self._connections: dict[str, GrpcConnection] = {}
+        self._connecting: dict[str, Deferred[GrpcConnection]] = {}
+        self._closed = False
+
+    # -- connections -------------------------------------------------------------------
+
+    def connection(self, endpoint: str) -> Deferred[GrpcConnection]:
+        """The open connection to ``endpoint``, or the one being opened, or a new one."""
+        if self._closed:
+            return _failed(errors.ConnectFailed("the client is closed", endpoint=endpoint))
+        conn = self._connections.get(endpoint)
+        if conn is not None and conn.usable:
+            done: Dual[GrpcConnection] = Dual()
+            done.callback(conn)
+            return done
+        pending = self._connecting.get(endpoint)
+        if pending is None:
+            pending = self._connecting[endpoint] = self._connect(endpoint)
+
+            def opened(new: GrpcConnection) -> GrpcConnection:
+                self._connecting.pop(endpoint, None)
+                old = self._connections.get(endpoint)
+                if old is not None and old is not new and old.in_flight == 0:
+                    old.close()
+                self._connections[endpoint] = new
+                return new
+
+            def failed(failure: Failure) -> Failure:
+                self._connecting.pop(endpoint, None)
+                return failure
+
+            pending.addCallbacks(opened, failed)
+        # Each caller waits on its own Deferred: one caller cancelling must not cancel
+        # the connection the others wait for.
+        mine: Dual[GrpcConnection] = Dual()
+
+        def relay(result: Any) -> Any:
+            if not mine.called:
+                if isinstance(result, Failure):
+                    mine.errback(result)
+                else:
+                    mine.callback(result)
+            return result
+
+        pending.addBoth(relay)
+        return mine
+
+    def _metadata(self, token: str | None) -> list[tuple[bytes, bytes]]:
+        metadata = []
+        if token is not None:
+            metadata.append((_TOKEN, token.encode("ascii")))
+        if self.require_leader:
+            metadata.append(_HAS_LEADER)
+        return metadata
+
+    def _method(self, path: str) -> bytes:
+        if path.startswith(self._prefix):
+            path = path[len(self._prefix):]
+        return codec.method(path).name.encode("ascii")
+
+    # -- the HTTP seam ----------------------------------------------------------------------
+
+    def exchange(self, endpoint: str, path: str, body: bytes,
+                 token: str | None) -> Deferred[tuple[int, bytes]]:
+        """One unary call: ``(200, answer message)``, or the gateway's error answer."""
+        method = self._method(path)
+        metadata = self._metadata(token)
+        call: list[Deferred[bytes]] = []
+
+        def cancel(_: Deferred[tuple[int, bytes]]) -> None:
+            if call:
+                call[0].cancel()
+            else:
+                connecting.cancel()
+
+        outcome: Dual[tuple[int, bytes]] = Dual(cancel)
+
+        def send(conn: GrpcConnection) -> None:
+            if outcome.called:
+                return
+            try:
+                d = conn.unary(method, body, metadata)
+            except errors.EtcdError as exc:
+                outcome.errback(exc)
+                return
+            call.append(d)
+            d.addCallbacks(lambda answer: outcome.callback((200, answer)), answered_error)
+
+        def answered_error(failure: Failure) -> None:
+            if outcome.called:
+                return
+            exc = failure.value
+            if isinstance(exc, errors.ServerError):
+                error = {"code": exc.code, "message": exc.message, "error": exc.message}
+                outcome.callback((_HTTP_BY_CODE.get(exc.code, 500), _json(error).encode()))
+            elif not isinstance(failure.value, CancelledError):
+                outcome.errback(failure)
+
+        def not_connected(failure: Failure) -> None:
+            if not outcome.called and not isinstance(failure.value, CancelledError):
+                outcome.errback(failure)
+
+        connecting = self.connection(endpoint)
+        connecting.addCallbacks(send, not_connected)
+        return outcome
+
+    def post(self, endpoint: str, path: str, body: bytes, token: str | None, *,
+             stream: bool = False) -> Deferred[Any]:
+        """A streaming call: fires with a response whose ``deliverBody`` gets the
+        messages once the call is open (the body: the gateway's concatenated JSON
+        requests, sent as the stream's first messages)."""
+        if not stream:
+            return self.exchange(endpoint, path, body, token).addCallback(_Answered)
+        method_path = path[len(self._prefix):] if path.startswith(self._prefix) else path
+        m = codec.method(method_path)
+        name = m.name.encode("ascii")
+        metadata = self._metadata(token)
+        messages = [codec.encode_watch(obj) if method_path == "/watch"
+                    else _encode_json(m.request_class, obj) for obj in _json_objects(body)]
+        connecting = self.connection(endpoint)
+
+        def opened(conn: GrpcConnection) -> _StreamedResponse:
+            def stream_of(on_message: Callable[[bytes], None]) -> GrpcStream:
+                grpc_stream = conn.stream(name, on_message, metadata,
+                                          first=messages[0] if messages else None)
+                for extra in messages[1:]:
+                    grpc_stream.send(extra)
+                if not m.client_streaming:
+                    grpc_stream.close_send()
+                return grpc_stream
+            return _StreamedResponse(stream_of, to_json=method_path != "/watch",
+                                     path=method_path)
+
+        return connecting.addCallback(opened)
+
+    def map_error(self, endpoint: str, exc: Exception, *, timed_out: bool) -> Exception:
+        """The transport's view of a failed call: ConnectFailed stays (nothing sent)."""
+        if isinstance(exc, errors.ConnectFailed):
+            return exc
+        if timed_out:
+            return errors.RequestTimeout(f"no answer from {endpoint} in time", endpoint=endpoint)
+        if isinstance(exc, errors.EtcdError):
+            return exc
+        return errors.ConnectionLost(f"{endpoint}: {exc}", endpoint=endpoint)
+
+    def watch_decoder(self) -> WatchMessages:
+        """The decoder of the watch stream's chunks on this transport."""
+        return WatchMessages()
+
+    def close(self) -> Deferred[None]:
+        """Close every connection; calls on them fail with ConnectionLost."""
+        self._closed = True
+        for pending in list(self._connecting.values()):
+            pending.cancel()
+        for conn in list(self._connections.values()):
+            conn.close()
+        self._connections.clear()
+        done: Dual[None] = Dual()
+        done.callback(None)
+        return done
+
+
+class _Answered:
+    """A whole answer as an ``IResponse`` (``post`` without ``stream``: rarely used)."""
+
+    def __init__(self, exchanged: tuple[int, bytes]) -> None:
+        self.code, self._body = exchanged
+
+    def deliverBody(self, protocol: Any) -> None:
+        protocol.makeConnection(None)
+        protocol.dataReceived(self._body)
+        protocol.connectionLost(Failure(ResponseDone()))  # type: ignore[no-untyped-call]
+
+
+def _json_objects(body: bytes) -> list[Any]:
+    """The JSON values of a body of concatenated JSON requests (the watch's create body)."""
+    decoder = json.JSONDecoder()
+    text = body.decode("utf-8")
+    out, position = [], 0
+    while position < len(text):
+        while position < len(text) and text[position].isspace():
+            position += 1
+        if position == len(text):
+            break
+        value, position = decoder.raw_decode(text, position)
+        out.append(value)
+    return out
+
+
+def _encode_json(request_class: Any, obj: Any) -> bytes:
+    from google.protobuf import json_format
+
+    message = request_class()
+    json_format.ParseDict(obj, message)
+    data: bytes = message.SerializeToString()
+    return data
+
+
+def _failed(exc: Exception) -> Dual[Any]:
+    d: Dual[Any] = Dual()
+    d.errback(exc)
+    return d
