@@ -41,8 +41,9 @@ grpc fast + nums      9.3-9.6      5.08-5.17
   over as ints for under 1 ms. Parsing the message itself (upb) is ~0.4 ms; the rest
   is one ``KeyValue`` per key-value.
 - Answers without a fast decoder go through ``message_json`` (~1.5x faster than
-  ``MessageToDict``), still slower than ``json.loads``: fine for the admin calls and a
-  coalesced batch's small answers, which is why the range has its fast path.
+  ``MessageToDict``), still slower than ``json.loads``: fine for the admin calls, which
+  is why the range, the txn and a coalesced batch have fast paths (a batch of 64 puts'
+  answer: 67 us fast, 392 us through ``message_json``, 357 us on the JSON path).
 - Encoding, 1,000 requests: a put 1.46-1.56 ms by table (``ParseDict`` 7.7-12.0 ms,
   ``json.dumps`` of the body 1.8-1.9 ms); a coalesced batch of 64 puts 112-117 ms by
   table (1.7 us per op; ``ParseDict`` 719-769 ms, ``json.dumps`` 57-62 ms).
