@@ -12,9 +12,9 @@ encoding of the same request and answer:
   the message descriptors (no ``json_format``), and the answers of range, put, delete,
   txn, lease grant and keep-alive, status and watch decoded straight into the wire
   layer's result objects (:func:`encode`, :func:`decode`, :func:`encode_watch`,
-  :func:`decode_watch`); every other answer (a coalesced batch's too) reaches its
-  ``parse`` as JSON built by such tables (:func:`message_json`), a fraction of
-  ``MessageToDict``'s cost.
+  :func:`decode_watch`), a coalesced batch's too; every other answer reaches its
+  ``parse`` as JSON built by such tables (:func:`message_json`), ~1.5x faster than
+  ``MessageToDict``.
 """
 
 from __future__ import annotations
@@ -22,13 +22,14 @@ from __future__ import annotations
 import binascii
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError
 
 from .. import errors as e
+from ..wire.batch import BatchParse
 from ..wire.concurrency import LeaseKeepAliveResult, lease_keepalive_request
 from ..wire.requests import Request
 from ..wire.results import (
@@ -469,18 +470,21 @@ _FAST_DECODE: dict[Callable[..., Any], tuple[str, Callable[[Any, Header], Any]]]
 
 def decode(request: Request[T], payload: bytes) -> T:
     """The result of ``request`` from its answer message: straight from the message for the
-    hot requests, else ``request.parse`` of :func:`message_json`; the same object
-    :func:`decode_generic` gives.
+    hot requests and coalesced batches, else ``request.parse`` of :func:`message_json`;
+    the same object :func:`decode_generic` gives.
 
     :raises ProtocolError: ``payload`` is not the answer message, or holds what the
         gateway path's parser refuses too
     """
     m = method(request.path)
     message = _parse(m.response_class, payload, request.path)
-    fast = _FAST_DECODE.get(request.parse)
+    parse = request.parse
+    if isinstance(parse, BatchParse) and request.path == "/kv/txn":  # a coalesced batch
+        return cast(T, parse.results(_txn(message, _header(message))))
+    fast = _FAST_DECODE.get(parse)
     if fast is None or fast[0] != request.path:
         obj = message_json(message)
-        return request.parse({"result": obj} if m.server_streaming else obj)
+        return parse({"result": obj} if m.server_streaming else obj)
     result: T = fast[1](message, _header(message))
     return result
 

@@ -13,13 +13,14 @@ the transaction's header (one revision for the whole group).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ProtocolError
 from .requests import _OVERHEAD, Request
-from .results import DeleteResult, OpResult, PutResult, RangeResult, parse_txn
+from .results import DeleteResult, OpResult, PutResult, RangeResult, TxnResult, parse_txn
 
-__all__ = ["batch_request", "batchable", "plan_batches"]
+__all__ = ["BatchParse", "batch_request", "batchable", "plan_batches"]
 
 # Request path -> (name of the op inside a txn, result type it parses into).
 _TXN_OPS: dict[str, tuple[str, type]] = {
@@ -64,20 +65,34 @@ def plan_batches(requests: Sequence[Request[Any]], *, max_ops: int,
     return groups
 
 
+@dataclass(frozen=True, slots=True)
+class BatchParse:
+    """The parser of a batch's answer: the transaction's results, one per request and each
+    of the type the request alone gets; a mismatch is a :class:`ProtocolError`."""
+
+    #: the result type of each request, in order
+    expected: tuple[type, ...]
+
+    def __call__(self, obj: Mapping[str, Any]) -> tuple[OpResult, ...]:
+        """The results in the gateway's JSON answer ``obj`` (a TxnResponse)."""
+        return self.results(parse_txn(obj))
+
+    def results(self, txn: TxnResult) -> tuple[OpResult, ...]:
+        """The results in the transaction's answer, however it was decoded (the gRPC
+        codec decodes it without JSON)."""
+        responses = txn.responses
+        if len(responses) != len(self.expected) or not all(
+                type(r) is t for r, t in zip(responses, self.expected, strict=True)):
+            raise ProtocolError(
+                f"a batch of {len(self.expected)} ops got {len(responses)} answers that do "
+                f"not match it: {[type(r).__name__ for r in responses]}")
+        return responses
+
+
 def batch_request(requests: Sequence[Request[Any]]) -> Request[tuple[OpResult, ...]]:
     """One transaction (no compares) running every request in order."""
     ops = [{_TXN_OPS[r.path][0]: r.body} for r in requests]
-    expected = tuple(_TXN_OPS[r.path][1] for r in requests)
-
-    def parse(obj: Mapping[str, Any]) -> tuple[OpResult, ...]:
-        responses = parse_txn(obj).responses
-        if len(responses) != len(expected) or not all(
-                type(r) is t for r, t in zip(responses, expected, strict=True)):
-            raise ProtocolError(
-                f"a batch of {len(expected)} ops got {len(responses)} answers that do not "
-                f"match it: {[type(r).__name__ for r in responses]}")
-        return responses
-
+    parse = BatchParse(tuple(_TXN_OPS[r.path][1] for r in requests))
     return Request("/kv/txn", {"success": ops}, parse,
                    idempotent=all(r.path == "/kv/range" for r in requests),
                    size=_OVERHEAD + sum(r.size for r in requests))

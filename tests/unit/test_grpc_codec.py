@@ -218,18 +218,31 @@ def test_range_key_values_carry_their_numbers() -> None:
     assert hash(result.kvs[0]) == hash(expected.kvs[0])
 
 
-def test_a_coalesced_batch_reaches_its_parse_with_the_same_result() -> None:
-    requests = [put_request(b"a", b"1"), range_request(b"b")]
-    batch = batch_request(requests)
-    answer = {"header": {"revision": "5"}, "succeeded": True, "responses": [
-        {"response_put": {"header": {"revision": "5"}}},
-        {"response_range": {"header": {"revision": "5"}, "count": "1",
-                            "kvs": [{"key": "Yg==", "value": "Mg==", "mod_revision": "4",
-                                     "create_revision": "4", "version": "1"}]}}]}
-    payload = message_of(rpc_pb2.TxnResponse, answer).SerializeToString()
+BATCH_ANSWER = {"header": {"revision": "5"}, "succeeded": True, "responses": [
+    {"response_put": {"header": {"revision": "5"}}},
+    {"response_range": {"header": {"revision": "5"}, "count": "1",
+                        "kvs": [{"key": "Yg==", "value": "Mg==", "mod_revision": "4",
+                                 "create_revision": "4", "version": "1"}]}}]}
+
+
+def test_a_coalesced_batch_is_decoded_without_json_to_the_same_results(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    batch = batch_request([put_request(b"a", b"1"), range_request(b"b")])
+    payload = message_of(rpc_pb2.TxnResponse, BATCH_ANSWER).SerializeToString()
     assert codec.encode(batch) == message_of(rpc_pb2.TxnRequest,
                                              dict(batch.body)).SerializeToString()
-    assert codec.decode(batch, payload) == batch.parse(answer)
+    expected = batch.parse(BATCH_ANSWER)
+    assert codec.decode_generic(batch, payload) == expected
+    monkeypatch.setattr(codec, "message_json", None)
+    assert codec.decode(batch, payload) == expected
+
+
+def test_a_batch_answer_that_does_not_match_its_ops_is_refused_on_both_paths() -> None:
+    batch = batch_request([range_request(b"b"), put_request(b"a", b"1")])  # swapped
+    payload = message_of(rpc_pb2.TxnResponse, BATCH_ANSWER).SerializeToString()
+    for decode in (codec.decode, codec.decode_generic):
+        with pytest.raises(e.ProtocolError, match="do not match"):
+            decode(batch, payload)
 
 
 def test_methods_of_the_hot_paths() -> None:

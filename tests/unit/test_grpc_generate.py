@@ -155,16 +155,27 @@ def test_generated_messages_live_in_the_private_proto_package() -> None:
     assert pb.rpc_pb2.__name__ == "etcdwamp.grpc._pb.rpc_pb2"
 
 
-def test_a_foreign_etcdserverpb_module_can_be_loaded_beside_ours() -> None:
+@pytest.mark.parametrize("ours_first", [True, False], ids=["ours first", "theirs first"])
+def test_a_foreign_etcdserverpb_module_can_be_loaded_beside_ours(ours_first: bool) -> None:
     """A file as other clients generate it (package ``etcdserverpb``, named ``rpc.proto``)
-    registers in the same default pool without a clash."""
-    from google.protobuf import descriptor_pb2, descriptor_pool
-
-    foreign = descriptor_pb2.FileDescriptorProto(name="rpc.proto", package="etcdserverpb")
-    foreign.message_type.add(name="RangeRequest")
-    descriptor_pool.Default().Add(foreign)
-    assert descriptor_pool.Default().FindMessageTypeByName("etcdserverpb.RangeRequest")
-    assert pb.rpc_pb2.RangeRequest(key=b"k").SerializeToString() == b"\n\x01k"
+    registers in the same default pool as ours without a clash, in either order (in a
+    child process: the default pool of this one is left as it was)."""
+    foreign = (
+        "from google.protobuf import descriptor_pb2, descriptor_pool\n"
+        "f = descriptor_pb2.FileDescriptorProto(name='rpc.proto', package='etcdserverpb')\n"
+        "f.message_type.add(name='RangeRequest')\n"
+        "descriptor_pool.Default().Add(f)\n"
+    )
+    ours = "from etcdwamp.grpc import pb\n"
+    check = (
+        "from google.protobuf import descriptor_pool\n"
+        "assert descriptor_pool.Default().FindMessageTypeByName('etcdserverpb.RangeRequest')\n"
+        "assert pb.rpc_pb2.RangeRequest(key=b'k').SerializeToString() == b'\\n\\x01k'\n"
+    )
+    code = (ours + foreign if ours_first else foreign + ours) + check
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
 
 
 def _generate_into(directory: Path) -> float:
