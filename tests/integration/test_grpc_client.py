@@ -93,3 +93,15 @@ async def test_leases_and_keepalive(
     assert 0 < ttl <= 10
     await lease.revoke()
     assert not (await grpc.get(prefix + b"leased")).kvs
+
+
+@ensure
+async def test_coalesced_puts_over_grpc(
+        etcd: EtcdCluster, loop: str, prefix: bytes, clients: list[Client]) -> None:
+    client = make_client(loop, url=etcd.url, transport="grpc", coalesce=True)
+    clients.append(client)
+    puts = [client.put(prefix + b"%04d" % i, b"v%d" % i) for i in range(300)]
+    revisions = [(await put).header.revision for put in puts]
+    assert len(set(revisions)) < 300  # batched into shared transactions
+    got = await client.get(KeySet(prefix, prefix=True))
+    assert [kv.value for kv in got.kvs] == [b"v%d" % i for i in range(300)]
