@@ -770,11 +770,15 @@ COLUMNS = [
     Column("Twisted", "treq", "plain treq", None),
     Column("Twisted", "etcdwamp", "etcdwamp", "treq"),
     Column("Twisted", "coalesced", "etcdwamp coalesce=True", "treq"),
+    Column("Twisted", "grpc", "etcdwamp grpc", "treq"),
+    Column("Twisted", "grpc_coalesced", "etcdwamp grpc coalesce=True", "treq"),
     Column("Twisted", "txaioetcd", "txaioetcd (patched)", "treq"),
     Column("Twisted", "metrics", "etcdwamp metrics", "etcdwamp"),
     Column("asyncio", "aiohttp", "plain aiohttp", None),
     Column("asyncio", "etcdwamp", "etcdwamp.asyncio", "aiohttp"),
     Column("asyncio", "coalesced", "etcdwamp.asyncio coalesce=True", "aiohttp"),
+    Column("asyncio", "grpc", "etcdwamp.asyncio grpc", "aiohttp"),
+    Column("asyncio", "grpc_coalesced", "etcdwamp.asyncio grpc coalesce=True", "aiohttp"),
     Column("asyncio", "aetcd", "aetcd (gRPC)", "aiohttp"),
     Column("asyncio", "metrics", "etcdwamp.asyncio metrics", "etcdwamp"),
 ]
@@ -795,6 +799,8 @@ class Results:
     reactor: str = "?"
     #: also run the "metrics" columns (--metrics)
     metrics: bool = False
+    #: also run the gRPC transport's columns (--grpc)
+    grpc: bool = False
 
     def has(self, column: Column, index: int) -> bool:
         outcomes = self.outcomes.get(column.loop)
@@ -865,7 +871,8 @@ def format_summary(results: Results) -> str:
         (f"client CPU per {results.rows[index('range')].preload:,} range, ms", "range",
          lambda o, n: f"{o.cpu_ms(n):.0f}", None),
     ]
-    columns = [c for c in COLUMNS if results.metrics or c.name != "metrics"]
+    columns = [c for c in COLUMNS if (results.metrics or c.name != "metrics")
+               and (results.grpc or not c.name.startswith("grpc"))]
     for title, slug, show, wrk_connections in specs:
         i = index(slug)
         cells = [title]
@@ -922,6 +929,10 @@ async def twisted_half(reactor: Any, url: str, results: Results, root: bytes,
                                    Etcdwamp(Client(reactor, url, pool_size=CONCURRENCY)),
                                    Etcdwamp(Client(reactor, url, pool_size=CONCURRENCY,
                                                    coalesce=True), "coalesced", coalescing=True)]
+    if results.grpc:
+        impls += [Etcdwamp(Client(reactor, url, transport="grpc"), "grpc"),
+                  Etcdwamp(Client(reactor, url, transport="grpc", coalesce=True),
+                           "grpc_coalesced", coalescing=True)]
     if results.metrics:
         impls.append(Etcdwamp(Client(reactor, url, pool_size=CONCURRENCY,
                                      metrics=PrometheusClientMetrics(CollectorRegistry())),
@@ -960,6 +971,10 @@ async def asyncio_half(url: str, results: Results, root: bytes, rounds: int) -> 
         Etcdwamp(AsyncioClient(url, pool_size=CONCURRENCY)),
         Etcdwamp(AsyncioClient(url, pool_size=CONCURRENCY, coalesce=True), "coalesced",
                  coalescing=True)]
+    if results.grpc:
+        impls += [Etcdwamp(AsyncioClient(url, transport="grpc"), "grpc"),
+                  Etcdwamp(AsyncioClient(url, transport="grpc", coalesce=True),
+                           "grpc_coalesced", coalescing=True)]
     if results.metrics:
         impls.append(Etcdwamp(AsyncioClient(url, pool_size=CONCURRENCY,
                                             metrics=PrometheusClientMetrics(CollectorRegistry())),
@@ -1054,6 +1069,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="add a column per loop: etcdwamp with Prometheus client "
                              "metrics, its ratio against etcdwamp without (needs "
                              "etcdwamp[metrics])")
+    parser.add_argument("--grpc", action="store_true",
+                        help="add the gRPC transport's columns per loop, with and without "
+                             "coalescing (needs etcdwamp[grpc])")
     parser.add_argument("--json", metavar="FILE",
                         help="also write every measurement to FILE as JSON")
     args = parser.parse_args(argv)
@@ -1068,7 +1086,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def measure(url: str, args: argparse.Namespace) -> Results:
     """Run both halves (see ``--reactor``); raise on any failure."""
-    results = Results(make_rows(args.quick), metrics=args.metrics)
+    results = Results(make_rows(args.quick), metrics=args.metrics, grpc=args.grpc)
     root = f"bench/{os.getpid()}-{time.time_ns()}/".encode()
     failed: list[BaseException] = []
     twisted = args.only in (None, "Twisted")

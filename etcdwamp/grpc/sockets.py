@@ -141,15 +141,33 @@ class _OneProtocol:
 
 
 class _AsyncioPipe:
-    __slots__ = ("transport",)
+    """Writes gathered until the loop's next turn, then sent in one ``write``.
 
-    def __init__(self, transport: asyncio.Transport) -> None:
+    asyncio's ``transport.write`` sends at once (a system call each), where Twisted
+    buffers until the reactor's next iteration: with many calls in flight, one
+    write per call made the asyncio client send many small segments (measured:
+    put/s at 64 outstanding 0.7x aetcd's, against 1.4x on Twisted).
+    """
+
+    __slots__ = ("_chunks", "_loop", "transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self.transport = transport
+        self._loop = loop
+        self._chunks: list[bytes] = []
 
     def write(self, data: bytes) -> None:
-        self.transport.write(data)
+        if not self._chunks:
+            self._loop.call_soon(self._flush)
+        self._chunks.append(data)
+
+    def _flush(self) -> None:
+        chunks, self._chunks = self._chunks, []
+        if chunks and not self.transport.is_closing():
+            self.transport.write(b"".join(chunks))
 
     def close(self) -> None:
+        self._flush()
         self.transport.abort()
 
 
@@ -159,7 +177,7 @@ class _AsyncioProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
-        self.connection.connection_made(_AsyncioPipe(transport))
+        self.connection.connection_made(_AsyncioPipe(transport, asyncio.get_running_loop()))
 
     def data_received(self, data: bytes) -> None:
         self.connection.data_received(data)
