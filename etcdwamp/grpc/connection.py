@@ -137,6 +137,10 @@ class GrpcConnection:
         self._goaway = False
         #: fires (None) when the connection ends, for whoever owns it
         self.closed: Deferred[None] = Deferred()
+        #: fires once the peer spoke HTTP/2 (its SETTINGS arrived); fails with
+        #: ConnectFailed if the connection ends first (a TLS handshake refused, a
+        #: server that is not etcd): until then nothing was sent that it processed
+        self.ready: Dual[None] = Dual()
 
     # -- state --------------------------------------------------------------------
 
@@ -171,6 +175,8 @@ class GrpcConnection:
             return
         if out:
             self._write(out)
+        if not self.ready.called:
+            self.ready.callback(None)
         for event in events:
             kind = type(event)
             if kind is Data:
@@ -195,6 +201,7 @@ class GrpcConnection:
                                                endpoint=self.endpoint)
         self._pipe = None
         self._fail_all(self._lost)
+        self._not_ready(reason)
         if not self.closed.called:
             self.closed.callback(None)
 
@@ -342,6 +349,12 @@ class GrpcConnection:
             pipe.write(goodbye)
             pipe.close()
         self._fail_all(exc)
+        self._not_ready(str(exc))
+
+    def _not_ready(self, reason: str) -> None:
+        if not self.ready.called:
+            self.ready.errback(errors.ConnectFailed(
+                f"cannot connect to {self.endpoint}: {reason}", endpoint=self.endpoint))
 
     def _fail_all(self, exc: errors.EtcdError) -> None:
         calls, self._calls = self._calls, {}

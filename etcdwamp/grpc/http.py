@@ -142,6 +142,7 @@ class GrpcHTTP:
         self._prefix = prefix
         self._connections: dict[str, GrpcConnection] = {}
         self._connecting: dict[str, Deferred[GrpcConnection]] = {}
+        self._waiters: dict[str, list[Deferred[GrpcConnection]]] = {}
         self._closed = False
 
     # -- connections -------------------------------------------------------------------
@@ -155,36 +156,42 @@ class GrpcHTTP:
             done: Dual[GrpcConnection] = Dual()
             done.callback(conn)
             return done
+        waiters = self._waiters.setdefault(endpoint, [])
         pending = self._connecting.get(endpoint)
         if pending is None:
             pending = self._connecting[endpoint] = self._connect(endpoint)
 
-            def opened(new: GrpcConnection) -> GrpcConnection:
+            def settle(result: Any) -> None:
+                # The outcome goes to every caller still waiting; the attempt's own
+                # Deferred ends here (no failure left unhandled in it).
                 self._connecting.pop(endpoint, None)
-                old = self._connections.get(endpoint)
-                if old is not None and old is not new and old.in_flight == 0:
-                    old.close()
-                self._connections[endpoint] = new
-                return new
+                if not isinstance(result, Failure):
+                    old = self._connections.get(endpoint)
+                    if old is not None and old is not result and old.in_flight == 0:
+                        old.close()
+                    self._connections[endpoint] = result
+                waiting, waiters[:] = list(waiters), []
+                for waiter in waiting:
+                    if waiter.called:
+                        continue
+                    if isinstance(result, Failure):
+                        waiter.errback(result)
+                    else:
+                        waiter.callback(result)
 
-            def failed(failure: Failure) -> Failure:
-                self._connecting.pop(endpoint, None)
-                return failure
+            pending.addBoth(settle)
+        attempt = pending
 
-            pending.addCallbacks(opened, failed)
         # Each caller waits on its own Deferred: one caller cancelling must not cancel
-        # the connection the others wait for.
-        mine: Dual[GrpcConnection] = Dual()
+        # the connection the others wait for; the last one to give up does.
+        def give_up(d: Deferred[GrpcConnection]) -> None:
+            if d in waiters:
+                waiters.remove(d)
+            if not waiters and not attempt.called:
+                attempt.cancel()
 
-        def relay(result: Any) -> Any:
-            if not mine.called:
-                if isinstance(result, Failure):
-                    mine.errback(result)
-                else:
-                    mine.callback(result)
-            return result
-
-        pending.addBoth(relay)
+        mine: Dual[GrpcConnection] = Dual(give_up)
+        waiters.append(mine)
         return mine
 
     def _metadata(self, token: str | None) -> list[tuple[bytes, bytes]]:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import ssl as stdlib_ssl
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.protocol import Protocol
+from twisted.python.failure import Failure
 
 from .. import errors
 from .._deferred import Dual
@@ -57,9 +59,8 @@ class _TwistedPipe:
 class _TwistedProtocol(Protocol):
     """Feeds a GrpcConnection from a Twisted socket."""
 
-    def __init__(self, connection: GrpcConnection, ready: Deferred[GrpcConnection]) -> None:
+    def __init__(self, connection: GrpcConnection) -> None:
         self.connection = connection
-        self.ready = ready
 
     def connectionMade(self) -> None:
         # etcd PINGs after every call and our acknowledgement is a small write: with
@@ -69,8 +70,6 @@ class _TwistedProtocol(Protocol):
         if set_no_delay is not None:
             set_no_delay(True)
         self.connection.connection_made(_TwistedPipe(self.transport))
-        if not self.ready.called:
-            self.ready.callback(self.connection)
 
     def dataReceived(self, data: bytes) -> None:
         self.connection.data_received(data)
@@ -80,12 +79,48 @@ class _TwistedProtocol(Protocol):
             "the connection was lost" if reason is None else reason.getErrorMessage())
 
 
+def _when_ready(connection: GrpcConnection, clock: Any, timeout: float,
+                abandon: Callable[[], None]) -> Dual[GrpcConnection]:
+    """``connection`` once its peer spoke HTTP/2, within ``timeout`` seconds of now
+    (TCP, TLS and the peer's SETTINGS); else ConnectFailed. Cancelling it abandons
+    the attempt."""
+    def cancel(_: Deferred[GrpcConnection]) -> None:
+        abandon()
+        connection.close()
+
+    outcome: Dual[GrpcConnection] = Dual(cancel)
+    endpoint = connection.endpoint
+
+    def expire() -> None:
+        if not outcome.called:
+            outcome.errback(errors.ConnectFailed(
+                f"cannot connect to {endpoint}: no HTTP/2 answer within {timeout:g} s",
+                endpoint=endpoint))
+            abandon()
+            connection.close()
+
+    timer = clock.callLater(timeout, expire)
+
+    def settle(result: Any) -> None:
+        if timer.active():
+            timer.cancel()
+        if outcome.called:
+            return
+        if isinstance(result, Failure):
+            outcome.errback(result)
+        else:
+            outcome.callback(connection)
+
+    connection.ready.addBoth(settle)
+    return outcome
+
+
 def connect_twisted(reactor: Any, endpoint: str, *, timeout: float,
                     tls: Any = None) -> Dual[GrpcConnection]:
-    """Open a connection to ``endpoint`` with Twisted.
+    """Open a connection to ``endpoint`` with Twisted; it fires once etcd spoke HTTP/2.
 
     :param tls: for https endpoints, a function ``(hostname) -> IOpenSSLClientConnectionCreator``
-        (e.g. from :func:`etcdwamp.tls.grpc_creator`); None: the system's trust store
+        (e.g. from :func:`etcdwamp.tls.grpc_tls`); None: the system's trust store
     """
     from twisted.internet import endpoints, ssl
 
@@ -97,28 +132,14 @@ def connect_twisted(reactor: Any, endpoint: str, *, timeout: float,
         creator = (tls(host) if tls is not None
                    else ssl.optionsForClientTLS(host, acceptableProtocols=[b"h2"]))
         target = endpoints.wrapClientTLS(creator, tcp)
-    ready: Deferred[GrpcConnection] = Deferred()
-    connecting = target.connect(_OneProtocol(_TwistedProtocol(connection, ready)))
+    connecting = target.connect(_OneProtocol(_TwistedProtocol(connection)))
 
     def failed(failure: Any) -> None:
-        if ready.called:
-            return
-        if failure.check(CancelledError):
-            ready.errback(failure)
-        else:
-            ready.errback(errors.ConnectFailed(
-                f"cannot connect to {endpoint}: {failure.getErrorMessage()}",
-                endpoint=endpoint))
+        if not isinstance(failure.value, CancelledError):
+            connection.connection_lost(failure.getErrorMessage())
 
     connecting.addErrback(failed)
-
-    def cancel(d: Deferred[GrpcConnection]) -> None:
-        connecting.cancel()
-        connection.close()
-
-    outcome: Dual[GrpcConnection] = Dual(cancel)
-    ready.chainDeferred(outcome)
-    return outcome
+    return _when_ready(connection, reactor, timeout, connecting.cancel)
 
 
 class _OneProtocol:
@@ -199,41 +220,26 @@ def h2_ssl_context(ca_file: str | None, cert_file: str | None,
 
 def connect_asyncio(endpoint: str, *, timeout: float,
                     context: stdlib_ssl.SSLContext | None = None) -> Dual[GrpcConnection]:
-    """Open a connection to ``endpoint`` on the running asyncio loop."""
+    """Open a connection to ``endpoint`` on the running asyncio loop; it fires once etcd
+    spoke HTTP/2."""
+    from ..asyncio.clock import LoopClock
+
     scheme, host, port, authority = authority_of(endpoint)
     connection = GrpcConnection(authority, scheme=scheme, endpoint=endpoint)
     loop = asyncio.get_running_loop()
     if scheme == "https" and context is None:
         context = h2_ssl_context(None, None, None)
 
-    async def open_it() -> GrpcConnection:
+    async def open_it() -> None:
         try:
-            await asyncio.wait_for(loop.create_connection(
-                lambda: _AsyncioProtocol(connection), host, port,
-                ssl=context if scheme == "https" else None), timeout)
-        except (TimeoutError, OSError, stdlib_ssl.SSLError) as exc:
-            raise errors.ConnectFailed(f"cannot connect to {endpoint}: {exc}",
-                                       endpoint=endpoint) from None
-        return connection
+            await loop.create_connection(lambda: _AsyncioProtocol(connection), host, port,
+                                         ssl=context if scheme == "https" else None)
+        except (OSError, stdlib_ssl.SSLError) as exc:
+            connection.connection_lost(str(exc) or type(exc).__name__)
 
     task = loop.create_task(open_it())
 
-    def cancel(d: Deferred[GrpcConnection]) -> None:
+    def abandon() -> None:
         task.cancel()
-        connection.close()
 
-    outcome: Dual[GrpcConnection] = Dual(cancel)
-
-    def settle(done: asyncio.Task[GrpcConnection]) -> None:
-        if outcome.called:
-            return
-        if done.cancelled():
-            return
-        exc = done.exception()
-        if exc is not None:
-            outcome.errback(exc)
-        else:
-            outcome.callback(done.result())
-
-    task.add_done_callback(settle)
-    return outcome
+    return _when_ready(connection, LoopClock(loop), timeout, abandon)

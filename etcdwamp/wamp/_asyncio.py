@@ -44,7 +44,7 @@ class EtcdWampComponent(EtcdWampSession, Session):
             coalesce_window=etcd.coalesce_window, max_connections=etcd.max_connections,
             max_queued=etcd.max_queued, attempt_timeout=etcd.attempt_timeout,
             probe_interval=etcd.probe_interval or None, probe_timeout=etcd.probe_timeout,
-            metrics=self._client_metrics(settings))
+            metrics=self._client_metrics(settings), transport=etcd.transport)
 
     def _clock(self) -> Any:
         return LoopClock()

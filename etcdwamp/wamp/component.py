@@ -104,7 +104,7 @@ class EtcdWampComponent(EtcdWampSession, ApplicationSession):
             coalesce_window=etcd.coalesce_window, max_connections=etcd.max_connections,
             max_queued=etcd.max_queued, attempt_timeout=etcd.attempt_timeout,
             probe_interval=etcd.probe_interval or None, probe_timeout=etcd.probe_timeout,
-            metrics=self._client_metrics(settings))
+            metrics=self._client_metrics(settings), transport=etcd.transport)
 
     def _clock(self) -> Any:
         from twisted.internet import reactor

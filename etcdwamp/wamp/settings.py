@@ -208,6 +208,10 @@ class EtcdSettings:
     #: member is left within their sum (see :mod:`etcdwamp.probe`)
     probe_interval: float = DEFAULT_PROBE_INTERVAL
     probe_timeout: float = DEFAULT_PROBE_TIMEOUT
+    #: how the component's client speaks to etcd: ``"gateway"`` (its JSON gateway over
+    #: HTTP/1.1) or ``"grpc"`` (etcd's gRPC API over one HTTP/2 connection per member;
+    #: needs ``etcdwamp[grpc]``)
+    transport: str = "gateway"
 
     @classmethod
     def parse(cls, raw: Any) -> EtcdSettings:
@@ -286,6 +290,15 @@ class EtcdSettings:
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise SettingsError(f"{where}.{name} must be an integer of at least {least}")
             limits[name] = value
+        transport = raw.get("transport", _default(cls, "transport"))
+        if transport not in ("gateway", "grpc"):
+            raise SettingsError(f'{where}.transport must be "gateway" or "grpc"')
+        if transport == "grpc":
+            try:
+                from ..grpc import pb  # noqa: F401 - generates etcd's modules if needed
+            except ImportError as exc:
+                raise SettingsError(f'{where}.transport "grpc" needs etcdwamp[grpc]: '
+                                    f"{exc}") from None
         namespace = raw.get("namespace")
         if namespace is not None and (not isinstance(namespace, str)
                                       or not namespace.endswith("/")):
@@ -299,7 +312,7 @@ class EtcdSettings:
                    max_queued=limits["max_queued"],
                    attempt_timeout=None if attempt is None else float(attempt),
                    probe_interval=probing["probe_interval"],
-                   probe_timeout=probing["probe_timeout"], **files)
+                   probe_timeout=probing["probe_timeout"], transport=transport, **files)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ import pytest
 import pytest_twisted
 from autobahn.twisted.component import Component
 from autobahn.wamp.exception import ApplicationError
+from loops import TRANSPORT
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from waiting import until
@@ -155,6 +156,12 @@ def node_for(component_loop: str, config: Any, etcd_urls: Any, *, instances: int
     """A started :class:`CrossbarNode` whose ``instances`` components run on
     ``component_loop`` (see the module docstring); stopped after. For a
     module-scoped fixture: tests take the node through :func:`registered`."""
+    if TRANSPORT != "gateway":
+        # The suite's gRPC pass: the component's client speaks gRPC (merged into
+        # the committed etcd settings, as any "etcd" override is).
+        overrides = dict(kwargs.get("extra_overrides") or {})
+        overrides["etcd"] = {**overrides.get("etcd", {}), "transport": TRANSPORT}
+        kwargs["extra_overrides"] = overrides
     node = CrossbarNode(str(config), etcd_urls, instances=instances,
                         component_loop=component_loop, **kwargs)
     try:

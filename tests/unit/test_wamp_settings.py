@@ -91,6 +91,12 @@ def test_attempt_timeout_defaults_to_a_share_and_reaches_the_client() -> None:
     assert s.etcd.attempt_timeout == 1.5
 
 
+def test_the_transport_is_the_gateway_unless_grpc_is_named() -> None:
+    assert Settings.from_extra(GOOD).etcd.transport == "gateway"
+    s = Settings.from_extra({**GOOD, "etcd": {"endpoints": ["http://a"], "transport": "grpc"}})
+    assert s.etcd.transport == "grpc"
+
+
 def test_probes_default_to_two_seconds_and_zero_turns_them_off() -> None:
     s = Settings.from_extra(GOOD)
     assert (s.etcd.probe_interval, s.etcd.probe_timeout) == (2.0, 2.0)

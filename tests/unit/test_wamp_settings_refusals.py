@@ -71,6 +71,7 @@ LARGEST_VALUE = 1536 * 1024 - 64 * 1024  # etcd's request limit less room for th
      'extra.etcd.timeout must be a positive number of seconds'),
     (etcd(coalesce_window=1.5),
      'extra.etcd.coalesce_window must be a number of seconds in [0, 1]'),
+    (etcd(transport="http2"), 'extra.etcd.transport must be "gateway" or "grpc"'),
     (etcd(timeout=2, attempt_timeout=2.5),
      'extra.etcd.attempt_timeout must be a positive number of seconds, at most timeout'),
     (etcd(probe_interval=61),
