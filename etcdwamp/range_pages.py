@@ -20,6 +20,7 @@ page costs what it did: one request.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Coroutine
+from dataclasses import replace
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, ensureDeferred
@@ -89,6 +90,7 @@ class RangePages:
         # (window, the limit sent, the read), in key order
         self._reads: list[tuple[Window, int, Deferred[RangeResult]]] = []
         self._handed = 0  # keys handed out so far
+        self._next: Window | None = None  # handed out by the plan, not sent yet
         self._started = False
         self._done = False
 
@@ -115,27 +117,38 @@ class RangePages:
         if not self.revision:
             self.revision = page.header.revision
         self._plan.answered(window, count=page.count, keys=[kv.key for kv in page.kvs])
-        self._handed += len(page.kvs)
-        if self._limit and self._handed >= self._limit:
+        if self._limit and self._handed + len(page.kvs) >= self._limit:
+            # A read ahead may hold more than the limit leaves: hand out what it leaves.
+            page = replace(page, kvs=page.kvs[:self._limit - self._handed])
             self.close()
+        self._handed += len(page.kvs)
         return page
 
     def _send(self, most: int) -> None:
-        # Request windows until ``most`` reads are in flight (or the plan must wait).
+        # Request windows until ``most`` reads are in flight (or the plan must wait, or
+        # the reads in flight cover the limit). A window before the first read in flight
+        # (the rest of a window that held more than a page) is always sent: it is due
+        # first.
         assert self._plan is not None
-        while len(self._reads) < most:
-            limit = self._page_size
-            if self._limit:
-                limit = min(limit, self._limit - self._handed
-                            - sum(sent for _, sent, _ in self._reads))
-                if limit <= 0:
-                    return
-            window = self._plan.next_window()
+        while True:
+            if self._next is None:
+                self._next = self._plan.next_window()
+            window = self._next
             if window is None:
                 return
+            if self._reads and window.start > self._reads[0][0].start:
+                if len(self._reads) >= most:
+                    return
+                if self._limit and self._handed + sum(
+                        sent for _, sent, _ in self._reads) >= self._limit:
+                    return
+            limit = window.limit
+            if self._limit:
+                limit = min(limit, self._limit - self._handed)
             read = ensureDeferred(self._get(KeySet(window.start, range_end=window.end),
-                                            limit=min(limit, window.limit),
-                                            revision=self.revision, **self._options))
+                                            limit=limit, revision=self.revision,
+                                            **self._options))
+            self._next = None
             # Windows are disjoint: ordered by their start, the reads are in key order.
             at = len(self._reads)
             while at and self._reads[at - 1][0].start > window.start:

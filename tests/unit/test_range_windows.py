@@ -1,7 +1,8 @@
-"""The windows of a paged range read (etcdwamp.wire.paging), against a model of etcd's
-range over a sorted key list: a limited read returns its first ``limit`` keys and
-the ``count`` of every key in ``[start, end)``, which etcd (3.4 to 3.6) walks in
-full. The plan must read every key once, in key order, and keep that walk linear."""
+"""The windows of a paged range read (etcdwamp.wire.paging, sent by
+etcdwamp.range_pages.RangePages), against a model of etcd's range over a sorted key
+list: a limited read returns its first ``limit`` keys and the ``count`` of every key
+in ``[start, end)``, which etcd (3.4 to 3.6) walks in full. The plan must read every
+key once, in key order, and keep that walk linear."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from dataclasses import dataclass
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from twisted.internet.defer import Deferred
 
-from etcdwamp.wire import KeySet, prefix_range_end
+from etcdwamp.range_pages import RangePages
+from etcdwamp.wire import Header, KeySet, KeyValue, RangeResult, prefix_range_end
 from etcdwamp.wire.paging import ALL, KeyLine, PagePlan, Window
 
 
@@ -216,3 +219,52 @@ def test_key_line_is_monotone_and_its_keys_are_strictly_after(
     if line.number(a) + 1 < line.top:
         n = data.draw(st.integers(line.number(a) + 1, line.top - 1))
         assert a < line.key(n) and line.number(line.key(n)) == n
+
+
+# -- RangePages: the windows sent, one page ahead, against the same model ------------------
+
+class Etcd:
+    """The model as a getter: a limited read of a key set at one revision."""
+
+    def __init__(self, keys: list[bytes]) -> None:
+        self.keys = sorted(keys)
+        self.limits: list[int] = []
+
+    async def get(self, keys: KeySet, *, limit: int = 0, revision: int = 0) -> RangeResult:
+        start, end = keys.resolve()
+        held = [start] if end is None and start in self.keys else inside(
+            self.keys, start, end or start)
+        self.limits.append(limit)
+        served = held[:limit] if limit else held
+        kvs = tuple(KeyValue(k, b"v", 2, 2, 1, 0) for k in served)
+        return RangeResult(Header(1, 1, revision or 7, 1), kvs, more=len(kvs) < len(held),
+                           count=len(held))
+
+
+def pages_of(etcd: Etcd, keyset: KeySet, page: int, limit: int = 0) -> list[list[bytes]]:
+    async def collect() -> list[list[bytes]]:
+        return [[kv.key for kv in p.kvs]
+                async for p in RangePages(etcd.get, keyset, page_size=page, limit=limit)]
+
+    done: list[list[list[bytes]]] = []
+    Deferred.fromCoroutine(collect()).addBoth(done.append)
+    assert done and isinstance(done[0], list), done
+    return done[0]
+
+
+@pytest.mark.parametrize("limit", [0, 1, 99, 100, 101, 250, 999, 1000, 1001, 5000])
+def test_pages_stop_at_the_limit_in_key_order(limit: int) -> None:
+    """Skewed keys make windows overflow (their rest is read before the window read
+    ahead after them): the keys handed out are exactly the first ``limit`` ones, in
+    order, and no read asks for more keys than the limit leaves."""
+    etcd = Etcd(sorted(set(skewed(3_000))))
+    pages = pages_of(etcd, KeySet(b"a/", prefix=True), 100, limit)
+    got = [k for page in pages for k in page]
+    assert got == etcd.keys[:limit or None]
+    assert all(len(page) <= 100 for page in pages)
+    assert max(etcd.limits) <= min(100, limit or 100)
+
+
+def test_one_key_is_one_read() -> None:
+    etcd = Etcd([b"a", b"b"])
+    assert pages_of(etcd, KeySet(b"b"), 10) == [[b"b"]] and len(etcd.limits) == 1
