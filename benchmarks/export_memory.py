@@ -132,10 +132,26 @@ def _rss_kib(pid: int) -> int | None:
     return None
 
 
-def export(url: str, prefix: bytes, output: str,
-           page_size: int | None) -> tuple[int, float, list[tuple[float, int]], str]:
-    """Run the export; return (peak RSS KiB, seconds, RSS samples, stderr)."""
-    command = [*_etcdwamp_command(), "--endpoints", url, "export",
+# The command line with the old paging (each page to the range's end), for comparison.
+_OLD_PAGING = ("import sys, etcdwamp.range_pages as r; r.WINDOWS = False; "
+               "from etcdwamp.cli import main; sys.exit(main(sys.argv[1:]))")
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of process ``pid`` so far (0 without one)."""
+    if pid is None:
+        return 0.0
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def export(url: str, prefix: bytes, output: str, page_size: int | None, *,
+           old: bool = False) -> tuple[int, float, list[tuple[float, int]], str]:
+    """Run the export (``old``: with the old paging); return (peak RSS KiB, seconds,
+    RSS samples, stderr)."""
+    program = [sys.executable, "-c", _OLD_PAGING] if old else _etcdwamp_command()
+    command = [*program, "--endpoints", url, "export",
                "--prefix", prefix.decode("ascii"), "-o", output]
     if page_size is not None:
         command += ["--page-size", str(page_size)]
@@ -182,28 +198,42 @@ def check_output(path: str, prefix: bytes, count: int) -> None:
 
 
 def run(url: str, count: int, limit_mb: float, page_size: int | None, *,
+        strategies: Sequence[str] = ("windows",), etcd_pid: int | None = None,
         clean_up: bool = True) -> int:
     prefix = f"bench-export/{os.getpid()}-{time.time_ns()}/".encode()
-    ok = False
+    ok = True
+    measured: dict[str, tuple[float, float, float]] = {}
     try:
         load_seconds = asyncio.run(load(url, prefix, count))
         print(f"loaded {count:,} keys in {load_seconds:.1f}s "
               f"({count / load_seconds:,.0f} keys/s, transactions of {BATCH})", flush=True)
-        with tempfile.TemporaryDirectory() as directory:
-            output = os.path.join(directory, "export.jsonl")
-            peak_kib, seconds, samples, _ = export(url, prefix, output, page_size)
-            size = os.path.getsize(output)
-            check_output(output, prefix, count)
-        peak_mb = peak_kib * 1024 / 1e6
-        timeline = ", ".join(f"{t:.1f}s {rss * 1024 / 1e6:.0f}"
-                             for t, rss in samples[:: max(len(samples) // 8, 1)])
-        print(f"export: {count:,} records ({size / 1e6:.0f} MB of JSON lines) in "
-              f"{seconds:.1f}s ({count / seconds:,.0f} records/s)")
-        print(f"RSS samples (time, MB): {timeline}")
-        verdict = "under" if peak_mb < limit_mb else "OVER"
-        print(f"peak RSS of etcdwamp export: {peak_mb:.1f} MB ({verdict} the {limit_mb:g} MB "
-              f"limit)")
-        ok = peak_mb < limit_mb
+        for strategy in strategies:
+            with tempfile.TemporaryDirectory() as directory:
+                output = os.path.join(directory, "export.jsonl")
+                cpu_before = cpu_seconds(etcd_pid)
+                peak_kib, seconds, samples, _ = export(url, prefix, output, page_size,
+                                                       old=strategy == "old")
+                etcd_cpu = cpu_seconds(etcd_pid) - cpu_before
+                size = os.path.getsize(output)
+                check_output(output, prefix, count)
+            peak_mb = peak_kib * 1024 / 1e6
+            measured[strategy] = (seconds, peak_mb, etcd_cpu)
+            timeline = ", ".join(f"{t:.1f}s {rss * 1024 / 1e6:.0f}"
+                                 for t, rss in samples[:: max(len(samples) // 8, 1)])
+            cpu = f", etcd CPU {etcd_cpu:.1f}s" if etcd_pid is not None else ""
+            print(f"export ({strategy} paging): {count:,} records ({size / 1e6:.0f} MB of "
+                  f"JSON lines) in {seconds:.1f}s ({count / seconds:,.0f} records/s){cpu}")
+            print(f"RSS samples (time, MB): {timeline}")
+            verdict = "under" if peak_mb < limit_mb else "OVER"
+            print(f"peak RSS of etcdwamp export: {peak_mb:.1f} MB ({verdict} the "
+                  f"{limit_mb:g} MB limit)", flush=True)
+            ok = ok and peak_mb < limit_mb
+        if "old" in measured and "windows" in measured:
+            (t_old, rss_old, cpu_old), (t_new, rss_new, cpu_new) = (
+                measured["old"], measured["windows"])
+            cpu = f", etcd CPU {cpu_old / cpu_new:.1f}x" if etcd_pid is not None else ""
+            print(f"old/windows: time {t_old / t_new:.1f}x, peak RSS {rss_old / rss_new:.2f}x"
+                  f"{cpu}")
     finally:
         if clean_up:
             asyncio.run(delete(url, prefix, count))
@@ -219,6 +249,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--limit-mb", type=float, default=100.0)
     parser.add_argument("--page-size", type=int, default=None,
                         help="passed to etcdwamp export (default: its own default)")
+    parser.add_argument("--paging", choices=("windows", "old", "both"), default="windows",
+                        help="windows (etcdwamp's), old (each page to the range's end, "
+                        "O(n^2/page) on etcd), or both in one run, with their ratios")
+    parser.add_argument("--etcd-pid", type=int, default=None,
+                        help="with --url: the etcd process, to measure its CPU")
     args = parser.parse_args(argv)
     if args.keys is None:
         args.keys = 20_000 if args.quick else 1_000_000
@@ -229,11 +264,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    strategies = ("old", "windows") if args.paging == "both" else (args.paging,)
     if args.url:
-        return run(args.url, args.keys, args.limit_mb, args.page_size)
+        return run(args.url, args.keys, args.limit_mb, args.page_size,
+                   strategies=strategies, etcd_pid=args.etcd_pid)
     with EtcdCluster(1) as etcd:
+        process = etcd.members[0].process
         # A throw-away etcd goes with its keys.
-        return run(etcd.url, args.keys, args.limit_mb, args.page_size, clean_up=False)
+        return run(etcd.url, args.keys, args.limit_mb, args.page_size, strategies=strategies,
+                   etcd_pid=None if process is None else process.pid, clean_up=False)
 
 
 if __name__ == "__main__":
