@@ -475,12 +475,13 @@ class Client(OperationsMixin):
 
         Every page is read at one revision (``revision``, or the revision of the
         first page), so the iteration is a consistent snapshot however long it
-        takes, and memory stays bounded by the page size (one page is read ahead
-        of the one being consumed). If that revision is compacted meanwhile,
-        :class:`RevisionCompacted` is raised. The pages after the first are
-        windows of the range sized to hold about a page each, so that etcd's work
-        grows linearly with the range (a limited page costs etcd a walk over
-        every key to the range's end): see :mod:`etcdwamp.range_pages`.
+        takes, and memory stays bounded by the page size (three pages are read
+        ahead of the one being consumed, as etcd serves them on several cores).
+        If that revision is compacted meanwhile, :class:`RevisionCompacted` is
+        raised. The pages after the first are windows of the range sized to hold
+        about a page each, so that etcd's work grows linearly with the range (a
+        limited page costs etcd a walk over every key to the range's end): see
+        :mod:`etcdwamp.range_pages`.
 
         :raises ValueError: ``page_size`` is not a positive int (on first use)
         """

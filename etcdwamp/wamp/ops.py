@@ -50,7 +50,8 @@ async def read_rows(client: Client | Namespace[Client], keyset: KeySet, *, limit
     """
     hold = bounds.budget.hold(uris)
     rows: list[dict[str, Any]] = []
-    pages = RangePages(client.get, keyset, page_size=bounds.page, limit=limit)
+    # One page ahead: the component serves many callers at once, in one process.
+    pages = RangePages(client.get, keyset, page_size=bounds.page, limit=limit, read_ahead=1)
     revision = 0
     try:
         async for page in pages:

@@ -177,26 +177,40 @@ class PagePlan:
                 return None
             self._first_sent = True
             return self._first
+        chosen = self._choose()
+        if chosen is None:
+            return None
+        stretch, window, expected = chosen
+        stretch.start = None if window.end == stretch.end else window.end
+        stretch.pending += expected
+        stretch.in_flight += 1
+        self._owners[window] = (stretch, expected)
+        return window
+
+    def peek(self) -> Window | None:
+        """The window :meth:`next_window` would hand out now, without handing it out."""
+        if self._first is not None:
+            return None if self._first_sent else self._first
+        chosen = self._choose()
+        return None if chosen is None else chosen[1]
+
+    def _choose(self) -> tuple[_Stretch, Window, int] | None:
+        # The next window and the keys it is expected to hold; nothing changes.
         open_ = [s for s in self._stretches if s.start is not None]
-        if open_:
-            # The stretches are disjoint: the one starting first is next in key order.
-            stretch = min(open_, key=lambda s: s.start or b"")
-            expected = stretch.left - stretch.pending
-            if expected <= 0:
-                return None  # the windows in flight likely hold the rest: wait
-            start = stretch.start
-            assert start is not None
-            end = stretch.end
-            if self.windows and expected > self.page_size:
-                end = self._window_end(stretch, start)
-                expected = min(expected, self.target)
-            window = Window(start, end, self.page_size)
-            stretch.start = None if end == stretch.end else end
-            stretch.pending += expected
-            stretch.in_flight += 1
-            self._owners[window] = (stretch, expected)
-            return window
-        return None
+        if not open_:
+            return None
+        # The stretches are disjoint: the one starting first is next in key order.
+        stretch = min(open_, key=lambda s: s.start or b"")
+        expected = stretch.left - stretch.pending
+        if expected <= 0:
+            return None  # the windows in flight likely hold the rest: wait
+        start = stretch.start
+        assert start is not None
+        end = stretch.end
+        if self.windows and expected > self.page_size:
+            end = self._window_end(stretch, start)
+            expected = min(expected, self.target)
+        return stretch, Window(start, end, self.page_size), expected
 
     def answered(self, window: Window, *, count: int, keys: Sequence[bytes]) -> None:
         """Record etcd's answer to ``window``: ``count`` keys in it, ``keys`` the ones
