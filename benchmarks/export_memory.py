@@ -132,9 +132,11 @@ def _rss_kib(pid: int) -> int | None:
     return None
 
 
-# The command line with the old paging (each page to the range's end), for comparison.
-_OLD_PAGING = ("import sys, etcdwamp.range_pages as r; r.WINDOWS = False; "
-               "from etcdwamp.cli import main; sys.exit(main(sys.argv[1:]))")
+# The command line with other paging settings (the old paging: each page to the range's
+# end), for comparison.
+_PAGING = ("import sys, etcdwamp.range_pages as r; r.WINDOWS = {windows}; "
+           "r.READ_AHEAD = {read_ahead}; from etcdwamp.cli import main; "
+           "sys.exit(main(sys.argv[1:]))")
 
 
 def cpu_seconds(pid: int | None) -> float:
@@ -147,10 +149,16 @@ def cpu_seconds(pid: int | None) -> float:
 
 
 def export(url: str, prefix: bytes, output: str, page_size: int | None, *,
-           old: bool = False) -> tuple[int, float, list[tuple[float, int]], str]:
-    """Run the export (``old``: with the old paging); return (peak RSS KiB, seconds,
-    RSS samples, stderr)."""
-    program = [sys.executable, "-c", _OLD_PAGING] if old else _etcdwamp_command()
+           old: bool = False, read_ahead: int | None = None
+           ) -> tuple[int, float, float, list[tuple[float, int]], str]:
+    """Run the export (``old``: with the old paging; ``read_ahead``: pages read ahead,
+    if not the default); return (peak RSS KiB, seconds, CPU seconds, RSS samples,
+    stderr)."""
+    program = _etcdwamp_command()
+    if old or read_ahead is not None:
+        code = _PAGING.format(windows=not old, read_ahead=1 if read_ahead is None
+                              else read_ahead)
+        program = [sys.executable, "-c", code]
     command = [*program, "--endpoints", url, "export",
                "--prefix", prefix.decode("ascii"), "-o", output]
     if page_size is not None:
@@ -180,7 +188,7 @@ def export(url: str, prefix: bytes, output: str, page_size: int | None, *,
         stderr = errors.read()
     if child.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} exited {child.returncode}:\n{stderr}")
-    return usage.ru_maxrss, seconds, samples, stderr
+    return usage.ru_maxrss, seconds, usage.ru_utime + usage.ru_stime, samples, stderr
 
 
 def check_output(path: str, prefix: bytes, count: int) -> None:
@@ -199,7 +207,7 @@ def check_output(path: str, prefix: bytes, count: int) -> None:
 
 def run(url: str, count: int, limit_mb: float, page_size: int | None, *,
         strategies: Sequence[str] = ("windows",), etcd_pid: int | None = None,
-        clean_up: bool = True) -> int:
+        read_ahead: int | None = None, clean_up: bool = True) -> int:
     prefix = f"bench-export/{os.getpid()}-{time.time_ns()}/".encode()
     ok = True
     measured: dict[str, tuple[float, float, float]] = {}
@@ -211,8 +219,9 @@ def run(url: str, count: int, limit_mb: float, page_size: int | None, *,
             with tempfile.TemporaryDirectory() as directory:
                 output = os.path.join(directory, "export.jsonl")
                 cpu_before = cpu_seconds(etcd_pid)
-                peak_kib, seconds, samples, _ = export(url, prefix, output, page_size,
-                                                       old=strategy == "old")
+                peak_kib, seconds, own_cpu, samples, _ = export(
+                    url, prefix, output, page_size, old=strategy == "old",
+                    read_ahead=read_ahead)
                 etcd_cpu = cpu_seconds(etcd_pid) - cpu_before
                 size = os.path.getsize(output)
                 check_output(output, prefix, count)
@@ -222,7 +231,8 @@ def run(url: str, count: int, limit_mb: float, page_size: int | None, *,
                                  for t, rss in samples[:: max(len(samples) // 8, 1)])
             cpu = f", etcd CPU {etcd_cpu:.1f}s" if etcd_pid is not None else ""
             print(f"export ({strategy} paging): {count:,} records ({size / 1e6:.0f} MB of "
-                  f"JSON lines) in {seconds:.1f}s ({count / seconds:,.0f} records/s){cpu}")
+                  f"JSON lines) in {seconds:.1f}s ({count / seconds:,.0f} records/s), "
+                  f"its own CPU {own_cpu:.1f}s{cpu}")
             print(f"RSS samples (time, MB): {timeline}")
             verdict = "under" if peak_mb < limit_mb else "OVER"
             print(f"peak RSS of etcdwamp export: {peak_mb:.1f} MB ({verdict} the "
@@ -252,6 +262,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--paging", choices=("windows", "old", "both"), default="windows",
                         help="windows (etcdwamp's), old (each page to the range's end, "
                         "O(n^2/page) on etcd), or both in one run, with their ratios")
+    parser.add_argument("--read-ahead", type=int, default=None,
+                        help="pages the export reads ahead (default: etcdwamp's, 1)")
     parser.add_argument("--etcd-pid", type=int, default=None,
                         help="with --url: the etcd process, to measure its CPU")
     args = parser.parse_args(argv)
@@ -267,12 +279,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     strategies = ("old", "windows") if args.paging == "both" else (args.paging,)
     if args.url:
         return run(args.url, args.keys, args.limit_mb, args.page_size,
-                   strategies=strategies, etcd_pid=args.etcd_pid)
+                   strategies=strategies, etcd_pid=args.etcd_pid, read_ahead=args.read_ahead)
     with EtcdCluster(1) as etcd:
         process = etcd.members[0].process
         # A throw-away etcd goes with its keys.
         return run(etcd.url, args.keys, args.limit_mb, args.page_size, strategies=strategies,
-                   etcd_pid=None if process is None else process.pid, clean_up=False)
+                   etcd_pid=None if process is None else process.pid,
+                   read_ahead=args.read_ahead, clean_up=False)
 
 
 if __name__ == "__main__":

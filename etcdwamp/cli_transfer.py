@@ -292,7 +292,9 @@ async def do_export(client: Client, args: argparse.Namespace) -> int:
     keyset = KeySet(codec.prefix, prefix=True)
     n = 0
     try:
-        total = (await client.get(keyset, count_only=True)).count
+        # The bar's total costs etcd a walk over the range: only for a bar shown.
+        total = ((await client.get(keyset, count_only=True)).count if sys.stderr.isatty()
+                 else None)
         with _progress(total, "rec") as bar:
             async for kv in client.range_iter(keyset, page_size=args.page_size):
                 try:
