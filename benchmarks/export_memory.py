@@ -1,4 +1,5 @@
-"""Peak memory of ``etcdwamp export`` over 1,000,000 keys (issue 11: under 100 MB RSS).
+"""Time, peak memory and etcd's CPU of ``etcdwamp export`` over 1,000,000 keys (issue 11:
+under 100 MB RSS; issue 25: at least 100,000 keys/s).
 
 The keys (``<prefix>0000000`` .. ``<prefix>0999999``, 16-byte values) are
 loaded with ``etcdwamp.asyncio.Client``: transactions of 128 puts (etcd's
@@ -12,8 +13,8 @@ is reached. The exported file is checked: one JSON line per key, in order.
 Measured (etcd 3.4.23 from ``EtcdCluster``, 2 cores shared with other work)
 ---------------------------------------------------------------------------
 1,000,000 keys (95 MB of JSON lines), default ``--page-size 1000``: **peak RSS
-65.4 MB**, under the 100 MB limit; RSS is flat from the first page to the
-last (58-59 MB in every sample), so it does not grow with the number of keys.
+64.2 MB**, under the 100 MB limit; RSS is flat from the first page to the
+last (59-61 MB in every sample), so it does not grow with the number of keys.
 Where it goes:
 
 - ~54 MB before the first request: the interpreter (~10 MB) and the imports
@@ -21,25 +22,30 @@ Where it goes:
   ~33 MB of that, most of it ``posixbase`` importing pyOpenSSL and
   cryptography (their shared libraries) for TLS support; then twisted.web,
   treq, etcdwamp with its pmap codecs, tqdm.
-- The export itself: one page in flight. tracemalloc's peak of the Python
-  heap during the export is 2.4 MB above the post-import level at
-  ``--page-size 1000`` (the page's JSON answer, its decoded dicts and
-  key-values, the output buffer), 15.7 MB at 10,000.
+- The export itself: the pages in flight. tracemalloc's peak of the Python
+  heap during the export was 2.4 MB above the post-import level at
+  ``--page-size 1000`` with one page in flight (the page's JSON answer, its
+  decoded dicts and key-values, the output buffer), 15.7 MB at 10,000.
 
-Time is another matter: 110 s for 1,000,000 keys at ``--page-size 1000``
-(9,100 records/s) against 3.5 s for 100,000 (28,000/s). etcd 3.4 answers a
-range with ``limit`` by walking its index over *every* key to ``range_end``
-(to fill ``count``), so each page costs the server time proportional to the
-keys still ahead: the export is O(n^2 / page size) on the server, whose CPU
-it is bound by. ``--page-size 10000`` exported the million keys in 30 s
-(33,000 records/s, client-bound) at a peak RSS of 78.3 MB. The default stays
-at 1,000 keys a page because a page's memory grows with the values' size
-(a 10,000-key page of 1 KiB values alone is ~25 MB of JSON and bytes).
+Time: with the old paging (``--paging old``: each page ``[after the last key,
+range_end)`` with a limit) 102-158 s for 1,000,000 keys (6,300-9,800
+records/s) and 121-124 s of etcd's CPU: etcd 3.4 answers a range with
+``limit`` by walking its index over *every* key to ``range_end`` (to fill
+``count``), so the export is O(n^2 / page size) on the server, whose CPU it is
+bound by. With the windows of :mod:`etcdwamp.range_pages` (each sized to hold
+about a page, three read ahead), in the same run: **8.8 s (114,000
+records/s), etcd's CPU 10.7 s, the export's own 4.4 s, peak RSS 64.2 MB**;
+old/windows: time 11.7x, etcd CPU 11.3x, peak RSS 1.00x. Repeated exports of
+one loaded million took 8.9-10.8 s with three pages read ahead and 13.8-15.5 s
+with one (other work kept the 2 cores' load at about 3). The rest is etcd's
+JSON gateway: about 11 us of its CPU per key read and encoded, against
+0.17 us per key walked.
 
 Usage::
 
     PYTHONPATH=. python benchmarks/export_memory.py            # own etcd, 1,000,000 keys
     PYTHONPATH=. python benchmarks/export_memory.py --quick    # 20,000 keys (CI smoke run)
+    PYTHONPATH=. python benchmarks/export_memory.py --paging both  # old paging, then windows
     PYTHONPATH=. python benchmarks/export_memory.py --url http://127.0.0.1:2379 --keys 200000
 
 Exits 0 when the export completed, its file checked out and the peak RSS
