@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 __all__ = ["ALL", "KeyLine", "PagePlan", "Window"]
 
@@ -129,8 +129,8 @@ class _Stretch:
     #: keys expected in the windows in flight
     pending: int = 0
     in_flight: int = 0
+    #: how many times wider than the spacing says the next window is (after empty ones)
     widen: int = 1
-    windows: list[Window] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.start = self.origin
@@ -247,9 +247,8 @@ class PagePlan:
               anchor: tuple[bytes, bytes, int] | None) -> None:
         # The keys of ``window`` past its limit: a stretch of known size, read next.
         if len(keys) < count:
-            stretch = _Stretch(keys[-1] + b"\x00", window.end, count - len(keys), anchor)
-            origins = [s.origin for s in self._stretches]
-            self._stretches.insert(bisect.bisect(origins, stretch.origin), stretch)
+            self._stretches.append(
+                _Stretch(keys[-1] + b"\x00", window.end, count - len(keys), anchor))
 
     def _observe(self, keys: Sequence[bytes]) -> None:
         # The key line's prefix is what every key seen so far shares (keys ahead
