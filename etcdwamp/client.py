@@ -104,6 +104,7 @@ from .metrics import NO_METRICS, ClientMetrics
 from .namespace import Namespace
 from .operations import OperationsMixin
 from .probe import DEFAULT_PROBE_INTERVAL, DEFAULT_PROBE_TIMEOUT
+from .range_pages import key_values
 from .tls import grpc_tls, tls_policy
 from .transport import HTTP, AgentHTTP, HTTPClientLike, Transport, TreqHTTP
 from .watch import Watch, WatchBatch
@@ -124,7 +125,6 @@ from .wire import (
     SortTarget,
     Transaction,
     TxnResult,
-    as_keyset,
     compact_request,
     delete_request,
     lease_grant_request,
@@ -489,7 +489,7 @@ class Client(OperationsMixin):
             raise errors.TxnFailed(result)
         return result
 
-    async def range_iter(
+    def range_iter(
         self,
         key: bytes | KeySet,
         *,
@@ -498,35 +498,22 @@ class Client(OperationsMixin):
         keys_only: bool = False,
         serializable: bool = False,
     ) -> AsyncIterator[KeyValue]:
-        """Iterate a range in key order, ``page_size`` keys per request.
+        """Iterate a range in key order, at most ``page_size`` keys per request.
 
         Every page is read at one revision (``revision``, or the revision of the
         first page), so the iteration is a consistent snapshot however long it
-        takes, and memory stays bounded by the page size. If that revision is
-        compacted meanwhile, :class:`RevisionCompacted` is raised.
+        takes, and memory stays bounded by the page size (three pages are read
+        ahead of the one being consumed, as etcd serves them on several cores).
+        If that revision is compacted meanwhile, :class:`RevisionCompacted` is
+        raised. The pages after the first are windows of the range sized to hold
+        about a page each, so that etcd's work grows linearly with the range (a
+        limited page costs etcd a walk over every key to the range's end): see
+        :mod:`etcdwamp.range_pages`.
+
+        :raises ValueError: ``page_size`` is not a positive int (on first use)
         """
-        if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
-            raise ValueError(f"page_size must be a positive int, got {page_size!r}")
-        keyset = as_keyset(key)
-        start, end = keyset.resolve()
-        if end is None:
-            single = await self.get(keyset, revision=revision, keys_only=keys_only,
-                                    serializable=serializable)
-            for kv in single.kvs:
-                yield kv
-            return
-        while True:
-            page = await self.get(KeySet(start, range_end=end), limit=page_size,
-                                  revision=revision, keys_only=keys_only,
-                                  serializable=serializable)
-            if not revision:
-                revision = page.header.revision
-            for kv in page.kvs:
-                yield kv
-            if not page.more or not page.kvs:
-                return
-            # The next page starts right after the last key seen.
-            start = page.kvs[-1].key + b"\x00"
+        return key_values(self.get, key, page_size=page_size, revision=revision,
+                          keys_only=keys_only, serializable=serializable)
 
     # -- leases (low level; see Lease for keep-alive) -------------------------
 

@@ -11,6 +11,7 @@ from autobahn.wamp.exception import ApplicationError
 from .. import errors
 from ..client import Client
 from ..namespace import Namespace
+from ..range_pages import RangePages
 from ..wire import DEFAULT_MAX_TXN_OPS, KeySet, KeyValue
 from .errors import ErrorUris
 from .quota import Cap, TxnItem, capped_txn
@@ -32,27 +33,28 @@ async def read_rows(client: Client | Namespace[Client], keyset: KeySet, *, limit
                     bounds: ReadBounds, uris: ErrorUris, max_rows: int,
                     refuse: Callable[[int], str], record: Callable[[KeyValue], dict[str, Any]]
                     ) -> tuple[int, list[dict[str, Any]]]:
-    """Read at most ``limit`` (0: all) rows of ``keyset`` at one revision, ``bounds.page``
-    keys per etcd request; returns that revision and the rows not yet sent.
+    """Read at most ``limit`` (0: all) rows of ``keyset`` at one revision, at most
+    ``bounds.page`` keys per etcd request (:class:`~etcdwamp.range_pages.RangePages`:
+    windows that keep etcd's work linear); returns that revision and the rows not yet
+    sent.
 
-    With ``progress``, every full page goes to it (with the revision) as soon as
-    it is read and is then forgotten. Without, the result may carry at most
+    With ``progress``, every ``bounds.page`` rows go to it (with the revision) as
+    soon as they are read and are then forgotten. Without, the result may carry at most
     ``max_rows`` rows: the first page's answer says how many the range holds,
     and a bigger result is refused before more is read (``too_large`` with
     ``refuse(max_rows)`` as message), never cut short. Every row counts against ``bounds.budget``
-    until it is sent or the call ends. A cancelled call stops before the next
-    page is requested (the client's read is cancelled with it).
+    until it is sent or the call ends. A cancelled call cancels its reads in flight
+    (one page is read ahead of the one being assembled) and requests no more.
 
     :raises ApplicationError: ``too_large``, or ``busy`` from the budget
     """
     hold = bounds.budget.hold(uris)
     rows: list[dict[str, Any]] = []
-    start, end = keyset.resolve()
-    revision, left = 0, limit
+    # One page ahead: the component serves many callers at once, in one process.
+    pages = RangePages(client.get, keyset, page_size=bounds.page, limit=limit, read_ahead=1)
+    revision = 0
     try:
-        while True:
-            ask = min(bounds.page, left) if limit else bounds.page
-            page = await client.get(KeySet(start, range_end=end), limit=ask, revision=revision)
+        async for page in pages:
             if not revision:
                 revision = page.header.revision
                 total = min(limit, page.count) if limit else page.count
@@ -61,16 +63,14 @@ async def read_rows(client: Client | Namespace[Client], keyset: KeySet, *, limit
             for kv in page.kvs:
                 hold.add(len(kv.key) + len(kv.value) + ROW_BYTES)
                 rows.append(record(kv))
-            if progress is not None and len(rows) >= bounds.page:
-                progress(revision, rows)  # a progressive result: the caller sees it now
-                rows = []
-                hold.release()
-            left -= len(page.kvs)
-            if not page.more or not page.kvs or (limit and left <= 0):
-                return revision, rows
-            # The next page starts right after the last key seen.
-            start = page.kvs[-1].key + b"\x00"
+                if progress is not None and len(rows) == bounds.page:
+                    # A progressive result of one page: the caller sees it now.
+                    progress(revision, rows)
+                    rows = []
+                    hold.release()
+        return revision, rows
     finally:
+        pages.close()
         hold.release()
 
 

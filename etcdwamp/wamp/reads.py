@@ -11,7 +11,8 @@ So every read is bounded three ways (settings in ``extra``, defaults in
 
 - **Progressive callers** (``receive_progress``) get any size, one page of
   ``range_page`` rows (100) at a time, each sent as soon as it is read and then
-  forgotten: ``range`` pages are lists of rows, ``get_and_watch`` pages are
+  forgotten (read in windows that keep etcd's work linear, one page ahead:
+  :mod:`etcdwamp.range_pages`): ``range`` pages are lists of rows, ``get_and_watch`` pages are
   ``{revision, items}`` with the snapshot's revision; the call's result is the
   last page. With them the crowd above raises the peak RSS by under 5 MiB.
 - **Other callers** get at most ``max_range_rows`` rows (1000) from ``range``

@@ -71,12 +71,19 @@ def test_client_benchmark_measures_both_loops(etcd: EtcdCluster) -> None:
 
 
 def test_export_memory_quick_run(etcd: EtcdCluster) -> None:
-    """benchmarks/export_memory.py exports its keys through the command line and
-    reports the child's peak RSS (exit 0 only when under the limit)."""
-    out = _run("export_memory.py", etcd)
-    assert "export: 20,000 records" in out, out
+    """benchmarks/export_memory.py exports its keys through the command line with the
+    old paging and with windows, reports each child's peak RSS and etcd's CPU (exit 0
+    only when under the limit), and their ratios."""
+    process = etcd.members[0].process
+    assert process is not None
+    out = _run("export_memory.py", etcd, "--paging", "both", "--etcd-pid", str(process.pid))
+    for paging in ("old", "windows"):
+        assert f"export ({paging} paging): 20,000 records" in out, out
+    assert len(re.findall(r"etcd CPU [0-9.]+s", out)) == 2, out
     match = re.search(r"peak RSS of etcdwamp export: ([0-9.]+) MB \(under", out)
     assert match is not None and float(match.group(1)) > 0, out
+    assert re.search(r"old/windows: time [0-9.]+x, peak RSS [0-9.]+x, etcd CPU [0-9.]+x",
+                     out), out
 
 
 def test_nodes_benchmark_measures_one_and_two_nodes_and_fits_the_costs(

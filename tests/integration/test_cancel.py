@@ -36,6 +36,7 @@ from waiting import until
 from etcdwamp import KeySet, OpSet, Transaction
 from etcdwamp._deferred import Dual
 from etcdwamp.client import Client
+from etcdwamp.range_pages import READ_AHEAD
 from etcdwamp.testing import EtcdCluster
 
 # -- the hung endpoint ------------------------------------------------------------------
@@ -294,9 +295,9 @@ async def fill(client: Client, prefix: bytes, n: int) -> None:
 @ensure
 async def test_cancelled_range_iter_consumer_stops_paging(
         proxy: RecordingProxy, clients: list[Client], client: Client, prefix: bytes) -> None:
-    """30 keys, 5 per page: the consumer is cancelled while page three is in
-    flight; it fails with CancelledError, page three's connection is dropped
-    and no later page is requested."""
+    """30 keys, 5 per page: the consumer is cancelled while the pages after its
+    tenth key are in flight (the next one and those read ahead); it fails with
+    CancelledError, every read in flight is dropped and no later page is requested."""
     loop = client.framework
     await fill(client, prefix, 30)
     reader = new_client(clients, loop, [proxy.url])
@@ -306,32 +307,43 @@ async def test_cancelled_range_iter_consumer_stops_paging(
         async for kv in reader.range_iter(KeySet(prefix, prefix=True), page_size=5):
             seen.append(kv.key)
             if len(seen) == 10:
-                proxy.hold = lambda path, body: True  # catch page three in flight
+                proxy.hold = lambda path, body: True  # catch the next pages in flight
 
     consumer = Awaited(loop, consume())
-    await until(lambda: proxy.held, why="page three reaches the proxy")
+    await until(lambda: proxy.held, why="a page reaches the proxy")
     await consumer.cancel()
-    assert len(seen) == 10
-    await until(lambda: proxy.dropped_while_held == 1, why="the client drops page three")
+    assert 10 <= len(seen) < 30
+    held = len(proxy.held_paths)
+    assert held >= 1  # the page awaited, and those read ahead
+    await until(lambda: proxy.dropped_while_held == held, why="the client drops them")
     proxy.hold = lambda path, body: False
     await round_trip(clients, loop, proxy)
-    assert proxy.forwarded_paths == ["/v3/kv/range"] * 2 + ["/v3/maintenance/status"]
-    assert proxy.held_paths == ["/v3/kv/range"]
+    *pages, last = proxy.forwarded_paths
+    assert last == "/v3/maintenance/status" and set(pages) == {"/v3/kv/range"}
+    assert proxy.held_paths == ["/v3/kv/range"] * held
 
 
 @ensure
 async def test_range_iter_consumer_that_breaks_requests_no_more_pages(
         proxy: RecordingProxy, clients: list[Client], client: Client, prefix: bytes) -> None:
+    """Breaking out in page two: the pages read ahead may have been sent (at most
+    READ_AHEAD beyond the page being read, and the rest of a page that overflowed),
+    no later one: far fewer requests than reading the 100 keys to the end takes."""
     loop = client.framework
-    await fill(client, prefix, 30)
+    await fill(client, prefix, 100)
     reader = new_client(clients, loop, [proxy.url])
+    assert len([kv async for kv in reader.range_iter(KeySet(prefix, prefix=True),
+                                                     page_size=5)]) == 100
+    whole = len(proxy.forwarded_paths)
     seen = []
     async for kv in reader.range_iter(KeySet(prefix, prefix=True), page_size=5):
         seen.append(kv.key)
         if len(seen) == 7:
             break
     await round_trip(clients, loop, proxy)
-    assert proxy.forwarded_paths == ["/v3/kv/range"] * 2 + ["/v3/maintenance/status"]
+    *pages, last = proxy.forwarded_paths[whole:]
+    assert last == "/v3/maintenance/status" and set(pages) == {"/v3/kv/range"}
+    assert 2 <= len(pages) <= 2 * (2 + READ_AHEAD) < whole
 
 
 # -- locks and elections ---------------------------------------------------------------
