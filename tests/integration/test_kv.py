@@ -33,6 +33,7 @@ async def test_status_reports_version_and_revision(client: Client) -> None:
     assert (await client.status()).revision >= put.revision
 
 
+@pytest.mark.gateway_only
 @ensure
 async def test_detects_v3_prefix(client: Client) -> None:
     """The client finds the /v3 gateway of etcd 3.4+ by itself."""
