@@ -31,23 +31,14 @@ from .._deferred import Dual
 from ..wire.watch import WatchDecoder, WatchResponse
 from . import codec
 from .connection import GrpcConnection, GrpcStream
+from .gateway_frames import HTTP_BY_CODE, JsonFrame, encode_json, error_frame
+from .watchmux import WatchMux, WatchView
 
 __all__ = ["GrpcHTTP", "JsonFrame", "WatchMessages"]
-
-#: the HTTP status grpc-gateway answers with for each gRPC code (its HTTPStatusFromCode)
-_HTTP_BY_CODE = {1: 499, 2: 500, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403, 8: 429, 9: 400,
-                 10: 409, 11: 400, 12: 501, 13: 500, 14: 503, 15: 500, 16: 401}
 
 #: etcd's metadata keys: the auth token, and "refuse if you have no leader"
 _TOKEN = b"token"
 _HAS_LEADER = (b"hasleader", b"true")
-
-_json = json.JSONEncoder(separators=(",", ":")).encode
-
-
-class JsonFrame(bytes):
-    """A streamed chunk that is a gateway JSON frame (an error), not a protobuf message."""
-
 
 class WatchMessages:
     """The watch stream's decoder on gRPC: each chunk is one WatchResponse message
@@ -59,6 +50,9 @@ class WatchMessages:
 
     def feed(self, chunk: bytes) -> list[WatchResponse | errors.EtcdError]:
         """The frame of one message."""
+        response = getattr(chunk, "response", None)
+        if response is not None:  # decoded by the shared stream already (.watchmux)
+            return [response]
         if isinstance(chunk, JsonFrame):
             return self._json.feed(chunk)
         try:
@@ -89,7 +83,7 @@ class _StreamedResponse:
         def on_message(message: bytes) -> None:
             if self._to_json:
                 parsed = response_class.FromString(message)
-                message = _json({"result": codec.message_json(parsed)}).encode() + b"\n"
+                message = encode_json({"result": codec.message_json(parsed)}).encode() + b"\n"
             protocol.dataReceived(message)
 
         stream = self._stream_of(on_message)
@@ -100,9 +94,7 @@ class _StreamedResponse:
                 exc = result.value
                 if isinstance(exc, errors.ServerError):
                     # As the gateway sends it: an error frame, then the end.
-                    frame = _json({"error": {"code": exc.code, "message": exc.message,
-                                             "http_code": _HTTP_BY_CODE.get(exc.code, 500)}})
-                    protocol.dataReceived(JsonFrame(frame.encode() + b"\n"))
+                    protocol.dataReceived(error_frame(exc))
                     protocol.connectionLost(Failure(ResponseDone()))  # type: ignore[no-untyped-call]
                     return
                 protocol.connectionLost(result)
@@ -143,6 +135,8 @@ class GrpcHTTP:
         self._connections: dict[str, GrpcConnection] = {}
         self._connecting: dict[str, Deferred[GrpcConnection]] = {}
         self._waiters: dict[str, list[Deferred[GrpcConnection]]] = {}
+        #: the shared Watch stream of each connection and auth token (see .watchmux)
+        self._muxes: dict[tuple[int, str | None], WatchMux] = {}
         self._closed = False
 
     # -- connections -------------------------------------------------------------------
@@ -241,7 +235,7 @@ class GrpcHTTP:
             exc = failure.value
             if isinstance(exc, errors.ServerError):
                 error = {"code": exc.code, "message": exc.message, "error": exc.message}
-                outcome.callback((_HTTP_BY_CODE.get(exc.code, 500), _json(error).encode()))
+                outcome.callback((HTTP_BY_CODE.get(exc.code, 500), encode_json(error).encode()))
             elif not isinstance(failure.value, CancelledError):
                 outcome.errback(failure)
 
@@ -261,11 +255,13 @@ class GrpcHTTP:
         if not stream:
             return self.exchange(endpoint, path, body, token).addCallback(_Answered)
         method_path = path[len(self._prefix):] if path.startswith(self._prefix) else path
+        if method_path == "/watch":
+            return self._watch(endpoint, body, token)
         m = codec.method(method_path)
         name = m.name.encode("ascii")
         metadata = self._metadata(token)
         messages = [codec.encode_watch(obj) if method_path == "/watch"
-                    else _encode_json(m.request_class, obj) for obj in _json_objects(body)]
+                    else _encodeencode_json(m.request_class, obj) for obj in _json_objects(body)]
         connecting = self.connection(endpoint)
 
         def opened(conn: GrpcConnection) -> _StreamedResponse:
@@ -281,6 +277,24 @@ class GrpcHTTP:
                                      path=method_path)
 
         return connecting.addCallback(opened)
+
+    def _watch(self, endpoint: str, body: bytes, token: str | None) -> Deferred[Any]:
+        """A watch's stream: its view of the connection's shared Watch stream."""
+        creates = _json_objects(body)
+
+        def opened(conn: GrpcConnection) -> WatchView:
+            key = (id(conn), token)
+            mux = self._muxes.get(key)
+            if mux is None or mux.ended or mux.connection is not conn:
+                mux = self._muxes[key] = WatchMux(conn, self._metadata(token), self._forget)
+            return WatchView(mux, creates)
+
+        return self.connection(endpoint).addCallback(opened)
+
+    def _forget(self, mux: WatchMux) -> None:
+        for key, known in list(self._muxes.items()):
+            if known is mux:
+                del self._muxes[key]
 
     def map_error(self, endpoint: str, exc: Exception, *, timed_out: bool) -> Exception:
         """The transport's view of a failed call: ConnectFailed stays (nothing sent)."""
@@ -336,7 +350,7 @@ def _json_objects(body: bytes) -> list[Any]:
     return out
 
 
-def _encode_json(request_class: Any, obj: Any) -> bytes:
+def _encodeencode_json(request_class: Any, obj: Any) -> bytes:
     from google.protobuf import json_format
 
     message = request_class()
