@@ -628,6 +628,8 @@ class Outcome:
     seconds: dict[str, float] = field(default_factory=dict)
     #: process CPU time (user + system, every thread) while the implementation ran
     cpu: dict[str, float] = field(default_factory=dict)
+    #: etcd's CPU time meanwhile (None entries: etcd's process is not known)
+    etcd_cpu: dict[str, float] = field(default_factory=dict)
 
     def rate(self, name: str) -> float:
         return self.ops[name] / self.seconds[name]
@@ -635,6 +637,28 @@ class Outcome:
     def cpu_ms(self, name: str) -> float:
         """Client CPU per operation, in milliseconds."""
         return 1000 * self.cpu[name] / self.ops[name]
+
+    def etcd_cpu_ms(self, name: str) -> float | None:
+        """etcd's CPU per operation, in milliseconds (None: not measured)."""
+        if name not in self.etcd_cpu:
+            return None
+        return 1000 * self.etcd_cpu[name] / self.ops[name]
+
+
+#: the etcd process whose CPU is read (set by main: the one started here, or --etcd-pid)
+ETCD_PID: int | None = None
+
+
+def etcd_cpu_seconds() -> float | None:
+    """etcd's user + system CPU so far (/proc/<pid>/stat), or None."""
+    if ETCD_PID is None:
+        return None
+    try:
+        with open(f"/proc/{ETCD_PID}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _drive(loop: Loop, op: Op, indices: range, concurrency: int) -> None:
@@ -693,9 +717,14 @@ async def run_row(loop: Loop, row: Row, impls: Sequence[Implementation], root: b
             gc.collect()
             started = time.perf_counter()
             cpu = time.process_time()
+            etcd_before = etcd_cpu_seconds()
             await _drive(loop, ops[impl.name], chunk, row.concurrency)
             outcome.seconds[impl.name] += time.perf_counter() - started
             outcome.cpu[impl.name] += time.process_time() - cpu
+            etcd_after = etcd_cpu_seconds()
+            if etcd_before is not None and etcd_after is not None:
+                outcome.etcd_cpu[impl.name] = (outcome.etcd_cpu.get(impl.name, 0.0)
+                                               + etcd_after - etcd_before)
             outcome.ops[impl.name] += len(chunk)
     return outcome
 
@@ -849,6 +878,13 @@ def format_loop_table(results: Results, loop: str, cpu: bool) -> str:
     return _table(headers, lines)
 
 
+def _etcd_ms(digits: int) -> Callable[[Outcome, str], str]:
+    def show(o: Outcome, name: str) -> str:
+        ms = o.etcd_cpu_ms(name)
+        return "?" if ms is None else f"{ms:.{digits}f}"
+    return show
+
+
 def format_summary(results: Results) -> str:
     """The issue-11 layout (markdown): one column per implementation, both loops."""
     slugs = [r.slug for r in results.rows]
@@ -870,6 +906,11 @@ def format_summary(results: Results) -> str:
         ("client CPU per concurrent put, ms", "cput", lambda o, n: f"{o.cpu_ms(n):.3f}", None),
         (f"client CPU per {results.rows[index('range')].preload:,} range, ms", "range",
          lambda o, n: f"{o.cpu_ms(n):.0f}", None),
+        ("etcd CPU per sequential put, ms", "put", _etcd_ms(3), None),
+        ("etcd CPU per concurrent put, ms", "cput", _etcd_ms(3), None),
+        ("etcd CPU per sequential get, ms", "get", _etcd_ms(3), None),
+        (f"etcd CPU per {results.rows[index('range')].preload:,} range, ms", "range",
+         _etcd_ms(1), None),
     ]
     columns = [c for c in COLUMNS if (results.metrics or c.name != "metrics")
                and (results.grpc or not c.name.startswith("grpc"))]
@@ -1069,6 +1110,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="add a column per loop: etcdwamp with Prometheus client "
                              "metrics, its ratio against etcdwamp without (needs "
                              "etcdwamp[metrics])")
+    parser.add_argument("--etcd-pid", type=int, default=None,
+                        help="with --url: the etcd process whose CPU per operation to print")
     parser.add_argument("--grpc", action="store_true",
                         help="add the gRPC transport's columns per loop, with and without "
                              "coalescing (needs etcdwamp[grpc])")
@@ -1126,12 +1169,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     cluster: EtcdCluster | None = None
     try:
+        global ETCD_PID
         if args.url is None:
             cluster = EtcdCluster(1)
             cluster.start()
             url = cluster.url
+            process = cluster.members[0].process
+            ETCD_PID = None if process is None else process.pid
         else:
             url = args.url
+            ETCD_PID = args.etcd_pid
         started = time.perf_counter()
         try:
             results = measure(url, args)
