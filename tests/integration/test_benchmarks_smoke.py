@@ -144,3 +144,31 @@ def test_grpc_h2_benchmark_prints_both_clients() -> None:
         re.M)}
     assert sorted(rows) == ["etcdwamp.grpc.h2", "h2 library"], done.stdout
     assert rows["h2 library"][1] == 1.0 and all(us > 0 for us, _ in rows.values()), done.stdout
+
+
+def test_many_watches_counts_every_event_on_both_transports(etcd: EtcdCluster) -> None:
+    """benchmarks/many_watches.py: watches on each transport, each gets its one event
+    (the script asserts it), and a row per transport with the per-watch ratio."""
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "many_watches.py"), "--url",
+                           etcd.url, "-n", "300", "--gateway-n", "50"],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"^gateway +50 ", done.stdout, re.M), done.stdout
+    assert re.search(r"^grpc +300 ", done.stdout, re.M), done.stdout
+    assert "per watch, grpc / gateway: creation time" in done.stdout, done.stdout
+
+
+def test_wamp_transports_reads_the_whole_map_on_both() -> None:
+    """benchmarks/wamp_transports.py --quick (its own etcd and two nodes): map.get and
+    get_and_watch rows with the gRPC/gateway ratio (the script checks every row came)."""
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "wamp_transports.py"), "--quick"],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"^map\.get/s.* [0-9.]+ +[0-9.]+ +[0-9.]+$", done.stdout, re.M), done.stdout
+    assert re.search(r"^get_and_watch of 1,000 rows.* [0-9.]+$", done.stdout, re.M), done.stdout
+
+
+def test_client_benchmark_grpc_columns(etcd: EtcdCluster) -> None:
+    """benchmarks/client.py --grpc adds the gRPC columns and etcd's CPU per operation."""
+    out = _run("client.py", etcd, "--grpc", "--only", "asyncio", "--rounds", "1")
+    assert "etcdwamp.asyncio grpc" in out and "etcd CPU per sequential put, ms" in out, out
