@@ -334,7 +334,7 @@ class Client(OperationsMixin):
         def connect(endpoint: str) -> Any:
             return connect_twisted(reactor, endpoint, timeout=connect_timeout, tls=creator)
 
-        grpc_http: HTTP = GrpcHTTP(connect)
+        grpc_http: HTTP = GrpcHTTP(connect, clock=reactor)
         return grpc_http
 
     # -- transport ----------------------------------------------------------

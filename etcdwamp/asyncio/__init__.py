@@ -110,7 +110,7 @@ class Client(_TwistedClient):
         def connect(endpoint: str) -> Any:
             return connect_asyncio(endpoint, timeout=connect_timeout, context=context)
 
-        grpc_http: HTTP = GrpcHTTP(connect)
+        grpc_http: HTTP = GrpcHTTP(connect, clock=reactor)
         return grpc_http
 
     @staticmethod

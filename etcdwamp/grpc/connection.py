@@ -21,6 +21,7 @@ Outcomes, as the rest of the client expects them (see :mod:`etcdwamp.errors`):
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -135,6 +136,9 @@ class GrpcConnection:
         self._calls: dict[int, _Call] = {}
         self._lost: errors.EtcdError | None = None
         self._goaway = False
+        self._stream_waiters: deque[Dual[None]] = deque()
+        self._received = 0  # reads so far (a liveness check compares it)
+        self._checking = False
         #: fires (None) when the connection ends, for whoever owns it
         self.closed: Deferred[None] = Deferred()
         #: fires once the peer spoke HTTP/2 (its SETTINGS arrived); fails with
@@ -166,6 +170,7 @@ class GrpcConnection:
         """Bytes from the socket."""
         if self._lost is not None:
             return
+        self._received += 1
         try:
             events, out = self.h2.receive(data)
         except H2ProtocolError as exc:
@@ -175,7 +180,7 @@ class GrpcConnection:
             return
         if out:
             self._write(out)
-        if not self.ready.called:
+        if not self.ready.called and self.h2.settings_received:
             self.ready.callback(None)
         for event in events:
             kind = type(event)
@@ -223,7 +228,7 @@ class GrpcConnection:
         :raises ConnectFailed: the connection cannot take a call now (nothing sent)
         :raises StreamLimitReached: every stream etcd allows is open (nothing sent)
         """
-        call = _Call(self.max_message, None, Dual(self._cancel))
+        call = self._new_call(None)
         self._open(call, method, metadata, frame(message), end_stream=True)
         return call.done
 
@@ -239,7 +244,7 @@ class GrpcConnection:
         :raises ConnectFailed: the connection cannot take a call now (nothing sent)
         :raises StreamLimitReached: every stream etcd allows is open (nothing sent)
         """
-        call = _Call(self.max_message, on_message, Dual(self._cancel))
+        call = self._new_call(on_message)
         self._open(call, method, metadata, b"" if first is None else frame(first),
                    end_stream=False)
         return GrpcStream(self, call)
@@ -260,13 +265,59 @@ class GrpcConnection:
             raise StreamClosed(f"stream {call.stream_id} has ended")
         self._write(self.h2.send(call.stream_id, data, end_stream=end))
 
-    def _cancel(self, d: Deferred[Any]) -> None:
-        for stream_id, call in list(self._calls.items()):
-            if call.done is d:
-                del self._calls[stream_id]
-                if self._lost is None and self._pipe is not None:
-                    self._write(self.h2.cancel(stream_id))
+    def _new_call(self, on_message: Callable[[bytes], None] | None) -> _Call:
+        call = _Call(self.max_message, on_message, Dual())
+        call.done = Dual(lambda _: self._cancel(call))
+        return call
+
+    def _cancel(self, call: _Call) -> None:
+        if self._calls.pop(call.stream_id, None) is call:
+            if self._lost is None and self._pipe is not None:
+                self._write(self.h2.cancel(call.stream_id))
+            self._stream_ended()
+
+    # -- a stream ends: who waits for one ---------------------------------------------
+
+    def wait_for_stream(self) -> Dual[None]:
+        """Fires once a stream of this connection ended (or the connection did): for a
+        call that met etcd's MAX_CONCURRENT_STREAMS. Cancel it to stop waiting."""
+        waiter: Dual[None] = Dual(self._stop_waiting)
+        self._stream_waiters.append(waiter)
+        return waiter
+
+    def _stop_waiting(self, waiter: Deferred[Any]) -> None:
+        for known in self._stream_waiters:
+            if known is waiter:
+                self._stream_waiters.remove(known)
                 return
+
+    def _stream_ended(self) -> None:
+        if self._stream_waiters:
+            waiter = self._stream_waiters.popleft()
+            waiter.callback(None)
+
+    # -- liveness ----------------------------------------------------------------------
+
+    def check_alive(self, clock: Any, timeout: float) -> None:
+        """Make sure the peer still answers: unless something arrives within
+        ``timeout`` seconds (a PING is sent to ask), the connection is abandoned and
+        its calls fail with ConnectionLost. For after a call timed out: a member that
+        went dark keeps its TCP connection open for many minutes, and every call put
+        on it would wait out its whole timeout instead of failing over."""
+        if self._checking or self._pipe is None or self._lost is not None:
+            return
+        self._checking = True
+        seen = self._received
+        self._write(self.h2.ping(b"etcdwamp"))
+
+        def verdict() -> None:
+            self._checking = False
+            if self._received == seen and self._lost is None:
+                self._abandon(errors.ConnectionLost(
+                    f"{self.endpoint} did not answer a PING within {timeout:g} s",
+                    endpoint=self.endpoint), goodbye=b"")
+
+        clock.callLater(timeout, verdict)
 
     # -- events ----------------------------------------------------------------------
 
@@ -283,6 +334,8 @@ class GrpcConnection:
             call.replies += messages
             return
         for message in messages:
+            if self._calls.get(stream_id) is not call:
+                return  # ended meanwhile (the consumer cancelled it): nothing more for it
             try:
                 call.on_message(message)
             except Exception as exc:  # the consumer's failure ends its stream, not ours
@@ -331,6 +384,7 @@ class GrpcConnection:
             return
         if reset and self._lost is None and self._pipe is not None:
             self._write(self.h2.cancel(stream_id))
+        self._stream_ended()
         if exc is None:
             call.done.callback(result)
         else:
@@ -361,3 +415,6 @@ class GrpcConnection:
         for call in calls.values():
             if not call.done.called:
                 call.done.errback(exc)
+        waiters, self._stream_waiters = self._stream_waiters, deque()
+        for waiter in waiters:
+            waiter.callback(None)  # the caller finds the connection gone, and says so

@@ -322,6 +322,11 @@ class H2Connection:
         return out
 
     @property
+    def settings_received(self) -> bool:
+        """Whether the peer's first SETTINGS arrived (it speaks HTTP/2)."""
+        return self._got_settings
+
+    @property
     def open_streams(self) -> int:
         """How many streams are open (count against the peer's MAX_CONCURRENT_STREAMS)."""
         return len(self._streams)

@@ -22,7 +22,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import CancelledError, Deferred, DeferredList
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
 
@@ -32,6 +32,7 @@ from ..wire.watch import WatchDecoder, WatchResponse
 from . import codec
 from .connection import GrpcConnection, GrpcStream
 from .gateway_frames import HTTP_BY_CODE, JsonFrame, encode_json, error_frame
+from .h2 import StreamLimitReached
 from .watchmux import WatchMux, WatchView
 
 __all__ = ["GrpcHTTP", "JsonFrame", "WatchMessages"]
@@ -129,64 +130,98 @@ class GrpcHTTP:
     codec = codec
 
     def __init__(self, connect: Callable[[str], Deferred[GrpcConnection]], *,
-                 prefix: str = "/v3") -> None:
+                 prefix: str = "/v3", clock: Any = None, check_timeout: float = 1.0) -> None:
         self._connect = connect
         self._prefix = prefix
+        self._clock = clock
+        self._check_timeout = check_timeout
         self._connections: dict[str, GrpcConnection] = {}
+        #: connections replaced while calls were still on them: closed once idle
+        self._retired: set[GrpcConnection] = set()
         self._connecting: dict[str, Deferred[GrpcConnection]] = {}
         self._waiters: dict[str, list[Deferred[GrpcConnection]]] = {}
         #: the shared Watch stream of each connection and auth token (see .watchmux)
         self._muxes: dict[tuple[int, str | None], WatchMux] = {}
-        self._closed = False
 
     # -- connections -------------------------------------------------------------------
 
     def connection(self, endpoint: str) -> Deferred[GrpcConnection]:
-        """The open connection to ``endpoint``, or the one being opened, or a new one."""
-        if self._closed:
-            return _failed(errors.ConnectFailed("the client is closed", endpoint=endpoint))
+        """The open connection to ``endpoint``, or the one being opened, or a new one.
+
+        Fails with ConnectFailed when the connection cannot be made (also when
+        :meth:`close` abandons the attempt); cancelling it stops waiting (the attempt
+        goes on for the other callers, and is abandoned when none is left)."""
         conn = self._connections.get(endpoint)
         if conn is not None and conn.usable:
             done: Dual[GrpcConnection] = Dual()
             done.callback(conn)
             return done
         waiters = self._waiters.setdefault(endpoint, [])
-        pending = self._connecting.get(endpoint)
-        if pending is None:
-            pending = self._connecting[endpoint] = self._connect(endpoint)
-
-            def settle(result: Any) -> None:
-                # The outcome goes to every caller still waiting; the attempt's own
-                # Deferred ends here (no failure left unhandled in it).
-                self._connecting.pop(endpoint, None)
-                if not isinstance(result, Failure):
-                    old = self._connections.get(endpoint)
-                    if old is not None and old is not result and old.in_flight == 0:
-                        old.close()
-                    self._connections[endpoint] = result
-                waiting, waiters[:] = list(waiters), []
-                for waiter in waiting:
-                    if waiter.called:
-                        continue
-                    if isinstance(result, Failure):
-                        waiter.errback(result)
-                    else:
-                        waiter.callback(result)
-
-            pending.addBoth(settle)
-        attempt = pending
 
         # Each caller waits on its own Deferred: one caller cancelling must not cancel
         # the connection the others wait for; the last one to give up does.
         def give_up(d: Deferred[GrpcConnection]) -> None:
             if d in waiters:
                 waiters.remove(d)
-            if not waiters and not attempt.called:
+            attempt = self._connecting.get(endpoint)
+            if not waiters and attempt is not None and not attempt.called:
                 attempt.cancel()
 
         mine: Dual[GrpcConnection] = Dual(give_up)
-        waiters.append(mine)
+        waiters.append(mine)  # before the attempt starts: it may settle at once
+        if endpoint not in self._connecting:
+            pending = self._connecting[endpoint] = self._connect(endpoint)
+            pending.addBoth(lambda result: self._settle(endpoint, result))
         return mine
+
+    def _settle(self, endpoint: str, result: Any) -> None:
+        """A connection attempt ended: its outcome goes to every caller still waiting,
+        and the attempt's own Deferred ends here (no failure left unhandled in it)."""
+        self._connecting.pop(endpoint, None)
+        if isinstance(result, Failure):
+            if isinstance(result.value, CancelledError):
+                # Abandoned (the last caller gave up, or close()): whoever still
+                # waits was not sent anything.
+                result = Failure(errors.ConnectFailed(  # type: ignore[no-untyped-call]
+                    f"cannot connect to {endpoint}: the attempt was abandoned",
+                    endpoint=endpoint))
+        else:
+            old = self._connections.get(endpoint)
+            if old is not None and old is not result:
+                self._retire(old)
+            self._connections[endpoint] = result
+            result.closed.addCallback(lambda _: self._closed(endpoint, result))
+        waiting = self._waiters.pop(endpoint, [])
+        for waiter in waiting:
+            if waiter.called:
+                continue
+            if isinstance(result, Failure):
+                waiter.errback(result)
+            else:
+                waiter.callback(result)
+
+    def _retire(self, conn: GrpcConnection) -> None:
+        """``conn`` takes no new calls: closed now if idle, else when its last call ends."""
+        if conn.in_flight == 0:
+            conn.close()
+        else:
+            self._retired.add(conn)
+
+    def _closed(self, endpoint: str, conn: GrpcConnection) -> None:
+        self._retired.discard(conn)
+        if self._connections.get(endpoint) is conn:
+            del self._connections[endpoint]
+
+    def _call_ended(self, conn: GrpcConnection) -> None:
+        if conn in self._retired and conn.in_flight == 0:
+            self._retired.discard(conn)
+            conn.close()
+
+    def _timed_out(self, conn: GrpcConnection) -> None:
+        """A call on ``conn`` got no answer in time: check the member still answers
+        at all (else the connection is dropped, and the next call opens a new one)."""
+        if self._clock is not None:
+            conn.check_alive(self._clock, self._check_timeout)
 
     def _metadata(self, token: str | None) -> list[tuple[bytes, bytes]]:
         metadata = []
@@ -205,16 +240,26 @@ class GrpcHTTP:
 
     def exchange(self, endpoint: str, path: str, body: bytes,
                  token: str | None) -> Deferred[tuple[int, bytes]]:
-        """One unary call: ``(200, answer message)``, or the gateway's error answer."""
+        """One unary call: ``(200, answer message)``, or the gateway's error answer.
+
+        Cancelling it (the caller, or the transport's timeout) before the call was
+        sent fails it with ConnectFailed (nothing reached etcd); after, it resets the
+        call's stream and checks that the member still answers (see
+        :meth:`GrpcConnection.check_alive`)."""
         method = self._method(path)
         metadata = self._metadata(token)
-        call: list[Deferred[bytes]] = []
+        step: list[Deferred[Any]] = []  # what runs now: connecting, waiting, the call
+        sent: list[GrpcConnection] = []
 
         def cancel(_: Deferred[tuple[int, bytes]]) -> None:
-            if call:
-                call[0].cancel()
+            current = step[-1] if step else None
+            if not sent:
+                outcome.errback(errors.ConnectFailed(
+                    f"cannot connect to {endpoint} in time", endpoint=endpoint))
             else:
-                connecting.cancel()
+                self._timed_out(sent[0])
+            if current is not None:
+                current.cancel()
 
         outcome: Dual[tuple[int, bytes]] = Dual(cancel)
 
@@ -223,27 +268,39 @@ class GrpcHTTP:
                 return
             try:
                 d = conn.unary(method, body, metadata)
+            except StreamLimitReached:
+                # etcd's MAX_CONCURRENT_STREAMS: wait for one of its streams to end.
+                waiting = conn.wait_for_stream()
+                step.append(waiting)
+                waiting.addCallbacks(lambda _: send(conn), lambda _: None)
+                return
             except errors.EtcdError as exc:
                 outcome.errback(exc)
                 return
-            call.append(d)
-            d.addCallbacks(lambda answer: outcome.callback((200, answer)), answered_error)
+            sent.append(conn)
+            step.append(d)
+            d.addBoth(ended, conn)
 
-        def answered_error(failure: Failure) -> None:
+        def ended(result: Any, conn: GrpcConnection) -> None:
+            self._call_ended(conn)
             if outcome.called:
                 return
-            exc = failure.value
+            if not isinstance(result, Failure):
+                outcome.callback((200, result))
+                return
+            exc = result.value
             if isinstance(exc, errors.ServerError):
                 error = {"code": exc.code, "message": exc.message, "error": exc.message}
                 outcome.callback((HTTP_BY_CODE.get(exc.code, 500), encode_json(error).encode()))
-            elif not isinstance(failure.value, CancelledError):
-                outcome.errback(failure)
+            elif not isinstance(exc, CancelledError):
+                outcome.errback(result)
 
         def not_connected(failure: Failure) -> None:
             if not outcome.called and not isinstance(failure.value, CancelledError):
                 outcome.errback(failure)
 
         connecting = self.connection(endpoint)
+        step.append(connecting)
         connecting.addCallbacks(send, not_connected)
         return outcome
 
@@ -261,7 +318,7 @@ class GrpcHTTP:
         name = m.name.encode("ascii")
         metadata = self._metadata(token)
         messages = [codec.encode_watch(obj) if method_path == "/watch"
-                    else _encodeencode_json(m.request_class, obj) for obj in _json_objects(body)]
+                    else _encode_request(m.request_class, obj) for obj in _json_objects(body)]
         connecting = self.connection(endpoint)
 
         def opened(conn: GrpcConnection) -> _StreamedResponse:
@@ -311,15 +368,20 @@ class GrpcHTTP:
         return WatchMessages()
 
     def close(self) -> Deferred[None]:
-        """Close every connection; calls on them fail with ConnectionLost."""
-        self._closed = True
+        """Close every connection (calls on them fail with ConnectionLost) and abandon
+        the attempts under way; fires once the sockets are closed. The client may be
+        used again afterwards: new calls open new connections."""
         for pending in list(self._connecting.values()):
             pending.cancel()
-        for conn in list(self._connections.values()):
-            conn.close()
+        conns = [*self._connections.values(), *self._retired]
         self._connections.clear()
+        self._retired.clear()
+        self._muxes.clear()
+        for conn in conns:
+            conn.close()
         done: Dual[None] = Dual()
-        done.callback(None)
+        gathered = DeferredList([conn.closed for conn in conns])
+        gathered.addCallback(lambda _: done.callback(None))
         return done
 
 
@@ -350,16 +412,10 @@ def _json_objects(body: bytes) -> list[Any]:
     return out
 
 
-def _encodeencode_json(request_class: Any, obj: Any) -> bytes:
+def _encode_request(request_class: Any, obj: Any) -> bytes:
     from google.protobuf import json_format
 
     message = request_class()
     json_format.ParseDict(obj, message)
     data: bytes = message.SerializeToString()
     return data
-
-
-def _failed(exc: Exception) -> Dual[Any]:
-    d: Dual[Any] = Dual()
-    d.errback(exc)
-    return d

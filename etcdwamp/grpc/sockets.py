@@ -84,7 +84,12 @@ def _when_ready(connection: GrpcConnection, clock: Any, timeout: float,
     """``connection`` once its peer spoke HTTP/2, within ``timeout`` seconds of now
     (TCP, TLS and the peer's SETTINGS); else ConnectFailed. Cancelling it abandons
     the attempt."""
+    timers: list[Any] = []
+
     def cancel(_: Deferred[GrpcConnection]) -> None:
+        for timer in timers:
+            if timer.active():
+                timer.cancel()
         abandon()
         connection.close()
 
@@ -100,6 +105,7 @@ def _when_ready(connection: GrpcConnection, clock: Any, timeout: float,
             connection.close()
 
     timer = clock.callLater(timeout, expire)
+    timers.append(timer)
 
     def settle(result: Any) -> None:
         if timer.active():
@@ -236,6 +242,9 @@ def connect_asyncio(endpoint: str, *, timeout: float,
                                          ssl=context if scheme == "https" else None)
         except (OSError, stdlib_ssl.SSLError) as exc:
             connection.connection_lost(str(exc) or type(exc).__name__)
+        except asyncio.CancelledError:
+            connection.connection_lost("the attempt was abandoned")
+            raise
 
     task = loop.create_task(open_it())
 

@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from twisted.internet.defer import CancelledError
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
 
@@ -167,6 +168,14 @@ class WatchMux:
                             {"cancel_request": {"watch_id": str(stream_id)}}))
         view.local.clear()
         view.remote.clear()
+        if not self._views and not self.ended:
+            # The last watch left: end the stream rather than keep an idle one. The
+            # next watch opens a fresh one, which etcd checks against its current
+            # leader (require-leader is checked when a stream opens) and token.
+            self.ended = True
+            self._on_end(self)
+            if self._stream is not None:
+                self._stream.cancel()
 
     def _on_message(self, message: bytes) -> None:
         response = codec.decode_watch(message)
@@ -187,6 +196,8 @@ class WatchMux:
         view.frame(response if refused else dataclasses.replace(response, watch_id=stream_id))
 
     def _finished(self, result: Any) -> None:
+        if isinstance(result, Failure) and isinstance(result.value, CancelledError):
+            return None  # ended by detach: nobody is left on it
         self.ended = True
         self._on_end(self)
         views = {id(v): v for v in self._views.values()}

@@ -3,6 +3,8 @@ calls, results and exceptions as on the gateway, watches included."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -80,7 +82,10 @@ async def test_a_watch_delivers_every_event_once(
     from waiting import until
     await until(lambda: len(seen) == 20)
     assert seen == [b"%d" % i for i in range(20)]
+    http: Any = grpc.transport.http
+    assert len(http._muxes) == 1  # the watch's shared stream
     await watch.cancel()
+    assert http._muxes == {}  # the last watch left: the shared stream ended with it
 
 
 @ensure
@@ -105,3 +110,127 @@ async def test_coalesced_puts_over_grpc(
     assert len(set(revisions)) < 300  # batched into shared transactions
     got = await client.get(KeySet(prefix, prefix=True))
     assert [kv.value for kv in got.kvs] == [b"v%d" % i for i in range(300)]
+
+
+class _DarkProxy:
+    """A TCP proxy to etcd that can go dark: forward nothing more, keep the sockets open,
+    refuse new connections (a member cut off by the network, as the client sees it)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.frozen = False
+        self.tasks: list[asyncio.Task[None]] = []
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(self.host, self.port)
+        self.writers += [writer, up_writer]
+
+        async def pump(a: asyncio.StreamReader, b: asyncio.StreamWriter) -> None:
+            while not self.frozen:
+                data = await a.read(65536)
+                if not data or self.frozen:
+                    break
+                b.write(data)
+            await asyncio.Event().wait()  # dark: hold the sockets, forward nothing
+
+        self.tasks += [asyncio.ensure_future(pump(reader, up_writer)),
+                       asyncio.ensure_future(pump(up_reader, writer))]
+
+    def freeze(self) -> None:
+        self.frozen = True
+        self.server.close()
+
+    def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for writer in self.writers:
+            writer.transport.abort()
+
+
+@ensure
+async def test_a_member_gone_dark_is_left_not_waited_for_again(
+        etcd: EtcdCluster, loop: str, prefix: bytes, clients: list[Client]) -> None:
+    """A put on a connection whose member went dark times out (its outcome is
+    unknown); the connection is then dropped once a PING goes unanswered, so the next
+    put does not wait out its timeout on it again but fails over."""
+    from urllib.parse import urlsplit
+    parts = urlsplit(etcd.url)
+    proxy = _DarkProxy(parts.hostname or "", parts.port or 0)
+    if loop == "asyncio":
+        dark = await proxy.start()
+    else:
+        from twisted.internet.defer import Deferred
+        dark = await Deferred.fromFuture(asyncio.ensure_future(proxy.start()))
+    client = make_client(loop, transport="grpc", endpoints=[dark, etcd.url], timeout=2.0)
+    clients.append(client)
+    try:
+        await client.put(prefix + b"a", b"1")  # through the proxy, which answers
+        proxy.freeze()
+        with pytest.raises(errors.RequestTimeout):
+            await client.put(prefix + b"b", b"2")
+        http: Any = client.transport.http
+        from waiting import until
+        await until(lambda: dark not in http._connections, timeout=10,
+                    why="the dark connection was not dropped")
+        started = time.monotonic()
+        await client.put(prefix + b"c", b"3")
+        assert time.monotonic() - started < 1.0
+        assert (await client.get(prefix + b"c")).kvs[0].value == b"3"
+    finally:
+        proxy.stop()
+
+
+@ensure
+async def test_calls_wait_for_a_stream_under_etcds_stream_limit(
+        etcd_factory: Any, loop: str, prefix: bytes, clients: list[Client]) -> None:
+    """etcd with --max-concurrent-streams 4: 40 concurrent gets all succeed (each waits
+    for a stream to end), none fails with Busy."""
+    cluster = etcd_factory(1, extra_args=["--max-concurrent-streams", "4"])
+    client = make_client(loop, url=cluster.url, transport="grpc")
+    clients.append(client)
+    await client.put(prefix + b"k", b"v")
+    gets = [client.get(prefix + b"k") for _ in range(40)]
+    for get in gets:
+        assert (await get).kvs[0].value == b"v"
+
+
+@ensure
+async def test_a_closed_grpc_client_can_be_used_again(
+        etcd: EtcdCluster, loop: str, prefix: bytes, clients: list[Client]) -> None:
+    client = make_client(loop, url=etcd.url, transport="grpc")
+    clients.append(client)
+    await client.put(prefix + b"k", b"1")
+    await client.close()
+    assert (await client.get(prefix + b"k")).kvs[0].value == b"1"
+
+
+@ensure
+async def test_a_silent_member_is_connect_failed_and_a_read_falls_over(
+        etcd: EtcdCluster, loop: str, prefix: bytes, clients: list[Client]) -> None:
+    """A member that accepts TCP and never speaks HTTP/2: nothing was sent to it, so a
+    write there is ConnectFailed (not OutcomeUnknown, as on the gateway, where the
+    request itself went out) and a read falls over to the next member in time."""
+    import socket
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    try:
+        writer = make_client(loop, url=etcd.url, transport="grpc")
+        clients.append(writer)
+        await writer.put(prefix + b"k", b"v")
+        client = make_client(loop, transport="grpc", endpoints=[url, etcd.url], timeout=1.0)
+        clients.append(client)
+        assert (await client.get(prefix + b"k")).kvs[0].value == b"v"
+        only_silent = make_client(loop, transport="grpc", url=url, timeout=0.5)
+        clients.append(only_silent)
+        with pytest.raises(errors.ConnectFailed):
+            await only_silent.put(prefix + b"k", b"never")
+        assert (await writer.get(prefix + b"k")).kvs[0].value == b"v"
+    finally:
+        silent.close()
