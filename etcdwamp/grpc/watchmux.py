@@ -53,9 +53,8 @@ class WatchView:
         self._mux = mux
         self._creates = creates
         self.protocol: Any = None
-        #: stream id -> this watch's own id, and back
+        #: stream id -> this watch's own id
         self.local: dict[int, int] = {}
-        self.remote: dict[int, int] = {}
         self.ended = False
 
     def deliverBody(self, protocol: Any) -> None:
@@ -139,7 +138,6 @@ class WatchMux:
             self._next_id += 1
             request["watch_id"] = str(stream_id)
             view.local[stream_id] = own
-            view.remote[own] = stream_id
             self._views[stream_id] = view
             self._unanswered.append(stream_id)
             messages.append(codec.encode_watch({"create_request": request}))
@@ -167,7 +165,6 @@ class WatchMux:
                         self._stream.send(codec.encode_watch(
                             {"cancel_request": {"watch_id": str(stream_id)}}))
         view.local.clear()
-        view.remote.clear()
         if not self._views and not self.ended:
             # The last watch left: end the stream rather than keep an idle one. The
             # next watch opens a fresh one, which etcd checks against its current
