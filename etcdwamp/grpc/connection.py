@@ -66,12 +66,13 @@ class _Call:
     __slots__ = ("answered", "decoder", "done", "on_message", "replies", "stream_id")
 
     def __init__(self, max_message: int, on_message: Callable[[bytes], None] | None,
-                 done: Dual[Any]) -> None:
+                 cancel: Callable[[_Call], None]) -> None:
         self.stream_id = 0
         self.decoder = MessageDecoder(max_message)
         self.on_message = on_message
         self.replies: list[bytes] = []  # a unary call's answer (one message)
-        self.done = done
+        #: the call's outcome; cancelling it resets the stream (``cancel(self)``)
+        self.done: Dual[Any] = Dual(lambda _: cancel(self))
         self.answered = False  # response headers came: the peer processed the stream
 
 
@@ -266,9 +267,7 @@ class GrpcConnection:
         self._write(self.h2.send(call.stream_id, data, end_stream=end))
 
     def _new_call(self, on_message: Callable[[bytes], None] | None) -> _Call:
-        call = _Call(self.max_message, on_message, Dual())
-        call.done = Dual(lambda _: self._cancel(call))
-        return call
+        return _Call(self.max_message, on_message, self._cancel)
 
     def _cancel(self, call: _Call) -> None:
         if self._calls.pop(call.stream_id, None) is call:
