@@ -46,21 +46,26 @@ from .probe import DEFAULT_PROBE_INTERVAL, DEFAULT_PROBE_TIMEOUT, StreamProbes
 from .wire import Request, check_size, error_from_response
 from .wire.auth import authenticate_request
 from .wire.requests import API_PREFIXES
-from .wire.watch import WatchDecoder
+from .wire.watch import WatchDecoder, WatchResponse
 
 __all__ = [
     "API_PREFIXES",
     "HTTP",
+    "JSON_CODEC",
     "NO_TLS_HINT",
     "REQUIRE_LEADER_HEADER",
     "AgentHTTP",
     "BodyReader",
     "BytesBody",
+    "GatewayHTTP",
     "HTTPClientLike",
+    "JsonCodec",
     "StreamOpened",
     "StreamProtocol",
     "Transport",
     "TreqHTTP",
+    "WatchFrames",
+    "WireCodec",
     "read_body",
     "relay",
 ]
@@ -193,9 +198,65 @@ class HTTPClientLike(Protocol):
         ...
 
 
+class WireCodec(Protocol):
+    """How requests become bodies and answers results on one transport."""
+
+    def encode(self, request: Request[Any]) -> bytes:
+        """The body that carries ``request``."""
+        ...
+
+    def decode(self, request: Request[T], endpoint: str, content: bytes) -> T:
+        """``request``'s result from a 200 answer's ``content`` (from ``endpoint``).
+
+        :raises ~etcdwamp.errors.EtcdError: the answer is not what ``request`` expects
+        """
+        ...
+
+
+class WatchFrames(Protocol):
+    """An incremental decoder of one watch stream's chunks."""
+
+    def feed(self, chunk: bytes) -> list[WatchResponse | errors.EtcdError]:
+        """The watch responses (or error frames) ``chunk`` completed."""
+        ...
+
+    def close(self) -> list[WatchResponse | errors.EtcdError]:
+        """What was left over when the stream ended."""
+        ...
+
+
+class JsonCodec:
+    """The :class:`WireCodec` of etcd's JSON gateway."""
+
+    def encode(self, request: Request[Any]) -> bytes:
+        """The gateway's JSON body of ``request``."""
+        return _encode(request.body).encode("ascii")
+
+    def decode(self, request: Request[T], endpoint: str, content: bytes) -> T:
+        """``request``'s result from the gateway's JSON answer."""
+        return request.parse(answer_json(endpoint, content))
+
+
+#: the gateway's encoding (what :class:`GatewayHTTP` uses)
+JSON_CODEC = JsonCodec()
+
+
 class HTTP(Protocol):
     """Posts one body to ``endpoint + path``; the Deferred fires with the
-    response once its headers arrived (an ``IResponse``); cancelling it aborts."""
+    response once its headers arrived (an ``IResponse``); cancelling it aborts.
+
+    It also names its encoding (:attr:`codec`, :meth:`watch_decoder`): the JSON
+    gateway's for :class:`GatewayHTTP`, protobuf on gRPC."""
+
+    #: send etcd's require-leader header/metadata with every request (the
+    #: transport sets it from its own option)
+    require_leader: bool
+    #: how the transport encodes requests and decodes answers for this HTTP
+    codec: WireCodec
+
+    def watch_decoder(self) -> WatchFrames:
+        """A new decoder for one watch stream's chunks."""
+        ...
 
     def post(self, endpoint: str, path: str, body: bytes, token: str | None, *,
              stream: bool = False) -> Deferred[Any]:
@@ -220,11 +281,22 @@ class HTTP(Protocol):
         ...
 
 
-class TwistedHTTP:
-    """What the Twisted HTTP classes share: reading answers, mapping failures."""
+class GatewayHTTP:
+    """What every :class:`HTTP` of etcd's JSON gateway shares (both loops): the
+    gateway's JSON (:data:`JSON_CODEC`, :class:`WatchDecoder`)."""
 
     #: send :data:`REQUIRE_LEADER_HEADER` with every request (the transport sets it)
     require_leader = True
+    #: requests and answers are the gateway's JSON
+    codec: WireCodec = JSON_CODEC
+
+    def watch_decoder(self) -> WatchFrames:
+        """A decoder of the gateway's watch stream (JSON lines)."""
+        return WatchDecoder()
+
+
+class TwistedHTTP(GatewayHTTP):
+    """What the Twisted HTTP classes share: reading answers, mapping failures."""
 
     def post(self, endpoint: str, path: str, body: bytes, token: str | None, *,
              stream: bool = False) -> Deferred[Any]:
@@ -397,16 +469,6 @@ class StreamOpened:
     token: str | None
 
 
-def _json_body(request: Request[Any]) -> bytes:
-    """The gateway's body of ``request``."""
-    return _encode(request.body).encode("ascii")
-
-
-def _json_answer(request: Request[T], endpoint: str, content: bytes) -> T:
-    """``request``'s result from the gateway's answer."""
-    return request.parse(answer_json(endpoint, content))
-
-
 class Transport:
     """Endpoints, clock, gateway prefixes, auth token and failover: the seam
     between the client's parts and HTTP. See :mod:`etcdwamp.client` for the
@@ -439,19 +501,13 @@ class Transport:
         if attempt_timeout is not None and not attempt_timeout > 0:
             raise ValueError("attempt_timeout must be a positive number of seconds (or None)")
         self.http = http
-        # How requests become bodies and answers results: the gateway's JSON, or the
-        # encoding the HTTP object names (protobuf on gRPC, see etcdwamp.grpc.http).
-        wire_codec = getattr(http, "codec", None)
-        self._encode_body: Callable[[Request[Any]], bytes] = (
-            _json_body if wire_codec is None else wire_codec.encode)
-        self._decode_answer: Callable[[Request[Any], str, bytes], Any] = (
-            _json_answer if wire_codec is None
-            else lambda request, endpoint, content: wire_codec.decode(request, content))
-        # Every request and stream carries it (see REQUIRE_LEADER_HEADER); an
-        # injected HTTP without the attribute sends what it sends.
+        # How requests become bodies and answers results: the encoding the HTTP
+        # object names (the gateway's JSON, or protobuf on gRPC), bound once.
+        self._encode_body: Callable[[Request[Any]], bytes] = http.codec.encode
+        self._decode_answer: Callable[[Request[Any], str, bytes], Any] = http.codec.decode
+        # Every request and stream carries it (see REQUIRE_LEADER_HEADER).
         self.require_leader = require_leader
-        if hasattr(http, "require_leader"):
-            http.require_leader = require_leader
+        http.require_leader = require_leader
         #: seconds one attempt may take before an idempotent request moves on
         #: to the next endpoint (None: an equal share of what is left)
         self.attempt_timeout = attempt_timeout
@@ -485,11 +541,10 @@ class Transport:
         #: clean-ups nobody awaits, under way (see clean_up): each fires when its work ends
         self._cleanups: set[Deferred[None]] = set()
 
-    def watch_decoder(self) -> Any:
+    def watch_decoder(self) -> WatchFrames:
         """A decoder of one watch stream's chunks: the gateway's JSON lines, or what
         the HTTP object names (protobuf messages on gRPC)."""
-        make = getattr(self.http, "watch_decoder", None)
-        return WatchDecoder() if make is None else make()
+        return self.http.watch_decoder()
 
     # -- endpoints and time -------------------------------------------------
 

@@ -24,7 +24,7 @@ from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
 
 from .. import errors
-from ..transport import NO_TLS_HINT, REQUIRE_LEADER_HEADER
+from ..transport import NO_TLS_HINT, REQUIRE_LEADER_HEADER, GatewayHTTP
 from .clock import LoopClock
 
 __all__ = ["AiohttpHTTP", "ConnectingCancelled", "StreamedResponse", "ssl_context"]
@@ -142,12 +142,10 @@ class StreamedResponse:
             self._response.close()
 
 
-class AiohttpHTTP:
+class AiohttpHTTP(GatewayHTTP):
     """:class:`~etcdwamp.transport.HTTP` over one ``aiohttp.ClientSession``
-    (made on first use, inside the running loop)."""
-
-    #: send the require-leader header with every request (the transport sets it)
-    require_leader = True
+    (made on first use, inside the running loop); the gateway's JSON, as on
+    Twisted (:class:`~etcdwamp.transport.GatewayHTTP`)."""
 
     def __init__(self, clock: LoopClock, *, connect_timeout: float, pool_size: int,
                  tls: ssl.SSLContext | None = None) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from twisted.internet.defer import CancelledError, Deferred, DeferredList
 from twisted.python.failure import Failure
@@ -28,6 +28,8 @@ from twisted.web.client import ResponseDone
 
 from .. import errors
 from .._deferred import Dual
+from ..transport import WireCodec
+from ..wire import Request
 from ..wire.watch import WatchDecoder, WatchResponse
 from . import codec
 from .connection import GrpcConnection, GrpcStream
@@ -35,7 +37,9 @@ from .gateway_frames import HTTP_BY_CODE, JsonFrame, encode_json, error_frame
 from .h2 import StreamLimitReached
 from .watchmux import WatchMux, WatchView
 
-__all__ = ["GrpcHTTP", "JsonFrame", "WatchMessages"]
+__all__ = ["PROTOBUF_CODEC", "GrpcHTTP", "JsonFrame", "ProtobufCodec", "WatchMessages"]
+
+T = TypeVar("T")
 
 #: etcd's metadata keys: the auth token, and "refuse if you have no leader"
 _TOKEN = b"token"
@@ -64,6 +68,23 @@ class WatchMessages:
     def close(self) -> list[WatchResponse | errors.EtcdError]:
         """Nothing is left over between messages."""
         return []
+
+
+class ProtobufCodec:
+    """The :class:`~etcdwamp.transport.WireCodec` of gRPC: :func:`.codec.encode`
+    and :func:`.codec.decode` (an error answer never reaches it: :class:`GrpcHTTP`
+    turns those into the gateway's)."""
+
+    encode = staticmethod(codec.encode)
+
+    @staticmethod
+    def decode(request: Request[T], endpoint: str, content: bytes) -> T:
+        """``request``'s result from its answer message (``endpoint``: unused)."""
+        return codec.decode(request, content)
+
+
+#: the encoding of every :class:`GrpcHTTP`
+PROTOBUF_CODEC = ProtobufCodec()
 
 
 class _StreamedResponse:
@@ -126,8 +147,8 @@ class GrpcHTTP:
 
     #: send etcd's require-leader metadata with every call (the transport sets it)
     require_leader = True
-    #: the transport encodes requests with :func:`.codec.encode` for this HTTP
-    codec = codec
+    #: the transport encodes requests and decodes answers in protobuf for this HTTP
+    codec: WireCodec = PROTOBUF_CODEC
 
     def __init__(self, connect: Callable[[str], Deferred[GrpcConnection]], *,
                  prefix: str = "/v3", clock: Any = None, check_timeout: float = 1.0) -> None:

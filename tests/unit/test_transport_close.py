@@ -7,10 +7,10 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
-from etcdwamp.transport import Transport
+from etcdwamp.transport import Transport, TwistedHTTP
 
 
-class ClosingHTTP:
+class ClosingHTTP(TwistedHTTP):
     """Records when it is closed; sends nothing."""
 
     def __init__(self) -> None:
@@ -22,7 +22,7 @@ class ClosingHTTP:
 
 
 def transport(http: ClosingHTTP) -> Transport:
-    return Transport(http, Clock(), ["http://127.0.0.1:1"],  # type: ignore[arg-type]
+    return Transport(http, Clock(), ["http://127.0.0.1:1"],
                      timeout=5.0, max_request_bytes=1 << 20)
 
 
