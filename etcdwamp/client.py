@@ -283,8 +283,8 @@ class Client(OperationsMixin):
         clock = clock if clock is not None else reactor
         http: HTTP
         if transport == "grpc":
-            http = self._grpc_http(reactor, connect_timeout=connect_timeout, ca_file=ca_file,
-                                   cert_file=cert_file, key_file=key_file)
+            http = self._grpc_http(reactor, clock, connect_timeout=connect_timeout,
+                                   ca_file=ca_file, cert_file=cert_file, key_file=key_file)
             api_prefix = "/v3"  # nothing to detect: the gRPC API has one version
         elif http_client is None:
             http = self._default_http(reactor, connect_timeout=connect_timeout,
@@ -320,10 +320,11 @@ class Client(OperationsMixin):
         return AgentHTTP(reactor, connect_timeout=connect_timeout, pool_size=pool_size, tls=tls)
 
     @staticmethod
-    def _grpc_http(reactor: Any, *, connect_timeout: float, ca_file: str | None,
+    def _grpc_http(reactor: Any, clock: Any, *, connect_timeout: float, ca_file: str | None,
                    cert_file: str | None, key_file: str | None) -> HTTP:
         """The gRPC transport's HTTP (``transport="grpc"``): one HTTP/2 connection per
-        endpoint, over Twisted's sockets."""
+        endpoint, over Twisted's sockets; its timers (connecting, liveness checks) run
+        on ``clock``."""
         from .grpc.http import GrpcHTTP
         from .grpc.sockets import connect_twisted
 
@@ -332,9 +333,10 @@ class Client(OperationsMixin):
             creator = grpc_tls(ca_file, cert_file, key_file)
 
         def connect(endpoint: str) -> Any:
-            return connect_twisted(reactor, endpoint, timeout=connect_timeout, tls=creator)
+            return connect_twisted(reactor, endpoint, timeout=connect_timeout, tls=creator,
+                                   clock=clock)
 
-        grpc_http: HTTP = GrpcHTTP(connect, clock=reactor)
+        grpc_http: HTTP = GrpcHTTP(connect, clock=clock)
         return grpc_http
 
     # -- transport ----------------------------------------------------------

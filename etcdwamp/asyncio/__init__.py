@@ -98,7 +98,7 @@ class Client(_TwistedClient):
             transport=transport)
 
     @staticmethod
-    def _grpc_http(reactor: Any, *, connect_timeout: float, ca_file: str | None,
+    def _grpc_http(reactor: Any, clock: Any, *, connect_timeout: float, ca_file: str | None,
                    cert_file: str | None, key_file: str | None) -> HTTP:
         from ..grpc.http import GrpcHTTP
         from ..grpc.sockets import connect_asyncio, h2_ssl_context
@@ -108,9 +108,10 @@ class Client(_TwistedClient):
             context = h2_ssl_context(ca_file, cert_file, key_file)
 
         def connect(endpoint: str) -> Any:
-            return connect_asyncio(endpoint, timeout=connect_timeout, context=context)
+            return connect_asyncio(endpoint, timeout=connect_timeout, context=context,
+                                   clock=clock)
 
-        grpc_http: HTTP = GrpcHTTP(connect, clock=reactor)
+        grpc_http: HTTP = GrpcHTTP(connect, clock=clock)
         return grpc_http
 
     @staticmethod

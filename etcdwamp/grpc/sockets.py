@@ -122,17 +122,22 @@ def _when_ready(connection: GrpcConnection, clock: Any, timeout: float,
 
 
 def connect_twisted(reactor: Any, endpoint: str, *, timeout: float,
-                    tls: Any = None) -> Dual[GrpcConnection]:
+                    tls: Any = None, clock: Any = None) -> Dual[GrpcConnection]:
     """Open a connection to ``endpoint`` with Twisted; it fires once etcd spoke HTTP/2.
 
+    :param timeout: seconds for TCP, TLS and etcd's SETTINGS together, timed on ``clock``
     :param tls: for https endpoints, a function ``(hostname) -> IOpenSSLClientConnectionCreator``
         (e.g. from :func:`etcdwamp.tls.grpc_tls`); None: the system's trust store
+    :param clock: the ``IReactorTime`` of the timeout (None: ``reactor``)
     """
     from twisted.internet import endpoints, ssl
 
     scheme, host, port, authority = authority_of(endpoint)
     connection = GrpcConnection(authority, scheme=scheme, endpoint=endpoint)
-    tcp: Any = endpoints.HostnameEndpoint(reactor, host.encode("idna"), port, timeout=timeout)
+    # No timeout of the connector's own: it would run on the reactor, not on the
+    # injected clock; the attempt's one timer (_when_ready) cancels the connect too.
+    tcp: Any = endpoints.HostnameEndpoint(reactor, host.encode("idna"), port,
+                                          timeout=None)  # type: ignore[arg-type]
     target: Any = tcp
     if scheme == "https":
         creator = (tls(host) if tls is not None
@@ -145,7 +150,8 @@ def connect_twisted(reactor: Any, endpoint: str, *, timeout: float,
             connection.connection_lost(failure.getErrorMessage())
 
     connecting.addErrback(failed)
-    return _when_ready(connection, reactor, timeout, connecting.cancel)
+    return _when_ready(connection, reactor if clock is None else clock, timeout,
+                       connecting.cancel)
 
 
 class _OneProtocol:
@@ -225,9 +231,14 @@ def h2_ssl_context(ca_file: str | None, cert_file: str | None,
 
 
 def connect_asyncio(endpoint: str, *, timeout: float,
-                    context: stdlib_ssl.SSLContext | None = None) -> Dual[GrpcConnection]:
+                    context: stdlib_ssl.SSLContext | None = None,
+                    clock: Any = None) -> Dual[GrpcConnection]:
     """Open a connection to ``endpoint`` on the running asyncio loop; it fires once etcd
-    spoke HTTP/2."""
+    spoke HTTP/2.
+
+    :param timeout: seconds for TCP, TLS and etcd's SETTINGS together, timed on ``clock``
+    :param clock: the ``IReactorTime`` of the timeout (None: the loop's)
+    """
     from ..asyncio.clock import LoopClock
 
     scheme, host, port, authority = authority_of(endpoint)
@@ -251,4 +262,5 @@ def connect_asyncio(endpoint: str, *, timeout: float,
     def abandon() -> None:
         task.cancel()
 
-    return _when_ready(connection, LoopClock(loop), timeout, abandon)
+    return _when_ready(connection, LoopClock(loop) if clock is None else clock, timeout,
+                       abandon)
