@@ -249,6 +249,10 @@ class Client(OperationsMixin):
                 raise TypeError(f"endpoint URLs must be str, not {type(u).__name__}")
             if not u.startswith(("http://", "https://")):
                 raise ValueError(f"endpoint URL must start with http:// or https://: {u!r}")
+            if transport == "grpc":
+                from .grpc.sockets import check_endpoint
+
+                check_endpoint(u)
         if timeout <= 0 or connect_timeout <= 0:
             raise ValueError("timeouts must be positive")
         if pool_size < 1:

@@ -23,7 +23,31 @@ from .. import errors
 from .._deferred import Dual
 from .connection import GrpcConnection
 
-__all__ = ["authority_of", "connect_asyncio", "connect_twisted"]
+__all__ = ["authority_of", "check_endpoint", "connect_asyncio", "connect_twisted"]
+
+
+def check_endpoint(endpoint: str) -> None:
+    """Refuse, when a client is made, an endpoint the gRPC transport cannot dial.
+
+    :raises ValueError: not ``http://host:port`` or ``https://host:port`` (gRPC has no
+        default port: etcd's client port is whatever the member was given)
+    """
+    bad_port = ValueError(f"a gRPC endpoint's port is a number from 1 to 65535: {endpoint!r}")
+    try:
+        parts = urlsplit(endpoint)
+        port = parts.port
+    except ValueError:
+        raise bad_port from None
+    host = parts.hostname
+    if parts.scheme not in ("http", "https") or not host:
+        raise ValueError(f"a gRPC endpoint is http://host:port or https://host:port, "
+                         f"not {endpoint!r}")
+    if port is None:
+        example = f"{parts.scheme}://{f'[{host}]' if ':' in host else host}:2379"
+        raise ValueError(f"a gRPC endpoint needs a port, etcd's client port "
+                         f"(e.g. {example}): {endpoint!r}")
+    if port == 0:
+        raise bad_port
 
 
 def authority_of(endpoint: str) -> tuple[str, str, int, str]:
