@@ -41,6 +41,7 @@ from .h2 import (
     StreamClosed,
     Trailers,
 )
+from .tls_hints import answer_hint
 
 __all__ = ["GrpcConnection", "GrpcStream", "Pipe"]
 
@@ -131,6 +132,7 @@ class GrpcConnection:
     def __init__(self, authority: str, *, scheme: str = "http", endpoint: str = "",
                  max_message: int = DEFAULT_MAX_MESSAGE) -> None:
         self.h2 = H2Connection(authority, scheme=scheme)
+        self.scheme = scheme
         self.endpoint = endpoint
         self.max_message = max_message
         self._pipe: Pipe | None = None
@@ -139,6 +141,9 @@ class GrpcConnection:
         self._goaway = False
         self._stream_waiters: deque[Dual[None]] = deque()
         self._received = 0  # reads so far (a liveness check compares it)
+        self._made = False
+        #: the start of the first read: what a server that is not etcd's HTTP/2 said
+        self._first: bytes | None = None
         self._checking = False
         #: fires (None) when the connection ends, for whoever owns it
         self.closed: Deferred[None] = Deferred()
@@ -165,6 +170,7 @@ class GrpcConnection:
     def connection_made(self, pipe: Pipe) -> None:
         """The socket is connected (and TLS agreed on ``h2``): send the preface."""
         self._pipe = pipe
+        self._made = True
         pipe.write(self.h2.initiate())
 
     def data_received(self, data: bytes) -> None:
@@ -172,11 +178,14 @@ class GrpcConnection:
         if self._lost is not None:
             return
         self._received += 1
+        if self._received == 1:
+            self._first = data[:256]
         try:
             events, out = self.h2.receive(data)
         except H2ProtocolError as exc:
+            hint = "" if self.ready.called else answer_hint(self.scheme, self._first)
             self._abandon(errors.ConnectionLost(
-                f"{self.endpoint} broke HTTP/2: {exc}", endpoint=self.endpoint),
+                f"{self.endpoint} broke HTTP/2{hint}: {exc}", endpoint=self.endpoint),
                 goodbye=self.h2.close(exc.error_code, str(exc).encode()[:200]))
             return
         if out:
@@ -207,6 +216,12 @@ class GrpcConnection:
                                                endpoint=self.endpoint)
         self._pipe = None
         self._fail_all(self._lost)
+        if self._made and not self.ready.called:
+            # The peer hung up before its SETTINGS: what it said (or that it said
+            # nothing) may tell which side got TLS wrong.
+            hint = answer_hint(self.scheme, self._first)
+            if hint:
+                reason = f"no HTTP/2 answer{hint}: {reason}"
         self._not_ready(reason)
         if not self.closed.called:
             self.closed.callback(None)

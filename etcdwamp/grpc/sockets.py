@@ -16,12 +16,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from .. import errors
 from .._deferred import Dual
 from .connection import GrpcConnection
+from .tls_hints import NO_TLS_HINT, handshake_met_no_tls
 
 __all__ = ["authority_of", "check_endpoint", "connect_asyncio", "connect_twisted"]
 
@@ -80,11 +84,17 @@ class _TwistedPipe:
         self.transport.abortConnection()
 
 
+@implementer(IHandshakeListener)
 class _TwistedProtocol(Protocol):
     """Feeds a GrpcConnection from a Twisted socket."""
 
     def __init__(self, connection: GrpcConnection) -> None:
         self.connection = connection
+        self.handshake_done = False
+
+    def handshakeCompleted(self) -> None:
+        """TLS was agreed (https): a loss from now on is not a failed handshake."""
+        self.handshake_done = True
 
     def connectionMade(self) -> None:
         # etcd PINGs after every call and our acknowledgement is a small write: with
@@ -99,8 +109,13 @@ class _TwistedProtocol(Protocol):
         self.connection.data_received(data)
 
     def connectionLost(self, reason: Any = None) -> None:
-        self.connection.connection_lost(
-            "the connection was lost" if reason is None else reason.getErrorMessage())
+        message = "the connection was lost" if reason is None else reason.getErrorMessage()
+        if self.connection.scheme == "https" and not self.handshake_done:
+            # Twisted's words for a hang-up are its own exceptions, not OSError's.
+            hung_up = reason is None or reason.check(ConnectionLost, ConnectionDone)
+            if handshake_met_no_tls(None if hung_up else reason.value):
+                message = f"the TLS handshake failed{NO_TLS_HINT}: {message}"
+        self.connection.connection_lost(message)
 
 
 def _when_ready(connection: GrpcConnection, clock: Any, timeout: float,
@@ -276,7 +291,12 @@ def connect_asyncio(endpoint: str, *, timeout: float,
             await loop.create_connection(lambda: _AsyncioProtocol(connection), host, port,
                                          ssl=context if scheme == "https" else None)
         except (OSError, stdlib_ssl.SSLError) as exc:
-            connection.connection_lost(str(exc) or type(exc).__name__)
+            message = str(exc) or type(exc).__name__
+            # connection_made comes after the handshake: an SSLError here is the handshake's
+            if (scheme == "https" and isinstance(exc, (stdlib_ssl.SSLError, ConnectionResetError))
+                    and handshake_met_no_tls(exc)):
+                message = f"the TLS handshake failed{NO_TLS_HINT}: {message}"
+            connection.connection_lost(message)
         except asyncio.CancelledError:
             connection.connection_lost("the attempt was abandoned")
             raise
