@@ -58,7 +58,12 @@ class Pipe(Protocol):
         """Send ``data`` (buffered by the loop: never blocks)."""
 
     def close(self) -> None:
-        """Drop the connection at once (its ``connection_lost`` follows)."""
+        """Close the connection once what was written is sent (its
+        ``connection_lost`` follows)."""
+
+    def abort(self) -> None:
+        """Drop the connection at once, unsent bytes too (its ``connection_lost``
+        follows)."""
 
 
 class _Call:
@@ -142,6 +147,8 @@ class GrpcConnection:
         self._stream_waiters: deque[Dual[None]] = deque()
         self._received = 0  # reads so far (a liveness check compares it)
         self._made = False
+        #: the socket of a connection we closed, until it is gone (see close)
+        self._draining: Pipe | None = None
         #: the start of the first read: what a server that is not etcd's HTTP/2 said
         self._first: bytes | None = None
         self._checking = False
@@ -215,6 +222,7 @@ class GrpcConnection:
             self._lost = errors.ConnectionLost(f"{self.endpoint}: {reason}",
                                                endpoint=self.endpoint)
         self._pipe = None
+        self._draining = None
         self._fail_all(self._lost)
         if self._made and not self.ready.called:
             # The peer hung up before its SETTINGS: what it said (or that it said
@@ -226,12 +234,21 @@ class GrpcConnection:
         if not self.closed.called:
             self.closed.callback(None)
 
-    def close(self) -> None:
-        """End the connection now: a GOAWAY, then the socket; calls on it fail."""
+    def close(self, *, abort: bool = False) -> None:
+        """End the connection now; calls on it fail with ConnectionLost at once.
+
+        It sends a GOAWAY and closes the socket once that is sent (:attr:`closed`
+        fires then), so etcd learns the client left rather than seeing the connection
+        break. ``abort``: drop the socket at once, without a word: for a peer that
+        stopped answering, whose socket may never drain; also for one closed already
+        and not gone yet."""
         if self._pipe is not None and self._lost is None:
             self._abandon(errors.ConnectionLost(f"{self.endpoint}: the client closed it",
                                                 endpoint=self.endpoint),
-                          goodbye=self.h2.close())
+                          goodbye=b"" if abort else self.h2.close(), abort=abort)
+        elif abort and self._draining is not None:
+            draining, self._draining = self._draining, None
+            draining.abort()
 
     # -- calls ---------------------------------------------------------------------
 
@@ -329,7 +346,7 @@ class GrpcConnection:
             if self._received == seen and self._lost is None:
                 self._abandon(errors.ConnectionLost(
                     f"{self.endpoint} did not answer a PING within {timeout:g} s",
-                    endpoint=self.endpoint), goodbye=b"")
+                    endpoint=self.endpoint), goodbye=b"", abort=True)
 
         clock.callLater(timeout, verdict)
 
@@ -410,12 +427,17 @@ class GrpcConnection:
         if data and self._pipe is not None:
             self._pipe.write(data)
 
-    def _abandon(self, exc: errors.EtcdError, goodbye: bytes) -> None:
+    def _abandon(self, exc: errors.EtcdError, goodbye: bytes, *, abort: bool = False) -> None:
         self._lost = exc
         pipe, self._pipe = self._pipe, None
         if pipe is not None:
-            pipe.write(goodbye)
-            pipe.close()
+            if abort:
+                pipe.abort()
+            else:
+                # Closed once the GOAWAY is sent: an abort would drop it unsent.
+                pipe.write(goodbye)
+                self._draining = pipe
+                pipe.close()
         self._fail_all(exc)
         self._not_ready(str(exc))
 

@@ -391,7 +391,11 @@ class GrpcHTTP:
     def close(self) -> Deferred[None]:
         """Close every connection (calls on them fail with ConnectionLost) and abandon
         the attempts under way; fires once the sockets are closed. The client may be
-        used again afterwards: new calls open new connections."""
+        used again afterwards: new calls open new connections.
+
+        Each connection says goodbye (a GOAWAY, sent before its socket closes); one
+        whose socket has not closed ``check_timeout`` seconds later (a member that
+        stopped reading) is dropped."""
         for pending in list(self._connecting.values()):
             pending.cancel()
         conns = [*self._connections.values(), *self._retired]
@@ -402,6 +406,13 @@ class GrpcHTTP:
             conn.close()
         done: Dual[None] = Dual()
         gathered = DeferredList([conn.closed for conn in conns])
+        if self._clock is not None and not gathered.called:
+            def drop() -> None:
+                for conn in conns:
+                    conn.close(abort=True)
+
+            timer = self._clock.callLater(self._check_timeout, drop)
+            gathered.addCallback(lambda _: timer.cancel() if timer.active() else None)
         gathered.addCallback(lambda _: done.callback(None))
         return done
 

@@ -81,6 +81,9 @@ class _TwistedPipe:
         self.transport.write(data)
 
     def close(self) -> None:
+        self.transport.loseConnection()
+
+    def abort(self) -> None:
         self.transport.abortConnection()
 
 
@@ -130,7 +133,7 @@ def _when_ready(connection: GrpcConnection, clock: Any, timeout: float,
             if timer.active():
                 timer.cancel()
         abandon()
-        connection.close()
+        connection.close(abort=True)  # nothing it said was processed: no goodbye
 
     outcome: Dual[GrpcConnection] = Dual(cancel)
     endpoint = connection.endpoint
@@ -141,7 +144,7 @@ def _when_ready(connection: GrpcConnection, clock: Any, timeout: float,
                 f"cannot connect to {endpoint}: no HTTP/2 answer within {timeout:g} s",
                 endpoint=endpoint))
             abandon()
-            connection.close()
+            connection.close(abort=True)  # it does not answer: its socket may not drain
 
     timer = clock.callLater(timeout, expire)
     timers.append(timer)
@@ -240,6 +243,10 @@ class _AsyncioPipe:
 
     def close(self) -> None:
         self._flush()
+        self.transport.close()  # asyncio sends what it buffered first
+
+    def abort(self) -> None:
+        self._chunks = []
         self.transport.abort()
 
 

@@ -27,12 +27,16 @@ class Pipe:
     def __init__(self) -> None:
         self.out = bytearray()
         self.closed = False
+        self.aborted = False
 
     def write(self, data: bytes) -> None:
         self.out += data
 
     def close(self) -> None:
         self.closed = True
+
+    def abort(self) -> None:
+        self.aborted = True
 
 
 class Peer:

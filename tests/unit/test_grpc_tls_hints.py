@@ -28,12 +28,16 @@ HTTP1_TO_TLS = (b"HTTP/1.0 400 Bad Request\r\n\r\n"
 class Pipe:
     def __init__(self) -> None:
         self.closed = False
+        self.aborted = False
 
     def write(self, data: bytes) -> None:
         pass
 
     def close(self) -> None:
         self.closed = True
+
+    def abort(self) -> None:
+        self.aborted = True
 
 
 def failure_of(conn: GrpcConnection) -> str:
