@@ -35,6 +35,7 @@ from . import codec
 from .connection import GrpcConnection, GrpcStream
 from .gateway_frames import HTTP_BY_CODE, JsonFrame, encode_json, error_frame
 from .h2 import StreamLimitReached
+from .keepalive import KEEPALIVE_METHOD, KeepAliveStream
 from .watchmux import WatchMux, WatchView
 
 __all__ = ["PROTOBUF_CODEC", "GrpcHTTP", "JsonFrame", "ProtobufCodec", "WatchMessages"]
@@ -163,6 +164,8 @@ class GrpcHTTP:
         self._waiters: dict[str, list[Deferred[GrpcConnection]]] = {}
         #: the shared Watch stream of each connection and auth token (see .watchmux)
         self._muxes: dict[tuple[int, str | None], WatchMux] = {}
+        #: the shared LeaseKeepAlive stream of each connection (see .keepalive)
+        self._keepalives: dict[int, KeepAliveStream] = {}
 
     # -- connections -------------------------------------------------------------------
 
@@ -223,6 +226,9 @@ class GrpcHTTP:
 
     def _retire(self, conn: GrpcConnection) -> None:
         """``conn`` takes no new calls: closed now if idle, else when its last call ends."""
+        keepalive = self._keepalives.pop(id(conn), None)
+        if keepalive is not None and keepalive.connection is conn:
+            keepalive.close()  # ends once etcd answered what was sent
         if conn.in_flight == 0:
             conn.close()
         else:
@@ -237,6 +243,25 @@ class GrpcHTTP:
         if conn in self._retired and conn.in_flight == 0:
             self._retired.discard(conn)
             conn.close()
+
+    def _keepalive(self, conn: GrpcConnection,
+                   metadata: list[tuple[bytes, bytes]]) -> KeepAliveStream:
+        """The LeaseKeepAlive stream of ``conn`` for ``metadata``: the one open, else a
+        new one (a stream opened with other metadata, an older token, is closed)."""
+        keepalive = self._keepalives.get(id(conn))
+        if keepalive is not None and not keepalive.ended and keepalive.connection is conn:
+            if keepalive.metadata == metadata:
+                return keepalive
+            keepalive.close()
+        keepalive = KeepAliveStream(conn, metadata, self._keepalive_ended)
+        self._keepalives[id(conn)] = keepalive
+        return keepalive
+
+    def _keepalive_ended(self, keepalive: KeepAliveStream) -> None:
+        conn = keepalive.connection
+        if self._keepalives.get(id(conn)) is keepalive:
+            del self._keepalives[id(conn)]
+        self._call_ended(conn)
 
     def _timed_out(self, conn: GrpcConnection) -> None:
         """A call on ``conn`` got no answer in time: check the member still answers
@@ -288,7 +313,11 @@ class GrpcHTTP:
             if outcome.called:
                 return
             try:
-                d = conn.unary(method, body, metadata)
+                if method == KEEPALIVE_METHOD:
+                    # Every renewal on the connection's one LeaseKeepAlive stream.
+                    d = self._keepalive(conn, metadata).renew(body)
+                else:
+                    d = conn.unary(method, body, metadata)
             except StreamLimitReached:
                 # etcd's MAX_CONCURRENT_STREAMS: wait for one of its streams to end.
                 waiting = conn.wait_for_stream()
@@ -402,6 +431,7 @@ class GrpcHTTP:
         self._connections.clear()
         self._retired.clear()
         self._muxes.clear()
+        self._keepalives.clear()
         for conn in conns:
             conn.close()
         done: Dual[None] = Dual()

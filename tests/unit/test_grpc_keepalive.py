@@ -1,0 +1,238 @@
+"""Lease renewals on one LeaseKeepAlive stream per connection (etcdwamp/grpc/keepalive.py
+and GrpcHTTP's use of it), against the h2 library as the server in memory: one HTTP/2
+stream for many renewals, answers taken in order, a cancelled renewal keeping its
+place, the stream's end failing what waits, and a new stream for a new token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import h2.config
+import h2.connection
+import h2.events
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.python.failure import Failure
+
+from etcdwamp import errors
+from etcdwamp.grpc import codec
+from etcdwamp.grpc.connection import GrpcConnection
+from etcdwamp.grpc.framing import MessageDecoder, frame
+from etcdwamp.grpc.http import GrpcHTTP
+from etcdwamp.grpc.keepalive import KEEPALIVE_METHOD, KeepAliveStream
+from etcdwamp.wire.concurrency import lease_keepalive_request
+
+ENDPOINT = "http://127.0.0.1:2379"
+HEAD = [(b":status", b"200"), (b"content-type", b"application/grpc")]
+OK = [(b"grpc-status", b"0")]
+NO_LEADER = [(b"grpc-status", b"14"), (b"grpc-message", b"etcdserver: no leader")]
+KEEPALIVE = codec.method("/lease/keepalive")
+
+
+def request(lease_id: int) -> bytes:
+    return bytes(KEEPALIVE.request_class(ID=lease_id).SerializeToString())
+
+
+def answer(lease_id: int, ttl: int) -> bytes:
+    return bytes(KEEPALIVE.response_class(ID=lease_id, TTL=ttl).SerializeToString())
+
+
+class Pipe:
+    def __init__(self) -> None:
+        self.out = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self.out += data
+
+    def close(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+
+class Server:
+    """An h2 server wired to a GrpcConnection: the streams opened, the lease ids each
+    carried, which ended from our side, and the metadata each opened with."""
+
+    def __init__(self) -> None:
+        self.pipe = Pipe()
+        self.conn = GrpcConnection("127.0.0.1:2379", endpoint=ENDPOINT)
+        self.h2 = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=False, header_encoding=None))
+        self.h2.initiate_connection()
+        self.conn.connection_made(self.pipe)
+        self.leases: dict[int, list[int]] = {}
+        self.headers: dict[int, dict[bytes, bytes]] = {}
+        self.half_closed: list[int] = []
+        self.reset: list[int] = []
+        self._decoders: dict[int, MessageDecoder] = {}
+        self.pump()
+
+    def pump(self) -> None:
+        while True:
+            data, self.pipe.out = bytes(self.pipe.out), bytearray()
+            if data:
+                for event in self.h2.receive_data(data):
+                    self._on(event)
+            back = self.h2.data_to_send()
+            if back:
+                self.conn.data_received(back)
+            if not back and not self.pipe.out:
+                return
+
+    def _on(self, event: Any) -> None:
+        if isinstance(event, h2.events.RequestReceived):
+            self.headers[event.stream_id] = dict(event.headers)
+            self.leases[event.stream_id] = []
+            self._decoders[event.stream_id] = MessageDecoder(1 << 20)
+        elif isinstance(event, h2.events.DataReceived):
+            self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            for message in self._decoders[event.stream_id].feed(event.data):
+                self.leases[event.stream_id].append(
+                    KEEPALIVE.request_class.FromString(message).ID)
+        elif isinstance(event, h2.events.StreamEnded):
+            self.half_closed.append(event.stream_id)
+        elif isinstance(event, h2.events.StreamReset):
+            self.reset.append(event.stream_id)
+
+    def reply(self, stream_id: int, *messages: bytes) -> None:
+        if not self.h2.streams[stream_id].state_machine.headers_sent:
+            self.h2.send_headers(stream_id, HEAD)
+        for message in messages:
+            self.h2.send_data(stream_id, frame(message))
+        self.pump()
+
+    def end(self, stream_id: int, trailers: Any = OK) -> None:
+        if not self.h2.streams[stream_id].state_machine.headers_sent:
+            self.h2.send_headers(stream_id, HEAD)
+        self.h2.send_headers(stream_id, trailers, end_stream=True)
+        self.pump()
+
+
+def outcome(d: Deferred[Any]) -> Any:
+    box: list[Any] = []
+    d.addBoth(box.append)
+    assert box, "the Deferred has not fired"
+    return box[0].value if isinstance(box[0], Failure) else box[0]
+
+
+def stream_of(server: Server) -> tuple[KeepAliveStream, list[KeepAliveStream]]:
+    ended: list[KeepAliveStream] = []
+    return KeepAliveStream(server.conn, [(b"hasleader", b"true")], ended.append), ended
+
+
+def test_renewals_share_one_stream_and_take_its_answers_in_order() -> None:
+    server = Server()
+    stream, ended = stream_of(server)
+    first, second, third = (stream.renew(request(i)) for i in (7, 8, 7))
+    server.pump()
+    [sid] = server.leases
+    assert server.leases[sid] == [7, 8, 7], "three renewals, one HTTP/2 stream"
+    assert server.headers[sid][b":path"] == KEEPALIVE_METHOD
+    server.reply(sid, answer(7, 30), answer(8, 0))
+    assert outcome(first) == answer(7, 30) and outcome(second) == answer(8, 0)
+    assert not third.called and stream.waiting == 1
+    server.reply(sid, answer(7, 29))
+    assert outcome(third) == answer(7, 29)
+    assert server.conn.in_flight == 1 and not ended, "the stream stays open for the next"
+
+
+def test_a_cancelled_renewal_keeps_its_place_and_its_late_answer_is_dropped() -> None:
+    server = Server()
+    stream, _ = stream_of(server)
+    late = stream.renew(request(7))
+    late.cancel()
+    assert isinstance(outcome(late), CancelledError)
+    again = stream.renew(request(7))
+    server.pump()
+    [sid] = server.leases
+    server.reply(sid, answer(7, 11))  # the cancelled one's: not for the later renewal
+    assert not again.called
+    server.reply(sid, answer(7, 30))
+    assert outcome(again) == answer(7, 30)
+
+
+def test_the_streams_error_status_fails_every_waiting_renewal_and_ends_it() -> None:
+    server = Server()
+    stream, ended = stream_of(server)
+    waiting = [stream.renew(request(i)) for i in (1, 2)]
+    server.pump()
+    [sid] = server.leases
+    server.end(sid, NO_LEADER)
+    for d in waiting:
+        failed = outcome(d)
+        assert isinstance(failed, errors.ServerError) and failed.code == 14
+    assert ended == [stream] and stream.ended
+    try:
+        stream.renew(request(3))
+    except errors.ConnectFailed:
+        pass
+    else:
+        raise AssertionError("an ended stream takes no renewal (the owner opens a new one)")
+
+
+def test_losing_the_connection_fails_the_waiting_renewals_with_connection_lost() -> None:
+    server = Server()
+    stream, ended = stream_of(server)
+    waiting = stream.renew(request(1))
+    server.conn.connection_lost("reset by peer")
+    assert isinstance(outcome(waiting), errors.ConnectionLost)
+    assert ended == [stream]
+
+
+def test_close_waits_for_the_answers_sent_for_then_the_stream_ends() -> None:
+    server = Server()
+    stream, ended = stream_of(server)
+    waiting = stream.renew(request(1))
+    stream.close()
+    server.pump()
+    [sid] = server.leases
+    assert server.half_closed == [sid], "END_STREAM sent: etcd answers, then ends it"
+    assert not ended
+    server.reply(sid, answer(1, 30))
+    assert outcome(waiting) == answer(1, 30)
+    server.end(sid)
+    assert ended == [stream] and server.conn.in_flight == 0
+
+
+def test_close_without_waiting_renewals_resets_the_stream_at_once() -> None:
+    server = Server()
+    stream, ended = stream_of(server)
+    done = stream.renew(request(1))
+    server.pump()
+    [sid] = server.leases
+    server.reply(sid, answer(1, 30))
+    assert outcome(done) == answer(1, 30)
+    stream.close()
+    server.pump()
+    assert server.reset == [sid] and ended == [stream] and server.conn.in_flight == 0
+
+
+def http_over(server: Server) -> GrpcHTTP:
+    def connect(endpoint: str) -> Deferred[GrpcConnection]:
+        d: Deferred[GrpcConnection] = Deferred()
+        d.callback(server.conn)
+        return d
+
+    return GrpcHTTP(connect)
+
+
+def test_grpc_http_sends_keepalives_on_the_shared_stream_and_a_new_token_gets_a_new_one() -> None:
+    server = Server()
+    http = http_over(server)
+    body = codec.encode(lease_keepalive_request(5))
+    first = http.exchange(ENDPOINT, "/v3/lease/keepalive", body, "token-a")
+    second = http.exchange(ENDPOINT, "/v3/lease/keepalive", body, "token-a")
+    server.pump()
+    [sid] = server.leases
+    assert server.leases[sid] == [5, 5] and server.headers[sid][b"token"] == b"token-a"
+    server.reply(sid, answer(5, 30), answer(5, 30))
+    assert outcome(first) == outcome(second) == (200, answer(5, 30))
+    renewed = http.exchange(ENDPOINT, "/v3/lease/keepalive", body, "token-b")
+    server.pump()
+    old, new = server.leases
+    assert server.headers[new][b"token"] == b"token-b"
+    assert server.reset == [old], "the old token's idle stream was ended"
+    server.end(new, [(b"grpc-status", b"14"), (b"grpc-message", b"etcdserver: no leader")])
+    status, content = outcome(renewed)
+    assert status == 503 and b"no leader" in content, "the gateway's answer, as for a unary call"
