@@ -168,6 +168,11 @@ class GrpcConnection:
                 and self.h2.can_open())
 
     @property
+    def made(self) -> bool:
+        """Whether the socket was connected (TLS agreed, on asyncio) at some point."""
+        return self._made
+
+    @property
     def in_flight(self) -> int:
         """Calls and streams open on it."""
         return len(self._calls)

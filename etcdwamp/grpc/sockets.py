@@ -140,8 +140,9 @@ def _when_ready(connection: GrpcConnection, clock: Any, timeout: float,
 
     def expire() -> None:
         if not outcome.called:
+            what = "no HTTP/2 answer" if connection.made else "not connected"
             outcome.errback(errors.ConnectFailed(
-                f"cannot connect to {endpoint}: no HTTP/2 answer within {timeout:g} s",
+                f"cannot connect to {endpoint}: {what} within {timeout:g} s",
                 endpoint=endpoint))
             abandon()
             connection.close(abort=True)  # it does not answer: its socket may not drain
