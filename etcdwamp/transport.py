@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from twisted.internet import defer
 from twisted.internet import error as ierror
@@ -57,6 +57,7 @@ __all__ = [
     "BodyReader",
     "BytesBody",
     "HTTPClientLike",
+    "MessagesHTTP",
     "StreamOpened",
     "StreamProtocol",
     "Transport",
@@ -217,6 +218,18 @@ class HTTP(Protocol):
 
     def close(self) -> Deferred[None]:
         """Close pooled connections; fires when they are closed."""
+        ...
+
+
+@runtime_checkable
+class MessagesHTTP(Protocol):
+    """An :class:`HTTP` that takes a stream's requests as data (the gRPC transport's:
+    it encodes them as protobuf, no JSON in between)."""
+
+    def post_messages(self, endpoint: str, path: str, messages: Sequence[Mapping[str, Any]],
+                      token: str | None) -> Deferred[Any]:
+        """Open the stream ``path`` with ``messages`` (JSON objects) as its first
+        requests; fires as :meth:`HTTP.post` with ``stream=True`` does."""
         ...
 
 
@@ -439,6 +452,8 @@ class Transport:
         if attempt_timeout is not None and not attempt_timeout > 0:
             raise ValueError("attempt_timeout must be a positive number of seconds (or None)")
         self.http = http
+        #: the same HTTP when it takes a stream's requests as data (see open_stream)
+        self._messages_http = http if isinstance(http, MessagesHTTP) else None
         # How requests become bodies and answers results: the gateway's JSON, or the
         # encoding the HTTP object names (protobuf on gRPC, see etcdwamp.grpc.http).
         wire_codec = getattr(http, "codec", None)
@@ -598,14 +613,17 @@ class Transport:
         self.preferred = cleaned.index(current) if current in cleaned else 0
         self.health.keep_only(cleaned)
 
-    async def open_stream(self, path: str, body: bytes, *, endpoint: str | None = None,
+    async def open_stream(self, path: str, body: bytes | Sequence[Mapping[str, Any]], *,
+                          endpoint: str | None = None,
                           timeout: float | None = None) -> StreamOpened:
         """POST ``body`` to ``path`` (relative to the gateway prefix) on
         ``endpoint`` (default: the preferred one) and return once the answer's
         headers arrived, within ``timeout`` (None: one attempt's share of the
         client's timeout; inf: no limit, for a stream etcd answers only once it
         has something to say, such as an observed election without leader);
-        the caller reads the body.
+        the caller reads the body. ``body`` may also be the stream's requests as
+        data (their JSON objects): the gateway gets them concatenated, an HTTP that
+        takes them as data (:class:`MessagesHTTP`, gRPC) as they are.
 
         :raises ServerError: etcd answered with an HTTP error
         """
@@ -635,10 +653,16 @@ class Transport:
         token = await self.current_token()
         # Nothing runs between reading the token and posting: the stream
         # carries exactly this one.
+        if isinstance(body, bytes):
+            posted = self.http.post(endpoint, prefix + path, body, token, stream=True)
+        elif self._messages_http is not None:
+            posted = self._messages_http.post_messages(endpoint, prefix + path, body, token)
+        else:
+            posted = self.http.post(endpoint, prefix + path,
+                                    b"".join(_encode(m).encode() for m in body), token,
+                                    stream=True)
         try:
-            response = await self._timed(
-                endpoint, self.http.post(endpoint, prefix + path, body, token, stream=True),
-                limit)
+            response = await self._timed(endpoint, posted, limit)
         except errors.RequestTimeout:
             self.demote(endpoint, "no answer in time")
             raise

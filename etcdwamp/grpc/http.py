@@ -19,7 +19,7 @@ message as the gateway's JSON frame, for their existing decoders.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred, DeferredList
@@ -47,7 +47,8 @@ class WatchMessages:
     :class:`~etcdwamp.wire.watch.WatchDecoder` gives for the gateway's frames."""
 
     def __init__(self) -> None:
-        self._json = WatchDecoder()
+        # For the rare error frame only: made when one comes.
+        self._json: WatchDecoder | None = None
 
     def feed(self, chunk: bytes) -> list[WatchResponse | errors.EtcdError]:
         """The frame of one message."""
@@ -55,6 +56,8 @@ class WatchMessages:
         if response is not None:  # decoded by the shared stream already (.watchmux)
             return [response]
         if isinstance(chunk, JsonFrame):
+            if self._json is None:
+                self._json = WatchDecoder()
             return self._json.feed(chunk)
         try:
             return [codec.decode_watch(chunk)]
@@ -311,34 +314,37 @@ class GrpcHTTP:
         requests, sent as the stream's first messages)."""
         if not stream:
             return self.exchange(endpoint, path, body, token).addCallback(_Answered)
+        return self.post_messages(endpoint, path, _json_objects(body), token)
+
+    def post_messages(self, endpoint: str, path: str, messages: Sequence[Mapping[str, Any]],
+                      token: str | None) -> Deferred[Any]:
+        """:meth:`post` of a stream with its first requests as data (JSON objects):
+        see :class:`~etcdwamp.transport.MessagesHTTP`."""
         method_path = path[len(self._prefix):] if path.startswith(self._prefix) else path
         if method_path == "/watch":
-            return self._watch(endpoint, body, token)
+            return self._watch(endpoint, messages, token)
         m = codec.method(method_path)
         name = m.name.encode("ascii")
         metadata = self._metadata(token)
-        messages = [codec.encode_watch(obj) if method_path == "/watch"
-                    else _encode_request(m.request_class, obj) for obj in _json_objects(body)]
+        encoded = [_encode_request(m.request_class, obj) for obj in messages]
         connecting = self.connection(endpoint)
 
         def opened(conn: GrpcConnection) -> _StreamedResponse:
             def stream_of(on_message: Callable[[bytes], None]) -> GrpcStream:
                 grpc_stream = conn.stream(name, on_message, metadata,
-                                          first=messages[0] if messages else None)
-                for extra in messages[1:]:
+                                          first=encoded[0] if encoded else None)
+                for extra in encoded[1:]:
                     grpc_stream.send(extra)
                 if not m.client_streaming:
                     grpc_stream.close_send()
                 return grpc_stream
-            return _StreamedResponse(stream_of, to_json=method_path != "/watch",
-                                     path=method_path)
+            return _StreamedResponse(stream_of, to_json=True, path=method_path)
 
         return connecting.addCallback(opened)
 
-    def _watch(self, endpoint: str, body: bytes, token: str | None) -> Deferred[Any]:
+    def _watch(self, endpoint: str, creates: Sequence[Mapping[str, Any]],
+               token: str | None) -> Deferred[Any]:
         """A watch's stream: its view of the connection's shared Watch stream."""
-        creates = _json_objects(body)
-
         def opened(conn: GrpcConnection) -> WatchView:
             key = (id(conn), token)
             mux = self._muxes.get(key)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from twisted.internet.defer import CancelledError
@@ -47,11 +47,13 @@ class WatchView:
     ``deliverBody`` protocol gets one frame per message (decoded already: the
     protocol's decoder is :class:`~etcdwamp.grpc.http.WatchMessages`)."""
 
+    __slots__ = ("_creates", "_mux", "ended", "local", "protocol")
+
     code = 200
 
-    def __init__(self, mux: WatchMux, creates: list[dict[str, Any]]) -> None:
+    def __init__(self, mux: WatchMux, creates: Sequence[Mapping[str, Any]]) -> None:
         self._mux = mux
-        self._creates = creates
+        self._creates: Sequence[Mapping[str, Any]] = creates
         self.protocol: Any = None
         #: stream id -> this watch's own id
         self.local: dict[int, int] = {}
@@ -61,7 +63,8 @@ class WatchView:
         """Start: send this watch's create requests, deliver its frames to ``protocol``."""
         self.protocol = protocol
         protocol.makeConnection(self)
-        self._mux.attach(self, self._creates)
+        creates, self._creates = self._creates, ()  # sent: not kept while the watch lasts
+        self._mux.attach(self, creates)
 
     def stopProducing(self) -> None:
         """The watch stops (or moves): cancel its watchers; its protocol is told at once."""
@@ -73,7 +76,9 @@ class WatchView:
         if self.ended:
             return
         own = self.local.get(response.watch_id, response.watch_id)
-        self.protocol.dataReceived(_Decoded(dataclasses.replace(response, watch_id=own)))
+        if own != response.watch_id:
+            response = dataclasses.replace(response, watch_id=own)
+        self.protocol.dataReceived(_Decoded(response))
 
     def error_frame(self, frame: bytes) -> None:
         """A gateway-style error frame for this view (see :class:`.http.JsonFrame`)."""
@@ -128,7 +133,7 @@ class WatchMux:
         """Watchers on the stream now."""
         return len(self._views)
 
-    def attach(self, view: WatchView, creates: list[dict[str, Any]]) -> None:
+    def attach(self, view: WatchView, creates: Sequence[Mapping[str, Any]]) -> None:
         """Create ``view``'s watchers on the stream (opened on first use)."""
         messages = []
         for create in creates:
@@ -190,7 +195,8 @@ class WatchMux:
             return  # a watcher cancelled meanwhile: its last frames are dropped
         if response.canceled:
             del self._views[stream_id]
-        view.frame(response if refused else dataclasses.replace(response, watch_id=stream_id))
+        # Not refused, the frame carries stream_id already; refused, it keeps its -1.
+        view.frame(response)
 
     def _finished(self, result: Any) -> None:
         if isinstance(result, Failure) and isinstance(result.value, CancelledError):
