@@ -232,6 +232,12 @@ class MessagesHTTP(Protocol):
         requests; fires as :meth:`HTTP.post` with ``stream=True`` does."""
         ...
 
+    def stream_at_once(self, endpoint: str, path: str, messages: Sequence[Mapping[str, Any]],
+                       token: str | None) -> Any:
+        """:meth:`post_messages`'s response at once when this HTTP can hand it over
+        without waiting (a gRPC watch); None when it cannot."""
+        ...
+
 
 class TwistedHTTP:
     """What the Twisted HTTP classes share: reading answers, mapping failures."""
@@ -613,6 +619,27 @@ class Transport:
         self.preferred = cleaned.index(current) if current in cleaned else 0
         self.health.keep_only(cleaned)
 
+    def open_stream_at_once(self, path: str, messages: Sequence[Mapping[str, Any]], *,
+                            endpoint: str) -> StreamOpened | None:
+        """:meth:`open_stream` when nothing needs waiting for: the endpoint's prefix and
+        the token are known and the HTTP hands the stream over at once (gRPC's shared
+        watch stream, see :class:`MessagesHTTP`); None when it cannot (then use
+        :meth:`open_stream`). Spares a program with thousands of watches a coroutine
+        and a timer per watch."""
+        http = self._messages_http
+        if http is None or (self.credentials is not None and self.token is None):
+            return None
+        prefix = self.api_prefix if self.api_prefix is not None else self.prefixes.get(endpoint)
+        if prefix is None:
+            return None
+        token = self.token
+        response = http.stream_at_once(endpoint, prefix + path, messages, token)
+        if response is None:
+            return None
+        if getattr(response, "connected", True):
+            self.health.succeeded(endpoint)
+        return StreamOpened(response, endpoint, token)
+
     async def open_stream(self, path: str, body: bytes | Sequence[Mapping[str, Any]], *,
                           endpoint: str | None = None,
                           timeout: float | None = None) -> StreamOpened:
@@ -675,7 +702,9 @@ class Transport:
             if isinstance(err, errors.Unavailable):
                 self.demote(endpoint, err.message)
             raise err
-        self.health.succeeded(endpoint)
+        if getattr(response, "connected", True):
+            # (A gRPC watch may be handed its stream before the connection is open.)
+            self.health.succeeded(endpoint)
         return StreamOpened(response, endpoint, token)
 
     async def _call_once(self, request: Request[T], deadline: float | None = None,
@@ -880,7 +909,9 @@ class Transport:
 
         guarded: Deferred[T] = Deferred(cancel)
         d.addBoth(relay, guarded)
-        timer = None if math.isinf(limit) else self.clock.callLater(limit, expire)
+        # Answered at once (a gRPC watch's stream): no timer to set and cancel.
+        timer = (None if math.isinf(limit) or guarded.called
+                 else self.clock.callLater(limit, expire))
         try:
             return await guarded
         except Exception as exc:

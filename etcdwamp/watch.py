@@ -90,7 +90,6 @@ from .wire.watch import (
     WatchEvent,
     WatchFilter,
     WatchResponse,
-    watch_create_body,
 )
 from .wire.watch_state import AllCreated, WatchBatch, WatchState
 
@@ -148,10 +147,9 @@ class Watch:
         self._prev_kv = prev_kv
         self._filters = tuple(filters)
         self._progress_notify = progress_notify
-        # Validate options now, not in the background.
-        watch_create_body(self._state.targets[0].keyset, start_revision=start_revision,
-                          prev_kv=prev_kv, filters=self._filters,
-                          progress_notify=progress_notify)
+        # Validate options now, not in the background; the first stream sends these.
+        self._creates: list[dict[str, Any]] | None = self._state.create_requests(
+            prev_kv=prev_kv, filters=self._filters, progress_notify=progress_notify)
         self._created = Signal()
         self._finished = Signal()
         self.reconnects = 0
@@ -322,6 +320,17 @@ class Watch:
         """Open a stream on ``endpoint`` (authenticating first if etcd refused the
         last stream's token); :meth:`_streaming` runs it once open."""
         self._restart = False
+        if not self._token_refused:
+            # Nothing to wait for (gRPC): no coroutine, no Deferred per watch.
+            try:
+                opened = self._transport.open_stream_at_once(
+                    "/watch", self._create_requests(), endpoint=endpoint)
+                if opened is not None:
+                    self._streaming(opened, endpoint)
+                    return
+            except Exception:
+                self._crashed(Failure())  # type: ignore[no-untyped-call]
+                return
         opening = Deferred.fromCoroutine(self._open(endpoint))
         self._pending = opening
         opening.addCallbacks(self._streaming, self._not_opened,
@@ -333,9 +342,16 @@ class Watch:
         if self._token_refused:
             await transport.renew_token(self._stream_token)
             self._token_refused = False
-        creates = self._state.create_requests(prev_kv=self._prev_kv, filters=self._filters,
-                                              progress_notify=self._progress_notify)
-        return await transport.open_stream("/watch", creates, endpoint=endpoint)
+        return await transport.open_stream("/watch", self._create_requests(),
+                                           endpoint=endpoint)
+
+    def _create_requests(self) -> list[dict[str, Any]]:
+        """The create requests of the next stream (each key set at its resume revision)."""
+        creates, self._creates = self._creates, None
+        if creates is not None:
+            return creates  # the first stream's, made (and checked) by __init__
+        return self._state.create_requests(prev_kv=self._prev_kv, filters=self._filters,
+                                           progress_notify=self._progress_notify)
 
     def _not_opened(self, failure: Failure, endpoint: str) -> Failure | None:
         self._pending = None
@@ -391,6 +407,8 @@ class Watch:
         if isinstance(failure, errors.Unavailable):
             # "no leader": the member is cut off; try the others first for a while.
             transport.demote(stream.endpoint, failure.message)
+        elif isinstance(failure, errors.ConnectFailed):
+            transport.health.unreachable(stream.endpoint)
         self._after(failure, stream.endpoint)
 
     def _after(self, exc: BaseException | None, endpoint: str) -> None:
@@ -521,6 +539,10 @@ class _WatchStream(Protocol):
         """Pass on a last unterminated frame, then tell the watch the stream ended."""
         if self.ended:
             return
+        if (self.failure is None and reason is not None
+                and isinstance(reason.value, errors.ConnectFailed)):
+            # gRPC: the watch waited on its shared stream for a connection that failed.
+            self.failure = reason.value
         tail = self.decoder.close()
         if tail:
             self.watch._on_frames(self, tail)

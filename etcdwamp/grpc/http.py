@@ -144,7 +144,7 @@ class GrpcHTTP:
         self._connecting: dict[str, Deferred[GrpcConnection]] = {}
         self._waiters: dict[str, list[Deferred[GrpcConnection]]] = {}
         #: the shared Watch stream of each connection and auth token (see .watchmux)
-        self._muxes: dict[tuple[int, str | None], WatchMux] = {}
+        self._muxes: dict[tuple[str, str | None], WatchMux] = {}
 
     # -- connections -------------------------------------------------------------------
 
@@ -342,17 +342,39 @@ class GrpcHTTP:
 
         return connecting.addCallback(opened)
 
+    def stream_at_once(self, endpoint: str, path: str, messages: Sequence[Mapping[str, Any]],
+                       token: str | None) -> WatchView | None:
+        """A watch's stream at once (see :class:`~etcdwamp.transport.MessagesHTTP`); None
+        for the other streams."""
+        method_path = path[len(self._prefix):] if path.startswith(self._prefix) else path
+        if method_path != "/watch":
+            return None
+        return self._watch_view(endpoint, messages, token)
+
     def _watch(self, endpoint: str, creates: Sequence[Mapping[str, Any]],
                token: str | None) -> Deferred[Any]:
-        """A watch's stream: its view of the connection's shared Watch stream."""
-        def opened(conn: GrpcConnection) -> WatchView:
-            key = (id(conn), token)
-            mux = self._muxes.get(key)
-            if mux is None or mux.ended or mux.connection is not conn:
-                mux = self._muxes[key] = WatchMux(conn, self._metadata(token), self._forget)
-            return WatchView(mux, creates)
+        """:meth:`_watch_view` as the answer of a post."""
+        done: Dual[WatchView] = Dual()
+        done.callback(self._watch_view(endpoint, creates, token))
+        return done
 
-        return self.connection(endpoint).addCallback(opened)
+    def _watch_view(self, endpoint: str, creates: Sequence[Mapping[str, Any]],
+                    token: str | None) -> WatchView:
+        """A watch's stream: its view of the shared Watch stream to ``endpoint``, at once.
+
+        While the connection is being opened, the views wait on one mux for it, not each
+        on a call of its own: a program that starts thousands of watches before the
+        first connection pays for one wait."""
+        conn = self._connections.get(endpoint)
+        usable = conn if conn is not None and conn.usable else None
+        key = (endpoint, token)
+        mux = self._muxes.get(key)
+        if mux is None or mux.ended or (mux.connection is not None
+                                        and mux.connection is not usable):
+            mux = self._muxes[key] = WatchMux(usable, self._metadata(token), self._forget)
+            if usable is None:
+                self.connection(endpoint).addCallbacks(mux.connected, mux.connect_failed)
+        return WatchView(mux, creates)
 
     def _forget(self, mux: WatchMux) -> None:
         for key, known in list(self._muxes.items()):

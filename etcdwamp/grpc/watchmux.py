@@ -22,7 +22,6 @@ belongs to the oldest create still unanswered.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -66,6 +65,11 @@ class WatchView:
         creates, self._creates = self._creates, ()  # sent: not kept while the watch lasts
         self._mux.attach(self, creates)
 
+    @property
+    def connected(self) -> bool:
+        """Whether the connection is open (else the watch's creates wait for it)."""
+        return self._mux.connection is not None
+
     def stopProducing(self) -> None:
         """The watch stops (or moves): cancel its watchers; its protocol is told at once."""
         self._mux.detach(self)
@@ -77,7 +81,9 @@ class WatchView:
             return
         own = self.local.get(response.watch_id, response.watch_id)
         if own != response.watch_id:
-            response = dataclasses.replace(response, watch_id=own)
+            r = response  # (the constructor: dataclasses.replace costs twice as much)
+            response = WatchResponse(r.header, own, r.created, r.canceled, r.compact_revision,
+                                     r.cancel_reason, r.fragment, r.events)
         self.protocol.dataReceived(_Decoded(response))
 
     def error_frame(self, frame: bytes) -> None:
@@ -110,14 +116,16 @@ class _Decoded(bytes):
 class WatchMux:
     """The shared Watch stream of one connection (see the module docstring).
 
-    :param connection: the connection it lives on
+    :param connection: the connection it lives on, or None while that connection is
+        being opened (then :meth:`connected` or :meth:`connect_failed` follows; the
+        creates of the watches attached meanwhile wait, and go out together)
     :param metadata: the call's metadata (the auth token of the first watch on it:
         etcd checks it when the stream's watchers are created, see
         :mod:`etcdwamp.watch`)
     :param on_end: told when the stream ended (the owner forgets this mux)
     """
 
-    def __init__(self, connection: GrpcConnection, metadata: list[tuple[bytes, bytes]],
+    def __init__(self, connection: GrpcConnection | None, metadata: list[tuple[bytes, bytes]],
                  on_end: Callable[[WatchMux], None]) -> None:
         self.connection = connection
         self.metadata = metadata
@@ -125,6 +133,8 @@ class WatchMux:
         self._stream: GrpcStream | None = None
         self._views: dict[int, WatchView] = {}  # stream watch id -> its view
         self._unanswered: deque[int] = deque()  # creates sent, not yet created/refused
+        #: stream watch id -> its create, while the connection is being opened
+        self._waiting: dict[int, bytes] = {}
         self._next_id = 1
         self.ended = False
 
@@ -144,26 +154,62 @@ class WatchMux:
             request["watch_id"] = str(stream_id)
             view.local[stream_id] = own
             self._views[stream_id] = view
-            self._unanswered.append(stream_id)
-            messages.append(codec.encode_watch({"create_request": request}))
+            message = codec.encode_watch({"create_request": request})
+            if self.connection is None:
+                self._waiting[stream_id] = message
+            else:
+                self._unanswered.append(stream_id)
+                messages.append(message)
+        if messages:
+            try:
+                self._send(messages)
+            except errors.EtcdError as exc:
+                self.detach(view)
+                view.end(Failure(exc))  # type: ignore[no-untyped-call]
+
+    def _send(self, messages: list[bytes]) -> None:
+        """Send create/cancel requests, opening the stream with the first one."""
+        if self._stream is None:
+            assert self.connection is not None
+            self._stream = self.connection.stream(WATCH_METHOD, self._on_message,
+                                                  self.metadata, first=messages[0])
+            self._stream.finished.addBoth(self._finished)
+            messages = messages[1:]
+        for message in messages:
+            self._stream.send(message)
+
+    def connected(self, connection: GrpcConnection) -> None:
+        """The connection is open: the creates that waited for it go out."""
+        if self.ended:
+            return  # every watch left meanwhile
+        self.connection = connection
+        waiting, self._waiting = self._waiting, {}
+        self._unanswered.extend(waiting)
         try:
-            if self._stream is None:
-                self._stream = self.connection.stream(WATCH_METHOD, self._on_message,
-                                                      self.metadata,
-                                                      first=messages[0] if messages else None)
-                self._stream.finished.addBoth(self._finished)
-                messages = messages[1:]
-            for message in messages:
-                self._stream.send(message)
+            self._send(list(waiting.values()))
         except errors.EtcdError as exc:
-            self.detach(view)
-            view.end(Failure(exc))  # type: ignore[no-untyped-call]
+            self.connect_failed(Failure(exc))  # type: ignore[no-untyped-call]
+
+    def connect_failed(self, failure: Failure) -> None:
+        """The connection could not be opened: every watch on this mux ends with
+        ``failure`` (each then reconnects as after a failed attempt)."""
+        if self.ended:
+            return
+        self.ended = True
+        self._on_end(self)
+        self._waiting.clear()
+        views = {id(v): v for v in self._views.values()}
+        self._views.clear()
+        for view in views.values():
+            view.end(failure)
 
     def detach(self, view: WatchView) -> None:
         """Cancel ``view``'s watchers (the others stay)."""
         for stream_id in list(view.local):
             if self._views.get(stream_id) is view:
                 del self._views[stream_id]
+                if self._waiting.pop(stream_id, None) is not None:
+                    continue  # never sent
                 if self._stream is not None and not self.ended:
                     # If the stream is ending, its end cancels everything anyway.
                     with contextlib.suppress(errors.EtcdError):
