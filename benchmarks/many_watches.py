@@ -2,13 +2,14 @@
 one, what it costs in memory, and whether every event arrives.
 
 For each loop asked (``--loops twisted,asyncio``: :class:`etcdwamp.Client` and
-:class:`etcdwamp.asyncio.Client`, each loop in a process of its own) and each transport
-asked (``--transports gateway,grpc``), one client: N watches, each on a key of its own;
-the time from the first ``watch()`` call to the last watch created (etcd confirmed it);
-the process's resident memory before and after (VmRSS); then one put per key (a
-coalescing writer) and the time until every watch saw its event, checking that each
-saw exactly one. The gateway opens an HTTP connection per watch; gRPC puts every watch
-on one Watch stream of one connection.
+:class:`etcdwamp.asyncio.Client`) and each transport asked (``--transports gateway,grpc``),
+in a process of its own and (unless ``--url`` names one) with an etcd of its own, one
+new client: N watches, each on a key of its own, made at once (before the client's first
+connection is open); the time from the first ``watch()`` call to the last watch created
+(etcd confirmed it); the process's resident memory before and after (VmRSS); then one
+put per key (a coalescing writer) and the time until every watch saw its event,
+checking that each saw exactly one. The gateway opens an HTTP connection per watch;
+gRPC puts every watch on one Watch stream of one connection.
 
     python benchmarks/many_watches.py [--url http://127.0.0.1:2379] [-n 10000]
         [--transports gateway,grpc] [--gateway-n 2000] [--loops twisted,asyncio]
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
@@ -164,26 +166,25 @@ def cli(argv: list[str]) -> int:
                         help=argparse.SUPPRESS)  # a child process: one loop, rows as JSON
     args = parser.parse_args(argv)
 
-    def go(url: str) -> int:
-        if args.rows_of:
-            print(json.dumps(run_loop(args.rows_of, url, args)))
-            return 0
-        rows = []
-        for loop in args.loops.split(","):
-            # Each loop in a fresh process: memory freed by one run is not reused by
-            # the next, which would make the later runs look cheaper.
-            child = subprocess.run(
-                [sys.executable, __file__, *argv, "--url", url, "--rows-of", loop],
-                check=True, stdout=subprocess.PIPE, text=True)
-            rows += json.loads(child.stdout.strip().splitlines()[-1])
-        report(rows)
+    if args.rows_of:
+        print(json.dumps(run_loop(args.rows_of, args.url, args)))
         return 0
-
-    if args.url:
-        return go(args.url)
-    with EtcdCluster(1) as etcd:
-        return go(etcd.url)
-
+    rows = []
+    for loop in args.loops.split(","):
+        for transport in args.transports.split(","):
+            # Each run in a fresh process (memory freed by one run is not reused by the
+            # next, which would make the later runs look cheaper) and, unless --url
+            # names one, with a fresh etcd (one that served 10,000 watches before
+            # creates the next 10,000 slower).
+            with contextlib.ExitStack() as stack:
+                url = args.url or stack.enter_context(EtcdCluster(1)).url
+                child = subprocess.run(
+                    [sys.executable, __file__, *argv, "--url", url, "--rows-of", loop,
+                     "--transports", transport],
+                    check=True, stdout=subprocess.PIPE, text=True)
+            rows += json.loads(child.stdout.strip().splitlines()[-1])
+    report(rows)
+    return 0
 
 if __name__ == "__main__":
     sys.exit(cli(sys.argv[1:]))

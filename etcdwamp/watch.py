@@ -24,7 +24,10 @@ healthy member resumes the watch; a cut-off member is detected once it has
 noticed it lost its leader (etcd's election timeout, 1 s by default) and the
 next probe or etcd itself says so, within ``probe_interval`` + that timeout.
 Opening a stream waits one attempt's share of the client's timeout for etcd's
-answer (see ``attempt_timeout``), then tries the next member.
+answer (see ``attempt_timeout``), then tries the next member. (On gRPC a watch
+joins its connection's shared stream at once; while that connection is being
+opened, it waits up to ``connect_timeout`` with the other watches, then the
+watch tries the next member.)
 
 Twisted's HTTP client sends the whole request body before it reads the
 answer, so a stream cannot take new create/cancel requests once open; adding
