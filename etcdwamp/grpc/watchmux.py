@@ -9,6 +9,11 @@ its own the gateway gives it (see :class:`WatchView`): the watch sends its creat
 requests with its own ids 0, 1, ... and reads its frames with those ids; the mux maps
 them to ids unique on the stream (from 1: etcd reads 0 as "pick one for me") and back.
 
+A mux may exist before its connection: the watches made while the connection is being
+opened attach to it at once, their creates wait, and go out together when it opens (if
+it cannot be opened, each of those views ends with the failure). So a program that makes
+thousands of watches at start pays for one wait, not one per watch.
+
 A view that is stopped cancels its watchers on the shared stream; the others go on.
 When the shared stream ends (the connection is lost, etcd ends it with an error), every
 view ends with it, and each watch reconnects as it would after its own stream broke:
