@@ -102,7 +102,9 @@ class ProbedStream:
 class _Probed:
     """The probing of one endpoint: its streams, the next probe, the one in flight."""
 
-    streams: list[ProbedStream] = field(default_factory=list)
+    #: (a dict as an ordered set: a client may hold thousands of watches on one
+    #: endpoint, and each one's close must not scan them all)
+    streams: dict[ProbedStream, None] = field(default_factory=dict)
     timer: Any = None
     in_flight: Any = None
 
@@ -151,14 +153,14 @@ class StreamProbes:
         if probed is None:
             probed = self._probed[endpoint] = _Probed()
             self._schedule(endpoint, probed)
-        probed.streams.append(stream)
+        probed.streams[stream] = None
         return stream
 
     def _untrack(self, stream: ProbedStream) -> None:
         probed = self._probed.get(stream.endpoint)
         if probed is None or stream not in probed.streams:
             return
-        probed.streams.remove(stream)
+        del probed.streams[stream]
         if not probed.streams:
             self._stop(stream.endpoint, probed)
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from twisted.internet import defer
 from twisted.internet import error as ierror
@@ -60,6 +60,7 @@ __all__ = [
     "GatewayHTTP",
     "HTTPClientLike",
     "JsonCodec",
+    "MessagesHTTP",
     "StreamOpened",
     "StreamProtocol",
     "Transport",
@@ -279,6 +280,25 @@ class HTTP(Protocol):
     def close(self) -> Deferred[None]:
         """Close pooled connections; fires when they are closed."""
         ...
+
+
+@runtime_checkable
+class MessagesHTTP(Protocol):
+    """An :class:`HTTP` that takes a stream's requests as data (the gRPC transport's:
+    it encodes them as protobuf, no JSON in between)."""
+
+    def post_messages(self, endpoint: str, path: str, messages: Sequence[Mapping[str, Any]],
+                      token: str | None) -> Deferred[Any]:
+        """Open the stream ``path`` with ``messages`` (JSON objects) as its first
+        requests; fires as :meth:`HTTP.post` with ``stream=True`` does."""
+        ...
+
+    def stream_at_once(self, endpoint: str, path: str, messages: Sequence[Mapping[str, Any]],
+                       token: str | None) -> Any:
+        """:meth:`post_messages`'s response at once when this HTTP can hand it over
+        without waiting (a gRPC watch); None when it cannot."""
+        ...
+
 
 
 class GatewayHTTP:
@@ -501,6 +521,8 @@ class Transport:
         if attempt_timeout is not None and not attempt_timeout > 0:
             raise ValueError("attempt_timeout must be a positive number of seconds (or None)")
         self.http = http
+        #: the same HTTP when it takes a stream's requests as data (see open_stream)
+        self._messages_http = http if isinstance(http, MessagesHTTP) else None
         # How requests become bodies and answers results: the encoding the HTTP
         # object names (the gateway's JSON, or protobuf on gRPC), bound once.
         self._encode_body: Callable[[Request[Any]], bytes] = http.codec.encode
@@ -653,14 +675,38 @@ class Transport:
         self.preferred = cleaned.index(current) if current in cleaned else 0
         self.health.keep_only(cleaned)
 
-    async def open_stream(self, path: str, body: bytes, *, endpoint: str | None = None,
+    def open_stream_at_once(self, path: str, messages: Sequence[Mapping[str, Any]], *,
+                            endpoint: str) -> StreamOpened | None:
+        """:meth:`open_stream` when nothing needs waiting for: the endpoint's prefix and
+        the token are known and the HTTP hands the stream over at once (gRPC's shared
+        watch stream, see :class:`MessagesHTTP`); None when it cannot (then use
+        :meth:`open_stream`). Spares a program with thousands of watches a coroutine
+        and a timer per watch."""
+        http = self._messages_http
+        if http is None or (self.credentials is not None and self.token is None):
+            return None
+        prefix = self.api_prefix if self.api_prefix is not None else self.prefixes.get(endpoint)
+        if prefix is None:
+            return None
+        token = self.token
+        response = http.stream_at_once(endpoint, prefix + path, messages, token)
+        if response is None:
+            return None
+        if getattr(response, "connected", True):
+            self.health.succeeded(endpoint)
+        return StreamOpened(response, endpoint, token)
+
+    async def open_stream(self, path: str, body: bytes | Sequence[Mapping[str, Any]], *,
+                          endpoint: str | None = None,
                           timeout: float | None = None) -> StreamOpened:
         """POST ``body`` to ``path`` (relative to the gateway prefix) on
         ``endpoint`` (default: the preferred one) and return once the answer's
         headers arrived, within ``timeout`` (None: one attempt's share of the
         client's timeout; inf: no limit, for a stream etcd answers only once it
         has something to say, such as an observed election without leader);
-        the caller reads the body.
+        the caller reads the body. ``body`` may also be the stream's requests as
+        data (their JSON objects): the gateway gets them concatenated, an HTTP that
+        takes them as data (:class:`MessagesHTTP`, gRPC) as they are.
 
         :raises ServerError: etcd answered with an HTTP error
         """
@@ -690,10 +736,16 @@ class Transport:
         token = await self.current_token()
         # Nothing runs between reading the token and posting: the stream
         # carries exactly this one.
+        if isinstance(body, bytes):
+            posted = self.http.post(endpoint, prefix + path, body, token, stream=True)
+        elif self._messages_http is not None:
+            posted = self._messages_http.post_messages(endpoint, prefix + path, body, token)
+        else:
+            posted = self.http.post(endpoint, prefix + path,
+                                    b"".join(_encode(m).encode() for m in body), token,
+                                    stream=True)
         try:
-            response = await self._timed(
-                endpoint, self.http.post(endpoint, prefix + path, body, token, stream=True),
-                limit)
+            response = await self._timed(endpoint, posted, limit)
         except errors.RequestTimeout:
             self.demote(endpoint, "no answer in time")
             raise
@@ -706,7 +758,9 @@ class Transport:
             if isinstance(err, errors.Unavailable):
                 self.demote(endpoint, err.message)
             raise err
-        self.health.succeeded(endpoint)
+        if getattr(response, "connected", True):
+            # (A gRPC watch may be handed its stream before the connection is open.)
+            self.health.succeeded(endpoint)
         return StreamOpened(response, endpoint, token)
 
     async def _call_once(self, request: Request[T], deadline: float | None = None,
@@ -911,7 +965,9 @@ class Transport:
 
         guarded: Deferred[T] = Deferred(cancel)
         d.addBoth(relay, guarded)
-        timer = None if math.isinf(limit) else self.clock.callLater(limit, expire)
+        # Answered at once (a gRPC watch's stream): no timer to set and cancel.
+        timer = (None if math.isinf(limit) or guarded.called
+                 else self.clock.callLater(limit, expire))
         try:
             return await guarded
         except Exception as exc:

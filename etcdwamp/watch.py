@@ -24,7 +24,10 @@ healthy member resumes the watch; a cut-off member is detected once it has
 noticed it lost its leader (etcd's election timeout, 1 s by default) and the
 next probe or etcd itself says so, within ``probe_interval`` + that timeout.
 Opening a stream waits one attempt's share of the client's timeout for etcd's
-answer (see ``attempt_timeout``), then tries the next member.
+answer (see ``attempt_timeout``), then tries the next member. (On gRPC a watch
+joins its connection's shared stream at once; while that connection is being
+opened, it waits up to ``connect_timeout`` with the other watches, then the
+watch tries the next member.)
 
 Twisted's HTTP client sends the whole request body before it reads the
 answer, so a stream cannot take new create/cancel requests once open; adding
@@ -75,20 +78,21 @@ from functools import partial
 from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from . import errors
 from ._deferred import Dual, dual
 from ._signal import Signal
+from .probe import ProbedStream
 from .reconnect import Reconnects, may_resume
-from .transport import BodyReader, StreamProtocol, Transport, read_body, relay
+from .transport import BodyReader, StreamOpened, StreamProtocol, Transport, read_body, relay
 from .wire import KeySet, as_keyset, range_request
 from .wire.watch import (
     WatchEvent,
     WatchFilter,
     WatchResponse,
-    watch_create_body,
 )
 from .wire.watch_state import AllCreated, WatchBatch, WatchState
 
@@ -146,14 +150,13 @@ class Watch:
         self._prev_kv = prev_kv
         self._filters = tuple(filters)
         self._progress_notify = progress_notify
-        # Validate options now, not in the background.
-        watch_create_body(self._state.targets[0].keyset, start_revision=start_revision,
-                          prev_kv=prev_kv, filters=self._filters,
-                          progress_notify=progress_notify)
+        # Validate options now, not in the background; the first stream sends these.
+        self._creates: list[dict[str, Any]] | None = self._state.create_requests(
+            prev_kv=prev_kv, filters=self._filters, progress_notify=progress_notify)
         self._created = Signal()
         self._finished = Signal()
         self.reconnects = 0
-        self._stream: StreamProtocol | None = None
+        self._stream: _WatchStream | None = None
         # Which endpoint the next stream goes to, and the pause before it.
         self._rounds = Reconnects(transport.order, min_backoff=min_backoff,
                                   max_backoff=max_backoff)
@@ -161,18 +164,21 @@ class Watch:
         self._restart = False
         self._live = False  # a stream is open and etcd confirmed every watch on it
         self._fatal: BaseException | None = None
-        self._queue: deque[WatchBatch] = deque()
-        self._tasks: set[asyncio.Task[object]] = set()  # async callbacks running on asyncio
+        # Only a watch read with `async for` queues batches; the few hundred bytes of
+        # an empty deque count when a client holds thousands of watches.
+        self._queue: deque[WatchBatch] | None = (
+            deque() if callback is None and on_event is None else None)
+        #: async callbacks running on asyncio (made on first use)
+        self._tasks: set[asyncio.Task[object]] | None = None
         self._waiter: Deferred[None] | None = None
-        # What _run awaits now besides a live stream (opening one, or the
+        # What runs now instead of a live stream (opening one, or the
         # backoff pause), so cancel()/add()/remove() can cut it short.
         self._pending: Deferred[Any] | None = None
         # The token the current stream was opened with, and whether etcd
         # refused it (the next attempt authenticates first).
         self._stream_token: str | None = None
         self._token_refused = False
-        self._run_d = Deferred.fromCoroutine(self._run())
-        self._run_d.addErrback(self._crashed)
+        self._attempt(self._rounds.next_endpoint())
 
     # -- public ----------------------------------------------------------------
 
@@ -271,9 +277,10 @@ class Watch:
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[WatchBatch]:
+        queue = self._queue if self._queue is not None else deque()
         while True:
-            while self._queue:
-                yield self._queue.popleft()
+            while queue:
+                yield queue.popleft()
             if self._stopping:
                 if self._fatal is not None:
                     raise self._fatal
@@ -300,13 +307,6 @@ class Watch:
         elif self._pending is not None:
             self._pending.cancel()
 
-    async def _interruptible(self, d: Deferred[Any]) -> Any:
-        self._pending = d
-        try:
-            return await d
-        finally:
-            self._pending = None
-
     def _finish(self, failure: BaseException | None) -> None:
         self._stopping = True
         self._fatal = failure
@@ -319,104 +319,140 @@ class Watch:
         log.failure("watch loop crashed", failure)
         self._finish(failure.value)
 
-    async def _run(self) -> None:
-        transport = self._transport
-        rounds = self._rounds
-        endpoint = rounds.next_endpoint()
-        while not self._stopping:
-            self._restart = False
+    def _attempt(self, endpoint: str) -> None:
+        """Open a stream on ``endpoint`` (authenticating first if etcd refused the
+        last stream's token); :meth:`_streaming` runs it once open."""
+        self._restart = False
+        if not self._token_refused:
+            # Nothing to wait for (gRPC): no coroutine, no Deferred per watch.
             try:
-                await self._interruptible(Deferred.fromCoroutine(self._stream_once(endpoint)))
-            except CancelledError:
-                # Our own interruption (cancel, add, remove): not a stream
-                # failure, so no pause and no reconnect count.
-                if self._stopping:
-                    break
-                if self._restart:
-                    continue  # add()/remove(): reconnect at once, same endpoint
-                raise
-            except errors.EtcdError as exc:
-                if isinstance(exc, errors.Unauthenticated) and transport.credentials:
-                    self._token_refused = True
-                elif not may_resume(exc):
-                    self._finish(exc)
+                opened = self._transport.open_stream_at_once(
+                    "/watch", self._create_requests(), endpoint=endpoint)
+                if opened is not None:
+                    self._streaming(opened, endpoint)
                     return
-                log.info("watch stream to {endpoint} failed: {exc}", endpoint=endpoint, exc=exc)
-            if self._stopping:
-                break
-            if self._restart:
-                continue  # add()/remove(): reconnect at once, same endpoint
-            self.reconnects += 1
-            pause = rounds.pause()
-            if pause:
-                try:
-                    await self._interruptible(_sleep(transport.clock, pause))
-                except CancelledError:
-                    if not (self._stopping or self._restart):
-                        raise
-            endpoint = rounds.next_endpoint()
-        self._finish(self._fatal)
+            except Exception:
+                self._crashed(Failure())  # type: ignore[no-untyped-call]
+                return
+        opening = Deferred.fromCoroutine(self._open(endpoint))
+        self._pending = opening
+        opening.addCallbacks(self._streaming, self._not_opened,
+                             callbackArgs=(endpoint,), errbackArgs=(endpoint,))
+        opening.addErrback(self._crashed)
 
-    async def _stream_once(self, endpoint: str) -> None:
-        """Run one HTTP stream on ``endpoint`` until it ends.
-
-        :raises EtcdError: the stream could not be opened, or etcd ended it
-            with an error (an ``Unavailable`` one demotes the endpoint first)
-        """
+    async def _open(self, endpoint: str) -> StreamOpened:
         transport = self._transport
         if self._token_refused:
             await transport.renew_token(self._stream_token)
             self._token_refused = False
-        state = self._state
-        body = state.create_body(prev_kv=self._prev_kv, filters=self._filters,
-                                 progress_notify=self._progress_notify)
-        opened = await transport.open_stream("/watch", body, endpoint=endpoint)
+        return await transport.open_stream("/watch", self._create_requests(),
+                                           endpoint=endpoint)
+
+    def _create_requests(self) -> list[dict[str, Any]]:
+        """The create requests of the next stream (each key set at its resume revision)."""
+        creates, self._creates = self._creates, None
+        if creates is not None:
+            return creates  # the first stream's, made (and checked) by __init__
+        return self._state.create_requests(prev_kv=self._prev_kv, filters=self._filters,
+                                           progress_notify=self._progress_notify)
+
+    def _not_opened(self, failure: Failure, endpoint: str) -> Failure | None:
+        self._pending = None
+        exc = failure.value
+        if not isinstance(exc, (CancelledError, errors.EtcdError)):
+            return failure  # a bug: _crashed logs it and ends the watch
+        self._after(exc, endpoint)
+        return None
+
+    def _streaming(self, opened: StreamOpened, endpoint: str) -> None:
+        """Run the stream ``opened`` until it ends (then :meth:`_stream_ended`)."""
+        self._pending = None
+        transport = self._transport
         self._stream_token = opened.token
-        state.start_stream()
-        failure: list[errors.EtcdError] = []
-
-        def on_frames(frames: list[WatchResponse | errors.EtcdError]) -> None:
-            for frame in frames:
-                if failure:
-                    return
-                step = frame if isinstance(frame, errors.EtcdError) else state.receive(frame)
-                if step is None:
-                    continue
-                if isinstance(step, errors.EtcdError):
-                    failure.append(step)
-                    stream.abort()
-                    return
-                if isinstance(step, AllCreated):
-                    self._live = True
-                    self._rounds.worked()
-                    self._created.fire(None)
-                else:
-                    self._deliver(step)
-
-        def probe_failed(reason: str) -> None:
-            log.info("watch leaves {endpoint}: {reason}", endpoint=endpoint, reason=reason)
-            stream.abort()
-
-        stream = StreamProtocol(transport.watch_decoder(), on_frames)
+        self._state.start_stream()
+        stream = _WatchStream(self, endpoint, transport.watch_decoder())
         self._stream = stream
-        probed = transport.probes.track(endpoint, probe_failed)
-        # Up here and down in the finally, nothing awaited between: never drifts.
+        stream.probed = transport.probes.track(endpoint, stream.probe_failed)
+        # Up here and down in _stream_ended, nothing runs between: never drifts.
         transport.metrics.watch_streams(1)
-        try:
-            opened.response.deliverBody(stream)
-            await stream.ended
-        finally:
-            transport.metrics.watch_streams(-1)
-            probed.close()
+        opened.response.deliverBody(stream)
+
+    def _on_frames(self, stream: _WatchStream,
+                   frames: list[WatchResponse | errors.EtcdError]) -> None:
+        state = self._state
+        for frame in frames:
+            if stream.failure is not None:
+                return
+            step = frame if isinstance(frame, errors.EtcdError) else state.receive(frame)
+            if step is None:
+                continue
+            if isinstance(step, errors.EtcdError):
+                stream.failure = step
+                stream.abort()
+                return
+            if isinstance(step, AllCreated):
+                self._live = True
+                self._rounds.worked()
+                self._created.fire(None)
+            else:
+                self._deliver(step)
+
+    def _stream_ended(self, stream: _WatchStream) -> None:
+        """The stream ended (etcd or the network ended it, or we aborted it)."""
+        transport = self._transport
+        transport.metrics.watch_streams(-1)
+        if stream.probed is not None:
+            stream.probed.close()
+        if self._stream is stream:
             self._stream = None
-            self._live = False
-            if not stream.ended.called:
-                stream.abort()  # interrupted while streaming: drop the connection
-        if failure:
-            if isinstance(failure[0], errors.Unavailable):
-                # "no leader": the member is cut off; try the others first for a while.
-                transport.demote(endpoint, failure[0].message)
-            raise failure[0]
+        self._live = False
+        failure = stream.failure
+        if isinstance(failure, errors.Unavailable):
+            # "no leader": the member is cut off; try the others first for a while.
+            transport.demote(stream.endpoint, failure.message)
+        elif isinstance(failure, errors.ConnectFailed):
+            transport.health.unreachable(stream.endpoint)
+        self._after(failure, stream.endpoint)
+
+    def _after(self, exc: BaseException | None, endpoint: str) -> None:
+        """An attempt on ``endpoint`` ended (``exc``: why, None: the stream just
+        ended): finish, reconnect at once, or pause and try the next endpoint."""
+        if isinstance(exc, CancelledError):
+            # Our own interruption (cancel, add, remove): not a stream
+            # failure, so no pause and no reconnect count.
+            if not (self._stopping or self._restart):
+                raise exc
+        elif isinstance(exc, errors.EtcdError):
+            if isinstance(exc, errors.Unauthenticated) and self._transport.credentials:
+                self._token_refused = True
+            elif not may_resume(exc):
+                self._finish(exc)
+                return
+            log.info("watch stream to {endpoint} failed: {exc}", endpoint=endpoint, exc=exc)
+        if self._stopping:
+            self._finish(self._fatal)
+            return
+        if self._restart:
+            self._attempt(endpoint)  # add()/remove(): reconnect at once, same endpoint
+            return
+        self.reconnects += 1
+        pause = self._rounds.pause()
+        if not pause:
+            self._attempt(self._rounds.next_endpoint())
+            return
+        sleeping = self._pending = _sleep(self._transport.clock, pause)
+        sleeping.addBoth(self._paused)
+        sleeping.addErrback(self._crashed)
+
+    def _paused(self, result: Failure | None) -> None:
+        self._pending = None
+        if isinstance(result, Failure) and not (
+                isinstance(result.value, CancelledError) and (self._stopping or self._restart)):
+            result.raiseException()
+        if self._stopping:
+            self._finish(self._fatal)
+            return
+        self._attempt(self._rounds.next_endpoint())
 
     def _deliver(self, batch: WatchBatch) -> None:
         if self._fatal is not None:
@@ -429,6 +465,7 @@ class Watch:
             return
         callback = self._callback
         if callback is None:
+            assert self._queue is not None  # made for a watch without callbacks
             self._queue.append(batch)
             self._wake()
             return
@@ -476,9 +513,57 @@ class Watch:
             return Deferred.fromCoroutine(coro)
         task = loop.create_task(coro)
         # The loop keeps only a weak reference to a task: hold it until it is done.
+        if self._tasks is None:
+            self._tasks = set()
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return Deferred.fromFuture(task)
+
+
+class _WatchStream(Protocol):
+    """One stream of a watch: feeds each chunk to its decoder and the frames to the
+    watch, and tells the watch when the stream ended (once)."""
+
+    def __init__(self, watch: Watch, endpoint: str, decoder: Any) -> None:
+        self.watch = watch
+        self.endpoint = endpoint
+        self.decoder = decoder
+        #: the error that ended the stream (the frames after it are ignored)
+        self.failure: errors.EtcdError | None = None
+        #: its registration with the transport's probes (see etcdwamp.probe)
+        self.probed: ProbedStream | None = None
+        self.ended = False
+
+    def dataReceived(self, data: bytes) -> None:
+        """Feed a chunk; the frames it completed go to the watch."""
+        self.watch._on_frames(self, self.decoder.feed(data))
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        """Pass on a last unterminated frame, then tell the watch the stream ended."""
+        if self.ended:
+            return
+        if (self.failure is None and reason is not None
+                and isinstance(reason.value, errors.ConnectFailed)):
+            # gRPC: the watch waited on its shared stream for a connection that failed.
+            self.failure = reason.value
+        tail = self.decoder.close()
+        if tail:
+            self.watch._on_frames(self, tail)
+        self.ended = True
+        try:
+            self.watch._stream_ended(self)
+        except Exception:
+            self.watch._crashed(Failure())  # type: ignore[no-untyped-call]
+
+    def abort(self) -> None:
+        """Drop the stream; ``connectionLost`` follows."""
+        if self.transport is not None:
+            self.transport.stopProducing()
+
+    def probe_failed(self, reason: str) -> None:
+        """The member carrying the stream failed a probe: move elsewhere."""
+        log.info("watch leaves {endpoint}: {reason}", endpoint=self.endpoint, reason=reason)
+        self.abort()
 
 
 def _sleep(clock: Any, seconds: float) -> Deferred[None]:

@@ -19,7 +19,7 @@ message as the gateway's JSON frame, for their existing decoders.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from twisted.internet.defer import CancelledError, Deferred, DeferredList
@@ -52,7 +52,8 @@ class WatchMessages:
     :class:`~etcdwamp.wire.watch.WatchDecoder` gives for the gateway's frames."""
 
     def __init__(self) -> None:
-        self._json = WatchDecoder()
+        # For the rare error frame only: made when one comes.
+        self._json: WatchDecoder | None = None
 
     def feed(self, chunk: bytes) -> list[WatchResponse | errors.EtcdError]:
         """The frame of one message."""
@@ -60,6 +61,8 @@ class WatchMessages:
         if response is not None:  # decoded by the shared stream already (.watchmux)
             return [response]
         if isinstance(chunk, JsonFrame):
+            if self._json is None:
+                self._json = WatchDecoder()
             return self._json.feed(chunk)
         try:
             return [codec.decode_watch(chunk)]
@@ -163,7 +166,7 @@ class GrpcHTTP:
         self._connecting: dict[str, Deferred[GrpcConnection]] = {}
         self._waiters: dict[str, list[Deferred[GrpcConnection]]] = {}
         #: the shared Watch stream of each connection and auth token (see .watchmux)
-        self._muxes: dict[tuple[int, str | None], WatchMux] = {}
+        self._muxes: dict[tuple[str, str | None], WatchMux] = {}
         #: the shared LeaseKeepAlive stream of each connection (see .keepalive)
         self._keepalives: dict[int, KeepAliveStream] = {}
 
@@ -361,42 +364,67 @@ class GrpcHTTP:
         requests, sent as the stream's first messages)."""
         if not stream:
             return self.exchange(endpoint, path, body, token).addCallback(_Answered)
+        return self.post_messages(endpoint, path, _json_objects(body), token)
+
+    def post_messages(self, endpoint: str, path: str, messages: Sequence[Mapping[str, Any]],
+                      token: str | None) -> Deferred[Any]:
+        """:meth:`post` of a stream with its first requests as data (JSON objects):
+        see :class:`~etcdwamp.transport.MessagesHTTP`."""
         method_path = path[len(self._prefix):] if path.startswith(self._prefix) else path
         if method_path == "/watch":
-            return self._watch(endpoint, body, token)
+            return self._watch(endpoint, messages, token)
         m = codec.method(method_path)
         name = m.name.encode("ascii")
         metadata = self._metadata(token)
-        messages = [codec.encode_watch(obj) if method_path == "/watch"
-                    else _encode_request(m.request_class, obj) for obj in _json_objects(body)]
+        encoded = [_encode_request(m.request_class, obj) for obj in messages]
         connecting = self.connection(endpoint)
 
         def opened(conn: GrpcConnection) -> _StreamedResponse:
             def stream_of(on_message: Callable[[bytes], None]) -> GrpcStream:
                 grpc_stream = conn.stream(name, on_message, metadata,
-                                          first=messages[0] if messages else None)
-                for extra in messages[1:]:
+                                          first=encoded[0] if encoded else None)
+                for extra in encoded[1:]:
                     grpc_stream.send(extra)
                 if not m.client_streaming:
                     grpc_stream.close_send()
                 return grpc_stream
-            return _StreamedResponse(stream_of, to_json=method_path != "/watch",
-                                     path=method_path)
+            return _StreamedResponse(stream_of, to_json=True, path=method_path)
 
         return connecting.addCallback(opened)
 
-    def _watch(self, endpoint: str, body: bytes, token: str | None) -> Deferred[Any]:
-        """A watch's stream: its view of the connection's shared Watch stream."""
-        creates = _json_objects(body)
+    def stream_at_once(self, endpoint: str, path: str, messages: Sequence[Mapping[str, Any]],
+                       token: str | None) -> WatchView | None:
+        """A watch's stream at once (see :class:`~etcdwamp.transport.MessagesHTTP`); None
+        for the other streams."""
+        method_path = path[len(self._prefix):] if path.startswith(self._prefix) else path
+        if method_path != "/watch":
+            return None
+        return self._watch_view(endpoint, messages, token)
 
-        def opened(conn: GrpcConnection) -> WatchView:
-            key = (id(conn), token)
-            mux = self._muxes.get(key)
-            if mux is None or mux.ended or mux.connection is not conn:
-                mux = self._muxes[key] = WatchMux(conn, self._metadata(token), self._forget)
-            return WatchView(mux, creates)
+    def _watch(self, endpoint: str, creates: Sequence[Mapping[str, Any]],
+               token: str | None) -> Deferred[Any]:
+        """:meth:`_watch_view` as the answer of a post."""
+        done: Dual[WatchView] = Dual()
+        done.callback(self._watch_view(endpoint, creates, token))
+        return done
 
-        return self.connection(endpoint).addCallback(opened)
+    def _watch_view(self, endpoint: str, creates: Sequence[Mapping[str, Any]],
+                    token: str | None) -> WatchView:
+        """A watch's stream: its view of the shared Watch stream to ``endpoint``, at once.
+
+        While the connection is being opened, the views wait on one mux for it, not each
+        on a call of its own: a program that starts thousands of watches before the
+        first connection pays for one wait."""
+        conn = self._connections.get(endpoint)
+        usable = conn if conn is not None and conn.usable else None
+        key = (endpoint, token)
+        mux = self._muxes.get(key)
+        if mux is None or mux.ended or (mux.connection is not None
+                                        and mux.connection is not usable):
+            mux = self._muxes[key] = WatchMux(usable, self._metadata(token), self._forget)
+            if usable is None:
+                self.connection(endpoint).addCallbacks(mux.connected, mux.connect_failed)
+        return WatchView(mux, creates)
 
     def _forget(self, mux: WatchMux) -> None:
         for key, known in list(self._muxes.items()):

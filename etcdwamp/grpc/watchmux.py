@@ -9,6 +9,11 @@ its own the gateway gives it (see :class:`WatchView`): the watch sends its creat
 requests with its own ids 0, 1, ... and reads its frames with those ids; the mux maps
 them to ids unique on the stream (from 1: etcd reads 0 as "pick one for me") and back.
 
+A mux may exist before its connection: the watches made while the connection is being
+opened attach to it at once, their creates wait, and go out together when it opens (if
+it cannot be opened, each of those views ends with the failure). So a program that makes
+thousands of watches at start pays for one wait, not one per watch.
+
 A view that is stopped cancels its watchers on the shared stream; the others go on.
 When the shared stream ends (the connection is lost, etcd ends it with an error), every
 view ends with it, and each watch reconnects as it would after its own stream broke:
@@ -22,9 +27,8 @@ belongs to the oldest create still unanswered.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from twisted.internet.defer import CancelledError
@@ -47,11 +51,13 @@ class WatchView:
     ``deliverBody`` protocol gets one frame per message (decoded already: the
     protocol's decoder is :class:`~etcdwamp.grpc.http.WatchMessages`)."""
 
+    __slots__ = ("_creates", "_mux", "ended", "local", "protocol")
+
     code = 200
 
-    def __init__(self, mux: WatchMux, creates: list[dict[str, Any]]) -> None:
+    def __init__(self, mux: WatchMux, creates: Sequence[Mapping[str, Any]]) -> None:
         self._mux = mux
-        self._creates = creates
+        self._creates: Sequence[Mapping[str, Any]] = creates
         self.protocol: Any = None
         #: stream id -> this watch's own id
         self.local: dict[int, int] = {}
@@ -61,7 +67,13 @@ class WatchView:
         """Start: send this watch's create requests, deliver its frames to ``protocol``."""
         self.protocol = protocol
         protocol.makeConnection(self)
-        self._mux.attach(self, self._creates)
+        creates, self._creates = self._creates, ()  # sent: not kept while the watch lasts
+        self._mux.attach(self, creates)
+
+    @property
+    def connected(self) -> bool:
+        """Whether the connection is open (else the watch's creates wait for it)."""
+        return self._mux.connection is not None
 
     def stopProducing(self) -> None:
         """The watch stops (or moves): cancel its watchers; its protocol is told at once."""
@@ -73,7 +85,11 @@ class WatchView:
         if self.ended:
             return
         own = self.local.get(response.watch_id, response.watch_id)
-        self.protocol.dataReceived(_Decoded(dataclasses.replace(response, watch_id=own)))
+        if own != response.watch_id:
+            r = response  # (the constructor: dataclasses.replace costs twice as much)
+            response = WatchResponse(r.header, own, r.created, r.canceled, r.compact_revision,
+                                     r.cancel_reason, r.fragment, r.events)
+        self.protocol.dataReceived(_Decoded(response))
 
     def error_frame(self, frame: bytes) -> None:
         """A gateway-style error frame for this view (see :class:`.http.JsonFrame`)."""
@@ -105,14 +121,16 @@ class _Decoded(bytes):
 class WatchMux:
     """The shared Watch stream of one connection (see the module docstring).
 
-    :param connection: the connection it lives on
+    :param connection: the connection it lives on, or None while that connection is
+        being opened (then :meth:`connected` or :meth:`connect_failed` follows; the
+        creates of the watches attached meanwhile wait, and go out together)
     :param metadata: the call's metadata (the auth token of the first watch on it:
         etcd checks it when the stream's watchers are created, see
         :mod:`etcdwamp.watch`)
     :param on_end: told when the stream ended (the owner forgets this mux)
     """
 
-    def __init__(self, connection: GrpcConnection, metadata: list[tuple[bytes, bytes]],
+    def __init__(self, connection: GrpcConnection | None, metadata: list[tuple[bytes, bytes]],
                  on_end: Callable[[WatchMux], None]) -> None:
         self.connection = connection
         self.metadata = metadata
@@ -120,6 +138,8 @@ class WatchMux:
         self._stream: GrpcStream | None = None
         self._views: dict[int, WatchView] = {}  # stream watch id -> its view
         self._unanswered: deque[int] = deque()  # creates sent, not yet created/refused
+        #: stream watch id -> its create, while the connection is being opened
+        self._waiting: dict[int, bytes] = {}
         self._next_id = 1
         self.ended = False
 
@@ -128,7 +148,7 @@ class WatchMux:
         """Watchers on the stream now."""
         return len(self._views)
 
-    def attach(self, view: WatchView, creates: list[dict[str, Any]]) -> None:
+    def attach(self, view: WatchView, creates: Sequence[Mapping[str, Any]]) -> None:
         """Create ``view``'s watchers on the stream (opened on first use)."""
         messages = []
         for create in creates:
@@ -139,26 +159,62 @@ class WatchMux:
             request["watch_id"] = str(stream_id)
             view.local[stream_id] = own
             self._views[stream_id] = view
-            self._unanswered.append(stream_id)
-            messages.append(codec.encode_watch({"create_request": request}))
+            message = codec.encode_watch({"create_request": request})
+            if self.connection is None:
+                self._waiting[stream_id] = message
+            else:
+                self._unanswered.append(stream_id)
+                messages.append(message)
+        if messages:
+            try:
+                self._send(messages)
+            except errors.EtcdError as exc:
+                self.detach(view)
+                view.end(Failure(exc))  # type: ignore[no-untyped-call]
+
+    def _send(self, messages: list[bytes]) -> None:
+        """Send create/cancel requests, opening the stream with the first one."""
+        if self._stream is None:
+            assert self.connection is not None
+            self._stream = self.connection.stream(WATCH_METHOD, self._on_message,
+                                                  self.metadata, first=messages[0])
+            self._stream.finished.addBoth(self._finished)
+            messages = messages[1:]
+        for message in messages:
+            self._stream.send(message)
+
+    def connected(self, connection: GrpcConnection) -> None:
+        """The connection is open: the creates that waited for it go out."""
+        if self.ended:
+            return  # every watch left meanwhile
+        self.connection = connection
+        waiting, self._waiting = self._waiting, {}
+        self._unanswered.extend(waiting)
         try:
-            if self._stream is None:
-                self._stream = self.connection.stream(WATCH_METHOD, self._on_message,
-                                                      self.metadata,
-                                                      first=messages[0] if messages else None)
-                self._stream.finished.addBoth(self._finished)
-                messages = messages[1:]
-            for message in messages:
-                self._stream.send(message)
+            self._send(list(waiting.values()))
         except errors.EtcdError as exc:
-            self.detach(view)
-            view.end(Failure(exc))  # type: ignore[no-untyped-call]
+            self.connect_failed(Failure(exc))  # type: ignore[no-untyped-call]
+
+    def connect_failed(self, failure: Failure) -> None:
+        """The connection could not be opened: every watch on this mux ends with
+        ``failure`` (each then reconnects as after a failed attempt)."""
+        if self.ended:
+            return
+        self.ended = True
+        self._on_end(self)
+        self._waiting.clear()
+        views = {id(v): v for v in self._views.values()}
+        self._views.clear()
+        for view in views.values():
+            view.end(failure)
 
     def detach(self, view: WatchView) -> None:
         """Cancel ``view``'s watchers (the others stay)."""
         for stream_id in list(view.local):
             if self._views.get(stream_id) is view:
                 del self._views[stream_id]
+                if self._waiting.pop(stream_id, None) is not None:
+                    continue  # never sent
                 if self._stream is not None and not self.ended:
                     # If the stream is ending, its end cancels everything anyway.
                     with contextlib.suppress(errors.EtcdError):
@@ -190,7 +246,8 @@ class WatchMux:
             return  # a watcher cancelled meanwhile: its last frames are dropped
         if response.canceled:
             del self._views[stream_id]
-        view.frame(response if refused else dataclasses.replace(response, watch_id=stream_id))
+        # Not refused, the frame carries stream_id already; refused, it keeps its -1.
+        view.frame(response)
 
     def _finished(self, result: Any) -> None:
         if isinstance(result, Failure) and isinstance(result.value, CancelledError):

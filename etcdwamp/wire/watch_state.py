@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import (
     EtcdError,
@@ -111,18 +112,24 @@ class WatchState:
             raise KeyError(keyset)
         self.targets = remaining
 
+    def create_requests(self, *, prev_kv: bool = False,
+                        filters: Iterable[WatchFilter | str] = (),
+                        progress_notify: bool = True) -> list[dict[str, Any]]:
+        """The create requests (the JSON of :func:`~.watch.watch_create_body`) of a
+        stream that (re-)creates every key set at its resume revision; watch id
+        ``i`` is the ``i``-th key set."""
+        filters = tuple(filters)
+        return [watch_create_body(t.keyset, start_revision=t.next_revision, prev_kv=prev_kv,
+                                  filters=filters, progress_notify=progress_notify,
+                                  watch_id=wid)
+                for wid, t in enumerate(self.targets)]
+
     def create_body(self, *, prev_kv: bool = False, filters: Iterable[WatchFilter | str] = (),
                     progress_notify: bool = True) -> bytes:
-        """The request body of a stream that (re-)creates every key set at its
-        resume revision; watch id ``i`` is the ``i``-th key set."""
-        filters = tuple(filters)
-        parts = []
-        for wid, t in enumerate(self.targets):
-            body = watch_create_body(t.keyset, start_revision=t.next_revision,
-                                     prev_kv=prev_kv, filters=filters,
-                                     progress_notify=progress_notify, watch_id=wid)
-            parts.append(json.dumps(body, separators=(",", ":")).encode())
-        return b"".join(parts)
+        """:meth:`create_requests` as the gateway's request body (concatenated JSON)."""
+        return b"".join(json.dumps(body, separators=(",", ":")).encode()
+                        for body in self.create_requests(prev_kv=prev_kv, filters=filters,
+                                                         progress_notify=progress_notify))
 
     def start_stream(self) -> None:
         """A new stream is opened with :meth:`create_body`'s key sets: frames

@@ -147,15 +147,17 @@ def test_grpc_h2_benchmark_prints_both_clients() -> None:
 
 
 def test_many_watches_counts_every_event_on_both_transports(etcd: EtcdCluster) -> None:
-    """benchmarks/many_watches.py: watches on each transport, each gets its one event
-    (the script asserts it), and a row per transport with the per-watch ratio."""
+    """benchmarks/many_watches.py: watches on each transport and loop, each gets its one
+    event (the script asserts it), and a row per transport and loop with the per-watch
+    ratio."""
     done = subprocess.run([sys.executable, str(BENCHMARKS / "many_watches.py"), "--url",
                            etcd.url, "-n", "300", "--gateway-n", "50"],
                           capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert re.search(r"^gateway +50 ", done.stdout, re.M), done.stdout
-    assert re.search(r"^grpc +300 ", done.stdout, re.M), done.stdout
-    assert "per watch, grpc / gateway: creation time" in done.stdout, done.stdout
+    for loop in ("twisted", "asyncio"):
+        assert re.search(rf"^{loop} +gateway +50 ", done.stdout, re.M), done.stdout
+        assert re.search(rf"^{loop} +grpc +300 ", done.stdout, re.M), done.stdout
+        assert f"{loop}, per watch, grpc / gateway: creation time" in done.stdout, done.stdout
 
 
 def test_wamp_transports_reads_the_whole_map_on_both() -> None:

@@ -89,6 +89,63 @@ async def test_a_watch_delivers_every_event_once(
 
 
 @ensure
+async def test_two_thousand_watches_share_one_stream_and_see_each_event_once(
+        etcd: EtcdCluster, loop: str, prefix: bytes, clients: list[Client]) -> None:
+    """2,000 watches made at once on a new client (before its connection is open)
+    share one Watch stream; a put on each key reaches its own watch, exactly once."""
+    grpc, _ = pair(loop, etcd.url, clients)
+    n = 2000
+    keys = [prefix + b"%05d" % i for i in range(n)]
+    seen: list[list[bytes]] = [[] for _ in range(n)]
+
+    def on_batch_for(i: int) -> Any:
+        return lambda batch: seen[i].extend(ev.kv.key for ev in batch.events)
+
+    watches = [grpc.watch(key, on_batch_for(i)) for i, key in enumerate(keys)]
+    for watch in watches:
+        await watch
+    http: Any = grpc.transport.http
+    assert [mux.watchers for mux in http._muxes.values()] == [n]
+    for start in range(0, n, 100):  # 100 puts in flight at a time
+        for put in [grpc.put(key, b"v") for key in keys[start:start + 100]]:
+            await put
+    from waiting import until
+    await until(lambda: all(seen))
+    # A second event on the first key, after all others: a late repeat of any
+    # earlier event would have come before it (one stream, in order).
+    await grpc.put(keys[0], b"again")
+    await until(lambda: len(seen[0]) == 2)
+    assert seen == [[keys[0], keys[0]], *([key] for key in keys[1:])]
+    assert all(watch.reconnects == 0 for watch in watches)
+    for watch in watches:
+        await watch.cancel()
+    assert http._muxes == {}
+
+
+@ensure
+async def test_a_watch_waiting_for_a_connection_that_fails_moves_to_the_next_endpoint(
+        etcd: EtcdCluster, loop: str, prefix: bytes, clients: list[Client]) -> None:
+    """The watch's stream waits on the shared stream for the first endpoint's
+    connection; that connection is refused: the watch tries the next endpoint,
+    the first is reported down (as a refused connection is on the gateway)."""
+    from etcdwamp.testing._processes import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    grpc = make_client(loop, endpoints=[dead, etcd.url], transport="grpc",
+                       connect_timeout=1.0)
+    clients.append(grpc)
+    seen: list[bytes] = []
+    watch = await grpc.watch(prefix, lambda batch: seen.extend(
+        ev.kv.value for ev in batch.events))
+    assert watch.reconnects == 1
+    assert grpc.transport.health.is_down(dead)
+    await grpc.put(prefix, b"1")
+    from waiting import until
+    await until(lambda: seen == [b"1"])
+    await watch.cancel()
+
+
+@ensure
 async def test_leases_and_keepalive(
         etcd: EtcdCluster, loop: str, prefix: bytes, clients: list[Client]) -> None:
     grpc, _ = pair(loop, etcd.url, clients)
