@@ -28,22 +28,28 @@ The answer is 979,780 bytes as protobuf, 1,987,938 as the gateway's JSON.
 =======================  ==========  ===============  ==========================
 path                     ms          x the JSON path  before (fields read at once)
 =======================  ==========  ===============  ==========================
-gateway JSON             15.8        1.00
-grpc fast                4.1         3.82             9.6 ms, 1.64x
-grpc tables              41.0        0.38
-grpc generic             59.1        0.27
-JSON + keys, values      16.2        1.00
-grpc fast + keys, values 13.6        1.19             10.1 ms, 1.62x
-JSON + numbers           49.3        1.00
-grpc fast + numbers      13.5        3.67             9.9 ms, 4.94x
+gateway JSON             15.4        1.00
+grpc fast                3.1         4.98             9.6 ms, 1.64x
+grpc tables              39.4        0.39
+grpc generic             58.3        0.26
+JSON + keys, values      15.6        1.00
+grpc fast + keys, values 14.8        1.05             10.1 ms, 1.62x
+JSON + numbers           47.2        1.00
+grpc fast + numbers      14.5        3.26             9.9 ms, 4.94x
 =======================  ==========  ===============  ==========================
 
-- The fast path leaves each key-value's fields in its message until one is read
-  (``etcdwamp.grpc.keyvalues``): the result is ready in ~4 ms, ~0.6 ms of it parsing the
-  message (upb), the rest one small object per key-value. Reading every key-value then
-  costs ~1 us each (its six fields and its class switched to ``KeyValue``), ~35% more in
-  all than building them up front did; still faster than the JSON path, which leaves
-  the numbers as strings until asked and then pays ~33 ms per 10,000 (``get_int``).
+- The fast path leaves each key-value's fields in the answer's message until one is
+  read (``etcdwamp.grpc.keyvalues``): the result is ready in ~3 ms, ~0.6 ms of it parsing
+  the message (upb), the rest one small object per key-value. Reading every key-value
+  then costs ~1.2 us each (its six fields, and its class switched to ``KeyValue``), ~45%
+  more in all than building them up front did here; still as fast as the JSON path,
+  which leaves the numbers as strings until asked and then pays ~33 ms per 10,000.
+- In a client process the cyclic GC changes the picture (this table collects before
+  every round): each key-value is an object the collector tracks, and 10,000 of them
+  surviving a read bring a full collection forward. 40 reads of 10,000 keys from etcd on
+  asyncio, client CPU per read: 9-11 ms with the key-values unread (15-23 ms when they
+  were built up front, and when each also held its upb message, which the collector
+  tracks too), 21-23 ms with every key and value read (20.5-21.5 ms before).
 - Answers without a fast decoder go through ``message_json`` (~1.5x faster than
   ``MessageToDict``), still slower than ``json.loads``: fine for the admin calls, which
   is why the range, the txn and a coalesced batch have fast paths (a batch of 64 puts'
