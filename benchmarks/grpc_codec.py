@@ -6,7 +6,7 @@ No etcd and no I/O: one answer of 10,000 key-values (20-byte keys, 64-byte value
 same :class:`~etcdwamp.wire.RangeResult`:
 
 - ``grpc fast``: ``codec.decode`` (the message parsed by upb, its key-values made into
-  wire ``KeyValue`` objects directly, numbers included);
+  wire ``KeyValue`` objects that read their fields from their messages on first use);
 - ``grpc tables``: the message parsed, then ``codec.message_json`` into ``parse_range``
   (the path of answers without a fast decoder);
 - ``grpc generic``: the message parsed, then ``MessageToDict`` into ``parse_range``;
@@ -15,31 +15,41 @@ same :class:`~etcdwamp.wire.RangeResult`:
 
 Each path runs ``--rounds`` times, the paths taking turns; the best round counts (the
 machine is shared). The
-``+ numbers`` rows also read every key-value's mod revision (which makes the JSON path
+``+ keys, values`` rows also read every key and value, the
+``+ numbers`` rows every key-value's mod revision (which makes the JSON path
 decode the numbers it leaves as strings until asked).
 Ratios are the JSON path's time over the path's (>1: faster than the JSON path).
 
-Measured (2-core machine shared with other work, load ~3; Python 3.11.7, protobuf 7.36.2
-with upb; two runs of ``--rounds 11``)
+Measured (2-core machine shared with other work; Python 3.11.7, protobuf 7.36.2 with upb;
+``--rounds 9``, 2026-12-07)
 ------------------------------------------------------------------------------------------
 The answer is 979,780 bytes as protobuf, 1,987,938 as the gateway's JSON.
 
-====================  ===========  ==========================================
-path                  ms           x the JSON path
-====================  ===========  ==========================================
-gateway JSON          15.4-16.0    1.00
-grpc fast             8.9-9.3      1.67-1.79
-grpc tables           40.7-44.1    0.36-0.38
-grpc generic          59.1-62.3    0.26
-gateway JSON + nums   47.9-48.7    1.00
-grpc fast + nums      9.3-9.6      5.08-5.17
-====================  ===========  ==========================================
+=======================  ==========  ===============  ==========================
+path                     ms          x the JSON path  before (fields read at once)
+=======================  ==========  ===============  ==========================
+gateway JSON             15.4        1.00
+grpc fast                3.1         4.98             9.6 ms, 1.64x
+grpc tables              39.4        0.39
+grpc generic             58.3        0.26
+JSON + keys, values      15.6        1.00
+grpc fast + keys, values 14.8        1.05             10.1 ms, 1.62x
+JSON + numbers           47.2        1.00
+grpc fast + numbers      14.5        3.26             9.9 ms, 4.94x
+=======================  ==========  ===============  ==========================
 
-- The fast path is ~1.7x the JSON path when only keys and values are read, ~5x when
-  the numbers are too: the JSON path leaves them as strings until asked, and then pays
-  ~33 ms per 10,000 key-values to convert them (``get_int`` per field); upb hands them
-  over as ints for under 1 ms. Parsing the message itself (upb) is ~0.4 ms; the rest
-  is one ``KeyValue`` per key-value.
+- The fast path leaves each key-value's fields in the answer's message until one is
+  read (``etcdwamp.grpc.keyvalues``): the result is ready in ~3 ms, ~0.6 ms of it parsing
+  the message (upb), the rest one small object per key-value. Reading every key-value
+  then costs ~1.2 us each (its six fields, and its class switched to ``KeyValue``), ~45%
+  more in all than building them up front did here; still as fast as the JSON path,
+  which leaves the numbers as strings until asked and then pays ~33 ms per 10,000.
+- In a client process the cyclic GC changes the picture (this table collects before
+  every round): each key-value is an object the collector tracks, and 10,000 of them
+  surviving a read bring a full collection forward. 40 reads of 10,000 keys from etcd on
+  asyncio, client CPU per read: 9-11 ms with the key-values unread (15-23 ms when they
+  were built up front, and when each also held its upb message, which the collector
+  tracks too), 21-23 ms with every key and value read (20.5-21.5 ms before).
 - Answers without a fast decoder go through ``message_json`` (~1.5x faster than
   ``MessageToDict``), still slower than ``json.loads``: fine for the admin calls, which
   is why the range, the txn and a coalesced batch have fast paths (a batch of 64 puts'
@@ -128,17 +138,24 @@ def main() -> int:
     def with_numbers(run: Callable[[], Any]) -> Callable[[], int]:
         return lambda: sum(kv.mod_revision for kv in run().kvs)
 
+    def with_values(run: Callable[[], Any]) -> Callable[[], int]:
+        return lambda: sum(len(kv.key) + len(kv.value) for kv in run().kvs)
+
     runs = dict(paths)
+    runs.update({f"{name} + keys, values": with_values(paths[name])
+                 for name in ("gateway JSON", "grpc fast")})
     runs.update({f"{name} + numbers": with_numbers(paths[name])
                  for name in ("gateway JSON", "grpc fast")})
     rows = list(best_of(runs, rounds).items())
     json_time = rows[0][1]
+    json_values = rows[-4][1]
     json_numbers = rows[-2][1]
     print(f"Range answer of {keys:,} key-values: protobuf {len(payload):,} bytes, "
           f"gateway JSON {len(gateway):,} bytes; best of {rounds} rounds")
     print(f"{'path':<34}{'ms':>9}{'x JSON':>9}")
     for name, seconds in rows:
-        baseline = json_numbers if name.endswith("+ numbers") else json_time
+        baseline = (json_numbers if name.endswith("+ numbers") else
+                    json_values if name.endswith("+ keys, values") else json_time)
         print(f"{name:<34}{seconds * 1000:>9.2f}{baseline / seconds:>9.2f}")
     encodings(rounds)
     return 0

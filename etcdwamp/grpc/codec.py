@@ -51,6 +51,7 @@ from ..wire.results import (
 )
 from ..wire.watch import EventType, WatchEvent, WatchResponse, parse_watch_frame
 from . import pb
+from .keyvalues import lazy_key_values
 
 __all__ = [
     "FAST_ENCODE_PATHS",
@@ -394,7 +395,8 @@ def _header(message: Any) -> Header:
 
 
 def _range(message: Any, header: Header) -> RangeResult:
-    return RangeResult(header, decode_key_values(message.kvs), message.more, message.count)
+    # Read on first use: a large range is often read for its count or a few keys.
+    return RangeResult(header, lazy_key_values(message.kvs), message.more, message.count)
 
 
 def _put(message: Any, header: Header) -> PutResult:

@@ -169,6 +169,10 @@ class GrpcHTTP:
         self._muxes: dict[tuple[str, str | None], WatchMux] = {}
         #: the shared LeaseKeepAlive stream of each connection (see .keepalive)
         self._keepalives: dict[int, KeepAliveStream] = {}
+        #: per call, worked out once: the method of a gateway path, the metadata of a token
+        self._methods: dict[str, bytes] = {}
+        self._metadata_by_token: dict[tuple[str | None, bool],
+                                      tuple[tuple[bytes, bytes], ...]] = {}
 
     # -- connections -------------------------------------------------------------------
 
@@ -248,7 +252,7 @@ class GrpcHTTP:
             conn.close()
 
     def _keepalive(self, conn: GrpcConnection,
-                   metadata: list[tuple[bytes, bytes]]) -> KeepAliveStream:
+                   metadata: tuple[tuple[bytes, bytes], ...]) -> KeepAliveStream:
         """The LeaseKeepAlive stream of ``conn`` for ``metadata``: the one open, else a
         new one (a stream opened with other metadata, an older token, is closed)."""
         keepalive = self._keepalives.get(id(conn))
@@ -295,67 +299,24 @@ class GrpcHTTP:
         sent fails it with ConnectFailed (nothing reached etcd); after, it resets the
         call's stream and checks that the member still answers (see
         :meth:`GrpcConnection.check_alive`)."""
-        method = self._method(path)
-        metadata = self._metadata(token)
-        step: list[Deferred[Any]] = []  # what runs now: connecting, waiting, the call
-        sent: list[GrpcConnection] = []
-
-        def cancel(_: Deferred[tuple[int, bytes]]) -> None:
-            current = step[-1] if step else None
-            if not sent:
-                outcome.errback(errors.ConnectFailed(
-                    f"cannot connect to {endpoint} in time", endpoint=endpoint))
-            else:
-                self._timed_out(sent[0])
-            if current is not None:
-                current.cancel()
-
-        outcome: Dual[tuple[int, bytes]] = Dual(cancel)
-
-        def send(conn: GrpcConnection) -> None:
-            if outcome.called:
-                return
-            try:
-                if method == KEEPALIVE_METHOD:
-                    # Every renewal on the connection's one LeaseKeepAlive stream.
-                    d = self._keepalive(conn, metadata).renew(body)
-                else:
-                    d = conn.unary(method, body, metadata)
-            except StreamLimitReached:
-                # etcd's MAX_CONCURRENT_STREAMS: wait for one of its streams to end.
-                waiting = conn.wait_for_stream()
-                step.append(waiting)
-                waiting.addCallbacks(lambda _: send(conn), lambda _: None)
-                return
-            except errors.EtcdError as exc:
-                outcome.errback(exc)
-                return
-            sent.append(conn)
-            step.append(d)
-            d.addBoth(ended, conn)
-
-        def ended(result: Any, conn: GrpcConnection) -> None:
-            self._call_ended(conn)
-            if outcome.called:
-                return
-            if not isinstance(result, Failure):
-                outcome.callback((200, result))
-                return
-            exc = result.value
-            if isinstance(exc, errors.ServerError):
-                error = {"code": exc.code, "message": exc.message, "error": exc.message}
-                outcome.callback((HTTP_BY_CODE.get(exc.code, 500), encode_json(error).encode()))
-            elif not isinstance(exc, CancelledError):
-                outcome.errback(result)
-
-        def not_connected(failure: Failure) -> None:
-            if not outcome.called and not isinstance(failure.value, CancelledError):
-                outcome.errback(failure)
-
-        connecting = self.connection(endpoint)
-        step.append(connecting)
-        connecting.addCallbacks(send, not_connected)
-        return outcome
+        method = self._methods.get(path)
+        if method is None:
+            method = self._methods[path] = self._method(path)
+        key = (token, self.require_leader)
+        metadata = self._metadata_by_token.get(key)
+        if metadata is None:
+            metadata = tuple(self._metadata(token))
+            if len(self._metadata_by_token) < 16:  # a client holds a token or two at once
+                self._metadata_by_token[key] = metadata
+        call = _UnaryExchange(self, endpoint, method, body, metadata)
+        conn = self._connections.get(endpoint)
+        if conn is not None and conn.usable:
+            call.send(conn)  # the common case: no Deferred for the connection
+        else:
+            connecting = self.connection(endpoint)
+            call.step = connecting
+            connecting.addCallbacks(call.send, call.not_connected)
+        return call.outcome
 
     def post(self, endpoint: str, path: str, body: bytes, token: str | None, *,
              stream: bool = False) -> Deferred[Any]:
@@ -473,6 +434,76 @@ class GrpcHTTP:
             gathered.addCallback(lambda _: timer.cancel() if timer.active() else None)
         gathered.addCallback(lambda _: done.callback(None))
         return done
+
+
+class _UnaryExchange:
+    """One :meth:`GrpcHTTP.exchange`: its outcome, and the step it waits on now
+    (connecting, a free stream, the call). One object instead of a closure per step:
+    it runs for every call."""
+
+    __slots__ = ("body", "endpoint", "http", "metadata", "method", "outcome", "sent", "step")
+
+    def __init__(self, http: GrpcHTTP, endpoint: str, method: bytes, body: bytes,
+                 metadata: tuple[tuple[bytes, bytes], ...]) -> None:
+        self.http = http
+        self.endpoint = endpoint
+        self.method = method
+        self.body = body
+        self.metadata = metadata
+        self.step: Deferred[Any] | None = None
+        self.sent: GrpcConnection | None = None  # the connection the call went on
+        self.outcome: Dual[tuple[int, bytes]] = Dual(self.cancel)
+
+    def cancel(self, _: Deferred[tuple[int, bytes]]) -> None:
+        current = self.step
+        if self.sent is None:
+            self.outcome.errback(errors.ConnectFailed(
+                f"cannot connect to {self.endpoint} in time", endpoint=self.endpoint))
+        else:
+            self.http._timed_out(self.sent)
+        if current is not None:
+            current.cancel()
+
+    def send(self, conn: GrpcConnection) -> None:
+        if self.outcome.called:
+            return
+        try:
+            if self.method == KEEPALIVE_METHOD:
+                # Every renewal on the connection's one LeaseKeepAlive stream.
+                d = self.http._keepalive(conn, self.metadata).renew(self.body)
+            else:
+                d = conn.unary(self.method, self.body, self.metadata)
+        except StreamLimitReached:
+            # etcd's MAX_CONCURRENT_STREAMS: wait for one of its streams to end.
+            waiting = conn.wait_for_stream()
+            self.step = waiting
+            waiting.addCallbacks(lambda _: self.send(conn), lambda _: None)
+            return
+        except errors.EtcdError as exc:
+            self.outcome.errback(exc)
+            return
+        self.sent = conn
+        self.step = d
+        d.addBoth(self.ended, conn)
+
+    def ended(self, result: Any, conn: GrpcConnection) -> None:
+        self.http._call_ended(conn)
+        outcome = self.outcome
+        if outcome.called:
+            return
+        if not isinstance(result, Failure):
+            outcome.callback((200, result))
+            return
+        exc = result.value
+        if isinstance(exc, errors.ServerError):
+            error = {"code": exc.code, "message": exc.message, "error": exc.message}
+            outcome.callback((HTTP_BY_CODE.get(exc.code, 500), encode_json(error).encode()))
+        elif not isinstance(exc, CancelledError):
+            outcome.errback(result)
+
+    def not_connected(self, failure: Failure) -> None:
+        if not self.outcome.called and not isinstance(failure.value, CancelledError):
+            self.outcome.errback(failure)
 
 
 class _Answered:

@@ -48,7 +48,7 @@ class KeepAliveStream:
     :param on_end: told when the stream ended (the owner forgets it)
     """
 
-    def __init__(self, connection: GrpcConnection, metadata: list[tuple[bytes, bytes]],
+    def __init__(self, connection: GrpcConnection, metadata: tuple[tuple[bytes, bytes], ...],
                  on_end: Callable[[KeepAliveStream], None]) -> None:
         self.connection = connection
         self.metadata = metadata
