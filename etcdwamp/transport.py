@@ -587,7 +587,12 @@ class Transport:
     def demote(self, endpoint: str, reason: str) -> None:
         """Try ``endpoint`` after the others for a back-off period (it timed out,
         has no leader, or failed a probe)."""
+        incidents = self.health.demotions
         until = self.health.demote(endpoint, reason)
+        if self.health.demotions == incidents:
+            # Calls in flight together fail together: one line per incident, not per
+            # call (a process renewing a thousand leases would log a thousand).
+            return
         log.info("etcd endpoint {endpoint} demoted for {seconds:.1f}s: {reason}",
                  endpoint=endpoint, seconds=until - self.clock.seconds(), reason=reason)
 

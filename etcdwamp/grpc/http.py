@@ -243,6 +243,11 @@ class GrpcHTTP:
 
     def _closed(self, endpoint: str, conn: GrpcConnection) -> None:
         self._retired.discard(conn)
+        keepalive = self._keepalives.get(id(conn))
+        if keepalive is not None and keepalive.connection is conn:
+            # A stream that never opened (it waited for a free stream when the
+            # connection went) would otherwise hold the dead connection for good.
+            del self._keepalives[id(conn)]
         if self._connections.get(endpoint) is conn:
             del self._connections[endpoint]
 

@@ -140,7 +140,13 @@ def _when_ready(connection: GrpcConnection, clock: Any, timeout: float,
 
     def expire() -> None:
         if not outcome.called:
-            what = "no HTTP/2 answer" if connection.made else "not connected"
+            if endpoint.startswith("https"):
+                # asyncio calls a TLS connection made only after its handshake, Twisted
+                # once TCP is up: either way the handshake may be what never ended.
+                what = ("no TLS handshake or HTTP/2 answer" if connection.made
+                        else "not connected (or no TLS handshake)")
+            else:
+                what = "no HTTP/2 answer" if connection.made else "not connected"
             outcome.errback(errors.ConnectFailed(
                 f"cannot connect to {endpoint}: {what} within {timeout:g} s",
                 endpoint=endpoint))

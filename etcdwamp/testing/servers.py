@@ -119,7 +119,15 @@ class EtcdMember:
             )
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Stop the process by PID (SIGKILL by default: a crash, not a shutdown)."""
+        """Stop the process by PID (SIGKILL by default: a crash, not a shutdown) and wait
+        for it to exit.
+
+        :raises ValueError: ``sig`` is SIGSTOP or SIGCONT, which do not end the process (to
+            hang a member, send SIGSTOP to ``process.pid`` yourself)
+        """
+        if sig in (signal.SIGSTOP, signal.SIGCONT):
+            raise ValueError("kill() waits for the process to exit: send SIGSTOP/SIGCONT "
+                             "to process.pid to hang or resume it")
         if self.process is None:
             return
         if self.process.poll() is None:

@@ -111,3 +111,16 @@ def test_the_clients_grpc_timers_run_on_its_clock(reach: str) -> None:
     assert not transport.disconnecting
     clock.advance(1.0)
     assert transport.disconnected, "no answer to the PING in time: dropped (aborted)"
+
+
+def test_a_tls_endpoint_that_never_settles_names_the_handshake_too() -> None:
+    # The handshake may be what never ended: asyncio calls a TLS connection made only
+    # after it, Twisted once TCP is up; the message must not send the operator off to
+    # look at ports and networks alone.
+    reactor, clock = MemoryReactorClock(), Clock()
+    attempt = connect_twisted(reactor, "https://127.0.0.1:2379", timeout=2.0, clock=clock)
+    clock.advance(2.0)
+    failed = outcome(attempt)
+    assert isinstance(failed, errors.ConnectFailed)
+    assert str(failed) == ("cannot connect to https://127.0.0.1:2379: "
+                           "not connected (or no TLS handshake) within 2 s")

@@ -10,6 +10,7 @@ from typing import Any
 import h2.config
 import h2.connection
 import h2.events
+import h2.settings
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.python.failure import Failure
 
@@ -19,6 +20,7 @@ from etcdwamp.grpc.connection import GrpcConnection
 from etcdwamp.grpc.framing import MessageDecoder, frame
 from etcdwamp.grpc.http import GrpcHTTP
 from etcdwamp.grpc.keepalive import KEEPALIVE_METHOD, KeepAliveStream
+from etcdwamp.wire import range_request
 from etcdwamp.wire.concurrency import lease_keepalive_request
 
 ENDPOINT = "http://127.0.0.1:2379"
@@ -236,3 +238,22 @@ def test_grpc_http_sends_keepalives_on_the_shared_stream_and_a_new_token_gets_a_
     server.end(new, [(b"grpc-status", b"14"), (b"grpc-message", b"etcdserver: no leader")])
     status, content = outcome(renewed)
     assert status == 503 and b"no leader" in content, "the gateway's answer, as for a unary call"
+
+
+def test_a_keepalive_stream_that_never_opened_is_forgotten_with_its_lost_connection() -> None:
+    # etcd allows one stream, a range holds it: the renewal waits for a free stream;
+    # then the connection goes. Nothing may keep the dead connection referenced.
+    server = Server()
+    server.h2.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 1})
+    server.pump()
+    http = http_over(server)
+    held = http.exchange(ENDPOINT, "/v3/kv/range",
+                         codec.encode(range_request(b"k")), None)
+    renewal = http.exchange(ENDPOINT, "/v3/lease/keepalive",
+                            codec.encode(lease_keepalive_request(5)), None)
+    server.pump()
+    assert len(server.leases) == 1, "one stream (the range's): the renewal waits"
+    server.conn.connection_lost(Failure(errors.ConnectionLost("gone")))
+    assert isinstance(outcome(held), errors.ConnectionLost)
+    assert isinstance(outcome(renewal), errors.EtcdError)
+    assert http._keepalives == {}, "no stream entry holds the lost connection"
