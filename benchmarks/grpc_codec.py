@@ -5,8 +5,8 @@ No etcd and no I/O: one answer of 10,000 key-values (20-byte keys, 64-byte value
 (protobuf bytes) and as its gateway would (JSON bytes), and each path decodes it into the
 same :class:`~etcdwamp.wire.RangeResult`:
 
-- ``grpc fast``: ``codec.decode`` (the message parsed by upb, its key-values made into
-  wire ``KeyValue`` objects that read their fields from their messages on first use);
+- ``grpc fast``: ``codec.decode`` (the message parsed by upb, its key-values a
+  ``KeyValues`` sequence over the repeated field, each built on first use);
 - ``grpc tables``: the message parsed, then ``codec.message_json`` into ``parse_range``
   (the path of answers without a fast decoder);
 - ``grpc generic``: the message parsed, then ``MessageToDict`` into ``parse_range``;
@@ -21,35 +21,32 @@ decode the numbers it leaves as strings until asked).
 Ratios are the JSON path's time over the path's (>1: faster than the JSON path).
 
 Measured (2-core machine shared with other work; Python 3.11.7, protobuf 7.36.2 with upb;
-``--rounds 9``, 2026-12-07)
+``--rounds 7``, 2026-12-07; "before": one lazy object per key-value, same machine, minutes
+apart)
 ------------------------------------------------------------------------------------------
 The answer is 979,780 bytes as protobuf, 1,987,938 as the gateway's JSON.
 
 =======================  ==========  ===============  ==========================
-path                     ms          x the JSON path  before (fields read at once)
+path                     ms          x the JSON path  before (an object per key)
 =======================  ==========  ===============  ==========================
-gateway JSON             15.4        1.00
-grpc fast                3.1         4.98             9.6 ms, 1.64x
-grpc tables              39.4        0.39
-grpc generic             58.3        0.26
-JSON + keys, values      15.6        1.00
-grpc fast + keys, values 14.8        1.05             10.1 ms, 1.62x
-JSON + numbers           47.2        1.00
-grpc fast + numbers      14.5        3.26             9.9 ms, 4.94x
+gateway JSON             15.1        1.00             17.0
+grpc fast                0.45        33.2             3.14 ms, 5.43x
+grpc tables              39.6        0.38
+grpc generic             59.0        0.26
+JSON + keys, values      15.6        1.00             15.7
+grpc fast + keys, values 11.2        1.40             14.5 ms, 1.08x
+JSON + numbers           47.9        1.00             48.0
+grpc fast + numbers      10.7        4.47             14.3 ms, 3.35x
 =======================  ==========  ===============  ==========================
 
-- The fast path leaves each key-value's fields in the answer's message until one is
-  read (``etcdwamp.grpc.keyvalues``): the result is ready in ~3 ms, ~0.6 ms of it parsing
-  the message (upb), the rest one small object per key-value. Reading every key-value
-  then costs ~1.2 us each (its six fields, and its class switched to ``KeyValue``), ~45%
-  more in all than building them up front did here; still as fast as the JSON path,
-  which leaves the numbers as strings until asked and then pays ~33 ms per 10,000.
+- The fast path builds no object per key-value (``etcdwamp.grpc.keyvalues``): the result
+  is ready once upb has parsed the message (~0.4 ms), ``len`` reads the repeated field's
+  length. A key-value read is built then (~1 us with its six fields) and kept, so a
+  reader of every key-value pays what building them up front cost.
 - In a client process the cyclic GC changes the picture (this table collects before
-  every round): each key-value is an object the collector tracks, and 10,000 of them
-  surviving a read bring a full collection forward. 40 reads of 10,000 keys from etcd on
-  asyncio, client CPU per read: 9-11 ms with the key-values unread (15-23 ms when they
-  were built up front, and when each also held its upb message, which the collector
-  tracks too), 21-23 ms with every key and value read (20.5-21.5 ms before).
+  every round): each key-value built is an object the collector tracks, and 10,000 of
+  them surviving a read bring a full collection forward; a range read for its length or
+  a few keys now leaves none behind (``benchmarks/client.py --grpc``: see docs/client.rst).
 - Answers without a fast decoder go through ``message_json`` (~1.5x faster than
   ``MessageToDict``), still slower than ``json.loads``: fine for the admin calls, which
   is why the range, the txn and a coalesced batch have fast paths (a batch of 64 puts'

@@ -35,7 +35,6 @@ from ..wire.requests import Request
 from ..wire.results import (
     DeleteResult,
     Header,
-    KeyValue,
     LeaseGrantResult,
     OpResult,
     PutResult,
@@ -51,7 +50,8 @@ from ..wire.results import (
 )
 from ..wire.watch import EventType, WatchEvent, WatchResponse, parse_watch_frame
 from . import pb
-from .keyvalues import lazy_key_values
+from .keyvalues import KeyValues, decode_key_values
+from .keyvalues import decode_key_value as _kv
 
 __all__ = [
     "FAST_ENCODE_PATHS",
@@ -346,57 +346,14 @@ def message_json(message: Any) -> dict[str, Any]:
 
 # -- fast decoding: messages straight into the wire layer's results ----------------------
 
-_new = object.__new__
-_set_key, _set_value, _set_create, _set_mod, _set_version, _set_lease = (
-    KeyValue.__dict__[name].__set__
-    for name in ("key", "value", "create_revision", "mod_revision", "version", "lease"))
-
-
-def _kv(message: Any) -> KeyValue:
-    kv: KeyValue = _new(KeyValue)
-    _set_key(kv, message.key)
-    _set_value(kv, message.value)
-    _set_create(kv, message.create_revision)
-    _set_mod(kv, message.mod_revision)
-    _set_version(kv, message.version)
-    _set_lease(kv, message.lease)
-    return kv
-
-
-def decode_key_values(messages: Any) -> tuple[KeyValue, ...]:
-    """Wire :class:`KeyValue` objects of repeated ``mvccpb.KeyValue`` messages.
-
-    The numbers are read at once: upb hands them over for ~1 ms per 10,000 key-values,
-    while reading them on first use (as the JSON path does, whose numbers are strings)
-    cost ~20 ms more for a reader who asks for them (benchmarks/grpc_codec.py).
-    """
-    # One loop with everything bound locally, slots set without the frozen __init__:
-    # it runs once per key of a range.
-    new, cls = _new, KeyValue
-    set_key, set_value, set_create = _set_key, _set_value, _set_create
-    set_mod, set_version, set_lease = _set_mod, _set_version, _set_lease
-    out: list[KeyValue] = []
-    append = out.append
-    for message in messages:
-        kv = new(cls)
-        set_key(kv, message.key)
-        set_value(kv, message.value)
-        set_create(kv, message.create_revision)
-        set_mod(kv, message.mod_revision)
-        set_version(kv, message.version)
-        set_lease(kv, message.lease)
-        append(kv)
-    return tuple(out)
-
-
 def _header(message: Any) -> Header:
     h = message.header
     return Header(h.cluster_id, h.member_id, h.revision, h.raft_term)
 
 
 def _range(message: Any, header: Header) -> RangeResult:
-    # Read on first use: a large range is often read for its count or a few keys.
-    return RangeResult(header, lazy_key_values(message.kvs), message.more, message.count)
+    # Built on first use: a large range is often read for its count or a few keys.
+    return RangeResult(header, KeyValues(message.kvs), message.more, message.count)
 
 
 def _put(message: Any, header: Header) -> PutResult:

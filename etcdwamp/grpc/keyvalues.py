@@ -1,87 +1,122 @@
 """Wire :class:`~etcdwamp.wire.KeyValue` objects over ``mvccpb.KeyValue`` messages.
 
-A range answer's key-values are read from the answer's message on first use, all six
-fields at once: a large range is often read for its count, its first keys or a few
-values, and building every key-value's fields up front was most of its decoding (~0.6
-of ~0.9 us per key-value, ``benchmarks/grpc_codec.py``). Reading any field of one turns
-it into a plain :class:`KeyValue` (its class is switched, the layout being the same), so
-later reads cost what they cost on any key-value; a caller that reads every key-value
-pays about what the eager decoding cost in a client process (measured there, where the
-cyclic GC over the key-values is most of the cost either way).
-
-Until it is read, a key-value keeps the answer's protobuf arena (the whole answer's
-bytes) alive.
+A gRPC range answer's ``kvs`` is a :class:`KeyValues`: a read-only sequence over the
+answer's repeated field that builds a key-value when one is asked for. It exists because
+a large range is often read for its count, its first keys or a few values, and one
+Python object per key-value made up front was most of a 10,000-key range's client CPU
+(allocation ~2 ms, and ~3 ms of cyclic GC over 10,000 tracked objects surviving the
+read); aetcd hands back the repeated field itself. The sequence keeps the answer's
+protobuf arena (the whole answer's bytes) alive for as long as it lives.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, SupportsIndex, overload
 
 from ..wire.results import KeyValue
 
-__all__ = ["lazy_key_values"]
+__all__ = ["KeyValues", "decode_key_value", "decode_key_values"]
 
-_FIELDS = ("key", "value", "create_revision", "mod_revision", "version", "lease")
-_SLOTS: Any = tuple(KeyValue.__dict__[name] for name in _FIELDS)
-_SETTERS = tuple(slot.__set__ for slot in _SLOTS)
-#: until decoded, the ``key`` slot holds the answer's repeated field and the ``value`` slot
-#: the key-value's index in it (no slot is added, so that the class can become KeyValue:
-#: ``__class__`` assignment needs the same layout). Not the message itself: upb's message
-#: objects are tracked by the cyclic GC, and one per key-value doubled what a 10,000-key
-#: range brought it (see :func:`lazy_key_values`).
-_get_messages = _SLOTS[0].__get__
-_get_index = _SLOTS[1].__get__
-_set_class = object.__setattr__
+_new = object.__new__
+_set_key, _set_value, _set_create, _set_mod, _set_version, _set_lease = (
+    KeyValue.__dict__[name].__set__
+    for name in ("key", "value", "create_revision", "mod_revision", "version", "lease"))
 
 
-def _field(index: int) -> property:
-    slot_get = _SLOTS[index].__get__
-    get_messages, get_index, set_class, plain = _get_messages, _get_index, _set_class, KeyValue
-    set_key, set_value, set_create, set_mod, set_version, set_lease = _SETTERS
-
-    # Everything bound in the closure, no method call: it runs once per key-value of a
-    # range whose reader reads them all.
-    def get(self: _MessageKeyValue) -> Any:
-        message = get_messages(self)[get_index(self)]
-        set_key(self, message.key)
-        set_value(self, message.value)
-        set_create(self, message.create_revision)
-        set_mod(self, message.mod_revision)
-        set_version(self, message.version)
-        set_lease(self, message.lease)
-        set_class(self, "__class__", plain)
-        return slot_get(self)
-
-    return property(get)
+def decode_key_value(message: Any) -> KeyValue:
+    """The wire :class:`KeyValue` of one ``mvccpb.KeyValue`` message, all fields read."""
+    # Slots set without the frozen dataclass's __init__ (which goes through
+    # object.__setattr__ per field): this runs once per key-value read.
+    kv: KeyValue = _new(KeyValue)
+    _set_key(kv, message.key)
+    _set_value(kv, message.value)
+    _set_create(kv, message.create_revision)
+    _set_mod(kv, message.mod_revision)
+    _set_version(kv, message.version)
+    _set_lease(kv, message.lease)
+    return kv
 
 
-class _MessageKeyValue(KeyValue):
-    """A :class:`KeyValue` over its protobuf message until a field is read."""
+def decode_key_values(messages: Any) -> tuple[KeyValue, ...]:
+    """Wire :class:`KeyValue` objects of repeated ``mvccpb.KeyValue`` messages, all built now.
 
-    __slots__ = ()
+    The numbers are read at once: upb hands them over for ~1 ms per 10,000 key-values,
+    while reading them on first use (as the JSON path does, whose numbers are strings)
+    cost ~20 ms more for a reader who asks for them (benchmarks/grpc_codec.py).
+    """
+    return tuple(map(decode_key_value, messages))
 
-    key = _field(0)
-    value = _field(1)
-    create_revision = _field(2)
-    mod_revision = _field(3)
-    version = _field(4)
-    lease = _field(5)
+
+class KeyValues(Sequence[KeyValue]):
+    """The key-values of a repeated ``mvccpb.KeyValue`` field, each built on first use.
+
+    Behaves as the tuple of the same key-values would: ``len`` (nothing built), index
+    (a key-value is built once, then the same object is handed out), iterate, ``in``,
+    ``index``, ``count``; a slice is a tuple. Equal to a tuple, list or
+    :class:`KeyValues` with equal key-values in the same order, and hashed as that tuple;
+    copied and pickled as a tuple.
+    """
+
+    __slots__ = ("_built", "_messages")
+
+    _built: list[KeyValue | None] | None
+
+    def __init__(self, messages: Any) -> None:
+        self._messages = messages
+        # One slot per key-value, made on first use: a range read only for its length
+        # allocates nothing more.
+        self._built = None
+
+    def __len__(self) -> int:
+        return len(self._messages)
+
+    def __bool__(self) -> bool:
+        return len(self._messages) > 0
+
+    def _slots(self) -> list[KeyValue | None]:
+        built = self._built
+        if built is None:
+            built = self._built = [None] * len(self._messages)
+        return built
+
+    @overload
+    def __getitem__(self, index: SupportsIndex) -> KeyValue: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[KeyValue, ...]: ...
+
+    def __getitem__(self, index: SupportsIndex | slice) -> KeyValue | tuple[KeyValue, ...]:
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(*index.indices(len(self._messages))))
+        built = self._built
+        if built is None:
+            built = self._slots()
+        kv = built[index]  # IndexError/TypeError as a tuple's, for the same index
+        if kv is None:
+            kv = built[index] = decode_key_value(self._messages[index])
+        return kv
+
+    def __iter__(self) -> Iterator[KeyValue]:
+        built = self._slots()
+        messages = self._messages
+        for index, kv in enumerate(built):
+            if kv is None:
+                kv = built[index] = decode_key_value(messages[index])
+            yield kv
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, (KeyValues, tuple, list)):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other,
+                                                                      strict=True))
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # copy and pickle make a plain KeyValue (this class has no __init__ of its own).
-        return KeyValue, self._fields()
-
-
-def lazy_key_values(messages: Any) -> tuple[KeyValue, ...]:
-    """Wire key-values of a repeated ``mvccpb.KeyValue`` field, each read from its
-    message on first use (see the module docstring)."""
-    new, cls = object.__new__, _MessageKeyValue
-    set_messages, set_index = _SETTERS[0], _SETTERS[1]
-    out: list[KeyValue] = []
-    append = out.append
-    for index in range(len(messages)):
-        kv = new(cls)
-        set_messages(kv, messages)
-        set_index(kv, index)
-        append(kv)
-    return tuple(out)
+        # copy, deepcopy and pickle give the plain tuple (no protobuf message in a pickle).
+        return tuple, (tuple(self),)

@@ -8,7 +8,7 @@ never an error here; a field of the wrong type is a :class:`ProtocolError`.
 from __future__ import annotations
 
 import binascii
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,10 +147,14 @@ def _parsed_kv(obj: dict[str, Any], key: bytes, value: bytes) -> KeyValue:
 class RangeResult:
     """A range's answer: ``kvs`` as served (at most ``limit``), ``more`` if the limit cut it
     short, ``count`` the number of keys in the whole range.
+
+    ``kvs`` is a sequence of :class:`KeyValue`: index, iterate, ``len``; slices give
+    tuples. The gateway's is a tuple; gRPC's builds each key-value on first use
+    (:class:`etcdwamp.grpc.keyvalues.KeyValues`), equal to and hashed as the tuple.
     """
 
     header: Header
-    kvs: tuple[KeyValue, ...]
+    kvs: Sequence[KeyValue]
     more: bool
     count: int
 
