@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from h2_frames import frame_types
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
@@ -28,15 +29,6 @@ def outcome(d: Any) -> Any:
     d.addBoth(box.append)
     assert box, "the Deferred has not fired"
     return box[0].value if isinstance(box[0], Failure) else box[0]
-
-
-def frame_types(data: bytes) -> list[int]:
-    kinds, at = [], 0
-    while at + 9 <= len(data):
-        length = int.from_bytes(data[at:at + 3], "big")
-        kinds.append(data[at + 3])
-        at += 9 + length
-    return kinds
 
 
 def accept(reactor: MemoryReactorClock) -> tuple[Any, StringTransport]:

@@ -12,6 +12,7 @@ import h2.connection
 import h2.errors
 import h2.events
 import pytest
+from h2_frames import frame_types
 from twisted.internet.defer import CancelledError
 from twisted.python.failure import Failure
 
@@ -77,15 +78,6 @@ class Peer:
             self.server.send_data(stream_id, frame(message))
         self.server.send_headers(stream_id, trailers, end_stream=True)
         self.pump()
-
-
-def frame_types(data: bytes) -> list[int]:
-    kinds, at = [], 0
-    while at + 9 <= len(data):
-        length = int.from_bytes(data[at:at + 3], "big")
-        kinds.append(data[at + 3])
-        at += 9 + length
-    return kinds
 
 
 def outcome(d: Any) -> Any:
