@@ -169,7 +169,8 @@ class GrpcHTTP:
         self._muxes: dict[tuple[str, str | None], WatchMux] = {}
         #: the shared LeaseKeepAlive stream of each connection (see .keepalive)
         self._keepalives: dict[int, KeepAliveStream] = {}
-        #: per call, worked out once: the method of a gateway path, the metadata of a token
+        #: worked out once (see _method, _metadata): the method of a gateway path, the
+        #: metadata of a token
         self._methods: dict[str, bytes] = {}
         self._metadata_by_token: dict[tuple[str | None, bool],
                                       tuple[tuple[bytes, bytes], ...]] = {}
@@ -281,18 +282,29 @@ class GrpcHTTP:
         if self._clock is not None:
             conn.check_alive(self._clock, self._check_timeout)
 
-    def _metadata(self, token: str | None) -> list[tuple[bytes, bytes]]:
-        metadata = []
-        if token is not None:
-            metadata.append((_TOKEN, token.encode("ascii")))
-        if self.require_leader:
-            metadata.append(_HAS_LEADER)
+    def _metadata(self, token: str | None) -> tuple[tuple[bytes, bytes], ...]:
+        """The metadata of a call with ``token``, worked out once per token: every call
+        needs it."""
+        key = (token, self.require_leader)
+        metadata = self._metadata_by_token.get(key)
+        if metadata is None:
+            built = []
+            if token is not None:
+                built.append((_TOKEN, token.encode("ascii")))
+            if self.require_leader:
+                built.append(_HAS_LEADER)
+            metadata = tuple(built)
+            if len(self._metadata_by_token) < 16:  # a client holds a token or two at once
+                self._metadata_by_token[key] = metadata
         return metadata
 
     def _method(self, path: str) -> bytes:
-        if path.startswith(self._prefix):
-            path = path[len(self._prefix):]
-        return codec.method(path).name.encode("ascii")
+        """The gRPC method of a gateway ``path``, worked out once per path."""
+        method = self._methods.get(path)
+        if method is None:
+            bare = path[len(self._prefix):] if path.startswith(self._prefix) else path
+            method = self._methods[path] = codec.method(bare).name.encode("ascii")
+        return method
 
     # -- the HTTP seam ----------------------------------------------------------------------
 
@@ -304,16 +316,8 @@ class GrpcHTTP:
         sent fails it with ConnectFailed (nothing reached etcd); after, it resets the
         call's stream and checks that the member still answers (see
         :meth:`GrpcConnection.check_alive`)."""
-        method = self._methods.get(path)
-        if method is None:
-            method = self._methods[path] = self._method(path)
-        key = (token, self.require_leader)
-        metadata = self._metadata_by_token.get(key)
-        if metadata is None:
-            metadata = tuple(self._metadata(token))
-            if len(self._metadata_by_token) < 16:  # a client holds a token or two at once
-                self._metadata_by_token[key] = metadata
-        call = _UnaryExchange(self, endpoint, method, body, metadata)
+        call = _UnaryExchange(self, endpoint, self._method(path), body,
+                              self._metadata(token))
         conn = self._connections.get(endpoint)
         if conn is not None and conn.usable:
             call.send(conn)  # the common case: no Deferred for the connection

@@ -130,7 +130,7 @@ class WatchMux:
     :param on_end: told when the stream ended (the owner forgets this mux)
     """
 
-    def __init__(self, connection: GrpcConnection | None, metadata: list[tuple[bytes, bytes]],
+    def __init__(self, connection: GrpcConnection | None, metadata: tuple[tuple[bytes, bytes], ...],
                  on_end: Callable[[WatchMux], None]) -> None:
         self.connection = connection
         self.metadata = metadata
