@@ -47,6 +47,7 @@ from .wire import Request, check_size, error_from_response
 from .wire.auth import authenticate_request
 from .wire.requests import API_PREFIXES
 from .wire.watch import WatchDecoder, WatchResponse
+from .wire.watch_state import stream_body
 
 __all__ = [
     "API_PREFIXES",
@@ -746,8 +747,7 @@ class Transport:
         elif self._messages_http is not None:
             posted = self._messages_http.post_messages(endpoint, prefix + path, body, token)
         else:
-            posted = self.http.post(endpoint, prefix + path,
-                                    b"".join(_encode(m).encode() for m in body), token,
+            posted = self.http.post(endpoint, prefix + path, stream_body(body), token,
                                     stream=True)
         try:
             response = await self._timed(endpoint, posted, limit)

@@ -13,7 +13,7 @@ the body that re-creates every key set exactly where it stopped.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +28,15 @@ from .keyset import KeySet
 from .watch import WatchEvent, WatchFilter, WatchResponse, watch_create_body
 
 __all__ = ["ALL_CREATED", "AllCreated", "WatchBatch", "WatchState", "WatchTarget",
-           "token_refused"]
+           "stream_body", "token_refused"]
+
+_compact = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def stream_body(requests: Iterable[Mapping[str, Any]]) -> bytes:
+    """The gateway's body of a stream's first requests (their JSON objects): compact
+    JSON, one after another."""
+    return b"".join(_compact(request).encode() for request in requests)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,9 +135,8 @@ class WatchState:
     def create_body(self, *, prev_kv: bool = False, filters: Iterable[WatchFilter | str] = (),
                     progress_notify: bool = True) -> bytes:
         """:meth:`create_requests` as the gateway's request body (concatenated JSON)."""
-        return b"".join(json.dumps(body, separators=(",", ":")).encode()
-                        for body in self.create_requests(prev_kv=prev_kv, filters=filters,
-                                                         progress_notify=progress_notify))
+        return stream_body(self.create_requests(prev_kv=prev_kv, filters=filters,
+                                                progress_notify=progress_notify))
 
     def start_stream(self) -> None:
         """A new stream is opened with :meth:`create_body`'s key sets: frames
