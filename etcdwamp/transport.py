@@ -698,6 +698,11 @@ class Transport:
         response = http.stream_at_once(endpoint, prefix + path, messages, token)
         if response is None:
             return None
+        return self._opened(response, endpoint, token)
+
+    def _opened(self, response: Any, endpoint: str, token: str | None) -> StreamOpened:
+        """A stream ``endpoint`` answered: the endpoint is well, unless the stream was
+        handed over before its connection opened (a gRPC watch's: nothing answered yet)."""
         if getattr(response, "connected", True):
             self.health.succeeded(endpoint)
         return StreamOpened(response, endpoint, token)
@@ -763,10 +768,7 @@ class Transport:
             if isinstance(err, errors.Unavailable):
                 self.demote(endpoint, err.message)
             raise err
-        if getattr(response, "connected", True):
-            # (A gRPC watch may be handed its stream before the connection is open.)
-            self.health.succeeded(endpoint)
-        return StreamOpened(response, endpoint, token)
+        return self._opened(response, endpoint, token)
 
     async def _call_once(self, request: Request[T], deadline: float | None = None,
                          only: str | None = None,
