@@ -38,6 +38,7 @@ from zope.interface import implementer
 
 from . import errors
 from ._deferred import dual
+from .attempt import MOVE_ON, first_attempt
 from .budget import DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_QUEUED, ConnectionBudget
 from .failover import answer_json, attempt_share, give_up, refusal
 from .health import EndpointHealth
@@ -526,7 +527,7 @@ class Transport:
         self._messages_http = http if isinstance(http, MessagesHTTP) else None
         # How requests become bodies and answers results: the encoding the HTTP
         # object names (the gateway's JSON, or protobuf on gRPC), bound once.
-        self._encode_body: Callable[[Request[Any]], bytes] = http.codec.encode
+        self.encode_body: Callable[[Request[Any]], bytes] = http.codec.encode
         self._decode_answer: Callable[[Request[Any], str, bytes], Any] = http.codec.decode
         # Every request and stream carries it (see REQUIRE_LEADER_HEADER).
         self.require_leader = require_leader
@@ -575,14 +576,15 @@ class Transport:
     def endpoint(self) -> str:
         """The endpoint requests currently go to first (healthy, or the one whose
         demotion ends first)."""
-        return self.endpoints[self._indices()[0]]
+        return self.endpoints[self.indices()[0]]
 
     def order(self) -> list[str]:
         """The endpoints in the order the next request tries them: healthy ones
         first, from the one that answered last, then the demoted ones."""
-        return [self.endpoints[i] for i in self._indices()]
+        return [self.endpoints[i] for i in self.indices()]
 
-    def _indices(self) -> list[int]:
+    def indices(self) -> list[int]:
+        """Indices into :attr:`endpoints` in the order the next request tries them."""
         return self.health.order(self.endpoints, self.preferred)
 
     def demote(self, endpoint: str, reason: str) -> None:
@@ -634,8 +636,15 @@ class Transport:
             # One coroutine less per request on the common path.
             limit = self.timeout if request.timeout is None else request.timeout
             deadline = (self.clock.seconds() if started is None else started) + limit
+            budget = self._budget_of(request, keepalive)
+            if endpoint is None and request.timeout is None:
+                # Most calls: one attempt, callbacks instead of coroutines (see
+                # etcdwamp.attempt); None when it would have to wait for something.
+                first = first_attempt(self, request, deadline, budget)
+                if first is not None:
+                    return first
             return dual(Deferred.fromCoroutine(self._call_once(
-                request, deadline, endpoint, self._budget_of(request, keepalive))))
+                request, deadline, endpoint, budget)))
         return dual(Deferred.fromCoroutine(
             self.call_async(request, started=started, endpoint=endpoint, keepalive=keepalive)))
 
@@ -779,17 +788,27 @@ class Transport:
         check_size(request.size, self.max_request_bytes)
         if deadline is None:
             deadline = self.deadline(request.timeout)
-        body = self._encode_body(request)
-        failures: list[errors.EtcdError] = []
+        body = self.encode_body(request)
         # index -1: a pinned member, whose answer says nothing about failover order
-        targets = ([(i, self.endpoints[i]) for i in self._indices()] if only is None
+        targets = ([(i, self.endpoints[i]) for i in self.indices()] if only is None
                    else [(-1, only.rstrip("/"))])
+        result: T = await self.attempts(request, body, deadline, targets, 0, [], budget)
+        return result
+
+    async def attempts(self, request: Request[T], body: bytes, deadline: float,
+                        targets: Sequence[tuple[int, str]], start: int,
+                        failures: list[errors.EtcdError],
+                        budget: ConnectionBudget | None) -> T:
+        """The attempts of :meth:`_call_once` from ``targets[start]`` on, after the
+        ``failures`` of those before it (a :class:`~etcdwamp.attempt.Attempt` that
+        could not end the call hands over here)."""
         # A blocking request (its own timeout: a lock waits as long as its
         # caller allows) and a request that cannot move on after it was sent
         # get all that is left; the others a share, then the next endpoint.
         shared = request.timeout is None and request.idempotent
         metrics, clock = self.metrics, self.clock
-        for position, (index, endpoint) in enumerate(targets):
+        for position in range(start, len(targets)):
+            index, endpoint = targets[position]
             if self.left(deadline) <= 0:
                 if failures:
                     break  # the last attempt's failure is the answer
@@ -802,75 +821,95 @@ class Transport:
                 if shared else deadline)
             began: float = clock.seconds()
             try:
-                try:
-                    sending = self._send(endpoint, request.path, body,
-                                         idempotent=request.idempotent,
-                                         deadline=attempt_deadline, budget=budget)
-                    if request.timeout is not None and index >= 0 and self.probes.enabled:
-                        status, content = await self._probed(endpoint, sending)
-                    else:
-                        status, content = await sending
-                except BaseException as exc:
-                    metrics.request_done(endpoint, outcome_of(
-                        exc.cause if isinstance(exc, _PrefixFailed) else exc),
-                        clock.seconds() - began)
-                    raise
-            except _QueueTimeout as exc:
-                # Nothing was sent: any request may try the next endpoint.
-                failures.append(exc)
+                sending = self._send(endpoint, request.path, body,
+                                     idempotent=request.idempotent,
+                                     deadline=attempt_deadline, budget=budget)
+                if request.timeout is not None and index >= 0 and self.probes.enabled:
+                    status, content = await self._probed(endpoint, sending)
+                else:
+                    status, content = await sending
+            except BaseException as exc:
+                metrics.request_done(endpoint, outcome_of(
+                    exc.cause if isinstance(exc, _PrefixFailed) else exc),
+                    clock.seconds() - began)
+                self.attempt_failed(request, index, endpoint, exc, failures)
                 continue
-            except _PrefixFailed as exc:
-                # Only the status exchange that detects the prefix went out (a
-                # member without leader refuses it too under require-leader).
-                cause = exc.cause
-                if index >= 0 and isinstance(cause, (errors.RequestTimeout,
-                                                     errors.Unavailable)):
-                    self.demote(endpoint, "no answer in time"
-                                if isinstance(cause, errors.RequestTimeout) else cause.message)
-                failures.append(cause)
-                continue
-            except errors.ConnectFailed as exc:
-                if index >= 0:
-                    self.health.unreachable(endpoint)
-                failures.append(exc)
-                continue
-            except errors.OutcomeUnknown as exc:
-                if (isinstance(exc, errors.RequestTimeout) and index >= 0
-                        and request.timeout is None):
-                    # Whether the member hangs or is just slow, calls should
-                    # not queue behind it: try it after the others for a while.
-                    # (Not a blocking request with its own timeout: a lock
-                    # that waited as long as its caller allowed says nothing
-                    # about the member.)
-                    self.demote(endpoint, "no answer in time")
-                if not request.idempotent:
-                    raise
-                failures.append(exc)
-                continue
-            if status != 200:
-                judged = refusal(status, content, idempotent=request.idempotent,
-                                 endpoint=endpoint)
-                metrics.request_done(endpoint, outcome_of(judged.error),
-                                     clock.seconds() - began)
-                if index >= 0:
-                    if judged.unwell:
-                        self.demote(endpoint, judged.message)
-                    elif not judged.move_on:
-                        self._answered(index, endpoint)
-                if judged.move_on:
-                    failures.append(judged.error)
-                    continue
-                raise judged.error
-            if index >= 0:
-                self._answered(index, endpoint)
-            try:
-                result: T = self._decode_answer(request, endpoint, content)
-            except Exception as exc:
-                metrics.request_done(endpoint, outcome_of(exc), clock.seconds() - began)
-                raise
-            metrics.request_done(endpoint, "ok", clock.seconds() - began)
-            return result
+            answer = self.attempt_answered(request, index, endpoint, status, content,
+                                           began, failures)
+            if answer is not MOVE_ON:
+                result: T = answer
+                return result
         raise give_up(failures)
+
+    def attempt_failed(self, request: Request[Any], index: int, endpoint: str,
+                       exc: BaseException, failures: list[errors.EtcdError]) -> None:
+        """Judge an attempt of ``request`` on ``endpoint`` (``index`` in
+        :attr:`endpoints`, -1 for a pinned member) that failed with ``exc``: adds it
+        to ``failures`` when the request may move on to the next endpoint, else
+        raises it (or what the caller gets instead)."""
+        if isinstance(exc, _QueueTimeout):
+            # Nothing was sent: any request may try the next endpoint.
+            failures.append(exc)
+            return
+        if isinstance(exc, _PrefixFailed):
+            # Only the status exchange that detects the prefix went out (a
+            # member without leader refuses it too under require-leader).
+            cause = exc.cause
+            if index >= 0 and isinstance(cause, (errors.RequestTimeout, errors.Unavailable)):
+                self.demote(endpoint, "no answer in time"
+                            if isinstance(cause, errors.RequestTimeout) else cause.message)
+            failures.append(cause)
+            return
+        if isinstance(exc, errors.ConnectFailed):
+            if index >= 0:
+                self.health.unreachable(endpoint)
+            failures.append(exc)
+            return
+        if isinstance(exc, errors.OutcomeUnknown):
+            if (isinstance(exc, errors.RequestTimeout) and index >= 0
+                    and request.timeout is None):
+                # Whether the member hangs or is just slow, calls should
+                # not queue behind it: try it after the others for a while.
+                # (Not a blocking request with its own timeout: a lock
+                # that waited as long as its caller allowed says nothing
+                # about the member.)
+                self.demote(endpoint, "no answer in time")
+            if not request.idempotent:
+                raise exc
+            failures.append(exc)
+            return
+        raise exc
+
+    def attempt_answered(self, request: Request[T], index: int, endpoint: str, status: int,
+                         content: bytes, began: float,
+                         failures: list[errors.EtcdError]) -> T | Any:
+        """Judge ``endpoint``'s answer to an attempt of ``request`` begun at ``began``
+        (the clock's time): the result, or :data:`MOVE_ON` (the refusal added to
+        ``failures``) when the next endpoint is to be tried; raises the refusal or the
+        failure to decode that ends the call. Reports the attempt to the metrics."""
+        metrics, clock = self.metrics, self.clock
+        if status != 200:
+            judged = refusal(status, content, idempotent=request.idempotent,
+                             endpoint=endpoint)
+            metrics.request_done(endpoint, outcome_of(judged.error), clock.seconds() - began)
+            if index >= 0:
+                if judged.unwell:
+                    self.demote(endpoint, judged.message)
+                elif not judged.move_on:
+                    self._answered(index, endpoint)
+            if judged.move_on:
+                failures.append(judged.error)
+                return MOVE_ON
+            raise judged.error
+        if index >= 0:
+            self._answered(index, endpoint)
+        try:
+            result: T = self._decode_answer(request, endpoint, content)
+        except Exception as exc:
+            metrics.request_done(endpoint, outcome_of(exc), clock.seconds() - began)
+            raise
+        metrics.request_done(endpoint, "ok", clock.seconds() - began)
+        return result
 
     async def _probed(self, endpoint: str,
                       sending: Coroutine[Any, Any, tuple[int, bytes]]) -> tuple[int, bytes]:
@@ -980,13 +1019,13 @@ class Transport:
         except Exception as exc:
             if cancelled and not timed_out:
                 raise CancelledError() from exc
-            raise self._exchange_error(endpoint, exc, limit, timed_out=timed_out) from exc
+            raise self.exchange_error(endpoint, exc, limit, timed_out=timed_out) from exc
         finally:
             if timer is not None and timer.active():
                 timer.cancel()
 
-    def _exchange_error(self, endpoint: str, exc: Exception, limit: float, *,
-                        timed_out: bool) -> Exception:
+    def exchange_error(self, endpoint: str, exc: Exception, limit: float, *,
+                       timed_out: bool) -> Exception:
         """Map the failure of an exchange the caller did not cancel."""
         mapped = self.http.map_error(endpoint, exc, timed_out=timed_out)
         if isinstance(mapped, errors.RequestTimeout):
