@@ -43,7 +43,7 @@ from .h2 import (
 )
 from .tls_hints import answer_hint
 
-__all__ = ["CallOwner", "GrpcConnection", "GrpcStream", "Pipe", "UnaryCall"]
+__all__ = ["GrpcConnection", "GrpcStream", "Pipe", "UnaryCall"]
 
 #: the largest message etcd sends by default (its --max-recv-bytes is about requests;
 #: answers are bounded by gRPC's send limit, math.MaxInt32 in etcd): a range answer
@@ -66,31 +66,29 @@ class Pipe(Protocol):
         follows)."""
 
 
-class CallOwner(Protocol):
-    """Whom a :class:`UnaryCall` tells how it ended (see :meth:`GrpcConnection.call`)."""
-
-    def call_ended(self, outcome: bytes | BaseException) -> None:
-        """The call's answer (its one serialized message), or the exception it failed
-        with; told once, and never after :meth:`GrpcConnection.cancel`."""
-
-
 class UnaryCall:
-    """A unary call in flight: its answer so far, and the owner to tell how it ended.
-
-    One small object per call, no Deferred: a busy client has many calls in flight,
-    and every object they keep alive is work for the cyclic garbage collector.
+    """A unary call in flight: its answer so far, and :meth:`call_ended`, told how it
+    ended. Whoever waits for the answer subclasses it (see :meth:`GrpcConnection.call`):
+    one object per call in flight, no Deferred, no callback closure. A busy client has
+    many calls in flight, and every object they keep alive is work for the cyclic
+    garbage collector.
     """
 
-    __slots__ = ("answered", "decoder", "messages", "owner", "reply", "stream_id")
+    __slots__ = ("answered", "decoder", "messages", "reply", "stream_id")
 
-    def __init__(self, owner: CallOwner) -> None:
-        self.stream_id = 0
-        self.owner: CallOwner | None = owner  # None once told (no cycle left behind)
+    def __init__(self) -> None:
+        super().__init__()  # (cooperative: a subclass may be a Deferred too)
+        self.stream_id = 0  # set once its stream is open
         self.answered = False  # response headers came: the peer processed the stream
         self.messages = 0  # messages of the answer so far (one is right)
         self.reply = b""  # the first of them
         #: made only for an answer that is not one whole message per DATA frame
         self.decoder: MessageDecoder | None = None
+
+    def call_ended(self, outcome: bytes | BaseException) -> None:
+        """The call's answer (its one serialized message), or the exception it failed
+        with; told once, and never after :meth:`GrpcConnection.cancel`."""
+        raise NotImplementedError
 
 
 class _Call:
@@ -108,14 +106,15 @@ class _Call:
         self.answered = False  # response headers came: the peer processed the stream
 
 
-class _Answer(Dual[bytes]):
-    """:meth:`GrpcConnection.unary`'s Deferred: the owner of its call; cancelling it
-    resets the call's stream."""
+class _Answer(UnaryCall, Dual[bytes]):
+    """:meth:`GrpcConnection.unary`'s Deferred, and its call: cancelling it resets the
+    call's stream."""
+
+    __slots__ = ("_connection",)
 
     def __init__(self, connection: GrpcConnection) -> None:
         super().__init__()
         self._connection = connection
-        self.call: UnaryCall | None = None
 
     def call_ended(self, outcome: bytes | BaseException) -> None:
         if isinstance(outcome, BaseException):
@@ -124,8 +123,8 @@ class _Answer(Dual[bytes]):
             self.callback(outcome)
 
     def cancel(self) -> None:
-        if not self.called and self.call is not None:
-            self._connection.cancel(self.call)
+        if not self.called:
+            self._connection.cancel(self)
         super().cancel()
 
 
@@ -314,23 +313,21 @@ class GrpcConnection:
         :raises StreamLimitReached: every stream etcd allows is open (nothing sent)
         """
         answer = _Answer(self)
-        answer.call = self.call(method, message, metadata, answer)
+        self.call(answer, method, message, metadata)
         return answer
 
-    def call(self, method: bytes, message: bytes, metadata: Sequence[tuple[bytes, bytes]],
-             owner: CallOwner) -> UnaryCall:
-        """:meth:`unary` without a Deferred: ``owner.call_ended`` is told the answer's
+    def call(self, call: UnaryCall, method: bytes, message: bytes,
+             metadata: Sequence[tuple[bytes, bytes]] = ()) -> None:
+        """:meth:`unary` without a Deferred: ``call.call_ended`` is told the answer's
         serialized message, or the exception the call failed with, unless the call is
-        cancelled first (:meth:`cancel`).
+        cancelled first (:meth:`cancel`). ``call`` is new: one call per instance.
 
         :raises ConnectFailed: the connection cannot take a call now (nothing sent,
-            the owner is not told)
+            ``call`` is not told)
         :raises StreamLimitReached: every stream etcd allows is open (nothing sent,
-            the owner is not told)
+            ``call`` is not told)
         """
-        call = UnaryCall(owner)
         self._open(call, method, metadata, frame(message), end_stream=True)
-        return call
 
     def stream(self, method: bytes, on_message: Callable[[bytes], None],
                metadata: Sequence[tuple[bytes, bytes]] = (),
@@ -367,8 +364,8 @@ class GrpcConnection:
 
     def cancel(self, call: _Call | UnaryCall) -> None:
         """Reset ``call``'s stream at once (RST_STREAM CANCEL): etcd stops the work, if
-        it had not finished. A unary call's owner is not told; a call that ended
-        already is left as it is."""
+        it had not finished. A unary call is not told; one that ended (or never
+        opened) is left as it is."""
         if self._calls.pop(call.stream_id, None) is call:
             if self._lost is None and self._pipe is not None:
                 self._write(self.h2.cancel(call.stream_id))
@@ -505,7 +502,7 @@ class GrpcConnection:
             self._write(self.h2.cancel(stream_id))
         self._stream_ended()
         if isinstance(call, UnaryCall):
-            _tell(call, result if exc is None else exc)
+            call.call_ended(result if exc is None else exc)
         elif exc is None:
             call.done.callback(result)
         else:
@@ -540,17 +537,10 @@ class GrpcConnection:
         calls, self._calls = self._calls, {}
         for call in calls.values():
             if isinstance(call, UnaryCall):
-                _tell(call, exc)
+                call.call_ended(exc)
             elif not call.done.called:
                 call.done.errback(exc)
         waiters, self._stream_waiters = self._stream_waiters, deque()
         for waiter in waiters:
             waiter.callback(None)  # the caller finds the connection gone, and says so
 
-
-def _tell(call: UnaryCall, outcome: bytes | BaseException) -> None:
-    """Tell a unary call's owner how it ended, once; the call forgets its owner (which
-    may hold the call: no cycle outlives it)."""
-    owner, call.owner = call.owner, None
-    if owner is not None:
-        owner.call_ended(outcome)

@@ -445,15 +445,15 @@ class GrpcHTTP:
         return done
 
 
-class _UnaryExchange(Dual[tuple[int, bytes]]):
-    """One :meth:`GrpcHTTP.exchange`, which is its own outcome (a Deferred), and the
-    owner of its unary call (:meth:`GrpcConnection.call` tells it the answer).
+class _UnaryExchange(UnaryCall, Dual[tuple[int, bytes]]):
+    """One :meth:`GrpcHTTP.exchange`: its outcome (the Deferred it returns) and its
+    unary call (:meth:`GrpcConnection.call` tells it the answer) in one object.
 
-    One object instead of an outcome, a closure per step and callbacks on the call's
-    own Deferred: it runs for every call, and a busy client has many in flight, each
-    object of which the cyclic garbage collector walks."""
+    Not an outcome, a call, a closure per step and callbacks on the call's Deferred:
+    it runs for every call, and a busy client has many in flight, each object of which
+    the cyclic garbage collector walks."""
 
-    __slots__ = ("body", "call", "endpoint", "http", "metadata", "method", "sent", "step")
+    __slots__ = ("body", "endpoint", "http", "metadata", "method", "sent", "step")
 
     def __init__(self, http: GrpcHTTP, endpoint: str, method: bytes, body: bytes,
                  metadata: tuple[tuple[bytes, bytes], ...]) -> None:
@@ -465,8 +465,7 @@ class _UnaryExchange(Dual[tuple[int, bytes]]):
         self.metadata = metadata
         #: what it waits on other than its call: connecting, a free stream, a renewal
         self.step: Deferred[Any] | None = None
-        self.call: UnaryCall | None = None  # the call in flight
-        self.sent: GrpcConnection | None = None  # the connection the call went on
+        self.sent: GrpcConnection | None = None  # the connection the request went on
 
     def cancel(self) -> None:
         """Before the call was sent: fail with ConnectFailed (nothing reached etcd);
@@ -479,9 +478,8 @@ class _UnaryExchange(Dual[tuple[int, bytes]]):
                     f"cannot connect to {self.endpoint} in time", endpoint=self.endpoint))
             else:
                 self.http._timed_out(conn)
-                call, self.call = self.call, None
-                if call is not None:
-                    conn.cancel(call)
+                if self.stream_id:  # its own call, not a renewal on the shared stream
+                    conn.cancel(self)
                     self.http._call_ended(conn)
             if current is not None:
                 current.cancel()
@@ -498,7 +496,7 @@ class _UnaryExchange(Dual[tuple[int, bytes]]):
                 self.step = renewal
                 renewal.addBoth(self._renewed, conn)
             else:
-                self.call = conn.call(self.method, self.body, self.metadata, self)
+                conn.call(self, self.method, self.body, self.metadata)
         except StreamLimitReached:
             # etcd's MAX_CONCURRENT_STREAMS: wait for one of its streams to end.
             waiting = conn.wait_for_stream()
@@ -511,8 +509,7 @@ class _UnaryExchange(Dual[tuple[int, bytes]]):
         self.sent = conn
 
     def call_ended(self, outcome: bytes | BaseException) -> None:
-        """The call's answer or failure (see :class:`~.connection.CallOwner`)."""
-        self.call = None
+        """The call's answer or failure (see :class:`~.connection.UnaryCall`)."""
         if self.sent is not None:
             self.http._call_ended(self.sent)
         self._settle(outcome)
