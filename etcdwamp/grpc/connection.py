@@ -36,6 +36,7 @@ from .h2 import (
     GoAway,
     H2Connection,
     H2ProtocolError,
+    H2Stream,
     Reset,
     Response,
     StreamClosed,
@@ -66,7 +67,7 @@ class Pipe(Protocol):
         follows)."""
 
 
-class UnaryCall:
+class UnaryCall(H2Stream):
     """A unary call in flight: its answer so far, and :meth:`call_ended`, told how it
     ended. Whoever waits for the answer subclasses it (see :meth:`GrpcConnection.call`):
     one object per call in flight, no Deferred, no callback closure. A busy client has
@@ -74,11 +75,10 @@ class UnaryCall:
     garbage collector.
     """
 
-    __slots__ = ("answered", "decoder", "messages", "reply", "stream_id")
+    __slots__ = ("answered", "decoder", "messages", "reply")
 
     def __init__(self) -> None:
         super().__init__()  # (cooperative: a subclass may be a Deferred too)
-        self.stream_id = 0  # set once its stream is open
         self.answered = False  # response headers came: the peer processed the stream
         self.messages = 0  # messages of the answer so far (one is right)
         self.reply = b""  # the first of them
@@ -91,14 +91,14 @@ class UnaryCall:
         raise NotImplementedError
 
 
-class _Call:
+class _Call(H2Stream):
     """A stream's receiving side: its messages, and how it ends."""
 
-    __slots__ = ("answered", "decoder", "done", "on_message", "stream_id")
+    __slots__ = ("answered", "decoder", "done", "on_message")
 
     def __init__(self, max_message: int, on_message: Callable[[bytes], None],
                  cancel: Callable[[_Call], None]) -> None:
-        self.stream_id = 0
+        super().__init__()
         self.decoder = MessageDecoder(max_message)
         self.on_message = on_message
         #: the stream's outcome; cancelling it resets the stream (``cancel(self)``)
@@ -352,8 +352,8 @@ class GrpcConnection:
             raise errors.ConnectFailed(f"{self.endpoint}: the connection is not open",
                                        endpoint=self.endpoint)
         # At the peer's stream limit this raises StreamLimitReached: nothing was sent.
-        stream_id, out = self.h2.request(method, metadata, body, end_stream=end_stream)
-        call.stream_id = stream_id
+        stream_id, out = self.h2.request(method, metadata, body, end_stream=end_stream,
+                                         stream=call)
         self._calls[stream_id] = call
         self._write(out)
 
