@@ -29,13 +29,14 @@ from twisted.internet.defer import Deferred
 
 from .. import errors
 from .._deferred import Dual
-from .framing import MessageDecoder, frame, grpc_status, status_error
+from .framing import MessageDecoder, frame, grpc_status, status_error, whole_message
 from .h2 import (
     Data,
     ErrorCode,
     GoAway,
     H2Connection,
     H2ProtocolError,
+    H2Stream,
     Reset,
     Response,
     StreamClosed,
@@ -43,7 +44,7 @@ from .h2 import (
 )
 from .tls_hints import answer_hint
 
-__all__ = ["GrpcConnection", "GrpcStream", "Pipe"]
+__all__ = ["GrpcConnection", "GrpcStream", "Pipe", "UnaryCall"]
 
 #: the largest message etcd sends by default (its --max-recv-bytes is about requests;
 #: answers are bounded by gRPC's send limit, math.MaxInt32 in etcd): a range answer
@@ -66,20 +67,65 @@ class Pipe(Protocol):
         follows)."""
 
 
-class _Call:
+class UnaryCall(H2Stream):
+    """A unary call in flight: its answer so far, and :meth:`call_ended`, told how it
+    ended. Whoever waits for the answer subclasses it (see :meth:`GrpcConnection.call`):
+    one object per call in flight, no Deferred, no callback closure. A busy client has
+    many calls in flight, and every object they keep alive is work for the cyclic
+    garbage collector.
+    """
+
+    __slots__ = ("answered", "decoder", "messages", "reply")
+
+    def __init__(self) -> None:
+        super().__init__()  # (cooperative: a subclass may be a Deferred too)
+        self.answered = False  # response headers came: the peer processed the stream
+        self.messages = 0  # messages of the answer so far (one is right)
+        self.reply = b""  # the first of them
+        #: made only for an answer that is not one whole message per DATA frame
+        self.decoder: MessageDecoder | None = None
+
+    def call_ended(self, outcome: bytes | BaseException) -> None:
+        """The call's answer (its one serialized message), or the exception it failed
+        with; told once, and never after :meth:`GrpcConnection.cancel`."""
+        raise NotImplementedError
+
+
+class _Call(H2Stream):
     """A stream's receiving side: its messages, and how it ends."""
 
-    __slots__ = ("answered", "decoder", "done", "on_message", "replies", "stream_id")
+    __slots__ = ("answered", "decoder", "done", "on_message")
 
-    def __init__(self, max_message: int, on_message: Callable[[bytes], None] | None,
+    def __init__(self, max_message: int, on_message: Callable[[bytes], None],
                  cancel: Callable[[_Call], None]) -> None:
-        self.stream_id = 0
+        super().__init__()
         self.decoder = MessageDecoder(max_message)
         self.on_message = on_message
-        self.replies: list[bytes] = []  # a unary call's answer (one message)
-        #: the call's outcome; cancelling it resets the stream (``cancel(self)``)
+        #: the stream's outcome; cancelling it resets the stream (``cancel(self)``)
         self.done: Dual[Any] = Dual(lambda _: cancel(self))
         self.answered = False  # response headers came: the peer processed the stream
+
+
+class _Answer(UnaryCall, Dual[bytes]):
+    """:meth:`GrpcConnection.unary`'s Deferred, and its call: cancelling it resets the
+    call's stream."""
+
+    __slots__ = ("_connection",)
+
+    def __init__(self, connection: GrpcConnection) -> None:
+        super().__init__()
+        self._connection = connection
+
+    def call_ended(self, outcome: bytes | BaseException) -> None:
+        if isinstance(outcome, BaseException):
+            self.errback(outcome)
+        else:
+            self.callback(outcome)
+
+    def cancel(self) -> None:
+        if not self.called:
+            self._connection.cancel(self)
+        super().cancel()
 
 
 class GrpcStream:
@@ -141,7 +187,7 @@ class GrpcConnection:
         self.endpoint = endpoint
         self.max_message = max_message
         self._pipe: Pipe | None = None
-        self._calls: dict[int, _Call] = {}
+        self._calls: dict[int, _Call | UnaryCall] = {}
         self._lost: errors.EtcdError | None = None
         self._goaway = False
         self._stream_waiters: deque[Dual[None]] = deque()
@@ -266,9 +312,22 @@ class GrpcConnection:
         :raises ConnectFailed: the connection cannot take a call now (nothing sent)
         :raises StreamLimitReached: every stream etcd allows is open (nothing sent)
         """
-        call = self._new_call(None)
+        answer = _Answer(self)
+        self.call(answer, method, message, metadata)
+        return answer
+
+    def call(self, call: UnaryCall, method: bytes, message: bytes,
+             metadata: Sequence[tuple[bytes, bytes]] = ()) -> None:
+        """:meth:`unary` without a Deferred: ``call.call_ended`` is told the answer's
+        serialized message, or the exception the call failed with, unless the call is
+        cancelled first (:meth:`cancel`). ``call`` is new: one call per instance.
+
+        :raises ConnectFailed: the connection cannot take a call now (nothing sent,
+            ``call`` is not told)
+        :raises StreamLimitReached: every stream etcd allows is open (nothing sent,
+            ``call`` is not told)
+        """
         self._open(call, method, metadata, frame(message), end_stream=True)
-        return call.done
 
     def stream(self, method: bytes, on_message: Callable[[bytes], None],
                metadata: Sequence[tuple[bytes, bytes]] = (),
@@ -282,19 +341,19 @@ class GrpcConnection:
         :raises ConnectFailed: the connection cannot take a call now (nothing sent)
         :raises StreamLimitReached: every stream etcd allows is open (nothing sent)
         """
-        call = self._new_call(on_message)
+        call = _Call(self.max_message, on_message, self.cancel)
         self._open(call, method, metadata, b"" if first is None else frame(first),
                    end_stream=False)
         return GrpcStream(self, call)
 
-    def _open(self, call: _Call, method: bytes, metadata: Sequence[tuple[bytes, bytes]],
-              body: bytes, *, end_stream: bool) -> None:
+    def _open(self, call: _Call | UnaryCall, method: bytes,
+              metadata: Sequence[tuple[bytes, bytes]], body: bytes, *, end_stream: bool) -> None:
         if self._pipe is None or self._lost is not None or self._goaway:
             raise errors.ConnectFailed(f"{self.endpoint}: the connection is not open",
                                        endpoint=self.endpoint)
         # At the peer's stream limit this raises StreamLimitReached: nothing was sent.
-        stream_id, out = self.h2.request(method, metadata, body, end_stream=end_stream)
-        call.stream_id = stream_id
+        stream_id, out = self.h2.request(method, metadata, body, end_stream=end_stream,
+                                         stream=call)
         self._calls[stream_id] = call
         self._write(out)
 
@@ -303,10 +362,10 @@ class GrpcConnection:
             raise StreamClosed(f"stream {call.stream_id} has ended")
         self._write(self.h2.send(call.stream_id, data, end_stream=end))
 
-    def _new_call(self, on_message: Callable[[bytes], None] | None) -> _Call:
-        return _Call(self.max_message, on_message, self._cancel)
-
-    def _cancel(self, call: _Call) -> None:
+    def cancel(self, call: _Call | UnaryCall) -> None:
+        """Reset ``call``'s stream at once (RST_STREAM CANCEL): etcd stops the work, if
+        it had not finished. A unary call is not told; one that ended (or never
+        opened) is left as it is."""
         if self._calls.pop(call.stream_id, None) is call:
             if self._lost is None and self._pipe is not None:
                 self._write(self.h2.cancel(call.stream_id))
@@ -361,13 +420,13 @@ class GrpcConnection:
         call = self._calls.get(stream_id)
         if call is None:
             return
+        if isinstance(call, UnaryCall):
+            self._on_answer(call, data)
+            return
         try:
             messages = call.decoder.feed(data)
         except errors.EtcdError as exc:
             self._end(stream_id, call, exc, reset=True)
-            return
-        if call.on_message is None:
-            call.replies += messages
             return
         for message in messages:
             if self._calls.get(stream_id) is not call:
@@ -378,27 +437,48 @@ class GrpcConnection:
                 self._end(stream_id, call, exc, reset=True)
                 return
 
+    def _on_answer(self, call: UnaryCall, data: bytes) -> None:
+        """DATA of a unary call: usually one frame that holds the whole answer, read
+        without a decoder; else (split, or more than one message) a decoder reads it."""
+        decoder = call.decoder
+        if decoder is None:
+            message = whole_message(data, self.max_message)
+            if message is not None:
+                call.messages += 1
+                if call.messages == 1:
+                    call.reply = message
+                return
+            decoder = call.decoder = MessageDecoder(self.max_message)
+        try:
+            messages = decoder.feed(data)
+        except errors.EtcdError as exc:
+            self._end(call.stream_id, call, exc, reset=True)
+            return
+        if messages:
+            if not call.messages:
+                call.reply = messages[0]
+            call.messages += len(messages)
+
     def _on_trailers(self, event: Trailers) -> None:
         call = self._calls.get(event.stream_id)
         if call is None:
             return
         try:
             code, message = grpc_status(event.headers)
-            if code == 0:
+            if code == 0 and call.decoder is not None:
                 call.decoder.end()
         except errors.EtcdError as exc:
             self._end(event.stream_id, call, exc)
             return
         if code != 0:
             self._end(event.stream_id, call, status_error(code, message))
-            return
-        if call.on_message is not None:
+        elif not isinstance(call, UnaryCall):
             self._end(event.stream_id, call, None)
-        elif len(call.replies) == 1:
-            self._end(event.stream_id, call, None, result=call.replies[0])
+        elif call.messages == 1:
+            self._end(event.stream_id, call, None, result=call.reply)
         else:
             self._end(event.stream_id, call, errors.ProtocolError(
-                f"a unary gRPC call was answered with {len(call.replies)} messages"))
+                f"a unary gRPC call was answered with {call.messages} messages"))
 
     def _on_reset(self, event: Reset) -> None:
         call = self._calls.get(event.stream_id)
@@ -414,14 +494,16 @@ class GrpcConnection:
                 endpoint=self.endpoint)
         self._end(event.stream_id, call, exc)
 
-    def _end(self, stream_id: int, call: _Call, exc: BaseException | None, *,
+    def _end(self, stream_id: int, call: _Call | UnaryCall, exc: BaseException | None, *,
              result: Any = None, reset: bool = False) -> None:
         if self._calls.pop(stream_id, None) is None:
             return
         if reset and self._lost is None and self._pipe is not None:
             self._write(self.h2.cancel(stream_id))
         self._stream_ended()
-        if exc is None:
+        if isinstance(call, UnaryCall):
+            call.call_ended(result if exc is None else exc)
+        elif exc is None:
             call.done.callback(result)
         else:
             call.done.errback(exc)
@@ -454,8 +536,11 @@ class GrpcConnection:
     def _fail_all(self, exc: errors.EtcdError) -> None:
         calls, self._calls = self._calls, {}
         for call in calls.values():
-            if not call.done.called:
+            if isinstance(call, UnaryCall):
+                call.call_ended(exc)
+            elif not call.done.called:
                 call.done.errback(exc)
         waiters, self._stream_waiters = self._stream_waiters, deque()
         for waiter in waiters:
             waiter.callback(None)  # the caller finds the connection gone, and says so
+

@@ -17,7 +17,8 @@ from urllib.parse import unquote
 from ..errors import ProtocolError, ServerError
 from ..wire.errors import error_from_status
 
-__all__ = ["MessageDecoder", "MessageTooLarge", "frame", "grpc_status", "status_error"]
+__all__ = ["MessageDecoder", "MessageTooLarge", "frame", "grpc_status", "status_error",
+           "whole_message"]
 
 _PREFIX = struct.Struct(">BI")
 
@@ -43,6 +44,19 @@ class MessageTooLarge(ProtocolError):
 def frame(message: bytes) -> bytes:
     """``message`` as one uncompressed gRPC message (5-byte prefix + bytes)."""
     return _PREFIX.pack(0, len(message)) + message
+
+
+def whole_message(data: bytes, max_message_size: int) -> bytes | None:
+    """The message ``data`` holds if it is exactly one whole uncompressed message of at
+    most ``max_message_size`` bytes, else None: then a :class:`MessageDecoder` reads it
+    (and says what is wrong with it). A unary answer is usually one DATA frame: it
+    needs no decoder then."""
+    if len(data) < 5 or data[0]:
+        return None
+    length = _PREFIX.unpack_from(data)[1]
+    if length != len(data) - 5 or length > max_message_size:
+        return None
+    return data[5:]
 
 
 class MessageDecoder:

@@ -39,6 +39,7 @@ __all__ = [
     "GoAway",
     "H2Connection",
     "H2ProtocolError",
+    "H2Stream",
     "Headers",
     "PingAcknowledged",
     "Reset",
@@ -226,15 +227,22 @@ def _hpack_literal(name: bytes, value: bytes) -> bytes:
     return head + _hpack_int(len(value), 7, 0) + value
 
 
-class _Stream:
-    """What the connection knows of one client stream."""
+class H2Stream:
+    """What the connection knows of one client stream.
+
+    :meth:`H2Connection.request` makes one, or fills in the one it is given: a subclass
+    of it may hold the caller's own state of the stream (one object per stream, not
+    two: a gRPC client has many in flight, each object of which the cyclic garbage
+    collector walks). The caller reads :attr:`stream_id` and touches nothing else.
+    """
 
     __slots__ = ("end_pending", "got_headers", "local_closed", "pending", "receiving",
                  "recv_consumed", "send_window", "stream_id")
 
-    def __init__(self, stream_id: int, send_window: int) -> None:
-        self.stream_id = stream_id
-        self.send_window = send_window
+    def __init__(self) -> None:
+        super().__init__()  # (cooperative: a subclass may have other bases)
+        self.stream_id = 0  # set by request()
+        self.send_window = 0  # set by request(): the peer's initial window
         self.recv_consumed = 0  # received since our last WINDOW_UPDATE
         self.pending = bytearray()  # DATA that waits for flow-control window
         self.end_pending = False  # END_STREAM goes with the last pending byte
@@ -291,8 +299,8 @@ class H2Connection:
         self._table_size_update = b""  # RFC 7541 4.2: owed at the next block's start
         self._encoder_table_size = 4096
 
-        self._streams: dict[int, _Stream] = {}
-        self._blocked: dict[int, _Stream] = {}  # streams with pending DATA, in order
+        self._streams: dict[int, H2Stream] = {}
+        self._blocked: dict[int, H2Stream] = {}  # streams with pending DATA, in order
         self._next_stream_id = 1
         self._buffer = b""
         self._got_settings = False
@@ -338,7 +346,8 @@ class H2Connection:
         return self._peer_max_streams is None or len(self._streams) < self._peer_max_streams
 
     def request(self, path: bytes, headers: Sequence[tuple[bytes, bytes]] = (),
-                body: bytes = b"", *, end_stream: bool = True) -> tuple[int, bytes]:
+                body: bytes = b"", *, end_stream: bool = True,
+                stream: H2Stream | None = None) -> tuple[int, bytes]:
         """Open a stream with a gRPC POST to ``path`` (``b"/etcdserverpb.KV/Range"``).
 
         :param headers: more headers after the fixed ones (``token``, ``grpc-timeout``):
@@ -347,11 +356,15 @@ class H2Connection:
             do not admit now is sent when they open
         :param end_stream: whether the request ends here (unary calls); else continue
             with :meth:`send`
+        :param stream: a new :class:`H2Stream` (of a subclass) to keep the stream's
+            state in; else one is made
         :returns: the new stream id and the bytes to write
         :raises StreamLimitReached: the peer's concurrent stream limit is reached
         :raises ConnectionDraining: the connection takes no new streams
-        :raises InvalidRequest: a header is not allowed
+        :raises InvalidRequest: a header is not allowed, or ``stream`` was opened before
         """
+        if stream is not None and stream.stream_id:
+            raise InvalidRequest(f"stream {stream.stream_id} was opened already")
         if not self.can_open():
             if self._draining or self._next_stream_id > _MAX_STREAM_ID:
                 raise ConnectionDraining("the HTTP/2 connection takes no new streams")
@@ -367,7 +380,10 @@ class H2Connection:
             self._table_size_update = b""
         stream_id = self._next_stream_id
         self._next_stream_id += 2
-        stream = _Stream(stream_id, self._peer_initial_window)
+        if stream is None:
+            stream = H2Stream()
+        stream.stream_id = stream_id
+        stream.send_window = self._peer_initial_window
         self._streams[stream_id] = stream
         end_now = end_stream and not body
         out = self._header_frames(stream_id, block, end_now)
@@ -515,7 +531,7 @@ class H2Connection:
                                  block[start:start + limit]))
         return b"".join(frames)
 
-    def _send_data(self, stream: _Stream, data: bytes, end_stream: bool) -> bytes:
+    def _send_data(self, stream: H2Stream, data: bytes, end_stream: bool) -> bytes:
         size = len(data)
         if not size and not end_stream:
             return b""
@@ -533,7 +549,7 @@ class H2Connection:
         stream.end_pending = end_stream
         return self._flush(stream)
 
-    def _flush(self, stream: _Stream) -> bytes:
+    def _flush(self, stream: H2Stream) -> bytes:
         """As much of the stream's pending DATA as the windows admit."""
         frames = []
         pending = stream.pending
@@ -567,7 +583,7 @@ class H2Connection:
             if stream.send_window > 0:
                 out.append(self._flush(stream))
 
-    def _forget_if_done(self, stream: _Stream) -> None:
+    def _forget_if_done(self, stream: H2Stream) -> None:
         if stream.local_closed and not stream.receiving:
             self._streams.pop(stream.stream_id, None)
 
@@ -577,7 +593,7 @@ class H2Connection:
         if stream_id == 0 or stream_id % 2 == 0 or stream_id >= self._next_stream_id:
             raise H2ProtocolError(f"{what} on stream {stream_id}, which we never opened")
 
-    def _end_of_stream(self, stream: _Stream, out: list[bytes]) -> None:
+    def _end_of_stream(self, stream: H2Stream, out: list[bytes]) -> None:
         stream.receiving = False
         if not stream.local_closed:
             # The call is over (gRPC status received): tell the peer our half ends too,

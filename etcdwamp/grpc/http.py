@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from twisted.internet.defer import CancelledError, Deferred, DeferredList
 from twisted.python.failure import Failure
@@ -32,7 +32,7 @@ from ..transport import WireCodec
 from ..wire import Request
 from ..wire.watch import WatchDecoder, WatchResponse
 from . import codec
-from .connection import GrpcConnection, GrpcStream
+from .connection import GrpcConnection, GrpcStream, UnaryCall
 from .gateway_frames import HTTP_BY_CODE, JsonFrame, encode_json, error_frame
 from .h2 import StreamLimitReached
 from .keepalive import KEEPALIVE_METHOD, KeepAliveStream
@@ -316,16 +316,16 @@ class GrpcHTTP:
         sent fails it with ConnectFailed (nothing reached etcd); after, it resets the
         call's stream and checks that the member still answers (see
         :meth:`GrpcConnection.check_alive`)."""
-        call = _UnaryExchange(self, endpoint, self._method(path), body,
-                              self._metadata(token))
+        exchange = _UnaryExchange(self, endpoint, self._method(path), body,
+                                  self._metadata(token))
         conn = self._connections.get(endpoint)
         if conn is not None and conn.usable:
-            call.send(conn)  # the common case: no Deferred for the connection
+            exchange.send(conn)  # the common case: no Deferred for the connection
         else:
             connecting = self.connection(endpoint)
-            call.step = connecting
-            connecting.addCallbacks(call.send, call.not_connected)
-        return call.outcome
+            exchange.step = connecting
+            connecting.addCallbacks(exchange.send, exchange.not_connected)
+        return exchange
 
     def post(self, endpoint: str, path: str, body: bytes, token: str | None, *,
              stream: bool = False) -> Deferred[Any]:
@@ -445,43 +445,58 @@ class GrpcHTTP:
         return done
 
 
-class _UnaryExchange:
-    """One :meth:`GrpcHTTP.exchange`: its outcome, and the step it waits on now
-    (connecting, a free stream, the call). One object instead of a closure per step:
-    it runs for every call."""
+class _UnaryExchange(UnaryCall, Dual[tuple[int, bytes]]):
+    """One :meth:`GrpcHTTP.exchange`: its outcome (the Deferred it returns) and its
+    unary call (:meth:`GrpcConnection.call` tells it the answer) in one object.
 
-    __slots__ = ("body", "endpoint", "http", "metadata", "method", "outcome", "sent", "step")
+    Not an outcome, a call, a closure per step and callbacks on the call's Deferred:
+    it runs for every call, and a busy client has many in flight, each object of which
+    the cyclic garbage collector walks."""
+
+    __slots__ = ("body", "endpoint", "http", "metadata", "method", "sent", "step")
 
     def __init__(self, http: GrpcHTTP, endpoint: str, method: bytes, body: bytes,
                  metadata: tuple[tuple[bytes, bytes], ...]) -> None:
+        super().__init__()
         self.http = http
         self.endpoint = endpoint
         self.method = method
         self.body = body
         self.metadata = metadata
+        #: what it waits on other than its call: connecting, a free stream, a renewal
         self.step: Deferred[Any] | None = None
-        self.sent: GrpcConnection | None = None  # the connection the call went on
-        self.outcome: Dual[tuple[int, bytes]] = Dual(self.cancel)
+        self.sent: GrpcConnection | None = None  # the connection the request went on
 
-    def cancel(self, _: Deferred[tuple[int, bytes]]) -> None:
-        current = self.step
-        if self.sent is None:
-            self.outcome.errback(errors.ConnectFailed(
-                f"cannot connect to {self.endpoint} in time", endpoint=self.endpoint))
-        else:
-            self.http._timed_out(self.sent)
-        if current is not None:
-            current.cancel()
+    def cancel(self) -> None:
+        """Before the call was sent: fail with ConnectFailed (nothing reached etcd);
+        after: reset its stream and check that the member still answers."""
+        if not self.called:
+            current, self.step = self.step, None
+            conn = self.sent
+            if conn is None:
+                self.errback(errors.ConnectFailed(
+                    f"cannot connect to {self.endpoint} in time", endpoint=self.endpoint))
+            else:
+                self.http._timed_out(conn)
+                if self.stream_id:  # its own call, not a renewal on the shared stream
+                    conn.cancel(self)
+                    self.http._call_ended(conn)
+            if current is not None:
+                current.cancel()
+        super().cancel()
 
     def send(self, conn: GrpcConnection) -> None:
-        if self.outcome.called:
+        if self.called:
             return
+        self.step = None
         try:
             if self.method == KEEPALIVE_METHOD:
                 # Every renewal on the connection's one LeaseKeepAlive stream.
-                d = self.http._keepalive(conn, self.metadata).renew(self.body)
+                renewal = self.http._keepalive(conn, self.metadata).renew(self.body)
+                self.step = renewal
+                renewal.addBoth(self._renewed, conn)
             else:
-                d = conn.unary(self.method, self.body, self.metadata)
+                conn.call(self, self.method, self.body, self.metadata)
         except StreamLimitReached:
             # etcd's MAX_CONCURRENT_STREAMS: wait for one of its streams to end.
             waiting = conn.wait_for_stream()
@@ -489,30 +504,37 @@ class _UnaryExchange:
             waiting.addCallbacks(lambda _: self.send(conn), lambda _: None)
             return
         except errors.EtcdError as exc:
-            self.outcome.errback(exc)
+            self.errback(exc)
             return
         self.sent = conn
-        self.step = d
-        d.addBoth(self.ended, conn)
 
-    def ended(self, result: Any, conn: GrpcConnection) -> None:
+    def call_ended(self, outcome: bytes | BaseException) -> None:
+        """The call's answer or failure (see :class:`~.connection.UnaryCall`)."""
+        if self.sent is not None:
+            self.http._call_ended(self.sent)
+        self._settle(outcome)
+
+    def _renewed(self, result: bytes | Failure, conn: GrpcConnection) -> None:
         self.http._call_ended(conn)
-        outcome = self.outcome
-        if outcome.called:
+        if isinstance(result, Failure):
+            self._settle(cast(BaseException, result.value))
+        else:
+            self._settle(result)
+
+    def _settle(self, outcome: bytes | BaseException) -> None:
+        if self.called:
             return
-        if not isinstance(result, Failure):
-            outcome.callback((200, result))
-            return
-        exc = result.value
-        if isinstance(exc, errors.ServerError):
-            error = {"code": exc.code, "message": exc.message, "error": exc.message}
-            outcome.callback((HTTP_BY_CODE.get(exc.code, 500), encode_json(error).encode()))
-        elif not isinstance(exc, CancelledError):
-            outcome.errback(result)
+        if not isinstance(outcome, BaseException):
+            self.callback((200, outcome))
+        elif isinstance(outcome, errors.ServerError):
+            error = {"code": outcome.code, "message": outcome.message, "error": outcome.message}
+            self.callback((HTTP_BY_CODE.get(outcome.code, 500), encode_json(error).encode()))
+        elif not isinstance(outcome, CancelledError):
+            self.errback(outcome)
 
     def not_connected(self, failure: Failure) -> None:
-        if not self.outcome.called and not isinstance(failure.value, CancelledError):
-            self.outcome.errback(failure)
+        if not self.called and not isinstance(failure.value, CancelledError):
+            self.errback(failure)
 
 
 class _Answered:

@@ -96,6 +96,23 @@ def test_a_unary_call_gets_its_one_message() -> None:
     assert outcome(d) == b"answer" and peer.conn.in_flight == 0
 
 
+@pytest.mark.parametrize("cut", [1, 4, 5, 7])
+def test_a_unary_answer_split_across_data_frames_is_reassembled(cut: int) -> None:
+    peer = Peer()
+    d = peer.conn.unary(b"/etcdserverpb.KV/Range", b"req")
+    peer.pump()
+    [sid] = peer.requests
+    data = frame(b"answer")
+    peer.server.send_headers(sid, HEAD)
+    peer.server.send_data(sid, data[:cut])
+    peer.pump()
+    assert not d.called, "half an answer is no answer"
+    peer.server.send_data(sid, data[cut:])
+    peer.server.send_headers(sid, OK, end_stream=True)
+    peer.pump()
+    assert outcome(d) == b"answer" and peer.conn.in_flight == 0
+
+
 @pytest.mark.parametrize("count", [0, 2])
 def test_a_unary_answer_of_other_than_one_message_is_a_protocol_error(count: int) -> None:
     peer = Peer()
@@ -104,6 +121,33 @@ def test_a_unary_answer_of_other_than_one_message_is_a_protocol_error(count: int
     peer.answer(peer.requests[0], *[b"x"] * count)
     failure = outcome(d)
     assert isinstance(failure, Failure) and failure.check(errors.ProtocolError)
+
+
+def test_two_messages_in_one_data_frame_are_a_protocol_error_too() -> None:
+    peer = Peer()
+    d = peer.conn.unary(b"/m", b"")
+    peer.pump()
+    [sid] = peer.requests
+    peer.server.send_headers(sid, HEAD)
+    peer.server.send_data(sid, frame(b"one") + frame(b"two"))
+    peer.server.send_headers(sid, OK, end_stream=True)
+    peer.pump()
+    failure = outcome(d)
+    assert isinstance(failure, Failure) and failure.check(errors.ProtocolError)
+    assert "2 messages" in str(failure.value)
+
+
+def test_a_compressed_answer_fails_the_call_and_resets_its_stream() -> None:
+    peer = Peer()
+    d = peer.conn.unary(b"/m", b"")
+    peer.pump()
+    [sid] = peer.requests
+    peer.server.send_headers(sid, HEAD)
+    peer.server.send_data(sid, b"\1" + frame(b"zipped")[1:])
+    peer.pump()
+    failure = outcome(d)
+    assert isinstance(failure, Failure) and failure.check(errors.ProtocolError)
+    assert peer.reset == [sid] and peer.conn.in_flight == 0
 
 
 def test_a_grpc_error_is_the_gateways_exception() -> None:

@@ -19,6 +19,7 @@ from etcdwamp.grpc.framing import (
     frame,
     grpc_status,
     status_error,
+    whole_message,
 )
 from etcdwamp.wire.errors import error_from_response
 
@@ -44,6 +45,22 @@ def test_decoder_reassembles_messages_split_anywhere(messages: list[bytes],
     assert got == messages
     assert decoder.buffered == 0
     decoder.end()
+
+
+@pytest.mark.parametrize("data", [
+    frame(b"ab") + frame(b"c"),  # two messages
+    frame(b"abc")[:-1],  # part of one
+    frame(b"abc") + b"\0",  # one and the start of the next
+    b"\1" + frame(b"abc")[1:],  # compressed
+    frame(b"x" * 101),  # above the limit
+    b"\0\0\0",  # not even a prefix
+])
+def test_whole_message_is_only_exactly_one_message_else_the_decoders(data: bytes) -> None:
+    """The decoder-free read of a unary answer takes a frame of exactly one whole
+    message, within the limit; anything else is left to the decoder."""
+    assert whole_message(frame(b"abc"), 100) == b"abc"
+    assert whole_message(frame(b""), 100) == b""
+    assert whole_message(data, 100) is None
 
 
 def test_decoder_keeps_a_partial_message() -> None:

@@ -26,6 +26,7 @@ from etcdwamp.grpc.h2 import (
     GoAway,
     H2Connection,
     H2ProtocolError,
+    H2Stream,
     PingAcknowledged,
     Reset,
     Response,
@@ -138,6 +139,33 @@ def test_unary_call_round_trip() -> None:
     assert events == [Response(1, tuple(RESPONSE_HEADERS)), Data(1, b"\0\0\0\0\1x"),
                       Trailers(1, tuple(OK_TRAILERS))]
     assert client.open_streams == 0
+
+
+class CallerStream(H2Stream):
+    """A caller's own state of a stream, kept in the stream's object."""
+
+    __slots__ = ("mine",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mine = "kept"
+
+
+def test_a_request_keeps_its_state_in_the_stream_object_it_is_given() -> None:
+    """One object per stream: the caller's subclass holds the connection's state of
+    the stream; flow control runs through it; one object opens one stream only."""
+    client, server = connected(initial_window_size=3)
+    mine = CallerStream()
+    stream_id, out = client.request(PATH, body=b"\0\0\0\0\2ab", stream=mine)
+    assert mine.stream_id == stream_id == 1 and mine.mine == "kept"
+    assert mine.pending, "what the window of 3 bytes did not admit waits in it"
+    server.pump(out)
+    assert server.body(1) == b"\0\0\0\0\2ab", "sent once the window opened"
+    with pytest.raises(InvalidRequest):
+        client.request(PATH, stream=mine)
+    assert client.request(PATH)[0] == 3, "the refused request used no stream id"
+    events = server.answer(1, b"\0\0\0\0\1x")
+    assert Data(1, b"\0\0\0\0\1x") in events and client.open_streams == 1
 
 
 def test_preface_settings_and_connection_window() -> None:
