@@ -45,6 +45,9 @@ _RELAYED = 3    # Twisted's driver sent it back: it yielded its Dual instead
 class Dual(Deferred[T]):
     """A Deferred an asyncio task can await too (see the module docstring)."""
 
+    # What dual() relays, until it settled (None for a Dual made directly).
+    _source: Deferred[Any] | None = None
+
     def __await__(self) -> Generator[Any, Any, T]:
         if not self.called or self.paused or self._cancelled_already():
             # (A cancellation must surface as each loop's own CancelledError:
@@ -69,6 +72,18 @@ class Dual(Deferred[T]):
     def _cancelled_already(self) -> bool:
         result = self.result
         return isinstance(result, Failure) and isinstance(result.value, CancelledError)
+
+    def _relay(self, outcome: Any) -> None:
+        """:func:`dual`'s callback on its source: pass the outcome on."""
+        self._source = None
+        # After the Dual was cancelled, the source may still settle later (e.g.
+        # a future that finishes unwinding): nothing to pass on then, and no
+        # failure left in the source's chain either.
+        if not self.called:
+            if isinstance(outcome, Failure):
+                self.errback(outcome)
+            else:
+                self.callback(outcome)
 
 
 class _Probe(Generator[Any, Any, Any]):
@@ -233,23 +248,23 @@ class _Probe(Generator[Any, Any, Any]):
         return asyncio.CancelledError() if msg is None else asyncio.CancelledError(msg)
 
 
+def _cancel_source(out: Deferred[Any]) -> None:
+    """The canceller of a :func:`dual`: cancel what it relays."""
+    assert isinstance(out, Dual)
+    source = out._source
+    if source is not None:
+        source.cancel()
+
+
 def dual(d: Deferred[T]) -> Dual[T]:
     """``d`` as a :class:`Dual`: same outcome; cancelling it cancels ``d``."""
     if isinstance(d, Dual):
         return d
-    out: Dual[T] = Dual(lambda _: d.cancel())
-
-    def forward(result: Any) -> None:
-        # After out was cancelled, d may still settle later (e.g. a future
-        # that finishes unwinding): nothing to pass on then, and no failure
-        # left in d's chain either.
-        if not out.called:
-            if isinstance(result, Failure):
-                out.errback(result)
-            else:
-                out.callback(result)
-
-    d.addBoth(forward)
+    # A bound method and a canceller shared by all (no closures, cells or
+    # lambda per call).
+    out: Dual[T] = Dual(_cancel_source)
+    out._source = d
+    d.addBoth(out._relay)
     return out
 
 

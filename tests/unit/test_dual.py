@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import weakref
 from typing import Any
 
 import pytest
@@ -313,3 +314,12 @@ async def test_a_settled_future_refuses_cancel() -> None:
     assert probe.cancel() is False
     assert not probe.cancelled() and probe.result() == 5
 
+
+def test_dual_holds_its_source_only_until_it_settled() -> None:
+    """Once the source settled, the Dual keeps nothing of it alive."""
+    source: Deferred[int] = Deferred()
+    out = dual(source)
+    gone = weakref.ref(source)
+    source.callback(1)
+    del source
+    assert gone() is None and out.result == 1
