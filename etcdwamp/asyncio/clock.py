@@ -85,7 +85,10 @@ class DelayedCall:
 class LoopClock:
     """``seconds()`` and ``callLater()`` on an asyncio loop (default: the running
     loop, looked up on first use so a client may be made before the loop runs).
-    Its timers run in one Context of their own (see the module docstring)."""
+
+    Its timers all run in one :class:`contextvars.Context` of the clock's, as
+    Twisted's reactor runs its timers, not in a copy of the caller's: a value
+    a timer sets in a ``ContextVar`` is seen by the clock's later timers only."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self._loop = loop
