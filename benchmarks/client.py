@@ -63,11 +63,23 @@ Rows, each counted in requests per second of wall-clock time
 5. prefix range: full reads of a prefix holding 10,000 keys (preloaded in
    transactions of 100 puts); the baselines decode every key and value;
 6. sequential txn: a transaction "create if absent" (compare ``version == 0``,
-   one put in ``success``), which must succeed.
+   one put in ``success``), which must succeed;
+7. watch put -> event: one at a time, a put of a fresh key under the row's
+   prefix, done when the put answered and the implementation's watch on the
+   prefix delivered the key's event (ops/s = 1/latency). The watch runs on a
+   second client of the same implementation (a second ``Client``, aiohttp
+   session, treq ``Agent`` or aetcd client), opened and confirmed by etcd
+   before the warm-up, one per implementation, closed at the row's end; the
+   puts go through the implementation's own client. The plain baselines read
+   one streaming ``POST /v3/watch``: newline-split JSON frames, base64 of each
+   key and value; aetcd pumps ``await client.watch_prefix(prefix)`` in a task.
+   txaioetcd has no cell: its watch neither says when etcd created it nor
+   closes when cancelled. The coalescing columns do not run it.
 
 For each loop a table of ops/s with ratios, then a table of the client's
 CPU time (``time.process_time``: the whole process, every thread, so gRPC's
-own threads count for aetcd) per operation; then the summary in the layout
+own threads count for aetcd) per operation; then the watch row's p50 and p99
+latency per implementation, in ms; then the summary in the layout
 of issue 11 (markdown, one column per implementation), and what ``wrk``
 (when installed) drives through the same gateway with raw HTTP puts, on 1
 and on 64 connections, and etcdwamp's fraction of it.
@@ -669,10 +681,10 @@ class TxaioEtcd:
                                                  success=[tx.OpSet(key, value)]))
 
     async def open_watch(self, prefix: bytes, on_key: OnKey) -> None:
-        """None: no watch row. txaioetcd's ``watch()`` returns a Deferred that fires
-        when the stream ends, so there is no telling when etcd created the watch,
-        and cancelling it does not close the stream's connection; its parser also
-        drops frames split across TCP chunks."""
+        """None: no watch row. txaioetcd's ``watch()`` tells nothing of etcd creating
+        the watch (its Deferred waits for the stream's end), and cancelling that
+        Deferred leaves the stream open: its events still arrive (checked against
+        etcd 3.4.23), so the watch could not be closed at the row's end."""
         return None
 
     async def close(self) -> None:
