@@ -426,13 +426,19 @@ class WatchFrames:
 
 
 class _WatchReceiver(protocol.Protocol):
-    """A Twisted response body delivered to a WatchFrames."""
+    """A Twisted response body delivered to a WatchFrames; ``created`` fails if the
+    stream ends before etcd confirmed the watch."""
 
-    def __init__(self, frames: WatchFrames) -> None:
-        self.frames = frames
+    def __init__(self, on_key: OnKey) -> None:
+        self.created: Deferred[None] = Deferred()
+        self.frames = WatchFrames(on_key, functools.partial(self.created.callback, None))
 
     def dataReceived(self, data: bytes) -> None:
         self.frames.feed(data)
+
+    def connectionLost(self, reason: Any = protocol.connectionDone) -> None:
+        if not self.created.called:
+            self.created.errback(BenchmarkFailure(f"treq watch: the stream ended: {reason}"))
 
 
 class PlainBaseline:
@@ -512,10 +518,9 @@ class TreqBaseline(PlainBaseline):
                                    headers=_JSON_HEADERS, unbuffered=True)
         if response.code != 200:
             raise BenchmarkFailure(f"treq watch: HTTP {response.code}")
-        created: Deferred[None] = Deferred()
-        receiver = _WatchReceiver(WatchFrames(on_key, functools.partial(created.callback, None)))
+        receiver = _WatchReceiver(on_key)
         response.deliverBody(receiver)
-        await created
+        await receiver.created
 
         async def close() -> None:
             receiver.transport.stopProducing()  # type: ignore[union-attr]
