@@ -63,11 +63,23 @@ Rows, each counted in requests per second of wall-clock time
 5. prefix range: full reads of a prefix holding 10,000 keys (preloaded in
    transactions of 100 puts); the baselines decode every key and value;
 6. sequential txn: a transaction "create if absent" (compare ``version == 0``,
-   one put in ``success``), which must succeed.
+   one put in ``success``), which must succeed;
+7. watch put -> event: one at a time, a put of a fresh key under the row's
+   prefix, done when the put answered and the implementation's watch on the
+   prefix delivered the key's event (ops/s = 1/latency). The watch runs on a
+   second client of the same implementation (a second ``Client``, aiohttp
+   session, treq ``Agent`` or aetcd client), opened and confirmed by etcd
+   before the warm-up, one per implementation, closed at the row's end; the
+   puts go through the implementation's own client. The plain baselines read
+   one streaming ``POST /v3/watch``: newline-split JSON frames, base64 of each
+   key and value; aetcd pumps ``await client.watch_prefix(prefix)`` in a task.
+   txaioetcd has no cell: its watch neither says when etcd created it nor
+   closes when cancelled. The coalescing columns do not run it.
 
 For each loop a table of ops/s with ratios, then a table of the client's
 CPU time (``time.process_time``: the whole process, every thread, so gRPC's
-own threads count for aetcd) per operation; then the summary in the layout
+own threads count for aetcd) per operation; then the watch row's p50 and p99
+latency per implementation, in ms; then the summary in the layout
 of issue 11 (markdown, one column per implementation), and what ``wrk``
 (when installed) drives through the same gateway with raw HTTP puts, on 1
 and on 64 connections, and etcdwamp's fraction of it.
@@ -249,7 +261,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import treq
-from twisted.internet import defer, threads
+from twisted.internet import defer, protocol, threads
 from twisted.internet.defer import Deferred
 from twisted.internet.task import react
 from twisted.web.client import Agent, HTTPConnectionPool
@@ -258,6 +270,7 @@ from twisted.web.iweb import IAgent
 from etcdwamp import Client, CompVersion, KeySet, OpSet, Transaction
 from etcdwamp.asyncio import Client as AsyncioClient
 from etcdwamp.testing import EtcdCluster
+from etcdwamp.watch import WatchBatch
 
 try:  # only for --metrics (the etcdwamp[metrics] extra)
     from prometheus_client import CollectorRegistry
@@ -279,6 +292,10 @@ class BenchmarkFailure(Exception):
 
 
 Op = Callable[[int], Awaitable[None]]
+#: called with the key of every event a watch delivers
+OnKey = Callable[[bytes], None]
+#: ends a watch and closes what it opened
+Closer = Callable[[], Awaitable[None]]
 
 
 class Implementation(Protocol):
@@ -296,6 +313,11 @@ class Implementation(Protocol):
 
     async def txn_create(self, key: bytes, value: bytes) -> None: ...
 
+    async def open_watch(self, prefix: bytes, on_key: OnKey) -> Closer | None:
+        """Watch ``prefix`` on a second client or connection of the same kind, return
+        once etcd confirmed the watch; ``on_key`` gets each event's key. None: the
+        implementation cannot watch (it then has no watch row)."""
+
     async def close(self) -> None: ...
 
 
@@ -309,6 +331,9 @@ class Loop(Protocol):
 
     async def in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` in a thread, the loop running meanwhile."""
+
+    def signal(self) -> tuple[Awaitable[None], Callable[[], None]]:
+        """Something to await and the call that wakes it (once)."""
 
 
 class TwistedLoop:
@@ -330,6 +355,10 @@ class TwistedLoop:
         pool = self.reactor.getThreadPool()
         return await threads.deferToThreadPool(self.reactor, pool, fn, *args)
 
+    def signal(self) -> tuple[Awaitable[None], Callable[[], None]]:
+        waiter: Deferred[None] = Deferred()
+        return waiter, functools.partial(waiter.callback, None)
+
 
 class AsyncioLoop:
     """Coroutines run as asyncio tasks."""
@@ -347,6 +376,10 @@ class AsyncioLoop:
     async def in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.to_thread(fn, *args)
 
+    def signal(self) -> tuple[Awaitable[None], Callable[[], None]]:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        return waiter, functools.partial(waiter.set_result, None)
+
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
@@ -355,6 +388,57 @@ def _b64(data: bytes) -> str:
 def _prefix_end(prefix: bytes) -> bytes:
     # Benchmark prefixes are ASCII and end in "/", so the last byte is never 0xFF.
     return prefix[:-1] + bytes([prefix[-1] + 1])
+
+
+def _watch_body(prefix: bytes) -> bytes:
+    return json.dumps({"create_request": {"key": _b64(prefix),
+                                          "range_end": _b64(_prefix_end(prefix))}}).encode()
+
+
+class WatchFrames:
+    """What a plain watcher must do with the gateway's watch stream: split it into
+    newline-ended JSON frames (keeping a frame split across chunks), ``json.loads``
+    each, base64-decode each event's key and value; ``created`` is called once, at
+    the frame confirming the watch."""
+
+    def __init__(self, on_key: OnKey, created: Callable[[], None]) -> None:
+        self._on_key = on_key
+        self._created: Callable[[], None] | None = created
+        self._buffer = b""
+
+    def feed(self, data: bytes) -> None:
+        """Decode the complete frames of ``data``; raise BenchmarkFailure at an error frame."""
+        *frames, self._buffer = (self._buffer + data).split(b"\n")
+        b64decode = base64.b64decode
+        for frame in frames:
+            if not frame.strip():
+                continue
+            result = json.loads(frame).get("result")
+            if result is None:
+                raise BenchmarkFailure(f"watch stream failed: {frame[:200]!r}")
+            if result.get("created") and self._created is not None:
+                created, self._created = self._created, None
+                created()
+            for event in result.get("events", ()):
+                kv = event["kv"]
+                b64decode(kv.get("value", ""))
+                self._on_key(b64decode(kv["key"]))
+
+
+class _WatchReceiver(protocol.Protocol):
+    """A Twisted response body delivered to a WatchFrames; ``created`` fails if the
+    stream ends before etcd confirmed the watch."""
+
+    def __init__(self, on_key: OnKey) -> None:
+        self.created: Deferred[None] = Deferred()
+        self.frames = WatchFrames(on_key, functools.partial(self.created.callback, None))
+
+    def dataReceived(self, data: bytes) -> None:
+        self.frames.feed(data)
+
+    def connectionLost(self, reason: Any = protocol.connectionDone) -> None:
+        if not self.created.called:
+            self.created.errback(BenchmarkFailure(f"treq watch: the stream ended: {reason}"))
 
 
 class PlainBaseline:
@@ -409,11 +493,13 @@ class TreqBaseline(PlainBaseline):
     name = "treq"
 
     def __init__(self, reactor: Any, url: str) -> None:
+        self._reactor = reactor
         self._pool = HTTPConnectionPool(reactor, persistent=True)  # type: ignore[no-untyped-call]
         self._pool.maxPersistentPerHost = CONCURRENCY
         agent = Agent(reactor, pool=self._pool)  # type: ignore[no-untyped-call]
         self._http = treq.client.HTTPClient(cast(IAgent, agent))
-        self._base = url.rstrip("/") + "/v3/kv/"
+        self._url = url.rstrip("/")
+        self._base = self._url + "/v3/kv/"
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         data = json.dumps(body, separators=(",", ":")).encode("ascii")
@@ -423,6 +509,23 @@ class TreqBaseline(PlainBaseline):
             raise BenchmarkFailure(f"treq {path}: HTTP {response.code}: {content[:200]!r}")
         answer: dict[str, Any] = json.loads(content)
         return answer
+
+    async def open_watch(self, prefix: bytes, on_key: OnKey) -> Closer:
+        # A second client (an Agent without a persistent pool) for the stream.
+        agent = Agent(self._reactor)  # type: ignore[no-untyped-call]
+        http = treq.client.HTTPClient(cast(IAgent, agent))
+        response = await http.post(self._url + "/v3/watch", data=_watch_body(prefix),
+                                   headers=_JSON_HEADERS, unbuffered=True)
+        if response.code != 200:
+            raise BenchmarkFailure(f"treq watch: HTTP {response.code}")
+        receiver = _WatchReceiver(on_key)
+        response.deliverBody(receiver)
+        await receiver.created
+
+        async def close() -> None:
+            receiver.transport.stopProducing()  # type: ignore[union-attr]
+
+        return close
 
     async def close(self) -> None:
         await self._pool.closeCachedConnections()  # type: ignore[no-untyped-call]
@@ -434,7 +537,8 @@ class AiohttpBaseline(PlainBaseline):
     name = "aiohttp"
 
     def __init__(self, url: str) -> None:
-        self._base = url.rstrip("/") + "/v3/kv/"
+        self._url = url.rstrip("/")
+        self._base = self._url + "/v3/kv/"
         self._session: aiohttp.ClientSession | None = None
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -450,17 +554,50 @@ class AiohttpBaseline(PlainBaseline):
         answer: dict[str, Any] = json.loads(content)
         return answer
 
+    async def open_watch(self, prefix: bytes, on_key: OnKey) -> Closer:
+        # A second session for the stream, without the default 5-minute total timeout.
+        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
+        created: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        frames = WatchFrames(on_key, functools.partial(created.set_result, None))
+        response = await session.post(self._url + "/v3/watch", data=_watch_body(prefix),
+                                      headers={"Content-Type": "application/json"})
+
+        async def pump() -> None:
+            async for chunk in response.content.iter_any():
+                frames.feed(chunk)
+            raise BenchmarkFailure("aiohttp watch: the stream ended")
+
+        async def close() -> None:
+            stream.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stream
+            response.close()
+            await session.close()
+
+        if response.status != 200:
+            response.close()
+            await session.close()
+            raise BenchmarkFailure(f"aiohttp watch: HTTP {response.status}")
+        stream = asyncio.ensure_future(pump())
+        await asyncio.wait([created, stream], return_when=asyncio.FIRST_COMPLETED)
+        if not created.done():
+            await close()
+            stream.result()  # the pump's failure
+        return close
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
 
 
 class Etcdwamp:
-    """etcdwamp's client (either loop's) as an application would use it."""
+    """etcdwamp's client (either loop's) as an application would use it; ``make``
+    builds it (and, for the watch row, a second one that watches)."""
 
-    def __init__(self, client: Client, name: str = "etcdwamp", *,
+    def __init__(self, make: Callable[[], Client], name: str = "etcdwamp", *,
                  coalescing: bool = False) -> None:
-        self.client = client
+        self._make = make
+        self.client = make()
         self.name = name
         self.coalescing = coalescing
 
@@ -485,6 +622,21 @@ class Etcdwamp:
         )
         if not result.succeeded:
             raise BenchmarkFailure(f"{self.name} txn {key!r}: did not succeed: {result!r}")
+
+    async def open_watch(self, prefix: bytes, on_key: OnKey) -> Closer:
+        watcher = self._make()
+
+        def deliver(batch: WatchBatch) -> None:
+            for event in batch.events:
+                on_key(event.kv.key)
+
+        watch = await watcher.watch(KeySet(prefix, prefix=True), deliver)
+
+        async def close() -> None:
+            await watch.cancel()
+            await watcher.close()
+
+        return close
 
     async def close(self) -> None:
         await self.client.close()
@@ -533,6 +685,13 @@ class TxaioEtcd:
         await self._client.submit(tx.Transaction(compare=[tx.CompVersion(key, "==", 0)],
                                                  success=[tx.OpSet(key, value)]))
 
+    async def open_watch(self, prefix: bytes, on_key: OnKey) -> None:
+        """None: no watch row. txaioetcd's ``watch()`` tells nothing of etcd creating
+        the watch (its Deferred waits for the stream's end), and cancelling that
+        Deferred leaves the stream open: its events still arrive (checked against
+        etcd 3.4.23), so the watch could not be closed at the row's end."""
+        return None
+
     async def close(self) -> None:
         await self._pool.closeCachedConnections()  # type: ignore[no-untyped-call]
 
@@ -560,7 +719,9 @@ class Aetcd:
 
     def __init__(self, module: Any, url: str) -> None:
         parts = urlsplit(url)
-        self._client = module.Client(host=parts.hostname or "127.0.0.1", port=parts.port or 2379)
+        self._make = functools.partial(module.Client, host=parts.hostname or "127.0.0.1",
+                                       port=parts.port or 2379)
+        self._client = self._make()
 
     async def put(self, key: bytes, value: bytes) -> None:
         await self._client.put(key, value)
@@ -583,6 +744,23 @@ class Aetcd:
                                                       success=[t.put(key, value)], failure=[])
         if succeeded is not True:
             raise BenchmarkFailure(f"aetcd txn {key!r}: did not succeed")
+
+    async def open_watch(self, prefix: bytes, on_key: OnKey) -> Closer:
+        watcher = self._make()
+        watch = await watcher.watch_prefix(prefix)  # returns once etcd created it
+
+        async def pump() -> None:
+            async for event in watch:
+                on_key(event.kv.key)
+
+        stream = asyncio.ensure_future(pump())
+
+        async def close() -> None:
+            await watch.cancel()  # ends the iteration
+            await stream
+            await watcher.close()
+
+        return close
 
     async def close(self) -> None:
         await self._client.close()
@@ -612,7 +790,8 @@ class Row:
     slug: str  # used in key prefixes
     title: str
     ops: int
-    make_op: Callable[[Implementation, bytes], Op]
+    #: None: the watch row (each implementation's op is a WatchProbe)
+    make_op: Callable[[Implementation, bytes], Op] | None
     concurrency: int = 1
     warmup: int = 50
     #: keys (prefix + index, value of index) written before timing
@@ -630,6 +809,8 @@ class Outcome:
     cpu: dict[str, float] = field(default_factory=dict)
     #: etcd's CPU time meanwhile (None entries: etcd's process is not known)
     etcd_cpu: dict[str, float] = field(default_factory=dict)
+    #: seconds of each measured op, on the rows that keep them (the watch row)
+    latencies: dict[str, list[float]] = field(default_factory=dict)
 
     def rate(self, name: str) -> float:
         return self.ops[name] / self.seconds[name]
@@ -637,6 +818,11 @@ class Outcome:
     def cpu_ms(self, name: str) -> float:
         """Client CPU per operation, in milliseconds."""
         return 1000 * self.cpu[name] / self.ops[name]
+
+    def latency_ms(self, name: str, quantile: float) -> float:
+        """The ``quantile`` (0.5: median) of the op latencies, in milliseconds."""
+        ordered = sorted(self.latencies[name])
+        return 1000 * ordered[min(len(ordered) - 1, int(quantile * len(ordered)))]
 
     def etcd_cpu_ms(self, name: str) -> float | None:
         """etcd's CPU per operation, in milliseconds (None: not measured)."""
@@ -690,6 +876,45 @@ async def _preload(loop: Loop, client: Client, prefix: bytes, count: int) -> Non
     await loop.gather([worker() for _ in range(PRELOAD_CONCURRENCY)])
 
 
+class WatchProbe:
+    """The watch row's op for one implementation: put a fresh key under the prefix
+    with the implementation's client, return once that put answered and the
+    implementation's watch on the prefix (on a second client: see ``open_watch``)
+    delivered the key's event; keeps each op's latency."""
+
+    def __init__(self, loop: Loop, impl: Implementation, prefix: bytes) -> None:
+        self._loop = loop
+        self._impl = impl
+        self._prefix = prefix
+        self._waiting: dict[bytes, Callable[[], None]] = {}
+        self._close: Closer | None = None
+        self.latencies: list[float] = []
+
+    def _arrived(self, key: bytes) -> None:
+        wake = self._waiting.pop(key, None)
+        if wake is not None:
+            wake()
+
+    async def open(self) -> bool:
+        """Open the watch and wait until etcd created it; False: the implementation
+        has no watch."""
+        self._close = await self._impl.open_watch(self._prefix, self._arrived)
+        return self._close is not None
+
+    async def __call__(self, index: int) -> None:
+        key = _key(self._prefix, index)
+        arrived, self._waiting[key] = self._loop.signal()
+        started = time.perf_counter()
+        await self._impl.put(key, _value(index))
+        await arrived
+        self.latencies.append(time.perf_counter() - started)
+
+    async def close(self) -> None:
+        if self._close is not None:
+            close, self._close = self._close, None
+            await close()
+
+
 def _chunks(ops: int, rounds: int) -> list[range]:
     bounds = [ops * r // rounds for r in range(rounds + 1)]
     return [range(bounds[r], bounds[r + 1]) for r in range(rounds) if bounds[r + 1] > bounds[r]]
@@ -698,19 +923,39 @@ def _chunks(ops: int, rounds: int) -> list[range]:
 async def run_row(loop: Loop, row: Row, impls: Sequence[Implementation], root: bytes,
                   setup: Client, rounds: int) -> Outcome:
     outcome = Outcome(row.title)
-    impls = [i for i in impls if row.coalesced or not i.coalescing]
+    probes: dict[str, WatchProbe] = {}
+    try:
+        return await _measure_row(loop, row, impls, root, setup, rounds, outcome, probes)
+    finally:
+        for probe in probes.values():  # one watch per implementation and row
+            await probe.close()
+
+
+async def _measure_row(loop: Loop, row: Row, impls: Sequence[Implementation], root: bytes,
+                       setup: Client, rounds: int, outcome: Outcome,
+                       probes: dict[str, WatchProbe]) -> Outcome:
     ops: dict[str, Op] = {}
-    for impl in impls:
+    for impl in [i for i in impls if row.coalesced or not i.coalescing]:
         prefix = root + f"{row.slug}/{loop.name}-{impl.name}/".encode()
         if row.preload:
             await _preload(loop, setup, prefix, row.preload)
-        ops[impl.name] = row.make_op(impl, prefix)
+        if row.make_op is not None:
+            ops[impl.name] = row.make_op(impl, prefix)
+        else:
+            probe = WatchProbe(loop, impl, prefix)
+            probes[impl.name] = probe
+            if not await probe.open():
+                continue  # no watch: no cell in this row
+            ops[impl.name] = probe
         outcome.ops[impl.name] = 0
         outcome.seconds[impl.name] = 0.0
         outcome.cpu[impl.name] = 0.0
+    impls = [i for i in impls if i.name in ops]
     # Warm-up on indices past the measured ones (fresh keys for puts and txns).
     for impl in impls:
         await _drive(loop, ops[impl.name], range(row.ops, row.ops + row.warmup), row.concurrency)
+    for probe in probes.values():
+        probe.latencies.clear()  # the warm-up's
     for number, chunk in enumerate(_chunks(row.ops, rounds)):
         order = impls if number % 2 == 0 else list(reversed(impls))
         for impl in order:
@@ -726,6 +971,9 @@ async def run_row(loop: Loop, row: Row, impls: Sequence[Implementation], root: b
                 outcome.etcd_cpu[impl.name] = (outcome.etcd_cpu.get(impl.name, 0.0)
                                                + etcd_after - etcd_before)
             outcome.ops[impl.name] += len(chunk)
+    for name, probe in probes.items():
+        if name in ops:
+            outcome.latencies[name] = probe.latencies
     return outcome
 
 
@@ -761,6 +1009,8 @@ def make_rows(quick: bool) -> list[Row]:
         Row("range", f"prefix range of {range_keys:,} keys ({scale(40)} reads)", scale(40),
             range_op, warmup=2, preload=range_keys),
         Row("txn", f"sequential txn ({scale(1000):,})", scale(1000), txn_op, warmup=warmup),
+        Row("watch", f"watch put -> event ({scale(1000):,})", scale(1000), None,
+            warmup=warmup),
     ]
 
 
@@ -878,6 +1128,18 @@ def format_loop_table(results: Results, loop: str, cpu: bool) -> str:
     return _table(headers, lines)
 
 
+def format_latency_table(results: Results, loop: str) -> str | None:
+    """One loop's watch row as latencies: p50 and p99 per implementation, in ms
+    (None: the loop has no row that kept latencies)."""
+    outcome = next((o for o in results.outcomes[loop] if o.latencies), None)
+    if outcome is None:
+        return None
+    lines = [[c.label, f"{outcome.latency_ms(c.name, 0.5):.3f}",
+              f"{outcome.latency_ms(c.name, 0.99):.3f}"]
+             for c in COLUMNS if c.loop == loop and c.name in outcome.latencies]
+    return _table([f"{loop}: {outcome.title}", "p50 ms", "p99 ms"], lines)
+
+
 def _etcd_ms(digits: int) -> Callable[[Outcome, str], str]:
     def show(o: Outcome, name: str) -> str:
         ms = o.etcd_cpu_ms(name)
@@ -902,6 +1164,7 @@ def format_summary(results: Results) -> str:
         (f"{results.rows[index('range')].preload:,}-key range, s", "range",
          lambda o, n: f"{1 / o.rate(n):.3f}", None),
         ("sequential txn/s", "txn", lambda o, n: f"{o.rate(n):,.0f}", None),
+        ("watch put->event p50 ms", "watch", lambda o, n: f"{o.latency_ms(n, 0.5):.2f}", None),
         ("client CPU per sequential put, ms", "put", lambda o, n: f"{o.cpu_ms(n):.2f}", None),
         ("client CPU per concurrent put, ms", "cput", lambda o, n: f"{o.cpu_ms(n):.3f}", None),
         (f"client CPU per {results.rows[index('range')].preload:,} range, ms", "range",
@@ -966,18 +1229,19 @@ def run_wrk(url: str, root: bytes, connections: int, seconds: int, *,
 async def twisted_half(reactor: Any, url: str, results: Results, root: bytes,
                        rounds: int, quick: bool, *, last: bool) -> None:
     loop = TwistedLoop(reactor)
-    impls: list[Implementation] = [TreqBaseline(reactor, url),
-                                   Etcdwamp(Client(reactor, url, pool_size=CONCURRENCY)),
-                                   Etcdwamp(Client(reactor, url, pool_size=CONCURRENCY,
-                                                   coalesce=True), "coalesced", coalescing=True)]
+    impls: list[Implementation] = [
+        TreqBaseline(reactor, url),
+        Etcdwamp(lambda: Client(reactor, url, pool_size=CONCURRENCY)),
+        Etcdwamp(lambda: Client(reactor, url, pool_size=CONCURRENCY, coalesce=True),
+                 "coalesced", coalescing=True)]
     if results.grpc:
-        impls += [Etcdwamp(Client(reactor, url, transport="grpc"), "grpc"),
-                  Etcdwamp(Client(reactor, url, transport="grpc", coalesce=True),
+        impls += [Etcdwamp(lambda: Client(reactor, url, transport="grpc"), "grpc"),
+                  Etcdwamp(lambda: Client(reactor, url, transport="grpc", coalesce=True),
                            "grpc_coalesced", coalescing=True)]
     if results.metrics:
-        impls.append(Etcdwamp(Client(reactor, url, pool_size=CONCURRENCY,
-                                     metrics=PrometheusClientMetrics(CollectorRegistry())),
-                              "metrics"))
+        impls.append(Etcdwamp(lambda: Client(
+            reactor, url, pool_size=CONCURRENCY,
+            metrics=PrometheusClientMetrics(CollectorRegistry())), "metrics"))
     txaioetcd = make_txaioetcd(reactor, url)
     if isinstance(txaioetcd, str):
         results.skipped["txaioetcd (patched)"] = txaioetcd
@@ -1009,17 +1273,17 @@ async def asyncio_half(url: str, results: Results, root: bytes, rounds: int) -> 
     loop = AsyncioLoop()
     impls: list[Implementation] = [
         AiohttpBaseline(url),
-        Etcdwamp(AsyncioClient(url, pool_size=CONCURRENCY)),
-        Etcdwamp(AsyncioClient(url, pool_size=CONCURRENCY, coalesce=True), "coalesced",
+        Etcdwamp(lambda: AsyncioClient(url, pool_size=CONCURRENCY)),
+        Etcdwamp(lambda: AsyncioClient(url, pool_size=CONCURRENCY, coalesce=True), "coalesced",
                  coalescing=True)]
     if results.grpc:
-        impls += [Etcdwamp(AsyncioClient(url, transport="grpc"), "grpc"),
-                  Etcdwamp(AsyncioClient(url, transport="grpc", coalesce=True),
+        impls += [Etcdwamp(lambda: AsyncioClient(url, transport="grpc"), "grpc"),
+                  Etcdwamp(lambda: AsyncioClient(url, transport="grpc", coalesce=True),
                            "grpc_coalesced", coalescing=True)]
     if results.metrics:
-        impls.append(Etcdwamp(AsyncioClient(url, pool_size=CONCURRENCY,
-                                            metrics=PrometheusClientMetrics(CollectorRegistry())),
-                              "metrics"))
+        impls.append(Etcdwamp(lambda: AsyncioClient(
+            url, pool_size=CONCURRENCY,
+            metrics=PrometheusClientMetrics(CollectorRegistry())), "metrics"))
     aetcd = make_aetcd(url)
     if isinstance(aetcd, str):
         results.skipped["aetcd (gRPC)"] = aetcd
@@ -1041,6 +1305,11 @@ def report(results: Results, url: str, rounds: int, total: float) -> None:
     for loop in loops:
         print(format_loop_table(results, loop, cpu=True))
         print()
+    for loop in loops:
+        latencies = format_latency_table(results, loop)
+        if latencies is not None:
+            print(latencies)
+            print()
     print(format_summary(results))
     print()
     for label, reason in results.skipped.items():

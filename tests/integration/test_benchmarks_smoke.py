@@ -38,7 +38,8 @@ def test_client_benchmark_measures_both_loops(etcd: EtcdCluster) -> None:
     """benchmarks/client.py prints a ratio table per loop with etcdwamp's columns
     (coalescing off and on) against that loop's plain baseline, every row filled,
     and each optional competitor column either measured or skipped with a reason;
-    with ``--metrics``, the client with Prometheus metrics against without."""
+    with ``--metrics``, the client with Prometheus metrics against without; the
+    watch row's p50 and p99 per implementation, and its p50 in the summary."""
     out = _run("client.py", etcd, "--metrics")
     lines = out.splitlines()
     for loop, baseline, ours in (("Twisted", "plain treq", "etcdwamp"),
@@ -55,11 +56,20 @@ def test_client_benchmark_measures_both_loops(etcd: EtcdCluster) -> None:
                          if line.startswith(f"metrics overhead, {loop}, ")), None)
         assert overhead is not None and len(re.findall(r"CPU per put ratio \d", overhead)) == 2, \
             f"no {loop} metrics overhead line:\n{out}"
-        body = lines[start + 2:start + 8]
+        body = lines[start + 2:start + 9]
         assert [row.split("  ")[0] for row in body] == [
             "sequential put (200)", "sequential get (200)", "put, 64 outstanding (1,000)",
             "get, 64 outstanding (1,000)", "prefix range of 1,000 keys (4 reads)",
-            "sequential txn (100)"], "\n".join(body)
+            "sequential txn (100)", "watch put -> event (100)"], "\n".join(body)
+        latency = lines.index(f"{loop}: watch put -> event (100)  p50 ms  p99 ms")
+        latencies = {}
+        for row in lines[latency + 2:]:
+            found = re.fullmatch(r"(\S.*?) +([0-9.]+) +([0-9.]+)", row)
+            if found is None:
+                break
+            latencies[found.group(1)] = (float(found.group(2)), float(found.group(3)))
+        assert {baseline, ours, f"{ours} metrics"} <= set(latencies), out
+        assert all(0 < p50 <= p99 for p50, p99 in latencies.values()), out
         for row in body:  # every implementation's rate is a positive number
             assert all(float(n.replace(",", "")) > 0
                        for n in re.findall(r"\b\d[\d,]*\.\d+\b", row)), row
@@ -68,6 +78,8 @@ def test_client_benchmark_measures_both_loops(etcd: EtcdCluster) -> None:
         skipped = any(line.startswith(f"{column}: skipped: ") and package in line
                       for line in lines)
         assert measured != skipped, f"{column}: neither measured nor skipped:\n{out}"
+    summary = next(line for line in lines if line.startswith("| watch put->event p50 ms |"))
+    assert len(re.findall(r"\| [0-9]+\.[0-9]{2} ", summary)) >= 6, summary
 
 
 def test_export_memory_quick_run(etcd: EtcdCluster) -> None:
@@ -174,3 +186,4 @@ def test_client_benchmark_grpc_columns(etcd: EtcdCluster) -> None:
     """benchmarks/client.py --grpc adds the gRPC columns and etcd's CPU per operation."""
     out = _run("client.py", etcd, "--grpc", "--only", "asyncio", "--rounds", "1")
     assert "etcdwamp.asyncio grpc" in out and "etcd CPU per sequential put, ms" in out, out
+    assert re.search(r"^etcdwamp\.asyncio grpc +[0-9.]+ +[0-9.]+$", out, re.M), out
