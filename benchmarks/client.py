@@ -155,6 +155,9 @@ under ``bench/<run id>/``, deleted at the end.
 
 Measured
 --------
+The newest runs, with the gRPC columns (``--grpc``) and the watch row (2026-12-07), are
+in README.rst and docs/client.rst. The run below predates both.
+
 One run (``python benchmarks/client.py``, 2026-11-26, 108 s), etcd 3.4.23
 from ``EtcdCluster`` on the 2-core machine; each cell is ops/s (range:
 seconds per full read; CPU: client ms per op) and, in parentheses, the ratio
