@@ -167,8 +167,9 @@ class Attempt:
                                            transport.token)
         self.exchange = exchange
         exchange.addCallbacks(self.answered, self.failed)
-        # Answered at once (a fake HTTP in tests): no timer to set and cancel.
-        if self.pending and not math.isinf(self.limit):
+        # Answered at once (a fake HTTP in tests): no timer to set and cancel. Failed at
+        # once and sent again: the second send set the timer.
+        if self.pending and self.exchange is exchange and not math.isinf(self.limit):
             self.timer = transport.clock.callLater(self.limit, self.expire)
 
     def _ended(self) -> None:

@@ -228,3 +228,24 @@ def test_only_a_call_with_nothing_to_wait_for_starts_on_callbacks() -> None:
     assert first_attempt(transport, put_request(b"k", b"v" * 20), deadline, None) is None
     assert first_attempt(transport, put_request(b"k", b"v"), clock.seconds(), None) is None
     assert len(http.sent) == 1
+
+
+def test_a_read_resent_after_an_immediate_loss_has_one_timer() -> None:
+    transport, http, clock, _metrics = make()
+    lost: list[bool] = [True]
+
+    def exchange(endpoint: str, path: str, body: bytes,
+                 token: str | None) -> Deferred[tuple[int, bytes]]:
+        d: Deferred[tuple[int, bytes]] = Deferred()
+        http.sent.append((endpoint, path, d))
+        if lost and lost.pop():
+            d.errback(errors.ConnectionLost("reset", endpoint=A))  # before it returns
+        return d
+
+    http.exchange = exchange  # type: ignore[method-assign]
+    d = transport.call(range_request(b"k"))
+    assert [e for e, _, _ in http.sent] == [A, A]
+    assert len(clock.getDelayedCalls()) == 1
+    http.sent[1][2].callback((200, RANGE_ANSWER))
+    assert isinstance(outcome(d), RangeResult)
+    assert clock.getDelayedCalls() == []
