@@ -21,7 +21,7 @@ import json
 import math
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from twisted.internet import defer
 from twisted.internet import error as ierror
@@ -38,7 +38,7 @@ from zope.interface import implementer
 
 from . import errors
 from ._deferred import dual
-from .attempt import MOVE_ON, first_attempt
+from .attempt import MOVE_ON, MoveOn, first_attempt
 from .budget import DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_QUEUED, ConnectionBudget
 from .failover import answer_json, attempt_share, give_up, refusal
 from .health import EndpointHealth
@@ -882,7 +882,7 @@ class Transport:
 
     def attempt_answered(self, request: Request[T], index: int, endpoint: str, status: int,
                          content: bytes, began: float,
-                         failures: list[errors.EtcdError]) -> T | Any:
+                         failures: list[errors.EtcdError]) -> T | Literal[MoveOn.MOVE_ON]:
         """Judge ``endpoint``'s answer to an attempt of ``request`` begun at ``began``
         (the clock's time): the result, or :data:`MOVE_ON` (the refusal added to
         ``failures``) when the next endpoint is to be tried; raises the refusal or the

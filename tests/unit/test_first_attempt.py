@@ -249,3 +249,91 @@ def test_a_read_resent_after_an_immediate_loss_has_one_timer() -> None:
     http.sent[1][2].callback((200, RANGE_ANSWER))
     assert isinstance(outcome(d), RangeResult)
     assert clock.getDelayedCalls() == []
+
+
+def test_a_call_in_flight_finishes_where_it_is_when_the_endpoints_change() -> None:
+    transport, http, _clock, metrics = make()
+    c = "http://c.test:2379"
+    d = transport.call(range_request(b"k"))
+    transport.set_endpoints([c, B, A])  # as refresh_endpoints may reorder and add them
+    http.sent[0][2].callback((200, RANGE_ANSWER))
+    assert isinstance(outcome(d), RangeResult)
+    assert metrics.attempts == [(A, "ok")]
+    assert transport.budget.busy(A) == transport.budget.busy(c) == 0
+
+
+def test_a_call_handed_over_tries_the_endpoints_it_started_with() -> None:
+    transport, http, _clock, _metrics = make()
+    d = transport.call(range_request(b"k"))
+    transport.set_endpoints([A])  # B removed while the first attempt is in flight
+    http.sent[0][2].errback(errors.ConnectFailed("refused", endpoint=A))
+    assert [e for e, _, _ in http.sent] == [A, B]
+    http.sent[1][2].callback((200, RANGE_ANSWER))
+    assert isinstance(outcome(d), RangeResult)
+
+
+def test_an_http_that_raises_instead_of_failing_fails_the_call_and_frees_the_slot() -> None:
+    transport, http, _clock, metrics = make()
+
+    def exchange(endpoint: str, path: str, body: bytes,
+                 token: str | None) -> Deferred[tuple[int, bytes]]:
+        raise ValueError("no such method")
+
+    http.exchange = exchange  # type: ignore[method-assign]
+    d = transport.call(put_request(b"k", b"v"))  # does not raise: its Deferred fails
+    failure = outcome(d)
+    assert isinstance(failure, Failure) and failure.check(ValueError)
+    assert transport.budget.busy(A) == 0
+    assert metrics.attempts == [(A, "error")]
+
+
+class Raising(Recorded):
+    def request_done(self, endpoint: str, outcome: str, seconds: float) -> None:
+        raise RuntimeError("the sink broke")
+
+
+def test_a_metrics_sink_that_raises_fails_the_call_instead_of_hanging_it() -> None:
+    http, clock = ScriptedHTTP(), Clock()
+    transport = Transport(http, clock, [A, B], timeout=10.0,
+                          max_request_bytes=DEFAULT_MAX_REQUEST_BYTES, api_prefix="/v3",
+                          metrics=Raising(), probe_interval=None)
+    for settle in ("answer", "lose", "cancel"):
+        d = transport.call(put_request(b"k", b"v"))
+        exchange = http.sent[-1][2]
+        if settle == "answer":
+            exchange.callback((200, PUT_ANSWER))
+        elif settle == "lose":
+            exchange.errback(errors.ConnectionLost("reset", endpoint=A))
+        else:
+            d.cancel()
+        failure = outcome(d)
+        assert isinstance(failure, Failure) and failure.check(RuntimeError), settle
+        assert transport.budget.busy(A) == 0
+
+
+def test_the_attempts_after_a_timeout_run_in_the_callers_context() -> None:
+    import contextvars
+
+    request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+        "request_id", default=None)
+    seen: list[tuple[str, str | None]] = []
+
+    class Seeing(Recorded):
+        def request_done(self, endpoint: str, outcome: str, seconds: float) -> None:
+            seen.append((endpoint, request_id.get()))
+
+    http, clock = ScriptedHTTP(), Clock()
+    transport = Transport(http, clock, [A, B], timeout=10.0,
+                          max_request_bytes=DEFAULT_MAX_REQUEST_BYTES, api_prefix="/v3",
+                          metrics=Seeing(), probe_interval=None)
+
+    def start() -> Deferred[Any]:
+        request_id.set("request-42")
+        return transport.call(range_request(b"k"))
+
+    d = contextvars.copy_context().run(start)
+    clock.advance(5)  # A's share runs out: the timer moves the call on to B
+    assert [e for e, _, _ in http.sent] == [A, B]
+    http.sent[1][2].callback((200, RANGE_ANSWER))
+    assert isinstance(outcome(d), RangeResult)
+    assert seen == [(A, "request-42"), (B, "request-42")]
