@@ -66,6 +66,7 @@ from twisted.logger import Logger
 
 from .. import errors
 from ..client import Client
+from ..lease import Lease
 from ..lock import Election
 from ..namespace import Namespace, NamespacedWatch
 from ..watch import Watch, WatchBatch
@@ -167,6 +168,9 @@ class Publisher:
         self._stopping = False
         self._watches: list[Watch | NamespacedWatch] = []
         self._election: Election | None = None
+        #: the lease of a leadership that could not be given back (its resign failed:
+        #: the cluster had no leader, say); revoked before the next campaign
+        self._unreleased: Lease | None = None
         self._running: Deferred[None] | None = None
         self._recording = False  # a checkpoint write is under way
         self._recorder: Deferred[None] | None = None
@@ -350,6 +354,10 @@ class Publisher:
         if self._election is not None:
             with contextlib.suppress(errors.EtcdError):  # best effort: the lease expires anyway
                 await self._election.resign()
+        if self._unreleased is not None:
+            with contextlib.suppress(errors.EtcdError):  # (likewise)
+                await self._unreleased.revoke()
+            self._unreleased = None
 
     def _stop_watches(self) -> None:
         for watch in self._watches:
@@ -373,6 +381,13 @@ class Publisher:
                 delay = min(delay * 2, _RETRY_MAX)
 
     async def _lead_once(self) -> None:
+        if self._unreleased is not None:
+            # Our last leader key may still be alive on etcd (a new raft leader extends
+            # every lease, the one we gave up for lost too): the campaign would wait a
+            # whole TTL behind it. Revoke it first; while etcd still cannot, this raises
+            # and _run tries again after its pause.
+            await self._unreleased.revoke()
+            self._unreleased = None
         election = self.client.election(self.keys.election, ttl=5)
         self._election = election
         await election.campaign(str(self._session_id()).encode())
@@ -383,9 +398,18 @@ class Publisher:
             # while we read the checkpoint, say): give the leadership back, or
             # the leader key outlives us and every later campaign, our own
             # next one included, waits behind it forever.
-            with contextlib.suppress(errors.EtcdError):
-                await election.resign()
+            await self._resign(election)
             raise
+
+    async def _resign(self, election: Election) -> None:
+        """Give ``election``'s leadership back; if etcd cannot take it now, remember its
+        lease for the next campaign to revoke."""
+        lease = election.lease
+        try:
+            await election.resign()
+        except errors.EtcdError:
+            if lease is not None:
+                self._unreleased = lease
 
     async def _lead(self, election: Election) -> None:
         assert election.lease is not None
@@ -428,8 +452,7 @@ class Publisher:
         # lease (a new raft leader extends every lease) and with it our leader
         # key, which every campaign, our own next one included, would wait
         # behind for a whole TTL. Either way, give it up now.
-        with contextlib.suppress(errors.EtcdError):
-            await election.resign()
+        await self._resign(election)
 
     def _deposed(self, election: Election) -> Deferred[None]:
         """Fires when the leader key of ``election`` is deleted."""

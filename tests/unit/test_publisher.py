@@ -27,9 +27,24 @@ from etcdwamp.wire.watch import EventType, WatchEvent
 
 
 class FakeLease:
-    def __init__(self) -> None:
+    def __init__(self, etcd: FakeClient | None = None) -> None:
         self.alive = True
+        self.etcd = etcd
         self._waiting: list[Deferred[None]] = []
+
+    async def revoke(self) -> None:
+        if self.etcd is not None and self.etcd.no_leader:
+            raise errors.NoLeader("etcdserver: no leader")
+        self.alive = False
+        if self.etcd is not None:
+            self.etcd.wake()
+
+    def lose_here(self) -> None:
+        """No renewal was confirmed in time, yet etcd still holds the lease (a new
+        raft leader extends every lease): lost for its holder, alive on etcd."""
+        for d in self._waiting:
+            d.errback(errors.LeaseExpired(1))
+        self._waiting = []
 
     @property
     def lost(self) -> Deferred[None]:
@@ -53,7 +68,7 @@ class FakeElection:
         self.leader_key: LeaderKey | None = None
 
     async def campaign(self, value: bytes) -> LeaderKey:
-        self.lease = FakeLease()
+        self.lease = FakeLease(self.etcd)
         while self.etcd.leader is not None and self.etcd.leader.alive:
             d: Deferred[None] = Deferred()
             self.etcd.queued.append(d)
@@ -65,6 +80,9 @@ class FakeElection:
     async def resign(self) -> None:
         # Election.resign revokes the lease, or at least stops renewing it
         # when etcd does not answer: either way the leadership ends.
+        if self.etcd.no_leader:  # etcd cannot delete the key now: the lease lives on
+            self.lease, self.leader_key = None, None
+            raise errors.NoLeader("etcdserver: no leader")
         if self.lease is not None:
             self.lease.alive = False
         self.lease, self.leader_key = None, None
@@ -128,6 +146,7 @@ class FakeClient:
         self.kv: dict[bytes, bytes] = {}
         self.watches: list[FakeWatch] = []
         self.failing_reads = 0
+        self.no_leader = False  # resigns and revokes fail, as while etcd elects a leader
         self.txns: list[Transaction] = []
         self.held: Deferred[None] | None = None  # writes wait for it while set
         self.denied: bytes | None = None  # keys under it are refused, as etcd's RBAC does
@@ -574,3 +593,22 @@ def test_a_leader_that_finds_no_checkpoint_resyncs_every_feed_first() -> None:
     etcd.leader.lose()
     clock.advance(10)
     assert publisher.is_publisher and len(published) == 3
+
+
+def test_a_leadership_not_given_back_is_revoked_before_the_next_campaign() -> None:
+    """The publisher's lease is lost for it while etcd has no leader (so it cannot
+    resign), yet etcd keeps the lease and the leader key: the next campaign revokes
+    that lease first instead of waiting a whole TTL behind its own old key."""
+    etcd = FakeClient()
+    clock, publisher = started(etcd)
+    lease = etcd.leader
+    assert publisher.is_publisher and lease is not None
+    etcd.no_leader = True
+    lease.lose_here()
+    assert not publisher.is_publisher and lease.alive  # the resign failed
+    clock.advance(0.1)  # the first pause: etcd still has no leader, it waits again
+    assert not publisher.is_publisher and lease.alive
+    etcd.no_leader = False
+    clock.advance(0.2)
+    assert not lease.alive  # revoked, so the campaign did not wait for its TTL
+    assert publisher.is_publisher and etcd.leader is not lease
