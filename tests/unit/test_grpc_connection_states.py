@@ -13,71 +13,12 @@ import h2.errors
 import h2.events
 import pytest
 from h2_frames import frame_types
+from h2_peer import HEAD, OK, Peer
 from twisted.internet.defer import CancelledError
 from twisted.python.failure import Failure
 
 from etcdwamp import errors
-from etcdwamp.grpc.connection import GrpcConnection
 from etcdwamp.grpc.framing import frame
-
-OK = [(b"grpc-status", b"0")]
-HEAD = [(b":status", b"200"), (b"content-type", b"application/grpc")]
-
-
-class Pipe:
-    def __init__(self) -> None:
-        self.out = bytearray()
-        self.closed = False
-        self.aborted = False
-
-    def write(self, data: bytes) -> None:
-        self.out += data
-
-    def close(self) -> None:
-        self.closed = True
-
-    def abort(self) -> None:
-        self.aborted = True
-
-
-class Peer:
-    """An h2 server wired to a GrpcConnection through a Pipe."""
-
-    def __init__(self) -> None:
-        self.pipe = Pipe()
-        self.conn = GrpcConnection("127.0.0.1:2379", endpoint="http://127.0.0.1:2379")
-        self.server = h2.connection.H2Connection(
-            h2.config.H2Configuration(client_side=False, header_encoding=None))
-        self.server.initiate_connection()
-        self.conn.connection_made(self.pipe)
-        self.requests: list[int] = []
-        self.reset: list[int] = []
-        self.pump()
-
-    def pump(self) -> None:
-        while True:
-            data, self.pipe.out = bytes(self.pipe.out), bytearray()
-            if data:
-                for event in self.server.receive_data(data):
-                    if isinstance(event, h2.events.RequestReceived):
-                        self.requests.append(event.stream_id)
-                    elif isinstance(event, h2.events.StreamReset):
-                        self.reset.append(event.stream_id)
-                    elif isinstance(event, h2.events.DataReceived):
-                        self.server.acknowledge_received_data(event.flow_controlled_length,
-                                                              event.stream_id)
-            back = self.server.data_to_send()
-            if back:
-                self.conn.data_received(back)
-            if not back and not self.pipe.out:
-                return
-
-    def answer(self, stream_id: int, *messages: bytes, trailers: Any = OK) -> None:
-        self.server.send_headers(stream_id, HEAD)
-        for message in messages:
-            self.server.send_data(stream_id, frame(message))
-        self.server.send_headers(stream_id, trailers, end_stream=True)
-        self.pump()
 
 
 def outcome(d: Any) -> Any:

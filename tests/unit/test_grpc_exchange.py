@@ -11,82 +11,21 @@ import struct
 import weakref
 from typing import Any
 
-import h2.config
-import h2.connection
-import h2.events
 import pytest
 from h2_frames import frame_types
+from h2_peer import Peer as Server
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
 from etcdwamp import errors
 from etcdwamp.grpc.connection import GrpcConnection
-from etcdwamp.grpc.framing import frame
 from etcdwamp.grpc.gateway_frames import HTTP_BY_CODE
 from etcdwamp.grpc.http import GrpcHTTP
 
 ENDPOINT = "http://127.0.0.1:2379"
 RANGE = "/v3/kv/range"
-HEAD = [(b":status", b"200"), (b"content-type", b"application/grpc")]
-OK = [(b"grpc-status", b"0")]
 _PING = 6
-
-
-class Pipe:
-    def __init__(self) -> None:
-        self.out = bytearray()
-        self.written = bytearray()  # everything, for the frame types
-        self.ended: list[str] = []
-
-    def write(self, data: bytes) -> None:
-        self.out += data
-        self.written += data
-
-    def close(self) -> None:
-        self.ended.append("close")
-
-    def abort(self) -> None:
-        self.ended.append("abort")
-
-
-class Server:
-    """An h2 server wired to a GrpcConnection: the streams opened and reset."""
-
-    def __init__(self) -> None:
-        self.pipe = Pipe()
-        self.conn = GrpcConnection("127.0.0.1:2379", endpoint=ENDPOINT)
-        self.h2 = h2.connection.H2Connection(
-            h2.config.H2Configuration(client_side=False, header_encoding=None))
-        self.h2.initiate_connection()
-        self.conn.connection_made(self.pipe)
-        self.requests: list[int] = []
-        self.reset: list[int] = []
-        self.pump()
-
-    def pump(self) -> None:
-        while True:
-            data, self.pipe.out = bytes(self.pipe.out), bytearray()
-            if data:
-                for event in self.h2.receive_data(data):
-                    if isinstance(event, h2.events.RequestReceived):
-                        self.requests.append(event.stream_id)
-                    elif isinstance(event, h2.events.StreamReset):
-                        self.reset.append(event.stream_id)
-                    elif isinstance(event, h2.events.DataReceived):
-                        self.h2.acknowledge_received_data(event.flow_controlled_length,
-                                                          event.stream_id)
-            back = self.h2.data_to_send()
-            if back:
-                self.conn.data_received(back)
-            if not back and not self.pipe.out:
-                return
-
-    def answer(self, stream_id: int, message: bytes, trailers: Any = OK) -> None:
-        self.h2.send_headers(stream_id, HEAD)
-        self.h2.send_data(stream_id, frame(message))
-        self.h2.send_headers(stream_id, trailers, end_stream=True)
-        self.pump()
 
 
 def http_over(*servers: Server, clock: Clock | None = None) -> GrpcHTTP:

@@ -11,6 +11,7 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.settings
+from h2_peer import HEAD, OK, Peer
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.python.failure import Failure
 
@@ -24,8 +25,6 @@ from etcdwamp.wire import range_request
 from etcdwamp.wire.concurrency import lease_keepalive_request
 
 ENDPOINT = "http://127.0.0.1:2379"
-HEAD = [(b":status", b"200"), (b"content-type", b"application/grpc")]
-OK = [(b"grpc-status", b"0")]
 NO_LEADER = [(b"grpc-status", b"14"), (b"grpc-message", b"etcdserver: no leader")]
 KEEPALIVE = codec.method("/lease/keepalive")
 
@@ -38,76 +37,41 @@ def answer(lease_id: int, ttl: int) -> bytes:
     return bytes(KEEPALIVE.response_class(ID=lease_id, TTL=ttl).SerializeToString())
 
 
-class Pipe:
-    def __init__(self) -> None:
-        self.out = bytearray()
-
-    def write(self, data: bytes) -> None:
-        self.out += data
-
-    def close(self) -> None:
-        pass
-
-    def abort(self) -> None:
-        pass
-
-
-class Server:
-    """An h2 server wired to a GrpcConnection: the streams opened, the lease ids each
-    carried, which ended from our side, and the metadata each opened with."""
+class Server(Peer):
+    """The peer, also recording the lease ids each stream carried, which ended from our
+    side, and the metadata each opened with."""
 
     def __init__(self) -> None:
-        self.pipe = Pipe()
-        self.conn = GrpcConnection("127.0.0.1:2379", endpoint=ENDPOINT)
-        self.h2 = h2.connection.H2Connection(
-            h2.config.H2Configuration(client_side=False, header_encoding=None))
-        self.h2.initiate_connection()
-        self.conn.connection_made(self.pipe)
         self.leases: dict[int, list[int]] = {}
         self.headers: dict[int, dict[bytes, bytes]] = {}
         self.half_closed: list[int] = []
-        self.reset: list[int] = []
         self._decoders: dict[int, MessageDecoder] = {}
-        self.pump()
+        super().__init__(ENDPOINT)
 
-    def pump(self) -> None:
-        while True:
-            data, self.pipe.out = bytes(self.pipe.out), bytearray()
-            if data:
-                for event in self.h2.receive_data(data):
-                    self._on(event)
-            back = self.h2.data_to_send()
-            if back:
-                self.conn.data_received(back)
-            if not back and not self.pipe.out:
-                return
-
-    def _on(self, event: Any) -> None:
+    def on_event(self, event: Any) -> None:
+        super().on_event(event)
         if isinstance(event, h2.events.RequestReceived):
             self.headers[event.stream_id] = dict(event.headers)
             self.leases[event.stream_id] = []
             self._decoders[event.stream_id] = MessageDecoder(1 << 20)
         elif isinstance(event, h2.events.DataReceived):
-            self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
             for message in self._decoders[event.stream_id].feed(event.data):
                 self.leases[event.stream_id].append(
                     KEEPALIVE.request_class.FromString(message).ID)
         elif isinstance(event, h2.events.StreamEnded):
             self.half_closed.append(event.stream_id)
-        elif isinstance(event, h2.events.StreamReset):
-            self.reset.append(event.stream_id)
 
     def reply(self, stream_id: int, *messages: bytes) -> None:
-        if not self.h2.streams[stream_id].state_machine.headers_sent:
-            self.h2.send_headers(stream_id, HEAD)
+        if not self.server.streams[stream_id].state_machine.headers_sent:
+            self.server.send_headers(stream_id, HEAD)
         for message in messages:
-            self.h2.send_data(stream_id, frame(message))
+            self.server.send_data(stream_id, frame(message))
         self.pump()
 
     def end(self, stream_id: int, trailers: Any = OK) -> None:
-        if not self.h2.streams[stream_id].state_machine.headers_sent:
-            self.h2.send_headers(stream_id, HEAD)
-        self.h2.send_headers(stream_id, trailers, end_stream=True)
+        if not self.server.streams[stream_id].state_machine.headers_sent:
+            self.server.send_headers(stream_id, HEAD)
+        self.server.send_headers(stream_id, trailers, end_stream=True)
         self.pump()
 
 
@@ -244,7 +208,7 @@ def test_a_keepalive_stream_that_never_opened_is_forgotten_with_its_lost_connect
     # etcd allows one stream, a range holds it: the renewal waits for a free stream;
     # then the connection goes. Nothing may keep the dead connection referenced.
     server = Server()
-    server.h2.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 1})
+    server.server.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 1})
     server.pump()
     http = http_over(server)
     held = http.exchange(ENDPOINT, "/v3/kv/range",
